@@ -1,0 +1,93 @@
+"""Benchmark harness: fastconv and PyTorch side by side in one process at one thread count.
+
+Times are medians of several runs; results are reported as ratios (fastconv/torch speed) and as a
+fraction of this machine's numpy sgemm rate, never as absolute times to compare across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+
+@dataclass
+class Case:
+    """One benchmark row: a name, its flop count (None when not a GEMM-like op) and two callables."""
+
+    name: str
+    fastconv: Callable[[], object]
+    torch: Optional[Callable[[], object]] = None
+    flops: Optional[float] = None
+    note: str = ""
+    results: dict = field(default_factory=dict)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 7, warmup: int = 2, min_time: float = 0.0) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def sgemm_gflops(n: int = 1024, repeats: int = 7) -> float:
+    """This machine's float32 GEMM rate through numpy (GF/s, 2·n³ flops per product)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    t = median_seconds(lambda: a @ b, repeats=repeats)
+    return 2.0 * n ** 3 / t / 1e9
+
+
+def setup_threads(threads: int):
+    """Same thread count for fastconv (OpenMP + BLAS) and torch; returns torch or None."""
+    import fastconv
+
+    fastconv.set_num_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def run_cases(cases: List[Case], repeats: int, sgemm: float) -> None:
+    for c in cases:
+        fc_t = median_seconds(c.fastconv, repeats=repeats)
+        th_t = median_seconds(c.torch, repeats=repeats) if c.torch is not None else None
+        c.results = {"fastconv_ms": fc_t * 1e3, "torch_ms": None if th_t is None else th_t * 1e3}
+        if c.flops:
+            c.results["gflops"] = c.flops / fc_t / 1e9
+            c.results["sgemm_frac"] = c.results["gflops"] / sgemm
+        if th_t is not None:
+            c.results["speedup"] = th_t / fc_t
+
+
+def format_table(cases: List[Case]) -> str:
+    head = f"{'case':<44} {'fastconv ms':>11} {'torch ms':>9} {'GF/s':>7} {'%sgemm':>7} {'fc/torch':>8}"
+    lines = [head, "-" * len(head)]
+    for c in cases:
+        r = c.results
+        torch_ms = f"{r['torch_ms']:.2f}" if r.get("torch_ms") is not None else "-"
+        gf = f"{r['gflops']:.1f}" if "gflops" in r else "-"
+        frac = f"{100 * r['sgemm_frac']:.0f}%" if "sgemm_frac" in r else "-"
+        sp = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
+        lines.append(f"{c.name:<44} {r['fastconv_ms']:>11.2f} {torch_ms:>9} {gf:>7} {frac:>7} {sp:>8}")
+    return "\n".join(lines)
+
+
+def common_args(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--threads", type=int, default=2, help="threads for both fastconv and torch")
+    p.add_argument("--repeats", type=int, default=7, help="runs per measurement (median reported)")
+    p.add_argument("--only", default=None, help="substring filter on case names")
+    return p

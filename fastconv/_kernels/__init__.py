@@ -1,0 +1,1 @@
+"""Compiled Cython/OpenMP kernels. Private: they trust their inputs; validate in Python first."""

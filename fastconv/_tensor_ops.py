@@ -1,0 +1,407 @@
+"""Elementary differentiable operations behind Tensor's operators (each forward next to its backward)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import normalize_axis
+from .autograd.function import Function
+
+
+def unbroadcast(grad: np.ndarray, shape) -> np.ndarray:
+    """Sum ``grad`` over the axes numpy broadcasting added or stretched, back to ``shape``."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _expand_reduced(grad: np.ndarray, shape, axes, keepdims: bool) -> np.ndarray:
+    """Broadcast the gradient of a reduction back to the input's shape (a fresh array)."""
+    if axes is None:
+        axes = tuple(range(len(shape)))
+    if not keepdims:
+        grad = np.expand_dims(grad, axes) if axes else grad
+    out = np.empty(shape, dtype=grad.dtype)
+    out[...] = grad
+    return out
+
+
+# ---- arithmetic -------------------------------------------------------------------------------
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.asarray(a + b)
+
+    @staticmethod
+    def backward(ctx, g):
+        na, nb = ctx.needs_input_grad
+        sa, sb = ctx.shapes
+        return (unbroadcast(g, sa) if na else None, unbroadcast(g, sb) if nb else None)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.asarray(a - b)
+
+    @staticmethod
+    def backward(ctx, g):
+        na, nb = ctx.needs_input_grad
+        sa, sb = ctx.shapes
+        return (unbroadcast(g, sa) if na else None, unbroadcast(-g, sb) if nb else None)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        na, nb = ctx.needs_input_grad
+        ctx.save_for_backward(b if na else None, a if nb else None)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.asarray(a * b)
+
+    @staticmethod
+    def backward(ctx, g):
+        b, a = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        sa, sb = ctx.shapes
+        return (unbroadcast(g * b, sa) if na else None, unbroadcast(g * a, sb) if nb else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = np.asarray(a / b)
+        ctx.save_for_backward(b, out if ctx.needs_input_grad[1] else None)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        b, out = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        sa, sb = ctx.shapes
+        ga = unbroadcast(g / b, sa) if na else None
+        gb = unbroadcast(-g * out / b, sb) if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = np.asarray(a ** b)
+        ctx.save_for_backward(a, b, out)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, out = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        sa, sb = ctx.shapes
+        ga = unbroadcast(g * b * a ** (b - 1), sa) if na else None
+        gb = None
+        if nb:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = unbroadcast(np.where(a > 0, g * out * np.log(np.where(a > 0, a, 1)), 0), sb)
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        na, nb = ctx.needs_input_grad
+        ctx.save_for_backward(b if na else None, a if nb else None)
+        ctx.ndims = (a.ndim, b.ndim)
+        ctx.shapes = (a.shape, b.shape)
+        return np.asarray(np.matmul(a, b))
+
+    @staticmethod
+    def backward(ctx, g):
+        b, a = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        da, db = ctx.ndims
+        sa, sb = ctx.shapes
+        # Promote vectors to matrices so one formula serves every case.
+        if da == 1:
+            g = np.expand_dims(g, -2)
+        if db == 1:
+            g = np.expand_dims(g, -1)
+        ga = gb = None
+        if na:
+            b2 = b[:, None] if db == 1 else b
+            ga = np.matmul(g, np.swapaxes(b2, -1, -2))
+            ga = ga[..., 0, :] if da == 1 else ga
+            ga = unbroadcast(ga, sa)
+        if nb:
+            a2 = a[None, :] if da == 1 else a
+            gb = np.matmul(np.swapaxes(a2, -1, -2), g)
+            gb = gb[..., 0] if db == 1 else gb
+            gb = unbroadcast(gb, sb)
+        return ga, gb
+
+
+# ---- elementwise ------------------------------------------------------------------------------
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g / a
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g / (2 * out)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(np.sign(a))
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (sign,) = ctx.saved_tensors
+        return g * sign
+
+
+class Clip(Function):
+    @staticmethod
+    def forward(ctx, a, lo=None, hi=None):
+        inside = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            inside &= a >= lo
+        if hi is not None:
+            inside &= a <= hi
+        ctx.save_for_backward(inside)
+        return np.clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (inside,) = ctx.saved_tensors
+        return g * inside
+
+
+# ---- reductions -------------------------------------------------------------------------------
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand_reduced(g, ctx.shape, ctx.axis, ctx.keepdims)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        ctx.count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
+        return np.asarray(a.mean(axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand_reduced(g / max(ctx.count, 1), ctx.shape, ctx.axis, ctx.keepdims)
+
+
+class Extremum(Function):
+    """max/min over axes; the gradient is shared equally between tied extremes."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False, largest=True):
+        reduce = np.max if largest else np.min
+        out = np.asarray(reduce(a, axis=axis, keepdims=True))
+        mask = a == out
+        ctx.save_for_backward(mask, mask.sum(axis=axis, keepdims=True))
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        return out if keepdims else np.asarray(out.squeeze(axis=axis) if axis is not None else out.reshape(()))
+
+    @staticmethod
+    def backward(ctx, g):
+        mask, count = ctx.saved_tensors
+        g = _expand_reduced(g, ctx.shape, ctx.axis, ctx.keepdims)
+        return g * mask / count
+
+
+class Var(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False, ddof=0):
+        mean = a.mean(axis=axis, keepdims=True)
+        centered = a - mean
+        count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
+        ctx.save_for_backward(centered)
+        ctx.shape, ctx.axis, ctx.keepdims, ctx.denom = a.shape, axis, keepdims, max(count - ddof, 0)
+        out = (centered * centered).sum(axis=axis, keepdims=keepdims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(out / ctx.denom, dtype=a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (centered,) = ctx.saved_tensors
+        g = _expand_reduced(g, ctx.shape, ctx.axis, ctx.keepdims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * (2.0 / ctx.denom) * centered
+
+
+# ---- shape ------------------------------------------------------------------------------------
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, a, shape=None):
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, a, axes=None):
+        ctx.axes = axes
+        return np.transpose(a, axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.transpose(g, np.argsort(ctx.axes))
+
+
+def _has_advanced_index(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, (list, np.ndarray)) for i in items)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, a, index=None):
+        ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
+        return np.asarray(a[index])
+
+    @staticmethod
+    def backward(ctx, g):
+        out = np.zeros(ctx.shape, dtype=ctx.dtype)
+        if _has_advanced_index(ctx.index):
+            np.add.at(out, ctx.index, g)  # repeated indices accumulate
+        else:
+            out[ctx.index] = g
+        return out
+
+
+class Concatenate(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        ctx.sizes = [a.shape[axis] for a in arrays]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        splits = np.cumsum(ctx.sizes)[:-1]
+        parts = np.split(g, splits, axis=ctx.axis)
+        return tuple(p if need else None for p, need in zip(parts, ctx.needs_input_grad))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(np.take(g, i, axis=ctx.axis) if need else None
+                     for i, need in enumerate(ctx.needs_input_grad))
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx, a, pad_width=None, value=0.0):
+        ctx.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, a.shape))
+        return np.pad(a, pad_width, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.ascontiguousarray(g[ctx.slices])
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.save_for_backward(cond)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.asarray(np.where(cond, a, b))
+
+    @staticmethod
+    def backward(ctx, g):
+        (cond,) = ctx.saved_tensors
+        _, na, nb = ctx.needs_input_grad
+        sa, sb = ctx.shapes
+        return (None,
+                unbroadcast(np.where(cond, g, 0), sa) if na else None,
+                unbroadcast(np.where(cond, 0, g), sb) if nb else None)
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, a, dtype=None):
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.dtype)
+
+
+def reduction_axes(axis, ndim: int, op: str):
+    """Axis argument of a reduction in canonical form (None or a sorted tuple)."""
+    axes = normalize_axis(axis, ndim, op)
+    return None if axes is None else tuple(sorted(axes))

@@ -1,0 +1,139 @@
+"""``Function``: one differentiable operation; its context is the tape node.
+
+A Function's ``forward(ctx, *args)`` receives numpy arrays where the caller passed Tensors
+and returns an array (or a tuple of arrays); ``backward(ctx, *grad_outputs)`` receives one
+array per output and returns one gradient (array or None) per positional input.
+Keyword arguments are non-differentiable options.
+"""
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+import numpy as np
+
+from .grad_mode import is_grad_enabled
+
+_tensor_type = None
+
+
+def _Tensor():
+    """The Tensor class, imported lazily (tensor.py sits above autograd in the layering)."""
+    global _tensor_type
+    if _tensor_type is None:
+        from ..tensor import Tensor
+
+        _tensor_type = Tensor
+    return _tensor_type
+
+
+def _array_nbytes(arrays) -> int:
+    """Bytes held by distinct arrays (each buffer counted once)."""
+    seen = set()
+    total = 0
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            key = id(a)
+            if key not in seen:
+                seen.add(key)
+                total += a.nbytes
+    return total
+
+
+class Context:
+    """Per-call state of a Function and, when recorded, a node of the backward graph."""
+
+    __slots__ = (
+        "function", "needs_input_grad", "recording", "next_edges", "output_meta",
+        "_saved", "saved_nbytes", "_released", "non_differentiable", "tensor_hooks",
+        "retained", "__dict__", "__weakref__",
+    )
+
+    def __init__(self, function, needs_input_grad, recording):
+        self.function = function
+        self.needs_input_grad = needs_input_grad
+        self.recording = recording
+        self.next_edges = ()
+        self.output_meta = ()
+        self._saved = ()
+        self.saved_nbytes = 0
+        self._released = False
+        self.non_differentiable = ()
+        self.tensor_hooks = None
+        self.retained = None
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep arrays for backward; a no-op when the call is not recorded (no_grad, frozen inputs)."""
+        if not self.recording:
+            return
+        self._saved = arrays
+        self.saved_nbytes = _array_nbytes(arrays)
+
+    @property
+    def saved_tensors(self) -> Tuple[Any, ...]:
+        if self._released:
+            raise RuntimeError(
+                f"{self.function.__name__}: trying to backward through the graph a second time "
+                "(its saved arrays were freed); call backward(retain_graph=True) the first time"
+            )
+        return self._saved
+
+    def mark_non_differentiable(self, *output_indices: int) -> None:
+        """Outputs (by position) that never carry gradient, e.g. max-pool indices."""
+        self.non_differentiable = tuple(output_indices)
+
+    def release(self) -> None:
+        """Drop saved arrays (after backward without retain_graph)."""
+        self._saved = ()
+        self.saved_nbytes = 0
+        self._released = True
+        self.__dict__.clear()
+
+    def __repr__(self):
+        return f"<{self.function.__name__}Backward>"
+
+
+class Function:
+    """Base class of differentiable operations (subclass, define static forward/backward)."""
+
+    @staticmethod
+    def forward(ctx: Context, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, *grad_outputs):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run forward on the arrays behind the Tensor arguments and record the call if needed."""
+        Tensor = _Tensor()
+        grad_on = is_grad_enabled()
+        arrays = []
+        needs = []
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                needs.append(grad_on and a.requires_grad)
+            else:
+                arrays.append(a)
+                needs.append(False)
+        recording = any(needs)
+        ctx = Context(cls, tuple(needs), recording)
+        out = cls.forward(ctx, *arrays, **kwargs)
+        multiple = isinstance(out, tuple)
+        outs = out if multiple else (out,)
+        if not recording:
+            ctx._released = True
+            results = tuple(Tensor._wrap(o) for o in outs)
+            return results if multiple else results[0]
+        ctx.next_edges = tuple(
+            None if not need else (a.grad_fn, a._output_index) if a.grad_fn is not None else a
+            for a, need in zip(args, needs)
+        )
+        nondiff = ctx.non_differentiable
+        ctx.output_meta = tuple((o.shape, o.dtype) for o in outs)
+        results = tuple(
+            Tensor._wrap(o, grad_fn=None if i in nondiff else ctx, output_index=i)
+            for i, o in enumerate(outs)
+        )
+        return results if multiple else results[0]

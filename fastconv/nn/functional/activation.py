@@ -1,0 +1,158 @@
+"""Activations as Functions with closed-form backward; softmax/log_softmax are overflow-free."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._validation import check_float
+from ...autograd.function import Function
+from ...tensor import Tensor
+
+
+def _as_float_tensor(x, op: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    check_float(x.data, op)
+    return x
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        mask = x > 0
+        ctx.save_for_backward(mask)  # one byte per element, all backward needs
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return g * mask
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, slope=0.01):
+        mask = x > 0
+        ctx.save_for_backward(mask)
+        ctx.slope = slope
+        return np.where(mask, x, x * x.dtype.type(slope))
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return np.where(mask, g, g * g.dtype.type(ctx.slope))
+
+
+class ELU(Function):
+    @staticmethod
+    def forward(ctx, x, alpha=1.0):
+        mask = x > 0
+        neg = x.dtype.type(alpha) * np.expm1(np.minimum(x, 0))
+        ctx.save_for_backward(mask, neg)
+        ctx.alpha = alpha
+        return np.where(mask, x, neg)
+
+    @staticmethod
+    def backward(ctx, g):
+        mask, neg = ctx.saved_tensors
+        return np.where(mask, g, g * (neg + g.dtype.type(ctx.alpha)))
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        # exp of -|x| never overflows
+        e = np.exp(-np.abs(x))
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out * (1 - out)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (1 - out * out)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        e = np.exp(shifted)
+        out = e / e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g - np.exp(out) * g.sum(axis=ctx.axis, keepdims=True)
+
+
+def _check_dim(x: Tensor, dim: int, op: str) -> int:
+    if not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+        raise ValueError(f"{op}: dim {dim} out of range for input of shape {x.shape}")
+    return dim
+
+
+def relu(x, inplace: bool = False) -> Tensor:
+    """max(x, 0)."""
+    return ReLU.apply(_as_float_tensor(x, "relu"))
+
+
+def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, negative_slope·x otherwise."""
+    return LeakyReLU.apply(_as_float_tensor(x, "leaky_relu"), slope=negative_slope)
+
+
+def elu(x, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha·(exp(x) − 1) otherwise."""
+    return ELU.apply(_as_float_tensor(x, "elu"), alpha=alpha)
+
+
+def sigmoid(x) -> Tensor:
+    """1 / (1 + exp(−x)), stable for large |x|."""
+    return Sigmoid.apply(_as_float_tensor(x, "sigmoid"))
+
+
+def tanh(x) -> Tensor:
+    return Tanh.apply(_as_float_tensor(x, "tanh"))
+
+
+def softmax(x, dim: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along ``dim``, computed on x − max(x) so it never overflows."""
+    x = _as_float_tensor(x, "softmax")
+    return Softmax.apply(x, axis=_check_dim(x, dim, "softmax"))
+
+
+def log_softmax(x, dim: int = -1) -> Tensor:
+    """x − logsumexp(x) along ``dim``, stable at logits of ±1e4."""
+    x = _as_float_tensor(x, "log_softmax")
+    return LogSoftmax.apply(x, axis=_check_dim(x, dim, "log_softmax"))
