@@ -139,6 +139,8 @@ class MatMul(Function):
         na, nb = ctx.needs_input_grad
         da, db = ctx.ndims
         sa, sb = ctx.shapes
+        if da == 1 and db == 1:  # inner product: g is a scalar
+            return (g * b if na else None, g * a if nb else None)
         # Promote vectors to matrices so one formula serves every case.
         if da == 1:
             g = np.expand_dims(g, -2)

@@ -564,7 +564,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     arr = _to_array(data, dtype)
     if isinstance(data, (np.ndarray, Tensor)) and arr is (data.data if isinstance(data, Tensor) else data):
         arr = arr.copy()
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor._wrap(arr).requires_grad_(requires_grad)
 
 
 def _shape_args(shape):
