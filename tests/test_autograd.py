@@ -203,3 +203,20 @@ def test_gradcheck_runs_in_float64_and_needs_a_grad_input():
     assert gradcheck(lambda a: (a * a).sum(), [x])
     with pytest.raises(ValueError, match="requires grad"):
         gradcheck(lambda a: a * 2, [fc.tensor(np.ones(2))])
+
+
+def test_queued_callback_runs_once_after_backward():
+    from fastconv.autograd.engine import queue_callback
+
+    x = leaf([1.0, 2.0])
+    order = []
+
+    def hook(t):
+        order.append("grad")
+        queue_callback(lambda: order.append(("done", t.grad.numpy().sum())))
+
+    x.register_post_accumulate_grad_hook(hook)
+    (x * 2).sum().backward()
+    assert order == ["grad", ("done", 4.0)]
+    (x * 1).sum().backward()
+    assert order[-1] == ("done", 6.0) and len(order) == 4

@@ -12,6 +12,19 @@ import numpy as np
 
 from .function import _Tensor
 
+_final_callbacks: List = []
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once when the backward pass in progress finishes (e.g. to wait for
+    gradient allreduces started by hooks during backward)."""
+    _final_callbacks.append(callback)
+
+
+def _run_final_callbacks() -> None:
+    while _final_callbacks:
+        _final_callbacks.pop(0)()
+
 
 def _count_dependencies(roots) -> Dict[object, int]:
     deps: Dict[object, int] = {}
@@ -74,6 +87,14 @@ def _run_output_hooks(node, grads: List) -> None:
 
 def run_backward(tensors: Sequence, grads: Sequence[np.ndarray], retain_graph: bool = False) -> None:
     """Propagate ``grads`` (one per tensor) back through the tape to the leaves."""
+    try:
+        _propagate(tensors, grads, retain_graph)
+        _run_final_callbacks()
+    finally:
+        _final_callbacks.clear()
+
+
+def _propagate(tensors, grads, retain_graph: bool) -> None:
     buffers: Dict[object, List] = {}
     roots = []
     for t, g in zip(tensors, grads):
