@@ -1,0 +1,92 @@
+"""Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019), PyTorch's exact rules."""
+from __future__ import annotations
+
+import math
+from typing import Iterable, List, Tuple
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, check_option
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, optional AMSGrad and L2 (or, when decoupled, AdamW) weight decay.
+
+    Per step t: g ← ±grad (+ wd·p unless decoupled; if decoupled p ← p·(1 − lr·wd));
+    m ← m + (1−β1)(g − m); v ← β2·v + (1−β2)·g²; v̂ ← max(v̂, v) with amsgrad;
+    p ← p − lr/(1−β1^t) · m / (√v(or v̂) / √(1−β2^t) + eps).
+    """
+
+    _name = "Adam"
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False, decoupled_weight_decay: bool = False) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
+                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        self._validate_group(defaults)
+        super().__init__(params, defaults)
+
+    def _validate_group(self, group: dict) -> None:
+        name = self._name
+        check_option(name, "lr", group["lr"])
+        check_option(name, "eps", group["eps"])
+        check_option(name, "weight_decay", group["weight_decay"])
+        betas = group["betas"]
+        if isinstance(betas, list):
+            betas = group["betas"] = tuple(betas)
+        if not isinstance(betas, tuple) or len(betas) != 2:
+            raise TypeError(f"{name}: expected betas as a pair of floats, got {betas!r}")
+        check_option(name, "betas[0]", betas[0], 0.0, 1.0, open_max=True)
+        check_option(name, "betas[1]", betas[1], 0.0, 1.0, open_max=True)
+
+    def _update(self, group: dict, params: List[Tensor]) -> None:
+        lr = float(group["lr"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        eps = float(group["eps"])
+        weight_decay = float(group["weight_decay"])
+        for p in params:
+            grad = p.grad.data
+            if group["maximize"]:
+                grad = -grad
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(p.data)
+                state["exp_avg_sq"] = np.zeros_like(p.data)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            elif group["amsgrad"] and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] = step = int(state["step"]) + 1
+            if weight_decay != 0:
+                if group["decoupled_weight_decay"]:
+                    p.data *= 1 - lr * weight_decay
+                else:
+                    grad = grad + weight_decay * p.data
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg += (1 - beta1) * (grad - exp_avg)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * grad * grad
+            step_size = lr / (1 - beta1 ** step)
+            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+            second = exp_avg_sq
+            if group["amsgrad"]:
+                np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                second = state["max_exp_avg_sq"]
+            denom = np.sqrt(second) / bias_correction2_sqrt + eps
+            p.data -= step_size * (exp_avg / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p ← p·(1 − lr·wd) before the Adam step (default wd 1e-2)."""
+
+    _name = "AdamW"
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize, decoupled_weight_decay=True)
