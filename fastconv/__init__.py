@@ -10,11 +10,12 @@ from .tensor import (
     randn, stack, tensor, where, zeros, zeros_like,
 )
 from . import nn
+from . import optim
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "arange",
     "cat", "stack", "pad", "where", "matmul", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "manual_seed", "get_rng_state", "set_rng_state", "set_num_threads",
-    "get_num_threads", "show_config", "config", "autograd", "nn",
+    "get_num_threads", "show_config", "config", "autograd", "nn", "optim",
     "float32", "float64", "int32", "int64", "bool_",
 ]
