@@ -220,3 +220,23 @@ def test_queued_callback_runs_once_after_backward():
     assert order == ["grad", ("done", 4.0)]
     (x * 1).sum().backward()
     assert order[-1] == ("done", 6.0) and len(order) == 4
+
+
+def test_observer_sees_every_call_with_its_saved_bytes():
+    from fastconv.autograd.function import add_observer, remove_observer
+
+    seen = []
+
+    def obs(cls, ctx, args, kwargs, outputs):
+        seen.append((cls.__name__, ctx.saved_nbytes, tuple(o.shape for o in outputs)))
+
+    add_observer(obs)
+    try:
+        x = leaf(np.ones((2, 3)))
+        (x.exp() * 2).sum()
+        with fc.no_grad():
+            x.exp()
+    finally:
+        remove_observer(obs)
+    x.exp()
+    assert seen == [("Exp", 48, ((2, 3),)), ("Mul", 0, ((2, 3),)), ("Sum", 0, ((),)), ("Exp", 0, ((2, 3),))]

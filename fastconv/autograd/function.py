@@ -14,6 +14,17 @@ import numpy as np
 from .grad_mode import is_grad_enabled
 
 _tensor_type = None
+_observers: list = []
+
+
+def add_observer(observer) -> None:
+    """Call ``observer(function_cls, ctx, args, kwargs, outputs)`` after every Function call
+    (used by the memory profiler to read what each call saved; remove with remove_observer)."""
+    _observers.append(observer)
+
+
+def remove_observer(observer) -> None:
+    _observers.remove(observer)
 
 
 def _Tensor():
@@ -125,6 +136,9 @@ class Function:
         if not recording:
             ctx._released = True
             results = tuple(Tensor._wrap(o) for o in outs)
+            if _observers:
+                for obs in _observers:
+                    obs(cls, ctx, args, kwargs, results)
             return results if multiple else results[0]
         ctx.next_edges = tuple(
             None if not need else (a.grad_fn, a._output_index) if a.grad_fn is not None else a
@@ -136,4 +150,7 @@ class Function:
             Tensor._wrap(o, grad_fn=None if i in nondiff else ctx, output_index=i)
             for i, o in enumerate(outs)
         )
+        if _observers:
+            for obs in _observers:
+                obs(cls, ctx, args, kwargs, results)
         return results if multiple else results[0]
