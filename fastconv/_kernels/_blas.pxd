@@ -1,0 +1,29 @@
+# cython: language_level=3
+"""Row-major GEMM over scipy's Fortran BLAS (sgemm/dgemm), callable without the GIL.
+
+Fortran BLAS is column-major; a row-major matrix is the transpose of the same buffer read
+column-major, so C = op(A)·op(B) (row-major) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ with A and B
+swapped. The caller chooses the thread count of the underlying BLAS: never call this from
+inside a ``prange`` unless BLAS has been limited to one thread.
+"""
+from cython cimport floating
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+                      floating alpha, const floating* a, int lda,
+                      const floating* b, int ldb,
+                      floating beta, floating* c, int ldc) noexcept nogil:
+    """C (m×n, row stride ldc) = alpha·op(A)·op(B) + beta·C, all row-major.
+
+    op(A) is m×k: A is stored m×k (row stride lda) or, with trans_a, k×m.
+    op(B) is k×n: B is stored k×n (row stride ldb) or, with trans_b, n×k.
+    """
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef char ta = b'T' if trans_a else b'N'
+    if m <= 0 or n <= 0:
+        return
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)

@@ -1,0 +1,282 @@
+# cython: language_level=3
+"""2-D convolution kernels: im2col, col2im and the batched GEMMs between them.
+
+Layout: NCHW images, weights (K, C/groups·kh·kw) row-major. A column buffer holds, for one
+image and a block of output rows [oy0, oy1), one row per (channel, ky, kx) and one column per
+output pixel of the block, so the convolution of that block is the GEMM W·cols.
+
+Parallel scheme (see DESIGN.md, "Convolution: parallel scheme"): with enough work items
+(images, or image × row-block in the forward pass) they run in a ``prange`` with one column
+buffer per thread and single-threaded BLAS; the Python caller limits BLAS to one thread around
+those calls. With fewer items than threads, items run one after another, im2col/col2im are
+parallel over channels and BLAS uses its own threads (never inside a ``prange``).
+
+The kernels trust their inputs (shapes, dtypes, contiguity are checked in Python) and never
+read or write outside the arrays they are given.
+"""
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.string cimport memcpy, memset
+
+from ._blas cimport gemm
+
+
+cdef struct Geometry:
+    # image the columns are taken from / scattered into
+    Py_ssize_t C, H, W
+    # kernel, stride, padding, dilation
+    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw
+    # output grid of the convolution
+    Py_ssize_t Ho, Wo
+
+
+cdef inline void valid_outputs(Py_ssize_t off, Py_ssize_t stride, Py_ssize_t size,
+                               Py_ssize_t n_out, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Outputs o in [lo, hi) read input o·stride + off inside [0, size)."""
+    cdef Py_ssize_t a, b
+    if off >= 0:
+        a = 0
+    else:
+        a = (-off + stride - 1) // stride
+    if size - 1 - off < 0:
+        b = 0
+    else:
+        b = (size - 1 - off) // stride + 1
+    if b > n_out:
+        b = n_out
+    if a > b:
+        a = b
+    lo[0] = a
+    hi[0] = b
+
+
+cdef void im2col_block(const floating* x, const Geometry* g, Py_ssize_t c0, Py_ssize_t c1,
+                       Py_ssize_t oy0, Py_ssize_t oy1, floating* cols) noexcept nogil:
+    """Columns of channels [c0, c1) for output rows [oy0, oy1); zero where padding is read."""
+    cdef Py_ssize_t L = (oy1 - oy0) * g.Wo
+    cdef Py_ssize_t c, i, j, oy, ox, iy, off, xlo, xhi, base
+    cdef const floating* plane
+    cdef floating* dst
+    for c in range(c0, c1):
+        plane = x + c * g.H * g.W
+        for i in range(g.kh):
+            for j in range(g.kw):
+                off = j * g.dw - g.pw
+                valid_outputs(off, g.sw, g.W, g.Wo, &xlo, &xhi)
+                dst = cols + ((c * g.kh + i) * g.kw + j) * L
+                for oy in range(oy0, oy1):
+                    iy = oy * g.sh - g.ph + i * g.dh
+                    if iy < 0 or iy >= g.H or xlo == xhi:
+                        memset(dst, 0, g.Wo * sizeof(floating))
+                    else:
+                        base = iy * g.W + off
+                        if xlo > 0:
+                            memset(dst, 0, xlo * sizeof(floating))
+                        if g.sw == 1:
+                            memcpy(dst + xlo, plane + base + xlo, (xhi - xlo) * sizeof(floating))
+                        else:
+                            for ox in range(xlo, xhi):
+                                dst[ox] = plane[base + ox * g.sw]
+                        if xhi < g.Wo:
+                            memset(dst + xhi, 0, (g.Wo - xhi) * sizeof(floating))
+                    dst += g.Wo
+
+
+cdef void col2im_block(const floating* cols, const Geometry* g, Py_ssize_t c0, Py_ssize_t c1,
+                       Py_ssize_t oy0, Py_ssize_t oy1, floating* x) noexcept nogil:
+    """Scatter-add columns of channels [c0, c1), output rows [oy0, oy1), into image x."""
+    cdef Py_ssize_t L = (oy1 - oy0) * g.Wo
+    cdef Py_ssize_t c, i, j, oy, ox, iy, off, xlo, xhi, base
+    cdef floating* plane
+    cdef const floating* src
+    for c in range(c0, c1):
+        plane = x + c * g.H * g.W
+        for i in range(g.kh):
+            for j in range(g.kw):
+                off = j * g.dw - g.pw
+                valid_outputs(off, g.sw, g.W, g.Wo, &xlo, &xhi)
+                src = cols + ((c * g.kh + i) * g.kw + j) * L
+                for oy in range(oy0, oy1):
+                    iy = oy * g.sh - g.ph + i * g.dh
+                    if iy >= 0 and iy < g.H:
+                        base = iy * g.W + off
+                        if g.sw == 1:
+                            for ox in range(xlo, xhi):
+                                plane[base + ox] += src[ox]
+                        else:
+                            for ox in range(xlo, xhi):
+                                plane[base + ox * g.sw] += src[ox]
+                    src += g.Wo
+
+
+cdef void fill_channels(floating* y, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t plane,
+                        Py_ssize_t start, Py_ssize_t length, const floating* values) noexcept nogil:
+    """y[c, start:start+length] = values[c] (or 0 when values is NULL) for channels [c0, c1)."""
+    cdef Py_ssize_t c, p
+    cdef floating v
+    for c in range(c0, c1):
+        if values == NULL:
+            memset(y + c * plane + start, 0, length * sizeof(floating))
+        else:
+            v = values[c]
+            for p in range(start, start + length):
+                y[c * plane + p] = v
+
+
+cdef Geometry make_geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
+                            int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) noexcept:
+    cdef Geometry g
+    g.C = C; g.H = H; g.W = W; g.Ho = Ho; g.Wo = Wo
+    g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
+    return g
+
+
+cdef void forward_item(const floating* x, const floating* w, const floating* bias, floating* y,
+                       floating* cols, const Geometry* g, Py_ssize_t K, Py_ssize_t groups,
+                       Py_ssize_t oy0, Py_ssize_t oy1, bint parallel_channels) noexcept nogil:
+    """y (one image, K×Ho×Wo) rows [oy0, oy1) = W·im2col(x) + bias, group by group."""
+    cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
+    cdef Py_ssize_t R = Cg * g.kh * g.kw, L = (oy1 - oy0) * g.Wo, plane = g.Ho * g.Wo
+    cdef Py_ssize_t c, grp
+    cdef floating beta = 0
+    if parallel_channels:
+        for c in prange(g.C, schedule='static'):
+            im2col_block(x, g, c, c + 1, oy0, oy1, cols)
+    else:
+        im2col_block(x, g, 0, g.C, oy0, oy1, cols)
+    if bias != NULL:
+        fill_channels(y, 0, K, plane, oy0 * g.Wo, L, bias)
+        beta = 1
+    for grp in range(groups):
+        gemm(False, False, <int>Kg, <int>L, <int>R, <floating>1, w + grp * Kg * R, <int>R,
+             cols + grp * R * L, <int>L, beta, y + grp * Kg * plane + oy0 * g.Wo, <int>plane)
+
+
+def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] bias,
+                 bint has_bias, floating[:, :, :, ::1] y, floating[:, ::1] work,
+                 int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                 int block_rows, bint parallel_items, int num_threads):
+    """y = conv2d(x, w) + bias through im2col + GEMM, in blocks of ``block_rows`` output rows.
+
+    ``work`` holds one column buffer per thread (≥ C·kh·kw·block_rows·Wo elements each).
+    With ``parallel_items`` the (image, row block) items run in a prange and BLAS must have been
+    limited to one thread; otherwise items run serially and BLAS may use its threads.
+    """
+    cdef Py_ssize_t N = x.shape[0], K = y.shape[1], Ho = y.shape[2], Wo = y.shape[3]
+    cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], Ho, Wo,
+                                    kh, kw, sh, sw, ph, pw, dh, dw)
+    cdef Py_ssize_t nblocks = (Ho + block_rows - 1) // block_rows
+    cdef Py_ssize_t item, n, oy0, oy1
+    cdef const floating* bptr = &bias[0] if has_bias else NULL
+    if N == 0 or Ho == 0 or Wo == 0:
+        return
+    with nogil:
+        if parallel_items:
+            for item in prange(N * nblocks, schedule='static', num_threads=num_threads):
+                n = item // nblocks
+                oy0 = (item % nblocks) * block_rows
+                oy1 = min(oy0 + block_rows, Ho)
+                forward_item(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
+                             &work[threadid(), 0], &g, K, groups, oy0, oy1, False)
+        else:
+            for item in range(N * nblocks):
+                n = item // nblocks
+                oy0 = (item % nblocks) * block_rows
+                oy1 = min(oy0 + block_rows, Ho)
+                forward_item(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
+                             &work[0, 0], &g, K, groups, oy0, oy1, True)
+
+
+cdef void backward_image(const floating* x, const floating* w, const floating* dy,
+                         floating* dx, floating* dw_acc, const floating* dx_init,
+                         floating* cols, floating* dcols, const Geometry* g, Py_ssize_t K,
+                         Py_ssize_t groups, Py_ssize_t block_rows, bint need_dx, bint need_dw,
+                         bint parallel_channels) noexcept nogil:
+    """One image: dw_acc += dY·im2col(x)ᵀ and dx = col2im(Wᵀ·dY) (+ dx_init per channel)."""
+    cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
+    cdef Py_ssize_t R = Cg * g.kh * g.kw, plane_out = g.Ho * g.Wo
+    cdef Py_ssize_t oy0, oy1, L, c, grp
+    if need_dx:
+        if parallel_channels:
+            for c in prange(g.C, schedule='static'):
+                fill_channels(dx, c, c + 1, g.H * g.W, 0, g.H * g.W, dx_init)
+        else:
+            fill_channels(dx, 0, g.C, g.H * g.W, 0, g.H * g.W, dx_init)
+    oy0 = 0
+    while oy0 < g.Ho:
+        oy1 = min(oy0 + block_rows, g.Ho)
+        L = (oy1 - oy0) * g.Wo
+        if need_dw:
+            if parallel_channels:
+                for c in prange(g.C, schedule='static'):
+                    im2col_block(x, g, c, c + 1, oy0, oy1, cols)
+            else:
+                im2col_block(x, g, 0, g.C, oy0, oy1, cols)
+            for grp in range(groups):
+                gemm(False, True, <int>Kg, <int>R, <int>L, <floating>1,
+                     dy + grp * Kg * plane_out + oy0 * g.Wo, <int>plane_out,
+                     cols + grp * R * L, <int>L, <floating>1, dw_acc + grp * Kg * R, <int>R)
+        if need_dx:
+            for grp in range(groups):
+                gemm(True, False, <int>R, <int>L, <int>Kg, <floating>1, w + grp * Kg * R, <int>R,
+                     dy + grp * Kg * plane_out + oy0 * g.Wo, <int>plane_out,
+                     <floating>0, dcols + grp * R * L, <int>L)
+            if parallel_channels:
+                for c in prange(g.C, schedule='static'):
+                    col2im_block(dcols, g, c, c + 1, oy0, oy1, dx)
+            else:
+                col2im_block(dcols, g, 0, g.C, oy0, oy1, dx)
+        oy0 = oy1
+
+
+def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
+                  const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                  floating[:, ::1] dw_parts, const floating[::1] dx_init, bint has_dx_init,
+                  floating[:, ::1] work, floating[:, ::1] dwork,
+                  bint need_dx, bint need_dw, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                  int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                  int block_rows, bint parallel_items, int num_threads):
+    """Gradients of y = conv2d(x, w): dw_parts[t] += dY·colsᵀ per thread t, dx = col2im(Wᵀ·dY).
+
+    The image (x and dx) is N×C×H×W with N from dy; ``x`` is read only when ``need_dw``,
+    ``w`` only when ``need_dx``, ``dx`` written only when ``need_dx``. ``dx_init`` (per
+    channel of dx) is the value dx starts from — conv_transpose2d's bias. ``work``/``dwork``
+    hold one column buffer per thread. The caller sums ``dw_parts`` over threads.
+    """
+    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
+    cdef Geometry g = make_geometry(C, H, W, Ho, Wo,
+                                    kh, kw, sh, sw, ph, pw, dh, dw)
+    cdef Py_ssize_t n, t
+    cdef Py_ssize_t image = g.C * g.H * g.W
+    cdef const floating* xptr = &x[0, 0, 0, 0] if need_dw else NULL
+    cdef const floating* wptr = &w[0, 0] if need_dx else NULL
+    cdef floating* dxptr = &dx[0, 0, 0, 0] if need_dx else NULL
+    cdef floating* dwptr = &dw_parts[0, 0] if need_dw else NULL
+    cdef floating* cptr = &work[0, 0] if need_dw else NULL
+    cdef floating* dcptr = &dwork[0, 0] if need_dx else NULL
+    cdef const floating* init = &dx_init[0] if has_dx_init else NULL
+    cdef Py_ssize_t wstride = work.shape[1], dwstride = dwork.shape[1], pstride = dw_parts.shape[1]
+    if N == 0 or not (need_dx or need_dw):
+        return
+    if Ho == 0 or Wo == 0:
+        if need_dx:
+            with nogil:
+                for n in range(N):
+                    fill_channels(dxptr + n * image, 0, g.C, g.H * g.W, 0, g.H * g.W, init)
+        return
+    with nogil:
+        if parallel_items:
+            for n in prange(N, schedule='static', num_threads=num_threads):
+                t = threadid()
+                backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
+                               dxptr + n * image if need_dx else NULL,
+                               dwptr + t * pstride if need_dw else NULL, init,
+                               cptr + t * wstride if need_dw else NULL,
+                               dcptr + t * dwstride if need_dx else NULL,
+                               &g, K, groups, block_rows, need_dx, need_dw, False)
+        else:
+            for n in range(N):
+                backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
+                               dxptr + n * image if need_dx else NULL, dwptr, init, cptr, dcptr,
+                               &g, K, groups, block_rows, need_dx, need_dw, True)

@@ -1,0 +1,422 @@
+"""2-D convolution and transposed convolution (NCHW) as Functions over the im2col/GEMM kernels.
+
+Validation happens here, before any kernel runs; the kernels in ``fastconv._kernels.conv``
+trust what they get. Both ops share the same three kernels: the forward GEMM of conv2d is the
+backward-data GEMM of conv_transpose2d and vice versa. Backward recomputes the column buffer
+from the saved input instead of keeping it (see DESIGN.md, "Convolution: parallel scheme").
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple, Union
+
+import numpy as np
+
+from ..._kernels import _omp
+from ..._kernels import conv as _conv
+from ..._validation import check_float, check_ndim, check_same_dtype, int_pair
+from ...autograd.function import Function
+from ...tensor import Tensor
+
+IntPair = Union[int, Tuple[int, int]]
+
+# Largest column buffer per thread, in elements: bounds memory for large images and keeps the
+# buffer near the caches; row blocks of the output are processed one at a time beyond it.
+COLUMN_BLOCK_ELEMENTS = 1 << 21
+
+
+class ConvGeometry(NamedTuple):
+    """Everything the kernels need besides the arrays (padding is top/left; the output size
+    already accounts for any extra bottom/right padding)."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    groups: int
+    out_h: int
+    out_w: int
+
+
+# ---- BLAS threads around parallel regions ---------------------------------------------------
+
+_blas_libraries = None
+
+
+def _blas_controllers():
+    """threadpoolctl controllers of the loaded BLAS libraries (found once)."""
+    global _blas_libraries
+    if _blas_libraries is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call must be loaded)
+        from threadpoolctl import ThreadpoolController
+
+        _blas_libraries = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    return _blas_libraries
+
+
+def _run_with_serial_blas(kernel, *args) -> None:
+    """Run a kernel whose prange calls BLAS with every BLAS library limited to one thread."""
+    libs = _blas_controllers()
+    previous = [lib.get_num_threads() for lib in libs]
+    for lib, n in zip(libs, previous):
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        for lib, n in zip(libs, previous):
+            if n != 1:
+                lib.set_num_threads(n)
+
+
+def _run(kernel, parallel_items: bool, *args) -> None:
+    if parallel_items:
+        _run_with_serial_blas(kernel, *args)
+    else:
+        kernel(*args)
+
+
+# ---- shared planning ---------------------------------------------------------------------------
+
+def _row_block(rows_total: int, elements_per_row: int) -> int:
+    """Output rows per column buffer: all of them unless that exceeds the element budget."""
+    return max(1, min(rows_total, COLUMN_BLOCK_ELEMENTS // max(1, elements_per_row)))
+
+
+def _forward_plan(n: int, out_h: int, elements_per_row: int, threads: int) -> Tuple[int, bool]:
+    """(rows per block, parallel over items?) for the forward GEMM pass.
+
+    Items are (image, row block) pairs. With fewer images than threads, rows are split further
+    so every thread gets an item; a single thread runs items serially with BLAS's own threads.
+    """
+    block = _row_block(out_h, elements_per_row)
+    if threads <= 1:
+        return block, False
+    blocks = -(-out_h // block)
+    if n * blocks < threads or (n * blocks) % threads:
+        # split rows so the item count is a multiple of the thread count (load balance)
+        per_image = max(blocks, -(-threads // max(n, 1)))
+        while (n * per_image) % threads and per_image < out_h:
+            per_image += 1
+        block = max(1, -(-out_h // per_image))
+    blocks = -(-out_h // block)
+    return block, n * blocks >= threads
+
+
+def _work_buffer(threads: int, elements: int, dtype) -> np.ndarray:
+    return np.empty((max(threads, 1), max(elements, 1)), dtype=dtype)
+
+
+def _dummy(dtype, ndim: int) -> np.ndarray:
+    """A zero-size array standing in for an argument a kernel will not read."""
+    return np.empty((0,) * ndim, dtype=dtype)
+
+
+def _conv_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray],
+                         out_shape: Tuple[int, int, int, int], g: ConvGeometry) -> np.ndarray:
+    """y = conv2d(x, w2) (+ bias) with w2 the weight as a (K, C/groups·kh·kw) matrix."""
+    n, c = x.shape[0], x.shape[1]
+    y = np.empty(out_shape, dtype=x.dtype)
+    threads = _omp.get_max_threads()
+    row_elems = c * g.kh * g.kw * g.out_w
+    block, parallel = _forward_plan(n, g.out_h, row_elems, threads)
+    work = _work_buffer(threads if parallel else 1, row_elems * block, x.dtype)
+    has_bias = bias is not None
+    _run(_conv.conv_forward, parallel, x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias,
+         y, work, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block, parallel, threads)
+    return y
+
+
+def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy: np.ndarray,
+                          image_shape: Tuple[int, int, int, int], weight_matrix_shape: Tuple[int, int],
+                          g: ConvGeometry, need_dx: bool, need_dw: bool,
+                          dx_init: Optional[np.ndarray] = None):
+    """(dx, dw2) of y = conv2d(x, w2) given dY, w2 being the (K, C/groups·kh·kw) weight matrix.
+
+    Either gradient may be skipped (returned as None): x is read only for dw2, w2 only for dx.
+    ``dx_init`` (per channel of dx) is added to dx: conv_transpose2d's bias.
+    """
+    dtype = dy.dtype
+    n, c, h, w = image_shape
+    threads = _omp.get_max_threads()
+    parallel = threads > 1 and n >= threads
+    used = threads if parallel else 1
+    row_elems = c * g.kh * g.kw * g.out_w
+    block = _row_block(g.out_h, row_elems)
+    dx = np.empty(image_shape, dtype=dtype) if need_dx else _dummy(dtype, 4)
+    dw_parts = (np.zeros((used, weight_matrix_shape[0] * weight_matrix_shape[1]), dtype=dtype)
+                if need_dw else _dummy(dtype, 2))
+    work = _work_buffer(used, row_elems * block, dtype) if need_dw else _dummy(dtype, 2)
+    dwork = _work_buffer(used, row_elems * block, dtype) if need_dx else _dummy(dtype, 2)
+    has_init = dx_init is not None
+    _run(_conv.conv_backward, parallel, x if need_dw else _dummy(dtype, 4),
+         w2 if need_dx else _dummy(dtype, 2), dy, dx, dw_parts,
+         dx_init if has_init else _dummy(dtype, 1), has_init, work, dwork,
+         need_dx, need_dw, c, h, w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block,
+         parallel, threads)
+    dw2 = None
+    if need_dw:
+        dw2 = (dw_parts[0] if used == 1 else dw_parts.sum(axis=0)).reshape(weight_matrix_shape)
+    return (dx if need_dx else None), dw2
+
+
+def _column_bytes(image_shape, g: ConvGeometry, itemsize: int, parallel_threads: int) -> int:
+    c = image_shape[1]
+    row_elems = c * g.kh * g.kw * g.out_w
+    return parallel_threads * row_elems * _row_block(g.out_h, row_elems) * itemsize
+
+
+def _nbytes(shape, dtype) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+# ---- Functions -------------------------------------------------------------------------------
+
+class Conv2dFunction(Function):
+    """y = conv2d(x, w) + b; saves x only for dW and w only for dX."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geometry: ConvGeometry = None):
+        g = geometry
+        x = _contiguous(x)
+        w2 = _contiguous(weight).reshape(weight.shape[0], -1)
+        y = _conv_forward_kernel(x, w2, bias, (x.shape[0], weight.shape[0], g.out_h, g.out_w), g)
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
+        ctx.geometry = g
+        ctx.image_shape = x.shape
+        ctx.weight_shape = weight.shape
+        return y
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
+        """x when the weight needs grad, w when the input needs grad."""
+        total = 0
+        if needs_input_grad[1]:
+            total += _nbytes(shapes[0], dtype)
+        if needs_input_grad[0]:
+            total += _nbytes(shapes[1], dtype)
+        return total
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, geometry=None) -> int:
+        """Largest transient buffers: the column buffers of backward (im2col and Wᵀ·dY)."""
+        threads = _omp.get_max_threads()
+        used = threads if threads > 1 and shapes[0][0] >= threads else 1
+        return 2 * _column_bytes(shapes[0], geometry, np.dtype(dtype).itemsize, used)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w2 = ctx.saved_tensors
+        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
+        dy = _contiguous(dy)
+        dx = dw = db = None
+        if need_dx or need_dw:
+            ws = ctx.weight_shape
+            dx, dw2 = _conv_backward_kernel(x, w2, dy, ctx.image_shape, (ws[0], ws[1] * ws[2] * ws[3]),
+                                            ctx.geometry, need_dx, need_dw)
+            if need_dw:
+                dw = dw2.reshape(ctx.weight_shape)
+        if need_db:
+            db = dy.sum(axis=(0, 2, 3))
+        return dx, dw, db
+
+
+class ConvTranspose2dFunction(Function):
+    """y = conv_transpose2d(x, w) + b: conv2d's input gradient with w as (C_in, C_out/g·kh·kw)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geometry: ConvGeometry = None, out_shape=None):
+        g = geometry
+        x = _contiguous(x)
+        w2 = _contiguous(weight).reshape(weight.shape[0], -1)
+        y, _ = _conv_backward_kernel(None, w2, x, out_shape, w2.shape, g, True, False, dx_init=bias)
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
+        ctx.geometry = g
+        ctx.out_shape = out_shape
+        ctx.input_shape = x.shape
+        ctx.weight_shape = weight.shape
+        return y
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, geometry=None, out_shape=None) -> int:
+        """x when the weight needs grad, w when the input needs grad."""
+        return Conv2dFunction.saved_bytes(shapes, dtype, needs_input_grad)
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, geometry=None, out_shape=None) -> int:
+        """Largest transient buffers: the column buffers over the (larger) output image."""
+        threads = _omp.get_max_threads()
+        used = threads if threads > 1 and shapes[0][0] >= threads else 1
+        return 2 * _column_bytes(out_shape, geometry, np.dtype(dtype).itemsize, used)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w2 = ctx.saved_tensors
+        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
+        g = ctx.geometry
+        dy = _contiguous(dy)
+        dx = dw = db = None
+        if need_dx:
+            dx = _conv_forward_kernel(dy, w2, None, ctx.input_shape, g)
+        if need_dw:
+            ws = ctx.weight_shape
+            _, dw2 = _conv_backward_kernel(dy, None, x, ctx.out_shape, (ws[0], ws[1] * ws[2] * ws[3]),
+                                           g, False, True)
+            dw = dw2.reshape(ctx.weight_shape)
+        if need_db:
+            db = dy.sum(axis=(0, 2, 3))
+        return dx, dw, db
+
+
+# ---- validation -------------------------------------------------------------------------------
+
+def _as_tensor(x, op: str, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{op}: expected {name} as a Tensor or ndarray, got {type(x).__name__}")
+        x = Tensor._wrap(x)
+    check_float(x.data, op, name)
+    return x
+
+
+def _check_operands(op: str, x, weight, bias):
+    x = _as_tensor(x, op, "input")
+    weight = _as_tensor(weight, op, "weight")
+    if bias is not None:
+        bias = _as_tensor(bias, op, "bias")
+    check_same_dtype(op, input=x.data, weight=weight.data, bias=None if bias is None else bias.data)
+    check_ndim(weight.data, 4, op, "weight")
+    if 0 in weight.shape:
+        raise ValueError(f"{op}: expected a weight with no empty dimension, got weight of shape "
+                         f"{tuple(weight.shape)}")
+    return x, weight, bias
+
+
+def _check_groups(op: str, groups, in_channels: int, out_channels: int, weight_shape) -> int:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"{op}: expected groups as an int, got {groups!r}")
+    groups = int(groups)
+    if groups < 1:
+        raise ValueError(f"{op}: expected groups >= 1, got {groups}")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{op}: expected groups to divide both channel counts, got groups={groups} with "
+            f"{in_channels} input and {out_channels} output channels (weight is {tuple(weight_shape)})"
+        )
+    return groups
+
+
+def _check_bias(op: str, bias: Optional[Tensor], channels: int) -> None:
+    if bias is not None and tuple(bias.shape) != (channels,):
+        raise ValueError(f"{op}: expected bias of shape ({channels},), got bias of shape {tuple(bias.shape)}")
+
+
+def _same_padding(kernel: Tuple[int, int], dilation: Tuple[int, int]):
+    """PyTorch's 'same': total d·(k−1) per dimension, the odd extra on the bottom/right."""
+    totals = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+    return (totals[0] // 2, totals[1] // 2), totals
+
+
+def _conv_padding(op: str, padding, kernel, stride, dilation):
+    """(top/left padding, total padding per dimension) from an int, a pair, 'same' or 'valid'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{op}: padding='same' requires stride 1, got stride={stride}")
+            return _same_padding(kernel, dilation)
+        raise ValueError(f"{op}: expected padding as an int, a pair, 'same' or 'valid', got {padding!r}")
+    pad = int_pair(padding, op, "padding", minimum=0)
+    return pad, (2 * pad[0], 2 * pad[1])
+
+
+def conv2d(input, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
+           dilation: IntPair = 1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation over NCHW input (or unbatched CHW), PyTorch semantics.
+
+    weight is (C_out, C_in/groups, kH, kW); padding is an int, a pair, 'same' or 'valid'.
+    """
+    op = "conv2d"
+    x, weight, bias = _check_operands(op, input, weight, bias)
+    check_ndim(x.data, (3, 4), op, "input", "(N, C, H, W)")
+    if x.ndim == 3:
+        return conv2d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
+    k_out, c_per_group, kh, kw = weight.shape
+    n, c, h, w = x.shape
+    groups = _check_groups(op, groups, c, k_out, weight.shape)
+    if c != c_per_group * groups:
+        raise ValueError(
+            f"{op}: expected input with {c_per_group * groups} channels (weight is {tuple(weight.shape)}"
+            f", groups={groups}), got input of shape {tuple(x.shape)}"
+        )
+    _check_bias(op, bias, k_out)
+    stride_ = int_pair(stride, op, "stride", minimum=1)
+    dilation_ = int_pair(dilation, op, "dilation", minimum=1)
+    (ph, pw), (th, tw) = _conv_padding(op, padding, (kh, kw), stride_, dilation_)
+    eff_h, eff_w = dilation_[0] * (kh - 1) + 1, dilation_[1] * (kw - 1) + 1
+    if h + th < eff_h or w + tw < eff_w:
+        raise ValueError(
+            f"{op}: kernel size {(eff_h, eff_w)} (dilated) is larger than the padded input "
+            f"{(h + th, w + tw)} (input of shape {tuple(x.shape)}, padding={padding!r})"
+        )
+    geometry = ConvGeometry(kh, kw, stride_[0], stride_[1], ph, pw, dilation_[0], dilation_[1], groups,
+                            (h + th - eff_h) // stride_[0] + 1, (w + tw - eff_w) // stride_[1] + 1)
+    return Conv2dFunction.apply(x, weight, bias, geometry=geometry)
+
+
+def conv_transpose2d(input, weight, bias=None, stride: IntPair = 1, padding: IntPair = 0,
+                     output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1) -> Tensor:
+    """2-D transposed convolution (the gradient of conv2d with respect to its input).
+
+    weight is (C_in, C_out/groups, kH, kW); output size per dimension is
+    (H − 1)·stride − 2·padding + dilation·(k − 1) + output_padding + 1.
+    """
+    op = "conv_transpose2d"
+    x, weight, bias = _check_operands(op, input, weight, bias)
+    check_ndim(x.data, (3, 4), op, "input", "(N, C, H, W)")
+    if x.ndim == 3:
+        return conv_transpose2d(x.unsqueeze(0), weight, bias, stride, padding, output_padding, groups,
+                                dilation).squeeze(0)
+    c_in, c_out_per_group, kh, kw = weight.shape
+    n, c, h, w = x.shape
+    groups = _check_groups(op, groups, c_in, c_out_per_group * groups, weight.shape)
+    if c != c_in:
+        raise ValueError(
+            f"{op}: expected input with {c_in} channels (weight is {tuple(weight.shape)}), "
+            f"got input of shape {tuple(x.shape)}"
+        )
+    c_out = c_out_per_group * groups
+    _check_bias(op, bias, c_out)
+    stride_ = int_pair(stride, op, "stride", minimum=1)
+    dilation_ = int_pair(dilation, op, "dilation", minimum=1)
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: expected padding as an int or a pair of ints, got {padding!r}")
+    pad = int_pair(padding, op, "padding", minimum=0)
+    out_pad = int_pair(output_padding, op, "output_padding", minimum=0)
+    for d in range(2):
+        if out_pad[d] >= max(stride_[d], dilation_[d]):
+            raise ValueError(
+                f"{op}: expected output_padding smaller than stride or dilation, got "
+                f"output_padding={output_padding!r} with stride={stride!r}, dilation={dilation!r}"
+            )
+    out_hw = tuple((size - 1) * stride_[d] - 2 * pad[d] + dilation_[d] * (k - 1) + out_pad[d] + 1
+                   for d, (size, k) in enumerate(((h, kh), (w, kw))))
+    if min(out_hw) < 1:
+        raise ValueError(
+            f"{op}: output size {out_hw} is not positive (input of shape {tuple(x.shape)}, kernel "
+            f"{(kh, kw)}, stride={stride!r}, padding={padding!r}, dilation={dilation!r})"
+        )
+    geometry = ConvGeometry(kh, kw, stride_[0], stride_[1], pad[0], pad[1], dilation_[0], dilation_[1],
+                            groups, h, w)
+    return ConvTranspose2dFunction.apply(x, weight, bias, geometry=geometry,
+                                         out_shape=(n, c_out, out_hw[0], out_hw[1]))

@@ -1,0 +1,75 @@
+"""Fully connected layer y = x·Wᵀ + b as one Function; the products run in BLAS via numpy's matmul."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._validation import check_float, check_ndim, check_same_dtype
+from ...autograd.function import Function
+from ...tensor import Tensor
+
+
+class LinearFunction(Function):
+    """y = x·Wᵀ + b over the last axis of x; saves x only for dW and W only for dX."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        rows = x.reshape(-1, x.shape[-1])
+        y = rows @ weight.T
+        if bias is not None:
+            y += bias
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(rows if needs[1] else None, weight if needs[0] else None)
+        ctx.input_shape = x.shape
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad) -> int:
+        """x (as rows) when the weight needs grad, W when the input needs grad."""
+        itemsize = np.dtype(dtype).itemsize
+        total = 0
+        if needs_input_grad[1]:
+            total += int(np.prod(shapes[0], dtype=np.int64)) * itemsize
+        if needs_input_grad[0]:
+            total += int(np.prod(shapes[1], dtype=np.int64)) * itemsize
+        return total
+
+    @staticmethod
+    def backward(ctx, dy):
+        rows, weight = ctx.saved_tensors
+        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
+        dy_rows = dy.reshape(-1, dy.shape[-1])
+        dx = (dy_rows @ weight).reshape(ctx.input_shape) if need_dx else None
+        dw = dy_rows.T @ rows if need_dw else None
+        db = dy_rows.sum(axis=0) if need_db else None
+        return dx, dw, db
+
+
+def _as_float_tensor(x, op: str, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{op}: expected {name} as a Tensor or ndarray, got {type(x).__name__}")
+        x = Tensor._wrap(x)
+    check_float(x.data, op, name)
+    return x
+
+
+def linear(input, weight, bias=None) -> Tensor:
+    """y = input·weightᵀ + bias; weight is (out_features, in_features), input is (..., in_features)."""
+    op = "linear"
+    x = _as_float_tensor(input, op, "input")
+    weight = _as_float_tensor(weight, op, "weight")
+    if bias is not None:
+        bias = _as_float_tensor(bias, op, "bias")
+    check_same_dtype(op, input=x.data, weight=weight.data, bias=None if bias is None else bias.data)
+    check_ndim(weight.data, 2, op, "weight", "(out_features, in_features)")
+    if x.ndim < 1:
+        raise ValueError(f"{op}: expected input with at least 1 dimension, got a 0-D input")
+    out_features, in_features = weight.shape
+    if x.shape[-1] != in_features:
+        raise ValueError(
+            f"{op}: expected input with {in_features} features in its last dimension (weight is "
+            f"{tuple(weight.shape)}), got input of shape {tuple(x.shape)}"
+        )
+    if bias is not None and tuple(bias.shape) != (out_features,):
+        raise ValueError(f"{op}: expected bias of shape ({out_features},), got bias of shape {tuple(bias.shape)}")
+    return LinearFunction.apply(x, weight, bias)
