@@ -4,3 +4,5 @@ from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,
     nll_loss, smooth_l1_loss,
 )
+from .conv import conv2d, conv_transpose2d
+from .linear import linear
