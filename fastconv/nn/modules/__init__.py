@@ -1,0 +1,17 @@
+"""Layer modules, one file per family (mirroring ``fastconv.nn.functional``)."""
+from .activation import ELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .container import ModuleList, Sequential
+from .conv import Conv2d, ConvTranspose2d, CoordConv2d
+from .dropout import Dropout, Dropout2d
+from .linear import Flatten, Identity, Linear, Unflatten
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
+from .pooling import (
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, GlobalMaxPool2d, MaxPool2d, MaxUnpool2d,
+)
+
+__all__ = [
+    "Sequential", "ModuleList", "Conv2d", "ConvTranspose2d", "CoordConv2d", "Linear", "Flatten", "Unflatten",
+    "Identity", "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
+    "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "InstanceNorm2d", "GroupNorm", "Dropout", "Dropout2d",
+]
