@@ -11,11 +11,12 @@ from .tensor import (
 )
 from . import nn
 from . import optim
+from . import data
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "arange",
     "cat", "stack", "pad", "where", "matmul", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "manual_seed", "get_rng_state", "set_rng_state", "set_num_threads",
-    "get_num_threads", "show_config", "config", "autograd", "nn", "optim",
+    "get_num_threads", "show_config", "config", "autograd", "nn", "optim", "data",
     "float32", "float64", "int32", "int64", "bool_",
 ]

@@ -1,0 +1,153 @@
+"""Batch transforms on NCHW float arrays (vectorized over the batch, never in place).
+
+Random transforms draw from the ``numpy.random.Generator`` they are called with; the DataLoader
+passes one derived from its seed, epoch and batch number, so augmentation is reproducible. Called
+without one they fall back to fastconv's global generator (``fastconv.manual_seed``).
+"""
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .._validation import int_pair
+from ..random import get_generator
+
+__all__ = ["Transform", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "apply_transform"]
+
+
+def _check_batch(x, op: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{op}: expected a numpy array batch, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D NCHW batch, got shape {tuple(x.shape)}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a float batch (float32 or float64), got dtype {x.dtype}")
+    return x
+
+
+def _accepts_rng(fn: Callable) -> bool:
+    """Whether a user callable takes the generator (a parameter named ``rng`` or ``**kwargs``)."""
+    if isinstance(fn, Transform):
+        return True
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "rng" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def apply_transform(fn: Optional[Callable], x: np.ndarray, rng: Optional[np.random.Generator]) -> np.ndarray:
+    """Call ``fn(x, rng=rng)`` when it takes a generator, ``fn(x)`` otherwise; ``None`` is identity."""
+    if fn is None:
+        return x
+    return fn(x, rng=rng) if _accepts_rng(fn) else fn(x)
+
+
+class Transform(ABC):
+    """Base class: ``transform(batch, rng=None) -> new batch``."""
+
+    @abstractmethod
+    def __call__(self, x: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        """Return the transformed batch; ``rng`` drives any randomness."""
+
+
+class Compose(Transform):
+    """Apply transforms in order, handing each the same generator."""
+
+    def __init__(self, transforms: Sequence[Callable]):
+        transforms = list(transforms)
+        for i, t in enumerate(transforms):
+            if not callable(t):
+                raise TypeError(f"Compose: expected callables, got {type(t).__name__} at position {i}")
+        self.transforms = transforms
+
+    def __call__(self, x, rng=None):
+        for t in self.transforms:
+            x = apply_transform(t, x, rng)
+        return x
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(t) for t in self.transforms)
+        return f"Compose([{inner}])"
+
+
+class Normalize(Transform):
+    """``(x - mean[c]) / std[c]`` per channel; a scalar mean/std applies to every channel."""
+
+    def __init__(self, mean, std):
+        self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+        self.std = np.atleast_1d(np.asarray(std, dtype=np.float64))
+        for label, v in (("mean", self.mean), ("std", self.std)):
+            if v.ndim != 1 or not np.all(np.isfinite(v)):
+                raise ValueError(f"Normalize: expected {label} as a finite number or sequence, got {v.tolist()}")
+        if np.any(self.std <= 0):
+            raise ValueError(f"Normalize: expected std > 0, got {self.std.tolist()}")
+        if len(self.mean) != len(self.std) and 1 not in (len(self.mean), len(self.std)):
+            raise ValueError(
+                f"Normalize: mean and std have different lengths ({len(self.mean)} and {len(self.std)})")
+
+    def __call__(self, x, rng=None):
+        _check_batch(x, "Normalize")
+        c = x.shape[1]
+        for label, v in (("mean", self.mean), ("std", self.std)):
+            if len(v) not in (1, c):
+                raise ValueError(f"Normalize: {label} has {len(v)} values, batch has {c} channels "
+                                 f"(shape {tuple(x.shape)})")
+        mean = self.mean.astype(x.dtype).reshape(1, -1, 1, 1)
+        std = self.std.astype(x.dtype).reshape(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
+
+
+class RandomCrop(Transform):
+    """Zero-pad by ``padding`` then crop ``size`` at an independent random offset per image."""
+
+    def __init__(self, size, padding=0):
+        self.size = int_pair(size, "RandomCrop", "size", minimum=1)
+        self.padding = int_pair(padding, "RandomCrop", "padding", minimum=0)
+
+    def __call__(self, x, rng=None):
+        _check_batch(x, "RandomCrop")
+        rng = get_generator() if rng is None else rng
+        n, c, h, w = x.shape
+        ph, pw = self.padding
+        ch, cw = self.size
+        hp, wp = h + 2 * ph, w + 2 * pw
+        if ch > hp or cw > wp:
+            raise ValueError(f"RandomCrop: crop size {self.size} is larger than the padded image "
+                             f"({hp}, {wp}) for batch of shape {tuple(x.shape)} with padding {self.padding}")
+        padded = np.zeros((n, c, hp, wp), dtype=x.dtype)
+        padded[:, :, ph:ph + h, pw:pw + w] = x
+        top = rng.integers(0, hp - ch + 1, size=n)
+        left = rng.integers(0, wp - cw + 1, size=n)
+        rows = (top[:, None] + np.arange(ch))[:, None, :, None]
+        cols = (left[:, None] + np.arange(cw))[:, None, None, :]
+        return padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
+
+    def __repr__(self) -> str:
+        return f"RandomCrop(size={self.size}, padding={self.padding})"
+
+
+class RandomHorizontalFlip(Transform):
+    """Mirror each image left-right independently with probability ``p``."""
+
+    def __init__(self, p: float = 0.5):
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlip: expected a probability p in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    def __call__(self, x, rng=None):
+        _check_batch(x, "RandomHorizontalFlip")
+        rng = get_generator() if rng is None else rng
+        flip = rng.random(x.shape[0]) < self.p
+        out = x.copy()
+        out[flip] = x[flip, :, :, ::-1]
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip(p={self.p})"
