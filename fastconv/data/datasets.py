@@ -220,7 +220,7 @@ class Subset(Dataset):
 
     def get_batch(self, indices, rng=None):
         inner = self.indices[_checked_indices(indices, len(self), "Subset")]
-        if isinstance(self.dataset, Dataset):
+        if callable(getattr(self.dataset, "get_batch", None)):
             return self.dataset.get_batch(inner, rng)
         return _collate([self.dataset[int(i)] for i in inner], "Subset")
 

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 
 from ..random import get_generator
-from .datasets import Dataset, _collate
+from .datasets import _collate
 from .transforms import apply_transform
 
 __all__ = ["DataLoader"]
@@ -131,8 +131,8 @@ class DataLoader:
         return np.arange(n)
 
     def _fetch(self, indices: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, ...]:
-        if isinstance(self.dataset, Dataset):
-            batch = self.dataset.get_batch(indices, rng)
+        if callable(getattr(self.dataset, "get_batch", None)):
+            batch = tuple(self.dataset.get_batch(indices, rng))
         else:
             batch = _collate([self.dataset[int(i)] for i in indices], "DataLoader")
         if self.transform is not None:

@@ -78,8 +78,11 @@ class Normalize(Transform):
     """``(x - mean[c]) / std[c]`` per channel; a scalar mean/std applies to every channel."""
 
     def __init__(self, mean, std):
-        self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
-        self.std = np.atleast_1d(np.asarray(std, dtype=np.float64))
+        try:
+            self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+            self.std = np.atleast_1d(np.asarray(std, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"Normalize: expected numeric mean and std, got {mean!r} and {std!r}") from exc
         for label, v in (("mean", self.mean), ("std", self.std)):
             if v.ndim != 1 or not np.all(np.isfinite(v)):
                 raise ValueError(f"Normalize: expected {label} as a finite number or sequence, got {v.tolist()}")
