@@ -370,6 +370,12 @@ def test_loader_state_dict_resumes_mid_epoch_with_augmentation():
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
     assert resumed.state_dict() == {"seed": 9, "epoch": 2, "batches_done": 0}
+    # taking the last batch by hand also ends the epoch
+    last = DataLoader(ds, batch_size=10, seed=9)
+    it = iter(last)
+    for _ in range(3):
+        next(it)
+    assert last.state_dict() == {"seed": 9, "epoch": 1, "batches_done": 0}
 
 
 def test_loader_fast_path_equals_generic_path_and_subsets():

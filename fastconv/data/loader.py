@@ -97,8 +97,12 @@ class DataLoader:
         """Plain numbers: the seed, the epoch in progress (or next), and batches already yielded in it."""
         p = self._progress
         if p is not None and not p[2]:
-            return {"seed": self.seed, "epoch": p[0], "batches_done": p[1]}
-        return {"seed": self.seed, "epoch": self._epoch, "batches_done": self._skip}
+            epoch, done = p[0], p[1]
+        else:
+            epoch, done = self._epoch, self._skip
+        if done >= len(self) > 0:  # every batch handed out: the epoch is over
+            epoch, done = epoch + 1, 0
+        return {"seed": self.seed, "epoch": epoch, "batches_done": done}
 
     def load_state_dict(self, state: Dict[str, int]) -> None:
         """Resume: the next iteration continues epoch ``state['epoch']`` after ``batches_done`` batches."""
@@ -112,6 +116,8 @@ class DataLoader:
         done = _seed_value(state["batches_done"], "state['batches_done']")
         if done > len(self):
             raise ValueError(f"DataLoader.load_state_dict: batches_done={done} exceeds the {len(self)} batches per epoch")
+        if done == len(self) > 0:
+            epoch, done = epoch + 1, 0
         self.seed = seed
         self.set_epoch(epoch)
         self._skip = done
