@@ -1,0 +1,382 @@
+# cython: language_level=3
+"""Normalization kernels: stable per-group moments, normalize + affine, closed-form backward.
+
+Every kernel sees its input as a contiguous (A, B, L) array. Row b of the middle axis belongs
+to statistics group ``b // cpg`` (the group spans x[:, b, :] for its cpg rows b) and to affine
+channel ``b % channels``; with ``elementwise`` the affine parameters are indexed by l instead
+(layer norm). The functional layer picks the view:
+
+* batch norm     (N, C, S)        cpg 1   - statistics per channel over N and S
+* instance norm  (1, N*C, S)      cpg 1   - per sample-channel
+* group norm     (1, N*C, S)      cpg C/G - per sample-group, per-channel affine
+* layer norm     (1, rows, M)     cpg 1   - per row, elementwise affine
+
+Statistics: each (b, tile) work item reduces a cache-sized tile (at most TILE elements) with
+an exact two-pass mean/M2 (the second pass reads the tile from L1), and the tiles of a group
+are merged with Chan's pairwise formula. So x is read from memory once, all accumulation is
+in double, and a float32 input with mean 1e4 and std 1e-2 keeps full precision. Work items
+span groups and tiles, so batch norm (few channels, many elements each) parallelizes as well
+as instance norm. Kernels trust their inputs: shapes, dtypes and contiguity are validated in
+fastconv/nn/functional/normalization.py.
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange
+
+cdef enum:
+    TILE = 4096       # elements per statistics / normalize work item
+    COL_BLOCK = 256   # columns per work item of the elementwise affine gradient
+    ROW_BLOCK = 64    # rows per work item of the elementwise affine gradient
+
+
+cdef inline void _tiling(Py_ssize_t A, Py_ssize_t L, Py_ssize_t* rows, Py_ssize_t* cols,
+                         Py_ssize_t* col_tiles, Py_ssize_t* tiles) noexcept nogil:
+    """Cut one group's (A, L) plane into tiles of about TILE elements: rows x cols each."""
+    if L >= TILE:
+        rows[0] = 1
+        cols[0] = TILE
+    else:
+        cols[0] = L if L > 0 else 1
+        rows[0] = TILE // cols[0]
+    col_tiles[0] = (L + cols[0] - 1) // cols[0]
+    tiles[0] = ((A + rows[0] - 1) // rows[0]) * col_tiles[0]
+
+
+cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
+    """Σ p[i] in double with four independent accumulators."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        s0 += p[i]
+        s1 += p[i + 1]
+        s2 += p[i + 2]
+        s3 += p[i + 3]
+        i += 4
+    while i < n:
+        s0 += p[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline double _sq_dev(const floating* p, Py_ssize_t n, double m) noexcept nogil:
+    """Σ (p[i] - m)² in double."""
+    cdef double s0 = 0, s1 = 0, d0, d1
+    cdef Py_ssize_t i = 0
+    while i + 2 <= n:
+        d0 = p[i] - m
+        d1 = p[i + 1] - m
+        s0 += d0 * d0
+        s1 += d1 * d1
+        i += 2
+    if i < n:
+        d0 = p[i] - m
+        s0 += d0 * d0
+    return s0 + s1
+
+
+cdef inline void _grad_sums(const floating* dy, const floating* x, const floating* w, Py_ssize_t n,
+                            double m, bint with_x, double* s1, double* s2) noexcept nogil:
+    """s1 += Σ u·dy and s2 += Σ u·dy·(x - m), where u = w[i] (or 1 when w is NULL)."""
+    cdef double a0 = 0, a1 = 0, b0 = 0, b1 = 0, g0, g1
+    cdef Py_ssize_t i = 0
+    while i + 2 <= n:
+        g0 = dy[i]
+        g1 = dy[i + 1]
+        if w != NULL:
+            g0 = g0 * w[i]
+            g1 = g1 * w[i + 1]
+        a0 += g0
+        a1 += g1
+        if with_x:
+            b0 += g0 * (x[i] - m)
+            b1 += g1 * (x[i + 1] - m)
+        i += 2
+    if i < n:
+        g0 = dy[i]
+        if w != NULL:
+            g0 = g0 * w[i]
+        a0 += g0
+        if with_x:
+            b0 += g0 * (x[i] - m)
+    s1[0] += a0 + a1
+    s2[0] += b0 + b1
+
+
+cdef inline void _scale_shift(const floating* x, floating* y, Py_ssize_t n, double m, double scale,
+                              double shift) noexcept nogil:
+    """y = (x - m)·scale + shift, the difference taken in double."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = <floating>((x[i] - m) * scale + shift)
+
+
+cdef inline void _elementwise_affine(const floating* x, floating* y, Py_ssize_t n, double m, double r,
+                                     const floating* w, const floating* b) noexcept nogil:
+    """y = (x - m)·r·w[i] + b[i]; w or b may be NULL (absent)."""
+    cdef Py_ssize_t i
+    if w != NULL and b != NULL:
+        for i in range(n):
+            y[i] = <floating>((x[i] - m) * r * w[i] + b[i])
+    elif w != NULL:
+        for i in range(n):
+            y[i] = <floating>((x[i] - m) * r * w[i])
+    elif b != NULL:
+        for i in range(n):
+            y[i] = <floating>((x[i] - m) * r + b[i])
+    else:
+        _scale_shift(x, y, n, m, r, 0.0)
+
+
+cdef inline void _input_grad(const floating* dy, const floating* x, floating* dx, const floating* w,
+                             Py_ssize_t n, double alpha, double beta, double gamma, double m) noexcept nogil:
+    """dx = alpha·u·dy - beta - gamma·(x - m), u = w[i] (or 1 when w is NULL)."""
+    cdef Py_ssize_t i
+    if w != NULL:
+        for i in range(n):
+            dx[i] = <floating>(alpha * w[i] * dy[i] - beta - gamma * (x[i] - m))
+    else:
+        for i in range(n):
+            dx[i] = <floating>(alpha * dy[i] - beta - gamma * (x[i] - m))
+
+
+def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
+    """Mean and biased variance of every x[:, b, :] into mean[b], var[b] (stable, see module doc)."""
+    cdef Py_ssize_t A = x.shape[0], B = x.shape[1], L = x.shape[2]
+    cdef Py_ssize_t rows, cols, col_tiles, T
+    _tiling(A, L, &rows, &cols, &col_tiles, &T)
+    if B == 0:
+        return
+    if T == 0:
+        mean[:] = 0.0
+        var[:] = 0.0
+        return
+    part_arr = np.empty((2, B * T), dtype=np.float64)
+    cdef double[:, ::1] part = part_arr
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef Py_ssize_t i, b, t, a, a0, a1, l0, l1
+    cdef double s, m, q, n_t, n_acc, d, total
+    with nogil:
+        for i in prange(B * T, schedule='static'):
+            b = i // T
+            t = i % T
+            a0 = (t // col_tiles) * rows
+            a1 = a0 + rows if a0 + rows < A else A
+            l0 = (t % col_tiles) * cols
+            l1 = l0 + cols if l0 + cols < L else L
+            s = 0.0
+            for a in range(a0, a1):
+                s = s + _sum(xp + (a * B + b) * L + l0, l1 - l0)
+            m = s / ((a1 - a0) * (l1 - l0))
+            q = 0.0
+            for a in range(a0, a1):
+                q = q + _sq_dev(xp + (a * B + b) * L + l0, l1 - l0, m)
+            part[0, i] = m
+            part[1, i] = q
+        for b in prange(B, schedule='static'):
+            # Chan et al.: merge (count, mean, M2) of the tiles one by one
+            n_acc = 0.0
+            m = 0.0
+            q = 0.0
+            for t in range(T):
+                a0 = (t // col_tiles) * rows
+                a1 = a0 + rows if a0 + rows < A else A
+                l0 = (t % col_tiles) * cols
+                l1 = l0 + cols if l0 + cols < L else L
+                n_t = <double>((a1 - a0) * (l1 - l0))
+                total = n_acc + n_t
+                d = part[0, b * T + t] - m
+                m = m + d * (n_t / total)
+                q = q + part[1, b * T + t] + d * d * (n_acc * n_t / total)
+                n_acc = total
+            mean[b] = m
+            var[b] = q / n_acc
+
+
+def normalize(const floating[:, :, ::1] x, const double[::1] mean, const double[::1] rstd,
+              const floating[::1] weight, const floating[::1] bias, bint has_weight, bint has_bias,
+              Py_ssize_t cpg, Py_ssize_t channels, bint elementwise, floating[:, :, ::1] y):
+    """y = (x - mean[g])·rstd[g]·weight + bias with g = b // cpg (affine per channel or per l)."""
+    cdef Py_ssize_t A = x.shape[0], B = x.shape[1], L = x.shape[2]
+    cdef Py_ssize_t chunks = (L + TILE - 1) // TILE
+    if A * B * chunks == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef floating* yp = &y[0, 0, 0]
+    cdef const floating* wp = &weight[0] if has_weight else NULL
+    cdef const floating* bp = &bias[0] if has_bias else NULL
+    cdef Py_ssize_t i, row, b, g, c, l0, l1, off
+    cdef double scale, shift
+    for i in prange(A * B * chunks, nogil=True, schedule='static'):
+        row = i // chunks
+        b = row % B
+        g = b // cpg
+        l0 = (i % chunks) * TILE
+        l1 = l0 + TILE if l0 + TILE < L else L
+        off = row * L + l0
+        if elementwise:
+            _elementwise_affine(xp + off, yp + off, l1 - l0, mean[g], rstd[g],
+                                wp + l0 if has_weight else NULL, bp + l0 if has_bias else NULL)
+        else:
+            c = b % channels
+            scale = rstd[g] * wp[c] if has_weight else rstd[g]
+            shift = bp[c] if has_bias else 0.0
+            _scale_shift(xp + off, yp + off, l1 - l0, mean[g], scale, shift)
+
+
+cdef void _elementwise_affine_grads(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                                    const double[::1] mean, const double[::1] rstd, bint with_x,
+                                    double[::1] dweight, double[::1] dbias):
+    """dweight[l] = Σ_rows dy·x̂, dbias[l] = Σ_rows dy on a (1, rows, L) view (layer norm).
+
+    Work items are (row block, column block); each writes its own slice of a partial buffer,
+    which is then summed over the row blocks, so no two threads write one address.
+    """
+    cdef Py_ssize_t R = dy.shape[1], L = dy.shape[2]
+    cdef Py_ssize_t row_blocks = (R + ROW_BLOCK - 1) // ROW_BLOCK
+    cdef Py_ssize_t col_blocks = (L + COL_BLOCK - 1) // COL_BLOCK
+    part_arr = np.zeros((2, row_blocks, L), dtype=np.float64)
+    cdef double[:, :, ::1] part = part_arr
+    cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef Py_ssize_t i, rb, r0, r1, row, l, l0, l1
+    cdef double m, rs, g, s1, s2
+    with nogil:
+        for i in prange(row_blocks * col_blocks, schedule='static'):
+            rb = i // col_blocks
+            l0 = (i % col_blocks) * COL_BLOCK
+            l1 = l0 + COL_BLOCK if l0 + COL_BLOCK < L else L
+            r0 = rb * ROW_BLOCK
+            r1 = r0 + ROW_BLOCK if r0 + ROW_BLOCK < R else R
+            for row in range(r0, r1):
+                m = mean[row] if with_x else 0.0
+                rs = rstd[row]
+                for l in range(l0, l1):
+                    g = dyp[row * L + l]
+                    part[1, rb, l] += g
+                    if with_x:
+                        part[0, rb, l] += g * (xp[row * L + l] - m) * rs
+        for l in prange(L, schedule='static'):
+            s1 = 0.0
+            s2 = 0.0
+            for rb in range(row_blocks):
+                s1 = s1 + part[0, rb, l]
+                s2 = s2 + part[1, rb, l]
+            dweight[l] = s1
+            dbias[l] = s2
+
+
+def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+             const double[::1] mean, const double[::1] rstd,
+             const floating[::1] weight, bint has_weight,
+             Py_ssize_t cpg, Py_ssize_t channels, bint elementwise, bint with_x,
+             floating[:, :, ::1] dx, bint need_dx,
+             double[::1] dweight, double[::1] dbias, bint need_affine):
+    """Closed-form gradients of y = x̂·w + b with x̂ = (x - mean)·rstd and batch statistics.
+
+    dx = rstd·(dx̂ - mean_g(dx̂) - x̂·mean_g(dx̂·x̂)) with dx̂ = dy·w; dweight = Σ dy·x̂ and
+    dbias = Σ dy per channel (per l when ``elementwise``). Without ``with_x`` (bias gradient
+    only) x and mean are not read. ``dweight``/``dbias`` are float64 of the weight's length.
+    """
+    cdef Py_ssize_t A = x.shape[0], B = x.shape[1], L = x.shape[2]
+    cdef Py_ssize_t G = B // cpg if cpg > 0 else 0
+    cdef Py_ssize_t rows, cols, col_tiles, T, chunks
+    cdef Py_ssize_t i, b, t, a, a0, a1, l0, l1, g, c, j, off, row, k, blocks, col_blocks
+    cdef double m, r, s1, s2, u, count, k1, k2
+    _tiling(A, L, &rows, &cols, &col_tiles, &T)
+    if A * B * L == 0:
+        if need_affine:
+            dweight[:] = 0.0
+            dbias[:] = 0.0
+        return
+    cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef floating* dxp = &dx[0, 0, 0] if need_dx else NULL
+    cdef const floating* wp = &weight[0] if has_weight else NULL
+    cdef const floating* uw = wp if elementwise else NULL   # weight folded into the row sums
+    cdef bint row_sums = need_dx or (need_affine and not elementwise)
+
+    # 1. per-row sums s1[b] = Σ u·dy, s2[b] = Σ u·dy·x̂ (per tile, then over the tiles)
+    part_arr = np.zeros((2, B * T if row_sums else 0), dtype=np.float64)
+    sums_arr = np.zeros((2, B), dtype=np.float64)
+    cdef double[:, ::1] part = part_arr
+    cdef double[:, ::1] sums = sums_arr
+    if row_sums:
+        with nogil:
+            for i in prange(B * T, schedule='static'):
+                b = i // T
+                t = i % T
+                a0 = (t // col_tiles) * rows
+                a1 = a0 + rows if a0 + rows < A else A
+                l0 = (t % col_tiles) * cols
+                l1 = l0 + cols if l0 + cols < L else L
+                m = mean[b // cpg] if with_x else 0.0
+                s1 = 0.0
+                s2 = 0.0
+                for a in range(a0, a1):
+                    off = (a * B + b) * L + l0
+                    _grad_sums(dyp + off, xp + off, uw + l0 if uw != NULL else NULL, l1 - l0,
+                               m, with_x, &s1, &s2)
+                part[0, i] = s1
+                part[1, i] = s2 * rstd[b // cpg] if with_x else 0.0
+            for b in prange(B, schedule='static'):
+                s1 = 0.0
+                s2 = 0.0
+                for t in range(T):
+                    s1 = s1 + part[0, b * T + t]
+                    s2 = s2 + part[1, b * T + t]
+                sums[0, b] = s1
+                sums[1, b] = s2
+
+    # 2. affine gradients
+    if need_affine and not elementwise:
+        with nogil:
+            for c in prange(channels, schedule='static'):
+                s1 = 0.0
+                s2 = 0.0
+                b = c
+                while b < B:
+                    s1 = s1 + sums[0, b]
+                    s2 = s2 + sums[1, b]
+                    b = b + channels
+                dbias[c] = s1
+                dweight[c] = s2
+    elif need_affine:
+        _elementwise_affine_grads(dy, x, mean, rstd, with_x, dweight, dbias)
+
+    if not need_dx:
+        return
+
+    # 3. group means of dx̂ and dx̂·x̂, then dx in one streaming pass
+    coef_arr = np.empty((2, G), dtype=np.float64)
+    cdef double[:, ::1] coef = coef_arr
+    count = <double>(A * cpg * L)
+    with nogil:
+        for g in prange(G, schedule='static'):
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(cpg):
+                b = g * cpg + j
+                u = wp[b % channels] if (has_weight and not elementwise) else 1.0
+                s1 = s1 + u * sums[0, b]
+                s2 = s2 + u * sums[1, b]
+            coef[0, g] = s1 / count
+            coef[1, g] = s2 / count
+        chunks = (L + TILE - 1) // TILE
+        for i in prange(A * B * chunks, schedule='static'):
+            row = i // chunks
+            b = row % B
+            g = b // cpg
+            l0 = (i % chunks) * TILE
+            l1 = l0 + TILE if l0 + TILE < L else L
+            off = row * L + l0
+            r = rstd[g]
+            k1 = coef[0, g]
+            k2 = coef[1, g]
+            if elementwise:
+                _input_grad(dyp + off, xp + off, dxp + off, wp + l0 if has_weight else NULL,
+                            l1 - l0, r, r * k1, r * r * k2, mean[g])
+            else:
+                u = wp[b % channels] if has_weight else 1.0
+                _input_grad(dyp + off, xp + off, dxp + off, NULL,
+                            l1 - l0, r * u, r * k1, r * r * k2, mean[g])
