@@ -5,3 +5,4 @@ from .module import Module, Parameter
 from .modules import *  # noqa: F401,F403 - the layer classes (see modules.__all__)
 from .modules import __all__ as _modules_all
 from .finetune import freeze, unfreeze
+from .blueprint import BlueprintWarning, blueprint
