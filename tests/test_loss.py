@@ -129,12 +129,19 @@ def test_cross_entropy_stable_at_large_logits(dtype):
     assert np.isfinite(a.grad.data).all()
 
 
-def test_cross_entropy_all_ignored_mean_is_nan_like_torch(torch):
-    x = np.zeros((2, 3))
+@pytest.mark.parametrize("name,kwargs", [("cross_entropy", {}), ("cross_entropy", {"label_smoothing": 0.1}),
+                                         ("nll_loss", {})])
+def test_all_targets_ignored_mean_like_torch(torch, name, kwargs):
+    """Mean over zero kept targets is nan; the ignored rows still get a zero gradient."""
+    x = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
     t = np.array([-100, -100])
-    ours = F.cross_entropy(fc.tensor(x), t).item()
-    ref = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t)).item()
-    assert np.isnan(ours) and np.isnan(ref)
+    a = fc.tensor(x, requires_grad=True)
+    ours = getattr(F, name)(a, t, **kwargs)
+    ours.backward()
+    ref, (gx, _) = _torch_grads(torch, lambda xx, tt: getattr(torch.nn.functional, name)(xx, tt, **kwargs),
+                                [x, t], np.array(1.0))
+    assert np.isnan(ours.item()) and np.isnan(ref)
+    np.testing.assert_array_equal(a.grad.data, gx)
 
 
 def test_cross_entropy_float32_keeps_dtype_and_custom_ignore_index(torch, rng):

@@ -194,6 +194,7 @@ class CrossEntropy(Function):
         input_shape, target_shape, ignore_index, reduction, eps, denom = ctx.options
         rows, classes = logp.shape
         s = np.broadcast_to(_upstream(g, reduction, denom).reshape(-1), (rows,))[:, None]
+        kept = None
         if t.dtype.kind == "f":
             q = t * (1 - eps) + eps / classes if eps else t
             if weight is not None:
@@ -208,7 +209,11 @@ class CrossEntropy(Function):
             q[np.arange(rows), safe] += (1 - eps) * w_y
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
-            grad_input = _unrows(s * (np.exp(logp) * q.sum(axis=1, keepdims=True) - q), input_shape)
+            with np.errstate(invalid="ignore"):  # all targets ignored under 'mean': s is inf, as in torch
+                grad_rows = s * (np.exp(logp) * q.sum(axis=1, keepdims=True) - q)
+            if kept is not None:  # ignored rows get exactly zero gradient
+                grad_rows = np.where(kept[:, None], grad_rows, 0).astype(logp.dtype, copy=False)
+            grad_input = _unrows(grad_rows, input_shape)
         if ctx.needs_input_grad[1]:
             scale = (1 - eps) * (1.0 if weight is None else weight)
             grad_target = _unrows(-s * scale * logp, target_shape).astype(logp.dtype, copy=False)
@@ -266,10 +271,11 @@ class NLLLoss(Function):
         t, weight = ctx.saved_tensors
         input_shape, ignore_index, reduction, denom = ctx.options
         classes = input_shape[0] if len(input_shape) == 1 else input_shape[1]
-        safe, w_y, _ = _class_weights(t, weight, ignore_index, g.dtype)
         s = np.broadcast_to(_upstream(g, reduction, denom).reshape(-1), (t.size,))
         grad = np.zeros((t.size, classes), dtype=g.dtype)
-        grad[np.arange(t.size), safe] = -s * w_y
+        safe, w_y, kept = _class_weights(t, weight, ignore_index, g.dtype)
+        with np.errstate(invalid="ignore"):  # all targets ignored under 'mean': s is inf, as in torch
+            grad[np.arange(t.size), safe] = np.where(kept, -s * w_y, 0)
         return _unrows(grad, input_shape), None
 
 
