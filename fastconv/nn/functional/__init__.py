@@ -6,3 +6,8 @@ from .loss import (
 )
 from .conv import conv2d, conv_transpose2d
 from .linear import linear
+from .pooling import (
+    adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d,
+    max_unpool2d,
+)
+from .normalization import batch_norm, group_norm, instance_norm, layer_norm

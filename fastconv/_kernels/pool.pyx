@@ -1,0 +1,383 @@
+# cython: language_level=3
+"""Pooling kernels on (planes, H, W) arrays: max with switches, unpool, average, adaptive windows.
+
+Every kernel parallelizes over planes (N·C), so each thread owns whole output and input planes:
+scatter-adds in backward never race. Shapes, dtypes, contiguity, index ranges and window
+geometry are validated in Python (fastconv/nn/functional/pooling.py) before any call here.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Branch-free selects (c ? a : b): on random data a branch would mispredict half the time,
+       and compilers turn a plain float ternary back into a branch. */
+    static inline float fc_select_float(int c, float a, float b) {
+        uint32_t ua, ub, m = (uint32_t)0 - (uint32_t)(c != 0);
+        memcpy(&ua, &a, 4); memcpy(&ub, &b, 4);
+        ua = (ua & m) | (ub & ~m);
+        memcpy(&a, &ua, 4);
+        return a;
+    }
+    static inline double fc_select_double(int c, double a, double b) {
+        uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)(c != 0);
+        memcpy(&ua, &a, 8); memcpy(&ub, &b, 8);
+        ua = (ua & m) | (ub & ~m);
+        memcpy(&a, &ua, 8);
+        return a;
+    }
+    static inline Py_ssize_t fc_select_index(int c, Py_ssize_t a, Py_ssize_t b) {
+        Py_ssize_t m = -(Py_ssize_t)(c != 0);
+        return (a & m) | (b & ~m);
+    }
+    """
+    float fc_select_float(int c, float a, float b) noexcept nogil
+    double fc_select_double(int c, double a, double b) noexcept nogil
+    Py_ssize_t fc_select_index(int c, Py_ssize_t a, Py_ssize_t b) noexcept nogil
+
+
+cdef inline floating _select(int c, floating a, floating b) noexcept nogil:
+    if floating is float:
+        return fc_select_float(c, a, b)
+    else:
+        return fc_select_double(c, a, b)
+
+
+cdef inline int _takes_max(floating v, floating best) noexcept nogil:
+    """PyTorch's max rule: a larger value or any NaN replaces the current best (ties keep it)."""
+    return (v > best) | (v != v)
+
+
+cdef inline Py_ssize_t _first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcept nogil:
+    """Index of the first kernel tap k with start + k*dilation >= 0."""
+    if start >= 0:
+        return 0
+    return (-start + dilation - 1) // dilation
+
+
+cdef inline Py_ssize_t _end_tap(Py_ssize_t start, Py_ssize_t kernel, Py_ssize_t dilation,
+                                Py_ssize_t size) noexcept nogil:
+    """One past the last kernel tap k with start + k*dilation < size (at most kernel)."""
+    cdef Py_ssize_t n
+    if start >= size:
+        return 0
+    n = (size - start + dilation - 1) // dilation
+    return n if n < kernel else kernel
+
+
+cdef Py_ssize_t* _tap_ranges(Py_ssize_t n_out, Py_ssize_t size, Py_ssize_t kernel, Py_ssize_t stride,
+                              Py_ssize_t padding, Py_ssize_t dilation) noexcept nogil:
+    """For each output position o: [first tap, end tap) inside the input (2*n_out entries, malloc'd)."""
+    cdef Py_ssize_t* r = <Py_ssize_t*>malloc(2 * n_out * sizeof(Py_ssize_t) + 1)
+    cdef Py_ssize_t o, start
+    if r == NULL:
+        return NULL
+    for o in range(n_out):
+        start = o * stride - padding
+        r[2 * o] = _first_tap(start, dilation)
+        r[2 * o + 1] = _end_tap(start, kernel, dilation, size)
+    return r
+
+
+cdef inline void _max_window(const floating* plane, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t w0,
+                             Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1,
+                             Py_ssize_t dh, Py_ssize_t dw, floating* best_out, int64_t* pos_out) noexcept nogil:
+    """Max of one window over its in-bounds taps [i0, i1) x [j0, j1); position stored when pos_out."""
+    cdef Py_ssize_t i, j, pos
+    cdef Py_ssize_t best_pos = (h0 + i0 * dh) * W + w0 + j0 * dw
+    cdef floating v, best = -INFINITY
+    cdef int upd
+    for i in range(i0, i1):
+        pos = (h0 + i * dh) * W + w0
+        for j in range(j0, j1):
+            v = plane[pos + j * dw]
+            upd = _takes_max(v, best)
+            best = _select(upd, v, best)
+            best_pos = fc_select_index(upd, pos + j * dw, best_pos)
+    best_out[0] = best
+    if pos_out != NULL:
+        pos_out[0] = best_pos
+
+
+cdef inline void _max_row_interior(const floating* plane, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t i0,
+                                   Py_ssize_t i1, Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t pw,
+                                   Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t c0, Py_ssize_t c1,
+                                   floating* o_row, int64_t* i_row) noexcept nogil:
+    """Outputs c0..c1 of one row, whose windows lie inside the input horizontally.
+
+    Taps are visited in the same row-major order for every output, but the loop over outputs is
+    innermost: the max chains of neighbouring outputs are independent, so they overlap in the CPU.
+    """
+    cdef Py_ssize_t ow, i, j, w, off, row_start
+    cdef const floating* row
+    cdef floating v
+    cdef int upd
+    for ow in range(c0, c1):
+        o_row[ow] = -INFINITY
+        if i_row != NULL:
+            i_row[ow] = (h0 + i0 * dh) * W + ow * sw - pw
+    for i in range(i0, i1):
+        row_start = (h0 + i * dh) * W
+        row = plane + row_start
+        for j in range(kw):
+            off = j * dw - pw
+            if i_row != NULL:
+                for ow in range(c0, c1):
+                    w = ow * sw + off
+                    v = row[w]
+                    upd = _takes_max(v, o_row[ow])
+                    o_row[ow] = _select(upd, v, o_row[ow])
+                    i_row[ow] = fc_select_index(upd, row_start + w, i_row[ow])
+            else:
+                for ow in range(c0, c1):
+                    v = row[ow * sw + off]
+                    o_row[ow] = _select(_takes_max(v, o_row[ow]), v, o_row[ow])
+
+
+def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :, ::1] idx,
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint with_indices):
+    """Window maxima and their flat positions h*W+w in the input plane.
+
+    Padding never wins (it acts as -inf); ties keep the first maximum in row-major window
+    order; a NaN wins over numbers and a later NaN over an earlier one (PyTorch's rule).
+    ``idx`` is written only when ``with_indices``. The in-bounds tap ranges of every window row
+    and column are tabulated once; columns whose windows lie inside the input take a fast path.
+    """
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    cdef Py_ssize_t p, oh, ow, i0, i1, h0, c0, c1, last
+    cdef const floating* plane
+    cdef floating* o_row
+    cdef int64_t* i_row
+    cdef Py_ssize_t* rows
+    cdef Py_ssize_t* cols
+    # interior columns: w0 = ow*sw - pw >= 0 and w0 + (kw-1)*dw <= W-1
+    c0 = (pw + sw - 1) // sw
+    last = W - 1 - (kw - 1) * dw + pw
+    c1 = last // sw + 1 if last >= 0 else 0
+    if c1 > OW:
+        c1 = OW
+    if c0 > OW:
+        c0 = OW
+    if c1 < c0:
+        c1 = c0
+    rows = _tap_ranges(OH, H, kh, sh, ph, dh)
+    cols = _tap_ranges(OW, W, kw, sw, pw, dw)
+    if rows == NULL or cols == NULL:
+        free(rows)
+        free(cols)
+        raise MemoryError()
+    try:
+        for p in prange(P, nogil=True, schedule='static'):
+            plane = &x[p, 0, 0]
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                i0 = rows[2 * oh]
+                i1 = rows[2 * oh + 1]
+                o_row = &out[p, oh, 0]
+                i_row = &idx[p, oh, 0] if with_indices else NULL
+                for ow in range(c0):
+                    _max_window(plane, W, h0, ow * sw - pw, i0, i1, cols[2 * ow], cols[2 * ow + 1], dh, dw,
+                                o_row + ow, i_row + ow if with_indices else NULL)
+                _max_row_interior(plane, W, h0, i0, i1, kw, sw, pw, dh, dw, c0, c1, o_row, i_row)
+                for ow in range(c1, OW):
+                    _max_window(plane, W, h0, ow * sw - pw, i0, i1, cols[2 * ow], cols[2 * ow + 1], dh, dw,
+                                o_row + ow, i_row + ow if with_indices else NULL)
+    finally:
+        free(rows)
+        free(cols)
+
+
+def adaptive_max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                                int64_t[:, :, ::1] idx, bint with_indices):
+    """Maxima over PyTorch's adaptive windows [floor(i*H/OH), ceil((i+1)*H/OH)), with positions."""
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    cdef Py_ssize_t p, oh, ow, h, w, h0, h1, w0, w1, best_pos
+    cdef floating v, best
+    cdef int upd
+    for p in prange(P, nogil=True, schedule='static'):
+        for oh in range(OH):
+            h0 = (oh * H) // OH
+            h1 = ((oh + 1) * H + OH - 1) // OH
+            for ow in range(OW):
+                w0 = (ow * W) // OW
+                w1 = ((ow + 1) * W + OW - 1) // OW
+                best = -INFINITY
+                best_pos = h0 * W + w0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        v = x[p, h, w]
+                        upd = _takes_max(v, best)
+                        best = _select(upd, v, best)
+                        best_pos = fc_select_index(upd, h * W + w, best_pos)
+                out[p, oh, ow] = best
+                if with_indices:
+                    idx[p, oh, ow] = best_pos
+
+
+def scatter_add_planes(const floating[:, ::1] src, const int64_t[:, ::1] idx, floating[:, ::1] dst):
+    """dst[p] = 0, then dst[p, idx[p, k]] += src[p, k]: the max-pool backward (switch routing).
+
+    Indices outside [0, L) are skipped, so no input can make it write out of bounds.
+    """
+    cdef Py_ssize_t P = dst.shape[0], L = dst.shape[1], M = src.shape[1]
+    cdef Py_ssize_t p, k, q
+    for p in prange(P, nogil=True, schedule='static'):
+        memset(&dst[p, 0], 0, L * sizeof(floating))
+        for k in range(M):
+            q = idx[p, k]
+            if 0 <= q < L:  # an empty window's switch points outside the plane: no gradient
+                dst[p, q] += src[p, k]
+
+
+def scatter_planes(const floating[:, ::1] src, const int64_t[:, ::1] idx, floating[:, ::1] dst):
+    """dst[p] = 0, then dst[p, idx[p, k]] = src[p, k] (later k wins): the max-unpool forward."""
+    cdef Py_ssize_t P = dst.shape[0], L = dst.shape[1], M = src.shape[1]
+    cdef Py_ssize_t p, k, q
+    for p in prange(P, nogil=True, schedule='static'):
+        memset(&dst[p, 0], 0, L * sizeof(floating))
+        for k in range(M):
+            q = idx[p, k]
+            if 0 <= q < L:
+                dst[p, q] = src[p, k]
+
+
+def gather_planes(const floating[:, ::1] src, const int64_t[:, ::1] idx, floating[:, ::1] dst):
+    """dst[p, k] = src[p, idx[p, k]]: the max-unpool backward."""
+    cdef Py_ssize_t P = dst.shape[0], M = dst.shape[1], L = src.shape[1]
+    cdef Py_ssize_t p, k, q
+    for p in prange(P, nogil=True, schedule='static'):
+        for k in range(M):
+            q = idx[p, k]
+            dst[p, k] = src[p, q] if 0 <= q < L else 0
+
+
+cdef inline double _avg_divisor(Py_ssize_t h0, Py_ssize_t w0, Py_ssize_t kh, Py_ssize_t kw,
+                                Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
+                                bint count_include_pad, Py_ssize_t divisor_override) noexcept nogil:
+    """PyTorch's divisor: the override, or the window clipped to the padded input, or its valid part."""
+    cdef Py_ssize_t h1, w1
+    if divisor_override != 0:  # 0 means no override (PyTorch rejects a zero divisor)
+        return <double>divisor_override
+    h1 = h0 + kh
+    if h1 > H + ph:
+        h1 = H + ph
+    w1 = w0 + kw
+    if w1 > W + pw:
+        w1 = W + pw
+    if count_include_pad:
+        return <double>((h1 - h0) * (w1 - w0))
+    if h0 < 0:
+        h0 = 0
+    if w0 < 0:
+        w0 = 0
+    if h1 > H:
+        h1 = H
+    if w1 > W:
+        w1 = W
+    return <double>((h1 - h0) * (w1 - w0))
+
+
+def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                       Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, Py_ssize_t divisor_override):
+    """Window means (sum of the valid part over PyTorch's divisor); empty windows give 0."""
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    cdef Py_ssize_t p, oh, ow, h, w, h0, w0, ha, hb, wa, wb
+    cdef double acc, div
+    for p in prange(P, nogil=True, schedule='static'):
+        for oh in range(OH):
+            h0 = oh * sh - ph
+            ha = h0 if h0 > 0 else 0
+            hb = h0 + kh if h0 + kh < H else H
+            for ow in range(OW):
+                w0 = ow * sw - pw
+                wa = w0 if w0 > 0 else 0
+                wb = w0 + kw if w0 + kw < W else W
+                if ha >= hb or wa >= wb:
+                    out[p, oh, ow] = 0
+                    continue
+                div = _avg_divisor(h0, w0, kh, kw, H, W, ph, pw, count_include_pad, divisor_override)
+                acc = 0
+                for h in range(ha, hb):
+                    for w in range(wa, wb):
+                        acc = acc + x[p, h, w]
+                out[p, oh, ow] = <floating>(acc / div)
+
+
+def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, Py_ssize_t divisor_override):
+    """Each window spreads grad/divisor over its valid input positions (scatter-add per plane)."""
+    cdef Py_ssize_t P = grad_in.shape[0], H = grad_in.shape[1], W = grad_in.shape[2]
+    cdef Py_ssize_t OH = grad_out.shape[1], OW = grad_out.shape[2]
+    cdef Py_ssize_t p, oh, ow, h, w, h0, w0, ha, hb, wa, wb
+    cdef floating g
+    for p in prange(P, nogil=True, schedule='static'):
+        memset(&grad_in[p, 0, 0], 0, H * W * sizeof(floating))
+        for oh in range(OH):
+            h0 = oh * sh - ph
+            ha = h0 if h0 > 0 else 0
+            hb = h0 + kh if h0 + kh < H else H
+            for ow in range(OW):
+                w0 = ow * sw - pw
+                wa = w0 if w0 > 0 else 0
+                wb = w0 + kw if w0 + kw < W else W
+                if ha >= hb or wa >= wb:
+                    continue
+                g = <floating>(grad_out[p, oh, ow]
+                               / _avg_divisor(h0, w0, kh, kw, H, W, ph, pw, count_include_pad,
+                                              divisor_override))
+                for h in range(ha, hb):
+                    for w in range(wa, wb):
+                        grad_in[p, h, w] += g
+
+
+def adaptive_avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out):
+    """Means over PyTorch's adaptive windows [floor(i*H/OH), ceil((i+1)*H/OH))."""
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    cdef Py_ssize_t p, oh, ow, h, w, h0, h1, w0, w1
+    cdef double acc
+    for p in prange(P, nogil=True, schedule='static'):
+        for oh in range(OH):
+            h0 = (oh * H) // OH
+            h1 = ((oh + 1) * H + OH - 1) // OH
+            for ow in range(OW):
+                w0 = (ow * W) // OW
+                w1 = ((ow + 1) * W + OW - 1) // OW
+                acc = 0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        acc = acc + x[p, h, w]
+                out[p, oh, ow] = <floating>(acc / ((h1 - h0) * (w1 - w0)))
+
+
+def adaptive_avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in):
+    """Each adaptive window spreads grad/area over its positions (scatter-add per plane)."""
+    cdef Py_ssize_t P = grad_in.shape[0], H = grad_in.shape[1], W = grad_in.shape[2]
+    cdef Py_ssize_t OH = grad_out.shape[1], OW = grad_out.shape[2]
+    cdef Py_ssize_t p, oh, ow, h, w, h0, h1, w0, w1
+    cdef floating g
+    for p in prange(P, nogil=True, schedule='static'):
+        memset(&grad_in[p, 0, 0], 0, H * W * sizeof(floating))
+        for oh in range(OH):
+            h0 = (oh * H) // OH
+            h1 = ((oh + 1) * H + OH - 1) // OH
+            for ow in range(OW):
+                w0 = (ow * W) // OW
+                w1 = ((ow + 1) * W + OW - 1) // OW
+                g = <floating>(grad_out[p, oh, ow] / <double>((h1 - h0) * (w1 - w0)))
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        grad_in[p, h, w] += g
