@@ -134,6 +134,24 @@ class MatMul(Function):
         return np.asarray(np.matmul(a, b))
 
     @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad) -> int:
+        """b when a needs grad, a when b needs grad."""
+        itemsize = np.dtype(dtype).itemsize
+        na, nb = needs_input_grad
+        return itemsize * ((int(np.prod(shapes[1], dtype=np.int64)) if na else 0)
+                           + (int(np.prod(shapes[0], dtype=np.int64)) if nb else 0))
+
+    @staticmethod
+    def macs(shapes, needs_input_grad):
+        """Multiply-adds (forward, backward): batch·m·k·n; backward repeats it per operand needing grad."""
+        sa, sb = (tuple(shapes[0]), tuple(shapes[1]))
+        a2 = (1,) + sa if len(sa) == 1 else sa
+        b2 = sb + (1,) if len(sb) == 1 else sb
+        batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+        forward = int(np.prod(batch, dtype=np.int64)) * a2[-2] * a2[-1] * b2[-1]
+        return forward, forward * (int(needs_input_grad[0]) + int(needs_input_grad[1]))
+
+    @staticmethod
     def backward(ctx, g):
         b, a = ctx.saved_tensors
         na, nb = ctx.needs_input_grad

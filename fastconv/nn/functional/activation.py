@@ -23,6 +23,11 @@ class ReLU(Function):
         return x * mask
 
     @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The boolean mask x > 0: one byte per element."""
+        return int(np.prod(shapes[0], dtype=np.int64)) if needs_input_grad[0] else 0
+
+    @staticmethod
     def backward(ctx, g):
         (mask,) = ctx.saved_tensors
         return g * mask
@@ -35,6 +40,11 @@ class LeakyReLU(Function):
         ctx.save_for_backward(mask)
         ctx.slope = slope
         return np.where(mask, x, x * x.dtype.type(slope))
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The boolean mask x > 0: one byte per element."""
+        return int(np.prod(shapes[0], dtype=np.int64)) if needs_input_grad[0] else 0
 
     @staticmethod
     def backward(ctx, g):
@@ -52,6 +62,12 @@ class ELU(Function):
         return np.where(mask, x, neg)
 
     @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The boolean mask x > 0 (one byte per element) and the negative branch (input dtype)."""
+        n = int(np.prod(shapes[0], dtype=np.int64))
+        return n * (1 + np.dtype(dtype).itemsize) if needs_input_grad[0] else 0
+
+    @staticmethod
     def backward(ctx, g):
         mask, neg = ctx.saved_tensors
         return np.where(mask, g, g * (neg + g.dtype.type(ctx.alpha)))
@@ -67,6 +83,11 @@ class Sigmoid(Function):
         return out
 
     @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The output, the input's shape and dtype."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+
+    @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g * out * (1 - out)
@@ -78,6 +99,11 @@ class Tanh(Function):
         out = np.tanh(x)
         ctx.save_for_backward(out)
         return out
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The output, the input's shape and dtype."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
 
     @staticmethod
     def backward(ctx, g):
@@ -96,6 +122,11 @@ class Softmax(Function):
         return out
 
     @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The output, the input's shape and dtype."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+
+    @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
@@ -109,6 +140,11 @@ class LogSoftmax(Function):
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The output, the input's shape and dtype."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
 
     @staticmethod
     def backward(ctx, g):

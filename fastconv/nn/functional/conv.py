@@ -213,6 +213,24 @@ class Conv2dFunction(Function):
         return 2 * _column_bytes(shapes[0], geometry, np.dtype(dtype).itemsize, used)
 
     @staticmethod
+    def forward_workspace_bytes(shapes, dtype, geometry=None) -> int:
+        """Transient buffer of forward alone: one column buffer per thread of the forward plan."""
+        g = geometry
+        threads = _omp.get_max_threads()
+        row_elems = shapes[0][1] * g.kh * g.kw * g.out_w
+        block, parallel = _forward_plan(shapes[0][0], g.out_h, row_elems, threads)
+        return (threads if parallel else 1) * row_elems * block * np.dtype(dtype).itemsize
+
+    @staticmethod
+    def macs(shapes, needs_input_grad, geometry=None) -> Tuple[int, int]:
+        """Multiply-adds (forward, backward): N·K·OH·OW·(C/groups)·kh·kw per GEMM; backward
+        runs that GEMM once for dX and once for dW, each only when needed."""
+        n, k = shapes[0][0], shapes[1][0]
+        g = geometry
+        forward = int(n) * int(k) * g.out_h * g.out_w * int(np.prod(shapes[1][1:], dtype=np.int64))
+        return forward, forward * (int(needs_input_grad[0]) + int(needs_input_grad[1]))
+
+    @staticmethod
     def backward(ctx, dy):
         x, w2 = ctx.saved_tensors
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
@@ -257,6 +275,19 @@ class ConvTranspose2dFunction(Function):
         threads = _omp.get_max_threads()
         used = threads if threads > 1 and shapes[0][0] >= threads else 1
         return 2 * _column_bytes(out_shape, geometry, np.dtype(dtype).itemsize, used)
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, geometry=None, out_shape=None) -> int:
+        """Transient buffer of forward alone: the column buffers of the input-gradient pass."""
+        return ConvTranspose2dFunction.workspace_bytes(shapes, dtype, geometry, out_shape) // 2
+
+    @staticmethod
+    def macs(shapes, needs_input_grad, geometry=None, out_shape=None) -> Tuple[int, int]:
+        """Multiply-adds (forward, backward): N·C_in·H·W·(C_out/groups)·kh·kw per GEMM; backward
+        runs it once for dX and once for dW, each only when needed."""
+        n, _, h, w = shapes[0]
+        forward = int(n) * int(h) * int(w) * int(np.prod(shapes[1], dtype=np.int64))
+        return forward, forward * (int(needs_input_grad[0]) + int(needs_input_grad[1]))
 
     @staticmethod
     def backward(ctx, dy):

@@ -34,6 +34,13 @@ class LinearFunction(Function):
         return total
 
     @staticmethod
+    def macs(shapes, needs_input_grad) -> tuple:
+        """Multiply-adds (forward, backward): rows·out·in; backward repeats it for dX and for dW."""
+        rows = int(np.prod(shapes[0][:-1], dtype=np.int64))
+        forward = rows * int(shapes[1][0]) * int(shapes[1][1])
+        return forward, forward * (int(needs_input_grad[0]) + int(needs_input_grad[1]))
+
+    @staticmethod
     def backward(ctx, dy):
         rows, weight = ctx.saved_tensors
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
