@@ -6,3 +6,4 @@ from .modules import *  # noqa: F401,F403 - the layer classes (see modules.__all
 from .modules import __all__ as _modules_all
 from .finetune import freeze, unfreeze
 from .blueprint import BlueprintWarning, blueprint
+from .convert import output_stride, to_fully_convolutional
