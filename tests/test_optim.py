@@ -195,7 +195,7 @@ def _plain_only(obj):
 @pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
                                          ("Adam", dict(lr=0.01, amsgrad=True)),
                                          ("AdamW", dict(lr=0.01, betas=(0.8, 0.95)))])
-def test_state_dict_round_trip_continues_identically(name, kwargs):
+def test_state_dict_round_trip_continues_identically(name, kwargs, tmp_path):
     cls = getattr(optim, name)
     init = _initial(4)
     params, opt = _run_ours(cls, _fine_tuning_groups if name == "SGD" else _single, init, 10, **kwargs)
@@ -207,7 +207,8 @@ def test_state_dict_round_trip_continues_identically(name, kwargs):
 
     clones = [fc.tensor(p.data.copy(), requires_grad=True) for p in params]
     other = cls(_fine_tuning_groups(clones) if name == "SGD" else clones, lr=123.0)
-    other.load_state_dict(sd)
+    fc.save(sd, tmp_path / "opt.npz")  # through the pickle-free checkpoint format
+    other.load_state_dict(fc.load(tmp_path / "opt.npz"))
     for k in range(10, 20):
         for group in (params, clones):
             for p, g in zip(group, _grad_fn([p.data for p in group], k)):
@@ -391,7 +392,8 @@ def test_reduce_lr_on_plateau_accepts_tensor_metric_and_validates():
     lambda o: lr_scheduler.CosineAnnealingLR(o, 5, 0.01),
     lambda o: lr_scheduler.ReduceLROnPlateau(o, patience=1, cooldown=1),
 ])
-def test_scheduler_state_dict_round_trip(make):
+def test_scheduler_state_dict_round_trip_through_save(make, tmp_path):
+    """Optimizer and scheduler state go through fastconv.save/load (no pickle) and resume identically."""
     metrics = [3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7]
 
     def advance(opt, sched, values):
@@ -409,10 +411,12 @@ def test_scheduler_state_dict_round_trip(make):
     assert _plain_only(sched_sd) and _plain_only(opt_sd)
     expected = advance(opt, sched, metrics[6:])
 
+    fc.save({"optimizer": opt_sd, "scheduler": sched_sd}, tmp_path / "ckpt.npz")
+    loaded = fc.load(tmp_path / "ckpt.npz")
     opt2 = optim.SGD([fc.tensor(np.ones(1), requires_grad=True)], lr=1.0, momentum=0.9)
-    opt2.load_state_dict(opt_sd)
+    opt2.load_state_dict(loaded["optimizer"])
     sched2 = make(opt2)
-    sched2.load_state_dict(sched_sd)
+    sched2.load_state_dict(loaded["scheduler"])
     assert advance(opt2, sched2, metrics[6:]) == expected
 
 
