@@ -11,3 +11,4 @@ from .pooling import (
     max_unpool2d,
 )
 from .normalization import batch_norm, group_norm, instance_norm, layer_norm
+from .dropout import dropout, dropout2d
