@@ -72,21 +72,22 @@ class _Bucket:
 
 
 def _assign_buckets(params: List, cap_bytes: float) -> List[_Bucket]:
-    """Reverse registration order, split into ~cap_bytes groups, never mixing dtypes in a bucket."""
-    buckets: List[_Bucket] = []
-    open_groups = {}  # dtype -> (params, bytes)
-    for p in reversed(params):
+    """Reverse registration order, split into ~cap_bytes groups, never mixing dtypes in a bucket;
+    buckets are ordered by their first parameter (the order backward roughly fills them)."""
+    closed = []        # (position of first parameter, params, dtype)
+    open_groups = {}   # dtype -> [position of first parameter, params, bytes]
+    for position, p in enumerate(reversed(params)):
         dt = p.data.dtype
-        group, nbytes = open_groups.get(dt, ([], 0))
-        if group and nbytes + p.data.nbytes > cap_bytes:
-            buckets.append(_Bucket(group, dt))
-            group, nbytes = [], 0
-        group.append(p)
-        open_groups[dt] = (group, nbytes + p.data.nbytes)
-    for dt, (group, _) in open_groups.items():
-        if group:
-            buckets.append(_Bucket(group, dt))
-    return buckets
+        group = open_groups.get(dt)
+        if group is not None and group[2] + p.data.nbytes > cap_bytes:
+            closed.append((group[0], group[1], dt))
+            group = None
+        if group is None:
+            group = open_groups[dt] = [position, [], 0]
+        group[1].append(p)
+        group[2] += p.data.nbytes
+    closed += [(g[0], g[1], dt) for dt, g in open_groups.items()]
+    return [_Bucket(group, dt) for _, group, dt in sorted(closed, key=lambda c: c[0])]
 
 
 class DistributedDataParallel(Module):
