@@ -239,23 +239,24 @@ def test_two_ranks_of_32_match_one_process_of_64(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     single.mkdir()
     multi.mkdir()
-    proc = _run([script, str(single), "25"])
+    proc = _run([script, str(single), "25", "syncbn"])
     assert proc.returncode == 0, proc.stderr
-    # one bucket; and a 262-byte cap: one bucket per tensor or pair, the layer applied twice alone
-    # in one that is launched before its second gradient arrives (so it is reduced again)
-    proc = _run([script, str(multi), "25", "0.00025"], ranks=2)
+    # "25": one bucket. "0.00025" (262 bytes): one bucket per tensor or pair; the layer applied twice
+    # sits alone in a bucket launched before its second gradient arrives (so it is reduced again).
+    # "syncbn": BatchNorm2d with sync_batchnorm=True normalizes over all 64 samples, like one process.
+    proc = _run([script, str(multi), "25", "0.00025", "syncbn"], ranks=2)
     assert proc.returncode == 0, proc.stderr
-    reference = dict(np.load(single / "cap25_rank0.npz"))
-    assert int(reference.pop("_buckets")) == 1
-    for cap in ("25", "0.00025"):
+    for spec, reference_spec in (("25", "25"), ("0.00025", "25"), ("syncbn", "syncbn")):
+        reference = dict(np.load(single / f"{reference_spec}_rank0.npz"))
+        assert int(reference.pop("_buckets")) == 1
         for r in (0, 1):
-            got = dict(np.load(multi / f"cap{cap}_rank{r}.npz"))
+            got = dict(np.load(multi / f"{spec}_rank{r}.npz"))
             buckets = int(got.pop("_buckets"))
-            assert buckets == 1 if cap == "25" else buckets > 4
+            assert buckets > 4 if spec == "0.00025" else buckets == 1
             assert got.keys() == reference.keys()
             for k in reference:
-                # float64; sums of 32+32 vs 64 terms differ only by rounding (~1e-16 relative)
-                np.testing.assert_allclose(got[k], reference[k], rtol=1e-5, atol=1e-5, err_msg=f"{cap} {r} {k}")
+                # float64: sums of 32 + 32 terms vs 64 terms differ only by rounding (~1e-16 relative)
+                np.testing.assert_allclose(got[k], reference[k], rtol=1e-5, atol=1e-5, err_msg=f"{spec} {r} {k}")
 
 
 @needs_mpi

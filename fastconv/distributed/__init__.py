@@ -19,9 +19,10 @@ from .callbacks import SyncBuffersCallback
 from .ddp import DistributedDataParallel
 from .failure import abort_on_error, report_and_abort, run_guarded
 from .sampler import DistributedSampler
+from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 
 __all__ = [
     "init", "rank", "world_size", "is_main", "barrier", "broadcast", "broadcast_object", "all_reduce",
     "all_gather_object", "get_comm", "launched_under_mpi", "DistributedDataParallel", "DistributedSampler",
-    "SyncBuffersCallback", "abort_on_error", "run_guarded", "report_and_abort", "INSTALL_HINT",
+    "SyncBuffersCallback", "SyncBatchNorm", "convert_sync_batchnorm", "abort_on_error", "run_guarded", "report_and_abort", "INSTALL_HINT",
 ]

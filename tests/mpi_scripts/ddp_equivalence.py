@@ -1,6 +1,8 @@
 """Train a small conv net for 5 SGD steps on a fixed data stream; write each rank's final weights.
 
-Usage: python ddp_equivalence.py OUT_DIR CAP_MB [CAP_MB ...]
+Usage: python ddp_equivalence.py OUT_DIR SPEC [SPEC ...]
+SPEC is a bucket cap in MiB, or "syncbn": a BatchNorm2d after conv1 with sync_batchnorm=True
+(writes OUT_DIR/{SPEC}_rank{r}.npz).
 
 Every step uses the same global batch of 64 samples; with p ranks, rank r takes rows
 [r*64/p, (r+1)*64/p). Each rank starts from different random weights (seed 100 + rank), so
@@ -21,24 +23,27 @@ GLOBAL_BATCH, STEPS = 64, 5
 
 
 class Net(nn.Module):
-    def __init__(self):
+    def __init__(self, batchnorm: bool = False):
         super().__init__()
         self.unused = nn.Linear(3, 3)      # never in forward; registered first, so in the last bucket
         self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.norm = nn.BatchNorm2d(4) if batchnorm else nn.Identity()
         self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
         self.fc = nn.Linear(6 * 4 * 4, 5)
         self.head = nn.Linear(5, 5)        # applied twice: its bucket is reduced again
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.norm(self.conv1(x))), 2)
         x = F.relu(self.conv2(x)).reshape(x.shape[0], -1)
         return self.head(F.relu(self.head(self.fc(x))))
 
 
-def train(cap_mb: float) -> dict:
+def train(spec: str) -> dict:
     r, p = dist.rank(), dist.world_size()
     fc.manual_seed(100 + r)
-    model = dist.DistributedDataParallel(Net().double(), bucket_cap_mb=cap_mb)
+    syncbn = spec == "syncbn"
+    model = dist.DistributedDataParallel(Net(batchnorm=syncbn).double(), bucket_cap_mb=25 if syncbn else float(spec),
+                                         sync_batchnorm=syncbn)
     opt = fc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
     data = np.random.default_rng(7)
     x_all = data.standard_normal((STEPS * GLOBAL_BATCH, 1, 8, 8))
@@ -58,10 +63,10 @@ def train(cap_mb: float) -> dict:
 
 
 def main():
-    out_dir, caps = sys.argv[1], [float(c) for c in sys.argv[2:]]
-    for cap in caps:
-        weights = train(cap)
-        np.savez(os.path.join(out_dir, f"cap{cap:g}_rank{dist.rank()}.npz"), **weights)
+    out_dir = sys.argv[1]
+    for spec in sys.argv[2:]:
+        weights = train(spec)
+        np.savez(os.path.join(out_dir, f"{spec}_rank{dist.rank()}.npz"), **weights)
 
 
 if __name__ == "__main__":
