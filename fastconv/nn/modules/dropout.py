@@ -21,11 +21,11 @@ class Dropout(_DropoutNd):
     """Zeroes each element with probability p and scales the rest by 1/(1 − p) (inverted dropout)."""
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.dropout(input, self.p, self.training)
+        return F.dropout(input, self.p, self.training, self.inplace)
 
 
 class Dropout2d(_DropoutNd):
     """Zeroes whole channels of (N, C, H, W) inputs with probability p (spatial dropout), scaling the rest."""
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.dropout2d(input, self.p, self.training)
+        return F.dropout2d(input, self.p, self.training, self.inplace)

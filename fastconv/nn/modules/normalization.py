@@ -124,7 +124,8 @@ class InstanceNorm2d(_NormBase):
         if data.shape[1] != self.num_features:
             raise ValueError(f"InstanceNorm2d: expected input with {self.num_features} channels (dim 1), got "
                              f"input of shape {tuple(data.shape)}")
-        factor = self._update_factor()
+        # as in PyTorch, instance norm never counts batches and momentum=None means no update
+        factor = 0.0 if self.momentum is None else self.momentum
         use_input_stats = self.training or not self.track_running_stats
         return F.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
                                use_input_stats=use_input_stats, momentum=factor, eps=self.eps)
