@@ -26,7 +26,7 @@ from cython.parallel cimport prange
 
 cdef enum:
     TILE = 4096       # elements per statistics / normalize work item
-    COL_BLOCK = 256   # columns per work item of the elementwise affine gradient
+    COL_BLOCK = 1024  # columns per work item of the elementwise (layer norm) gradient sums
     ROW_BLOCK = 64    # rows per work item of the elementwise affine gradient
 
 
@@ -44,63 +44,69 @@ cdef inline void _tiling(Py_ssize_t A, Py_ssize_t L, Py_ssize_t* rows, Py_ssize_
 
 
 cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
-    """Σ p[i] in double with four independent accumulators."""
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t i = 0
-    while i + 4 <= n:
-        s0 += p[i]
-        s1 += p[i + 1]
-        s2 += p[i + 2]
-        s3 += p[i + 3]
-        i += 4
+    """Σ p[i] in double; eight independent accumulators let the compiler pack and pipeline them."""
+    cdef double s[8]
+    cdef Py_ssize_t i = 0, k
+    for k in range(8):
+        s[k] = 0.0
+    while i + 8 <= n:
+        for k in range(8):
+            s[k] += p[i + k]
+        i += 8
     while i < n:
-        s0 += p[i]
+        s[0] += p[i]
         i += 1
-    return (s0 + s1) + (s2 + s3)
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 
 
 cdef inline double _sq_dev(const floating* p, Py_ssize_t n, double m) noexcept nogil:
-    """Σ (p[i] - m)² in double."""
-    cdef double s0 = 0, s1 = 0, d0, d1
-    cdef Py_ssize_t i = 0
-    while i + 2 <= n:
-        d0 = p[i] - m
-        d1 = p[i + 1] - m
-        s0 += d0 * d0
-        s1 += d1 * d1
-        i += 2
-    if i < n:
-        d0 = p[i] - m
-        s0 += d0 * d0
-    return s0 + s1
+    """Σ (p[i] - m)² in double, eight accumulators."""
+    cdef double s[8]
+    cdef double d
+    cdef Py_ssize_t i = 0, k
+    for k in range(8):
+        s[k] = 0.0
+    while i + 8 <= n:
+        for k in range(8):
+            d = p[i + k] - m
+            s[k] += d * d
+        i += 8
+    while i < n:
+        d = p[i] - m
+        s[0] += d * d
+        i += 1
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 
 
-cdef inline void _grad_sums(const floating* dy, const floating* x, const floating* w, Py_ssize_t n,
-                            double m, bint with_x, double* s1, double* s2) noexcept nogil:
-    """s1 += Σ u·dy and s2 += Σ u·dy·(x - m), where u = w[i] (or 1 when w is NULL)."""
-    cdef double a0 = 0, a1 = 0, b0 = 0, b1 = 0, g0, g1
-    cdef Py_ssize_t i = 0
-    while i + 2 <= n:
-        g0 = dy[i]
-        g1 = dy[i + 1]
-        if w != NULL:
-            g0 = g0 * w[i]
-            g1 = g1 * w[i + 1]
-        a0 += g0
-        a1 += g1
-        if with_x:
-            b0 += g0 * (x[i] - m)
-            b1 += g1 * (x[i + 1] - m)
-        i += 2
-    if i < n:
-        g0 = dy[i]
-        if w != NULL:
-            g0 = g0 * w[i]
-        a0 += g0
-        if with_x:
-            b0 += g0 * (x[i] - m)
-    s1[0] += a0 + a1
-    s2[0] += b0 + b1
+cdef inline void _grad_sums(const floating* dy, const floating* x, Py_ssize_t n, double m,
+                            bint with_x, double* s1, double* s2) noexcept nogil:
+    """s1 += Σ dy and (with_x) s2 += Σ dy·(x - m), four accumulators each."""
+    cdef double a[4]
+    cdef double b[4]
+    cdef Py_ssize_t i = 0, k
+    for k in range(4):
+        a[k] = 0.0
+        b[k] = 0.0
+    if with_x:
+        while i + 4 <= n:
+            for k in range(4):
+                a[k] += dy[i + k]
+                b[k] += dy[i + k] * (x[i + k] - m)
+            i += 4
+        while i < n:
+            a[0] += dy[i]
+            b[0] += dy[i] * (x[i] - m)
+            i += 1
+    else:
+        while i + 4 <= n:
+            for k in range(4):
+                a[k] += dy[i + k]
+            i += 4
+        while i < n:
+            a[0] += dy[i]
+            i += 1
+    s1[0] += (a[0] + a[1]) + (a[2] + a[3])
+    s2[0] += (b[0] + b[1]) + (b[2] + b[3])
 
 
 cdef inline void _scale_shift(const floating* x, floating* y, Py_ssize_t n, double m, double scale,
@@ -224,46 +230,82 @@ def normalize(const floating[:, :, ::1] x, const double[::1] mean, const double[
             _scale_shift(xp + off, yp + off, l1 - l0, mean[g], scale, shift)
 
 
-cdef void _elementwise_affine_grads(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
-                                    const double[::1] mean, const double[::1] rstd, bint with_x,
-                                    double[::1] dweight, double[::1] dbias):
-    """dweight[l] = Σ_rows dy·x̂, dbias[l] = Σ_rows dy on a (1, rows, L) view (layer norm).
+cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                            const double[::1] mean, const double[::1] rstd, const floating* w,
+                            bint with_x, bint need_rows, bint need_cols, double[:, ::1] sums,
+                            double[::1] dweight, double[::1] dbias):
+    """One read of dy and x on a (1, rows, L) view with affine parameters per l (layer norm).
 
-    Work items are (row block, column block); each writes its own slice of a partial buffer,
-    which is then summed over the row blocks, so no two threads write one address.
+    Rows: sums[0, r] = Σ_l dy·w, sums[1, r] = Σ_l dy·w·x̂. Columns: dweight[l] = Σ_r dy·x̂,
+    dbias[l] = Σ_r dy. Work items are (row block, column block); each writes its own slots of
+    the partial buffers, which are summed afterwards, so no two threads write one address.
     """
     cdef Py_ssize_t R = dy.shape[1], L = dy.shape[2]
     cdef Py_ssize_t row_blocks = (R + ROW_BLOCK - 1) // ROW_BLOCK
     cdef Py_ssize_t col_blocks = (L + COL_BLOCK - 1) // COL_BLOCK
-    part_arr = np.zeros((2, row_blocks, L), dtype=np.float64)
-    cdef double[:, :, ::1] part = part_arr
+    col_arr = np.zeros((2, row_blocks if need_cols else 0, L), dtype=np.float64)
+    row_arr = np.empty((2, R, col_blocks if need_rows else 0), dtype=np.float64)
+    cdef double[:, :, ::1] col_part = col_arr
+    cdef double[:, :, ::1] row_part = row_arr
     cdef const floating* dyp = &dy[0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0]
-    cdef Py_ssize_t i, rb, r0, r1, row, l, l0, l1
-    cdef double m, rs, g, s1, s2
+    cdef double* cw
+    cdef double* cb
+    cdef Py_ssize_t i, rb, cbk, r0, r1, row, l, l0, l1, off
+    cdef double m, rs, g, xh, u, s1a, s1b, s2a, s2b
     with nogil:
         for i in prange(row_blocks * col_blocks, schedule='static'):
             rb = i // col_blocks
-            l0 = (i % col_blocks) * COL_BLOCK
+            cbk = i % col_blocks
+            l0 = cbk * COL_BLOCK
             l1 = l0 + COL_BLOCK if l0 + COL_BLOCK < L else L
             r0 = rb * ROW_BLOCK
             r1 = r0 + ROW_BLOCK if r0 + ROW_BLOCK < R else R
+            cw = &col_part[0, rb, 0] if need_cols else NULL
+            cb = &col_part[1, rb, 0] if need_cols else NULL
             for row in range(r0, r1):
                 m = mean[row] if with_x else 0.0
                 rs = rstd[row]
+                off = row * L
+                s1a = 0.0
+                s1b = 0.0
+                s2a = 0.0
+                s2b = 0.0
                 for l in range(l0, l1):
-                    g = dyp[row * L + l]
-                    part[1, rb, l] += g
-                    if with_x:
-                        part[0, rb, l] += g * (xp[row * L + l] - m) * rs
-        for l in prange(L, schedule='static'):
-            s1 = 0.0
-            s2 = 0.0
-            for rb in range(row_blocks):
-                s1 = s1 + part[0, rb, l]
-                s2 = s2 + part[1, rb, l]
-            dweight[l] = s1
-            dbias[l] = s2
+                    g = dyp[off + l]
+                    xh = (xp[off + l] - m) * rs if with_x else 0.0
+                    if need_cols:
+                        cw[l] = cw[l] + g * xh
+                        cb[l] = cb[l] + g
+                    if need_rows:
+                        u = g * w[l] if w != NULL else g
+                        if l & 1:
+                            s1b = s1b + u
+                            s2b = s2b + u * xh
+                        else:
+                            s1a = s1a + u
+                            s2a = s2a + u * xh
+                if need_rows:
+                    row_part[0, row, cbk] = s1a + s1b
+                    row_part[1, row, cbk] = s2a + s2b
+        if need_rows:
+            for row in prange(R, schedule='static'):
+                s1a = 0.0
+                s2a = 0.0
+                for cbk in range(col_blocks):
+                    s1a = s1a + row_part[0, row, cbk]
+                    s2a = s2a + row_part[1, row, cbk]
+                sums[0, row] = s1a
+                sums[1, row] = s2a
+        if need_cols:
+            for l in prange(L, schedule='static'):
+                s1a = 0.0
+                s2a = 0.0
+                for rb in range(row_blocks):
+                    s1a = s1a + col_part[0, rb, l]
+                    s2a = s2a + col_part[1, rb, l]
+                dweight[l] = s1a
+                dbias[l] = s2a
 
 
 def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
@@ -281,7 +323,7 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     cdef Py_ssize_t A = x.shape[0], B = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t G = B // cpg if cpg > 0 else 0
     cdef Py_ssize_t rows, cols, col_tiles, T, chunks
-    cdef Py_ssize_t i, b, t, a, a0, a1, l0, l1, g, c, j, off, row, k, blocks, col_blocks
+    cdef Py_ssize_t i, b, t, a, a0, a1, l0, l1, g, c, j, off, row
     cdef double m, r, s1, s2, u, count, k1, k2
     _tiling(A, L, &rows, &cols, &col_tiles, &T)
     if A * B * L == 0:
@@ -293,10 +335,10 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     cdef const floating* xp = &x[0, 0, 0]
     cdef floating* dxp = &dx[0, 0, 0] if need_dx else NULL
     cdef const floating* wp = &weight[0] if has_weight else NULL
-    cdef const floating* uw = wp if elementwise else NULL   # weight folded into the row sums
-    cdef bint row_sums = need_dx or (need_affine and not elementwise)
+    cdef bint row_sums = not elementwise and (need_dx or need_affine)
 
-    # 1. per-row sums s1[b] = Σ u·dy, s2[b] = Σ u·dy·x̂ (per tile, then over the tiles)
+    # 1. per-row sums s1[b] = Σ dy, s2[b] = Σ dy·x̂ (per tile, then over the tiles); the
+    #    elementwise case gets its row sums (weighted by w[l]) from _elementwise_sums in step 2
     part_arr = np.zeros((2, B * T if row_sums else 0), dtype=np.float64)
     sums_arr = np.zeros((2, B), dtype=np.float64)
     cdef double[:, ::1] part = part_arr
@@ -315,8 +357,7 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                 s2 = 0.0
                 for a in range(a0, a1):
                     off = (a * B + b) * L + l0
-                    _grad_sums(dyp + off, xp + off, uw + l0 if uw != NULL else NULL, l1 - l0,
-                               m, with_x, &s1, &s2)
+                    _grad_sums(dyp + off, xp + off, l1 - l0, m, with_x, &s1, &s2)
                 part[0, i] = s1
                 part[1, i] = s2 * rstd[b // cpg] if with_x else 0.0
             for b in prange(B, schedule='static'):
@@ -328,8 +369,10 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                 sums[0, b] = s1
                 sums[1, b] = s2
 
-    # 2. affine gradients
-    if need_affine and not elementwise:
+    # 2. affine gradients (and the elementwise row sums)
+    if elementwise:
+        _elementwise_sums(dy, x, mean, rstd, wp, with_x, need_dx, need_affine, sums, dweight, dbias)
+    elif need_affine:
         with nogil:
             for c in prange(channels, schedule='static'):
                 s1 = 0.0
@@ -341,8 +384,6 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                     b = b + channels
                 dbias[c] = s1
                 dweight[c] = s2
-    elif need_affine:
-        _elementwise_affine_grads(dy, x, mean, rstd, with_x, dweight, dbias)
 
     if not need_dx:
         return
