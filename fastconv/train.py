@@ -1,0 +1,332 @@
+"""The fit loop: progress bar, history, atomic per-epoch checkpoints, exact resume, Ctrl-C safety.
+
+A checkpoint holds everything the next step depends on (model, optimizer, scheduler, the global
+generator, the loader's position and the partial epoch's running sums), so a resumed run
+reproduces an uninterrupted one bit for bit.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from . import random as _random
+from .autograd.grad_mode import no_grad
+from .serialization import load, save
+from .tensor import Tensor
+
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+class Callback:
+    """Hooks into ``fit``; override what you need. ``logs`` is the epoch's history entry."""
+
+    def on_train_begin(self, model) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, model) -> None:
+        pass
+
+    def on_batch_end(self, epoch: int, batch: int, loss: float, model) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict, model) -> None:
+        pass
+
+    def on_train_end(self, history: List[dict], model) -> None:
+        pass
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; training stops instead of silently continuing."""
+
+
+def _is_main_process() -> bool:
+    dist = sys.modules.get("fastconv.distributed")
+    return dist is None or dist.is_main()
+
+
+def _as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
+
+
+def _correct(output: np.ndarray, target: np.ndarray) -> Optional[int]:
+    """Number of correct class predictions, or None when the task is not classification."""
+    if output.ndim < 2 or not np.issubdtype(np.asarray(target).dtype, np.integer):
+        return None
+    return int((output.argmax(axis=1) == target).sum())
+
+
+def evaluate(model, loader, loss_fn: Optional[Callable] = None) -> Dict[str, float]:
+    """Mean loss and accuracy of ``model`` over ``loader`` in eval mode, without recording."""
+    was_training = getattr(model, "training", False)
+    model.eval()
+    total_loss = 0.0
+    correct = 0
+    count = 0
+    classification = True
+    try:
+        with no_grad():
+            for x, y in loader:
+                out = model(_as_tensor(x))
+                n = len(y)
+                if loss_fn is not None:
+                    total_loss += float(loss_fn(out, y).item()) * n
+                c = _correct(out.numpy(), np.asarray(y))
+                classification = classification and c is not None
+                correct += c or 0
+                count += n
+    finally:
+        model.train(was_training)
+    result = {"loss": total_loss / max(count, 1) if loss_fn is not None else float("nan"),
+              "samples": count}
+    if classification:
+        result["accuracy"] = correct / max(count, 1)
+    return result
+
+
+def _progress(total: int, desc: str, verbose: bool):
+    from tqdm.auto import tqdm
+
+    # disable=None: tqdm stays silent when stderr is not a terminal
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True,
+                disable=None if verbose else True)
+
+
+def _checkpoint_state(model, optimizer, scheduler, loader, epoch, batch, history, partial) -> dict:
+    state = {
+        "format": "fastconv-checkpoint-1",
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": _random.get_rng_state(),
+        "epoch": epoch,
+        "batch": batch,
+        "history": history,
+        "partial": partial,
+    }
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if hasattr(loader, "state_dict"):
+        state["loader"] = loader.state_dict()
+    return state
+
+
+def save_checkpoint(path: str, model, optimizer, scheduler=None, loader=None, epoch: int = 0,
+                    batch: int = 0, history: Optional[List[dict]] = None,
+                    partial: Optional[dict] = None) -> None:
+    """Write a resumable checkpoint atomically (rank 0 only under MPI)."""
+    if not _is_main_process():
+        return
+    state = _checkpoint_state(model, optimizer, scheduler, loader, epoch, batch, history or [],
+                              partial or {})
+    save(state, path)
+
+
+def load_checkpoint(path: str, model, optimizer=None, scheduler=None, loader=None) -> dict:
+    """Restore model (and optimizer, scheduler, loader, generator) from ``path``; returns the state."""
+    state = load(path)
+    if state.get("format") != "fastconv-checkpoint-1":
+        raise ValueError(f"{path}: not a fastconv training checkpoint (no format tag)")
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
+    if loader is not None and "loader" in state and hasattr(loader, "load_state_dict"):
+        loader.load_state_dict(state["loader"])
+    _random.set_rng_state(state["rng"])
+    return state
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn Ctrl-C into a flag checked between optimizer steps (main thread only).
+
+    A step is never cut in half, so the checkpoint written on interrupt is consistent.
+    """
+    flag = {"set": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["set"]:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        flag["set"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _scheduler_step(scheduler, logs: dict) -> None:
+    if scheduler is None:
+        return
+    if type(scheduler).__name__ == "ReduceLROnPlateau":
+        metric = logs.get("val_loss", logs["train_loss"])
+        scheduler.step(metric)
+    else:
+        scheduler.step()
+
+
+def fit(
+    model,
+    train_loader,
+    loss_fn: Callable,
+    optimizer,
+    epochs: int,
+    val_loader=None,
+    scheduler=None,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: Optional[str] = None,
+    resume: bool = False,
+    verbose: bool = True,
+    max_batches: Optional[int] = None,
+) -> List[dict]:
+    """Train ``model`` for ``epochs`` epochs and return the per-epoch history.
+
+    Each epoch records train loss/accuracy, val loss/accuracy (with ``val_loader``), the learning
+    rate, wall time and samples/s. With ``checkpoint_dir`` a checkpoint is written atomically
+    after every epoch and on Ctrl-C (then KeyboardInterrupt is re-raised); ``resume=True``
+    continues from it exactly. A NaN/inf loss raises ``TrainingDiverged``. ``max_batches`` stops
+    after that many optimizer steps in total (used to simulate an interruption in tests).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"fit: expected epochs >= 1, got {epochs!r}")
+    ckpt_path = os.path.join(checkpoint_dir, CHECKPOINT_NAME) if checkpoint_dir else None
+    if ckpt_path:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+    history: List[dict] = []
+    start_epoch, start_batch, partial = 0, 0, {}
+    if resume:
+        if not ckpt_path:
+            raise ValueError("fit: resume=True needs checkpoint_dir")
+        if os.path.exists(ckpt_path):
+            state = load_checkpoint(ckpt_path, model, optimizer, scheduler, train_loader)
+            start_epoch, start_batch = int(state["epoch"]), int(state["batch"])
+            history, partial = list(state["history"]), dict(state["partial"])
+    main = _is_main_process()
+    for cb in callbacks:
+        cb.on_train_begin(model)
+    steps = 0
+    epoch = start_epoch
+    completed = start_batch
+    sums = {}
+    with _deferred_interrupt() as interrupt:
+        try:
+            for epoch in range(start_epoch, epochs):
+                resumed = epoch == start_epoch and start_batch > 0
+                completed = start_batch if resumed else 0
+                sums = dict(partial) if resumed else {"loss": 0.0, "correct": 0, "count": 0,
+                                                      "classification": True, "seconds": 0.0}
+                logs = _train_epoch(model, train_loader, loss_fn, optimizer, callbacks, epoch, epochs,
+                                    completed, sums, interrupt, verbose and main, max_batches, steps)
+                steps += logs.pop("_steps")
+                completed = logs.pop("_completed")
+                if interrupt["set"]:
+                    raise KeyboardInterrupt
+                if val_loader is not None:
+                    val = evaluate(model, val_loader, loss_fn)
+                    logs["val_loss"] = val["loss"]
+                    if "accuracy" in val:
+                        logs["val_accuracy"] = val["accuracy"]
+                _scheduler_step(scheduler, logs)
+                history.append(logs)
+                if verbose and main:
+                    print(_format_logs(logs), file=sys.stderr, flush=True)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs, model)
+                if ckpt_path:
+                    save_checkpoint(ckpt_path, model, optimizer, scheduler, train_loader, epoch + 1, 0, history)
+        except KeyboardInterrupt:
+            if ckpt_path:
+                save_checkpoint(ckpt_path, model, optimizer, scheduler, train_loader, epoch, completed,
+                                history, sums)
+                if verbose and main:
+                    print(f"\ninterrupted: checkpoint saved to {ckpt_path} (resume with resume=True)",
+                          file=sys.stderr)
+            raise
+    for cb in callbacks:
+        cb.on_train_end(history, model)
+    return history
+
+
+def _train_epoch(model, loader, loss_fn, optimizer, callbacks, epoch, epochs, completed, sums,
+                 interrupt, show, max_batches, steps_before) -> dict:
+    """One epoch from batch ``completed`` on; updates ``sums`` in place, stops early on interrupt."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    model.train()
+    for cb in callbacks:
+        cb.on_epoch_begin(epoch, model)
+    bar = _progress(len(loader), f"epoch {epoch + 1}/{epochs}", show)
+    t_start = time.perf_counter() - sums["seconds"]
+    steps = 0
+    skip = completed
+    for batch_index, (x, y) in enumerate(loader):
+        if batch_index < skip:  # replay the cut epoch's order (and augmentation draws) up to where it stopped
+            bar.update(1)
+            continue
+        out = model(_as_tensor(x))
+        loss = loss_fn(out, y)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            bar.close()
+            raise TrainingDiverged(
+                f"fit: loss became {value} at epoch {epoch + 1}, batch {batch_index + 1}; "
+                "training stopped (try a lower learning rate or check the inputs)")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        n = len(y)
+        c = _correct(out.numpy(), np.asarray(y))
+        sums["loss"] += value * n
+        sums["classification"] = sums["classification"] and c is not None
+        sums["correct"] += c or 0
+        sums["count"] += n
+        sums["seconds"] = time.perf_counter() - t_start
+        completed = batch_index + 1
+        steps += 1
+        bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.4f}",
+                        samples_s=f"{sums['count'] / max(sums['seconds'], 1e-9):.0f}", refresh=False)
+        bar.update(1)
+        for cb in callbacks:
+            cb.on_batch_end(epoch, batch_index, value, model)
+        if max_batches is not None and steps_before + steps >= max_batches:
+            interrupt["set"] = True
+        if interrupt["set"]:
+            break
+    bar.close()
+    logs = {
+        "epoch": epoch + 1,
+        "train_loss": sums["loss"] / max(sums["count"], 1),
+        "lr": float(optimizer.param_groups[0]["lr"]),
+        "seconds": sums["seconds"],
+        "samples_per_s": sums["count"] / max(sums["seconds"], 1e-9),
+        "_steps": steps,
+        "_completed": completed,
+    }
+    if sums["classification"]:
+        logs["train_accuracy"] = sums["correct"] / max(sums["count"], 1)
+    return logs
+
+
+def _format_logs(logs: dict) -> str:
+    parts = [f"epoch {logs['epoch']}", f"train loss {logs['train_loss']:.4f}"]
+    if "train_accuracy" in logs:
+        parts.append(f"acc {logs['train_accuracy']:.4f}")
+    if "val_loss" in logs:
+        parts.append(f"val loss {logs['val_loss']:.4f}")
+    if "val_accuracy" in logs:
+        parts.append(f"val acc {logs['val_accuracy']:.4f}")
+    parts.append(f"{logs['samples_per_s']:.0f} samples/s")
+    return ", ".join(parts)
