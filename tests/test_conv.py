@@ -10,6 +10,17 @@ from fastconv.autograd import gradcheck
 from fastconv.nn.functional.conv import Conv2dFunction, ConvTranspose2dFunction
 
 
+@pytest.fixture(autouse=True, scope="module")
+def parallel_even_when_tiny():
+    """Run the multi-threaded schemes on these small shapes too (they would run serially)."""
+    from fastconv.nn.functional import conv as conv_module
+
+    previous = conv_module.MIN_FLOPS_PER_THREAD
+    conv_module.MIN_FLOPS_PER_THREAD = 0
+    yield
+    conv_module.MIN_FLOPS_PER_THREAD = previous
+
+
 # ---- direct numpy references --------------------------------------------------------------------
 
 def ref_padding(padding, kernel, dilation):

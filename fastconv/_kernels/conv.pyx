@@ -7,9 +7,10 @@ output pixel of the block, so the convolution of that block is the GEMM W·cols.
 
 Parallel scheme (see DESIGN.md, "Convolution: parallel scheme"): with enough work items
 (images, or image × row-block in the forward pass) they run in a ``prange`` with one column
-buffer per thread and single-threaded BLAS; the Python caller limits BLAS to one thread around
-those calls. With fewer items than threads, items run one after another, im2col/col2im are
-parallel over channels and BLAS uses its own threads (never inside a ``prange``).
+buffer per thread and single-threaded BLAS (the Python caller keeps the kernels' BLAS at one
+thread). With fewer items than threads, items run one after another and only im2col/col2im
+are parallel over channels; ``num_threads`` 1 makes everything serial (tiny problems, where a
+parallel region costs more than it saves).
 
 The kernels trust their inputs (shapes, dtypes, contiguity are checked in Python) and never
 read or write outside the arrays they are given.
@@ -160,8 +161,8 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const
     """y = conv2d(x, w) + bias through im2col + GEMM, in blocks of ``block_rows`` output rows.
 
     ``work`` holds one column buffer per thread (≥ C·kh·kw·block_rows·Wo elements each).
-    With ``parallel_items`` the (image, row block) items run in a prange and BLAS must have been
-    limited to one thread; otherwise items run serially and BLAS may use its threads.
+    With ``parallel_items`` the (image, row block) items run in a prange; otherwise serially,
+    with im2col parallel over channels when ``num_threads`` > 1. BLAS must run single-threaded.
     """
     cdef Py_ssize_t N = x.shape[0], K = y.shape[1], Ho = y.shape[2], Wo = y.shape[3]
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], Ho, Wo,
@@ -185,7 +186,7 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const
                 oy0 = (item % nblocks) * block_rows
                 oy1 = min(oy0 + block_rows, Ho)
                 forward_item(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
-                             &work[0, 0], &g, K, groups, oy0, oy1, True)
+                             &work[0, 0], &g, K, groups, oy0, oy1, num_threads > 1)
 
 
 cdef void backward_image(const floating* x, const floating* w, const floating* dy,
@@ -279,4 +280,4 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
             for n in range(N):
                 backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
                                dxptr + n * image if need_dx else NULL, dwptr, init, cptr, dcptr,
-                               &g, K, groups, block_rows, need_dx, need_dw, True)
+                               &g, K, groups, block_rows, need_dx, need_dw, num_threads > 1)

@@ -22,6 +22,8 @@ IntPair = Union[int, Tuple[int, int]]
 # Largest column buffer per thread, in elements: bounds memory for large images and keeps the
 # buffer near the caches; row blocks of the output are processed one at a time beyond it.
 COLUMN_BLOCK_ELEMENTS = 1 << 21
+# Below this many flops per thread a parallel region costs more than it saves: run serially.
+MIN_FLOPS_PER_THREAD = 1e6
 
 
 class ConvGeometry(NamedTuple):
@@ -41,42 +43,42 @@ class ConvGeometry(NamedTuple):
     out_w: int
 
 
-# ---- BLAS threads around parallel regions ---------------------------------------------------
+# ---- BLAS threads ----------------------------------------------------------------------------------
+# The kernels call the BLAS behind scipy.linalg.cython_blas from inside OpenMP regions, so that
+# library must run single-threaded. Switching its thread count per call is not an option: raising
+# it wakes OpenBLAS's pthreads workers, which then spin for milliseconds on the cores the OpenMP
+# threads need (measured: a batch-1 forward went from ~30 µs to 2–4 ms). So when scipy ships its
+# own BLAS (separate from numpy's, as in the wheels) fastconv keeps that library at one thread;
+# only when numpy and scipy share one BLAS is it limited around each call and restored.
 
-_blas_libraries = None
-
-
-def _blas_controllers():
-    """threadpoolctl controllers of the loaded BLAS libraries (found once)."""
-    global _blas_libraries
-    if _blas_libraries is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call must be loaded)
-        from threadpoolctl import ThreadpoolController
-
-        _blas_libraries = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-    return _blas_libraries
+_kernel_blas = None  # (controllers kept at one thread, controllers to limit and restore)
 
 
-def _run_with_serial_blas(kernel, *args) -> None:
-    """Run a kernel whose prange calls BLAS with every BLAS library limited to one thread."""
-    libs = _blas_controllers()
-    previous = [lib.get_num_threads() for lib in libs]
-    for lib, n in zip(libs, previous):
-        if n != 1:
+def _find_kernel_blas():
+    global _kernel_blas
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call must be loaded)
+    from threadpoolctl import ThreadpoolController
+
+    blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    scipy_only = [c for c in blas if "numpy" not in c.filepath]
+    _kernel_blas = (scipy_only, []) if scipy_only else ([], blas)
+    return _kernel_blas
+
+
+def _run_single_threaded_blas(kernel, *args) -> None:
+    """Run a kernel that calls BLAS inside a prange, with the kernels' BLAS at one thread."""
+    pinned, shared = _kernel_blas or _find_kernel_blas()
+    for lib in pinned:
+        if lib.get_num_threads() != 1:
             lib.set_num_threads(1)
+    previous = [lib.get_num_threads() for lib in shared]
+    for lib in shared:
+        lib.set_num_threads(1)
     try:
         kernel(*args)
     finally:
-        for lib, n in zip(libs, previous):
-            if n != 1:
-                lib.set_num_threads(n)
-
-
-def _run(kernel, parallel_items: bool, *args) -> None:
-    if parallel_items:
-        _run_with_serial_blas(kernel, *args)
-    else:
-        kernel(*args)
+        for lib, n in zip(shared, previous):
+            lib.set_num_threads(n)
 
 
 # ---- shared planning ---------------------------------------------------------------------------
@@ -106,6 +108,40 @@ def _forward_plan(n: int, out_h: int, elements_per_row: int, threads: int) -> Tu
     return block, n * blocks >= threads
 
 
+def _threads_for(flops: float) -> int:
+    """OpenMP threads worth using for a kernel call of ``flops`` multiply-adds×2."""
+    threads = _omp.get_max_threads()
+    if threads > 1 and flops < MIN_FLOPS_PER_THREAD * threads:
+        return max(1, int(flops // MIN_FLOPS_PER_THREAD))
+    return threads
+
+
+def _forward_setup(image_shape, out_channels: int, g: "ConvGeometry"):
+    """(threads, rows per block, parallel over items?, column elements per output row)."""
+    n, c = image_shape[0], image_shape[1]
+    row_elems = c * g.kh * g.kw * g.out_w
+    threads = _threads_for(2.0 * n * out_channels * row_elems * g.out_h / g.groups)
+    block, parallel = _forward_plan(n, g.out_h, row_elems, threads)
+    return threads, block, parallel, row_elems
+
+
+class BackwardPlan(NamedTuple):
+    threads: int          # OpenMP threads for the call
+    parallel: bool        # images in a prange (else serially, im2col/col2im over channels)
+    buffers: int          # column buffers (one per thread when parallel)
+    block_rows: int       # output rows per column buffer
+    row_elements: int     # column-buffer elements per output row
+
+
+def _backward_plan(image_shape, out_channels: int, g: "ConvGeometry") -> BackwardPlan:
+    n, c = image_shape[0], image_shape[1]
+    row_elems = c * g.kh * g.kw * g.out_w
+    threads = _threads_for(2.0 * n * out_channels * row_elems * g.out_h / g.groups)
+    parallel = threads > 1 and n >= threads
+    return BackwardPlan(threads, parallel, threads if parallel else 1, _row_block(g.out_h, row_elems),
+                        row_elems)
+
+
 def _work_buffer(threads: int, elements: int, dtype) -> np.ndarray:
     return np.empty((max(threads, 1), max(elements, 1)), dtype=dtype)
 
@@ -118,14 +154,11 @@ def _dummy(dtype, ndim: int) -> np.ndarray:
 def _conv_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray],
                          out_shape: Tuple[int, int, int, int], g: ConvGeometry) -> np.ndarray:
     """y = conv2d(x, w2) (+ bias) with w2 the weight as a (K, C/groups·kh·kw) matrix."""
-    n, c = x.shape[0], x.shape[1]
     y = np.empty(out_shape, dtype=x.dtype)
-    threads = _omp.get_max_threads()
-    row_elems = c * g.kh * g.kw * g.out_w
-    block, parallel = _forward_plan(n, g.out_h, row_elems, threads)
+    threads, block, parallel, row_elems = _forward_setup(x.shape, out_shape[1], g)
     work = _work_buffer(threads if parallel else 1, row_elems * block, x.dtype)
     has_bias = bias is not None
-    _run(_conv.conv_forward, parallel, x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias,
+    _run_single_threaded_blas(_conv.conv_forward, x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias,
          y, work, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block, parallel, threads)
     return y
 
@@ -141,18 +174,14 @@ def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy:
     """
     dtype = dy.dtype
     n, c, h, w = image_shape
-    threads = _omp.get_max_threads()
-    parallel = threads > 1 and n >= threads
-    used = threads if parallel else 1
-    row_elems = c * g.kh * g.kw * g.out_w
-    block = _row_block(g.out_h, row_elems)
+    threads, parallel, used, block, row_elems = _backward_plan(image_shape, dy.shape[1], g)
     dx = np.empty(image_shape, dtype=dtype) if need_dx else _dummy(dtype, 4)
     dw_parts = (np.zeros((used, weight_matrix_shape[0] * weight_matrix_shape[1]), dtype=dtype)
                 if need_dw else _dummy(dtype, 2))
     work = _work_buffer(used, row_elems * block, dtype) if need_dw else _dummy(dtype, 2)
     dwork = _work_buffer(used, row_elems * block, dtype) if need_dx else _dummy(dtype, 2)
     has_init = dx_init is not None
-    _run(_conv.conv_backward, parallel, x if need_dw else _dummy(dtype, 4),
+    _run_single_threaded_blas(_conv.conv_backward, x if need_dw else _dummy(dtype, 4),
          w2 if need_dx else _dummy(dtype, 2), dy, dx, dw_parts,
          dx_init if has_init else _dummy(dtype, 1), has_init, work, dwork,
          need_dx, need_dw, c, h, w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block,
@@ -163,10 +192,10 @@ def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy:
     return (dx if need_dx else None), dw2
 
 
-def _column_bytes(image_shape, g: ConvGeometry, itemsize: int, parallel_threads: int) -> int:
-    c = image_shape[1]
-    row_elems = c * g.kh * g.kw * g.out_w
-    return parallel_threads * row_elems * _row_block(g.out_h, row_elems) * itemsize
+def _backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int) -> int:
+    """Bytes of the two column buffers (im2col and Wᵀ·dY) of one backward kernel call."""
+    plan = _backward_plan(image_shape, out_channels, g)
+    return 2 * plan.buffers * plan.row_elements * plan.block_rows * itemsize
 
 
 def _nbytes(shape, dtype) -> int:
@@ -208,17 +237,13 @@ class Conv2dFunction(Function):
     @staticmethod
     def workspace_bytes(shapes, dtype, geometry=None) -> int:
         """Largest transient buffers: the column buffers of backward (im2col and Wᵀ·dY)."""
-        threads = _omp.get_max_threads()
-        used = threads if threads > 1 and shapes[0][0] >= threads else 1
-        return 2 * _column_bytes(shapes[0], geometry, np.dtype(dtype).itemsize, used)
+        return _backward_workspace(shapes[0], shapes[1][0], geometry, np.dtype(dtype).itemsize)
 
     @staticmethod
-    def forward_workspace_bytes(shapes, dtype, geometry=None) -> int:
-        """Transient buffer of forward alone: one column buffer per thread of the forward plan."""
-        g = geometry
-        threads = _omp.get_max_threads()
-        row_elems = shapes[0][1] * g.kh * g.kw * g.out_w
-        block, parallel = _forward_plan(shapes[0][0], g.out_h, row_elems, threads)
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
+        """Transient bytes of forward beyond its output and saved arrays: one column buffer per
+        thread of the forward plan."""
+        threads, block, parallel, row_elems = _forward_setup(shapes[0], shapes[1][0], geometry)
         return (threads if parallel else 1) * row_elems * block * np.dtype(dtype).itemsize
 
     @staticmethod
@@ -272,13 +297,12 @@ class ConvTranspose2dFunction(Function):
     @staticmethod
     def workspace_bytes(shapes, dtype, geometry=None, out_shape=None) -> int:
         """Largest transient buffers: the column buffers over the (larger) output image."""
-        threads = _omp.get_max_threads()
-        used = threads if threads > 1 and shapes[0][0] >= threads else 1
-        return 2 * _column_bytes(out_shape, geometry, np.dtype(dtype).itemsize, used)
+        return _backward_workspace(out_shape, shapes[0][1], geometry, np.dtype(dtype).itemsize)
 
     @staticmethod
-    def forward_workspace_bytes(shapes, dtype, geometry=None, out_shape=None) -> int:
-        """Transient buffer of forward alone: the column buffers of the input-gradient pass."""
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None, out_shape=None) -> int:
+        """Transient bytes of forward beyond its output and saved arrays: the column buffers of
+        the input-gradient pass."""
         return ConvTranspose2dFunction.workspace_bytes(shapes, dtype, geometry, out_shape) // 2
 
     @staticmethod
