@@ -297,6 +297,22 @@ def test_collectives_sampler_buffers_and_partial_gradients(tmp_path):
 
 
 @needs_mpi
+def test_fit_under_mpi_logs_and_checkpoints_on_rank0_and_resumes_everywhere(tmp_path):
+    proc = _run([os.path.join(SCRIPTS, "fit_ddp.py"), str(tmp_path)], ranks=2)
+    assert proc.returncode == 0, proc.stderr
+    logs = proc.stdout + proc.stderr
+    for epoch in (1, 2, 3):  # printed by rank 0 only (epoch 3 after the resume)
+        assert logs.count(f"epoch {epoch}, train loss") == 1, logs
+    assert (tmp_path / "ckpt" / "checkpoint.npz").exists()
+    final = [dict(np.load(tmp_path / f"final_rank{r}.npz")) for r in (0, 1)]
+    straight = dict(np.load(tmp_path / "straight_rank0.npz"))
+    assert "1.running_mean" in final[0]  # plain model keys, BatchNorm statistics included
+    for k in final[0]:
+        np.testing.assert_array_equal(final[0][k], final[1][k], err_msg=k)  # replicas identical
+        np.testing.assert_allclose(final[0][k], straight[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+@needs_mpi
 def test_a_failing_rank_stops_every_rank():
     proc = _run([os.path.join(SCRIPTS, "failing_rank.py")], ranks=2)  # would hang without the abort
     assert proc.returncode != 0
