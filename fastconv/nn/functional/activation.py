@@ -28,6 +28,11 @@ class ReLU(Function):
         return int(np.prod(shapes[0], dtype=np.int64)) if needs_input_grad[0] else 0
 
     @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: the mask when not saved."""
+        return 0 if needs_input_grad[0] else int(np.prod(shapes[0], dtype=np.int64))
+
+    @staticmethod
     def backward(ctx, g):
         (mask,) = ctx.saved_tensors
         return g * mask
@@ -45,6 +50,13 @@ class LeakyReLU(Function):
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The boolean mask x > 0: one byte per element."""
         return int(np.prod(shapes[0], dtype=np.int64)) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: x·slope, and the mask when
+        not saved."""
+        n = int(np.prod(shapes[0], dtype=np.int64))
+        return n * np.dtype(dtype).itemsize + (0 if needs_input_grad[0] else n)
 
     @staticmethod
     def backward(ctx, g):
