@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from typing import List, Optional
 
 import numpy as np
+
+DEMO_ARCH = "INPUT -> [CONV(32, k=3, p=same) -> RELU -> POOL]*2 -> FC(128) -> RELU -> FC"
+CONFIG_NAME = "config.json"
+MODEL_NAME = "model.npz"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -16,42 +22,326 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _demo(args) -> int:
-    """Softmax regression trained with the tape on a synthetic 3-class problem."""
+class CLIError(Exception):
+    """A user-facing problem reported as one line."""
+
+
+def _shape(text: str):
+    """'1x28x28' -> (1, 28, 28)."""
+    try:
+        dims = tuple(int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 1x28x28, got {text!r}") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected positive dimensions like 1x28x28, got {text!r}")
+    return dims
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+# ---- data and model -------------------------------------------------------------------------
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def _datasets(name: str, root: Optional[str]):
+    """(train, test, input_shape, num_classes) for a dataset name."""
+    from fastconv import data
+
+    if name != "mnist":
+        raise CLIError(f"unknown dataset {name!r} (available: mnist)")
+    return data.MNIST(root=root, split="train"), data.MNIST(root=root, split="test"), (1, 28, 28), 10
+
+
+def _loaders(cfg: dict, train_set, test_set):
+    from fastconv import data
+
+    normalize = data.Normalize([MNIST_MEAN], [MNIST_STD])
+    train_tf = data.Compose([data.RandomCrop(28, padding=2), normalize]) if cfg["augment"] else normalize
+    sampler = None
+    if cfg.get("distributed"):
+        from fastconv import distributed
+
+        sampler = distributed.DistributedSampler(train_set, shuffle=True, seed=cfg["seed"])
+    train_loader = data.DataLoader(train_set, batch_size=cfg["batch_size"], shuffle=sampler is None,
+                                   seed=cfg["seed"], transform=train_tf, sampler=sampler)
+    test_loader = data.DataLoader(test_set, batch_size=1000, shuffle=False, transform=normalize)
+    return train_loader, test_loader
+
+
+def _build_model(arch: str, input_shape, num_classes: int):
+    import warnings
+
+    from fastconv import nn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nn.BlueprintWarning)
+        return nn.blueprint(arch, input_shape, num_classes)
+
+
+def _optimizer(cfg: dict, params):
+    from fastconv import optim
+
+    name = cfg["optimizer"]
+    if name == "sgd":
+        return optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
+                         nesterov=cfg["momentum"] > 0)
+    if name == "adam":
+        return optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "adamw":
+        return optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"] or 1e-2)
+    raise CLIError(f"unknown optimizer {name!r} (available: sgd, adam, adamw)")
+
+
+def _write_json(path: str, obj) -> None:
+    """Atomic JSON write: temporary file in the same folder, then rename."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _train(cfg: dict, verbose: bool = True) -> dict:
+    """Train per ``cfg`` into ``cfg['out']``; returns the metrics written to metrics.json."""
     import fastconv as fc
+    from fastconv import train as training
     from fastconv.nn import functional as F
 
-    fc.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    centers = rng.standard_normal((3, 2)) * 3
-    labels = rng.integers(0, 3, size=600)
-    points = (centers[labels] + rng.standard_normal((600, 2))).astype(np.float32)
-    w = fc.zeros(2, 3, requires_grad=True)
-    b = fc.zeros(3, requires_grad=True)
-    onehot = np.eye(3, dtype=np.float32)[labels]
+    if cfg.get("threads"):
+        fc.set_num_threads(cfg["threads"])
+    dist = None
+    if cfg.get("distributed"):
+        from fastconv import distributed as dist
+
+        dist.init()
+    main = dist is None or dist.is_main()
+    fc.manual_seed(cfg["seed"])
+    train_set, test_set, input_shape, num_classes = _datasets(cfg["data"], cfg.get("data_root"))
+    model = _build_model(cfg["arch"], input_shape, num_classes)
+    if dist is not None:
+        model = dist.DistributedDataParallel(model)
+    optimizer = _optimizer(cfg, model.parameters())
+    scheduler = fc.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["epochs"]) if cfg["cosine"] else None
+    train_loader, test_loader = _loaders(cfg, train_set, test_set)
+    out = cfg["out"]
+    if main:
+        os.makedirs(out, exist_ok=True)
+        _write_json(os.path.join(out, CONFIG_NAME), cfg)
+    callbacks = []
+    if dist is not None:
+        callbacks.append(dist.SyncBuffersCallback(model))
     t0 = time.perf_counter()
-    for epoch in range(args.epochs):
-        logp = F.log_softmax(fc.tensor(points) @ w + b, dim=1)
-        loss = -(logp * onehot).sum() / len(labels)
-        w.grad = b.grad = None
-        loss.backward()
-        for p in (w, b):
-            p.data -= args.lr * p.grad.numpy()
-    acc = float((np.argmax(points @ w.numpy() + b.numpy(), axis=1) == labels).mean())
-    print(f"softmax regression: loss {loss.item():.4f}, accuracy {acc:.3f} in "
-          f"{time.perf_counter() - t0:.2f} s")
+    history = training.fit(model, train_loader, F.cross_entropy, optimizer, cfg["epochs"],
+                           scheduler=scheduler, callbacks=callbacks, checkpoint_dir=out,
+                           resume=cfg.get("resume", False), verbose=verbose)
+    train_seconds = time.perf_counter() - t0
+    plain = getattr(model, "module", model)
+    result = training.evaluate(plain, test_loader, F.cross_entropy)
+    metrics = {
+        "arch": cfg["arch"],
+        "test_accuracy": result["accuracy"],
+        "test_loss": result["loss"],
+        "train_seconds": train_seconds,
+        "epochs": cfg["epochs"],
+        "train_samples": len(train_set),
+        "history": history,
+    }
+    if main:
+        fc.save(plain.state_dict(), os.path.join(out, MODEL_NAME))
+        _write_json(os.path.join(out, "metrics.json"), metrics)
+    return metrics
+
+
+def _train_config(args) -> dict:
+    return {
+        "arch": args.arch, "data": args.data, "data_root": args.data_root, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+        "momentum": args.momentum, "weight_decay": args.weight_decay, "out": args.out,
+        "resume": args.resume, "threads": args.threads, "seed": args.seed, "augment": args.augment,
+        "cosine": args.cosine, "distributed": getattr(args, "distributed", False),
+    }
+
+
+def _cmd_train(args) -> int:
+    if getattr(args, "distributed", False):
+        from fastconv import distributed
+
+        with distributed.abort_on_error():
+            metrics = _train(_train_config(args))
+    else:
+        metrics = _train(_train_config(args))
+    print(f"test accuracy {metrics['test_accuracy']:.4f}, {metrics['train_seconds']:.1f} s of training; "
+          f"wrote {args.out}")
     return 0
+
+
+def _load_run(checkpoint: str, arch: Optional[str]):
+    """Model rebuilt from a run folder or a model/checkpoint file (+ its config.json or --arch)."""
+    import fastconv as fc
+
+    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    path = os.path.join(checkpoint, MODEL_NAME) if os.path.isdir(checkpoint) else checkpoint
+    if not os.path.exists(path):
+        raise CLIError(f"no such checkpoint: {path}")
+    cfg = {}
+    cfg_path = os.path.join(folder, CONFIG_NAME)
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+    arch = arch or cfg.get("arch")
+    if not arch:
+        raise CLIError(f"{path}: no {CONFIG_NAME} beside it; pass --arch")
+    _, _, input_shape, num_classes = _datasets(cfg.get("data", "mnist"), cfg.get("data_root"))
+    model = _build_model(arch, input_shape, num_classes)
+    state = fc.load(path)
+    model.load_state_dict(state["model"] if "model" in state and isinstance(state["model"], dict) else state)
+    return model, cfg
+
+
+def _cmd_eval(args) -> int:
+    from fastconv import data, train
+    from fastconv.nn import functional as F
+
+    model, cfg = _load_run(args.checkpoint, args.arch)
+    _, test_set, _, _ = _datasets(cfg.get("data", "mnist"), args.data_root or cfg.get("data_root"))
+    ds = test_set if args.split == "test" else _datasets(cfg.get("data", "mnist"), args.data_root)[0]
+    loader = data.DataLoader(ds, batch_size=1000, transform=data.Normalize([MNIST_MEAN], [MNIST_STD]))
+    result = train.evaluate(model, loader, F.cross_entropy)
+    print(f"{args.split}: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
+          f"on {result['samples']} samples")
+    return 0
+
+
+def _cmd_summary(args) -> int:
+    from fastconv import profile
+
+    model = _build_model(args.arch, args.input, args.num_classes)
+    print(model)
+    print(profile.memory_summary(model, args.input, args.batch_size, optimizer=args.optimizer))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    import fastconv as fc
+    from fastconv import profile
+
+    cfg = {
+        "arch": DEMO_ARCH, "data": "mnist", "data_root": None, "epochs": args.epochs, "batch_size": 64,
+        "lr": 0.05, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "out": args.out,
+        "resume": False, "threads": args.threads, "seed": args.seed, "augment": True, "cosine": True,
+    }
+    model = _build_model(DEMO_ARCH, (1, 28, 28), 10)
+    print(f"fastconv demo: {DEMO_ARCH}\n  on the bundled MNIST subset (5,000 training images, 10,000 test images)")
+    print(profile.memory_summary(model, (1, 28, 28), 64, optimizer="sgd-momentum"))
+    metrics = _train(cfg)
+    print(f"\ntest accuracy {100 * metrics['test_accuracy']:.2f} % on the 10,000 MNIST test images, "
+          f"{metrics['train_seconds']:.1f} s of training ({fc.get_num_threads()} threads)")
+    _demo_figures(args.out, metrics)
+    print(f"wrote {os.path.join(args.out, 'metrics.json')}")
+    return 0
+
+
+def _demo_figures(out: str, metrics: dict) -> None:
+    """Training curve (and, with the viz extra, filters/saliency/occlusion) when matplotlib exists."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print('(install "fastconv[viz]" for the training-curve and visualization PNGs)')
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = metrics["history"]
+    epochs = [h["epoch"] for h in hist]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].plot(epochs, [h["train_loss"] for h in hist], marker="o")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("train loss")
+    ax[1].plot(epochs, [100 * h["train_accuracy"] for h in hist], marker="o", label="train")
+    ax[1].axhline(100 * metrics["test_accuracy"], color="k", ls="--", label="test (final)")
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("accuracy %")
+    ax[1].legend()
+    fig.tight_layout()
+    path = os.path.join(out, "training_curve.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
+    p.add_argument("--arch", default=defaults.get("arch", DEMO_ARCH), help="blueprint spec of the network")
+    p.add_argument("--data", default="mnist", help="dataset (mnist: the bundled copy)")
+    p.add_argument("--data-root", default=None, help="folder with MNIST IDX files (default: bundled)")
+    p.add_argument("--epochs", type=_positive_int, default=3)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=_positive_float, default=0.05)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--cosine", action="store_true", help="cosine-annealed learning rate")
+    p.add_argument("--augment", action="store_true", help="random 2-pixel shifts")
+    p.add_argument("--out", default="runs/train", help="output folder (checkpoints, metrics.json)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP + BLAS threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks (run under mpiexec; needs fastconv[mpi])")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fastconv", description="fastconv: CPU deep learning with Cython kernels.")
     sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
     sub.required = True
-    demo = sub.add_parser("demo", help="train a small model end to end and report accuracy")
-    demo.add_argument("--epochs", type=int, default=200)
-    demo.add_argument("--lr", type=float, default=0.5)
+
+    demo = sub.add_parser("demo", help="train the lecture's CNN on the bundled MNIST and report test accuracy")
+    demo.add_argument("--out", default="runs/demo", help="output folder")
+    demo.add_argument("--epochs", type=_positive_int, default=12)
+    demo.add_argument("--threads", type=_positive_int, default=None)
     demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_cmd_demo)
+
+    train = sub.add_parser("train", help="train a blueprint network")
+    _add_train_options(train, {})
+    train.set_defaults(run=_cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a trained model")
+    ev.add_argument("--checkpoint", required=True, help="run folder, model.npz or checkpoint.npz")
+    ev.add_argument("--arch", default=None, help="blueprint spec (default: the run's config.json)")
+    ev.add_argument("--split", choices=["test", "train"], default="test")
+    ev.add_argument("--data-root", default=None)
+    ev.set_defaults(run=_cmd_eval)
+
+    summary = sub.add_parser("summary", help="layers, output shapes, parameters and memory of a blueprint")
+    summary.add_argument("--arch", required=True)
+    summary.add_argument("--input", type=_shape, required=True, help="input shape CxHxW, e.g. 1x28x28")
+    summary.add_argument("--num-classes", type=_positive_int, default=10)
+    summary.add_argument("--batch-size", type=_positive_int, default=1)
+    summary.add_argument("--optimizer", choices=["sgd", "sgd-momentum", "adam"], default=None)
+    summary.set_defaults(run=_cmd_summary)
+
     config = sub.add_parser("config", help="print versions, BLAS and OpenMP threading")
     config.set_defaults(run=lambda a: (__import__("fastconv").show_config(), 0)[1])
     return parser
@@ -62,8 +352,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         print(f"fastconv {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,74 @@
+"""The command line: help, one-line errors, a real (tiny) train -> eval -> resume round trip."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fastconv
+from fastconv import cli
+
+TINY_ARCH = "INPUT -> POOL(avg, k=4, s=4) -> FC"
+
+
+def run_cli(*args, cwd=None):
+    """Run ``python -m fastconv`` on the same fastconv this test imported (installed or in-place build)."""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastconv.__file__)))
+    return subprocess.run([sys.executable, "-m", "fastconv", *args], capture_output=True, text=True,
+                          cwd=cwd or os.path.expanduser("~"), env=env, timeout=300)
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["eval"], ["summary"], ["config"]])
+def test_help_for_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: fastconv" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
+    (["train", "--lr", "fast"], "--lr: expected a positive number, got 'fast'"),
+    (["summary", "--arch", "INPUT -> FC", "--input", "1xAx2"], "expected a shape like 1x28x28"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_arguments_give_one_line(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_blueprint_is_reported_without_traceback(tmp_path):
+    proc = run_cli("train", "--arch", "INPUT -> CONV(k=) -> FC", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "fastconv train: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_eval_resume_round_trip(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("train", "--arch", TINY_ARCH, "--epochs", "1", "--batch-size", "256", "--lr", "0.1",
+                   "--out", str(out), "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["arch"] == TINY_ARCH and len(metrics["history"]) == 1
+    assert 0.5 < metrics["test_accuracy"] <= 1.0  # a linear model on 7x7 MNIST thumbnails
+    assert {"config.json", "model.npz", "checkpoint.npz", "metrics.json"} <= set(os.listdir(out))
+
+    proc = run_cli("eval", "--checkpoint", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"accuracy {metrics['test_accuracy']:.4f}" in proc.stdout
+
+    proc = run_cli("train", "--arch", TINY_ARCH, "--epochs", "2", "--batch-size", "256", "--lr", "0.1",
+                   "--out", str(out), "--threads", "1", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0] == metrics["history"][0]  # the first epoch came from the checkpoint
+
+
+def test_eval_of_missing_checkpoint_is_one_line(tmp_path):
+    proc = run_cli("eval", "--checkpoint", str(tmp_path / "nope.npz"))
+    assert proc.returncode == 2 and "no such checkpoint" in proc.stderr and "Traceback" not in proc.stderr
