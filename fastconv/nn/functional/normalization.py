@@ -177,12 +177,14 @@ def _as_tensor(x, op: str, name: str = "input") -> Tensor:
     return x
 
 
-def _optional(p, op: str, name: str, x: Tensor, shape: Tuple[int, ...], context: str):
-    """None, or a float Tensor/ndarray of ``shape`` with the input's dtype."""
+def _optional(p, op: str, name: str, x: Tensor, shape: Tuple[int, ...], context: str,
+              same_dtype: bool = True):
+    """None, or a float Tensor/ndarray of ``shape`` (with the input's dtype if ``same_dtype``)."""
     if p is None:
         return None
     p = _as_tensor(p, op, name)
-    check_same_dtype(op, input=x.data, **{name: p.data})
+    if same_dtype:
+        check_same_dtype(op, input=x.data, **{name: p.data})
     if tuple(p.shape) != tuple(shape):
         raise ValueError(f"{op}: expected {name} of shape {tuple(shape)} {context}, got {tuple(p.shape)}")
     return p
@@ -204,14 +206,15 @@ def _check_momentum(momentum, op: str) -> float:
 
 
 def _running_stats(op: str, x: Tensor, running_mean, running_var, channels: int):
-    """Both running statistics or neither, each of shape (channels,) and the input's dtype."""
+    """Both running statistics or neither, each of shape (channels,), float32 or float64 (they are
+    read and updated in float64, so they need not share the input's dtype)."""
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: expected running_mean and running_var both given or both None, got "
                          f"running_mean={'None' if running_mean is None else 'array'}, "
                          f"running_var={'None' if running_var is None else 'array'}")
     context = f"for input with {channels} channels"
-    rm = _optional(running_mean, op, "running_mean", x, (channels,), context)
-    rv = _optional(running_var, op, "running_var", x, (channels,), context)
+    rm = _optional(running_mean, op, "running_mean", x, (channels,), context, same_dtype=False)
+    rv = _optional(running_var, op, "running_var", x, (channels,), context, same_dtype=False)
     return rm, rv
 
 
