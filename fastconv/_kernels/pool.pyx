@@ -89,9 +89,12 @@ cdef Py_ssize_t* _tap_ranges(Py_ssize_t n_out, Py_ssize_t size, Py_ssize_t kerne
 cdef inline void _max_window(const floating* plane, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t w0,
                              Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1,
                              Py_ssize_t dh, Py_ssize_t dw, floating* best_out, int64_t* pos_out) noexcept nogil:
-    """Max of one window over its in-bounds taps [i0, i1) x [j0, j1); position stored when pos_out."""
+    """Max of one window over its in-bounds taps [i0, i1) x [j0, j1); position stored when pos_out.
+
+    A window without in-bounds taps (possible with dilation and ceil_mode) yields -inf and -1.
+    """
     cdef Py_ssize_t i, j, pos
-    cdef Py_ssize_t best_pos = (h0 + i0 * dh) * W + w0 + j0 * dw
+    cdef Py_ssize_t best_pos = (h0 + i0 * dh) * W + w0 + j0 * dw if i0 < i1 and j0 < j1 else -1
     cdef floating v, best = -INFINITY
     cdef int upd
     for i in range(i0, i1):
@@ -122,7 +125,7 @@ cdef inline void _max_row_interior(const floating* plane, Py_ssize_t W, Py_ssize
     for ow in range(c0, c1):
         o_row[ow] = -INFINITY
         if i_row != NULL:
-            i_row[ow] = (h0 + i0 * dh) * W + ow * sw - pw
+            i_row[ow] = (h0 + i0 * dh) * W + ow * sw - pw if i0 < i1 else -1
     for i in range(i0, i1):
         row_start = (h0 + i * dh) * W
         row = plane + row_start
@@ -147,8 +150,9 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, int
     """Window maxima and their flat positions h*W+w in the input plane.
 
     Padding never wins (it acts as -inf); ties keep the first maximum in row-major window
-    order; a NaN wins over numbers and a later NaN over an earlier one (PyTorch's rule).
-    ``idx`` is written only when ``with_indices``. The in-bounds tap ranges of every window row
+    order; a NaN wins over numbers and a later NaN over an earlier one (PyTorch's rule). A window
+    with no tap inside the input gives -inf and index -1 (PyTorch's index there points outside the
+    window). ``idx`` is written only when ``with_indices``. The in-bounds tap ranges of every window row
     and column are tabulated once; columns whose windows lie inside the input take a fast path.
     """
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
