@@ -21,7 +21,7 @@ IntPair = Union[int, Tuple[int, int]]
 
 # Largest column buffer per thread, in elements: bounds memory for large images and keeps the
 # buffer near the caches; row blocks of the output are processed one at a time beyond it.
-COLUMN_BLOCK_ELEMENTS = 1 << 21
+COLUMN_BLOCK_ELEMENTS = 1 << 18
 # Below this many flops per thread a parallel region costs more than it saves: run serially.
 MIN_FLOPS_PER_THREAD = 1e6
 
