@@ -157,7 +157,11 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
 
 def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels of (N, C, H, W) or (C, H, W) input with probability p, scale the rest
-    by 1/(1-p) (spatial dropout: neighbouring activations in a feature map are correlated)."""
+    by 1/(1-p) (spatial dropout: neighbouring activations in a feature map are correlated).
+
+    3-D input is one unbatched image (C, H, W), the behaviour PyTorch announces; PyTorch 2.x still
+    reads it as (N, C, L) with a warning.
+    """
     op = "dropout2d"
     x = _check_input(input, op)
     check_ndim(x.data, (3, 4), op, layout="(N, C, H, W)")
