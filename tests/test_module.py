@@ -253,3 +253,16 @@ def test_freeze_by_prefix():
     with pytest.raises(ValueError, match="no parameter name starts with '9.'"):
         nn.freeze(model, "9.")
     assert nn.unfreeze(model) == [n for n, _ in model.named_parameters()]
+
+
+def test_deepcopy_gives_independent_parameters_and_forward_is_required():
+    import copy
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    clone = copy.deepcopy(model)
+    assert isinstance(clone[0].weight, nn.Parameter) and clone[0].weight is not model[0].weight
+    clone[0].weight.data[...] = 0
+    assert np.any(model[0].weight.data != 0)
+    assert list(clone.state_dict()) == list(model.state_dict())
+    with pytest.raises(NotImplementedError, match="must define forward"):
+        nn.Module()(fc.zeros(1))
