@@ -247,12 +247,12 @@ def _cmd_demo(args) -> int:
 
     cfg = {
         "arch": DEMO_ARCH, "data": "mnist", "data_root": None, "epochs": args.epochs, "batch_size": 64,
-        "lr": 0.05, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "out": args.out,
+        "lr": 0.002, "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "out": args.out,
         "resume": False, "threads": args.threads, "seed": args.seed, "augment": True, "cosine": True,
     }
     model = _build_model(DEMO_ARCH, (1, 28, 28), 10)
     print(f"fastconv demo: {DEMO_ARCH}\n  on the bundled MNIST subset (5,000 training images, 10,000 test images)")
-    print(profile.memory_summary(model, (1, 28, 28), 64, optimizer="sgd-momentum"))
+    print(profile.memory_summary(model, (1, 28, 28), 64, optimizer="adam"))
     metrics = _train(cfg)
     print(f"\ntest accuracy {100 * metrics['test_accuracy']:.2f} % on the 10,000 MNIST test images, "
           f"{metrics['train_seconds']:.1f} s of training ({fc.get_num_threads()} threads)")
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train the lecture's CNN on the bundled MNIST and report test accuracy")
     demo.add_argument("--out", default="runs/demo", help="output folder")
-    demo.add_argument("--epochs", type=_positive_int, default=12)
+    demo.add_argument("--epochs", type=_positive_int, default=15)
     demo.add_argument("--threads", type=_positive_int, default=None)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
