@@ -1,7 +1,7 @@
 """conv2d / conv_transpose2d against direct numpy references, finite differences and PyTorch."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fastconv as fc

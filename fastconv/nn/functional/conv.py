@@ -60,7 +60,8 @@ def _find_kernel_blas():
     from threadpoolctl import ThreadpoolController
 
     blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-    scipy_only = [c for c in blas if "numpy" not in c.filepath]
+    # scipy's own copy (scipy.libs/ in the wheels); a system BLAS shared with numpy is not pinned
+    scipy_only = [c for c in blas if "scipy" in c.filepath and "numpy" not in c.filepath]
     _kernel_blas = (scipy_only, []) if scipy_only else ([], blas)
     return _kernel_blas
 
@@ -92,7 +93,7 @@ def _forward_plan(n: int, out_h: int, elements_per_row: int, threads: int) -> Tu
     """(rows per block, parallel over items?) for the forward GEMM pass.
 
     Items are (image, row block) pairs. With fewer images than threads, rows are split further
-    so every thread gets an item; a single thread runs items serially with BLAS's own threads.
+    so every thread gets an item; a single thread runs the items serially.
     """
     block = _row_block(out_h, elements_per_row)
     if threads <= 1:
