@@ -1,6 +1,6 @@
 """Data-parallel scaling: samples/s on 1 and 2 MPI ranks, allreduce cost, and an alpha-beta projection.
 
-    python bench/bench_distributed.py [--steps 30]
+    python bench/bench_distributed.py [--steps 30] [--repeat 3]
 
 Launches itself under ``mpiexec -n 1`` and ``-n 2`` (one thread per rank) training the demo network
 INPUT -> [CONV(32,3) -> RELU -> POOL]*2 -> FC(128) -> RELU -> FC on 28x28x1 inputs, batch 64 per
@@ -46,19 +46,22 @@ def demo_network():
 
 
 def _ping_pong(comm, nbytes: int, repeats: int) -> float:
-    """One-way time for a message of ``nbytes`` between ranks 0 and 1 (half the round trip)."""
+    """One-way time for a message of ``nbytes`` between ranks 0 and 1: half the median round trip
+    seen by rank 0 (the median ignores round trips where a rank was descheduled)."""
     buf = np.zeros(max(nbytes, 1), dtype=np.uint8)
     r = comm.Get_rank()
     comm.Barrier()
-    t0 = time.perf_counter()
+    trips = []
     for _ in range(repeats):
+        t0 = time.perf_counter()
         if r == 0:
             comm.Send(buf, dest=1)
             comm.Recv(buf, source=1)
         elif r == 1:
             comm.Recv(buf, source=0)
             comm.Send(buf, dest=0)
-    return (time.perf_counter() - t0) / (2 * repeats)
+        trips.append(time.perf_counter() - t0)
+    return statistics.median(trips) / 2
 
 
 def _allreduce_seconds(comm, n: int, repeats: int) -> float:
@@ -181,12 +184,22 @@ def report(one: dict, two: dict) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per run (after 3 warm-up steps)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="launches per rank count; the fastest is reported (others on the machine add noise)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.steps)
         return
-    report(_launch(1, args.steps), _launch(2, args.steps))
+    if args.steps < 1 or args.repeat < 1:
+        parser.error(f"--steps and --repeat must be >= 1, got {args.steps} and {args.repeat}")
+    best = {}
+    for _ in range(args.repeat):  # alternate so both see the same background load
+        for ranks in (1, 2):
+            run = _launch(ranks, args.steps)
+            if ranks not in best or run["samples_per_s"] > best[ranks]["samples_per_s"]:
+                best[ranks] = run
+    report(best[1], best[2])
 
 
 if __name__ == "__main__":
