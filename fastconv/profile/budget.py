@@ -16,28 +16,37 @@ MAX_SEARCH_BATCH = 1 << 24
 def max_batch_size(model: Module, input_shape, budget: Union[int, str], mode: str = "train",
                    optimizer: Optional[str] = None, dtype="float32", augment_copies: int = 0) -> int:
     """Largest batch whose estimated peak (training step or inference) fits in ``budget``
-    (bytes, or a string such as '512MB', '2GB', '1.5GiB')."""
+    (bytes, or a string such as '512MB', '2GB', '1.5GiB').
+
+    The kernels' workspace plans depend on the batch (rows split across threads), so the peak is
+    not quite monotone in it: a binary search over the peak without transient buffers (monotone)
+    bounds the answer from above, then batches are checked downwards from that bound.
+    """
     op = "max_batch_size"
     limit = parse_bytes(budget, op)
     check_choice(mode, MODES, op, "mode")
     profile = ModelProfile(model, input_shape, dtype, optimizer, op)
 
-    def fits(batch: int) -> bool:
-        return profile.peak(batch, mode, augment_copies) <= limit
+    def fits(batch: int, workspace: bool = True) -> bool:
+        return profile.peak(batch, mode, augment_copies, workspace) <= limit
 
-    if not fits(1):
+    if not fits(1, workspace=False):
         raise ValueError(f"{op}: even batch 1 needs {format_bytes(profile.peak(1, mode, augment_copies))} "
                          f"for {'a training step' if mode == 'train' else 'inference'}, more than the budget "
                          f"{budget!r} ({format_bytes(limit)})")
     lo, hi = 1, 2
-    while hi <= MAX_SEARCH_BATCH and fits(hi):
+    while hi <= MAX_SEARCH_BATCH and fits(hi, workspace=False):
         lo, hi = hi, hi * 2
-    if hi > MAX_SEARCH_BATCH:
-        return lo
-    while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
+    hi = min(hi, MAX_SEARCH_BATCH + 1)
+    while hi - lo > 1:  # invariant: fits(lo) and not fits(hi), without workspace
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
+        lo, hi = (mid, hi) if fits(mid, workspace=False) else (lo, mid)
+    for batch in range(lo, 0, -1):
+        if fits(batch):
+            return batch
+    raise ValueError(f"{op}: even batch 1 needs {format_bytes(profile.peak(1, mode, augment_copies))} "
+                     f"for {'a training step' if mode == 'train' else 'inference'}, more than the budget "
+                     f"{budget!r} ({format_bytes(limit)})")
 
 
 _METRICS = (

@@ -172,10 +172,10 @@ class ModelProfile:
         trace = self.traces[mode]
         return [CallCost(c, trace, batch, self.dtype) for c in trace.calls]
 
-    def _replay_calls(self, mode: str, costs: List[CallCost]) -> List[ReplayCall]:
+    def _replay_calls(self, mode: str, costs: List[CallCost], workspace: bool = True) -> List[ReplayCall]:
         return [ReplayCall(name=c.function.__name__, recording=c.recording, needs=c.needs, arg_bufs=c.arg_bufs,
-                           out_bufs=c.out_bufs, saved_bufs=c.saved_bufs, workspace=k.workspace,
-                           forward_workspace=k.forward_workspace)
+                           out_bufs=c.out_bufs, saved_bufs=c.saved_bufs, workspace=k.workspace * workspace,
+                           forward_workspace=k.forward_workspace * workspace)
                 for c, k in zip(self.traces[mode].calls, costs)]
 
     # -- peaks ------------------------------------------------------------------------------
@@ -191,27 +191,30 @@ class ModelProfile:
             "step_temp_bytes": STEP_TEMPORARIES[self.optimizer] * largest,
         }
 
-    def train_peak(self, batch: int, augment_copies: int = 0):
+    def train_peak(self, batch: int, augment_copies: int = 0, workspace: bool = True):
+        """(total peak bytes, Peak, per-call costs); ``workspace=False`` leaves out transient
+        buffers, which makes the peak monotone in the batch (used to bound searches)."""
         trace = self.traces["train"]
         costs = self.costs("train", batch)
         sizes = [a.at(batch) for a in trace.buffer_bytes]
         fixed = self.persistent_bytes(batch, True, augment_copies)
-        peak, end_of_forward = replay_train(self._replay_calls("train", costs), sizes, trace.buffer_kind,
+        peak, end_of_forward = replay_train(self._replay_calls("train", costs, workspace), sizes, trace.buffer_kind,
                                             trace.output_bufs, fixed["step_temp_bytes"],
                                             step=self.optimizer is not None)
         base = fixed["data_bytes"] + fixed["param_bytes"] + fixed["buffer_bytes"] + fixed["optimizer_state_bytes"]
         return base + peak.bytes, peak, costs
 
-    def eval_peak(self, batch: int, augment_copies: int = 0):
+    def eval_peak(self, batch: int, augment_copies: int = 0, workspace: bool = True):
         trace = self.traces["eval"]
         costs = self.costs("eval", batch)
         sizes = [a.at(batch) for a in trace.buffer_bytes]
         fixed = self.persistent_bytes(batch, False, augment_copies)
-        peak = replay_eval(self._replay_calls("eval", costs), sizes, trace.buffer_kind, trace.output_bufs)
+        peak = replay_eval(self._replay_calls("eval", costs, workspace), sizes, trace.buffer_kind,
+                           trace.output_bufs)
         return fixed["data_bytes"] + fixed["param_bytes"] + fixed["buffer_bytes"] + peak.bytes, peak, costs
 
-    def peak(self, batch: int, mode: str, augment_copies: int = 0) -> int:
-        return (self.train_peak if mode == "train" else self.eval_peak)(batch, augment_copies)[0]
+    def peak(self, batch: int, mode: str, augment_copies: int = 0, workspace: bool = True) -> int:
+        return (self.train_peak if mode == "train" else self.eval_peak)(batch, augment_copies, workspace)[0]
 
     # -- the summary ------------------------------------------------------------------------
     def summary(self, batch: int, mode: str = "train", augment_copies: int = 0) -> MemorySummary:
