@@ -193,6 +193,19 @@ def test_conv2d_batch_of_one_and_1x1_image(rng):
     np.testing.assert_allclose(y.numpy()[0, :, 0, 0], w[:, :, 1, 1] @ x[0, :, 0, 0], rtol=1e-12)
 
 
+def test_strided_bias_and_weight_views(rng):
+    x = rng.standard_normal((2, 3, 5, 5))
+    w_big = rng.standard_normal((4, 3, 3, 6))
+    b_big = rng.standard_normal(8)
+    ref, _ = ref_conv2d(x, w_big[..., ::2], b_big[::2], (1, 1), 1, (1, 1), 1)
+    y = F.conv2d(fc.tensor(x), fc.tensor(w_big[..., ::2]), fc.tensor(b_big[::2]), padding=1)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-12, atol=1e-12)
+    wt = rng.standard_normal((3, 2, 3, 3))
+    ref_t = ref_conv_transpose2d(x, wt, b_big[::4], (2, 2), (1, 1), (0, 0), 1, (1, 1))
+    yt = F.conv_transpose2d(fc.tensor(x), fc.tensor(wt), fc.tensor(b_big[::4]), stride=2, padding=1)
+    np.testing.assert_allclose(yt.numpy(), ref_t, rtol=1e-12, atol=1e-12)
+
+
 def test_conv2d_unbatched_input(rng):
     x = rng.standard_normal((3, 6, 6))
     w = rng.standard_normal((2, 3, 3, 3))

@@ -217,6 +217,8 @@ class Conv2dFunction(Function):
         g = geometry
         x = _contiguous(x)
         w2 = _contiguous(weight).reshape(weight.shape[0], -1)
+        if bias is not None:
+            bias = _contiguous(bias)
         y = _conv_forward_kernel(x, w2, bias, (x.shape[0], weight.shape[0], g.out_h, g.out_w), g)
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
@@ -281,6 +283,8 @@ class ConvTranspose2dFunction(Function):
         g = geometry
         x = _contiguous(x)
         w2 = _contiguous(weight).reshape(weight.shape[0], -1)
+        if bias is not None:
+            bias = _contiguous(bias)
         y, _ = _conv_backward_kernel(None, w2, x, out_shape, w2.shape, g, True, False, dx_init=bias)
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
