@@ -434,3 +434,26 @@ def test_errors_name_the_op(rng):
         F.instance_norm(x, use_input_stats=False)
     with pytest.raises(ValueError, match="layer_norm: expected eps as a float >= 0"):
         F.layer_norm(x, (3,), eps=-1.0)
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 30])
+def test_fused_and_tiled_paths_agree_with_reference(cache_bytes, monkeypatch, rng):
+    """Groups that fit in cache take the fused one-read kernels; others the tiled ones: both exact."""
+    from fastconv.nn.functional import normalization
+
+    monkeypatch.setattr(normalization, "_GROUP_CACHE_BYTES", cache_bytes)
+    x_np = rng.standard_normal((4, 6, 7, 5)) * 2 + 3
+    w_np, b_np = rng.standard_normal(6), rng.standard_normal(6)
+    dy = rng.standard_normal(x_np.shape)
+    for op, kw in [("group_norm", {"groups": 3}), ("instance_norm", {}), ("layer_norm", {"k": 2})]:
+        affine_shape = x_np.shape[2:] if op == "layer_norm" else (6,)
+        w_a = rng.standard_normal(affine_shape) if op == "layer_norm" else w_np
+        b_a = rng.standard_normal(affine_shape) if op == "layer_norm" else b_np
+        x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_a, b_a))
+        y = call(op, x, w, b, 1e-5, **kw)
+        np.testing.assert_allclose(y.numpy(), reference(op, x_np, w_a if op == "layer_norm" else w_np,
+                                                        b_a if op == "layer_norm" else b_np, 1e-5, **kw),
+                                   rtol=1e-10, atol=1e-10)
+        y.backward(dy)
+        np.testing.assert_allclose(x.grad.numpy(), input_grad_reference(op, x_np, w_a, dy, 1e-5, **kw),
+                                   rtol=1e-9, atol=1e-9)

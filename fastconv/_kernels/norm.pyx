@@ -23,6 +23,7 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport sqrt
 
 cdef enum:
     TILE = 4096       # elements per statistics / normalize work item
@@ -107,6 +108,47 @@ cdef inline void _grad_sums(const floating* dy, const floating* x, Py_ssize_t n,
             i += 1
     s1[0] += (a[0] + a[1]) + (a[2] + a[3])
     s2[0] += (b[0] + b[1]) + (b[2] + b[3])
+
+
+cdef inline void _weighted_grad_sums(const floating* dy, const floating* x, const floating* w,
+                                     Py_ssize_t n, double m, double* s1, double* s2) noexcept nogil:
+    """s1 += Σ w·dy and s2 += Σ w·dy·(x - m) (w may be NULL: weight 1), four accumulators each."""
+    cdef double a[4]
+    cdef double b[4]
+    cdef double g
+    cdef Py_ssize_t i = 0, k
+    if w == NULL:
+        _grad_sums(dy, x, n, m, True, s1, s2)
+        return
+    for k in range(4):
+        a[k] = 0.0
+        b[k] = 0.0
+    while i + 4 <= n:
+        for k in range(4):
+            g = dy[i + k] * w[i + k]
+            a[k] += g
+            b[k] += g * (x[i + k] - m)
+        i += 4
+    while i < n:
+        g = dy[i] * w[i]
+        a[0] += g
+        b[0] += g * (x[i] - m)
+        i += 1
+    s1[0] += (a[0] + a[1]) + (a[2] + a[3])
+    s2[0] += (b[0] + b[1]) + (b[2] + b[3])
+
+
+cdef inline void _column_sums(const floating* dy, const floating* x, Py_ssize_t n, double m, double r,
+                              bint with_x, double* cw, double* cb) noexcept nogil:
+    """cw[i] += dy·(x - m)·r (with_x) and cb[i] += dy: one row's share of the column sums."""
+    cdef Py_ssize_t i
+    if with_x:
+        for i in range(n):
+            cw[i] += dy[i] * ((x[i] - m) * r)
+            cb[i] += dy[i]
+    else:
+        for i in range(n):
+            cb[i] += dy[i]
 
 
 cdef inline void _scale_shift(const floating* x, floating* y, Py_ssize_t n, double m, double scale,
@@ -230,6 +272,106 @@ def normalize(const floating[:, :, ::1] x, const double[::1] mean, const double[
             _scale_shift(xp + off, yp + off, l1 - l0, mean[g], scale, shift)
 
 
+def normalize_groups(const floating[:, :, ::1] x, const floating[::1] weight, const floating[::1] bias,
+                     bint has_weight, bint has_bias, Py_ssize_t cpg, Py_ssize_t channels, bint elementwise,
+                     double eps, double[::1] mean, double[::1] var, double[::1] rstd, floating[:, :, ::1] y):
+    """``moments`` and ``normalize`` fused for a (1, B, L) view whose groups (cpg·L contiguous
+    elements) fit in cache: one work item per group computes its exact two-pass statistics and
+    normalizes it while it is still cached, so x is read from memory once instead of twice."""
+    cdef Py_ssize_t B = x.shape[1], L = x.shape[2]
+    cdef Py_ssize_t G = B // cpg, n = cpg * L
+    if G == 0 or n == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef floating* yp = &y[0, 0, 0]
+    cdef const floating* wp = &weight[0] if has_weight else NULL
+    cdef const floating* bp = &bias[0] if has_bias else NULL
+    cdef Py_ssize_t g, j, b, c, off
+    cdef double m, v, r, scale, shift
+    for g in prange(G, nogil=True, schedule='static'):
+        m = _sum(xp + g * n, n) / n
+        v = _sq_dev(xp + g * n, n, m) / n
+        r = 1.0 / sqrt(v + eps)
+        mean[g] = m
+        var[g] = v
+        rstd[g] = r
+        for j in range(cpg):
+            b = g * cpg + j
+            off = b * L
+            if elementwise:
+                _elementwise_affine(xp + off, yp + off, L, m, r, wp, bp)
+            else:
+                c = b % channels
+                scale = r * wp[c] if has_weight else r
+                shift = bp[c] if has_bias else 0.0
+                _scale_shift(xp + off, yp + off, L, m, scale, shift)
+
+
+cdef void _channel_affine_grads(const double[:, ::1] sums, Py_ssize_t channels,
+                                double[::1] dweight, double[::1] dbias) noexcept nogil:
+    """dbias[c] = Σ sums[0, b] and dweight[c] = Σ sums[1, b] over the rows b ≡ c (mod channels)."""
+    cdef Py_ssize_t B = sums.shape[1], b, c
+    cdef double s1, s2
+    for c in prange(channels, schedule='static'):
+        s1 = 0.0
+        s2 = 0.0
+        b = c
+        while b < B:
+            s1 = s1 + sums[0, b]
+            s2 = s2 + sums[1, b]
+            b = b + channels
+        dbias[c] = s1
+        dweight[c] = s2
+
+
+def backward_groups(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                    const double[::1] mean, const double[::1] rstd,
+                    const floating[::1] weight, bint has_weight, Py_ssize_t cpg, Py_ssize_t channels,
+                    floating[:, :, ::1] dx, double[::1] dweight, double[::1] dbias, bint need_affine):
+    """``backward`` for a (1, B, L) view with per-channel affine whose groups fit in cache: one
+    work item per group computes its sums and then dx while dy and x are still cached."""
+    cdef Py_ssize_t B = x.shape[1], L = x.shape[2]
+    cdef Py_ssize_t G = B // cpg
+    sums_arr = np.zeros((2, B), dtype=np.float64)
+    cdef double[:, ::1] sums = sums_arr
+    if G == 0 or L == 0:
+        if need_affine:
+            dweight[:] = 0.0
+            dbias[:] = 0.0
+        return
+    cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef floating* dxp = &dx[0, 0, 0]
+    cdef const floating* wp = &weight[0] if has_weight else NULL
+    cdef double count = <double>(cpg * L)
+    cdef Py_ssize_t g, j, b, off
+    cdef double m, r, s1, s2, t1, t2, u
+    with nogil:
+        for g in prange(G, schedule='static'):
+            m = mean[g]
+            r = rstd[g]
+            t1 = 0.0
+            t2 = 0.0
+            for j in range(cpg):
+                b = g * cpg + j
+                s1 = 0.0
+                s2 = 0.0
+                _grad_sums(dyp + b * L, xp + b * L, L, m, True, &s1, &s2)
+                sums[0, b] = s1
+                sums[1, b] = s2 * r
+                u = wp[b % channels] if has_weight else 1.0
+                t1 = t1 + u * s1
+                t2 = t2 + u * s2 * r
+            t1 = t1 / count
+            t2 = t2 / count
+            for j in range(cpg):
+                b = g * cpg + j
+                u = wp[b % channels] if has_weight else 1.0
+                _input_grad(dyp + b * L, xp + b * L, dxp + b * L, NULL, L, r * u, r * t1, r * r * t2, m)
+        if need_affine:
+            _channel_affine_grads(sums, channels, dweight, dbias)
+
+
 cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                             const double[::1] mean, const double[::1] rstd, const floating* w,
                             bint with_x, bint need_rows, bint need_cols, double[:, ::1] sums,
@@ -252,7 +394,7 @@ cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, :
     cdef double* cw
     cdef double* cb
     cdef Py_ssize_t i, rb, cbk, r0, r1, row, l, l0, l1, off
-    cdef double m, rs, g, xh, u, s1a, s1b, s2a, s2b
+    cdef double m, s1, s2, s1a, s2a
     with nogil:
         for i in prange(row_blocks * col_blocks, schedule='static'):
             rb = i // col_blocks
@@ -265,29 +407,16 @@ cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, :
             cb = &col_part[1, rb, 0] if need_cols else NULL
             for row in range(r0, r1):
                 m = mean[row] if with_x else 0.0
-                rs = rstd[row]
-                off = row * L
-                s1a = 0.0
-                s1b = 0.0
-                s2a = 0.0
-                s2b = 0.0
-                for l in range(l0, l1):
-                    g = dyp[off + l]
-                    xh = (xp[off + l] - m) * rs if with_x else 0.0
-                    if need_cols:
-                        cw[l] = cw[l] + g * xh
-                        cb[l] = cb[l] + g
-                    if need_rows:
-                        u = g * w[l] if w != NULL else g
-                        if l & 1:
-                            s1b = s1b + u
-                            s2b = s2b + u * xh
-                        else:
-                            s1a = s1a + u
-                            s2a = s2a + u * xh
+                off = row * L + l0
+                if need_cols:
+                    _column_sums(dyp + off, xp + off, l1 - l0, m, rstd[row], with_x, cw + l0, cb + l0)
                 if need_rows:
-                    row_part[0, row, cbk] = s1a + s1b
-                    row_part[1, row, cbk] = s2a + s2b
+                    s1 = 0.0
+                    s2 = 0.0
+                    _weighted_grad_sums(dyp + off, xp + off, w + l0 if w != NULL else NULL, l1 - l0, m,
+                                        &s1, &s2)
+                    row_part[0, row, cbk] = s1
+                    row_part[1, row, cbk] = s2 * rstd[row]
         if need_rows:
             for row in prange(R, schedule='static'):
                 s1a = 0.0
@@ -374,16 +503,7 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
         _elementwise_sums(dy, x, mean, rstd, wp, with_x, need_dx, need_affine, sums, dweight, dbias)
     elif need_affine:
         with nogil:
-            for c in prange(channels, schedule='static'):
-                s1 = 0.0
-                s2 = 0.0
-                b = c
-                while b < B:
-                    s1 = s1 + sums[0, b]
-                    s2 = s2 + sums[1, b]
-                    b = b + channels
-                dbias[c] = s1
-                dweight[c] = s2
+            _channel_affine_grads(sums, channels, dweight, dbias)
 
     if not need_dx:
         return

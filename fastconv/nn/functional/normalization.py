@@ -18,12 +18,14 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..._config import get_num_threads
 from ..._kernels import norm as _norm
 from ..._validation import check_float, check_ndim, check_same_dtype
 from ...autograd.function import Function
 from ...tensor import Tensor
 
 _STAT_ITEMSIZE = 8  # mean and 1/σ are float64 whatever the input dtype
+_GROUP_CACHE_BYTES = 1 << 20  # a group this small stays in a core's L2 between two passes over it
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class _Layout:
         """The same memory as (A, groups, cpg·L): each group's rows side by side."""
         a, b, l = self.shape3
         return a, b // self.cpg, self.cpg * l
+
+
+def _fits_in_cache(layout: "_Layout", itemsize: int, arrays: int) -> bool:
+    """Whether the fused per-group kernels apply: contiguous groups (A == 1) whose ``arrays``
+    arrays fit in cache, and enough groups to keep every thread busy."""
+    a, _, l = layout.shape3
+    return (a == 1 and layout.cpg * l * itemsize * arrays <= _GROUP_CACHE_BYTES
+            and layout.groups >= 2 * get_num_threads())
 
 
 def _save_plan(needs_input_grad, batch_stats: bool, has_weight: bool) -> Tuple[bool, bool, bool, bool]:
@@ -89,19 +99,24 @@ class Normalize(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, *, layout: _Layout, eps: float, fixed_stats=None, running=None):
         x3 = np.ascontiguousarray(x).reshape(layout.shape3)
-        if fixed_stats is None:
-            mean = np.empty(layout.groups, dtype=np.float64)
-            var = np.empty(layout.groups, dtype=np.float64)
-            _norm.moments(x3.reshape(layout.stats_view), mean, var)
-            if running is not None:
-                _update_running(running, mean, var, layout.count, layout.channels)
-        else:
-            mean, var = fixed_stats
-        rstd = 1.0 / np.sqrt(var + eps)
         y = np.empty_like(x3)
-        _norm.normalize(x3, mean, rstd, _flat_param(weight, x.dtype), _flat_param(bias, x.dtype),
-                        weight is not None, bias is not None, layout.cpg, layout.channels,
-                        layout.elementwise, y)
+        w, b = _flat_param(weight, x.dtype), _flat_param(bias, x.dtype)
+        affine = (w, b, weight is not None, bias is not None)
+        if fixed_stats is None and _fits_in_cache(layout, x.itemsize, 1):
+            mean, var, rstd = (np.empty(layout.groups, dtype=np.float64) for _ in range(3))
+            _norm.normalize_groups(x3, *affine, layout.cpg, layout.channels, layout.elementwise,
+                                   eps, mean, var, rstd, y)
+        else:
+            if fixed_stats is None:
+                mean = np.empty(layout.groups, dtype=np.float64)
+                var = np.empty(layout.groups, dtype=np.float64)
+                _norm.moments(x3.reshape(layout.stats_view), mean, var)
+            else:
+                mean, var = fixed_stats
+            rstd = 1.0 / np.sqrt(var + eps)
+            _norm.normalize(x3, mean, rstd, *affine, layout.cpg, layout.channels, layout.elementwise, y)
+        if fixed_stats is None and running is not None:
+            _update_running(running, mean, var, layout.count, layout.channels)
         batch_stats = fixed_stats is None
         save_x, save_mean, save_rstd, save_w = _save_plan(ctx.needs_input_grad, batch_stats,
                                                           weight is not None)
@@ -153,10 +168,14 @@ class Normalize(Function):
             with_x = x3 is not None
             if kernel_dx:
                 dx = np.empty_like(dy)
-            out_dx = dx if kernel_dx else np.empty((0, 0, 0), dtype=dtype)
-            _norm.backward(dy, x3 if with_x else dy, mean if with_x else rstd, rstd, w, has_w,
-                           layout.cpg, layout.channels, layout.elementwise, with_x,
-                           out_dx, kernel_dx, dw64, db64, need_affine)
+            if kernel_dx and not layout.elementwise and _fits_in_cache(layout, dy.itemsize, 2):
+                _norm.backward_groups(dy, x3, mean, rstd, w, has_w, layout.cpg, layout.channels,
+                                      dx, dw64, db64, need_affine)
+            else:
+                out_dx = dx if kernel_dx else np.empty((0, 0, 0), dtype=dtype)
+                _norm.backward(dy, x3 if with_x else dy, mean if with_x else rstd, rstd, w, has_w,
+                               layout.cpg, layout.channels, layout.elementwise, with_x,
+                               out_dx, kernel_dx, dw64, db64, need_affine)
             if needs_w:
                 dweight = dw64.astype(dtype).reshape(ctx.weight_shape)
             if needs_b:
