@@ -28,6 +28,11 @@ class ReLU(Function):
         return int(np.prod(shapes[0], dtype=np.int64)) if needs_input_grad[0] else 0
 
     @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: none (g·mask)."""
+        return 0
+
+    @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """Transient bytes of forward beyond output and saved arrays: the mask when not saved."""
         return 0 if needs_input_grad[0] else int(np.prod(shapes[0], dtype=np.int64))
@@ -50,6 +55,11 @@ class LeakyReLU(Function):
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The boolean mask x > 0: one byte per element."""
         return int(np.prod(shapes[0], dtype=np.int64)) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: g·slope."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -80,6 +90,17 @@ class ELU(Function):
         return n * (1 + np.dtype(dtype).itemsize) if needs_input_grad[0] else 0
 
     @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: neg + alpha."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: mask and neg when not saved."""
+        n = int(np.prod(shapes[0], dtype=np.int64))
+        return 0 if needs_input_grad[0] else n * (1 + np.dtype(dtype).itemsize)
+
+    @staticmethod
     def backward(ctx, g):
         mask, neg = ctx.saved_tensors
         return np.where(mask, g, g * (neg + g.dtype.type(ctx.alpha)))
@@ -100,6 +121,17 @@ class Sigmoid(Function):
         return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
 
     @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: one input-sized temporary."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: exp(-|x|), 1 + e, the
+        other branch, and the sign mask."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * (3 * np.dtype(dtype).itemsize + 1)
+
+    @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g * out * (1 - out)
@@ -116,6 +148,16 @@ class Tanh(Function):
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The output, the input's shape and dtype."""
         return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: one input-sized temporary."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: none."""
+        return 0
 
     @staticmethod
     def backward(ctx, g):
@@ -139,6 +181,16 @@ class Softmax(Function):
         return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
 
     @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: one input-sized temporary."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: x - max and its exp."""
+        return 2 * int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+    @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
@@ -157,6 +209,16 @@ class LogSoftmax(Function):
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The output, the input's shape and dtype."""
         return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: exp(out)."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: x - max while its exp is taken."""
+        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
 
     @staticmethod
     def backward(ctx, g):
