@@ -8,9 +8,15 @@ geometry are validated in Python (fastconv/nn/functional/pooling.py) before any 
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
+
+
+ctypedef fused index_t:
+    # switches: int32 when only backward needs them (half the memory traffic), int64 when returned
+    int32_t
+    int64_t
 
 
 cdef extern from *:
@@ -88,7 +94,7 @@ cdef Py_ssize_t* _tap_ranges(Py_ssize_t n_out, Py_ssize_t size, Py_ssize_t kerne
 
 cdef inline void _max_window(const floating* plane, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t w0,
                              Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1,
-                             Py_ssize_t dh, Py_ssize_t dw, floating* best_out, int64_t* pos_out) noexcept nogil:
+                             Py_ssize_t dh, Py_ssize_t dw, floating* best_out, index_t* pos_out) noexcept nogil:
     """Max of one window over its in-bounds taps [i0, i1) x [j0, j1); position stored when pos_out.
 
     A window without in-bounds taps (possible with dilation and ceil_mode) yields -inf and -1.
@@ -106,13 +112,13 @@ cdef inline void _max_window(const floating* plane, Py_ssize_t W, Py_ssize_t h0,
             best_pos = fc_select_index(upd, pos + j * dw, best_pos)
     best_out[0] = best
     if pos_out != NULL:
-        pos_out[0] = best_pos
+        pos_out[0] = <index_t>best_pos
 
 
 cdef inline void _max_row_interior(const floating* plane, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t i0,
                                    Py_ssize_t i1, Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t pw,
                                    Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t c0, Py_ssize_t c1,
-                                   floating* o_row, int64_t* i_row) noexcept nogil:
+                                   floating* o_row, index_t* i_row) noexcept nogil:
     """Outputs c0..c1 of one row, whose windows lie inside the input horizontally.
 
     Taps are visited in the same row-major order for every output, but the loop over outputs is
@@ -125,7 +131,7 @@ cdef inline void _max_row_interior(const floating* plane, Py_ssize_t W, Py_ssize
     for ow in range(c0, c1):
         o_row[ow] = -INFINITY
         if i_row != NULL:
-            i_row[ow] = (h0 + i0 * dh) * W + ow * sw - pw if i0 < i1 else -1
+            i_row[ow] = <index_t>((h0 + i0 * dh) * W + ow * sw - pw if i0 < i1 else -1)
     for i in range(i0, i1):
         row_start = (h0 + i * dh) * W
         row = plane + row_start
@@ -137,14 +143,14 @@ cdef inline void _max_row_interior(const floating* plane, Py_ssize_t W, Py_ssize
                     v = row[w]
                     upd = _takes_max(v, o_row[ow])
                     o_row[ow] = _select(upd, v, o_row[ow])
-                    i_row[ow] = fc_select_index(upd, row_start + w, i_row[ow])
+                    i_row[ow] = <index_t>fc_select_index(upd, row_start + w, i_row[ow])
             else:
                 for ow in range(c0, c1):
                     v = row[ow * sw + off]
                     o_row[ow] = _select(_takes_max(v, o_row[ow]), v, o_row[ow])
 
 
-def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :, ::1] idx,
+def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, index_t[:, :, ::1] idx,
                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint with_indices):
     """Window maxima and their flat positions h*W+w in the input plane.
@@ -160,7 +166,7 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, int
     cdef Py_ssize_t p, oh, ow, i0, i1, h0, c0, c1, last
     cdef const floating* plane
     cdef floating* o_row
-    cdef int64_t* i_row
+    cdef index_t* i_row
     cdef Py_ssize_t* rows
     cdef Py_ssize_t* cols
     # interior columns: w0 = ow*sw - pw >= 0 and w0 + (kw-1)*dw <= W-1
@@ -201,7 +207,7 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, int
 
 
 def adaptive_max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
-                                int64_t[:, :, ::1] idx, bint with_indices):
+                                index_t[:, :, ::1] idx, bint with_indices):
     """Maxima over PyTorch's adaptive windows [floor(i*H/OH), ceil((i+1)*H/OH)), with positions."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
@@ -225,10 +231,10 @@ def adaptive_max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1]
                         best_pos = fc_select_index(upd, h * W + w, best_pos)
                 out[p, oh, ow] = best
                 if with_indices:
-                    idx[p, oh, ow] = best_pos
+                    idx[p, oh, ow] = <index_t>best_pos
 
 
-def scatter_add_planes(const floating[:, ::1] src, const int64_t[:, ::1] idx, floating[:, ::1] dst):
+def scatter_add_planes(const floating[:, ::1] src, const index_t[:, ::1] idx, floating[:, ::1] dst):
     """dst[p] = 0, then dst[p, idx[p, k]] += src[p, k]: the max-pool backward (switch routing).
 
     Indices outside [0, L) are skipped, so no input can make it write out of bounds.

@@ -2,8 +2,8 @@
 
 The public functions validate arguments and window geometry; the Functions reshape inputs to
 contiguous (planes, H, W) arrays and call the Cython kernels in ``fastconv._kernels.pool``.
-Max pooling saves only its int64 switches (flat h*W+w positions, PyTorch's indices): backward
-routes each gradient through its switch. Average pools save nothing: their backward is closed-form.
+Max pooling saves only its switches (flat h*W+w positions, PyTorch's indices; int32 unless the
+caller asks for them): backward routes each gradient through its switch. Average pools save nothing: their backward is closed-form.
 """
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ def _planes(x: np.ndarray) -> np.ndarray:
 
 def _nbytes(shape: Sequence[int], dtype) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _switch_dtype(input_hw: Sequence[int], return_indices: bool) -> np.dtype:
+    """int64 for switches the caller gets (PyTorch's dtype); int32 for switches only backward
+    reads, when the plane allows it (half the memory and bandwidth)."""
+    if return_indices or input_hw[0] * input_hw[1] >= 2 ** 31:
+        return _INDEX_DTYPE
+    return np.dtype(np.int32)
 
 
 # ---- validation ----------------------------------------------------------------------------------
@@ -109,7 +117,8 @@ class MaxPool2d(Function):
         planes = _planes(x)
         out = np.empty((planes.shape[0], oh, ow), dtype=x.dtype)
         with_indices = return_indices or ctx.needs_input_grad[0]
-        idx = np.empty(out.shape, dtype=_INDEX_DTYPE) if with_indices else _NO_INDICES
+        idx = np.empty(out.shape, dtype=_switch_dtype(x.shape[-2:], return_indices)) if with_indices \
+            else _NO_INDICES
         _pool.max_pool2d_forward(planes, out, idx, *kernel_size, *stride, *padding, *dilation, with_indices)
         ctx.input_shape = x.shape
         if ctx.needs_input_grad[0]:
@@ -126,7 +135,7 @@ class MaxPool2d(Function):
         if not needs_input_grad[0]:
             return 0
         out_hw = _pooled_hw(shapes[0][-2:], kernel_size, stride, padding, dilation, ceil_mode)
-        return _nbytes(tuple(shapes[0][:-2]) + out_hw, _INDEX_DTYPE)
+        return _nbytes(tuple(shapes[0][:-2]) + out_hw, _switch_dtype(shapes[0][-2:], return_indices))
 
     @staticmethod
     def backward(ctx, grad_out, grad_indices=None):
@@ -143,7 +152,8 @@ class AdaptiveMaxPool2d(Function):
         planes = _planes(x)
         out = np.empty((planes.shape[0],) + tuple(output_size), dtype=x.dtype)
         with_indices = return_indices or ctx.needs_input_grad[0]
-        idx = np.empty(out.shape, dtype=_INDEX_DTYPE) if with_indices else _NO_INDICES
+        idx = np.empty(out.shape, dtype=_switch_dtype(x.shape[-2:], return_indices)) if with_indices \
+            else _NO_INDICES
         _pool.adaptive_max_pool2d_forward(planes, out, idx, with_indices)
         ctx.input_shape = x.shape
         if ctx.needs_input_grad[0]:
@@ -158,7 +168,7 @@ class AdaptiveMaxPool2d(Function):
     def saved_bytes(shapes, dtype, needs_input_grad, output_size, return_indices) -> int:
         if not needs_input_grad[0]:
             return 0
-        return _nbytes(tuple(shapes[0][:-2]) + tuple(output_size), _INDEX_DTYPE)
+        return _nbytes(tuple(shapes[0][:-2]) + tuple(output_size), _switch_dtype(shapes[0][-2:], return_indices))
 
     @staticmethod
     def backward(ctx, grad_out, grad_indices=None):
