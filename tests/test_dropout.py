@@ -159,6 +159,8 @@ def test_errors_name_the_op():
         F.dropout(fc.tensor([1, 2, 3]))
     with pytest.raises(TypeError, match=r"dropout2d: expected input of dtype float32 or float64, got float16"):
         F.dropout2d(fc.tensor(np.ones((1, 2, 2, 2)), dtype=np.float16))
+    with pytest.raises(TypeError, match=r"dropout: expected input of dtype float32 or float64, got int32"):
+        F.dropout(np.ones(3, np.int32))
     with pytest.raises(ValueError, match=r"dropout2d: expected 3-D or 4-D .* got input of shape \(4, 5\)"):
         F.dropout2d(fc.ones(4, 5))
 

@@ -468,6 +468,8 @@ def test_errors_name_the_op_and_both_sides():
         F.avg_pool2d(x, 2, divisor_override=0)
     with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: expected output_size >= 1"):
         F.adaptive_avg_pool2d(x, (0, 2))
+    with pytest.raises(TypeError, match=r"max_pool2d: expected input of dtype float32 or float64, got float16"):
+        F.max_pool2d(np.ones((1, 1, 4, 4), np.float16), 2)  # a plain ndarray is checked the same way
     with pytest.raises(ValueError, match=r"max_pool2d: expected non-empty .* got input of shape \(2, 3, 0, 6\)"):
         F.max_pool2d(fc.zeros(2, 3, 0, 6), 1)
 

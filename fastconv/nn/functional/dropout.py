@@ -134,7 +134,9 @@ def _run(fn, x: Tensor, p: float, inplace: bool, op: str) -> Tensor:
 
 
 def _check_input(x, op: str) -> Tensor:
-    if not isinstance(x, Tensor):
+    if isinstance(x, np.ndarray):
+        x = Tensor._wrap(x)  # keep its dtype so a wrong one is reported by this op
+    elif not isinstance(x, Tensor):
         x = Tensor(x)
     check_float(x.data, op)
     return x

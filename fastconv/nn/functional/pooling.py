@@ -60,7 +60,9 @@ def _switch_dtype(input_hw: Sequence[int], return_indices: bool) -> np.dtype:
 
 def _check_input(x, op: str) -> Tensor:
     """A float Tensor of shape (N, C, H, W) or (C, H, W) with non-empty C, H, W."""
-    if not isinstance(x, Tensor):
+    if isinstance(x, np.ndarray):
+        x = Tensor._wrap(x)  # keep its dtype so a wrong one is reported by this op
+    elif not isinstance(x, Tensor):
         x = Tensor(x)
     check_float(x.data, op)
     check_ndim(x.data, (3, 4), op, layout="(N, C, H, W)")
