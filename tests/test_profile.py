@@ -38,6 +38,14 @@ def bn_net():
         nn.Flatten(), nn.Linear(32 * 8 * 8, 10))
 
 
+def mixed_net():
+    """Strided conv, leaky ReLU, transposed conv, dropout, tanh, sigmoid, average pools."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.LeakyReLU(0.1), nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1),
+        nn.Dropout(0.3), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.Sigmoid(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
 def _optimizer(name, model):
     if name == "sgd":
         return fc.optim.SGD(model.parameters(), lr=0.01)
@@ -52,6 +60,7 @@ def _optimizer(name, model):
     (lenet, (1, 32, 32), 32, "sgd-momentum"),
     (vgg, (3, 32, 32), 16, "adam"),
     (bn_net, (3, 32, 32), 32, "sgd"),
+    (mixed_net, (3, 32, 32), 16, "sgd-momentum"),
 ])
 def test_estimate_matches_measured_peaks(build, shape, batch, opt):
     fc.manual_seed(0)
@@ -114,10 +123,10 @@ def test_lenet_rows_by_hand():
     saved = {
         "0": b * 1 * 32 * 32 * F32,   # conv1 keeps its input for dW (its weight costs nothing extra)
         "1": b * 6 * 28 * 28,         # ReLU mask, one byte per element
-        "2": b * 6 * 14 * 14 * 8,     # max-pool switches, int64
+        "2": b * 6 * 14 * 14 * 4,     # max-pool switches, int32 (only backward reads them)
         "3": b * 6 * 14 * 14 * F32,
         "4": b * 16 * 10 * 10,
-        "5": b * 16 * 5 * 5 * 8,
+        "5": b * 16 * 5 * 5 * 4,
         "6": 0,                       # flatten is a view
         "7": b * 400 * F32, "8": b * 120, "9": b * 120 * F32, "10": b * 84, "11": b * 84 * F32,
     }
