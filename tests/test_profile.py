@@ -9,7 +9,7 @@ import fastconv.nn.functional as F
 from fastconv import nn
 from fastconv.autograd import Function
 from fastconv.autograd.function import add_observer, remove_observer
-from fastconv.profile import compare, max_batch_size, measure_step, memory_summary, parse_bytes
+from fastconv.profile import compare, format_bytes, max_batch_size, measure_step, memory_summary, parse_bytes
 
 F32 = 4
 
@@ -313,6 +313,12 @@ def test_measure_step_trains_and_reports():
 ])
 def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (150 * 1024, "150 KiB"),
+                                     (3 * 2**20 // 2, "1.5 MiB"), (5 * 2**30, "5 GiB")])
+def test_format_bytes(n, text):
+    assert format_bytes(n) == text
 
 
 @pytest.mark.parametrize("bad, error", [("abc", ValueError), ("12XB", ValueError), (-5, ValueError),

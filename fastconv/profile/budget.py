@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..nn.module import Module
-from .estimate import MODES, ModelProfile, check_batch, check_choice, parse_shape
+from .checks import MODES, check_batch, check_choice, parse_shape
+from .estimate import ModelProfile
 from .table import render_table
 from .units import format_bytes, format_count, parse_bytes
 

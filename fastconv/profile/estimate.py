@@ -11,61 +11,19 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from ..nn.module import Module
 from ..random import get_rng_state, set_rng_state
+from .checks import MODES, OPTIMIZERS, check_batch, check_choice, check_dtype, parse_shape
 from .peak import ReplayCall, replay_eval, replay_train
 from .summary import MemorySummary
 from .trace import PARAM, TRACE_BATCHES, Trace, TracedCall, trace_model
 
-OPTIMIZERS = (None, "sgd", "sgd-momentum", "adam")
 STATE_COPIES = {None: 0, "sgd": 0, "sgd-momentum": 1, "adam": 2}   # persistent parameter-sized state
 STEP_TEMPORARIES = {None: 0, "sgd": 1, "sgd-momentum": 1, "adam": 3}  # of the largest parameter, in step()
-MODES = ("train", "eval")
-
-
-# ---- argument checks -----------------------------------------------------------------------------
-
-def parse_shape(shape, op: str) -> Tuple[int, ...]:
-    """A per-sample shape as a tuple of positive ints; also accepts '3x224x224'."""
-    if isinstance(shape, str):
-        try:
-            shape = tuple(int(p) for p in shape.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"{op}: expected input_shape like '3x224x224', got {shape!r}") from None
-    if (not isinstance(shape, (tuple, list)) or not shape
-            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape)):
-        raise TypeError(f"{op}: expected input_shape as a tuple of ints (without the batch), got {shape!r}")
-    if any(n < 1 for n in shape):
-        raise ValueError(f"{op}: expected positive sizes in input_shape, got {tuple(shape)}")
-    return tuple(int(n) for n in shape)
-
-
-def check_batch(batch_size, op: str) -> int:
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool):
-        raise TypeError(f"{op}: expected batch_size as an int, got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"{op}: expected batch_size >= 1, got {batch_size}")
-    return int(batch_size)
-
-
-def check_dtype(dtype, op: str) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{op}: expected dtype 'float32' or 'float64', got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"{op}: expected dtype float32 or float64, got {dt}")
-    return dt
-
-
-def check_choice(value, choices, op: str, name: str):
-    if value not in choices:
-        raise ValueError(f"{op}: expected {name} in {list(choices)}, got {value!r}")
-    return value
 
 
 # ---- tracing without side effects ------------------------------------------------------------
@@ -198,7 +156,7 @@ class ModelProfile:
         costs = self.costs("train", batch)
         sizes = [a.at(batch) for a in trace.buffer_bytes]
         fixed = self.persistent_bytes(batch, True, augment_copies)
-        peak, end_of_forward = replay_train(self._replay_calls("train", costs, workspace), sizes, trace.buffer_kind,
+        peak, _ = replay_train(self._replay_calls("train", costs, workspace), sizes, trace.buffer_kind,
                                             trace.output_bufs, fixed["step_temp_bytes"],
                                             step=self.optimizer is not None)
         base = fixed["data_bytes"] + fixed["param_bytes"] + fixed["buffer_bytes"] + fixed["optimizer_state_bytes"]

@@ -38,12 +38,14 @@ def parse_bytes(budget: Union[int, float, str], op: str = "parse_bytes") -> int:
 
 def format_bytes(n: int) -> str:
     """Bytes with a binary unit and three significant digits: '1.50 MiB'."""
+    if abs(n) < 1024:
+        return f"{int(n)} B"
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024 or unit == "GiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         value /= 1024
-    return f"{value:.3g} TiB"
+        if abs(value) < 1024 or unit == "TiB":
+            break
+    return f"{value:.3g} {unit}" if abs(value) < 100 else f"{value:.0f} {unit}"
 
 
 def format_count(n: int) -> str:
