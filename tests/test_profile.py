@@ -46,6 +46,11 @@ def mixed_net():
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
 
 
+def mlp():
+    """Parameters dominate at a small batch: the peak is in the optimizer step."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+
+
 def _optimizer(name, model):
     if name == "sgd":
         return fc.optim.SGD(model.parameters(), lr=0.01)
@@ -61,6 +66,7 @@ def _optimizer(name, model):
     (vgg, (3, 32, 32), 16, "adam"),
     (bn_net, (3, 32, 32), 32, "sgd"),
     (mixed_net, (3, 32, 32), 16, "sgd-momentum"),
+    (mlp, (1, 32, 32), 4, "adam"),
 ])
 def test_estimate_matches_measured_peaks(build, shape, batch, opt):
     fc.manual_seed(0)
