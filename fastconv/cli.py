@@ -241,6 +241,47 @@ def _cmd_summary(args) -> int:
     return 0
 
 
+def _profile_optimizer(name: Optional[str], params):
+    """The optimizer a profile name stands for (its state is what the estimate counts)."""
+    from fastconv import optim
+
+    if name is None:
+        return None
+    if name == "sgd":
+        return optim.SGD(params, lr=0.01)
+    if name == "sgd-momentum":
+        return optim.SGD(params, lr=0.01, momentum=0.9)
+    return optim.Adam(params, lr=1e-3)
+
+
+def _cmd_profile(args) -> int:
+    import fastconv as fc
+    from fastconv import profile
+    from fastconv.nn import functional as F
+
+    model = _build_model(args.arch, args.input, args.num_classes)
+    summary = profile.memory_summary(model, args.input, args.batch_size, dtype=args.dtype,
+                                     optimizer=args.optimizer, mode=args.mode)
+    print(summary)
+    if args.budget:
+        for mode in ("train", "eval"):
+            n = profile.max_batch_size(model, args.input, args.budget, mode=mode, optimizer=args.optimizer,
+                                       dtype=args.dtype)
+            print(f"largest batch within {args.budget} ({mode}): {n}")
+    if args.measure:
+        fc.manual_seed(0)
+        rng = np.random.default_rng(0)
+        x = fc.tensor(rng.standard_normal((args.batch_size, *args.input)).astype(args.dtype))
+        y = rng.integers(0, args.num_classes, size=args.batch_size)
+        measured = profile.measure_step(model, x, y, F.cross_entropy,
+                                        _profile_optimizer(args.optimizer, model.parameters()), mode=args.mode)
+        print(measured)
+        estimate = summary.to_dict()["totals"]["peak_bytes"]
+        print(f"estimated {args.mode} peak {profile.format_bytes(estimate)} vs measured "
+              f"{profile.format_bytes(measured.peak_bytes)} ({100 * (estimate / max(measured.peak_bytes, 1) - 1):+.1f} %)")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     import fastconv as fc
     from fastconv import profile
@@ -262,12 +303,27 @@ def _cmd_demo(args) -> int:
 
 
 def _demo_figures(out: str, metrics: dict) -> None:
-    """Training curve (and, with the viz extra, filters/saliency/occlusion) when matplotlib exists."""
+    """Training curve, first-layer filters, saliency and occlusion PNGs (with the viz extra)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         print('(install "fastconv[viz]" for the training-curve and visualization PNGs)')
         return
+    import fastconv as fc
+    from fastconv import data, viz
+
+    _training_curve(out, metrics)
+    model, _ = _load_run(out, None)
+    test_set = data.MNIST(split="test")
+    images = data.TensorDataset(test_set.data, test_set.targets,
+                                transform=data.Normalize([MNIST_MEAN], [MNIST_STD]))
+    for path in viz.demo_figures(model, images, out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _training_curve(out: str, metrics: dict) -> None:
+    """Loss and accuracy per epoch as training_curve.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,6 +397,22 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--batch-size", type=_positive_int, default=1)
     summary.add_argument("--optimizer", choices=["sgd", "sgd-momentum", "adam"], default=None)
     summary.set_defaults(run=_cmd_summary)
+
+    prof = sub.add_parser("profile", help="memory (params, grads, optimizer, activations, peak) and multiply-adds")
+    prof.add_argument("--arch", required=True, help="blueprint spec")
+    prof.add_argument("--input", type=_shape, required=True, help="input shape CxHxW, e.g. 3x224x224")
+    prof.add_argument("--num-classes", type=_positive_int, default=10)
+    prof.add_argument("--batch-size", type=_positive_int, default=32)
+    prof.add_argument("--optimizer", choices=["sgd", "sgd-momentum", "adam"], default=None)
+    prof.add_argument("--mode", choices=["train", "eval"], default="train")
+    prof.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    prof.add_argument("--budget", default=None, help="memory budget, e.g. 512MB or 2GB: prints the largest batch")
+    prof.add_argument("--measure", action="store_true", help="also run one real step and measure its peak")
+    prof.set_defaults(run=_cmd_profile)
+
+    from fastconv.viz.command import add_parser as add_viz_parser
+
+    add_viz_parser(sub)
 
     config = sub.add_parser("config", help="print versions, BLAS and OpenMP threading")
     config.set_defaults(run=lambda a: (__import__("fastconv").show_config(), 0)[1])
