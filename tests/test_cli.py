@@ -19,7 +19,8 @@ def run_cli(*args, cwd=None):
                           cwd=cwd or os.path.expanduser("~"), env=env, timeout=300)
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["eval"], ["summary"], ["config"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["eval"], ["summary"], ["profile"], ["viz"],
+                                     ["config"]])
 def test_help_for_every_command(command, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([*command, "--help"])
@@ -72,3 +73,21 @@ def test_train_eval_resume_round_trip(tmp_path):
 def test_eval_of_missing_checkpoint_is_one_line(tmp_path):
     proc = run_cli("eval", "--checkpoint", str(tmp_path / "nope.npz"))
     assert proc.returncode == 2 and "no such checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_profile_command_estimates_and_measures():
+    proc = run_cli("profile", "--arch", "INPUT -> CONV(8, k=3, p=same) -> RELU -> POOL -> FC", "--input", "1x16x16",
+                   "--batch-size", "8", "--optimizer", "sgd-momentum", "--budget", "64MB", "--measure")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # 8 filters of 1x3x3 + 8 biases, then 8*8*8 -> 10 linear
+    assert f"{8 * 9 + 8 + 8 * 8 * 8 * 10 + 10:,}" in out
+    assert "largest batch within 64MB (train):" in out and "Measured training step" in out
+    pct = float(out.rsplit("(", 1)[1].split("%")[0])
+    assert abs(pct) < 25
+
+
+def test_summary_command(capsys):
+    assert cli.main(["summary", "--arch", "INPUT -> FC", "--input", "1x4x4", "--num-classes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Linear(in_features=16, out_features=3" in out and f"{16 * 3 + 3}" in out
