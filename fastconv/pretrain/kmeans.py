@@ -24,6 +24,7 @@ from ._common import SeedLike, as_patches, generator, kernel_threads, optional_b
 Assign = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray, np.ndarray]]
 # sample(rng, count) -> (count, d) vectors to seed centroids from
 Sample = Callable[[np.random.Generator, int], np.ndarray]
+SEED_POOL = 4096  # candidates the initial centroids are chosen from (k-means++ over a random pool)
 
 
 class KMeansResult(NamedTuple):
@@ -51,7 +52,7 @@ def winners(responses: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def seed_vectors(vectors: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
-    """``count`` distinct random rows of ``vectors`` (with replacement only if there are too few);
+    """``count`` random rows of ``vectors``, distinct unless there are too few;
     rows that are exactly zero are replaced by Gaussian noise so every seed has a direction."""
     picks = rng.choice(len(vectors), size=count, replace=count > len(vectors))
     out = vectors[picks].copy()
@@ -61,11 +62,31 @@ def seed_vectors(vectors: np.ndarray, rng: np.random.Generator, count: int) -> n
     return out
 
 
+def spread_seeds(candidates: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii) for the |cos| objective: ``count`` rows of
+    ``candidates``, the first uniformly, each next one with probability ∝ 1 − max cos² to the rows
+    already chosen, so the seeds are spread over distinct directions rather than one dense cluster."""
+    unit = unit_rows(candidates.astype(np.float64))
+    chosen = [int(rng.integers(len(unit)))]
+    closest = (unit @ unit[chosen[0]]) ** 2
+    for _ in range(1, count):
+        weight = np.clip(1.0 - closest, 0.0, None)
+        total = weight.sum()
+        nxt = int(rng.choice(len(unit), p=weight / total)) if total > 1e-12 else int(rng.integers(len(unit)))
+        chosen.append(nxt)
+        np.maximum(closest, (unit @ unit[nxt]) ** 2, out=closest)
+    return candidates[chosen]
+
+
 def dictionary_learning(assign: Assign, sample: Sample, n_items: int, n_clusters: int, iters: int,
                         batch_size: Optional[int], init: Optional[np.ndarray], rng: np.random.Generator,
                         tol: float, dtype) -> KMeansResult:
     """The Eq. (1) loop shared by plain and convolutional k-means (they differ only in ``assign``)."""
-    d = unit_rows(sample(rng, n_clusters) if init is None else init.astype(dtype, copy=True))
+    if init is None:
+        pool = sample(rng, max(SEED_POOL, 4 * n_clusters))
+        d = unit_rows(spread_seeds(pool, rng, n_clusters))
+    else:
+        d = unit_rows(init.astype(dtype, copy=True))
     batch = n_items if batch_size is None else min(batch_size, n_items)
     objective: List[float] = []
     reseeded = 0
@@ -112,8 +133,8 @@ def kmeans(patches, n_clusters: int, iters: int = 10, batch_size: Optional[int] 
            init: Optional[np.ndarray] = None, seed: SeedLike = None, tol: float = 1e-4) -> KMeansResult:
     """Learn ``n_clusters`` unit-norm centroids from (n, d) vectors (already preprocessed) by Eq. (1).
 
-    ``init`` (K, d) starts from given centroids (normalized), otherwise from K distinct random
-    vectors; ``batch_size`` selects the mini-batch variant; iteration stops after ``iters``
+    ``init`` (K, d) starts from given centroids (normalized), otherwise from K random vectors
+    spread by k-means++ seeding; ``batch_size`` selects the mini-batch variant; iteration stops after ``iters``
     epochs or when no centroid moves by more than ``tol`` (Euclidean, unit vectors).
     """
     op = "kmeans"
