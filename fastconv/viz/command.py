@@ -43,6 +43,14 @@ def last_feature_map(model: Module) -> str:
     return best
 
 
+def strongest_channel(model: Module, image: np.ndarray, layer) -> int:
+    """The channel of ``layer`` with the largest activation anywhere for ``image``."""
+    from .activations import activations
+
+    out = activations(model, image, layer)[0]
+    return int(out.reshape(out.shape[0], -1).max(axis=1).argmax())
+
+
 def _scores(model: Module, image: np.ndarray) -> np.ndarray:
     """The model's class scores for one image (eval mode, no_grad)."""
     from ..autograd import no_grad
@@ -102,6 +110,7 @@ def _figures(args, model: Module, dataset) -> List[str]:
     image, label = _sample(dataset, args.index)
     target = args.target if args.target is not None else _target(model, image, label)
     layer = args.layer if args.layer is not None else last_feature_map(model)
+    channel = args.channel if args.channel is not None else strongest_channel(model, image, layer)
     subset = Subset(dataset, np.arange(min(args.samples, len(dataset))))
     written = []
 
@@ -115,7 +124,7 @@ def _figures(args, model: Module, dataset) -> List[str]:
         elif what == "activations":
             save("activations.png", plot_activations(model, image, layer))
         elif what == "topk":
-            save("topk.png", plot_top_k(model, subset, layer, args.channel, args.k))
+            save("topk.png", plot_top_k(model, subset, layer, channel, args.k))
         elif what == "tsne":
             embedding = tsne_codes(model, subset, max_samples=None, seed=args.seed)
             save("tsne.png", plot_tsne(embedding))
@@ -130,7 +139,7 @@ def _figures(args, model: Module, dataset) -> List[str]:
             save("classmodel.png", plot_class_model(model, image.shape, list(classes), steps=args.steps,
                                                     jitter=1, blur_every=10, seed=args.seed))
         elif what == "deconv":
-            save("deconv.png", plot_deconv(model, image, layer, args.channel))
+            save("deconv.png", plot_deconv(model, image, layer, channel))
     return written
 
 
@@ -161,7 +170,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--target", type=int, default=None, help="class to explain (default: the image's label)")
     p.add_argument("--layer", type=_layer_arg, default=None,
                    help="layer index or name for activations/topk/deconv (default: last conv feature map)")
-    p.add_argument("--channel", type=int, default=0, help="channel for topk/deconv")
+    p.add_argument("--channel", type=int, default=None,
+                   help="channel for topk/deconv (default: the one most active on the --index image)")
     p.add_argument("--k", type=int, default=9, help="images shown by topk")
     p.add_argument("--samples", type=int, default=2000, help="test images searched by topk and embedded by tsne")
     p.add_argument("--occluder", type=int, default=6, help="occluder size in pixels")

@@ -112,7 +112,9 @@ def plot_deconv(model: Module, x, layer: LayerRef, channel: int, position: Optio
     box = receptive_field(model, layer).box(row, col, image.shape[-2:])
     fig = new_figure(op, 6.5, 3.4)
     left, right = fig.subplots(1, 2)
-    show(left, display_image(image[0]), f"input, unit ({row}, {col})")
+    value = float(top[0, channel, row, col])
+    state = f"= {value:.3g}" if value > 0 else "inactive: nothing to project"
+    show(left, display_image(image[0]), f"input, unit ({row}, {col}) {state}")
     draw_box(left, box)
     show(right, display_image(recon), f"deconv of channel {channel}, layer {layer!r}")
     draw_box(right, box)
