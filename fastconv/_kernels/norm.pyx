@@ -28,7 +28,8 @@ from libc.math cimport sqrt
 cdef enum:
     TILE = 4096       # elements per statistics / normalize work item
     COL_BLOCK = 1024  # columns per work item of the elementwise (layer norm) gradient sums
-    ROW_BLOCK = 64    # rows per work item of the elementwise affine gradient
+    ROW_BLOCK = 64    # rows per work item of the elementwise (layer norm) gradient sums
+    BLOCK = 64        # elements per block of a reduction accumulated in the input type
 
 
 cdef inline void _tiling(Py_ssize_t A, Py_ssize_t L, Py_ssize_t* rows, Py_ssize_t* cols,
@@ -44,107 +45,141 @@ cdef inline void _tiling(Py_ssize_t A, Py_ssize_t L, Py_ssize_t* rows, Py_ssize_
     tiles[0] = ((A + rows[0] - 1) // rows[0]) * col_tiles[0]
 
 
+# Reductions accumulate blocks of BLOCK elements in eight lanes of the input type, one lane
+# array per loop (a shape gcc vectorizes without reassociation flags; two arrays updated in one
+# loop are not), and add each block's total in double, so a
+# float32 sum carries at most a block's worth of float rounding. Differences from a mean m use
+# mf, m rounded to the input type (x - mf is exact for x near the mean), and correct for the
+# residue m - mf in double.
+
 cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
-    """Σ p[i] in double; eight independent accumulators let the compiler pack and pipeline them."""
-    cdef double s[8]
-    cdef Py_ssize_t i = 0, k
-    for k in range(8):
-        s[k] = 0.0
-    while i + 8 <= n:
+    """Σ p[i]."""
+    cdef floating s[8]
+    cdef double total = 0.0
+    cdef Py_ssize_t i = 0, j, k
+    while i + BLOCK <= n:
         for k in range(8):
-            s[k] += p[i + k]
-        i += 8
+            s[k] = 0
+        for j in range(i, i + BLOCK, 8):
+            for k in range(8):
+                s[k] += p[j + k]
+        total += ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+        i += BLOCK
     while i < n:
-        s[0] += p[i]
+        total += p[i]
         i += 1
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+    return total
 
 
-cdef inline double _sq_dev(const floating* p, Py_ssize_t n, double m) noexcept nogil:
-    """Σ (p[i] - m)² in double, eight accumulators."""
-    cdef double s[8]
-    cdef double d
-    cdef Py_ssize_t i = 0, k
-    for k in range(8):
-        s[k] = 0.0
-    while i + 8 <= n:
+cdef inline void _deviation_sums(const floating* p, Py_ssize_t n, double m, double* s1,
+                                 double* s2) noexcept nogil:
+    """s1 += Σ (p[i] - m) and s2 += Σ (p[i] - m)²."""
+    cdef floating a[8]
+    cdef floating q[8]
+    cdef floating mf = <floating>m
+    cdef floating d
+    cdef double t1 = 0.0, t2 = 0.0, r = m - mf
+    cdef Py_ssize_t i = 0, j, k
+    while i + BLOCK <= n:
         for k in range(8):
-            d = p[i + k] - m
-            s[k] += d * d
-        i += 8
+            a[k] = 0
+            q[k] = 0
+        for j in range(i, i + BLOCK, 8):
+            for k in range(8):
+                a[k] += p[j + k] - mf
+        for j in range(i, i + BLOCK, 8):
+            for k in range(8):
+                q[k] += (p[j + k] - mf) * (p[j + k] - mf)
+        t1 += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+        t2 += ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]))
+        i += BLOCK
     while i < n:
-        d = p[i] - m
-        s[0] += d * d
+        d = p[i] - mf
+        t1 += d
+        t2 += <double>d * d
         i += 1
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+    # Σ (d - r) and Σ (d - r)² with d = p - mf, r = m - mf
+    s1[0] += t1 - n * r
+    s2[0] += t2 - 2.0 * r * t1 + n * r * r
 
 
 cdef inline void _grad_sums(const floating* dy, const floating* x, Py_ssize_t n, double m,
                             bint with_x, double* s1, double* s2) noexcept nogil:
-    """s1 += Σ dy and (with_x) s2 += Σ dy·(x - m), four accumulators each."""
-    cdef double a[4]
-    cdef double b[4]
-    cdef Py_ssize_t i = 0, k
-    for k in range(4):
-        a[k] = 0.0
-        b[k] = 0.0
-    if with_x:
-        while i + 4 <= n:
-            for k in range(4):
-                a[k] += dy[i + k]
-                b[k] += dy[i + k] * (x[i + k] - m)
-            i += 4
-        while i < n:
-            a[0] += dy[i]
-            b[0] += dy[i] * (x[i] - m)
-            i += 1
-    else:
-        while i + 4 <= n:
-            for k in range(4):
-                a[k] += dy[i + k]
-            i += 4
-        while i < n:
-            a[0] += dy[i]
-            i += 1
-    s1[0] += (a[0] + a[1]) + (a[2] + a[3])
-    s2[0] += (b[0] + b[1]) + (b[2] + b[3])
+    """s1 += Σ dy and (with_x) s2 += Σ dy·(x - m)."""
+    cdef floating a[8]
+    cdef floating b[8]
+    cdef floating mf = <floating>m
+    cdef double t1 = 0.0, t2 = 0.0
+    cdef Py_ssize_t i = 0, j, k
+    if not with_x:
+        s1[0] += _sum(dy, n)
+        return
+    while i + BLOCK <= n:
+        for k in range(8):
+            a[k] = 0
+            b[k] = 0
+        for j in range(i, i + BLOCK, 8):
+            for k in range(8):
+                a[k] += dy[j + k]
+        for j in range(i, i + BLOCK, 8):
+            for k in range(8):
+                b[k] += dy[j + k] * (x[j + k] - mf)
+        t1 += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+        t2 += ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]))
+        i += BLOCK
+    while i < n:
+        t1 += dy[i]
+        t2 += dy[i] * (x[i] - mf)
+        i += 1
+    s1[0] += t1
+    s2[0] += t2 - (m - mf) * t1
 
 
 cdef inline void _weighted_grad_sums(const floating* dy, const floating* x, const floating* w,
                                      Py_ssize_t n, double m, double* s1, double* s2) noexcept nogil:
-    """s1 += Σ w·dy and s2 += Σ w·dy·(x - m) (w may be NULL: weight 1), four accumulators each."""
-    cdef double a[4]
-    cdef double b[4]
-    cdef double g
-    cdef Py_ssize_t i = 0, k
+    """s1 += Σ w·dy and s2 += Σ w·dy·(x - m) (w may be NULL: weight 1)."""
+    cdef floating a[8]
+    cdef floating b[8]
+    cdef floating mf = <floating>m
+    cdef floating g
+    cdef double t1 = 0.0, t2 = 0.0
+    cdef Py_ssize_t i = 0, j, k
     if w == NULL:
         _grad_sums(dy, x, n, m, True, s1, s2)
         return
-    for k in range(4):
-        a[k] = 0.0
-        b[k] = 0.0
-    while i + 4 <= n:
-        for k in range(4):
-            g = dy[i + k] * w[i + k]
-            a[k] += g
-            b[k] += g * (x[i + k] - m)
-        i += 4
+    while i + BLOCK <= n:
+        for k in range(8):
+            a[k] = 0
+            b[k] = 0
+        for j in range(i, i + BLOCK, 8):
+            for k in range(8):
+                a[k] += dy[j + k] * w[j + k]
+        for j in range(i, i + BLOCK, 8):
+            for k in range(8):
+                b[k] += dy[j + k] * w[j + k] * (x[j + k] - mf)
+        t1 += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+        t2 += ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]))
+        i += BLOCK
     while i < n:
         g = dy[i] * w[i]
-        a[0] += g
-        b[0] += g * (x[i] - m)
+        t1 += g
+        t2 += g * (x[i] - mf)
         i += 1
-    s1[0] += (a[0] + a[1]) + (a[2] + a[3])
-    s2[0] += (b[0] + b[1]) + (b[2] + b[3])
+    s1[0] += t1
+    s2[0] += t2 - (m - mf) * t1
 
 
 cdef inline void _column_sums(const floating* dy, const floating* x, Py_ssize_t n, double m, double r,
-                              bint with_x, double* cw, double* cb) noexcept nogil:
-    """cw[i] += dy·(x - m)·r (with_x) and cb[i] += dy: one row's share of the column sums."""
+                              bint with_x, floating* cw, floating* cb) noexcept nogil:
+    """cw[i] += dy·x̂ (with_x) and cb[i] += dy, x̂ = (x - m)·r: one row's share of the column
+    sums, accumulated in the input type over at most ROW_BLOCK rows."""
     cdef Py_ssize_t i
+    cdef floating mf = <floating>m
+    cdef floating rf = <floating>r
+    cdef floating c = <floating>((m - mf) * r)
     if with_x:
         for i in range(n):
-            cw[i] += dy[i] * ((x[i] - m) * r)
+            cw[i] += dy[i] * ((x[i] - mf) * rf - c)
             cb[i] += dy[i]
     else:
         for i in range(n):
@@ -153,9 +188,9 @@ cdef inline void _column_sums(const floating* dy, const floating* x, Py_ssize_t 
 
 cdef inline void _column_sums4(const floating* dy, const floating* x, Py_ssize_t stride, Py_ssize_t n,
                                const double* m, const double* r, bint with_x,
-                               double* cw, double* cb) noexcept nogil:
-    """``_column_sums`` of four rows ``stride`` apart at once (a quarter of the loads and stores
-    of the double accumulators)."""
+                               floating* cw, floating* cb) noexcept nogil:
+    """``_column_sums`` of four rows ``stride`` apart at once (a quarter of the accumulator
+    loads and stores)."""
     cdef Py_ssize_t i
     cdef const floating* d1 = dy + stride
     cdef const floating* d2 = dy + 2 * stride
@@ -163,14 +198,18 @@ cdef inline void _column_sums4(const floating* dy, const floating* x, Py_ssize_t
     cdef const floating* x1 = x + stride
     cdef const floating* x2 = x + 2 * stride
     cdef const floating* x3 = x + 3 * stride
+    cdef floating m0 = <floating>m[0], m1 = <floating>m[1], m2 = <floating>m[2], m3 = <floating>m[3]
+    cdef floating r0 = <floating>r[0], r1 = <floating>r[1], r2 = <floating>r[2], r3 = <floating>r[3]
+    cdef floating c0 = <floating>((m[0] - m0) * r[0]), c1 = <floating>((m[1] - m1) * r[1])
+    cdef floating c2 = <floating>((m[2] - m2) * r[2]), c3 = <floating>((m[3] - m3) * r[3])
     if with_x:
         for i in range(n):
-            cw[i] += ((dy[i] * ((x[i] - m[0]) * r[0]) + d1[i] * ((x1[i] - m[1]) * r[1]))
-                      + (d2[i] * ((x2[i] - m[2]) * r[2]) + d3[i] * ((x3[i] - m[3]) * r[3])))
-            cb[i] += (<double>dy[i] + d1[i]) + (<double>d2[i] + d3[i])
+            cw[i] += ((dy[i] * ((x[i] - m0) * r0 - c0) + d1[i] * ((x1[i] - m1) * r1 - c1))
+                      + (d2[i] * ((x2[i] - m2) * r2 - c2) + d3[i] * ((x3[i] - m3) * r3 - c3)))
+            cb[i] += (dy[i] + d1[i]) + (d2[i] + d3[i])
     else:
         for i in range(n):
-            cb[i] += (<double>dy[i] + d1[i]) + (<double>d2[i] + d3[i])
+            cb[i] += (dy[i] + d1[i]) + (d2[i] + d3[i])
 
 
 # The streaming loops below run in the input's precision (four float32 lanes per SSE op instead
@@ -243,21 +282,25 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
     cdef double s, m, q, n_t, n_acc, d, total
     with nogil:
         for i in prange(B * T, schedule='static'):
-            b = i // T
-            t = i % T
+            # items in memory order (row tile, b, column tile); t = the tile's index within b
+            b = (i // col_tiles) % B
+            t = (i // (B * col_tiles)) * col_tiles + i % col_tiles
             a0 = (t // col_tiles) * rows
             a1 = a0 + rows if a0 + rows < A else A
             l0 = (t % col_tiles) * cols
             l1 = l0 + cols if l0 + cols < L else L
+            n_t = <double>((a1 - a0) * (l1 - l0))
             s = 0.0
             for a in range(a0, a1):
                 s = s + _sum(xp + (a * B + b) * L + l0, l1 - l0)
-            m = s / ((a1 - a0) * (l1 - l0))
+            m = s / n_t
+            # corrected two-pass: exact even when the first-pass mean m carries rounding
+            d = 0.0
             q = 0.0
             for a in range(a0, a1):
-                q = q + _sq_dev(xp + (a * B + b) * L + l0, l1 - l0, m)
-            part[0, i] = m
-            part[1, i] = q
+                _deviation_sums(xp + (a * B + b) * L + l0, l1 - l0, m, &d, &q)
+            part[0, b * T + t] = m + d / n_t
+            part[1, b * T + t] = q - d * d / n_t
         for b in prange(B, schedule='static'):
             # Chan et al.: merge (count, mean, M2) of the tiles one by one
             n_acc = 0.0
@@ -324,10 +367,14 @@ def normalize_groups(const floating[:, :, ::1] x, const floating[::1] weight, co
     cdef const floating* wp = &weight[0] if has_weight else NULL
     cdef const floating* bp = &bias[0] if has_bias else NULL
     cdef Py_ssize_t g, j, b, c, off
-    cdef double m, v, r, scale, shift
+    cdef double m, v, d, r, scale, shift
     for g in prange(G, nogil=True, schedule='static'):
         m = _sum(xp + g * n, n) / n
-        v = _sq_dev(xp + g * n, n, m) / n
+        d = 0.0
+        v = 0.0
+        _deviation_sums(xp + g * n, n, m, &d, &v)
+        m = m + d / n
+        v = (v - d * d / n) / n
         r = 1.0 / sqrt(v + eps)
         mean[g] = m
         var[g] = v
@@ -417,19 +464,21 @@ cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, :
 
     Rows: sums[0, r] = Σ_l dy·w, sums[1, r] = Σ_l dy·w·x̂. Columns: dweight[l] = Σ_r dy·x̂,
     dbias[l] = Σ_r dy. Work items are (row block, column block); each writes its own slots of
-    the partial buffers, which are summed afterwards, so no two threads write one address.
+    the partial buffers (column partials in the input type, at most ROW_BLOCK rows each), which
+    are summed in double afterwards, so no two threads write one address.
     """
     cdef Py_ssize_t R = dy.shape[1], L = dy.shape[2]
     cdef Py_ssize_t row_blocks = (R + ROW_BLOCK - 1) // ROW_BLOCK
     cdef Py_ssize_t col_blocks = (L + COL_BLOCK - 1) // COL_BLOCK
-    col_arr = np.zeros((2, row_blocks if need_cols else 0, L), dtype=np.float64)
+    col_arr = np.zeros((2, row_blocks if need_cols else 0, L),
+                       dtype=np.float32 if floating is float else np.float64)
     row_arr = np.empty((2, R, col_blocks if need_rows else 0), dtype=np.float64)
-    cdef double[:, :, ::1] col_part = col_arr
+    cdef floating[:, :, ::1] col_part = col_arr
     cdef double[:, :, ::1] row_part = row_arr
     cdef const floating* dyp = &dy[0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0]
-    cdef double* cw
-    cdef double* cb
+    cdef floating* cw
+    cdef floating* cb
     cdef Py_ssize_t i, rb, cbk, r0, r1, row, l, l0, l1, off
     cdef double m, s1, s2, s1a, s2a
     with nogil:
@@ -522,8 +571,8 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     if row_sums:
         with nogil:
             for i in prange(B * T, schedule='static'):
-                b = i // T
-                t = i % T
+                b = (i // col_tiles) % B
+                t = (i // (B * col_tiles)) * col_tiles + i % col_tiles
                 a0 = (t // col_tiles) * rows
                 a1 = a0 + rows if a0 + rows < A else A
                 l0 = (t % col_tiles) * cols
@@ -534,8 +583,8 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                 for a in range(a0, a1):
                     off = (a * B + b) * L + l0
                     _grad_sums(dyp + off, xp + off, l1 - l0, m, with_x, &s1, &s2)
-                part[0, i] = s1
-                part[1, i] = s2 * rstd[b // cpg] if with_x else 0.0
+                part[0, b * T + t] = s1
+                part[1, b * T + t] = s2 * rstd[b // cpg] if with_x else 0.0
             for b in prange(B, schedule='static'):
                 s1 = 0.0
                 s2 = 0.0
