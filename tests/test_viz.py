@@ -123,6 +123,11 @@ def test_class_model_of_linear_model_follows_the_closed_form(rng):
     np.testing.assert_allclose(scores, bc + wc @ wc / (2 * l2) * (1 - (1 - 2 * l2 * lr) ** t), rtol=1e-10)
     np.testing.assert_allclose(image.ravel(), wc / (2 * l2) * (1 - (1 - 2 * l2 * lr) ** 30), rtol=1e-10)
     assert np.all(np.diff(scores) > 0)
+    # from a mean image I_0: I_t = w/(2λ) + (I_0 − w/(2λ))·(1 − 2λ·lr)^t
+    start = np.full((1, 3, 4), 0.5)
+    image, _ = viz.class_model(model, (1, 3, 4), 1, steps=10, lr=lr, l2=l2, init=start)
+    fixed = wc / (2 * l2)
+    np.testing.assert_allclose(image.ravel(), fixed + (0.5 - fixed) * (1 - 2 * l2 * lr) ** 10, rtol=1e-10)
 
 
 def test_class_model_score_increases_on_a_cnn_with_jitter_and_blur():

@@ -46,10 +46,10 @@ def class_model(model: Module, input_shape: Sequence[int], target: int, steps: i
     dtype = model_dtype(model)
     if init is None:
         image = np.zeros((1,) + shape, dtype=dtype)
+    elif np.shape(init) in (shape, (1,) + shape):
+        image = np.array(init, dtype=dtype).reshape((1,) + shape)
     else:
-        image = np.array(init, dtype=dtype).reshape((1,) + shape) if np.size(init) == np.prod(shape) else None
-        if image is None:
-            raise ValueError(f"{op}: expected init of shape {shape}, got shape {np.shape(init)}")
+        raise ValueError(f"{op}: expected init of shape {shape}, got shape {np.shape(init)}")
     rng = np.random.default_rng(seed)
     scores = np.empty(steps + 1)
     for step in range(steps + 1):
