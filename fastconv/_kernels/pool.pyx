@@ -271,58 +271,75 @@ def gather_planes(const floating[:, ::1] src, const int64_t[:, ::1] idx, floatin
             dst[p, k] = src[p, q] if 0 <= q < L else 0
 
 
-cdef inline double _avg_divisor(Py_ssize_t h0, Py_ssize_t w0, Py_ssize_t kh, Py_ssize_t kw,
-                                Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
-                                bint count_include_pad, Py_ssize_t divisor_override) noexcept nogil:
-    """PyTorch's divisor: the override, or the window clipped to the padded input, or its valid part."""
-    cdef Py_ssize_t h1, w1
-    if divisor_override != 0:  # 0 means no override (PyTorch rejects a zero divisor)
-        return <double>divisor_override
-    h1 = h0 + kh
-    if h1 > H + ph:
-        h1 = H + ph
-    w1 = w0 + kw
-    if w1 > W + pw:
-        w1 = W + pw
-    if count_include_pad:
-        return <double>((h1 - h0) * (w1 - w0))
-    if h0 < 0:
-        h0 = 0
-    if w0 < 0:
-        w0 = 0
-    if h1 > H:
-        h1 = H
-    if w1 > W:
-        w1 = W
-    return <double>((h1 - h0) * (w1 - w0))
+cdef struct AxisWindow:
+    Py_ssize_t lo      # first input position inside the window
+    Py_ssize_t hi      # one past the last
+    double scale       # 1 / (this axis' factor of the divisor)
+
+
+cdef AxisWindow* _avg_windows(Py_ssize_t n_out, Py_ssize_t size, Py_ssize_t kernel, Py_ssize_t stride,
+                              Py_ssize_t padding, bint count_include_pad,
+                              Py_ssize_t divisor_override) noexcept nogil:
+    """The average-pool windows along one axis (malloc'd, n_out entries).
+
+    PyTorch's divisor factorizes over the axes: the window clipped to the padded input
+    (count_include_pad) or to the input. A divisor_override is put on one axis (the caller
+    passes 1 for the other); 0 means none.
+    """
+    cdef AxisWindow* r = <AxisWindow*>malloc(n_out * sizeof(AxisWindow) + 1)
+    cdef Py_ssize_t o, start, end, span
+    if r == NULL:
+        return NULL
+    for o in range(n_out):
+        start = o * stride - padding
+        end = start + kernel
+        if end > size + padding:
+            end = size + padding
+        r[o].lo = start if start > 0 else 0
+        r[o].hi = end if end < size else size
+        span = end - start if count_include_pad else r[o].hi - r[o].lo
+        if divisor_override != 0:
+            r[o].scale = 1.0 / <double>divisor_override
+        else:
+            r[o].scale = 1.0 / <double>span if span > 0 else 0.0
+    return r
 
 
 def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                        Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, Py_ssize_t divisor_override):
-    """Window means (sum of the valid part over PyTorch's divisor); empty windows give 0."""
+    """Window means: sum of the valid part times 1/divisor (PyTorch's divisor); empty windows give 0."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
-    cdef Py_ssize_t p, oh, ow, h, w, h0, w0, ha, hb, wa, wb
-    cdef double acc, div
-    for p in prange(P, nogil=True, schedule='static'):
-        for oh in range(OH):
-            h0 = oh * sh - ph
-            ha = h0 if h0 > 0 else 0
-            hb = h0 + kh if h0 + kh < H else H
-            for ow in range(OW):
-                w0 = ow * sw - pw
-                wa = w0 if w0 > 0 else 0
-                wb = w0 + kw if w0 + kw < W else W
-                if ha >= hb or wa >= wb:
-                    out[p, oh, ow] = 0
-                    continue
-                div = _avg_divisor(h0, w0, kh, kw, H, W, ph, pw, count_include_pad, divisor_override)
-                acc = 0
-                for h in range(ha, hb):
-                    for w in range(wa, wb):
-                        acc = acc + x[p, h, w]
-                out[p, oh, ow] = <floating>(acc / div)
+    cdef Py_ssize_t p, oh, ow, h, w, ha, hb, wa, wb
+    cdef double acc, row_scale
+    cdef const floating* plane
+    cdef const floating* row
+    cdef AxisWindow* rows = _avg_windows(OH, H, kh, sh, ph, count_include_pad, divisor_override)
+    cdef AxisWindow* cols = _avg_windows(OW, W, kw, sw, pw, count_include_pad, 0 if divisor_override == 0 else 1)
+    if rows == NULL or cols == NULL:
+        free(rows)
+        free(cols)
+        raise MemoryError()
+    try:
+        for p in prange(P, nogil=True, schedule='static'):
+            plane = &x[p, 0, 0]
+            for oh in range(OH):
+                ha = rows[oh].lo
+                hb = rows[oh].hi
+                row_scale = rows[oh].scale
+                for ow in range(OW):
+                    wa = cols[ow].lo
+                    wb = cols[ow].hi
+                    acc = 0
+                    for h in range(ha, hb):
+                        row = plane + h * W
+                        for w in range(wa, wb):
+                            acc = acc + row[w]
+                    out[p, oh, ow] = <floating>(acc * row_scale * cols[ow].scale)
+    finally:
+        free(rows)
+        free(cols)
 
 
 def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
@@ -331,26 +348,36 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
     """Each window spreads grad/divisor over its valid input positions (scatter-add per plane)."""
     cdef Py_ssize_t P = grad_in.shape[0], H = grad_in.shape[1], W = grad_in.shape[2]
     cdef Py_ssize_t OH = grad_out.shape[1], OW = grad_out.shape[2]
-    cdef Py_ssize_t p, oh, ow, h, w, h0, w0, ha, hb, wa, wb
+    cdef Py_ssize_t p, oh, ow, h, w, ha, hb, wa, wb
+    cdef double row_scale
     cdef floating g
-    for p in prange(P, nogil=True, schedule='static'):
-        memset(&grad_in[p, 0, 0], 0, H * W * sizeof(floating))
-        for oh in range(OH):
-            h0 = oh * sh - ph
-            ha = h0 if h0 > 0 else 0
-            hb = h0 + kh if h0 + kh < H else H
-            for ow in range(OW):
-                w0 = ow * sw - pw
-                wa = w0 if w0 > 0 else 0
-                wb = w0 + kw if w0 + kw < W else W
-                if ha >= hb or wa >= wb:
-                    continue
-                g = <floating>(grad_out[p, oh, ow]
-                               / _avg_divisor(h0, w0, kh, kw, H, W, ph, pw, count_include_pad,
-                                              divisor_override))
-                for h in range(ha, hb):
-                    for w in range(wa, wb):
-                        grad_in[p, h, w] += g
+    cdef floating* plane
+    cdef floating* row
+    cdef AxisWindow* rows = _avg_windows(OH, H, kh, sh, ph, count_include_pad, divisor_override)
+    cdef AxisWindow* cols = _avg_windows(OW, W, kw, sw, pw, count_include_pad, 0 if divisor_override == 0 else 1)
+    if rows == NULL or cols == NULL:
+        free(rows)
+        free(cols)
+        raise MemoryError()
+    try:
+        for p in prange(P, nogil=True, schedule='static'):
+            plane = &grad_in[p, 0, 0]
+            memset(plane, 0, H * W * sizeof(floating))
+            for oh in range(OH):
+                ha = rows[oh].lo
+                hb = rows[oh].hi
+                row_scale = rows[oh].scale
+                for ow in range(OW):
+                    wa = cols[ow].lo
+                    wb = cols[ow].hi
+                    g = <floating>(grad_out[p, oh, ow] * row_scale * cols[ow].scale)
+                    for h in range(ha, hb):
+                        row = plane + h * W
+                        for w in range(wa, wb):
+                            row[w] += g
+    finally:
+        free(rows)
+        free(cols)
 
 
 def adaptive_avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out):
