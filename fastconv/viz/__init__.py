@@ -6,6 +6,7 @@ scikit-learn are optional (``pip install "fastconv[viz]"``) and imported only wh
 """
 from .activations import DeadReLUMonitor, activations, dead_relu_report, plot_activations
 from .class_model import class_model, plot_class_model
+from .command import demo_figures
 from .deconv import deconv_reconstruction, plot_deconv
 from .embedding import Embedding, cnn_codes, plot_tsne, plot_tsne_mosaic, tsne_codes, tsne_mosaic
 from .filters import filters, plot_filters
@@ -20,5 +21,5 @@ __all__ = [
     "top_k", "TopK", "plot_top_k", "receptive_field", "ReceptiveField", "cnn_codes", "tsne_codes", "Embedding",
     "plot_tsne", "tsne_mosaic", "plot_tsne_mosaic", "occlusion", "occlusion_pixels", "plot_occlusion",
     "saliency", "plot_saliency", "class_model", "plot_class_model", "deconv_reconstruction", "plot_deconv",
-    "save_figure",
+    "save_figure", "demo_figures",
 ]
