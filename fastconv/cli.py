@@ -309,15 +309,15 @@ def _demo_figures(out: str, metrics: dict) -> None:
     except ImportError:
         print('(install "fastconv[viz]" for the training-curve and visualization PNGs)')
         return
-    import fastconv as fc
-    from fastconv import data, viz
+    from fastconv import data
+    from fastconv.viz.command import demo_figures
 
     _training_curve(out, metrics)
     model, _ = _load_run(out, None)
     test_set = data.MNIST(split="test")
     images = data.TensorDataset(test_set.data, test_set.targets,
                                 transform=data.Normalize([MNIST_MEAN], [MNIST_STD]))
-    for path in viz.demo_figures(model, images, out):
+    for path in demo_figures(model, images, out):
         print(f"wrote {path}")
     return 0
 

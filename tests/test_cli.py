@@ -91,3 +91,19 @@ def test_summary_command(capsys):
     assert cli.main(["summary", "--arch", "INPUT -> FC", "--input", "1x4x4", "--num-classes", "3"]) == 0
     out = capsys.readouterr().out
     assert "Linear(in_features=16, out_features=3" in out and f"{16 * 3 + 3}" in out
+
+
+def test_demo_end_to_end_one_epoch(tmp_path):
+    """The README's main job, shortened to one epoch: summary, progress, metrics, figures."""
+    out = tmp_path / "demo"
+    proc = run_cli("demo", "--epochs", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Peak, training step" in proc.stdout and "test accuracy" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.9 and metrics["train_seconds"] > 0 and len(metrics["history"]) == 1
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    for name in ("training_curve.png", "filters.png", "saliency.png", "occlusion.png"):
+        assert (out / name).stat().st_size > 1000, name
