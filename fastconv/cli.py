@@ -139,7 +139,8 @@ def _train(cfg: dict, verbose: bool = True) -> dict:
     train_set, test_set, input_shape, num_classes = _datasets(cfg["data"], cfg.get("data_root"))
     model = _build_model(cfg["arch"], input_shape, num_classes)
     if dist is not None:
-        model = dist.DistributedDataParallel(model)
+        # running statistics: each rank's own during the epoch, averaged over ranks at its end
+        model = dist.DistributedDataParallel(model, broadcast_buffers=False)
     optimizer = _optimizer(cfg, model.parameters())
     scheduler = fc.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["epochs"]) if cfg["cosine"] else None
     train_loader, test_loader = _loaders(cfg, train_set, test_set)
@@ -169,6 +170,8 @@ def _train(cfg: dict, verbose: bool = True) -> dict:
     if main:
         fc.save(plain.state_dict(), os.path.join(out, MODEL_NAME))
         _write_json(os.path.join(out, "metrics.json"), metrics)
+    if dist is not None:
+        dist.barrier()
     return metrics
 
 
@@ -188,6 +191,8 @@ def _cmd_train(args) -> int:
 
         with distributed.abort_on_error():
             metrics = _train(_train_config(args))
+        if not distributed.is_main():
+            return 0
     else:
         metrics = _train(_train_config(args))
     print(f"test accuracy {metrics['test_accuracy']:.4f}, {metrics['train_seconds']:.1f} s of training; "

@@ -57,6 +57,15 @@ def _as_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
 
 
+def _global_totals(sums: dict) -> dict:
+    """Loss/correct/count summed over MPI ranks (the sums themselves stay per rank)."""
+    dist = sys.modules.get("fastconv.distributed")
+    if dist is None or dist.world_size() == 1:
+        return sums
+    totals = dist.all_reduce(np.array([sums["loss"], sums["correct"], sums["count"]], dtype=np.float64), op="sum")
+    return dict(sums, loss=float(totals[0]), correct=int(totals[1]), count=int(totals[2]))
+
+
 def _correct(output: np.ndarray, target: np.ndarray) -> Optional[int]:
     """Number of correct class predictions, or None when the task is not classification."""
     if output.ndim < 2 or not np.issubdtype(np.asarray(target).dtype, np.integer):
@@ -306,17 +315,18 @@ def _train_epoch(model, loader, loss_fn, optimizer, callbacks, epoch, epochs, co
         if interrupt["set"]:
             break
     bar.close()
+    totals = _global_totals(sums) if not interrupt["set"] else sums
     logs = {
         "epoch": epoch + 1,
-        "train_loss": sums["loss"] / max(sums["count"], 1),
+        "train_loss": totals["loss"] / max(totals["count"], 1),
         "lr": float(optimizer.param_groups[0]["lr"]),
-        "seconds": sums["seconds"],
-        "samples_per_s": sums["count"] / max(sums["seconds"], 1e-9),
+        "seconds": totals["seconds"],
+        "samples_per_s": totals["count"] / max(totals["seconds"], 1e-9),
         "_steps": steps,
         "_completed": completed,
     }
-    if sums["classification"]:
-        logs["train_accuracy"] = sums["correct"] / max(sums["count"], 1)
+    if totals["classification"]:
+        logs["train_accuracy"] = totals["correct"] / max(totals["count"], 1)
     return logs
 
 
