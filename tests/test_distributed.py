@@ -318,3 +318,19 @@ def test_a_failing_rank_stops_every_rank():
     assert proc.returncode != 0
     assert "[rank 1] RuntimeError: boom on rank 1" in proc.stderr
     assert "[rank 1] aborting all 2 ranks" in proc.stderr
+
+
+@needs_mpi
+def test_cli_train_distributed_matches_one_process(tmp_path):
+    """`mpiexec -n 2 fastconv train --distributed` (2 x 128 per step) equals one process with batch 256."""
+    common = ["-m", "fastconv", "train", "--arch", "INPUT -> POOL(avg, k=4, s=4) -> FC", "--epochs", "1",
+              "--lr", "0.1", "--threads", "1"]
+    two = _run(common + ["--distributed", "--batch-size", "128", "--out", str(tmp_path / "two")], ranks=2)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("test accuracy") == 1  # rank 0 reports, the other stays quiet
+    one = _run(common + ["--batch-size", "256", "--out", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr
+    w_two = fc.load(str(tmp_path / "two" / "model.npz"))
+    w_one = fc.load(str(tmp_path / "one" / "model.npz"))
+    for key in w_one:
+        np.testing.assert_allclose(w_two[key], w_one[key], rtol=1e-4, atol=1e-6, err_msg=key)
