@@ -14,7 +14,8 @@ D = importlib.import_module("fastconv.nn.functional.dropout")  # F.dropout is th
 
 
 def nonzero_input(shape, dtype=np.float32, seed=0):
-    x = np.random.default_rng(seed).uniform(0.5, 2.0, size=shape) * np.random.default_rng(seed + 1).choice([-1, 1], shape)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 2.0, size=shape) * rng.choice([-1, 1], shape)  # |x| >= 0.5: zero means dropped
     return fc.tensor(x.astype(dtype), requires_grad=True)
 
 

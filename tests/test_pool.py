@@ -352,8 +352,9 @@ def test_avg_pool2d_matches_torch(torch, cfg, seed, count_include_pad, divisor):
     np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("k,s,p,ceil_mode,cip,div", [(2, 2, 0, False, True, None), (3, 2, 1, True, False, None),
-                                                      (3, 1, 1, False, True, 4), ((3, 2), (2, 1), (1, 1), True, True, None)])
+@pytest.mark.parametrize("k,s,p,ceil_mode,cip,div", [
+    (2, 2, 0, False, True, None), (3, 2, 1, True, False, None), (3, 1, 1, False, True, 4),
+    ((3, 2), (2, 1), (1, 1), True, True, None)])
 def test_avg_pool2d_gradcheck(k, s, p, ceil_mode, cip, div):
     x = fc.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 5)), requires_grad=True)
     assert gradcheck(lambda t: F.avg_pool2d(t, k, s, p, ceil_mode, cip, div), [x])
@@ -442,7 +443,8 @@ def test_adaptive_max_saved_bytes():
 
 def test_errors_name_the_op_and_both_sides():
     x = fc.randn(2, 3, 6, 6)
-    with pytest.raises(ValueError, match=r"max_pool2d: expected 3-D or 4-D .*\(N, C, H, W\).*got input of shape \(8, 32\)"):
+    with pytest.raises(ValueError,
+                       match=r"max_pool2d: expected 3-D or 4-D .*\(N, C, H, W\).*got input of shape \(8, 32\)"):
         F.max_pool2d(fc.randn(8, 32), 2)
     with pytest.raises(ValueError, match=r"avg_pool2d: expected 3-D or 4-D"):
         F.avg_pool2d(fc.randn(1, 1, 1, 4, 4), 2)

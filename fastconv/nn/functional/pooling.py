@@ -3,11 +3,11 @@
 The public functions validate arguments and window geometry; the Functions reshape inputs to
 contiguous (planes, H, W) arrays and call the Cython kernels in ``fastconv._kernels.pool``.
 Max pooling saves only its switches (flat h*W+w positions, PyTorch's indices; int32 unless the
-caller asks for them): backward routes each gradient through its switch. Average pools save nothing: their backward is closed-form.
+caller asks for them): backward routes each gradient through its switch. Average pools save
+nothing: their backward is closed-form.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -79,7 +79,7 @@ def _check_bool(value, op: str, name: str) -> bool:
 
 
 def _window(op: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mode):
-    """Checked (kernel, stride, padding, dilation) pairs and the output (OH, OW)."""
+    """Checked (kernel, stride, padding, dilation) pairs and ceil_mode; the output must be non-empty."""
     kernel = int_pair(kernel_size, op, "kernel_size", minimum=1)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
         else int_pair(stride, op, "stride", minimum=1)
