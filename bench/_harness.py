@@ -6,12 +6,21 @@ fraction of this machine's numpy sgemm rate, never as absolute times to compare 
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if glob.glob(os.path.join(_REPO, "fastconv", "_kernels", "_omp*.so")):
+    # kernels built in place (python setup.py build_ext --inplace): benchmark this checkout;
+    # otherwise the installed package (pip install .) is imported as usual
+    sys.path.insert(0, _REPO)
 
 
 @dataclass

@@ -14,7 +14,6 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
 
 from _harness import common_args, format_table, run_cases, setup_threads, sgemm_gflops  # noqa: E402
 
