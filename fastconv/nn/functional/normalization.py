@@ -3,7 +3,10 @@
 One Function, ``Normalize``, runs all four: each public function validates its arguments and
 describes its statistics groups as a ``_Layout`` (a contiguous (A, B, L) view of the input, see
 fastconv/_kernels/norm.pyx); the Cython kernels compute stable moments in one read of the
-input, normalize + affine, and the closed-form backward.
+input, normalize + affine, and the closed-form backward. When every group is contiguous and
+fits in cache (instance and group norm, layer norm rows up to 1 MiB) the fused kernels do the
+statistics and the normalization (or the gradient sums and dx) of a group in one work item,
+reading the input from memory once; otherwise (batch norm, large groups) the tiled kernels run.
 
 Saved for backward (what ``saved_bytes`` counts): the contiguous input x (not x̂: the forward
 then writes one array instead of two) with the float64 mean and 1/σ of every statistics group,
