@@ -240,3 +240,24 @@ def test_observer_sees_every_call_with_its_saved_bytes():
         remove_observer(obs)
     x.exp()
     assert seen == [("Exp", 48, ((2, 3),)), ("Mul", 0, ((2, 3),)), ("Sum", 0, ((),)), ("Exp", 0, ((2, 3),))]
+
+
+def test_leaf_grads_never_alias_each_other_or_intermediate_arrays():
+    """Gradients are kept without a copy only when nothing else can hold the array."""
+    a, b, c = leaf([1.0, 2.0]), leaf([3.0, 4.0]), leaf([5.0, 6.0])
+    y = (a + b) * 1.0 + c.reshape(2)          # pass-through grads for a, b; a view for c
+    y.sum().backward()
+    grads = [a.grad.numpy(), b.grad.numpy(), c.grad.numpy()]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not np.shares_memory(grads[i], grads[j])
+    a.grad.numpy()[:] = 100.0
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(c.grad.numpy(), [1.0, 1.0])
+
+    d = leaf([1.0, 2.0])
+    out = d.exp()                               # backward makes a fresh array: kept as d.grad
+    out.sum().backward()
+    np.testing.assert_allclose(d.grad.numpy(), np.exp([1.0, 2.0]))
+    (d * 2).sum().backward()                    # accumulation does not write into an old array
+    np.testing.assert_allclose(d.grad.numpy(), np.exp([1.0, 2.0]) + 2)

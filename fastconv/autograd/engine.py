@@ -55,15 +55,18 @@ def _check_grad(node, index, grad, shape, dtype):
     return grad
 
 
-def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
+def _accumulate_leaf(leaf, grad: np.ndarray, owned: bool = False) -> None:
+    """Add ``grad`` into ``leaf.grad``; ``owned`` means no one else holds the array, so it is kept
+    as is instead of copied (a leaf's .grad must never alias another gradient)."""
     Tensor = _Tensor()
     for hook in leaf._hooks or ():
         out = hook(Tensor._wrap(grad))
         if out is not None:
             grad = out.data if isinstance(out, Tensor) else np.asarray(out)
+            owned = False
     if leaf.grad is None:
-        # Copy: the same array may be handed to several inputs (e.g. by add's backward).
-        leaf.grad = Tensor._wrap(np.array(grad, dtype=leaf.data.dtype, copy=True))
+        keep = owned and grad.base is None and grad.dtype == leaf.data.dtype and grad.flags.writeable
+        leaf.grad = Tensor._wrap(grad if keep else np.array(grad, dtype=leaf.data.dtype, copy=True))
     else:
         leaf.grad = Tensor._wrap(leaf.grad.data + grad)
     for hook in leaf._post_hooks or ():
@@ -157,5 +160,8 @@ def _propagate(tensors, grads, retain_graph: bool) -> None:
                     buf[index] = g if buf[index] is None else buf[index] + g
                 _done_with(child)
             elif g is not None:
-                g = _check_grad(node, i, g, edge.data.shape, edge.data.dtype)
-                _accumulate_leaf(edge, g)
+                checked = _check_grad(node, i, g, edge.data.shape, edge.data.dtype)
+                # a fresh array made by this backward, given to this input only, can be kept
+                owned = (checked is g and not any(g is o for o in grads_out)
+                         and sum(1 for other in grads_in if other is g) == 1)
+                _accumulate_leaf(edge, checked, owned)
