@@ -52,6 +52,9 @@ class SGD(Optimizer):
                     state["momentum_buffer"] = buf
                 else:
                     buf *= momentum
-                    buf += (1 - dampening) * grad
+                    if dampening == 0:
+                        buf += grad  # no temporary in the common case
+                    else:
+                        buf += (1 - dampening) * grad
                 grad = grad + momentum * buf if group["nesterov"] else buf
             p.data -= lr * grad
