@@ -457,3 +457,13 @@ def test_fused_and_tiled_paths_agree_with_reference(cache_bytes, monkeypatch, rn
         y.backward(dy)
         np.testing.assert_allclose(x.grad.numpy(), input_grad_reference(op, x_np, w_a, dy, 1e-5, **kw),
                                    rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_memory_profiler_accepts_the_declarations(mode):
+    """The profiler traces two batch sizes, scales the options and checks saved_bytes against the tape."""
+    nn = fc.nn
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.GroupNorm(2, 8),
+                          nn.InstanceNorm2d(8, affine=True, track_running_stats=True), nn.LayerNorm((8, 6, 6)))
+    summary = fc.profile.memory_summary(model, (3, 6, 6), batch_size=16, mode=mode)
+    assert "BatchNorm2d" in str(summary)

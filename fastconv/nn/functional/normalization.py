@@ -95,7 +95,7 @@ def _update_running(running, mean: np.ndarray, var: np.ndarray, count: int, chan
 class Normalize(Function):
     """y = (x - mean_g)/sqrt(var_g + eps)·weight + bias over the groups of a ``_Layout``.
 
-    ``fixed_stats=(mean, var)`` (float64 per group) replaces the batch statistics (eval mode);
+    ``fixed_stats=(mean, var)`` (per channel) replaces the batch statistics (eval mode);
     ``running=(running_mean, running_var, momentum)`` updates those arrays in place.
     """
 
@@ -114,8 +114,9 @@ class Normalize(Function):
                 mean = np.empty(layout.groups, dtype=np.float64)
                 var = np.empty(layout.groups, dtype=np.float64)
                 _norm.moments(x3.reshape(layout.stats_view), mean, var)
-            else:
-                mean, var = fixed_stats
+            else:  # per-channel statistics, repeated for every sample's groups (instance norm)
+                mean, var = (np.tile(np.asarray(a, dtype=np.float64), layout.groups // len(a))
+                             for a in fixed_stats)
             rstd = 1.0 / np.sqrt(var + eps)
             _norm.normalize(x3, mean, rstd, *affine, layout.cpg, layout.channels, layout.elementwise, y)
         if fixed_stats is None and running is not None:
@@ -339,7 +340,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         return Normalize.apply(x, w, b, layout=layout, eps=eps, running=running)
     if rm is None:
         raise ValueError(f"{op}: expected running_mean and running_var when use_input_stats=False, got None")
-    fixed = (np.tile(rm.data.astype(np.float64), n), np.tile(rv.data.astype(np.float64), n))
+    fixed = (rm.data.astype(np.float64), rv.data.astype(np.float64))
     return Normalize.apply(x, w, b, layout=layout, eps=eps, fixed_stats=fixed)
 
 
