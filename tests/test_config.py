@@ -1,0 +1,60 @@
+"""Threads and show_config: one knob for OpenMP and BLAS; the report names what is in use."""
+import os
+import subprocess
+import sys
+
+import pytest
+from threadpoolctl import threadpool_info
+
+import fastconv as fc
+from fastconv._kernels import _omp
+
+
+def blas_threads():
+    import scipy.linalg  # noqa: F401  (load scipy's BLAS too)
+
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_set_num_threads_sets_openmp_and_blas():
+    before = fc.get_num_threads()
+    try:
+        fc.set_num_threads(1)
+        assert fc.get_num_threads() == 1
+        assert set(blas_threads().values()) == {1}
+        if _omp.openmp_enabled():
+            assert _omp.get_max_threads() == 1
+            fc.set_num_threads(2)
+            assert _omp.get_max_threads() == 2 and fc.get_num_threads() == 2
+    finally:
+        fc.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_set_num_threads_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive int"):
+        fc.set_num_threads(bad)
+
+
+def test_show_config_reports_versions_openmp_and_blas(capsys):
+    import numpy
+    import scipy
+
+    fc.show_config()
+    out = capsys.readouterr().out
+    assert f"fastconv {fc.__version__}" in out
+    assert f"numpy    {numpy.__version__}" in out and f"scipy    {scipy.__version__}" in out
+    assert ("OpenMP   on" if _omp.openmp_enabled() else "OpenMP   off") in out
+    assert "BLAS     openblas" in out or "BLAS" in out
+    cfg = fc.config()
+    assert cfg["openmp"] == _omp.openmp_enabled() and cfg["openmp_threads"] == fc.get_num_threads()
+
+
+def test_import_is_lightweight():
+    """The core imports numpy, scipy, threadpoolctl and tqdm only: no optional extra is loaded."""
+    code = ("import sys, fastconv; bad = [m for m in ('torch', 'matplotlib', 'sklearn', 'mpi4py') "
+            "if m in sys.modules]; print(bad)")
+    env = {"PYTHONPATH": os.path.dirname(os.path.dirname(fc.__file__)), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
