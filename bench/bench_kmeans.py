@@ -25,9 +25,11 @@ from typing import Dict, List
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fastconv as fc  # noqa: E402
-from fastconv.pretrain import (PatchPreprocessor  # noqa: E402, extract_patches, kmeans, kmeans_filters, mean_pairwise_correlation,
-                               pretrain_conv_layers)
+from _harness import median_seconds  # noqa: E402
+from fastconv.pretrain import (PatchPreprocessor, extract_patches, kmeans, kmeans_filters, mean_pairwise_correlation,
+                               pretrain_conv_layers)  # noqa: E402
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 PAPER = {  # Dundar et al. 2015, Table 3: test error (%) on MNIST with 600 / 1000 / 3000 labels
@@ -59,36 +61,31 @@ def mean_std(values: List[float]) -> str:
 # ---- 1. clustering time -------------------------------------------------------------------------
 
 def bench_time(x: np.ndarray, n_patches: int, iters: int) -> None:
+    """Median of 3 runs per step (after one warm-up run), so a busy machine distorts less."""
     print(f"\n### Learning 64 5×5 filters from {n_patches:,} patches ({iters} iterations, "
-          f"{fc.get_num_threads()} threads)\n")
+          f"{fc.get_num_threads()} threads; median of 3 runs)\n")
     print("| step | seconds |\n|---|---:|")
-    t0 = time.perf_counter()
     raw = extract_patches(x, 5, n_patches, seed=0)
-    t1 = time.perf_counter()
     z = PatchPreprocessor().fit(raw).transform(raw)
-    t2 = time.perf_counter()
-    kmeans(z, 64, iters=iters, seed=0, tol=0.0)
-    t3 = time.perf_counter()
-    kmeans(z, 64, iters=iters, batch_size=10000, seed=0, tol=0.0)
-    t4 = time.perf_counter()
-    print(f"| patch extraction (Cython/OpenMP) | {t1 - t0:.3f} |")
-    print(f"| contrast normalization + ZCA fit/transform | {t2 - t1:.3f} |")
-    print(f"| fastconv k-means, Eq. (1), full batch | {t3 - t2:.3f} |")
-    print(f"| fastconv k-means, Eq. (1), mini-batch 10,000 | {t4 - t3:.3f} |")
-    t5 = time.perf_counter()
-    kmeans_filters(x, 64, 5, n_patches=n_patches, iters=iters, seed=0)
-    print(f"| fastconv kmeans_filters end to end | {time.perf_counter() - t5:.3f} |")
+    steps = [
+        ("patch extraction (Cython/OpenMP kernel)", lambda: extract_patches(x, 5, n_patches, seed=0)),
+        ("contrast normalization + ZCA fit and transform", lambda: PatchPreprocessor().fit(raw).transform(raw)),
+        ("fastconv k-means, Eq. (1), full batch", lambda: kmeans(z, 64, iters=iters, seed=0, tol=0.0)),
+        ("fastconv k-means, Eq. (1), mini-batch 10,000",
+         lambda: kmeans(z, 64, iters=iters, batch_size=10000, seed=0, tol=0.0)),
+        ("fastconv kmeans_filters, end to end (images to filters)",
+         lambda: kmeans_filters(x, 64, 5, n_patches=n_patches, iters=iters, seed=0)),
+    ]
     try:
         from sklearn.cluster import MiniBatchKMeans
+
+        steps.append((f"scikit-learn MiniBatchKMeans (batch 10,000, {iters} epochs, same preprocessed patches)",
+                      lambda: MiniBatchKMeans(n_clusters=64, batch_size=10000, max_iter=iters, n_init=1,
+                                              random_state=0, max_no_improvement=None, tol=0.0).fit(z)))
     except ImportError:
         print("| scikit-learn MiniBatchKMeans | not installed |")
-        return
-    for batch in (1024, 10000):
-        t6 = time.perf_counter()
-        MiniBatchKMeans(n_clusters=64, batch_size=batch, max_iter=iters, n_init=1, random_state=0,
-                        max_no_improvement=None, tol=0.0).fit(z)
-        print(f"| scikit-learn MiniBatchKMeans (batch {batch}, {iters} epochs, same patches) | "
-              f"{time.perf_counter() - t6:.3f} |")
+    for name, fn in steps:
+        print(f"| {name} | {median_seconds(fn, repeats=3, warmup=1):.3f} |", flush=True)
 
 
 # ---- 2. redundancy ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ A patch is a row vector laid out (channel, row, column), the layout of one conv2
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import numpy as np
 
