@@ -11,12 +11,20 @@ channel ``b % channels``; with ``elementwise`` the affine parameters are indexed
 * group norm     (1, N*C, S)      cpg C/G - per sample-group, per-channel affine
 * layer norm     (1, rows, M)     cpg 1   - per row, elementwise affine
 
+Only the loops over elements run in parallel; the merges of per-tile partials and the
+per-channel/per-group coefficient loops are tiny and run serially inside the same call (each
+parallel region costs a fork/join, which is expensive on a shared machine).
+
 Statistics: each (b, tile) work item reduces a cache-sized tile (at most TILE elements) with
-an exact two-pass mean/M2 (the second pass reads the tile from L1), and the tiles of a group
-are merged with Chan's pairwise formula. So x is read from memory once, all accumulation is
-in double, and a float32 input with mean 1e4 and std 1e-2 keeps full precision. Work items
-span groups and tiles, so batch norm (few channels, many elements each) parallelizes as well
-as instance norm. Kernels trust their inputs: shapes, dtypes and contiguity are validated in
+a corrected two-pass mean/M2 (the second pass reads the tile from L1), and the tiles of a group
+are merged with Chan's pairwise formula. So x is read from memory once, and a float32 input
+with mean 1e4 and std 1e-2 keeps full precision (sums run in the input type only within
+64-element blocks, see the reductions below). Work items span groups and tiles, so batch norm
+(few channels, many elements each) parallelizes as well as instance norm. When each group is
+contiguous and fits in cache, ``normalize_groups`` / ``backward_groups`` handle a whole group
+per work item (statistics then normalize; gradient sums then dx), reading memory once.
+
+Kernels trust their inputs: shapes, dtypes and contiguity are validated in
 fastconv/nn/functional/normalization.py.
 """
 import numpy as np
@@ -295,7 +303,7 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
                 _deviation_sums(xp + (a * B + b) * L + l0, l1 - l0, m, &d, &q)
             part[0, b * T + t] = m + d / n_t
             part[1, b * T + t] = q - d * d / n_t
-        for b in prange(B, schedule='static'):
+        for b in range(B):
             # Chan et al.: merge (count, mean, M2) of the tiles one by one
             n_acc = 0.0
             m = 0.0
@@ -390,7 +398,7 @@ cdef void _channel_affine_grads(const double[:, ::1] sums, Py_ssize_t channels,
     """dbias[c] = Σ sums[0, b] and dweight[c] = Σ sums[1, b] over the rows b ≡ c (mod channels)."""
     cdef Py_ssize_t B = sums.shape[1], b, c
     cdef double s1, s2
-    for c in prange(channels, schedule='static'):
+    for c in range(channels):
         s1 = 0.0
         s2 = 0.0
         b = c
@@ -508,7 +516,7 @@ cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, :
                     row_part[0, row, cbk] = s1
                     row_part[1, row, cbk] = s2 * rstd[row]
         if need_rows:
-            for row in prange(R, schedule='static'):
+            for row in range(R):
                 s1a = 0.0
                 s2a = 0.0
                 for cbk in range(col_blocks):
@@ -579,7 +587,7 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                     _grad_sums(dyp + off, xp + off, l1 - l0, m, with_x, &s1, &s2)
                 part[0, b * T + t] = s1
                 part[1, b * T + t] = s2 * rstd[b // cpg] if with_x else 0.0
-            for b in prange(B, schedule='static'):
+            for b in range(B):
                 s1 = 0.0
                 s2 = 0.0
                 for t in range(T):
@@ -603,7 +611,7 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     cdef double[:, ::1] coef = coef_arr
     count = <double>(A * cpg * L)
     with nogil:
-        for g in prange(G, schedule='static'):
+        for g in range(G):
             s1 = 0.0
             s2 = 0.0
             for j in range(cpg):
