@@ -13,6 +13,7 @@ import numpy as np
 
 from ..._kernels import _omp
 from ..._kernels import conv as _conv
+from ..._kernels import winograd as _winograd
 from ..._validation import check_float, check_ndim, check_same_dtype, int_pair
 from ...autograd.function import Function
 from ...tensor import Tensor
@@ -24,6 +25,17 @@ IntPair = Union[int, Tuple[int, int]]
 COLUMN_BLOCK_ELEMENTS = 1 << 18
 # Below this many flops per thread a parallel region costs more than it saves: run serially.
 MIN_FLOPS_PER_THREAD = 1e6
+# Winograd F(2×2, 3×3) path (see DESIGN.md): None = automatic (``_use_winograd``), True = always
+# when the configuration allows it (3×3, stride 1, dilation 1, groups 1), False = never. Private
+# switch for tests and benchmarks.
+_WINOGRAD: Optional[bool] = None
+# Automatic rule: Winograd when both channel counts are at least this (smaller ones make the 16
+# GEMMs too thin to pay for the transforms) and the output has at least WINOGRAD_MIN_PIXELS pixels.
+WINOGRAD_MIN_CHANNELS = 8
+WINOGRAD_MIN_PIXELS = 16
+# Elements of the transformed tiles of one block (V and M together) per thread: like
+# COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches.
+WINOGRAD_BLOCK_ELEMENTS = 1 << 20
 
 
 class ConvGeometry(NamedTuple):
@@ -199,6 +211,107 @@ def _backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsiz
     return 2 * plan.buffers * plan.row_elements * plan.block_rows * itemsize
 
 
+# ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
+
+def _winograd_eligible(g: ConvGeometry) -> bool:
+    """3×3, stride 1, dilation 1, groups 1: the configurations the Winograd kernels compute."""
+    return (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.groups) == (3, 3, 1, 1, 1, 1, 1)
+
+
+def _use_winograd(image_shape, weight_shape, g: ConvGeometry) -> bool:
+    """Whether conv2d takes the Winograd path: eligible, and (unless forced by ``_WINOGRAD``)
+    C ≥ WINOGRAD_MIN_CHANNELS, K ≥ WINOGRAD_MIN_CHANNELS and Ho·Wo ≥ WINOGRAD_MIN_PIXELS."""
+    if _WINOGRAD is False or not _winograd_eligible(g):
+        return False
+    if _WINOGRAD:
+        return True
+    return (min(image_shape[1], weight_shape[0]) >= WINOGRAD_MIN_CHANNELS
+            and g.out_h * g.out_w >= WINOGRAD_MIN_PIXELS)
+
+
+class WinogradPlan(NamedTuple):
+    threads: int          # OpenMP threads for the call
+    parallel: bool        # tile blocks in a prange (else one after another)
+    buffers: int          # V/M buffer pairs (one per thread when parallel)
+    block_tiles: int      # tiles per block
+    v_elements: int       # elements of one V buffer (with its row scratch)
+    m_elements: int       # elements of one M buffer (with its row scratch)
+
+
+def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int) -> WinogradPlan:
+    """Plan of one Winograd pass over n images: c_in channels in, c_out × out_h × out_w out.
+
+    Blocks hold at most WINOGRAD_BLOCK_ELEMENTS transformed elements (16·(c_in + c_out) per
+    tile); with several threads the block count is rounded up to a multiple of the threads."""
+    tiles = n * ((out_h + 1) // 2) * ((out_w + 1) // 2)
+    threads = _threads_for(2.0 * n * c_out * c_in * 9 * out_h * out_w)
+    block = max(1, min(tiles, max(16, WINOGRAD_BLOCK_ELEMENTS // (16 * (c_in + c_out)))))
+    parallel = False
+    if threads > 1 and tiles > 1:
+        blocks = -(-tiles // block)
+        blocks = -(-blocks // threads) * threads
+        block = max(1, -(-tiles // blocks))
+        parallel = True
+    v, m = _winograd.work_elements(c_in, c_out, out_w, block)
+    return WinogradPlan(threads, parallel, threads if parallel else 1, block, v, m)
+
+
+def _winograd_pass_bytes(plan: WinogradPlan, c_in: int, c_out: int, itemsize: int) -> int:
+    """Transient bytes of one pass: the transformed filter (or its gradient) and the V/M buffers."""
+    return (16 * c_in * c_out + plan.buffers * (plan.v_elements + plan.m_elements)) * itemsize
+
+
+def _winograd_forward_kernel(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
+                             out_shape, ph: int, pw: int, flip: bool) -> np.ndarray:
+    """y = conv2d(x, weight) + bias for a (K, C, 3, 3) weight, stride 1, top/left padding (ph, pw).
+
+    With ``flip`` x has K channels and the filter is the weight transposed and rotated by 180°:
+    the input-gradient convolution (out_shape has C channels).
+    """
+    n, c_in = x.shape[0], x.shape[1]
+    c_out = out_shape[1]
+    plan = _winograd_plan(n, c_in, c_out, out_shape[2], out_shape[3])
+    u = np.empty((16, c_out, c_in), dtype=x.dtype)
+    _winograd.winograd_filter(weight, u, flip)
+    y = np.empty(out_shape, dtype=x.dtype)
+    vwork = np.empty((plan.buffers, plan.v_elements), dtype=x.dtype)
+    mwork = np.empty((plan.buffers, plan.m_elements), dtype=x.dtype)
+    has_bias = bias is not None
+    _run_single_threaded_blas(_winograd.winograd_forward, x, u, bias if has_bias else _dummy(x.dtype, 1),
+                              has_bias, y, vwork, mwork, ph, pw, plan.block_tiles, plan.parallel,
+                              plan.threads)
+    return y
+
+
+def _winograd_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, ph: int, pw: int, weight_shape) -> np.ndarray:
+    """dW of y = conv2d(x, w) on the Winograd path: the adjoint of its 16 GEMMs and transforms."""
+    n, c = x.shape[0], x.shape[1]
+    k = dy.shape[1]
+    plan = _winograd_plan(n, c, k, dy.shape[2], dy.shape[3])
+    du = np.zeros((plan.buffers, 16 * k * c), dtype=dy.dtype)
+    vwork = np.empty((plan.buffers, plan.v_elements), dtype=dy.dtype)
+    mwork = np.empty((plan.buffers, plan.m_elements), dtype=dy.dtype)
+    _run_single_threaded_blas(_winograd.winograd_weight_grad, x, dy, du, vwork, mwork, ph, pw,
+                              plan.block_tiles, plan.parallel, plan.threads)
+    del vwork, mwork
+    total = du[0] if plan.buffers == 1 else du.sum(axis=0)
+    dw = np.empty(weight_shape, dtype=dy.dtype)
+    _winograd.winograd_filter_grad(total.reshape(16, k, c), dw)
+    return dw
+
+
+def _winograd_backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int) -> int:
+    """Largest transient bytes of the Winograd backward: its dX pass or its dW pass (sequential)."""
+    n, c, h, w = image_shape
+    dx_plan = _winograd_plan(n, out_channels, c, h, w)
+    dw_plan = _winograd_plan(n, c, out_channels, g.out_h, g.out_w)
+    dx_pass = _winograd_pass_bytes(dx_plan, out_channels, c, itemsize)
+    du_sum = 16 * c * out_channels * itemsize if dw_plan.buffers > 1 else 0
+    dw_pass = max(_winograd_pass_bytes(dw_plan, c, out_channels, itemsize),  # parts + V/M buffers
+                  dw_plan.buffers * 16 * c * out_channels * itemsize + du_sum)
+    return max(dx_pass, dw_pass)
+
+
 def _nbytes(shape, dtype) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
@@ -219,7 +332,12 @@ class Conv2dFunction(Function):
         w2 = _contiguous(weight).reshape(weight.shape[0], -1)
         if bias is not None:
             bias = _contiguous(bias)
-        y = _conv_forward_kernel(x, w2, bias, (x.shape[0], weight.shape[0], g.out_h, g.out_w), g)
+        out_shape = (x.shape[0], weight.shape[0], g.out_h, g.out_w)
+        ctx.winograd = _use_winograd(x.shape, weight.shape, g)
+        if ctx.winograd:
+            y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
+        else:
+            y = _conv_forward_kernel(x, w2, bias, out_shape, g)
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
         ctx.geometry = g
@@ -239,20 +357,31 @@ class Conv2dFunction(Function):
 
     @staticmethod
     def workspace_bytes(shapes, dtype, geometry=None) -> int:
-        """Largest transient buffers: the column buffers of backward (im2col and Wᵀ·dY)."""
-        return _backward_workspace(shapes[0], shapes[1][0], geometry, np.dtype(dtype).itemsize)
+        """Largest transient buffers of backward: the column buffers (im2col and Wᵀ·dY), or on
+        the Winograd path the larger of its dX and dW passes."""
+        itemsize = np.dtype(dtype).itemsize
+        if _use_winograd(shapes[0], shapes[1], geometry):
+            return _winograd_backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
+        return _backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
         """Transient bytes of forward beyond its output and saved arrays: one column buffer per
-        thread of the forward plan."""
-        threads, block, parallel, row_elems = _forward_setup(shapes[0], shapes[1][0], geometry)
-        return (threads if parallel else 1) * row_elems * block * np.dtype(dtype).itemsize
+        thread of the forward plan, or the transformed filter and V/M buffers on the Winograd path."""
+        g, itemsize = geometry, np.dtype(dtype).itemsize
+        n, c = shapes[0][0], shapes[0][1]
+        k = shapes[1][0]
+        if _use_winograd(shapes[0], shapes[1], g):
+            return _winograd_pass_bytes(_winograd_plan(n, c, k, g.out_h, g.out_w), c, k, itemsize)
+        threads, block, parallel, row_elems = _forward_setup(shapes[0], k, g)
+        return (threads if parallel else 1) * row_elems * block * itemsize
 
     @staticmethod
     def macs(shapes, needs_input_grad, geometry=None) -> Tuple[int, int]:
         """Multiply-adds (forward, backward): N·K·OH·OW·(C/groups)·kh·kw per GEMM; backward
-        runs that GEMM once for dX and once for dW, each only when needed."""
+        runs that GEMM once for dX and once for dW, each only when needed. These are the direct
+        convolution's counts whichever path runs: the Winograd path's GEMMs do 16/36 of them
+        (plus O(N·(C + K)·H·W) transform additions), so its MAC rate reads 2.25× the GEMM rate."""
         n, k = shapes[0][0], shapes[1][0]
         g = geometry
         forward = int(n) * int(k) * g.out_h * g.out_w * int(np.prod(shapes[1][1:], dtype=np.int64))
@@ -264,7 +393,14 @@ class Conv2dFunction(Function):
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
         dy = _contiguous(dy)
         dx = dw = db = None
-        if need_dx or need_dw:
+        if ctx.winograd:
+            g, ws = ctx.geometry, ctx.weight_shape
+            if need_dx:  # a 3×3 stride-1 convolution of dY with the rotated, transposed filter
+                dx = _winograd_forward_kernel(dy, w2.reshape(ws), None, ctx.image_shape,
+                                              2 - g.ph, 2 - g.pw, True)
+            if need_dw:
+                dw = _winograd_weight_grad_kernel(x, dy, g.ph, g.pw, ws)
+        elif need_dx or need_dw:
             ws = ctx.weight_shape
             dx, dw2 = _conv_backward_kernel(x, w2, dy, ctx.image_shape, (ws[0], ws[1] * ws[2] * ws[3]),
                                             ctx.geometry, need_dx, need_dw)

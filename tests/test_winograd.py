@@ -1,0 +1,245 @@
+"""conv2d on the Winograd F(2×2, 3×3) path against a direct numpy convolution, finite differences
+and PyTorch; the automatic dispatch rule; the path's memory declarations.
+
+Float32 accuracy: the transforms only add, subtract and halve (G's entries are 0, ±1/2, 1; Bᵀ's
+and Aᵀ's 0, ±1), so each output is a sum over 16·C products of transformed values whose
+magnitudes are at most a few times those of the direct convolution's terms. The rounding error is
+therefore O(ε·Σ|terms|) like the direct sum, a small constant factor larger (measured below as
+max |error| / (ε · max Σ|x·w|) over the products of each output; the bound checked is 16).
+"""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastconv as fc
+import fastconv.nn.functional as F
+from fastconv.autograd import gradcheck
+from fastconv.nn.functional import conv as conv_module
+from fastconv.nn.functional.conv import Conv2dFunction
+
+
+@pytest.fixture
+def winograd(monkeypatch):
+    """Force the Winograd path (and the parallel schemes even on tiny shapes)."""
+    monkeypatch.setattr(conv_module, "_WINOGRAD", True)
+    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+
+
+# ---- direct numpy reference -----------------------------------------------------------------------
+
+def pads(padding):
+    """((top, bottom), (left, right)) for an int, a pair or 'same' with a 3×3 kernel."""
+    if padding == "same":
+        return (1, 1), (1, 1)
+    p = (padding, padding) if isinstance(padding, int) else padding
+    return (p[0], p[0]), (p[1], p[1])
+
+
+def ref_conv3x3(x, w, b, padding):
+    """y and a closure dy -> (dx, dw, db), in float64, looping over the 9 taps."""
+    (pt, pb), (pl, pr) = pads(padding)
+    n, c, h, wd = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    w = w.astype(np.float64)
+    ho, wo = h + pt + pb - 2, wd + pl + pr - 2
+    y = np.zeros((n, w.shape[0], ho, wo))
+    for i in range(3):
+        for j in range(3):
+            y += np.einsum("nchw,kc->nkhw", xp[:, :, i:i + ho, j:j + wo], w[:, :, i, j])
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+
+    def grads(dy):
+        dy = dy.astype(np.float64)
+        dxp = np.zeros_like(xp)
+        dw = np.zeros(w.shape)
+        for i in range(3):
+            for j in range(3):
+                dw[:, :, i, j] = np.einsum("nkhw,nchw->kc", dy, xp[:, :, i:i + ho, j:j + wo])
+                dxp[:, :, i:i + ho, j:j + wo] += np.einsum("nkhw,kc->nchw", dy, w[:, :, i, j])
+        return dxp[:, :, pt:pt + h, pl:pl + wd], dw, dy.sum(axis=(0, 2, 3))
+
+    return y, grads
+
+
+def abs_terms(x, w, padding):
+    """Per output, Σ|x|·|w| over its products: the scale of float32 rounding in any summation order."""
+    y, _ = ref_conv3x3(np.abs(x), np.abs(w), None, padding)
+    return y
+
+
+def make_input(rng, shape, dtype, layout):
+    if layout == "strided":
+        return rng.standard_normal(shape[:-1] + (2 * shape[-1],)).astype(dtype)[..., ::2]
+    if layout == "channels_last":
+        return rng.standard_normal((shape[0], shape[2], shape[3], shape[1])).astype(dtype).transpose(0, 3, 1, 2)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@st.composite
+def cases(draw):
+    padding = draw(st.sampled_from([0, 1, 2, "same", (0, 2), (2, 1)]))
+    (pt, pb), (pl, pr) = pads(padding)
+    h = draw(st.integers(max(1, 3 - pt - pb), 9))
+    w = draw(st.integers(max(1, 3 - pl - pr), 9))
+    return dict(n=draw(st.integers(1, 3)), c=draw(st.integers(1, 5)), k=draw(st.integers(1, 5)), h=h, w=w,
+                padding=padding, dtype=draw(st.sampled_from([np.float32, np.float64])),
+                bias=draw(st.booleans()), layout=draw(st.sampled_from(["contiguous", "strided", "channels_last"])),
+                threads=draw(st.sampled_from([1, 2])), block=draw(st.sampled_from([None, 1, 40])))
+
+
+# ---- correctness -------------------------------------------------------------------------------------
+
+@given(cases())
+def test_winograd_matches_direct_convolution(case):
+    rng = np.random.default_rng(0)
+    dt = case["dtype"]
+    x = make_input(rng, (case["n"], case["c"], case["h"], case["w"]), dt, case["layout"])
+    w = rng.standard_normal((case["k"], case["c"], 3, 3)).astype(dt)
+    b = rng.standard_normal(case["k"]).astype(dt) if case["bias"] else None
+    saved = (conv_module._WINOGRAD, conv_module.MIN_FLOPS_PER_THREAD, conv_module.WINOGRAD_BLOCK_ELEMENTS)
+    previous_threads = fc.get_num_threads()
+    conv_module._WINOGRAD, conv_module.MIN_FLOPS_PER_THREAD = True, 0
+    if case["block"] is not None:  # blocks of 1 tile, or a few tiles ending mid-row
+        conv_module.WINOGRAD_BLOCK_ELEMENTS = case["block"] * 16 * (case["c"] + case["k"])
+    try:
+        fc.set_num_threads(case["threads"])
+        X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)
+        B = fc.tensor(b, requires_grad=True) if b is not None else None
+        y = F.conv2d(X, W, B, padding=case["padding"])
+        assert y.grad_fn.winograd
+        dy = rng.standard_normal(y.shape).astype(dt)
+        y.backward(dy)
+    finally:
+        fc.set_num_threads(previous_threads)
+        conv_module._WINOGRAD, conv_module.MIN_FLOPS_PER_THREAD, conv_module.WINOGRAD_BLOCK_ELEMENTS = saved
+    ref, ref_grads = ref_conv3x3(x, w, b, case["padding"])
+    dx, dw, db = ref_grads(dy)
+    assert y.dtype == dt and y.shape == ref.shape
+    eps = np.finfo(dt).eps
+    # errors relative to the sum of |terms| of each result (see the module docstring)
+    scale_y = abs_terms(x, w, case["padding"]).max() + 1
+    np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=16 * eps * scale_y)
+    scale_dx = np.abs(dy).max() * np.abs(w).sum(axis=(0, 2, 3)).max() + 1  # ≥ Σ|dy·w| of any dx
+    np.testing.assert_allclose(X.grad.numpy(), dx, rtol=0, atol=16 * eps * scale_dx)
+    scale_dw = np.abs(dy).sum() * np.abs(x).max() + 1
+    np.testing.assert_allclose(W.grad.numpy(), dw, rtol=0, atol=16 * eps * scale_dw)
+    if B is not None:
+        np.testing.assert_allclose(B.grad.numpy(), db, rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", [1, 0, 2, "same", (0, 2)])
+def test_winograd_gradcheck(rng, winograd, padding):
+    x = fc.tensor(rng.standard_normal((2, 3, 5, 6)), requires_grad=True)
+    w = fc.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    b = fc.tensor(rng.standard_normal(4), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding), (x, w, b))
+    assert F.conv2d(x, w, b, padding=padding).grad_fn.winograd
+
+
+def test_winograd_float32_error_is_like_direct_convolution(rng, winograd):
+    """Measured: float32 Winograd error vs a float64 direct conv, in units of ε·Σ|terms|."""
+    x = rng.standard_normal((4, 64, 12, 12)).astype(np.float32)
+    w = (rng.standard_normal((32, 64, 3, 3)) / 24).astype(np.float32)
+    y = F.conv2d(fc.tensor(x), fc.tensor(w), padding=1).numpy()
+    ref, _ = ref_conv3x3(x, w, None, 1)
+    units = np.abs(y - ref).max() / (np.finfo(np.float32).eps * abs_terms(x, w, 1).max())
+    assert units < 1.0  # typical: ~0.05 (errors cancel; the worst case bound is a small constant)
+
+
+@pytest.mark.parametrize("padding", [1, "same", 0])
+def test_winograd_matches_torch(torch, rng, winograd, padding):
+    x = rng.standard_normal((3, 16, 13, 10)).astype(np.float32)
+    w = (rng.standard_normal((24, 16, 3, 3)) / 12).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    X, W, B = (fc.tensor(a, requires_grad=True) for a in (x, w, b))
+    TX, TW, TB = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(X, W, B, padding=padding)
+    ty = torch.nn.functional.conv2d(TX, TW, TB, padding=padding)
+    assert y.grad_fn.winograd
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(ty.shape).astype(np.float32)
+    y.backward(dy)
+    ty.backward(torch.tensor(dy))
+    for ours, theirs in ((X, TX), (W, TW), (B, TB)):
+        ref = theirs.grad.numpy()
+        np.testing.assert_allclose(ours.grad.numpy(), ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+def test_winograd_only_requested_grads(rng, winograd):
+    x = fc.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = fc.tensor(rng.standard_normal((4, 3, 3, 3)))  # frozen: x not kept
+    y = F.conv2d(x, w, padding=1)
+    assert y.grad_fn.winograd and y.grad_fn.saved_nbytes == w.numpy().nbytes
+    y.sum().backward()
+    ref, grads = ref_conv3x3(x.numpy(), w.numpy(), None, 1)
+    np.testing.assert_allclose(x.grad.numpy(), grads(np.ones(ref.shape))[0], rtol=1e-12, atol=1e-12)
+    assert w.grad is None
+
+
+# ---- dispatch and declarations ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, weight, opts, expected", [
+    ((2, 16, 8, 8), (16, 16, 3, 3), dict(padding=1), True),
+    ((2, 16, 8, 8), (16, 16, 3, 3), dict(padding="same"), True),
+    ((2, 1, 8, 8), (16, 1, 3, 3), dict(padding=1), False),      # C = 1: too thin for 16 GEMMs
+    ((2, 16, 8, 8), (4, 16, 3, 3), dict(padding=1), False),     # K = 4
+    ((2, 16, 2, 2), (16, 16, 3, 3), dict(padding=1), False),    # 4 output pixels
+    ((2, 16, 8, 8), (16, 16, 3, 3), dict(stride=2), False),     # not eligible
+    ((2, 16, 8, 8), (16, 16, 3, 3), dict(dilation=2), False),
+    ((2, 16, 8, 8), (16, 8, 3, 3), dict(groups=2), False),
+    ((2, 16, 8, 8), (16, 16, 5, 5), dict(padding=2), False),
+])
+def test_automatic_dispatch_rule(rng, shape, weight, opts, expected):
+    y = F.conv2d(fc.tensor(np.ones(shape, np.float32), requires_grad=True),
+                 fc.tensor(np.ones(weight, np.float32)), **opts)
+    assert y.grad_fn.winograd == expected
+
+
+def test_switch_forces_either_path(rng, monkeypatch):
+    x = fc.tensor(rng.standard_normal((2, 16, 8, 8)), requires_grad=True)
+    w = fc.tensor(rng.standard_normal((16, 16, 3, 3)))
+    monkeypatch.setattr(conv_module, "_WINOGRAD", False)
+    direct = F.conv2d(x, w, padding=1)
+    assert not direct.grad_fn.winograd
+    monkeypatch.setattr(conv_module, "_WINOGRAD", True)
+    wino = F.conv2d(x, w, padding=1)
+    assert wino.grad_fn.winograd
+    assert not F.conv2d(x, w, stride=2).grad_fn.winograd  # forcing never takes an ineligible config
+    np.testing.assert_allclose(wino.numpy(), direct.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, True)])
+def test_winograd_declarations(rng, winograd, needs):
+    shapes = ((2, 8, 9, 7), (12, 8, 3, 3), (12,))
+    x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=r) for s, r in zip(shapes, needs))
+    y = F.conv2d(x, w, b, padding=1)
+    ctx = y.grad_fn
+    assert ctx.winograd
+    assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
+    fwd, bwd = Conv2dFunction.macs(shapes, needs, geometry=ctx.geometry)
+    assert fwd == 2 * 12 * 9 * 7 * 8 * 9 and bwd == fwd * (needs[0] + needs[1])  # direct-conv counts
+    assert Conv2dFunction.workspace_bytes(shapes, np.float32, geometry=ctx.geometry) > 0
+
+
+def test_winograd_forward_workspace_matches_tracemalloc(rng, winograd):
+    """The declared transient bytes of forward are what numpy allocates beyond the output."""
+    x = fc.tensor(rng.standard_normal((2, 8, 9, 7)).astype(np.float32))
+    w = fc.tensor(rng.standard_normal((12, 8, 3, 3)).astype(np.float32))
+    with fc.no_grad():
+        F.conv2d(x, w, padding=1)  # warm up caches outside the measurement
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            y = F.conv2d(x, w, padding=1)
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+    geometry = conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 1, 9, 7)
+    declared = Conv2dFunction.forward_workspace_bytes((x.shape, w.shape, None), np.float32, (False,) * 3,
+                                                      geometry=geometry)
+    transient = peak - y.numpy().nbytes
+    assert declared <= transient <= declared + 4096  # + small Python objects
