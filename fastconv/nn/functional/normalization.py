@@ -291,11 +291,11 @@ def layer_norm(input, normalized_shape: Union[int, Sequence[int]], weight=None, 
     x = _as_tensor(input, op)
     if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
         normalized_shape = (int(normalized_shape),)
-    try:
-        normalized_shape = tuple(int(d) for d in normalized_shape)
-    except TypeError:
+    if not isinstance(normalized_shape, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in normalized_shape):
         raise TypeError(f"{op}: expected normalized_shape as an int or a sequence of ints, "
-                        f"got {normalized_shape!r}") from None
+                        f"got {normalized_shape!r}")
+    normalized_shape = tuple(int(d) for d in normalized_shape)
     k = len(normalized_shape)
     if k == 0:
         raise ValueError(f"{op}: expected normalized_shape with at least 1 dimension, got ()")
