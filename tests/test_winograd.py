@@ -140,14 +140,19 @@ def test_winograd_gradcheck(rng, winograd, padding):
     assert F.conv2d(x, w, b, padding=padding).grad_fn.winograd
 
 
-def test_winograd_float32_error_is_like_direct_convolution(rng, winograd):
-    """Measured: float32 Winograd error vs a float64 direct conv, in units of ε·Σ|terms|."""
+def test_winograd_float32_error_is_like_direct_convolution(rng, monkeypatch):
+    """Float32 error vs a float64 direct conv, in units of ε·max Σ|terms|, both paths.
+
+    Measured: Winograd ≈ 0.6, im2col + GEMM ≈ 1.0 on this case (C = 64)."""
     x = rng.standard_normal((4, 64, 12, 12)).astype(np.float32)
     w = (rng.standard_normal((32, 64, 3, 3)) / 24).astype(np.float32)
-    y = F.conv2d(fc.tensor(x), fc.tensor(w), padding=1).numpy()
     ref, _ = ref_conv3x3(x, w, None, 1)
-    units = np.abs(y - ref).max() / (np.finfo(np.float32).eps * abs_terms(x, w, 1).max())
-    assert units < 1.0  # typical: ~0.05 (errors cancel; the worst case bound is a small constant)
+    unit = np.finfo(np.float32).eps * abs_terms(x, w, 1).max()
+    errors = {}
+    for path in (True, False):
+        monkeypatch.setattr(conv_module, "_WINOGRAD", path)
+        errors[path] = np.abs(F.conv2d(fc.tensor(x), fc.tensor(w), padding=1).numpy() - ref).max() / unit
+    assert errors[True] < 2.0 and errors[True] < 2 * errors[False] + 0.5
 
 
 @pytest.mark.parametrize("padding", [1, "same", 0])
@@ -183,11 +188,11 @@ def test_winograd_only_requested_grads(rng, winograd):
 # ---- dispatch and declarations ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape, weight, opts, expected", [
-    ((2, 16, 8, 8), (16, 16, 3, 3), dict(padding=1), True),
-    ((2, 16, 8, 8), (16, 16, 3, 3), dict(padding="same"), True),
-    ((2, 1, 8, 8), (16, 1, 3, 3), dict(padding=1), False),      # C = 1: too thin for 16 GEMMs
-    ((2, 16, 8, 8), (4, 16, 3, 3), dict(padding=1), False),     # K = 4
-    ((2, 16, 2, 2), (16, 16, 3, 3), dict(padding=1), False),    # 4 output pixels
+    ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding=1), True),
+    ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding="same"), True),
+    ((2, 1, 12, 12), (16, 1, 3, 3), dict(padding=1), False),      # C = 1: too thin for 16 GEMMs
+    ((2, 16, 12, 12), (4, 16, 3, 3), dict(padding=1), False),     # K = 4
+    ((2, 16, 7, 7), (16, 16, 3, 3), dict(padding=1), False),      # 49 output pixels
     ((2, 16, 8, 8), (16, 16, 3, 3), dict(stride=2), False),     # not eligible
     ((2, 16, 8, 8), (16, 16, 3, 3), dict(dilation=2), False),
     ((2, 16, 8, 8), (16, 8, 3, 3), dict(groups=2), False),
