@@ -3,10 +3,10 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
+from _subprocess import child_env, run
 import pytest
 
 import fastconv as fc
@@ -20,11 +20,8 @@ TIMEOUT = 120  # seconds; a hung job fails the test instead of hanging the suite
 
 def _clean_env() -> dict:
     """Environment for child processes: no launcher variables, one thread, this fastconv importable."""
-    env = {k: v for k, v in os.environ.items() if k not in _comm.LAUNCH_VARIABLES}
-    env["OMP_NUM_THREADS"] = "1"
-    source_root = os.path.dirname(os.path.dirname(os.path.abspath(fc.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
-    return env
+    base = {k: v for k, v in os.environ.items() if k not in _comm.LAUNCH_VARIABLES}
+    return child_env(base, OMP_NUM_THREADS="1")
 
 
 def _mpiexec():
@@ -41,7 +38,7 @@ def _run(args, ranks=None):
     cmd = [sys.executable] + args
     if ranks is not None:
         cmd = [_mpiexec(), "-n", str(ranks)] + cmd
-    return subprocess.run(cmd, env=_clean_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    return run(cmd, env=_clean_env(), timeout=TIMEOUT)
 
 
 @pytest.fixture
@@ -120,7 +117,7 @@ def test_launcher_without_mpi4py_names_the_extra():
     )
     env = _clean_env()
     env.update(PMI_RANK="0", PMI_SIZE="2")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    proc = run([sys.executable, "-c", code], env=env, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert 'pip install "fastconv[mpi]"' in proc.stdout and "PMI_RANK" in proc.stdout
 

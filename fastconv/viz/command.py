@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
