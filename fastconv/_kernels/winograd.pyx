@@ -45,6 +45,38 @@ cdef inline void load_row(const floating* plane, Py_ssize_t H, Py_ssize_t W, Py_
         memset(dst + hi, 0, (n - hi) * sizeof(floating))
 
 
+cdef inline void load_strided(const floating* row, Py_ssize_t W, Py_ssize_t off, Py_ssize_t n,
+                              floating* dst) noexcept nogil:
+    """dst[j] = row[off + 2j] for j < n, zero where off + 2j is outside [0, W)."""
+    cdef Py_ssize_t j, lo = 0, hi = 0
+    if off < 0:
+        lo = (1 - off) // 2
+    if W - off > 0:
+        hi = (W - off + 1) // 2
+    if hi > n:
+        hi = n
+    if lo > hi:
+        lo = hi
+    for j in range(lo):
+        dst[j] = 0
+    for j in range(lo, hi):
+        dst[j] = row[off + 2 * j]
+    for j in range(hi, n):
+        dst[j] = 0
+
+
+cdef inline void load_pairs(const floating* plane, Py_ssize_t H, Py_ssize_t W, Py_ssize_t iy,
+                            Py_ssize_t ix, Py_ssize_t pairs, floating* even, floating* odd) noexcept nogil:
+    """even[j], odd[j] = plane[iy, ix + 2j], plane[iy, ix + 2j + 1] for j < pairs, zero outside
+    the H×W plane (split so the tile transforms run as unit-stride, vectorizable loops)."""
+    if iy < 0 or iy >= H:
+        memset(even, 0, pairs * sizeof(floating))
+        memset(odd, 0, pairs * sizeof(floating))
+        return
+    load_strided(plane + iy * W, W, ix, pairs, even)
+    load_strided(plane + iy * W, W, ix + 1, pairs, odd)
+
+
 cdef struct Segment:
     # a run of tiles in one row of tiles of one image: tiles [tx, tx + count) of row ty of image n
     Py_ssize_t n, ty, tx, count
@@ -74,22 +106,18 @@ cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssi
                            Py_ssize_t p0, Py_ssize_t L, floating* v, floating* rows) noexcept nogil:
     """v (16 matrices C×L, ``xi_stride(C, L)`` apart) = Bᵀ d B of tiles [p0, p0+L), all channels.
 
-    ``rows`` is scratch of 8·(2·tiles_w + 2) elements: 4 input rows of a run of tiles, then
-    their Bᵀ combinations; every loop has one store stream, so the compiler vectorizes it.
+    ``rows`` is scratch of 8·(2·tiles_w + 2) elements: the 4 input rows of a run of tiles split
+    into even and odd columns, then their Bᵀ combinations; every loop is unit-stride with one
+    store stream, so the compiler vectorizes it.
     """
     cdef Segment sg
-    cdef Py_ssize_t width = 2 * tiles_w + 2, stride = xi_stride(C, L)
-    cdef Py_ssize_t c, p, q0, i, j, r, n_cols, cnt
+    cdef Py_ssize_t width = tiles_w + 1, stride = xi_stride(C, L)
+    cdef Py_ssize_t c, p, q0, i, j, r, cnt, e
     cdef const floating* plane
-    cdef floating* d0 = rows
-    cdef floating* d1 = rows + width
-    cdef floating* d2 = rows + 2 * width
-    cdef floating* d3 = rows + 3 * width
-    cdef floating* t0 = rows + 4 * width
-    cdef floating* t1 = rows + 5 * width
-    cdef floating* t2 = rows + 6 * width
-    cdef floating* t3 = rows + 7 * width
-    cdef floating* t
+    cdef floating* d = rows           # d[(2r + parity)·width + j]: input row r, column 2j + parity
+    cdef floating* t = rows + 8 * width  # same layout for Bᵀ·d
+    cdef floating* te
+    cdef floating* to
     cdef floating* o0
     cdef floating* o1
     cdef floating* o2
@@ -101,33 +129,35 @@ cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssi
             q0 = p - p0
             cnt = sg.count
             plane = x + (sg.n * C + c) * H * W
-            n_cols = 2 * cnt + 2
-            load_row(plane, H, W, 2 * sg.ty - ph, 2 * sg.tx - pw, n_cols, d0)
-            load_row(plane, H, W, 2 * sg.ty - ph + 1, 2 * sg.tx - pw, n_cols, d1)
-            load_row(plane, H, W, 2 * sg.ty - ph + 2, 2 * sg.tx - pw, n_cols, d2)
-            load_row(plane, H, W, 2 * sg.ty - ph + 3, 2 * sg.tx - pw, n_cols, d3)
-            for j in range(n_cols):
-                t0[j] = d0[j] - d2[j]
-            for j in range(n_cols):
-                t1[j] = d1[j] + d2[j]
-            for j in range(n_cols):
-                t2[j] = d2[j] - d1[j]
-            for j in range(n_cols):
-                t3[j] = d1[j] - d3[j]
             for r in range(4):
-                t = t0 + r * width
+                load_pairs(plane, H, W, 2 * sg.ty - ph + r, 2 * sg.tx - pw, cnt + 1,
+                           d + 2 * r * width, d + (2 * r + 1) * width)
+            # Bᵀ rows: t0 = d0 − d2, t1 = d1 + d2, t2 = d2 − d1, t3 = d1 − d3 (even and odd halves)
+            for e in range(2):
+                for j in range(cnt + 1):
+                    t[e * width + j] = d[e * width + j] - d[(4 + e) * width + j]
+                for j in range(cnt + 1):
+                    t[(2 + e) * width + j] = d[(2 + e) * width + j] + d[(4 + e) * width + j]
+                for j in range(cnt + 1):
+                    t[(4 + e) * width + j] = d[(4 + e) * width + j] - d[(2 + e) * width + j]
+                for j in range(cnt + 1):
+                    t[(6 + e) * width + j] = d[(2 + e) * width + j] - d[(6 + e) * width + j]
+            for r in range(4):
+                # columns 2i, 2i+1, 2i+2, 2i+3 of row r are te[i], to[i], te[i+1], to[i+1]
+                te = t + 2 * r * width
+                to = te + width
                 o0 = v + (r * 4) * stride + c * L + q0
                 o1 = o0 + stride
                 o2 = o1 + stride
                 o3 = o2 + stride
                 for i in range(cnt):
-                    o0[i] = t[2 * i] - t[2 * i + 2]
+                    o0[i] = te[i] - te[i + 1]
                 for i in range(cnt):
-                    o1[i] = t[2 * i + 1] + t[2 * i + 2]
+                    o1[i] = to[i] + te[i + 1]
                 for i in range(cnt):
-                    o2[i] = t[2 * i + 2] - t[2 * i + 1]
+                    o2[i] = te[i + 1] - to[i]
                 for i in range(cnt):
-                    o3[i] = t[2 * i + 1] - t[2 * i + 3]
+                    o3[i] = to[i] - to[i + 1]
             p += cnt
 
 
@@ -194,17 +224,16 @@ cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ss
     """dm (16 matrices K×L, ``xi_stride(K, L)`` apart) = A dY Aᵀ for tiles [p0, p0+L), dY zero
     past (Ho, Wo).
 
-    ``rows`` is scratch of 10·(2·tiles_w + 2) elements: the two dY rows of a run of tiles and
-    the rows of A·dY.
+    ``rows`` is scratch of 10·(2·tiles_w + 2) elements: the two dY rows of a run of tiles split
+    into even and odd columns, and the rows of A·dY in the same layout.
     """
     cdef Segment sg
-    cdef Py_ssize_t width = 2 * tiles_w + 2, stride = xi_stride(K, L)
-    cdef Py_ssize_t k, p, q0, i, r, oy, ox, cnt
-    cdef floating* g0 = rows
-    cdef floating* g1 = rows + width
-    # rows of A·dY: (g0), (g0 + g1), (g0 − g1), (−g1), each a pair of columns per tile
-    cdef floating* q = rows + 2 * width
-    cdef floating* qr
+    cdef Py_ssize_t width = tiles_w + 1, stride = xi_stride(K, L)
+    cdef Py_ssize_t k, p, q0, i, r, cnt
+    # q[(2r + parity)·width + i]: row r of A·dY = (g0), (g0 + g1), (g0 − g1), (−g1), column 2i + parity
+    cdef floating* q = rows
+    cdef floating* qe
+    cdef floating* qo
     cdef floating* o0
     cdef floating* o1
     cdef floating* o2
@@ -215,31 +244,37 @@ cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ss
             segment_at(p, p0 + L, tiles_w, tiles_img, &sg)
             q0 = p - p0
             cnt = sg.count
-            oy = 2 * sg.ty
-            ox = 2 * sg.tx
-            load_row(dy + (sg.n * K + k) * Ho * Wo, Ho, Wo, oy, ox, 2 * cnt, g0)
-            load_row(dy + (sg.n * K + k) * Ho * Wo, Ho, Wo, oy + 1, ox, 2 * cnt, g1)
-            for i in range(2 * cnt):
-                q[width + i] = g0[i] + g1[i]
-            for i in range(2 * cnt):
-                q[2 * width + i] = g0[i] - g1[i]
-            for i in range(2 * cnt):
-                q[3 * width + i] = -g1[i]
+            load_pairs(dy + (sg.n * K + k) * Ho * Wo, Ho, Wo, 2 * sg.ty, 2 * sg.tx, cnt, q, q + width)
+            load_pairs(dy + (sg.n * K + k) * Ho * Wo, Ho, Wo, 2 * sg.ty + 1, 2 * sg.tx, cnt,
+                       q + 6 * width, q + 7 * width)
+            for i in range(cnt):
+                q[2 * width + i] = q[i] + q[6 * width + i]
+            for i in range(cnt):
+                q[3 * width + i] = q[width + i] + q[7 * width + i]
+            for i in range(cnt):
+                q[4 * width + i] = q[i] - q[6 * width + i]
+            for i in range(cnt):
+                q[5 * width + i] = q[width + i] - q[7 * width + i]
+            for i in range(cnt):
+                q[6 * width + i] = -q[6 * width + i]
+            for i in range(cnt):
+                q[7 * width + i] = -q[7 * width + i]
             for r in range(4):
                 # a row (e, f) of A·dY becomes (e, e + f, e − f, −f) in A·dY·Aᵀ
-                qr = g0 if r == 0 else q + r * width
+                qe = q + 2 * r * width
+                qo = qe + width
                 o0 = dm + (4 * r) * stride + k * L + q0
                 o1 = o0 + stride
                 o2 = o1 + stride
                 o3 = o2 + stride
                 for i in range(cnt):
-                    o0[i] = qr[2 * i]
+                    o0[i] = qe[i]
                 for i in range(cnt):
-                    o1[i] = qr[2 * i] + qr[2 * i + 1]
+                    o1[i] = qe[i] + qo[i]
                 for i in range(cnt):
-                    o2[i] = qr[2 * i] - qr[2 * i + 1]
+                    o2[i] = qe[i] - qo[i]
                 for i in range(cnt):
-                    o3[i] = -qr[2 * i + 1]
+                    o3[i] = -qo[i]
             p += cnt
 
 
