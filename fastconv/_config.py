@@ -9,6 +9,46 @@ from ._kernels import _omp
 
 _num_threads = None
 
+# ---- the BLAS the kernels call ------------------------------------------------------------------
+# The kernels call the BLAS behind scipy.linalg.cython_blas from inside OpenMP regions (conv,
+# Winograd, linear's GEMM panels), so that library must run single-threaded. Switching its thread
+# count per call is not an option: raising it wakes OpenBLAS's pthreads workers, which then spin for
+# milliseconds on the cores the OpenMP threads need (measured: a batch-1 conv forward went from
+# ~30 µs to 2-4 ms). So when scipy ships its own BLAS (separate from numpy's, as in the wheels)
+# fastconv keeps that library at one thread and leaves numpy's alone; only when numpy and scipy
+# share one BLAS is it limited around each kernel call and restored.
+_kernel_blas = None  # (controllers kept at one thread, controllers to limit and restore)
+
+
+def _find_kernel_blas():
+    global _kernel_blas
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call must be loaded)
+    from threadpoolctl import ThreadpoolController
+
+    blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    # scipy's own copy (scipy.libs/ in the wheels); a system BLAS shared with numpy is not pinned
+    scipy_only = [c for c in blas if "scipy" in c.filepath and "numpy" not in c.filepath]
+    _kernel_blas = (scipy_only, []) if scipy_only else ([], blas)
+    return _kernel_blas
+
+
+def run_with_kernel_blas(kernel, *args):
+    """Run a kernel that calls BLAS inside a prange, with the kernels' BLAS at one thread."""
+    pinned, shared = _kernel_blas or _find_kernel_blas()
+    for lib in pinned:
+        if lib.get_num_threads() != 1:
+            lib.set_num_threads(1)
+    if not shared:
+        return kernel(*args)
+    previous = [lib.get_num_threads() for lib in shared]
+    for lib in shared:
+        lib.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        for lib, n in zip(shared, previous):
+            lib.set_num_threads(n)
+
 
 def _default_threads() -> int:
     try:
@@ -18,15 +58,26 @@ def _default_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in the OpenMP kernels and in BLAS (via threadpoolctl)."""
+    """Use ``n`` threads: the OpenMP kernels run ``n`` threads (their BLAS calls stay single-threaded
+    inside them, see above) and every other BLAS pool (numpy's ``@``) gets ``n`` threads."""
     global _num_threads
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
-    from threadpoolctl import threadpool_limits
-
+    pinned, _ = _kernel_blas or _find_kernel_blas()
     _omp.set_num_threads(n)
-    threadpool_limits(limits=n, user_api="blas")
+    for lib in (_kernel_blas_free_controllers(pinned)):
+        lib.set_num_threads(n)
+    for lib in pinned:
+        lib.set_num_threads(1)
     _num_threads = n
+
+
+def _kernel_blas_free_controllers(pinned):
+    """BLAS libraries other than the one the kernels keep single-threaded."""
+    from threadpoolctl import ThreadpoolController
+
+    keep = {c.filepath for c in pinned}
+    return [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas" and c.filepath not in keep]
 
 
 def get_num_threads() -> int:

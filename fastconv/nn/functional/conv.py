@@ -15,6 +15,7 @@ from ..._kernels import _omp
 from ..._kernels import conv as _conv
 from ..._kernels import winograd as _winograd
 from ..._validation import check_float, check_ndim, check_same_dtype, int_pair
+from ..._config import run_with_kernel_blas
 from ...autograd.function import Function
 from ...tensor import Tensor
 
@@ -55,45 +56,6 @@ class ConvGeometry(NamedTuple):
     groups: int
     out_h: int
     out_w: int
-
-
-# ---- BLAS threads ----------------------------------------------------------------------------------
-# The kernels call the BLAS behind scipy.linalg.cython_blas from inside OpenMP regions, so that
-# library must run single-threaded. Switching its thread count per call is not an option: raising
-# it wakes OpenBLAS's pthreads workers, which then spin for milliseconds on the cores the OpenMP
-# threads need (measured: a batch-1 forward went from ~30 µs to 2–4 ms). So when scipy ships its
-# own BLAS (separate from numpy's, as in the wheels) fastconv keeps that library at one thread;
-# only when numpy and scipy share one BLAS is it limited around each call and restored.
-
-_kernel_blas = None  # (controllers kept at one thread, controllers to limit and restore)
-
-
-def _find_kernel_blas():
-    global _kernel_blas
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call must be loaded)
-    from threadpoolctl import ThreadpoolController
-
-    blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-    # scipy's own copy (scipy.libs/ in the wheels); a system BLAS shared with numpy is not pinned
-    scipy_only = [c for c in blas if "scipy" in c.filepath and "numpy" not in c.filepath]
-    _kernel_blas = (scipy_only, []) if scipy_only else ([], blas)
-    return _kernel_blas
-
-
-def _run_single_threaded_blas(kernel, *args) -> None:
-    """Run a kernel that calls BLAS inside a prange, with the kernels' BLAS at one thread."""
-    pinned, shared = _kernel_blas or _find_kernel_blas()
-    for lib in pinned:
-        if lib.get_num_threads() != 1:
-            lib.set_num_threads(1)
-    previous = [lib.get_num_threads() for lib in shared]
-    for lib in shared:
-        lib.set_num_threads(1)
-    try:
-        kernel(*args)
-    finally:
-        for lib, n in zip(shared, previous):
-            lib.set_num_threads(n)
 
 
 # ---- shared planning ---------------------------------------------------------------------------
@@ -173,7 +135,7 @@ def _conv_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarra
     threads, block, parallel, row_elems = _forward_setup(x.shape, out_shape[1], g)
     work = _work_buffer(threads if parallel else 1, row_elems * block, x.dtype)
     has_bias = bias is not None
-    _run_single_threaded_blas(_conv.conv_forward, x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias,
+    run_with_kernel_blas(_conv.conv_forward, x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias,
          y, work, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block, parallel, threads)
     return y
 
@@ -196,7 +158,7 @@ def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy:
     work = _work_buffer(used, row_elems * block, dtype) if need_dw else _dummy(dtype, 2)
     dwork = _work_buffer(used, row_elems * block, dtype) if need_dx else _dummy(dtype, 2)
     has_init = dx_init is not None
-    _run_single_threaded_blas(_conv.conv_backward, x if need_dw else _dummy(dtype, 4),
+    run_with_kernel_blas(_conv.conv_backward, x if need_dw else _dummy(dtype, 4),
          w2 if need_dx else _dummy(dtype, 2), dy, dx, dw_parts,
          dx_init if has_init else _dummy(dtype, 1), has_init, work, dwork,
          need_dx, need_dw, c, h, w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block,
@@ -279,7 +241,7 @@ def _winograd_forward_kernel(x: np.ndarray, weight: np.ndarray, bias: Optional[n
     vwork = np.empty((plan.buffers, plan.v_elements), dtype=x.dtype)
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=x.dtype)
     has_bias = bias is not None
-    _run_single_threaded_blas(_winograd.winograd_forward, x, u, bias if has_bias else _dummy(x.dtype, 1),
+    run_with_kernel_blas(_winograd.winograd_forward, x, u, bias if has_bias else _dummy(x.dtype, 1),
                               has_bias, y, vwork, mwork, ph, pw, plan.block_tiles, plan.parallel,
                               plan.threads)
     return y
@@ -293,7 +255,7 @@ def _winograd_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, ph: int, pw: int
     du = np.zeros((plan.buffers, 16 * k * c), dtype=dy.dtype)
     vwork = np.empty((plan.buffers, plan.v_elements), dtype=dy.dtype)
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=dy.dtype)
-    _run_single_threaded_blas(_winograd.winograd_weight_grad, x, dy, du, vwork, mwork, ph, pw,
+    run_with_kernel_blas(_winograd.winograd_weight_grad, x, dy, du, vwork, mwork, ph, pw,
                               plan.block_tiles, plan.parallel, plan.threads)
     del vwork, mwork
     total = du[0] if plan.buffers == 1 else du.sum(axis=0)

@@ -1,11 +1,23 @@
-"""Fully connected layer y = x·Wᵀ + b as one Function; the products run in BLAS via numpy's matmul."""
+"""Fully connected layer y = x·Wᵀ + b as one Function; the products run in fastconv's GEMM kernel
+(OpenMP panels over single-threaded BLAS, like the convolutions: see fastconv/_kernels/gemm.pyx)."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..._config import get_num_threads, run_with_kernel_blas
+from ..._kernels import gemm as _gemm
 from ..._validation import check_float, check_ndim, check_same_dtype
 from ...autograd.function import Function
 from ...tensor import Tensor
+
+
+def _product(a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool) -> np.ndarray:
+    """op(a)·op(b) for C-contiguous 2-D arrays of one float dtype."""
+    m = a.shape[1] if trans_a else a.shape[0]
+    n = b.shape[0] if trans_b else b.shape[1]
+    out = np.empty((m, n), dtype=a.dtype)
+    run_with_kernel_blas(_gemm.matmul, trans_a, trans_b, a, b, out, get_num_threads())
+    return out
 
 
 class LinearFunction(Function):
@@ -13,8 +25,9 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        rows = x.reshape(-1, x.shape[-1])
-        y = rows @ weight.T
+        rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        weight = np.ascontiguousarray(weight)
+        y = _product(rows, weight, False, True)
         if bias is not None:
             y += bias
         needs = ctx.needs_input_grad
@@ -44,12 +57,12 @@ class LinearFunction(Function):
     def backward(ctx, dy):
         rows, weight = ctx.saved_tensors
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
-        dy_rows = dy.reshape(-1, dy.shape[-1])
-        dx = (dy_rows @ weight).reshape(ctx.input_shape) if need_dx else None
+        dy_rows = np.ascontiguousarray(dy.reshape(-1, dy.shape[-1]))
+        dx = _product(dy_rows, weight, False, False).reshape(ctx.input_shape) if need_dx else None
         dw = None
         if need_dw:
             # OpenBLAS takes ~6x longer for a K=1 GEMM than numpy's outer product (batch-1 training)
-            dw = np.multiply.outer(dy_rows[0], rows[0]) if len(rows) == 1 else dy_rows.T @ rows
+            dw = np.multiply.outer(dy_rows[0], rows[0]) if len(rows) == 1 else _product(dy_rows, rows, True, False)
         db = dy_rows.sum(axis=0) if need_db else None
         return dx, dw, db
 

@@ -1,0 +1,57 @@
+"""The GEMM kernel behind linear: OpenMP row/column panels over single-threaded BLAS."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastconv as fc
+from fastconv._config import run_with_kernel_blas
+from fastconv._kernels import gemm
+
+
+@pytest.fixture
+def two_threads():
+    before = fc.get_num_threads()
+    fc.set_num_threads(2)
+    yield 2
+    fc.set_num_threads(before)
+
+
+# shapes above the serial threshold (2^20 multiply-adds): row panels (m large) and column panels (m small)
+@pytest.mark.parametrize("m,n,k", [(512, 64, 40), (3, 700, 600), (1, 2000, 600), (257, 129, 65), (5, 3, 7)])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_panels_equal_numpy(m, n, k, trans_a, trans_b, dtype, two_threads):
+    rng = np.random.default_rng(m * 7 + n)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype=dtype)
+    run_with_kernel_blas(gemm.matmul, trans_a, trans_b, a, b, out, two_threads)
+    ref = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * np.sqrt(k))
+
+
+def test_empty_inner_dimension_gives_zeros(two_threads):
+    out = np.full((3, 4), np.nan, dtype=np.float32)
+    gemm.matmul(False, False, np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), out, two_threads)
+    np.testing.assert_array_equal(out, 0)
+
+
+@given(rows=st.integers(1, 130), out_features=st.integers(1, 300), seed=st.integers(0, 1000))
+def test_linear_large_enough_to_split_matches_numpy(rows, out_features, seed):
+    rng = np.random.default_rng(seed)
+    x = fc.tensor(rng.standard_normal((rows, 257)), requires_grad=True)
+    w = fc.tensor(rng.standard_normal((out_features, 257)), requires_grad=True)
+    before = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        y = fc.nn.functional.linear(x, w)
+        g = rng.standard_normal(y.shape)
+        y.backward(g)
+    finally:
+        fc.set_num_threads(before)
+    np.testing.assert_allclose(y.numpy(), x.numpy() @ w.numpy().T, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), g @ w.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(w.grad.numpy(), g.T @ x.numpy(), rtol=1e-10, atol=1e-10)
