@@ -188,8 +188,10 @@ def test_winograd_only_requested_grads(rng, winograd):
 # ---- dispatch and declarations ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape, weight, opts, expected", [
-    ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding=1), True),
-    ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding="same"), True),
+    ((1, 32, 28, 28), (32, 32, 3, 3), dict(padding=1), True),       # 196 tiles x 32 x 32 >= 2^17
+    ((1, 32, 28, 28), (32, 32, 3, 3), dict(padding="same"), True),
+    ((2, 32, 14, 14), (32, 32, 3, 3), dict(padding=1), False),      # 49 tiles x 32 x 32: GEMMs too small
+    ((1, 128, 14, 14), (256, 128, 3, 3), dict(padding=1), True),    # 49 tiles x 128 x 256
     ((2, 1, 12, 12), (16, 1, 3, 3), dict(padding=1), False),      # C = 1: too thin for 16 GEMMs
     ((2, 16, 12, 12), (4, 16, 3, 3), dict(padding=1), False),     # K = 4
     ((2, 16, 7, 7), (16, 16, 3, 3), dict(padding=1), False),      # 49 output pixels

@@ -30,11 +30,14 @@ MIN_FLOPS_PER_THREAD = 1e6
 # when the configuration allows it (3×3, stride 1, dilation 1, groups 1), False = never. Private
 # switch for tests and benchmarks.
 _WINOGRAD: Optional[bool] = None
-# Automatic rule: Winograd when both channel counts are at least this (smaller ones make the 16
-# GEMMs too thin to pay for the transforms) and the output has at least WINOGRAD_MIN_PIXELS pixels
-# (measured fwd+bwd, 1 thread: 4×256×7×7→256 takes 1.65× the im2col time on Winograd — a 7×7
-# output pads to 8×8 in tiles — while 14×14 and larger outputs with C, K ≥ 16 are 1.2–1.6× faster).
+# Automatic rule: Winograd when both channel counts are at least WINOGRAD_MIN_CHANNELS and the 16
+# GEMMs of one image are big enough to pay for the transforms: tiles per image · C · K at least
+# WINOGRAD_MIN_TILE_WORK. Measured fwd+bwd (Winograd time / im2col time, 1 and 2 threads):
+# 14×14 C=K=32 (49 tiles, 50k) 1.3–2.2 (slower); 14×14 C=32 K=64 (100k) 0.99–1.05; 14×14 C=K=64
+# (200k) 0.93–1.08; 28×28 C=K=32 (196 tiles, 200k) 0.34–0.75; 28×28 C=K=64 0.66–0.70;
+# 14×14 C=128 K=256 (1.6M) ≈0.67; 7×7 outputs (16 tiles) lose at any width (4×256×7×7→256: 1.65).
 WINOGRAD_MIN_CHANNELS = 8
+WINOGRAD_MIN_TILE_WORK = 1 << 17
 WINOGRAD_MIN_PIXELS = 100
 # Elements of the transformed tiles of one block (V and M together) per thread: like
 # COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches.
@@ -184,13 +187,16 @@ def _winograd_eligible(g: ConvGeometry) -> bool:
 
 def _use_winograd(image_shape, weight_shape, g: ConvGeometry) -> bool:
     """Whether conv2d takes the Winograd path: eligible, and (unless forced by ``_WINOGRAD``)
-    C ≥ WINOGRAD_MIN_CHANNELS, K ≥ WINOGRAD_MIN_CHANNELS and Ho·Wo ≥ WINOGRAD_MIN_PIXELS."""
+    C, K ≥ WINOGRAD_MIN_CHANNELS, Ho·Wo ≥ WINOGRAD_MIN_PIXELS and tiles·C·K ≥ WINOGRAD_MIN_TILE_WORK."""
     if _WINOGRAD is False or not _winograd_eligible(g):
         return False
     if _WINOGRAD:
         return True
-    return (min(image_shape[1], weight_shape[0]) >= WINOGRAD_MIN_CHANNELS
-            and g.out_h * g.out_w >= WINOGRAD_MIN_PIXELS)
+    channels, kernels = image_shape[1], weight_shape[0]
+    tiles = ((g.out_h + 1) // 2) * ((g.out_w + 1) // 2)
+    return (min(channels, kernels) >= WINOGRAD_MIN_CHANNELS
+            and g.out_h * g.out_w >= WINOGRAD_MIN_PIXELS
+            and tiles * channels * kernels >= WINOGRAD_MIN_TILE_WORK)
 
 
 class WinogradPlan(NamedTuple):
