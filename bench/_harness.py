@@ -47,6 +47,21 @@ def median_seconds(fn: Callable[[], object], repeats: int = 7, warmup: int = 2, 
     return statistics.median(times)
 
 
+def interleaved_median_seconds(fns, repeats: int = 7, warmup: int = 2):
+    """Median wall time of each callable, timed alternately run by run so that load drifting on a
+    shared machine affects all of them alike (the ratios are what we report)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, bucket in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
 def sgemm_gflops(n: int = 1024, repeats: int = 7) -> float:
     """This machine's float32 GEMM rate through numpy (GF/s, 2·n³ flops per product)."""
     rng = np.random.default_rng(0)
@@ -71,8 +86,10 @@ def setup_threads(threads: int):
 
 def run_cases(cases: List[Case], repeats: int, sgemm: float) -> None:
     for c in cases:
-        fc_t = median_seconds(c.fastconv, repeats=repeats)
-        th_t = median_seconds(c.torch, repeats=repeats) if c.torch is not None else None
+        if c.torch is not None:
+            fc_t, th_t = interleaved_median_seconds([c.fastconv, c.torch], repeats=repeats)
+        else:
+            fc_t, th_t = median_seconds(c.fastconv, repeats=repeats), None
         c.results = {"fastconv_ms": fc_t * 1e3, "torch_ms": None if th_t is None else th_t * 1e3}
         if c.flops:
             c.results["gflops"] = c.flops / fc_t / 1e9

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import common_args, median_seconds, setup_threads  # noqa: E402
+from _harness import common_args, interleaved_median_seconds, median_seconds, setup_threads  # noqa: E402
 
 import fastconv as fc  # noqa: E402
 from fastconv.cli import DEMO_ARCH, _build_model  # noqa: E402
@@ -51,7 +51,7 @@ def main() -> None:
     torch = setup_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"demo network {DEMO_ARCH}, {args.threads} threads, median of {args.repeats} runs of "
-          f"{args.steps} steps")
+          f"{args.steps} steps, fastconv and torch runs alternated")
     print(f"{'batch':>6} {'fastconv samples/s':>19} {'torch samples/s':>16} {'fc/torch':>9}")
     for bs in args.batch_sizes:
         x = rng.standard_normal((args.steps, bs, 1, 28, 28)).astype(np.float32)
@@ -68,8 +68,6 @@ def main() -> None:
                 loss.backward()
                 opt.step()
 
-        t_fc = median_seconds(fc_run, repeats=args.repeats, warmup=1)
-        fc_rate = args.steps * bs / t_fc
         if torch is not None:
             net = torch_twin(torch, model)
             topt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -82,10 +80,11 @@ def main() -> None:
                     loss.backward()
                     topt.step()
 
-            t_th = median_seconds(torch_run, repeats=args.repeats, warmup=1)
-            th_rate = args.steps * bs / t_th
+            t_fc, t_th = interleaved_median_seconds([fc_run, torch_run], repeats=args.repeats, warmup=1)
+            fc_rate, th_rate = args.steps * bs / t_fc, args.steps * bs / t_th
             print(f"{bs:>6} {fc_rate:>19.0f} {th_rate:>16.0f} {fc_rate / th_rate:>8.2f}x")
         else:
+            fc_rate = args.steps * bs / median_seconds(fc_run, repeats=args.repeats, warmup=1)
             print(f"{bs:>6} {fc_rate:>19.0f} {'-':>16} {'-':>9}")
 
 
