@@ -17,8 +17,8 @@ def two_threads():
     fc.set_num_threads(before)
 
 
-# shapes above the serial threshold (2^20 multiply-adds): row panels (m large) and column panels (m small)
-@pytest.mark.parametrize("m,n,k", [(512, 64, 40), (3, 700, 600), (1, 2000, 600), (257, 129, 65), (5, 3, 7)])
+# row panels (m large), column panels (m small), one row as GEMV (split or serial), below the threshold
+@pytest.mark.parametrize("m,n,k", [(512, 64, 40), (3, 700, 600), (1, 2000, 600), (1, 7, 5), (257, 129, 65), (5, 3, 7)])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

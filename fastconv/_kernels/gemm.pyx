@@ -9,7 +9,28 @@ slower than 1 thread; split panels on single-threaded BLAS were 1.5x faster than
 from cython cimport floating
 from cython.parallel cimport prange
 
+from scipy.linalg.cython_blas cimport dgemv, sgemv
+
 from ._blas cimport gemm
+
+
+cdef inline void row_times_matrix(bint trans_b, int n, int k, const floating* a, int inca,
+                                  const floating* b, int ldb, floating* c) noexcept nogil:
+    """c (1×n) = a (1×k, stride inca) · op(B) as one GEMV (OpenBLAS's GEMM is slow for one row).
+
+    Row-major B (k×n, or n×k with trans_b) read column-major is Bᵀ, so c = Bᵀᵀ·a is gemv('N') on the
+    n×k Fortran matrix, and with trans_b gemv('T') on the k×n one.
+    """
+    cdef char t = b'T' if trans_b else b'N'
+    cdef int rows = k if trans_b else n
+    cdef int cols = n if trans_b else k
+    cdef int one_inc = 1
+    cdef floating one = 1
+    cdef floating zero = 0
+    if floating is float:
+        sgemv(&t, &rows, &cols, &one, <float*>b, &ldb, <float*>a, &inca, &zero, c, &one_inc)
+    else:
+        dgemv(&t, &rows, &cols, &one, <double*>b, &ldb, <double*>a, &inca, &zero, c, &one_inc)
 
 # Below this many multiply-adds a fork/join costs more than it saves.
 cdef Py_ssize_t SERIAL_MACS = 1 << 20
@@ -48,6 +69,19 @@ def matmul(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[
     panels = threads
     if <Py_ssize_t>m * n * k < SERIAL_MACS or panels < 1:
         panels = 1
+    if m == 1:
+        # one row: GEMV, columns split across threads
+        if panels == 1:
+            with nogil:
+                row_times_matrix(trans_b, n, k, pa, lda if trans_a else 1, pb, ldb, pc)
+            return
+        for t in prange(panels, nogil=True, num_threads=panels, schedule="static"):
+            lo = <int>((<Py_ssize_t>t * n) // panels)
+            hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
+            if hi > lo:
+                row_times_matrix(trans_b, hi - lo, k, pa, lda if trans_a else 1,
+                                 pb + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, pc + lo)
+        return
     if panels == 1:
         with nogil:
             gemm(trans_a, trans_b, m, n, k, one, pa, lda, pb, ldb, zero, pc, ldc)
