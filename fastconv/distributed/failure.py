@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import traceback
 from typing import Any, Callable, Iterator
 
 from . import _comm
+
+# seconds between reporting a failure and MPI_Abort, so the launcher forwards the report
+ABORT_GRACE_SECONDS = 0.2
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -32,9 +36,11 @@ def report_and_abort(exc: BaseException) -> None:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     prefixed = "".join(f"[rank {r}] {line}\n" for line in text.rstrip("\n").split("\n"))
     sys.stdout.flush()
-    sys.stderr.write(prefixed)
-    sys.stderr.write(f"[rank {r}] aborting all {comm.Get_size()} ranks (MPI_Abort)\n")
+    # one write, then a moment for the launcher to forward it: MPI_Abort kills the ranks at once
+    # and mpiexec may drop output still in flight (seen: the last line of a two-write report lost)
+    sys.stderr.write(prefixed + f"[rank {r}] aborting all {comm.Get_size()} ranks (MPI_Abort)\n")
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE_SECONDS)
     comm.Abort(_exit_code(exc) or 1)
 
 

@@ -3,16 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._validation import check_float
 from ...autograd.function import Function
+from ._args import as_float_tensor
 from ...tensor import Tensor
-
-
-def _as_float_tensor(x, op: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
-    check_float(x.data, op)
-    return x
 
 
 class ReLU(Function):
@@ -234,35 +227,35 @@ def _check_dim(x: Tensor, dim: int, op: str) -> int:
 
 def relu(x, inplace: bool = False) -> Tensor:
     """max(x, 0)."""
-    return ReLU.apply(_as_float_tensor(x, "relu"))
+    return ReLU.apply(as_float_tensor(x, "relu"))
 
 
 def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0, negative_slope·x otherwise."""
-    return LeakyReLU.apply(_as_float_tensor(x, "leaky_relu"), slope=negative_slope)
+    return LeakyReLU.apply(as_float_tensor(x, "leaky_relu"), slope=negative_slope)
 
 
 def elu(x, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha·(exp(x) − 1) otherwise."""
-    return ELU.apply(_as_float_tensor(x, "elu"), alpha=alpha)
+    return ELU.apply(as_float_tensor(x, "elu"), alpha=alpha)
 
 
 def sigmoid(x) -> Tensor:
     """1 / (1 + exp(−x)), stable for large |x|."""
-    return Sigmoid.apply(_as_float_tensor(x, "sigmoid"))
+    return Sigmoid.apply(as_float_tensor(x, "sigmoid"))
 
 
 def tanh(x) -> Tensor:
-    return Tanh.apply(_as_float_tensor(x, "tanh"))
+    return Tanh.apply(as_float_tensor(x, "tanh"))
 
 
 def softmax(x, dim: int = -1) -> Tensor:
     """exp(x) / Σ exp(x) along ``dim``, computed on x − max(x) so it never overflows."""
-    x = _as_float_tensor(x, "softmax")
+    x = as_float_tensor(x, "softmax")
     return Softmax.apply(x, axis=_check_dim(x, dim, "softmax"))
 
 
 def log_softmax(x, dim: int = -1) -> Tensor:
     """x − logsumexp(x) along ``dim``, stable at logits of ±1e4."""
-    x = _as_float_tensor(x, "log_softmax")
+    x = as_float_tensor(x, "log_softmax")
     return LogSoftmax.apply(x, axis=_check_dim(x, dim, "log_softmax"))

@@ -14,9 +14,10 @@ import numpy as np
 from ..._kernels import _omp
 from ..._kernels import conv as _conv
 from ..._kernels import winograd as _winograd
-from ..._validation import check_float, check_ndim, check_same_dtype, int_pair
+from ..._validation import check_ndim, check_same_dtype, int_pair
 from ..._config import run_with_kernel_blas
 from ...autograd.function import Function
+from ._args import as_float_tensor
 from ...tensor import Tensor
 
 IntPair = Union[int, Tuple[int, int]]
@@ -445,20 +446,11 @@ class ConvTranspose2dFunction(Function):
 
 # ---- validation -------------------------------------------------------------------------------
 
-def _as_tensor(x, op: str, name: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{op}: expected {name} as a Tensor or ndarray, got {type(x).__name__}")
-        x = Tensor._wrap(x)
-    check_float(x.data, op, name)
-    return x
-
-
 def _check_operands(op: str, x, weight, bias):
-    x = _as_tensor(x, op, "input")
-    weight = _as_tensor(weight, op, "weight")
+    x = as_float_tensor(x, op, "input")
+    weight = as_float_tensor(weight, op, "weight")
     if bias is not None:
-        bias = _as_tensor(bias, op, "bias")
+        bias = as_float_tensor(bias, op, "bias")
     check_same_dtype(op, input=x.data, weight=weight.data, bias=None if bias is None else bias.data)
     check_ndim(weight.data, 4, op, "weight")
     if 0 in weight.shape:

@@ -10,8 +10,9 @@ import numbers
 
 import numpy as np
 
-from ..._validation import check_float, check_ndim
+from ..._validation import check_ndim
 from ...autograd.function import Function
+from ._args import as_float_tensor
 from ...autograd.grad_mode import is_grad_enabled
 from ...random import get_generator
 from ...tensor import Tensor
@@ -133,15 +134,6 @@ def _run(fn, x: Tensor, p: float, inplace: bool, op: str) -> Tensor:
     return x
 
 
-def _check_input(x, op: str) -> Tensor:
-    if isinstance(x, np.ndarray):
-        x = Tensor._wrap(x)  # keep its dtype so a wrong one is reported by this op
-    elif not isinstance(x, Tensor):
-        x = Tensor(x)
-    check_float(x.data, op)
-    return x
-
-
 # ---- public functions --------------------------------------------------------------------------------
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -150,7 +142,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     Identity (the input itself) when not ``training`` or p = 0; zeros when p = 1.
     """
     op = "dropout"
-    x = _check_input(input, op)
+    x = as_float_tensor(input, op)
     p = _check_p(p, op)
     if not training or p == 0.0 or x.data.size == 0:
         return x
@@ -165,7 +157,7 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     reads it as (N, C, L) with a warning.
     """
     op = "dropout2d"
-    x = _check_input(input, op)
+    x = as_float_tensor(input, op)
     check_ndim(x.data, (3, 4), op, layout="(N, C, H, W)")
     p = _check_p(p, op)
     if not training or p == 0.0 or x.data.size == 0:

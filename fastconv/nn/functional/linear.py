@@ -6,8 +6,9 @@ import numpy as np
 
 from ..._config import get_num_threads, run_with_kernel_blas
 from ..._kernels import gemm as _gemm
-from ..._validation import check_float, check_ndim, check_same_dtype
+from ..._validation import check_ndim, check_same_dtype
 from ...autograd.function import Function
+from ._args import as_float_tensor
 from ...tensor import Tensor
 
 
@@ -67,22 +68,13 @@ class LinearFunction(Function):
         return dx, dw, db
 
 
-def _as_float_tensor(x, op: str, name: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{op}: expected {name} as a Tensor or ndarray, got {type(x).__name__}")
-        x = Tensor._wrap(x)
-    check_float(x.data, op, name)
-    return x
-
-
 def linear(input, weight, bias=None) -> Tensor:
     """y = input·weightᵀ + bias; weight is (out_features, in_features), input is (..., in_features)."""
     op = "linear"
-    x = _as_float_tensor(input, op, "input")
-    weight = _as_float_tensor(weight, op, "weight")
+    x = as_float_tensor(input, op, "input")
+    weight = as_float_tensor(weight, op, "weight")
     if bias is not None:
-        bias = _as_float_tensor(bias, op, "bias")
+        bias = as_float_tensor(bias, op, "bias")
     check_same_dtype(op, input=x.data, weight=weight.data, bias=None if bias is None else bias.data)
     check_ndim(weight.data, 2, op, "weight", "(out_features, in_features)")
     if x.ndim < 1:

@@ -14,7 +14,8 @@ import numpy as np
 from ..._validation import check_float, check_same_dtype
 from ...autograd.function import Context, Function
 from ...tensor import Tensor
-from .activation import LogSoftmax, Sigmoid, _as_float_tensor
+from ._args import as_float_tensor
+from .activation import LogSoftmax, Sigmoid
 
 _REDUCTIONS = ("none", "mean", "sum")
 ArrayLike = Union[Tensor, np.ndarray]
@@ -94,7 +95,7 @@ def _option_array(value, like: np.ndarray, op: str, name: str) -> Optional[np.nd
 
 def _check_pair(input: Tensor, target, op: str):
     """Float input and target of one dtype and one shape (the elementwise losses)."""
-    input = _as_float_tensor(input, op)
+    input = as_float_tensor(input, op)
     target_arr = _target_array(target, op)
     check_float(target_arr, op, "target")
     check_same_dtype(op, input=input.data, target=target_arr)
@@ -229,7 +230,7 @@ def cross_entropy(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] 
     Stable for any logit magnitude (log-sum-exp on shifted logits).
     """
     op = "cross_entropy"
-    input = _as_float_tensor(input, op)
+    input = as_float_tensor(input, op)
     _check_reduction(op, reduction)
     w = _check_class_args(input, weight, ignore_index, op)
     if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
@@ -283,7 +284,7 @@ def nll_loss(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] = Non
              reduction: str = "mean") -> Tensor:
     """Negative log likelihood of log-probabilities ``input`` (e.g. log_softmax output) at class ``target``."""
     op = "nll_loss"
-    input = _as_float_tensor(input, op)
+    input = as_float_tensor(input, op)
     _check_reduction(op, reduction)
     w = _check_class_args(input, weight, ignore_index, op)
     t = _target_array(target, op)

@@ -23,8 +23,9 @@ import numpy as np
 
 from ..._config import get_num_threads
 from ..._kernels import norm as _norm
-from ..._validation import check_float, check_ndim, check_same_dtype
+from ..._validation import check_ndim, check_same_dtype
 from ...autograd.function import Function
+from ._args import as_float_tensor
 from ...tensor import Tensor
 
 _STAT_ITEMSIZE = 8  # mean and 1/σ are float64 whatever the input dtype
@@ -191,21 +192,12 @@ class Normalize(Function):
 
 # ---- validation -------------------------------------------------------------------------------
 
-def _as_tensor(x, op: str, name: str = "input") -> Tensor:
-    if not isinstance(x, Tensor):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{op}: expected {name} as a Tensor or ndarray, got {type(x).__name__}")
-        x = Tensor._wrap(x)
-    check_float(x.data, op, name)
-    return x
-
-
 def _optional(p, op: str, name: str, x: Tensor, shape: Tuple[int, ...], context: str,
               same_dtype: bool = True):
     """None, or a float Tensor/ndarray of ``shape`` (with the input's dtype if ``same_dtype``)."""
     if p is None:
         return None
-    p = _as_tensor(p, op, name)
+    p = as_float_tensor(p, op, name)
     if same_dtype:
         check_same_dtype(op, input=x.data, **{name: p.data})
     if tuple(p.shape) != tuple(shape):
@@ -263,7 +255,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     1/num_batches_tracked as a float, as PyTorch's module does.
     """
     op = "batch_norm"
-    x = _as_tensor(input, op)
+    x = as_float_tensor(input, op)
     check_ndim(x.data, (2, 3, 4, 5), op, layout="(N, C, *)")
     n, c = x.shape[0], x.shape[1]
     context = f"for input with {c} channels"
@@ -288,7 +280,7 @@ def layer_norm(input, normalized_shape: Union[int, Sequence[int]], weight=None, 
     """Normalize over the trailing ``normalized_shape`` axes of each sample; weight and bias have
     shape ``normalized_shape`` (elementwise affine)."""
     op = "layer_norm"
-    x = _as_tensor(input, op)
+    x = as_float_tensor(input, op)
     if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
         normalized_shape = (int(normalized_shape),)
     if not isinstance(normalized_shape, (tuple, list)) or not all(
@@ -321,7 +313,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     the running statistics are used.
     """
     op = "instance_norm"
-    x = _as_tensor(input, op)
+    x = as_float_tensor(input, op)
     check_ndim(x.data, (3, 4, 5), op, layout="(N, C, *spatial)")
     n, c = x.shape[0], x.shape[1]
     context = f"for input with {c} channels"
@@ -348,7 +340,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     """Normalize each sample's channels in ``num_groups`` groups (over C/G and the spatial axes);
     weight and bias are per channel."""
     op = "group_norm"
-    x = _as_tensor(input, op)
+    x = as_float_tensor(input, op)
     check_ndim(x.data, (2, 3, 4, 5), op, layout="(N, C, *)")
     n, c = x.shape[0], x.shape[1]
     if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):

@@ -13,8 +13,9 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..._kernels import pool as _pool
-from ..._validation import check_float, check_ndim, int_pair
+from ..._validation import check_ndim, int_pair
 from ...autograd.function import Function
+from ._args import as_float_tensor
 from ...tensor import Tensor
 
 IntPair = Union[int, Tuple[int, int]]
@@ -60,11 +61,7 @@ def _switch_dtype(input_hw: Sequence[int], return_indices: bool) -> np.dtype:
 
 def _check_input(x, op: str) -> Tensor:
     """A float Tensor of shape (N, C, H, W) or (C, H, W) with non-empty C, H, W."""
-    if isinstance(x, np.ndarray):
-        x = Tensor._wrap(x)  # keep its dtype so a wrong one is reported by this op
-    elif not isinstance(x, Tensor):
-        x = Tensor(x)
-    check_float(x.data, op)
+    x = as_float_tensor(x, op)
     check_ndim(x.data, (3, 4), op, layout="(N, C, H, W)")
     if any(s == 0 for s in x.shape[-3:]):
         raise ValueError(f"{op}: expected non-empty channel and spatial dimensions, got input of shape {x.shape}")
