@@ -37,6 +37,12 @@ def _Tensor():
     return _tensor_type
 
 
+def shape_nbytes(shape, dtype) -> int:
+    """Bytes of an array of ``shape`` and ``dtype``: the unit of every Function's memory declarations
+    (``saved_bytes``, ``workspace_bytes``) that the profiler adds up."""
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
 def _array_nbytes(arrays) -> int:
     """Bytes held by distinct arrays (each buffer counted once)."""
     seen = set()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...autograd.function import Function
+from ...autograd.function import Function, shape_nbytes
 from ._args import as_float_tensor
 from ...tensor import Tensor
 
@@ -52,7 +52,7 @@ class LeakyReLU(Function):
     @staticmethod
     def workspace_bytes(shapes, dtype, **options) -> int:
         """Transient bytes of backward beyond its result: g·slope."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -85,7 +85,7 @@ class ELU(Function):
     @staticmethod
     def workspace_bytes(shapes, dtype, **options) -> int:
         """Transient bytes of backward beyond its result: neg + alpha."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -111,12 +111,12 @@ class Sigmoid(Function):
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The output, the input's shape and dtype."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
 
     @staticmethod
     def workspace_bytes(shapes, dtype, **options) -> int:
         """Transient bytes of backward beyond its result: one input-sized temporary."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -140,12 +140,12 @@ class Tanh(Function):
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The output, the input's shape and dtype."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
 
     @staticmethod
     def workspace_bytes(shapes, dtype, **options) -> int:
         """Transient bytes of backward beyond its result: one input-sized temporary."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -171,17 +171,17 @@ class Softmax(Function):
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The output, the input's shape and dtype."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
 
     @staticmethod
     def workspace_bytes(shapes, dtype, **options) -> int:
         """Transient bytes of backward beyond its result: one input-sized temporary."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """Transient bytes of forward beyond output and saved arrays: x - max and its exp."""
-        return 2 * int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return 2 * shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -201,17 +201,17 @@ class LogSoftmax(Function):
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """The output, the input's shape and dtype."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize if needs_input_grad[0] else 0
+        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
 
     @staticmethod
     def workspace_bytes(shapes, dtype, **options) -> int:
         """Transient bytes of backward beyond its result: exp(out)."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """Transient bytes of forward beyond output and saved arrays: x - max while its exp is taken."""
-        return int(np.prod(shapes[0], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def backward(ctx, g):

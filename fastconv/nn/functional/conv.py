@@ -16,7 +16,7 @@ from ..._kernels import conv as _conv
 from ..._kernels import winograd as _winograd
 from ..._validation import check_ndim, check_same_dtype, int_pair
 from ..._config import run_with_kernel_blas
-from ...autograd.function import Function
+from ...autograd.function import Function, shape_nbytes
 from ._args import as_float_tensor
 from ...tensor import Tensor
 
@@ -283,10 +283,6 @@ def _winograd_backward_workspace(image_shape, out_channels: int, g: ConvGeometry
     return max(dx_pass, dw_pass)
 
 
-def _nbytes(shape, dtype) -> int:
-    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-
-
 def _contiguous(a: np.ndarray) -> np.ndarray:
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
@@ -321,9 +317,9 @@ class Conv2dFunction(Function):
         """x when the weight needs grad, w when the input needs grad."""
         total = 0
         if needs_input_grad[1]:
-            total += _nbytes(shapes[0], dtype)
+            total += shape_nbytes(shapes[0], dtype)
         if needs_input_grad[0]:
-            total += _nbytes(shapes[1], dtype)
+            total += shape_nbytes(shapes[1], dtype)
         return total
 
     @staticmethod

@@ -7,7 +7,7 @@ import numpy as np
 from ..._config import get_num_threads, run_with_kernel_blas
 from ..._kernels import gemm as _gemm
 from ..._validation import check_ndim, check_same_dtype
-from ...autograd.function import Function
+from ...autograd.function import Function, shape_nbytes
 from ._args import as_float_tensor
 from ...tensor import Tensor
 
@@ -39,13 +39,8 @@ class LinearFunction(Function):
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad) -> int:
         """x (as rows) when the weight needs grad, W when the input needs grad."""
-        itemsize = np.dtype(dtype).itemsize
-        total = 0
-        if needs_input_grad[1]:
-            total += int(np.prod(shapes[0], dtype=np.int64)) * itemsize
-        if needs_input_grad[0]:
-            total += int(np.prod(shapes[1], dtype=np.int64)) * itemsize
-        return total
+        return ((shape_nbytes(shapes[0], dtype) if needs_input_grad[1] else 0)
+                + (shape_nbytes(shapes[1], dtype) if needs_input_grad[0] else 0))
 
     @staticmethod
     def macs(shapes, needs_input_grad) -> tuple:

@@ -24,7 +24,7 @@ import numpy as np
 from ..._config import get_num_threads
 from ..._kernels import norm as _norm
 from ..._validation import check_ndim, check_same_dtype
-from ...autograd.function import Function
+from ...autograd.function import Function, shape_nbytes
 from ._args import as_float_tensor
 from ...tensor import Tensor
 
@@ -141,11 +141,10 @@ class Normalize(Function):
         x_shape, w_shape = shapes[0], shapes[1]
         save_x, save_mean, save_rstd, save_w = _save_plan(needs_input_grad, fixed_stats is None,
                                                           w_shape is not None)
-        itemsize = np.dtype(dtype).itemsize
-        total = int(np.prod(x_shape)) * itemsize if save_x else 0
+        total = shape_nbytes(x_shape, dtype) if save_x else 0
         total += (save_mean + save_rstd) * layout.groups * _STAT_ITEMSIZE
         if save_w:
-            total += int(np.prod(w_shape)) * itemsize
+            total += shape_nbytes(w_shape, dtype)
         return total
 
     @staticmethod

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..._kernels import pool as _pool
 from ..._validation import check_ndim, int_pair
-from ...autograd.function import Function
+from ...autograd.function import Function, shape_nbytes
 from ._args import as_float_tensor
 from ...tensor import Tensor
 
@@ -43,10 +43,6 @@ def _pooled_hw(hw: Sequence[int], kernel, stride, padding, dilation, ceil_mode) 
 def _planes(x: np.ndarray) -> np.ndarray:
     """(…, H, W) as a C-contiguous (planes, H, W) array (a view when already contiguous)."""
     return np.ascontiguousarray(x).reshape(-1, x.shape[-2], x.shape[-1])
-
-
-def _nbytes(shape: Sequence[int], dtype) -> int:
-    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 def _switch_dtype(input_hw: Sequence[int], return_indices: bool) -> np.dtype:
@@ -134,7 +130,7 @@ class MaxPool2d(Function):
         if not needs_input_grad[0]:
             return 0
         out_hw = _pooled_hw(shapes[0][-2:], kernel_size, stride, padding, dilation, ceil_mode)
-        return _nbytes(tuple(shapes[0][:-2]) + out_hw, _switch_dtype(shapes[0][-2:], return_indices))
+        return shape_nbytes(tuple(shapes[0][:-2]) + out_hw, _switch_dtype(shapes[0][-2:], return_indices))
 
     @staticmethod
     def backward(ctx, grad_out, grad_indices=None):
@@ -167,7 +163,7 @@ class AdaptiveMaxPool2d(Function):
     def saved_bytes(shapes, dtype, needs_input_grad, output_size, return_indices) -> int:
         if not needs_input_grad[0]:
             return 0
-        return _nbytes(tuple(shapes[0][:-2]) + tuple(output_size), _switch_dtype(shapes[0][-2:], return_indices))
+        return shape_nbytes(tuple(shapes[0][:-2]) + tuple(output_size), _switch_dtype(shapes[0][-2:], return_indices))
 
     @staticmethod
     def backward(ctx, grad_out, grad_indices=None):
@@ -200,7 +196,7 @@ class MaxUnpool2d(Function):
 
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad, output_hw) -> int:
-        return _nbytes(shapes[1], _INDEX_DTYPE) if needs_input_grad[0] else 0
+        return shape_nbytes(shapes[1], _INDEX_DTYPE) if needs_input_grad[0] else 0
 
     @staticmethod
     def backward(ctx, grad_out):
