@@ -45,6 +45,14 @@ def _planes(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(-1, x.shape[-2], x.shape[-1])
 
 
+def _plane_gradient(kernel, grad_out: np.ndarray, input_shape, *geometry) -> np.ndarray:
+    """Input gradient of a pooling whose backward kernel maps output planes to input planes."""
+    g = _planes(grad_out)
+    grad_in = np.empty((g.shape[0],) + tuple(input_shape[-2:]), dtype=g.dtype)
+    kernel(g, grad_in, *geometry)
+    return grad_in.reshape(input_shape)
+
+
 def _switch_dtype(input_hw: Sequence[int], return_indices: bool) -> np.dtype:
     """int64 for switches the caller gets (PyTorch's dtype); int32 for switches only backward
     reads, when the plane allows it (half the memory and bandwidth)."""
@@ -229,11 +237,7 @@ class AvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        shape = ctx.input_shape
-        g = _planes(grad_out)
-        grad_in = np.empty((g.shape[0],) + tuple(shape[-2:]), dtype=g.dtype)
-        _pool.avg_pool2d_backward(g, grad_in, *ctx.geometry)
-        return (grad_in.reshape(shape),)
+        return (_plane_gradient(_pool.avg_pool2d_backward, grad_out, ctx.input_shape, *ctx.geometry),)
 
 
 class AdaptiveAvgPool2d(Function):
@@ -253,11 +257,7 @@ class AdaptiveAvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        shape = ctx.input_shape
-        g = _planes(grad_out)
-        grad_in = np.empty((g.shape[0],) + tuple(shape[-2:]), dtype=g.dtype)
-        _pool.adaptive_avg_pool2d_backward(g, grad_in)
-        return (grad_in.reshape(shape),)
+        return (_plane_gradient(_pool.adaptive_avg_pool2d_backward, grad_out, ctx.input_shape),)
 
 
 # ---- public functions ------------------------------------------------------------------------------
