@@ -10,7 +10,6 @@ import warnings
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
 
 from ..nn.module import Module
 from .layers import model_dtype
@@ -69,6 +68,8 @@ def class_model(model: Module, input_shape: Sequence[int], target: int, steps: i
         grad = np.roll(grad, (-dy, -dx), axis=(2, 3))
         image = image + lr * (grad - 2.0 * l2 * image)
         if blur_every and (step + 1) % blur_every == 0:
+            from scipy import ndimage  # only when blurring: keeps `import fastconv` light
+
             image = ndimage.gaussian_filter(image, sigma=(0, 0, blur_sigma, blur_sigma)).astype(dtype)
     return image[0], scores
 
