@@ -358,7 +358,8 @@ def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--data-root", default=None, help="folder with MNIST IDX files (default: bundled)")
     p.add_argument("--epochs", type=_positive_int, default=3)
     p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--lr", type=_positive_float, default=0.05)
+    p.add_argument("--lr", type=_positive_float, default=0.01,
+                   help="learning rate (SGD with momentum 0.9 diverges on the demo network at 0.05)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0)
