@@ -22,6 +22,162 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
 
+# Shallow GEMMs for the "small depth" path (C·kh·kw ≤ SMALL_DEPTH in nn/functional/conv.py):
+# OpenBLAS runs GEMMs with an inner dimension or a row count of 9–27 at ~25 % of its sgemm rate.
+# These loops keep a block of output columns in vector registers while they sum over the short
+# dimension. On x86 each is compiled for AVX-512, AVX2+FMA and the baseline and picked per call by
+# CPU features, so the module still runs on any x86-64 CPU (plain build elsewhere).
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #define FC_X86 1
+    #define FC_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+    #define FC_AVX2 __attribute__((target("avx2,fma")))
+    #else
+    #define FC_X86 0
+    #endif
+    /* The same body compiled for AVX-512, AVX2+FMA and the baseline, chosen per call by CPU
+       features (arch-based target_clones would match CPU models, not features). */
+    #if FC_X86
+    #define FC_DISPATCH(NAME, DEF, PARAMS, ARGS)                                                 \
+    static FC_AVX512 void NAME##_avx512 PARAMS DEF                                               \
+    static FC_AVX2 void NAME##_avx2 PARAMS DEF                                                   \
+    static void NAME##_base PARAMS DEF                                                           \
+    static void NAME PARAMS {                                                                    \
+        __builtin_cpu_init();                                                                    \
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) NAME##_avx512 ARGS; \
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) NAME##_avx2 ARGS;    \
+        else NAME##_base ARGS;                                                                   \
+    }
+    #else
+    #define FC_DISPATCH(NAME, DEF, PARAMS, ARGS) static void NAME PARAMS DEF
+    #endif
+    #define FC_BLK 64
+    /* C[m, p] = init + sum_t A[m*as_m + t*as_t] * B[t*ldb + p]  (m < M, p < L, t < T);
+       init = bias[m] (bias != NULL), C[m, p] (accumulate != 0) or 0. */
+    #define FC_SMALL_NN_BODY(REAL) {                                                         \
+        for (Py_ssize_t p0 = 0; p0 < L; p0 += FC_BLK) {                                      \
+            Py_ssize_t r = L - p0 < FC_BLK ? L - p0 : FC_BLK;                                \
+            const REAL* bb = B + p0;                                                         \
+            Py_ssize_t m = 0;                                                                \
+            if (r == FC_BLK) {                                                               \
+                for (; m + 2 <= M; m += 2) {                                                 \
+                    const REAL *a0 = A + m * as_m, *a1 = a0 + as_m;                          \
+                    REAL *c0 = C + m * ldc + p0, *c1 = c0 + ldc;                             \
+                    REAL acc0[FC_BLK], acc1[FC_BLK];                                         \
+                    if (accumulate) {                                                        \
+                        for (int q = 0; q < FC_BLK; q++) { acc0[q] = c0[q]; acc1[q] = c1[q]; } \
+                    } else {                                                                 \
+                        REAL v0 = bias ? bias[m] : (REAL)0, v1 = bias ? bias[m + 1] : (REAL)0; \
+                        for (int q = 0; q < FC_BLK; q++) { acc0[q] = v0; acc1[q] = v1; }     \
+                    }                                                                        \
+                    const REAL* b = bb;                                                      \
+                    for (Py_ssize_t t = 0; t < T; t++, b += ldb) {                           \
+                        REAL w0 = a0[t * as_t], w1 = a1[t * as_t];                           \
+                        for (int q = 0; q < FC_BLK; q++) {                                   \
+                            acc0[q] += w0 * b[q]; acc1[q] += w1 * b[q];                      \
+                        }                                                                    \
+                    }                                                                        \
+                    for (int q = 0; q < FC_BLK; q++) { c0[q] = acc0[q]; c1[q] = acc1[q]; }   \
+                }                                                                            \
+            }                                                                                \
+            for (; m < M; m++) {                                                             \
+                const REAL* a = A + m * as_m;                                                \
+                REAL* c = C + m * ldc + p0;                                                  \
+                REAL acc[FC_BLK];                                                            \
+                REAL v = bias ? bias[m] : (REAL)0;                                           \
+                for (Py_ssize_t q = 0; q < r; q++) acc[q] = accumulate ? c[q] : v;           \
+                const REAL* b = bb;                                                          \
+                for (Py_ssize_t t = 0; t < T; t++, b += ldb) {                               \
+                    REAL w0 = a[t * as_t];                                                   \
+                    for (Py_ssize_t q = 0; q < r; q++) acc[q] += w0 * b[q];                  \
+                }                                                                            \
+                for (Py_ssize_t q = 0; q < r; q++) c[q] = acc[q];                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+    /* D[m, t] += sum_p A[m*lda + p] * B[t*ldb + p]  (m < M, t < T, p < L): A·Bᵀ. */
+    #define FC_SMALL_NT_BODY(REAL) {                                                         \
+        for (Py_ssize_t m = 0; m < M; m++) {                                                 \
+            const REAL* a = A + m * lda;                                                     \
+            Py_ssize_t t = 0;                                                                \
+            for (; t + 4 <= T; t += 4) {                                                     \
+                const REAL *b0 = B + t * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb; \
+                REAL s0[16] = {0}, s1[16] = {0}, s2[16] = {0}, s3[16] = {0};                 \
+                Py_ssize_t p = 0;                                                            \
+                for (; p + 16 <= L; p += 16)                                                 \
+                    for (int q = 0; q < 16; q++) {                                           \
+                        REAL av = a[p + q];                                                  \
+                        s0[q] += av * b0[p + q]; s1[q] += av * b1[p + q];                    \
+                        s2[q] += av * b2[p + q]; s3[q] += av * b3[p + q];                    \
+                    }                                                                        \
+                for (; p < L; p++) {                                                         \
+                    REAL av = a[p];                                                          \
+                    s0[0] += av * b0[p]; s1[0] += av * b1[p];                                \
+                    s2[0] += av * b2[p]; s3[0] += av * b3[p];                                \
+                }                                                                            \
+                REAL r0 = 0, r1 = 0, r2 = 0, r3 = 0;                                         \
+                for (int q = 0; q < 16; q++) { r0 += s0[q]; r1 += s1[q]; r2 += s2[q]; r3 += s3[q]; } \
+                D[m * ldd + t] += r0; D[m * ldd + t + 1] += r1;                              \
+                D[m * ldd + t + 2] += r2; D[m * ldd + t + 3] += r3;                          \
+            }                                                                                \
+            for (; t < T; t++) {                                                             \
+                const REAL* b0 = B + t * ldb;                                                \
+                REAL s0[16] = {0};                                                           \
+                Py_ssize_t p = 0;                                                            \
+                for (; p + 16 <= L; p += 16)                                                 \
+                    for (int q = 0; q < 16; q++) s0[q] += a[p + q] * b0[p + q];              \
+                for (; p < L; p++) s0[0] += a[p] * b0[p];                                    \
+                REAL r0 = 0;                                                                 \
+                for (int q = 0; q < 16; q++) r0 += s0[q];                                    \
+                D[m * ldd + t] += r0;                                                        \
+            }                                                                                \
+        }                                                                                    \
+    }
+    #define FC_NN_PARAMS(REAL) (Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const REAL* A,       \
+        Py_ssize_t as_m, Py_ssize_t as_t, const REAL* B, Py_ssize_t ldb, const REAL* bias,         \
+        int accumulate, REAL* C, Py_ssize_t ldc)
+    #define FC_NN_ARGS (M, T, L, A, as_m, as_t, B, ldb, bias, accumulate, C, ldc)
+    #define FC_NT_PARAMS(REAL) (Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const REAL* A,       \
+        Py_ssize_t lda, const REAL* B, Py_ssize_t ldb, REAL* D, Py_ssize_t ldd)
+    #define FC_NT_ARGS (M, T, L, A, lda, B, ldb, D, ldd)
+    FC_DISPATCH(fc_small_nn_f, FC_SMALL_NN_BODY(float), FC_NN_PARAMS(float), FC_NN_ARGS)
+    FC_DISPATCH(fc_small_nn_d, FC_SMALL_NN_BODY(double), FC_NN_PARAMS(double), FC_NN_ARGS)
+    FC_DISPATCH(fc_small_nt_f, FC_SMALL_NT_BODY(float), FC_NT_PARAMS(float), FC_NT_ARGS)
+    FC_DISPATCH(fc_small_nt_d, FC_SMALL_NT_BODY(double), FC_NT_PARAMS(double), FC_NT_ARGS)
+    """
+    void fc_small_nn_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t as_m,
+                       Py_ssize_t as_t, const float* B, Py_ssize_t ldb, const float* bias,
+                       int accumulate, float* C, Py_ssize_t ldc) noexcept nogil
+    void fc_small_nn_d(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const double* A, Py_ssize_t as_m,
+                       Py_ssize_t as_t, const double* B, Py_ssize_t ldb, const double* bias,
+                       int accumulate, double* C, Py_ssize_t ldc) noexcept nogil
+    void fc_small_nt_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t lda,
+                       const float* B, Py_ssize_t ldb, float* D, Py_ssize_t ldd) noexcept nogil
+    void fc_small_nt_d(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const double* A, Py_ssize_t lda,
+                       const double* B, Py_ssize_t ldb, double* D, Py_ssize_t ldd) noexcept nogil
+
+
+cdef inline void small_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
+                          Py_ssize_t as_m, Py_ssize_t as_t, const floating* B, Py_ssize_t ldb,
+                          const floating* bias, bint accumulate, floating* C,
+                          Py_ssize_t ldc) noexcept nogil:
+    """C = A·B (+ bias per row, or + C) for a short inner dimension T; A read with strides."""
+    if floating is float:
+        fc_small_nn_f(M, T, L, A, as_m, as_t, B, ldb, bias, accumulate, C, ldc)
+    else:
+        fc_small_nn_d(M, T, L, A, as_m, as_t, B, ldb, bias, accumulate, C, ldc)
+
+
+cdef inline void small_nt(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
+                          Py_ssize_t lda, const floating* B, Py_ssize_t ldb, floating* D,
+                          Py_ssize_t ldd) noexcept nogil:
+    """D (M×T) += A·Bᵀ with A M×L and B T×L."""
+    if floating is float:
+        fc_small_nt_f(M, T, L, A, lda, B, ldb, D, ldd)
+    else:
+        fc_small_nt_d(M, T, L, A, lda, B, ldb, D, ldd)
+
 
 cdef struct Geometry:
     # image the columns are taken from / scattered into
@@ -135,8 +291,10 @@ cdef Geometry make_geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t
 
 cdef void forward_item(const floating* x, const floating* w, const floating* bias, floating* y,
                        floating* cols, const Geometry* g, Py_ssize_t K, Py_ssize_t groups,
-                       Py_ssize_t oy0, Py_ssize_t oy1, bint parallel_channels) noexcept nogil:
-    """y (one image, K×Ho×Wo) rows [oy0, oy1) = W·im2col(x) + bias, group by group."""
+                       Py_ssize_t oy0, Py_ssize_t oy1, bint parallel_channels,
+                       bint small) noexcept nogil:
+    """y (one image, K×Ho×Wo) rows [oy0, oy1) = W·im2col(x) + bias, group by group
+    (``small``: groups 1, the shallow GEMM instead of BLAS)."""
     cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
     cdef Py_ssize_t R = Cg * g.kh * g.kw, L = (oy1 - oy0) * g.Wo, plane = g.Ho * g.Wo
     cdef Py_ssize_t c, grp
@@ -146,6 +304,9 @@ cdef void forward_item(const floating* x, const floating* w, const floating* bia
             im2col_block(x, g, c, c + 1, oy0, oy1, cols)
     else:
         im2col_block(x, g, 0, g.C, oy0, oy1, cols)
+    if small:
+        small_nn(K, R, L, w, R, 1, cols, L, bias, False, y + oy0 * g.Wo, plane)
+        return
     if bias != NULL:
         fill_channels(y, 0, K, plane, oy0 * g.Wo, L, bias)
         beta = 1
@@ -157,8 +318,10 @@ cdef void forward_item(const floating* x, const floating* w, const floating* bia
 def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] bias,
                  bint has_bias, floating[:, :, :, ::1] y, floating[:, ::1] work,
                  int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                 int block_rows, bint parallel_items, int num_threads):
+                 int block_rows, bint parallel_items, int num_threads, bint small=False):
     """y = conv2d(x, w) + bias through im2col + GEMM, in blocks of ``block_rows`` output rows.
+
+    ``small`` (groups 1 only) replaces BLAS by the shallow GEMM loops above.
 
     ``work`` holds one column buffer per thread (≥ C·kh·kw·block_rows·Wo elements each).
     With ``parallel_items`` the (image, row block) items run in a prange; otherwise serially,
@@ -179,22 +342,23 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const
                 oy0 = (item % nblocks) * block_rows
                 oy1 = min(oy0 + block_rows, Ho)
                 forward_item(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
-                             &work[threadid(), 0], &g, K, groups, oy0, oy1, False)
+                             &work[threadid(), 0], &g, K, groups, oy0, oy1, False, small)
         else:
             for item in range(N * nblocks):
                 n = item // nblocks
                 oy0 = (item % nblocks) * block_rows
                 oy1 = min(oy0 + block_rows, Ho)
                 forward_item(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
-                             &work[0, 0], &g, K, groups, oy0, oy1, num_threads > 1)
+                             &work[0, 0], &g, K, groups, oy0, oy1, num_threads > 1, small)
 
 
 cdef void backward_image(const floating* x, const floating* w, const floating* dy,
                          floating* dx, floating* dw_acc, const floating* dx_init,
                          floating* cols, floating* dcols, const Geometry* g, Py_ssize_t K,
                          Py_ssize_t groups, Py_ssize_t block_rows, bint need_dx, bint need_dw,
-                         bint parallel_channels) noexcept nogil:
-    """One image: dw_acc += dY·im2col(x)ᵀ and dx = col2im(Wᵀ·dY) (+ dx_init per channel)."""
+                         bint parallel_channels, bint small) noexcept nogil:
+    """One image: dw_acc += dY·im2col(x)ᵀ and dx = col2im(Wᵀ·dY) (+ dx_init per channel);
+    ``small``: groups 1, shallow GEMM loops instead of BLAS."""
     cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
     cdef Py_ssize_t R = Cg * g.kh * g.kw, plane_out = g.Ho * g.Wo
     cdef Py_ssize_t oy0, oy1, L, c, grp
@@ -214,12 +378,18 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
                     im2col_block(x, g, c, c + 1, oy0, oy1, cols)
             else:
                 im2col_block(x, g, 0, g.C, oy0, oy1, cols)
-            for grp in range(groups):
+            if small:
+                small_nt(K, R, L, dy + oy0 * g.Wo, plane_out, cols, L, dw_acc, R)
+            else:
+              for grp in range(groups):
                 gemm(False, True, <int>Kg, <int>R, <int>L, <floating>1,
                      dy + grp * Kg * plane_out + oy0 * g.Wo, <int>plane_out,
                      cols + grp * R * L, <int>L, <floating>1, dw_acc + grp * Kg * R, <int>R)
         if need_dx:
-            for grp in range(groups):
+            if small:
+                small_nn(R, K, L, w, 1, R, dy + oy0 * g.Wo, plane_out, NULL, False, dcols, L)
+            else:
+              for grp in range(groups):
                 gemm(True, False, <int>R, <int>L, <int>Kg, <floating>1, w + grp * Kg * R, <int>R,
                      dy + grp * Kg * plane_out + oy0 * g.Wo, <int>plane_out,
                      <floating>0, dcols + grp * R * L, <int>L)
@@ -237,13 +407,14 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                   floating[:, ::1] work, floating[:, ::1] dwork,
                   bint need_dx, bint need_dw, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                   int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                  int block_rows, bint parallel_items, int num_threads):
+                  int block_rows, bint parallel_items, int num_threads, bint small=False):
     """Gradients of y = conv2d(x, w): dw_parts[t] += dY·colsᵀ per thread t, dx = col2im(Wᵀ·dY).
 
     The image (x and dx) is N×C×H×W with N from dy; ``x`` is read only when ``need_dw``,
     ``w`` only when ``need_dx``, ``dx`` written only when ``need_dx``. ``dx_init`` (per
     channel of dx) is the value dx starts from — conv_transpose2d's bias. ``work``/``dwork``
-    hold one column buffer per thread. The caller sums ``dw_parts`` over threads.
+    hold one column buffer per thread. The caller sums ``dw_parts`` over threads. ``small``
+    (groups 1 only) replaces BLAS by the shallow GEMM loops above.
     """
     cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
     cdef Geometry g = make_geometry(C, H, W, Ho, Wo,
@@ -275,9 +446,9 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                                dwptr + t * pstride if need_dw else NULL, init,
                                cptr + t * wstride if need_dw else NULL,
                                dcptr + t * dwstride if need_dx else NULL,
-                               &g, K, groups, block_rows, need_dx, need_dw, False)
+                               &g, K, groups, block_rows, need_dx, need_dw, False, small)
         else:
             for n in range(N):
                 backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
                                dxptr + n * image if need_dx else NULL, dwptr, init, cptr, dcptr,
-                               &g, K, groups, block_rows, need_dx, need_dw, num_threads > 1)
+                               &g, K, groups, block_rows, need_dx, need_dw, num_threads > 1, small)

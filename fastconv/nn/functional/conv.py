@@ -40,6 +40,16 @@ _WINOGRAD: Optional[bool] = None
 WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILE_WORK = 1 << 17
 WINOGRAD_MIN_PIXELS = 100
+# Shallow-GEMM path (DESIGN.md): for groups 1 and C·kh·kw ≤ SMALL_DEPTH the GEMMs after im2col
+# have an inner dimension (forward, dW) or a row count (dX) of at most SMALL_DEPTH, where OpenBLAS
+# runs at ~25 % of its sgemm rate; the kernels' own register-blocked loops replace BLAS there.
+# Same column buffers, so saved and workspace bytes are those of the im2col path.
+# None = automatic (``_use_small_depth``), True = always when groups is 1, False = never.
+# Measured fwd+bwd, 1 thread (shallow / BLAS): depth 9 (C=1, 3×3): 64×1×28→32 0.80, 32×1×28→16
+# 0.74, 8×1×64→64 0.90; depth 25–27: 1×3×32→16 1.0, 16×3×32→32 1.21, 8×3×64→64 1.21,
+# 16×1×64→128 f5 1.36 — hence 9.
+_SMALL_DEPTH: Optional[bool] = None
+SMALL_DEPTH = 9
 # Elements of the transformed tiles of one block (V and M together) per thread: like
 # COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches.
 WINOGRAD_BLOCK_ELEMENTS = 1 << 20
@@ -132,22 +142,33 @@ def _dummy(dtype, ndim: int) -> np.ndarray:
     return np.empty((0,) * ndim, dtype=dtype)
 
 
+def _use_small_depth(image_shape, g: ConvGeometry) -> bool:
+    """Whether conv2d's im2col path uses the shallow GEMM loops instead of BLAS: groups 1 and
+    C·kh·kw ≤ SMALL_DEPTH (unless forced by ``_SMALL_DEPTH``)."""
+    if _SMALL_DEPTH is False or g.groups != 1:
+        return False
+    return bool(_SMALL_DEPTH) or image_shape[1] * g.kh * g.kw <= SMALL_DEPTH
+
+
 def _conv_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray],
-                         out_shape: Tuple[int, int, int, int], g: ConvGeometry) -> np.ndarray:
-    """y = conv2d(x, w2) (+ bias) with w2 the weight as a (K, C/groups·kh·kw) matrix."""
+                         out_shape: Tuple[int, int, int, int], g: ConvGeometry,
+                         small: bool = False) -> np.ndarray:
+    """y = conv2d(x, w2) (+ bias) with w2 the weight as a (K, C/groups·kh·kw) matrix
+    (``small``: groups 1, shallow GEMM loops instead of BLAS)."""
     y = np.empty(out_shape, dtype=x.dtype)
     threads, block, parallel, row_elems = _forward_setup(x.shape, out_shape[1], g)
     work = _work_buffer(threads if parallel else 1, row_elems * block, x.dtype)
     has_bias = bias is not None
     run_with_kernel_blas(_conv.conv_forward, x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias,
-         y, work, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block, parallel, threads)
+         y, work, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block, parallel, threads,
+         small)
     return y
 
 
 def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy: np.ndarray,
                           image_shape: Tuple[int, int, int, int], weight_matrix_shape: Tuple[int, int],
                           g: ConvGeometry, need_dx: bool, need_dw: bool,
-                          dx_init: Optional[np.ndarray] = None):
+                          dx_init: Optional[np.ndarray] = None, small: bool = False):
     """(dx, dw2) of y = conv2d(x, w2) given dY, w2 being the (K, C/groups·kh·kw) weight matrix.
 
     Either gradient may be skipped (returned as None): x is read only for dw2, w2 only for dx.
@@ -166,7 +187,7 @@ def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy:
          w2 if need_dx else _dummy(dtype, 2), dy, dx, dw_parts,
          dx_init if has_init else _dummy(dtype, 1), has_init, work, dwork,
          need_dx, need_dw, c, h, w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block,
-         parallel, threads)
+         parallel, threads, small)
     dw2 = None
     if need_dw:
         dw2 = (dw_parts[0] if used == 1 else dw_parts.sum(axis=0)).reshape(weight_matrix_shape)
@@ -304,7 +325,8 @@ class Conv2dFunction(Function):
         if ctx.winograd:
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
         else:
-            y = _conv_forward_kernel(x, w2, bias, out_shape, g)
+            ctx.small_depth = _use_small_depth(x.shape, g)
+            y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
         ctx.geometry = g
@@ -370,7 +392,7 @@ class Conv2dFunction(Function):
         elif need_dx or need_dw:
             ws = ctx.weight_shape
             dx, dw2 = _conv_backward_kernel(x, w2, dy, ctx.image_shape, (ws[0], ws[1] * ws[2] * ws[3]),
-                                            ctx.geometry, need_dx, need_dw)
+                                            ctx.geometry, need_dx, need_dw, small=ctx.small_depth)
             if need_dw:
                 dw = dw2.reshape(ctx.weight_shape)
         if need_db:
