@@ -270,34 +270,34 @@ class Tensor:
 
     # ---- arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
-        return ops.Add.apply(self, _operand(other, self, "add"))
+        return _binary(ops.Add, self, _operand(other, self, "add"), "add")
 
     def __radd__(self, other):
-        return ops.Add.apply(_operand(other, self, "add"), self)
+        return _binary(ops.Add, _operand(other, self, "add"), self, "add")
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, _operand(other, self, "sub"))
+        return _binary(ops.Sub, self, _operand(other, self, "sub"), "sub")
 
     def __rsub__(self, other):
-        return ops.Sub.apply(_operand(other, self, "sub"), self)
+        return _binary(ops.Sub, _operand(other, self, "sub"), self, "sub")
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, _operand(other, self, "mul"))
+        return _binary(ops.Mul, self, _operand(other, self, "mul"), "mul")
 
     def __rmul__(self, other):
-        return ops.Mul.apply(_operand(other, self, "mul"), self)
+        return _binary(ops.Mul, _operand(other, self, "mul"), self, "mul")
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _operand(other, self, "div"))
+        return _binary(ops.Div, self, _operand(other, self, "div"), "div")
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_operand(other, self, "div"), self)
+        return _binary(ops.Div, _operand(other, self, "div"), self, "div")
 
     def __pow__(self, other):
-        return ops.Pow.apply(self, _operand(other, self, "pow"))
+        return _binary(ops.Pow, self, _operand(other, self, "pow"), "pow")
 
     def __rpow__(self, other):
-        return ops.Pow.apply(_operand(other, self, "pow"), self)
+        return _binary(ops.Pow, _operand(other, self, "pow"), self, "pow")
 
     def __matmul__(self, other):
         return matmul(self, other)
@@ -518,6 +518,20 @@ def _operand(other, like: Tensor, op: str):
         return Tensor(other, dtype=like.dtype if like.dtype.kind == "f" else None)
     except TypeError:
         raise TypeError(f"{op}: unsupported operand type {type(other).__name__} for a Tensor") from None
+
+
+def _binary(function, a, b, op: str) -> Tensor:
+    """An elementwise binary op; a broadcasting mismatch is reported with the op and both shapes."""
+    try:
+        return function.apply(a, b)
+    except ValueError:
+        sa, sb = np.shape(_raw(a)), np.shape(_raw(b))
+        try:
+            np.broadcast_shapes(sa, sb)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {sa} and {sb} do not broadcast (trailing dimensions must be "
+                             "equal or 1)") from None
+        raise
 
 
 def _axis_args(axis, keepdims, dim, keepdim):

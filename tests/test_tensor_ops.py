@@ -282,3 +282,13 @@ def test_cast_is_differentiable():
     out.sum().backward()
     assert a.grad.dtype == np.float64
     np.testing.assert_array_equal(a.grad.numpy(), np.ones(3))
+
+
+@pytest.mark.parametrize("op,fn", [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b),
+                                   ("mul", lambda a, b: a * b), ("div", lambda a, b: a / b),
+                                   ("pow", lambda a, b: a ** b)])
+def test_broadcast_mismatch_names_op_and_shapes(op, fn):
+    with pytest.raises(ValueError, match=rf"{op}: shapes \(2, 3\) and \(4, 5\) do not broadcast"):
+        fn(fc.ones(2, 3), fc.ones(4, 5))
+    with pytest.raises(ValueError, match=rf"{op}: shapes \(2,\) and \(2, 3\) do not broadcast"):
+        fn(np.ones(2, np.float32), fc.ones(2, 3))  # reflected form
