@@ -122,7 +122,9 @@ def test_dispatch_rule(monkeypatch):
     assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3), padding=1).grad_fn.small_depth       # depth 9
     assert F.conv2d(z(1, 1, 9, 9), z(4, 1, 3, 3), stride=2, dilation=2).grad_fn.small_depth
     assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3)).grad_fn.small_depth                  # depth 9
-    assert not F.conv2d(z(1, 3, 8, 8), z(4, 3, 3, 3), stride=2).grad_fn.small_depth    # depth 27
+    assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.small_depth                 # any K
+    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.small_depth       # 27, K 32
+    assert not F.conv2d(z(1, 3, 8, 8), z(33, 3, 3, 3)).grad_fn.small_depth             # 27, K 33
     assert not F.conv2d(z(1, 4, 8, 8), z(4, 4, 3, 3)).grad_fn.small_depth              # depth 36
     assert not F.conv2d(z(1, 3, 16, 16), z(4, 3, 5, 5)).grad_fn.small_depth            # depth 75
     assert not F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.small_depth    # groups
@@ -157,3 +159,31 @@ def test_small_path_declarations(needs):
     ctx = F.conv2d(x, w, b, padding=1).grad_fn
     assert ctx.small_depth
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
+
+
+@pytest.mark.parametrize("needs", [(True, False, True), (False, False, True), (True, True, False), (False, True, True)])
+def test_small_path_partial_gradients(needs):
+    """db fused into the dW pass (weight and bias need grad) or summed separately (otherwise)."""
+    rng = np.random.default_rng(4)
+    arrays = (rng.standard_normal((3, 1, 7, 6)), rng.standard_normal((5, 1, 3, 3)), rng.standard_normal(5))
+    x, w, b = (fc.tensor(a, requires_grad=r) for a, r in zip(arrays, needs))
+    y = F.conv2d(x, w, b, padding=1)
+    assert y.grad_fn.small_depth
+    dy = rng.standard_normal(y.shape)
+    y.backward(dy)
+    refs = reference(*arrays, (1, 1), (1, 1), (1, 1))[1](dy)
+    for t, r, ref in zip((x, w, b), needs, refs):
+        if r:
+            np.testing.assert_allclose(t.grad.numpy(), ref, rtol=1e-10, atol=1e-10)
+        else:
+            assert t.grad is None
+
+
+def test_small_path_workspace_declares_db_partials():
+    shapes = ((4, 1, 16, 16), (8, 1, 3, 3), (8,))
+    ctx = F.conv2d(*(fc.tensor(np.zeros(s, np.float32), requires_grad=True) for s in shapes), padding=1).grad_fn
+    plan = conv_module._backward_plan(shapes[0], 8, ctx.geometry)
+    columns = conv_module._backward_workspace(shapes[0], 8, ctx.geometry, 4)
+    partials = plan.buffers * 8 * 4 if plan.buffers > 1 else 0
+    assert Conv2dFunction.workspace_bytes(shapes, np.float32, geometry=ctx.geometry) == columns + partials
+    assert Conv2dFunction.workspace_bytes(shapes[:2] + (None,), np.float32, geometry=ctx.geometry) == columns

@@ -52,39 +52,51 @@ cdef extern from *:
     #else
     #define FC_DISPATCH(NAME, DEF, PARAMS, ARGS) static void NAME PARAMS DEF
     #endif
-    #define FC_BLK 64
+    /* 64-byte vectors of GCC's vector extension (split into 2 ymm / 4 xmm on narrower targets);
+       unaligned, may alias their element type. Locals of these types stay in registers, where
+       gcc spilled plain accumulator arrays to the stack. */
+    typedef float fc_vf __attribute__((vector_size(64), aligned(4), may_alias));
+    typedef double fc_vd __attribute__((vector_size(64), aligned(8), may_alias));
+    #define FC_BLK_MAX 64
     /* C[m, p] = init + sum_t A[m*as_m + t*as_t] * B[t*ldb + p]  (m < M, p < L, t < T);
-       init = bias[m] (bias != NULL), C[m, p] (accumulate != 0) or 0. */
-    #define FC_SMALL_NN_BODY(REAL) {                                                         \
-        for (Py_ssize_t p0 = 0; p0 < L; p0 += FC_BLK) {                                      \
-            Py_ssize_t r = L - p0 < FC_BLK ? L - p0 : FC_BLK;                                \
+       init = bias[m] (bias != NULL), C[m, p] (accumulate != 0) or 0. Blocks of 4 vectors of
+       columns, two rows at a time. */
+    #define FC_LD(VT, P) (*(const VT*)(P))
+    #define FC_ST(VT, P, V) (*(VT*)(P) = (V))
+    #define FC_SMALL_NN_BODY(REAL, VT) {                                                     \
+        const Py_ssize_t VL = 64 / sizeof(REAL), BLK = 4 * VL;                               \
+        for (Py_ssize_t p0 = 0; p0 < L; p0 += BLK) {                                         \
+            Py_ssize_t r = L - p0 < BLK ? L - p0 : BLK;                                      \
             const REAL* bb = B + p0;                                                         \
             Py_ssize_t m = 0;                                                                \
-            if (r == FC_BLK) {                                                               \
+            if (r == BLK) {                                                                  \
                 for (; m + 2 <= M; m += 2) {                                                 \
                     const REAL *a0 = A + m * as_m, *a1 = a0 + as_m;                          \
                     REAL *c0 = C + m * ldc + p0, *c1 = c0 + ldc;                             \
-                    REAL acc0[FC_BLK], acc1[FC_BLK];                                         \
+                    VT x0, x1, x2, x3, y0, y1, y2, y3;                                       \
                     if (accumulate) {                                                        \
-                        for (int q = 0; q < FC_BLK; q++) { acc0[q] = c0[q]; acc1[q] = c1[q]; } \
+                        x0 = FC_LD(VT, c0); x1 = FC_LD(VT, c0 + VL); x2 = FC_LD(VT, c0 + 2 * VL); x3 = FC_LD(VT, c0 + 3 * VL); \
+                        y0 = FC_LD(VT, c1); y1 = FC_LD(VT, c1 + VL); y2 = FC_LD(VT, c1 + 2 * VL); y3 = FC_LD(VT, c1 + 3 * VL); \
                     } else {                                                                 \
                         REAL v0 = bias ? bias[m] : (REAL)0, v1 = bias ? bias[m + 1] : (REAL)0; \
-                        for (int q = 0; q < FC_BLK; q++) { acc0[q] = v0; acc1[q] = v1; }     \
+                        x0 = x1 = x2 = x3 = (VT){0} + v0;                                    \
+                        y0 = y1 = y2 = y3 = (VT){0} + v1;                                    \
                     }                                                                        \
                     const REAL* b = bb;                                                      \
                     for (Py_ssize_t t = 0; t < T; t++, b += ldb) {                           \
                         REAL w0 = a0[t * as_t], w1 = a1[t * as_t];                           \
-                        for (int q = 0; q < FC_BLK; q++) {                                   \
-                            acc0[q] += w0 * b[q]; acc1[q] += w1 * b[q];                      \
-                        }                                                                    \
+                        VT b0 = FC_LD(VT, b), b1 = FC_LD(VT, b + VL), b2 = FC_LD(VT, b + 2 * VL), b3 = FC_LD(VT, b + 3 * VL); \
+                        x0 += w0 * b0; x1 += w0 * b1; x2 += w0 * b2; x3 += w0 * b3;          \
+                        y0 += w1 * b0; y1 += w1 * b1; y2 += w1 * b2; y3 += w1 * b3;          \
                     }                                                                        \
-                    for (int q = 0; q < FC_BLK; q++) { c0[q] = acc0[q]; c1[q] = acc1[q]; }   \
+                    FC_ST(VT, c0, x0); FC_ST(VT, c0 + VL, x1); FC_ST(VT, c0 + 2 * VL, x2); FC_ST(VT, c0 + 3 * VL, x3); \
+                    FC_ST(VT, c1, y0); FC_ST(VT, c1 + VL, y1); FC_ST(VT, c1 + 2 * VL, y2); FC_ST(VT, c1 + 3 * VL, y3); \
                 }                                                                            \
             }                                                                                \
             for (; m < M; m++) {                                                             \
                 const REAL* a = A + m * as_m;                                                \
                 REAL* c = C + m * ldc + p0;                                                  \
-                REAL acc[FC_BLK];                                                            \
+                REAL acc[FC_BLK_MAX];                                                        \
                 REAL v = bias ? bias[m] : (REAL)0;                                           \
                 for (Py_ssize_t q = 0; q < r; q++) acc[q] = accumulate ? c[q] : v;           \
                 const REAL* b = bb;                                                          \
@@ -96,41 +108,69 @@ cdef extern from *:
             }                                                                                \
         }                                                                                    \
     }
-    /* D[m, t] += sum_p A[m*lda + p] * B[t*ldb + p]  (m < M, t < T, p < L): A·Bᵀ. */
-    #define FC_SMALL_NT_BODY(REAL) {                                                         \
-        for (Py_ssize_t m = 0; m < M; m++) {                                                 \
-            const REAL* a = A + m * lda;                                                     \
-            Py_ssize_t t = 0;                                                                \
-            for (; t + 4 <= T; t += 4) {                                                     \
+    /* D[m, t] += sum_p A[m*lda + p] * B[t*ldb + p]  (m < M, t < T, p < L): A·Bᵀ, as blocks
+       of 2 rows × 4 columns of D summed with vector partials, the rest one dot at a time;
+       rowsum[m] += sum_p A[m*lda + p] when rowsum != NULL (conv's bias gradient). */
+    #define FC_SMALL_NT_BODY(REAL, VT) {                                                     \
+        const Py_ssize_t VL = 64 / sizeof(REAL), LV = L - L % VL;                            \
+        Py_ssize_t m = 0;                                                                    \
+        for (; m + 2 <= M; m += 2) {                                                         \
+            const REAL *a0 = A + m * lda, *a1 = a0 + lda;                                    \
+            for (Py_ssize_t t = 0; t + 4 <= T; t += 4) {                                     \
                 const REAL *b0 = B + t * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb; \
-                REAL s0[16] = {0}, s1[16] = {0}, s2[16] = {0}, s3[16] = {0};                 \
-                Py_ssize_t p = 0;                                                            \
-                for (; p + 16 <= L; p += 16)                                                 \
-                    for (int q = 0; q < 16; q++) {                                           \
-                        REAL av = a[p + q];                                                  \
-                        s0[q] += av * b0[p + q]; s1[q] += av * b1[p + q];                    \
-                        s2[q] += av * b2[p + q]; s3[q] += av * b3[p + q];                    \
-                    }                                                                        \
-                for (; p < L; p++) {                                                         \
-                    REAL av = a[p];                                                          \
-                    s0[0] += av * b0[p]; s1[0] += av * b1[p];                                \
-                    s2[0] += av * b2[p]; s3[0] += av * b3[p];                                \
+                VT s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};                               \
+                VT s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};                               \
+                for (Py_ssize_t p = 0; p < LV; p += VL) {                                    \
+                    VT u0 = FC_LD(VT, a0 + p), u1 = FC_LD(VT, a1 + p);                       \
+                    VT v0 = FC_LD(VT, b0 + p), v1 = FC_LD(VT, b1 + p);                       \
+                    VT v2 = FC_LD(VT, b2 + p), v3 = FC_LD(VT, b3 + p);                       \
+                    s00 += u0 * v0; s01 += u0 * v1; s02 += u0 * v2; s03 += u0 * v3;          \
+                    s10 += u1 * v0; s11 += u1 * v1; s12 += u1 * v2; s13 += u1 * v3;          \
                 }                                                                            \
-                REAL r0 = 0, r1 = 0, r2 = 0, r3 = 0;                                         \
-                for (int q = 0; q < 16; q++) { r0 += s0[q]; r1 += s1[q]; r2 += s2[q]; r3 += s3[q]; } \
-                D[m * ldd + t] += r0; D[m * ldd + t + 1] += r1;                              \
-                D[m * ldd + t + 2] += r2; D[m * ldd + t + 3] += r3;                          \
+                REAL r[8] = {0};                                                             \
+                for (Py_ssize_t q = 0; q < VL; q++) {                                        \
+                    r[0] += s00[q]; r[1] += s01[q]; r[2] += s02[q]; r[3] += s03[q];          \
+                    r[4] += s10[q]; r[5] += s11[q]; r[6] += s12[q]; r[7] += s13[q];          \
+                }                                                                            \
+                for (Py_ssize_t p = LV; p < L; p++) {                                        \
+                    r[0] += a0[p] * b0[p]; r[1] += a0[p] * b1[p];                            \
+                    r[2] += a0[p] * b2[p]; r[3] += a0[p] * b3[p];                            \
+                    r[4] += a1[p] * b0[p]; r[5] += a1[p] * b1[p];                            \
+                    r[6] += a1[p] * b2[p]; r[7] += a1[p] * b3[p];                            \
+                }                                                                            \
+                for (int q = 0; q < 4; q++) {                                                \
+                    D[m * ldd + t + q] += r[q]; D[(m + 1) * ldd + t + q] += r[4 + q];        \
+                }                                                                            \
             }                                                                                \
-            for (; t < T; t++) {                                                             \
-                const REAL* b0 = B + t * ldb;                                                \
-                REAL s0[16] = {0};                                                           \
+        }                                                                                    \
+        if (rowsum) {                                                                        \
+            for (Py_ssize_t mm = 0; mm < M; mm++) {                                          \
+                const REAL* a = A + mm * lda;                                                \
+                VT s0 = {0};                                                                 \
                 Py_ssize_t p = 0;                                                            \
-                for (; p + 16 <= L; p += 16)                                                 \
-                    for (int q = 0; q < 16; q++) s0[q] += a[p + q] * b0[p + q];              \
-                for (; p < L; p++) s0[0] += a[p] * b0[p];                                    \
+                for (; p < LV; p += VL) s0 += FC_LD(VT, a + p);                              \
                 REAL r0 = 0;                                                                 \
-                for (int q = 0; q < 16; q++) r0 += s0[q];                                    \
-                D[m * ldd + t] += r0;                                                        \
+                for (Py_ssize_t q = 0; q < VL; q++) r0 += s0[q];                             \
+                for (; p < L; p++) r0 += a[p];                                               \
+                rowsum[mm] += r0;                                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (Py_ssize_t mm = 0; mm < M; mm++) {                                              \
+            Py_ssize_t t0 = mm < m ? T - T % 4 : 0;  /* rows of the pairs: columns past the quads */ \
+            const REAL* a = A + mm * lda;                                                    \
+            for (Py_ssize_t t = t0; t < T; t++) {                                            \
+                const REAL* b = B + t * ldb;                                                 \
+                VT s0 = {0}, s1 = {0};                                                       \
+                Py_ssize_t p = 0;                                                            \
+                for (; p + 2 * VL <= LV; p += 2 * VL) {                                      \
+                    s0 += FC_LD(VT, a + p) * FC_LD(VT, b + p);                               \
+                    s1 += FC_LD(VT, a + p + VL) * FC_LD(VT, b + p + VL);                     \
+                }                                                                            \
+                for (; p < LV; p += VL) s0 += FC_LD(VT, a + p) * FC_LD(VT, b + p);           \
+                REAL r0 = 0;                                                                 \
+                for (Py_ssize_t q = 0; q < VL; q++) r0 += s0[q] + s1[q];                     \
+                for (; p < L; p++) r0 += a[p] * b[p];                                        \
+                D[mm * ldd + t] += r0;                                                       \
             }                                                                                \
         }                                                                                    \
     }
@@ -139,12 +179,12 @@ cdef extern from *:
         int accumulate, REAL* C, Py_ssize_t ldc)
     #define FC_NN_ARGS (M, T, L, A, as_m, as_t, B, ldb, bias, accumulate, C, ldc)
     #define FC_NT_PARAMS(REAL) (Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const REAL* A,       \
-        Py_ssize_t lda, const REAL* B, Py_ssize_t ldb, REAL* D, Py_ssize_t ldd)
-    #define FC_NT_ARGS (M, T, L, A, lda, B, ldb, D, ldd)
-    FC_DISPATCH(fc_small_nn_f, FC_SMALL_NN_BODY(float), FC_NN_PARAMS(float), FC_NN_ARGS)
-    FC_DISPATCH(fc_small_nn_d, FC_SMALL_NN_BODY(double), FC_NN_PARAMS(double), FC_NN_ARGS)
-    FC_DISPATCH(fc_small_nt_f, FC_SMALL_NT_BODY(float), FC_NT_PARAMS(float), FC_NT_ARGS)
-    FC_DISPATCH(fc_small_nt_d, FC_SMALL_NT_BODY(double), FC_NT_PARAMS(double), FC_NT_ARGS)
+        Py_ssize_t lda, const REAL* B, Py_ssize_t ldb, REAL* D, Py_ssize_t ldd, REAL* rowsum)
+    #define FC_NT_ARGS (M, T, L, A, lda, B, ldb, D, ldd, rowsum)
+    FC_DISPATCH(fc_small_nn_f, FC_SMALL_NN_BODY(float, fc_vf), FC_NN_PARAMS(float), FC_NN_ARGS)
+    FC_DISPATCH(fc_small_nn_d, FC_SMALL_NN_BODY(double, fc_vd), FC_NN_PARAMS(double), FC_NN_ARGS)
+    FC_DISPATCH(fc_small_nt_f, FC_SMALL_NT_BODY(float, fc_vf), FC_NT_PARAMS(float), FC_NT_ARGS)
+    FC_DISPATCH(fc_small_nt_d, FC_SMALL_NT_BODY(double, fc_vd), FC_NT_PARAMS(double), FC_NT_ARGS)
     """
     void fc_small_nn_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t as_m,
                        Py_ssize_t as_t, const float* B, Py_ssize_t ldb, const float* bias,
@@ -153,9 +193,11 @@ cdef extern from *:
                        Py_ssize_t as_t, const double* B, Py_ssize_t ldb, const double* bias,
                        int accumulate, double* C, Py_ssize_t ldc) noexcept nogil
     void fc_small_nt_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t lda,
-                       const float* B, Py_ssize_t ldb, float* D, Py_ssize_t ldd) noexcept nogil
+                       const float* B, Py_ssize_t ldb, float* D, Py_ssize_t ldd,
+                       float* rowsum) noexcept nogil
     void fc_small_nt_d(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const double* A, Py_ssize_t lda,
-                       const double* B, Py_ssize_t ldb, double* D, Py_ssize_t ldd) noexcept nogil
+                       const double* B, Py_ssize_t ldb, double* D, Py_ssize_t ldd,
+                       double* rowsum) noexcept nogil
 
 
 cdef inline void small_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
@@ -171,12 +213,12 @@ cdef inline void small_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floati
 
 cdef inline void small_nt(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
                           Py_ssize_t lda, const floating* B, Py_ssize_t ldb, floating* D,
-                          Py_ssize_t ldd) noexcept nogil:
-    """D (M×T) += A·Bᵀ with A M×L and B T×L."""
+                          Py_ssize_t ldd, floating* rowsum) noexcept nogil:
+    """D (M×T) += A·Bᵀ with A M×L and B T×L; rowsum (unless NULL) += A's row sums."""
     if floating is float:
-        fc_small_nt_f(M, T, L, A, lda, B, ldb, D, ldd)
+        fc_small_nt_f(M, T, L, A, lda, B, ldb, D, ldd, rowsum)
     else:
-        fc_small_nt_d(M, T, L, A, lda, B, ldb, D, ldd)
+        fc_small_nt_d(M, T, L, A, lda, B, ldb, D, ldd, rowsum)
 
 
 cdef struct Geometry:
@@ -353,12 +395,13 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const
 
 
 cdef void backward_image(const floating* x, const floating* w, const floating* dy,
-                         floating* dx, floating* dw_acc, const floating* dx_init,
+                         floating* dx, floating* dw_acc, floating* db_acc, const floating* dx_init,
                          floating* cols, floating* dcols, const Geometry* g, Py_ssize_t K,
                          Py_ssize_t groups, Py_ssize_t block_rows, bint need_dx, bint need_dw,
                          bint parallel_channels, bint small) noexcept nogil:
     """One image: dw_acc += dY·im2col(x)ᵀ and dx = col2im(Wᵀ·dY) (+ dx_init per channel);
-    ``small``: groups 1, shallow GEMM loops instead of BLAS."""
+    ``small``: groups 1, shallow GEMM loops instead of BLAS, and db_acc (unless NULL) += the
+    row sums of dY (the bias gradient) in the dW pass."""
     cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
     cdef Py_ssize_t R = Cg * g.kh * g.kw, plane_out = g.Ho * g.Wo
     cdef Py_ssize_t oy0, oy1, L, c, grp
@@ -379,7 +422,7 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
             else:
                 im2col_block(x, g, 0, g.C, oy0, oy1, cols)
             if small:
-                small_nt(K, R, L, dy + oy0 * g.Wo, plane_out, cols, L, dw_acc, R)
+                small_nt(K, R, L, dy + oy0 * g.Wo, plane_out, cols, L, dw_acc, R, db_acc)
             else:
               for grp in range(groups):
                 gemm(False, True, <int>Kg, <int>R, <int>L, <floating>1,
@@ -403,7 +446,8 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
 
 def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                   const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
-                  floating[:, ::1] dw_parts, const floating[::1] dx_init, bint has_dx_init,
+                  floating[:, ::1] dw_parts, floating[:, ::1] db_parts, bint need_db,
+                  const floating[::1] dx_init, bint has_dx_init,
                   floating[:, ::1] work, floating[:, ::1] dwork,
                   bint need_dx, bint need_dw, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                   int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
@@ -414,7 +458,8 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
     ``w`` only when ``need_dx``, ``dx`` written only when ``need_dx``. ``dx_init`` (per
     channel of dx) is the value dx starts from — conv_transpose2d's bias. ``work``/``dwork``
     hold one column buffer per thread. The caller sums ``dw_parts`` over threads. ``small``
-    (groups 1 only) replaces BLAS by the shallow GEMM loops above.
+    (groups 1 only) replaces BLAS by the shallow GEMM loops above; with it and ``need_dw``,
+    ``need_db`` also accumulates dY's channel sums into ``db_parts[t]`` (K each).
     """
     cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
     cdef Geometry g = make_geometry(C, H, W, Ho, Wo,
@@ -425,6 +470,9 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
     cdef const floating* wptr = &w[0, 0] if need_dx else NULL
     cdef floating* dxptr = &dx[0, 0, 0, 0] if need_dx else NULL
     cdef floating* dwptr = &dw_parts[0, 0] if need_dw else NULL
+    cdef bint fuse_db = small and need_dw and need_db
+    cdef floating* dbptr = &db_parts[0, 0] if fuse_db else NULL
+    cdef Py_ssize_t bstride = db_parts.shape[1]
     cdef floating* cptr = &work[0, 0] if need_dw else NULL
     cdef floating* dcptr = &dwork[0, 0] if need_dx else NULL
     cdef const floating* init = &dx_init[0] if has_dx_init else NULL
@@ -443,12 +491,13 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                 t = threadid()
                 backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
                                dxptr + n * image if need_dx else NULL,
-                               dwptr + t * pstride if need_dw else NULL, init,
+                               dwptr + t * pstride if need_dw else NULL,
+                               dbptr + t * bstride if fuse_db else NULL, init,
                                cptr + t * wstride if need_dw else NULL,
                                dcptr + t * dwstride if need_dx else NULL,
                                &g, K, groups, block_rows, need_dx, need_dw, False, small)
         else:
             for n in range(N):
                 backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
-                               dxptr + n * image if need_dx else NULL, dwptr, init, cptr, dcptr,
+                               dxptr + n * image if need_dx else NULL, dwptr, dbptr, init, cptr, dcptr,
                                &g, K, groups, block_rows, need_dx, need_dw, num_threads > 1, small)

@@ -40,16 +40,20 @@ _WINOGRAD: Optional[bool] = None
 WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILE_WORK = 1 << 17
 WINOGRAD_MIN_PIXELS = 100
-# Shallow-GEMM path (DESIGN.md): for groups 1 and C·kh·kw ≤ SMALL_DEPTH the GEMMs after im2col
-# have an inner dimension (forward, dW) or a row count (dX) of at most SMALL_DEPTH, where OpenBLAS
+# Shallow-GEMM path (DESIGN.md): for groups 1 and a small depth C·kh·kw the GEMMs after im2col
+# have an inner dimension (forward, dW) or a row count (dX) equal to that depth, where OpenBLAS
 # runs at ~25 % of its sgemm rate; the kernels' own register-blocked loops replace BLAS there.
-# Same column buffers, so saved and workspace bytes are those of the im2col path.
-# None = automatic (``_use_small_depth``), True = always when groups is 1, False = never.
-# Measured fwd+bwd, 1 thread (shallow / BLAS): depth 9 (C=1, 3×3): 64×1×28→32 0.80, 32×1×28→16
-# 0.74, 8×1×64→64 0.90; depth 25–27: 1×3×32→16 1.0, 16×3×32→32 1.21, 8×3×64→64 1.21,
-# 16×1×64→128 f5 1.36 — hence 9.
+# Same column buffers, so saved and workspace bytes are those of the im2col path (plus per-thread
+# bias-gradient partials). None = automatic (``_use_small_depth``), True = always when groups is 1,
+# False = never. Rule: depth ≤ SMALL_DEPTH, or depth ≤ SMALL_DEPTH_NARROW with K ≤ SMALL_NARROW_K.
+# Measured fwd+bwd, 1 thread (shallow / BLAS time, same process): depth 9: 64×1×28→32 0.57,
+# 32×1×28→16 0.50, 8×1×64→64 0.78, 16×1×32→128 0.65, 8×1×32→256 0.56, 1×1×28→32 0.76;
+# depth 27, K ≤ 32: 1×3×32→16 0.87, 16×3×32→32 0.83–0.91, 8×3×64→32 0.92, 8×3×32→8 0.64;
+# depth 25–27, K ≥ 64: 0.98–1.06 (8×3×64→64, 8×3×32→128, 16×1×64→128 f5), f5 C=2–3 K=64 0.97–1.25.
 _SMALL_DEPTH: Optional[bool] = None
 SMALL_DEPTH = 9
+SMALL_DEPTH_NARROW = 27
+SMALL_NARROW_K = 32
 # Elements of the transformed tiles of one block (V and M together) per thread: like
 # COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches.
 WINOGRAD_BLOCK_ELEMENTS = 1 << 20
@@ -142,12 +146,15 @@ def _dummy(dtype, ndim: int) -> np.ndarray:
     return np.empty((0,) * ndim, dtype=dtype)
 
 
-def _use_small_depth(image_shape, g: ConvGeometry) -> bool:
+def _use_small_depth(image_shape, out_channels: int, g: ConvGeometry) -> bool:
     """Whether conv2d's im2col path uses the shallow GEMM loops instead of BLAS: groups 1 and
-    C·kh·kw ≤ SMALL_DEPTH (unless forced by ``_SMALL_DEPTH``)."""
+    depth C·kh·kw ≤ SMALL_DEPTH, or ≤ SMALL_DEPTH_NARROW with K ≤ SMALL_NARROW_K (unless forced
+    by ``_SMALL_DEPTH``)."""
     if _SMALL_DEPTH is False or g.groups != 1:
         return False
-    return bool(_SMALL_DEPTH) or image_shape[1] * g.kh * g.kw <= SMALL_DEPTH
+    depth = image_shape[1] * g.kh * g.kw
+    return (bool(_SMALL_DEPTH) or depth <= SMALL_DEPTH
+            or (depth <= SMALL_DEPTH_NARROW and out_channels <= SMALL_NARROW_K))
 
 
 def _conv_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray],
@@ -168,11 +175,13 @@ def _conv_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarra
 def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy: np.ndarray,
                           image_shape: Tuple[int, int, int, int], weight_matrix_shape: Tuple[int, int],
                           g: ConvGeometry, need_dx: bool, need_dw: bool,
-                          dx_init: Optional[np.ndarray] = None, small: bool = False):
-    """(dx, dw2) of y = conv2d(x, w2) given dY, w2 being the (K, C/groups·kh·kw) weight matrix.
+                          dx_init: Optional[np.ndarray] = None, small: bool = False,
+                          need_db: bool = False):
+    """(dx, dw2, db) of y = conv2d(x, w2) given dY, w2 being the (K, C/groups·kh·kw) weight matrix.
 
     Either gradient may be skipped (returned as None): x is read only for dw2, w2 only for dx.
-    ``dx_init`` (per channel of dx) is added to dx: conv_transpose2d's bias.
+    ``dx_init`` (per channel of dx) is added to dx: conv_transpose2d's bias. db (dY summed per
+    channel) is fused into the dW pass when ``small``, ``need_dw`` and ``need_db``; else None.
     """
     dtype = dy.dtype
     n, c, h, w = image_shape
@@ -182,16 +191,19 @@ def _conv_backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy:
                 if need_dw else _dummy(dtype, 2))
     work = _work_buffer(used, row_elems * block, dtype) if need_dw else _dummy(dtype, 2)
     dwork = _work_buffer(used, row_elems * block, dtype) if need_dx else _dummy(dtype, 2)
+    fuse_db = small and need_dw and need_db
+    db_parts = np.zeros((used, dy.shape[1]), dtype=dtype) if fuse_db else _dummy(dtype, 2)
     has_init = dx_init is not None
     run_with_kernel_blas(_conv.conv_backward, x if need_dw else _dummy(dtype, 4),
-         w2 if need_dx else _dummy(dtype, 2), dy, dx, dw_parts,
+         w2 if need_dx else _dummy(dtype, 2), dy, dx, dw_parts, db_parts, fuse_db,
          dx_init if has_init else _dummy(dtype, 1), has_init, work, dwork,
          need_dx, need_dw, c, h, w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, block,
          parallel, threads, small)
     dw2 = None
     if need_dw:
         dw2 = (dw_parts[0] if used == 1 else dw_parts.sum(axis=0)).reshape(weight_matrix_shape)
-    return (dx if need_dx else None), dw2
+    db = (db_parts[0] if used == 1 else db_parts.sum(axis=0)) if fuse_db else None
+    return (dx if need_dx else None), dw2, db
 
 
 def _backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int) -> int:
@@ -325,7 +337,7 @@ class Conv2dFunction(Function):
         if ctx.winograd:
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
         else:
-            ctx.small_depth = _use_small_depth(x.shape, g)
+            ctx.small_depth = _use_small_depth(x.shape, weight.shape[0], g)
             y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
@@ -346,12 +358,18 @@ class Conv2dFunction(Function):
 
     @staticmethod
     def workspace_bytes(shapes, dtype, geometry=None) -> int:
-        """Largest transient buffers of backward: the column buffers (im2col and Wᵀ·dY), or on
-        the Winograd path the larger of its dX and dW passes."""
+        """Largest transient buffers of backward: the column buffers (im2col and Wᵀ·dY) (+ the
+        per-thread db partials on the shallow path with a bias), or on the Winograd path the
+        larger of its dX and dW passes."""
         itemsize = np.dtype(dtype).itemsize
         if _use_winograd(shapes[0], shapes[1], geometry):
             return _winograd_backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
-        return _backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
+        total = _backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
+        if len(shapes) > 2 and shapes[2] is not None and _use_small_depth(shapes[0], shapes[1][0], geometry):
+            used = _backward_plan(shapes[0], shapes[1][0], geometry).buffers
+            if used > 1:  # per-thread bias-gradient partials of the fused db (summed afterwards)
+                total += used * shapes[1][0] * itemsize
+        return total
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
@@ -391,11 +409,13 @@ class Conv2dFunction(Function):
                 dw = _winograd_weight_grad_kernel(x, dy, g.ph, g.pw, ws)
         elif need_dx or need_dw:
             ws = ctx.weight_shape
-            dx, dw2 = _conv_backward_kernel(x, w2, dy, ctx.image_shape, (ws[0], ws[1] * ws[2] * ws[3]),
-                                            ctx.geometry, need_dx, need_dw, small=ctx.small_depth)
+            dx, dw2, db = _conv_backward_kernel(x, w2, dy, ctx.image_shape,
+                                                (ws[0], ws[1] * ws[2] * ws[3]), ctx.geometry,
+                                                need_dx, need_dw, small=ctx.small_depth,
+                                                need_db=need_db)
             if need_dw:
                 dw = dw2.reshape(ctx.weight_shape)
-        if need_db:
+        if need_db and db is None:
             db = dy.sum(axis=(0, 2, 3))
         return dx, dw, db
 
@@ -410,7 +430,7 @@ class ConvTranspose2dFunction(Function):
         w2 = _contiguous(weight).reshape(weight.shape[0], -1)
         if bias is not None:
             bias = _contiguous(bias)
-        y, _ = _conv_backward_kernel(None, w2, x, out_shape, w2.shape, g, True, False, dx_init=bias)
+        y, _, _ = _conv_backward_kernel(None, w2, x, out_shape, w2.shape, g, True, False, dx_init=bias)
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
         ctx.geometry = g
@@ -454,7 +474,7 @@ class ConvTranspose2dFunction(Function):
             dx = _conv_forward_kernel(dy, w2, None, ctx.input_shape, g)
         if need_dw:
             ws = ctx.weight_shape
-            _, dw2 = _conv_backward_kernel(dy, None, x, ctx.out_shape, (ws[0], ws[1] * ws[2] * ws[3]),
+            _, dw2, _ = _conv_backward_kernel(dy, None, x, ctx.out_shape, (ws[0], ws[1] * ws[2] * ws[3]),
                                            g, False, True)
             dw = dw2.reshape(ctx.weight_shape)
         if need_db:
