@@ -187,3 +187,26 @@ def test_small_path_workspace_declares_db_partials():
     partials = plan.buffers * 8 * 4 if plan.buffers > 1 else 0
     assert Conv2dFunction.workspace_bytes(shapes, np.float32, geometry=ctx.geometry) == columns + partials
     assert Conv2dFunction.workspace_bytes(shapes[:2] + (None,), np.float32, geometry=ctx.geometry) == columns
+
+
+@pytest.mark.parametrize("small", [True, False])
+@pytest.mark.parametrize("k", [1, 5])
+def test_batch_one_backward_split_over_threads(monkeypatch, small, k):
+    """Fewer images than threads: dW split over output channels, dX over columns (both paths)."""
+    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", small)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(9)
+        arrays = (rng.standard_normal((1, 2, 9, 11)), rng.standard_normal((k, 2, 3, 3)), rng.standard_normal(k))
+        x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
+        y = F.conv2d(x, w, b, stride=(1, 2), padding=1)
+        assert y.grad_fn.small_depth == small
+        dy = rng.standard_normal(y.shape)
+        y.backward(dy)
+        y_ref, grads = reference(*arrays, (1, 2), (1, 1), (1, 1))
+        np.testing.assert_allclose(y.numpy(), y_ref, rtol=1e-10, atol=1e-10)
+        for t, ref in zip((x, w, b), grads(dy)):
+            np.testing.assert_allclose(t.grad.numpy(), ref, rtol=1e-10, atol=1e-10)
+    finally:
+        fc.set_num_threads(previous)

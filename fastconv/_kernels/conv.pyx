@@ -394,20 +394,56 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const
                              &work[0, 0], &g, K, groups, oy0, oy1, num_threads > 1, small)
 
 
+cdef void dw_panel(const floating* dy, const floating* cols, floating* dw_acc, floating* db_acc,
+                   Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t Kg, Py_ssize_t R, Py_ssize_t L,
+                   Py_ssize_t plane_out, Py_ssize_t groups, bint small) noexcept nogil:
+    """dw_acc rows [k0, k1) of every group += dY·colsᵀ (dy at the block's first output pixel)."""
+    cdef Py_ssize_t grp
+    if k1 <= k0:
+        return
+    if small:
+        small_nt(k1 - k0, R, L, dy + k0 * plane_out, plane_out, cols, L, dw_acc + k0 * R, R,
+                 db_acc + k0 if db_acc != NULL else NULL)
+        return
+    for grp in range(groups):
+        gemm(False, True, <int>(k1 - k0), <int>R, <int>L, <floating>1,
+             dy + (grp * Kg + k0) * plane_out, <int>plane_out,
+             cols + grp * R * L, <int>L, <floating>1, dw_acc + (grp * Kg + k0) * R, <int>R)
+
+
+cdef void dx_panel(const floating* w, const floating* dy, floating* dcols, Py_ssize_t l0,
+                   Py_ssize_t l1, Py_ssize_t Kg, Py_ssize_t R, Py_ssize_t L, Py_ssize_t plane_out,
+                   Py_ssize_t groups, bint small) noexcept nogil:
+    """Columns [l0, l1) of dcols = Wᵀ·dY, group by group."""
+    cdef Py_ssize_t grp
+    if l1 <= l0:
+        return
+    if small:
+        small_nn(R, Kg, l1 - l0, w, 1, R, dy + l0, plane_out, NULL, False, dcols + l0, L)
+        return
+    for grp in range(groups):
+        gemm(True, False, <int>R, <int>(l1 - l0), <int>Kg, <floating>1, w + grp * Kg * R, <int>R,
+             dy + grp * Kg * plane_out + l0, <int>plane_out,
+             <floating>0, dcols + grp * R * L + l0, <int>L)
+
+
 cdef void backward_image(const floating* x, const floating* w, const floating* dy,
                          floating* dx, floating* dw_acc, floating* db_acc, const floating* dx_init,
                          floating* cols, floating* dcols, const Geometry* g, Py_ssize_t K,
                          Py_ssize_t groups, Py_ssize_t block_rows, bint need_dx, bint need_dw,
-                         bint parallel_channels, bint small) noexcept nogil:
+                         Py_ssize_t panels, bint small) noexcept nogil:
     """One image: dw_acc += dY·im2col(x)ᵀ and dx = col2im(Wᵀ·dY) (+ dx_init per channel);
     ``small``: groups 1, shallow GEMM loops instead of BLAS, and db_acc (unless NULL) += the
-    row sums of dY (the bias gradient) in the dW pass."""
+    row sums of dY (the bias gradient) in the dW pass. ``panels`` > 1: that many threads split
+    im2col/col2im over channels, the dW GEMM over output channels and the dX GEMM over columns
+    (each thread writes its own rows or columns, so no atomics); 1 runs serially."""
     cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
     cdef Py_ssize_t R = Cg * g.kh * g.kw, plane_out = g.Ho * g.Wo
-    cdef Py_ssize_t oy0, oy1, L, c, grp
+    cdef Py_ssize_t oy0, oy1, L, c, p
+    cdef bint parallel_channels = panels > 1
     if need_dx:
         if parallel_channels:
-            for c in prange(g.C, schedule='static'):
+            for c in prange(g.C, schedule='static', num_threads=panels):
                 fill_channels(dx, c, c + 1, g.H * g.W, 0, g.H * g.W, dx_init)
         else:
             fill_channels(dx, 0, g.C, g.H * g.W, 0, g.H * g.W, dx_init)
@@ -417,29 +453,24 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
         L = (oy1 - oy0) * g.Wo
         if need_dw:
             if parallel_channels:
-                for c in prange(g.C, schedule='static'):
+                for c in prange(g.C, schedule='static', num_threads=panels):
                     im2col_block(x, g, c, c + 1, oy0, oy1, cols)
+                for p in prange(panels, schedule='static', num_threads=panels):
+                    dw_panel(dy + oy0 * g.Wo, cols, dw_acc, db_acc, p * Kg // panels,
+                             (p + 1) * Kg // panels, Kg, R, L, plane_out, groups, small)
             else:
                 im2col_block(x, g, 0, g.C, oy0, oy1, cols)
-            if small:
-                small_nt(K, R, L, dy + oy0 * g.Wo, plane_out, cols, L, dw_acc, R, db_acc)
-            else:
-              for grp in range(groups):
-                gemm(False, True, <int>Kg, <int>R, <int>L, <floating>1,
-                     dy + grp * Kg * plane_out + oy0 * g.Wo, <int>plane_out,
-                     cols + grp * R * L, <int>L, <floating>1, dw_acc + grp * Kg * R, <int>R)
+                dw_panel(dy + oy0 * g.Wo, cols, dw_acc, db_acc, 0, Kg, Kg, R, L, plane_out,
+                         groups, small)
         if need_dx:
-            if small:
-                small_nn(R, K, L, w, 1, R, dy + oy0 * g.Wo, plane_out, NULL, False, dcols, L)
-            else:
-              for grp in range(groups):
-                gemm(True, False, <int>R, <int>L, <int>Kg, <floating>1, w + grp * Kg * R, <int>R,
-                     dy + grp * Kg * plane_out + oy0 * g.Wo, <int>plane_out,
-                     <floating>0, dcols + grp * R * L, <int>L)
             if parallel_channels:
-                for c in prange(g.C, schedule='static'):
+                for p in prange(panels, schedule='static', num_threads=panels):
+                    dx_panel(w, dy + oy0 * g.Wo, dcols, p * L // panels, (p + 1) * L // panels,
+                             Kg, R, L, plane_out, groups, small)
+                for c in prange(g.C, schedule='static', num_threads=panels):
                     col2im_block(dcols, g, c, c + 1, oy0, oy1, dx)
             else:
+                dx_panel(w, dy + oy0 * g.Wo, dcols, 0, L, Kg, R, L, plane_out, groups, small)
                 col2im_block(dcols, g, 0, g.C, oy0, oy1, dx)
         oy0 = oy1
 
@@ -495,9 +526,9 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                                dbptr + t * bstride if fuse_db else NULL, init,
                                cptr + t * wstride if need_dw else NULL,
                                dcptr + t * dwstride if need_dx else NULL,
-                               &g, K, groups, block_rows, need_dx, need_dw, False, small)
+                               &g, K, groups, block_rows, need_dx, need_dw, 1, small)
         else:
             for n in range(N):
                 backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
                                dxptr + n * image if need_dx else NULL, dwptr, dbptr, init, cptr, dcptr,
-                               &g, K, groups, block_rows, need_dx, need_dw, num_threads > 1, small)
+                               &g, K, groups, block_rows, need_dx, need_dw, max(num_threads, 1), small)
