@@ -99,14 +99,10 @@ class ELU(Function):
         return np.where(mask, g, g * (neg + g.dtype.type(ctx.alpha)))
 
 
-class Sigmoid(Function):
-    @staticmethod
-    def forward(ctx, x):
-        # exp of -|x| never overflows
-        e = np.exp(-np.abs(x))
-        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-        ctx.save_for_backward(out)
-        return out
+class _SavesOutput(Function):
+    """An activation whose backward needs only its output (sigmoid, tanh, softmax, log-softmax):
+    it saves the output when the input needs a gradient, and backward makes one input-sized
+    temporary beyond its result."""
 
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -117,6 +113,16 @@ class Sigmoid(Function):
     def workspace_bytes(shapes, dtype, **options) -> int:
         """Transient bytes of backward beyond its result: one input-sized temporary."""
         return shape_nbytes(shapes[0], dtype)
+
+
+class Sigmoid(_SavesOutput):
+    @staticmethod
+    def forward(ctx, x):
+        # exp of -|x| never overflows
+        e = np.exp(-np.abs(x))
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -130,22 +136,12 @@ class Sigmoid(Function):
         return g * out * (1 - out)
 
 
-class Tanh(Function):
+class Tanh(_SavesOutput):
     @staticmethod
     def forward(ctx, x):
         out = np.tanh(x)
         ctx.save_for_backward(out)
         return out
-
-    @staticmethod
-    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
-        """The output, the input's shape and dtype."""
-        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
-
-    @staticmethod
-    def workspace_bytes(shapes, dtype, **options) -> int:
-        """Transient bytes of backward beyond its result: one input-sized temporary."""
-        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -158,7 +154,7 @@ class Tanh(Function):
         return g * (1 - out * out)
 
 
-class Softmax(Function):
+class Softmax(_SavesOutput):
     @staticmethod
     def forward(ctx, x, axis=-1):
         shifted = x - x.max(axis=axis, keepdims=True)
@@ -167,16 +163,6 @@ class Softmax(Function):
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
-
-    @staticmethod
-    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
-        """The output, the input's shape and dtype."""
-        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
-
-    @staticmethod
-    def workspace_bytes(shapes, dtype, **options) -> int:
-        """Transient bytes of backward beyond its result: one input-sized temporary."""
-        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -189,7 +175,7 @@ class Softmax(Function):
         return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmax(_SavesOutput):
     @staticmethod
     def forward(ctx, x, axis=-1):
         shifted = x - x.max(axis=axis, keepdims=True)
@@ -197,16 +183,6 @@ class LogSoftmax(Function):
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
-
-    @staticmethod
-    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
-        """The output, the input's shape and dtype."""
-        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
-
-    @staticmethod
-    def workspace_bytes(shapes, dtype, **options) -> int:
-        """Transient bytes of backward beyond its result: exp(out)."""
-        return shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
