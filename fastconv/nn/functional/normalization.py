@@ -242,6 +242,17 @@ def _spatial_size(shape: Sequence[int]) -> int:
 
 # ---- public functions -------------------------------------------------------------------------
 
+def _per_channel_args(op: str, x: Tensor, running_mean, running_var, weight, bias, eps, momentum):
+    """Checked arguments of the per-channel norms (batch and instance norm): N, C, spatial size,
+    running statistics, per-channel affine, eps and momentum."""
+    n, c = x.shape[0], x.shape[1]
+    context = f"for input with {c} channels"
+    rm, rv = _running_stats(op, x, running_mean, running_var, c)
+    w = _optional(weight, op, "weight", x, (c,), context)
+    b = _optional(bias, op, "bias", x, (c,), context)
+    return (n, c, _spatial_size(x.shape), rm, rv, w, b, _check_eps(eps, op), _check_momentum(momentum, op))
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalize each channel of an (N, C, *) input over N and the spatial axes.
@@ -256,14 +267,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     op = "batch_norm"
     x = as_float_tensor(input, op)
     check_ndim(x.data, (2, 3, 4, 5), op, layout="(N, C, *)")
-    n, c = x.shape[0], x.shape[1]
-    context = f"for input with {c} channels"
-    rm, rv = _running_stats(op, x, running_mean, running_var, c)
-    w = _optional(weight, op, "weight", x, (c,), context)
-    b = _optional(bias, op, "bias", x, (c,), context)
-    eps = _check_eps(eps, op)
-    momentum = _check_momentum(momentum, op)
-    s = _spatial_size(x.shape)
+    n, c, s, rm, rv, w, b, eps, momentum = _per_channel_args(op, x, running_mean, running_var, weight, bias,
+                                                             eps, momentum)
     layout = _Layout((n, c, s), cpg=1, channels=c)
     use_batch = training or rm is None
     if training and n * s == 1:
@@ -314,14 +319,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     op = "instance_norm"
     x = as_float_tensor(input, op)
     check_ndim(x.data, (3, 4, 5), op, layout="(N, C, *spatial)")
-    n, c = x.shape[0], x.shape[1]
-    context = f"for input with {c} channels"
-    rm, rv = _running_stats(op, x, running_mean, running_var, c)
-    w = _optional(weight, op, "weight", x, (c,), context)
-    b = _optional(bias, op, "bias", x, (c,), context)
-    eps = _check_eps(eps, op)
-    momentum = _check_momentum(momentum, op)
-    s = _spatial_size(x.shape)
+    n, c, s, rm, rv, w, b, eps, momentum = _per_channel_args(op, x, running_mean, running_var, weight, bias,
+                                                             eps, momentum)
     layout = _Layout((1, n * c, s), cpg=1, channels=c)
     if use_input_stats:
         if s == 1:
