@@ -279,6 +279,20 @@ def test_conv2d_saved_bytes_declaration(rng, needs):
                                           geometry=ctx.geometry) > 0
 
 
+def _agree_with_torch(torch, rng, ours, theirs, arrays, opts):
+    """Outputs and the gradients of every argument equal torch's for the same float32 arrays."""
+    mine = [fc.tensor(a, requires_grad=True) for a in arrays]
+    ref = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = ours(*mine, **opts)
+    ty = theirs(*ref, **opts)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(ty.shape).astype(np.float32)
+    y.backward(dy)
+    ty.backward(torch.tensor(dy))
+    for a, t in zip(mine, ref):
+        np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
 def test_conv2d_matches_torch(torch, rng):
     import warnings
 
@@ -290,16 +304,7 @@ def test_conv2d_matches_torch(torch, rng):
         x = rng.standard_normal((3, 6, 9, 8)).astype(np.float32)
         w = rng.standard_normal((12, 6 // g, kh, 3)).astype(np.float32)
         b = rng.standard_normal(12).astype(np.float32)
-        X, W, B = (fc.tensor(a, requires_grad=True) for a in (x, w, b))
-        TX, TW, TB = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-        y = F.conv2d(X, W, B, **opts)
-        ty = torch.nn.functional.conv2d(TX, TW, TB, **opts)
-        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
-        dy = rng.standard_normal(ty.shape).astype(np.float32)
-        y.backward(dy)
-        ty.backward(torch.tensor(dy))
-        for ours, theirs in ((X, TX), (W, TW), (B, TB)):
-            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-3)
+        _agree_with_torch(torch, rng, F.conv2d, torch.nn.functional.conv2d, (x, w, b), opts)
 
 
 # ---- conv_transpose2d --------------------------------------------------------------------------------
@@ -359,16 +364,7 @@ def test_conv_transpose2d_matches_torch(torch, rng):
         x = rng.standard_normal((2, 4, 5, 6)).astype(np.float32)
         w = rng.standard_normal((4, 6 // g, 3, 3)).astype(np.float32)
         b = rng.standard_normal(6).astype(np.float32)
-        X, W, B = (fc.tensor(a, requires_grad=True) for a in (x, w, b))
-        TX, TW, TB = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-        y = F.conv_transpose2d(X, W, B, **opts)
-        ty = torch.nn.functional.conv_transpose2d(TX, TW, TB, **opts)
-        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
-        dy = rng.standard_normal(ty.shape).astype(np.float32)
-        y.backward(dy)
-        ty.backward(torch.tensor(dy))
-        for ours, theirs in ((X, TX), (W, TW), (B, TB)):
-            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-3)
+        _agree_with_torch(torch, rng, F.conv_transpose2d, torch.nn.functional.conv_transpose2d, (x, w, b), opts)
 
 
 def test_conv_transpose2d_saved_bytes_declaration(rng):
