@@ -14,6 +14,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 OPENMP_FLAG = "-fopenmp"
+KERNEL_DIR = os.path.join("fastconv", "_kernels")
 DIRECTIVES = {
     "language_level": "3",
     "boundscheck": False,
@@ -60,7 +61,7 @@ def kernel_extensions():
     wanted = os.environ.get("FASTCONV_KERNELS")
     wanted = set(wanted.split(",")) if wanted else None
     exts = []
-    for path in sorted(glob.glob(os.path.join("fastconv", "_kernels", "*.pyx"))):
+    for path in sorted(glob.glob(os.path.join(KERNEL_DIR, "*.pyx"))):
         name = os.path.splitext(os.path.basename(path))[0]
         if wanted is not None and name not in wanted and name != "_omp":
             continue
@@ -68,6 +69,8 @@ def kernel_extensions():
             Extension(
                 f"fastconv._kernels.{name}",
                 [path],
+                include_dirs=[KERNEL_DIR],
+                depends=glob.glob(os.path.join(KERNEL_DIR, "*.h")) + glob.glob(os.path.join(KERNEL_DIR, "*.pxd")),
                 extra_compile_args=["-O3", "-fno-math-errno"],
                 extra_link_args=[],
             )

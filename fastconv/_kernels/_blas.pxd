@@ -1,5 +1,9 @@
 # cython: language_level=3
-"""Row-major GEMM over scipy's Fortran BLAS (sgemm/dgemm), callable without the GIL.
+"""Row-major GEMM, callable without the GIL: fastconv's AVX-512 sgemm or scipy's BLAS.
+
+float32 products run on fastconv's own packed AVX-512 kernel (_sgemm.h) when the CPU has
+AVX-512 and the shape suits 12x32 register tiles; everything else (float64, narrow shapes,
+CPUs without AVX-512) goes to scipy's Fortran BLAS (sgemm/dgemm).
 
 Fortran BLAS is column-major; a row-major matrix is the transpose of the same buffer read
 column-major, so C = op(A)·op(B) (row-major) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ with A and B
@@ -8,6 +12,12 @@ inside a ``prange`` unless BLAS has been limited to one thread.
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef extern from "_sgemm.h" nogil:
+    int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                 const float* a, int lda, const float* b, int ldb,
+                 float beta, float* c, int ldc)
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -24,6 +34,8 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     if m <= 0 or n <= 0:
         return
     if floating is float:
+        if fc_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+            return
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)

@@ -1,0 +1,251 @@
+/* fastconv's own single-precision GEMM for CPUs with AVX-512 (single-threaded; callers split work).
+
+   Why: the BLAS the kernels reach through scipy (OpenBLAS) may run 256-bit kernels on an AVX-512
+   machine (this project's reference machine pins OPENBLAS_CORETYPE=Haswell), which leaves half
+   the FMA width unused; PyTorch's oneDNN does not. This is the classic packed GEMM (Goto & van de
+   Geijn 2008, the BLIS loop order): B is packed into KC x NR column panels that stay in L1 while
+   an MC x KC block of A, packed into MR-row panels, stays in L2; a 12 x 32 register-blocked
+   micro-kernel (24 zmm accumulators) does the multiply-adds. Row-major throughout, the same
+   contract as fastconv's BLAS wrapper (_blas.pxd gemm):
+
+       C (m x n, row stride ldc) = alpha * op(A) * op(B) + beta * C
+       op(A) is m x k: A stored m x k (row stride lda), or k x m with trans_a
+       op(B) is k x n: B stored k x n (row stride ldb), or n x k with trans_b
+
+   fc_sgemm returns 1 when it computed C, 0 when the caller must use BLAS instead (no AVX-512,
+   a shape too narrow for 32-wide panels, or no memory for the packing buffers). Every load and
+   store stays inside the m x k / k x n / m x n regions the arguments describe: partial panels
+   are zero-padded in the packed copies and partial tiles are written with masked stores. */
+#ifndef FASTCONV_SGEMM_H
+#define FASTCONV_SGEMM_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define FC_SGEMM_X86 1
+#else
+#define FC_SGEMM_X86 0
+#endif
+
+#define FC_SGEMM_MR 12   /* rows of a register tile (broadcast side) */
+#define FC_SGEMM_NR 32   /* columns of a register tile: two 16-float zmm vectors */
+#define FC_SGEMM_KC 256  /* depth of a packed block: a KC x NR panel of B is 32 KiB, in L1 */
+#define FC_SGEMM_MC 192  /* rows of the packed A block: MC x KC floats = 192 KiB, in L2 */
+#define FC_SGEMM_NC 4096 /* columns of the packed B block: KC x NC floats = 4 MiB, in L3 */
+
+/* Below these op(B) columns / op(A) rows the 12 x 32 tiles are mostly padding; BLAS does better. */
+#define FC_SGEMM_MIN_N 16
+#define FC_SGEMM_MIN_M 4
+
+#if FC_SGEMM_X86
+
+#define FC_SGEMM_TARGET __attribute__((target("avx512f")))
+
+/* Per-thread packing buffers, grown on demand and kept for the thread's lifetime (OpenMP
+   worker threads persist): at most MC*KC + KC*NC floats = 4.2 MiB per thread and module. */
+static __thread float *fc_sgemm_packed_a = NULL;
+static __thread float *fc_sgemm_packed_b = NULL;
+static __thread size_t fc_sgemm_packed_b_floats = 0;
+
+static int fc_sgemm_buffers(size_t b_floats)
+{
+    void *p = NULL;
+    if (fc_sgemm_packed_a == NULL) {
+        if (posix_memalign(&p, 64, sizeof(float) * FC_SGEMM_MC * FC_SGEMM_KC) != 0) return 0;
+        fc_sgemm_packed_a = (float *)p;
+    }
+    if (fc_sgemm_packed_b_floats < b_floats) {
+        if (posix_memalign(&p, 64, sizeof(float) * b_floats) != 0) return 0;
+        free(fc_sgemm_packed_b);
+        fc_sgemm_packed_b = (float *)p;
+        fc_sgemm_packed_b_floats = b_floats;
+    }
+    return 1;
+}
+
+static int fc_sgemm_cpu_ok = -1;
+
+static int fc_sgemm_supported(void)
+{
+    if (fc_sgemm_cpu_ok < 0) {
+        __builtin_cpu_init();
+        fc_sgemm_cpu_ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return fc_sgemm_cpu_ok;
+}
+
+/* Mask of the first w (0..16) lanes. */
+FC_SGEMM_TARGET static inline __mmask16 fc_sgemm_lanes(int w)
+{
+    if (w >= 16) return (__mmask16)0xFFFF;
+    if (w <= 0) return (__mmask16)0;
+    return (__mmask16)((1u << w) - 1u);
+}
+
+/* Pack rows [row0, row0+h) x depth [p0, p0+kc) of alpha*op(A) as an MR-row panel: dst[p*MR + i]. */
+FC_SGEMM_TARGET static void fc_sgemm_pack_a(int trans_a, const float *a, ptrdiff_t lda,
+                                            ptrdiff_t row0, ptrdiff_t p0, int h, int kc,
+                                            float alpha, float *dst)
+{
+    int i, p;
+    if (trans_a) {            /* A stored k x m: a panel row p is contiguous in i */
+        for (p = 0; p < kc; p++) {
+            const float *src = a + (p0 + p) * lda + row0;
+            float *d = dst + (ptrdiff_t)p * FC_SGEMM_MR;
+            for (i = 0; i < h; i++) d[i] = alpha * src[i];
+            for (; i < FC_SGEMM_MR; i++) d[i] = 0.0f;
+        }
+    } else {                  /* A stored m x k: read each row contiguously, write strided */
+        for (i = 0; i < h; i++) {
+            const float *src = a + (row0 + i) * lda + p0;
+            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_MR + i] = alpha * src[p];
+        }
+        for (; i < FC_SGEMM_MR; i++)
+            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_MR + i] = 0.0f;
+    }
+}
+
+/* Pack depth [p0, p0+kc) x columns [col0, col0+w) of op(B) as an NR-column panel: dst[p*NR + j]. */
+FC_SGEMM_TARGET static void fc_sgemm_pack_b(int trans_b, const float *b, ptrdiff_t ldb,
+                                            ptrdiff_t p0, ptrdiff_t col0, int kc, int w, float *dst)
+{
+    int j, p;
+    if (!trans_b) {           /* B stored k x n: each panel row is a (masked) 32-float copy */
+        __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);
+        for (p = 0; p < kc; p++) {
+            const float *src = b + (p0 + p) * ldb + col0;
+            float *d = dst + (ptrdiff_t)p * FC_SGEMM_NR;
+            _mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, src));
+            _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        }
+    } else {                  /* B stored n x k: column j of the panel is row col0+j of B */
+        for (j = 0; j < w; j++) {
+            const float *src = b + (col0 + j) * ldb + p0;
+            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_NR + j] = src[p];
+        }
+        for (; j < FC_SGEMM_NR; j++)
+            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_NR + j] = 0.0f;
+    }
+}
+
+/* C tile (h x w, h <= MR, w <= NR) = [C +] packed_a (MR x kc) . packed_b (kc x NR). */
+FC_SGEMM_TARGET static void fc_sgemm_tile(int kc, const float *restrict pa, const float *restrict pb,
+                                          float *restrict c, ptrdiff_t ldc, int h, int w,
+                                          int accumulate)
+{
+    __m512 lo[FC_SGEMM_MR], hi[FC_SGEMM_MR];
+    int i, p;
+    for (i = 0; i < FC_SGEMM_MR; i++) {
+        lo[i] = _mm512_setzero_ps();
+        hi[i] = _mm512_setzero_ps();
+    }
+    for (p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);
+        for (i = 0; i < FC_SGEMM_MR; i++) {
+            __m512 ai = _mm512_set1_ps(pa[i]);
+            lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
+            hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);
+        }
+        pa += FC_SGEMM_MR;
+        pb += FC_SGEMM_NR;
+    }
+    if (w == FC_SGEMM_NR) {
+        for (i = 0; i < FC_SGEMM_MR; i++) {
+            float *ci = c + (ptrdiff_t)i * ldc;
+            if (i >= h) break;
+            if (accumulate) {
+                lo[i] = _mm512_add_ps(lo[i], _mm512_loadu_ps(ci));
+                hi[i] = _mm512_add_ps(hi[i], _mm512_loadu_ps(ci + 16));
+            }
+            _mm512_storeu_ps(ci, lo[i]);
+            _mm512_storeu_ps(ci + 16, hi[i]);
+        }
+    } else {
+        __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);
+        for (i = 0; i < FC_SGEMM_MR; i++) {
+            float *ci = c + (ptrdiff_t)i * ldc;
+            if (i >= h) break;
+            if (accumulate) {
+                lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(m0, ci));
+                hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+            }
+            _mm512_mask_storeu_ps(ci, m0, lo[i]);
+            _mm512_mask_storeu_ps(ci + 16, m1, hi[i]);
+        }
+    }
+}
+
+FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                                         const float *a, int lda, const float *b, int ldb,
+                                         float beta, float *c, int ldc)
+{
+    float *pa = fc_sgemm_packed_a, *pb = fc_sgemm_packed_b;
+    ptrdiff_t i, j;
+    int jc, pc, ic, jr, ir, kblocks, kstep;
+    if (beta != 0.0f && beta != 1.0f) {
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) c[i * ldc + j] *= beta;
+    }
+    /* equal depth blocks (k = 288 runs as 144 + 144, not 256 + 32) */
+    kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
+    kstep = (k + kblocks - 1) / kblocks;
+    for (jc = 0; jc < n; jc += FC_SGEMM_NC) {
+        int nc = n - jc < FC_SGEMM_NC ? n - jc : FC_SGEMM_NC;
+        for (pc = 0; pc < k; pc += kstep) {
+            int kc = k - pc < kstep ? k - pc : kstep;
+            int accumulate = pc > 0 || beta != 0.0f;
+            for (jr = 0; jr < nc; jr += FC_SGEMM_NR) {
+                int w = nc - jr < FC_SGEMM_NR ? nc - jr : FC_SGEMM_NR;
+                fc_sgemm_pack_b(trans_b, b, ldb, pc, (ptrdiff_t)jc + jr, kc, w, pb + (ptrdiff_t)jr * kc);
+            }
+            for (ic = 0; ic < m; ic += FC_SGEMM_MC) {
+                int mc = m - ic < FC_SGEMM_MC ? m - ic : FC_SGEMM_MC;
+                for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+                    int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+                    fc_sgemm_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, alpha,
+                                    pa + (ptrdiff_t)ir * kc);
+                }
+                for (jr = 0; jr < nc; jr += FC_SGEMM_NR) {
+                    int w = nc - jr < FC_SGEMM_NR ? nc - jr : FC_SGEMM_NR;
+                    for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+                        int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+                        fc_sgemm_tile(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc,
+                                      c + ((ptrdiff_t)ic + ir) * ldc + jc + jr, ldc, h, w, accumulate);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb,
+                    float beta, float *c, int ldc)
+{
+    if (m < FC_SGEMM_MIN_M || n < FC_SGEMM_MIN_N || k < 1) return 0;
+    if (!fc_sgemm_supported()) return 0;
+    {
+        size_t kc = k < FC_SGEMM_KC ? (size_t)k : FC_SGEMM_KC;
+        size_t nc = n < FC_SGEMM_NC ? (size_t)n : FC_SGEMM_NC;
+        nc = (nc + FC_SGEMM_NR - 1) / FC_SGEMM_NR * FC_SGEMM_NR;
+        if (!fc_sgemm_buffers(kc * nc)) return 0;
+    }
+    fc_sgemm_run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return 1;
+}
+
+#else  /* not x86: always defer to BLAS */
+
+static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb,
+                    float beta, float *c, int ldc)
+{
+    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda;
+    (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+    return 0;
+}
+
+#endif
+#endif
