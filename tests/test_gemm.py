@@ -55,3 +55,53 @@ def test_linear_large_enough_to_split_matches_numpy(rows, out_features, seed):
     np.testing.assert_allclose(y.numpy(), x.numpy() @ w.numpy().T, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(x.grad.numpy(), g @ w.numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(w.grad.numpy(), g.T @ x.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def _strided(rng, rows, cols, dtype, pad):
+    """A rows×cols view into a wider array (row stride cols + pad), with the padding set to NaN."""
+    base = np.full((rows, cols + pad), np.nan, dtype=dtype)
+    base[:, :cols] = rng.standard_normal((rows, cols))
+    return base, base[:, :cols]
+
+
+@given(m=st.integers(1, 40), n=st.integers(1, 80), k=st.integers(1, 40),
+       trans_a=st.booleans(), trans_b=st.booleans(), alpha=st.sampled_from([1.0, 0.5, -2.0]),
+       beta=st.sampled_from([0.0, 1.0, -0.75]), pad=st.integers(0, 5), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 1000))
+def test_gemm_contract_alpha_beta_strides(m, n, k, trans_a, trans_b, alpha, beta, pad, dtype, seed):
+    """Every shape class of the packed kernel (partial 12-row / 32-column tiles, one or several
+    16-deep transposes) and BLAS below its size limits: values, alpha/beta, and no write outside C."""
+    rng = np.random.default_rng(seed)
+    a_base, a = _strided(rng, *((k, m) if trans_a else (m, k)), dtype, pad)
+    b_base, b = _strided(rng, *((n, k) if trans_b else (k, n)), dtype, pad)
+    c_base, c = _strided(rng, m, n, dtype, pad)
+    c_before = c.astype(np.float64)
+    ref = alpha * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    if beta != 0:
+        ref += beta * c_before
+    else:
+        c[...] = np.nan   # beta 0 must not read C
+    gemm.gemm_general(trans_a, trans_b, alpha, a, b, beta, c)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, ref, rtol=tol, atol=tol * np.sqrt(k) * 4)
+    assert np.isnan(c_base[:, n:]).all(), "wrote into C's row padding"
+
+
+@pytest.mark.parametrize("m,n,k", [(300, 40, 600), (13, 4130, 5), (64, 784, 288), (37, 33, 513)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
+def test_gemm_contract_several_blocks(m, n, k, trans_a, trans_b):
+    """Shapes past one packed block: several 192-row A blocks, 4096-column B blocks and depth blocks."""
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    ref = 1.5 * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64) + c
+    gemm.gemm_general(trans_a, trans_b, 1.5, a, b, 1.0, c)
+    np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+def test_gemm_general_rejects_mismatched_shapes():
+    a = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="gemm_general"):
+        gemm.gemm_general(False, False, 1.0, a, np.zeros((5, 2), np.float32), 0.0,
+                          np.zeros((3, 2), np.float32))

@@ -84,6 +84,42 @@ FC_SGEMM_TARGET static inline __mmask16 fc_sgemm_lanes(int w)
     return (__mmask16)((1u << w) - 1u);
 }
 
+/* Transpose a block of up to 16 x 16 floats: rows [0, rows) of src (row stride ld), columns
+   [0, cols); missing rows and columns read as zero. On return out[j] holds column j. */
+FC_SGEMM_TARGET static inline void fc_sgemm_transpose16(const float *src, ptrdiff_t ld, int rows,
+                                                         int cols, __m512 out[16])
+{
+    __m512 r[16], t[16];
+    __mmask16 m = fc_sgemm_lanes(cols);
+    int i;
+    for (i = 0; i < 16; i++)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + (ptrdiff_t)i * ld) : _mm512_setzero_ps();
+    /* 2x2 blocks of scalars, then 4x4 (pairs), then 128-bit lanes twice */
+    for (i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    /* r[4q + s] now holds, in each 128-bit lane L, column 4L + s of rows 4q..4q+3 */
+    for (i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);       /* lanes 0,2 of r[i], 0,2 of r[4+i] */
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);   /* lanes 1,3 */
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+    }
+    for (i = 0; i < 4; i++) {
+        out[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);          /* columns 0..3 */
+        out[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);      /* columns 8..11 */
+        out[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88); /* columns 4..7 */
+        out[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);/* columns 12..15 */
+    }
+}
+
 /* Pack rows [row0, row0+h) x depth [p0, p0+kc) of alpha*op(A) as an MR-row panel: dst[p*MR + i]. */
 FC_SGEMM_TARGET static void fc_sgemm_pack_a(int trans_a, const float *a, ptrdiff_t lda,
                                             ptrdiff_t row0, ptrdiff_t p0, int h, int kc,
@@ -91,19 +127,21 @@ FC_SGEMM_TARGET static void fc_sgemm_pack_a(int trans_a, const float *a, ptrdiff
 {
     int i, p;
     if (trans_a) {            /* A stored k x m: a panel row p is contiguous in i */
+        __mmask16 m = fc_sgemm_lanes(h);
+        __m512 va = _mm512_set1_ps(alpha);
         for (p = 0; p < kc; p++) {
-            const float *src = a + (p0 + p) * lda + row0;
-            float *d = dst + (ptrdiff_t)p * FC_SGEMM_MR;
-            for (i = 0; i < h; i++) d[i] = alpha * src[i];
-            for (; i < FC_SGEMM_MR; i++) d[i] = 0.0f;
+            __m512 v = _mm512_maskz_loadu_ps(m, a + (p0 + p) * lda + row0);
+            _mm512_mask_storeu_ps(dst + (ptrdiff_t)p * FC_SGEMM_MR, (__mmask16)0x0FFF, _mm512_mul_ps(va, v));
         }
-    } else {                  /* A stored m x k: read each row contiguously, write strided */
-        for (i = 0; i < h; i++) {
-            const float *src = a + (row0 + i) * lda + p0;
-            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_MR + i] = alpha * src[p];
+    } else {                  /* A stored m x k: transpose 16-deep slices of the h rows */
+        __m512 cols[16], va = _mm512_set1_ps(alpha);
+        for (p = 0; p < kc; p += 16) {
+            int depth = kc - p < 16 ? kc - p : 16;
+            fc_sgemm_transpose16(a + row0 * lda + p0 + p, lda, h, depth, cols);
+            for (i = 0; i < depth; i++)
+                _mm512_mask_storeu_ps(dst + (ptrdiff_t)(p + i) * FC_SGEMM_MR, (__mmask16)0x0FFF,
+                                      _mm512_mul_ps(va, cols[i]));
         }
-        for (; i < FC_SGEMM_MR; i++)
-            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_MR + i] = 0.0f;
     }
 }
 
@@ -111,7 +149,7 @@ FC_SGEMM_TARGET static void fc_sgemm_pack_a(int trans_a, const float *a, ptrdiff
 FC_SGEMM_TARGET static void fc_sgemm_pack_b(int trans_b, const float *b, ptrdiff_t ldb,
                                             ptrdiff_t p0, ptrdiff_t col0, int kc, int w, float *dst)
 {
-    int j, p;
+    int j, p, i;
     if (!trans_b) {           /* B stored k x n: each panel row is a (masked) 32-float copy */
         __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);
         for (p = 0; p < kc; p++) {
@@ -120,13 +158,17 @@ FC_SGEMM_TARGET static void fc_sgemm_pack_b(int trans_b, const float *b, ptrdiff
             _mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, src));
             _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, src + 16));
         }
-    } else {                  /* B stored n x k: column j of the panel is row col0+j of B */
-        for (j = 0; j < w; j++) {
-            const float *src = b + (col0 + j) * ldb + p0;
-            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_NR + j] = src[p];
+    } else {                  /* B stored n x k: transpose 16 x 16 blocks (rows of B = panel columns) */
+        __m512 cols[16];
+        for (j = 0; j < FC_SGEMM_NR; j += 16) {
+            int rows = w - j < 0 ? 0 : (w - j < 16 ? w - j : 16);
+            for (p = 0; p < kc; p += 16) {
+                int depth = kc - p < 16 ? kc - p : 16;
+                fc_sgemm_transpose16(b + (col0 + j) * ldb + p0 + p, ldb, rows, depth, cols);
+                for (i = 0; i < depth; i++)
+                    _mm512_store_ps(dst + (ptrdiff_t)(p + i) * FC_SGEMM_NR + j, cols[i]);
+            }
         }
-        for (; j < FC_SGEMM_NR; j++)
-            for (p = 0; p < kc; p++) dst[(ptrdiff_t)p * FC_SGEMM_NR + j] = 0.0f;
     }
 }
 

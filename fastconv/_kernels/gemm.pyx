@@ -104,3 +104,27 @@ def matmul(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[
                 gemm(trans_a, trans_b, m, hi - lo, k, one, pa, lda,
                      pb + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb,
                      zero, pc + lo, ldc)
+
+
+def gemm_general(bint trans_a, bint trans_b, double alpha, const floating[:, :] a,
+                 const floating[:, :] b, double beta, floating[:, :] c):
+    """C = alpha·op(A)·op(B) + beta·C on one thread, rows of any stride (unit column stride).
+
+    The row-major wrapper every kernel calls (fastconv's AVX-512 sgemm or BLAS), exposed with
+    its full contract (alpha, beta, leading dimensions) so tests can reach every case of it.
+    """
+    cdef Py_ssize_t item = sizeof(floating)
+    cdef int m = c.shape[0]
+    cdef int n = c.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    if (a.shape[1] if trans_a else a.shape[0]) != m or (b.shape[1] if trans_b else b.shape[0]) != k \
+            or (b.shape[0] if trans_b else b.shape[1]) != n:
+        raise ValueError("gemm_general: shapes of op(A), op(B) and C disagree")
+    for arr, name in ((a, "A"), (b, "B"), (c, "C")):
+        if arr.shape[0] > 0 and arr.shape[1] > 0 and arr.strides[1] != item:
+            raise ValueError(f"gemm_general: {name} needs unit column stride")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("gemm_general: empty operands are handled by matmul, not here")
+    with nogil:
+        gemm(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], <int>(a.strides[0] // item),
+             &b[0, 0], <int>(b.strides[0] // item), <floating>beta, &c[0, 0], <int>(c.strides[0] // item))
