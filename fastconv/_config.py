@@ -6,6 +6,7 @@ import platform
 import sys
 
 from ._kernels import _omp
+from ._kernels import gemm as _gemm
 
 _num_threads = None
 
@@ -110,6 +111,7 @@ def config() -> dict:
         "openmp_threads": get_num_threads(),
         "cpu_count": _default_threads(),
         "blas": blas,
+        "sgemm": "fastconv AVX-512" if _gemm.packed_sgemm_available() else "BLAS",
     }
 
 
@@ -121,6 +123,7 @@ def show_config() -> None:
     print(f"scipy    {c['scipy']}")
     print(f"OpenMP   {'on' if c['openmp'] else 'off (kernels built serially)'}, threads: {c['openmp_threads']}"
           f" (cpus available: {c['cpu_count']})")
+    print(f"sgemm    {c['sgemm']} (float32 products; float64 always on BLAS)")
     if not c["blas"]:
         print("BLAS     not detected")
     for b in c["blas"]:

@@ -1,4 +1,5 @@
 """Threads and show_config: one knob for OpenMP and BLAS; the report names what is in use."""
+import os
 import sys
 
 import pytest
@@ -47,6 +48,15 @@ def test_show_config_reports_versions_openmp_and_blas(capsys):
     assert "BLAS     openblas" in out or "BLAS" in out
     cfg = fc.config()
     assert cfg["openmp"] == _omp.openmp_enabled() and cfg["openmp_threads"] == fc.get_num_threads()
+    assert f"sgemm    {cfg['sgemm']}" in out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="CPU flags read from /proc/cpuinfo")
+def test_packed_sgemm_is_used_exactly_when_the_cpu_has_avx512():
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    expected = "fastconv AVX-512" if "avx512f" in flags else "BLAS"
+    assert fc.config()["sgemm"] == expected
 
 
 def test_import_is_lightweight():

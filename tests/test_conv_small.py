@@ -123,8 +123,11 @@ def test_dispatch_rule(monkeypatch):
     assert F.conv2d(z(1, 1, 9, 9), z(4, 1, 3, 3), stride=2, dilation=2).grad_fn.small_depth
     assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3)).grad_fn.small_depth                  # depth 9
     assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.small_depth                 # any K
+    monkeypatch.setattr(conv_module, "_PACKED_SGEMM", False)                            # BLAS sgemm:
     assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.small_depth       # 27, K 32
     assert not F.conv2d(z(1, 3, 8, 8), z(33, 3, 3, 3)).grad_fn.small_depth             # 27, K 33
+    monkeypatch.setattr(conv_module, "_PACKED_SGEMM", True)                             # packed sgemm:
+    assert not F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.small_depth   # depth 9 only
     assert not F.conv2d(z(1, 4, 8, 8), z(4, 4, 3, 3)).grad_fn.small_depth              # depth 36
     assert not F.conv2d(z(1, 3, 16, 16), z(4, 3, 5, 5)).grad_fn.small_depth            # depth 75
     assert not F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.small_depth    # groups

@@ -278,7 +278,18 @@ static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
     return 1;
 }
 
+/* 1 when fc_sgemm can run here (the CPU has AVX-512), else 0. */
+static int fc_sgemm_available(void)
+{
+    return fc_sgemm_supported();
+}
+
 #else  /* not x86: always defer to BLAS */
+
+static int fc_sgemm_available(void)
+{
+    return 0;
+}
 
 static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb,

@@ -14,6 +14,15 @@ from scipy.linalg.cython_blas cimport dgemv, sgemv
 from ._blas cimport gemm
 
 
+cdef extern from "_sgemm.h" nogil:
+    int fc_sgemm_available()
+
+
+def packed_sgemm_available():
+    """True when float32 products run on fastconv's own AVX-512 sgemm (else on scipy's BLAS)."""
+    return bool(fc_sgemm_available())
+
+
 cdef inline void row_times_matrix(bint trans_b, int n, int k, const floating* a, int inca,
                                   const floating* b, int ldb, floating* c) noexcept nogil:
     """c (1×n) = a (1×k, stride inca) · op(B) as one GEMV (OpenBLAS's GEMM is slow for one row).

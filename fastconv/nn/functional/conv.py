@@ -14,6 +14,7 @@ import numpy as np
 from ..._kernels import _omp
 from ..._kernels import conv as _conv
 from ..._kernels import winograd as _winograd
+from ..._kernels.gemm import packed_sgemm_available
 from ..._validation import check_ndim, check_same_dtype, int_pair
 from ..._config import run_with_kernel_blas
 from ...autograd.function import Function, shape_nbytes
@@ -41,16 +42,20 @@ WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILE_WORK = 1 << 17
 WINOGRAD_MIN_PIXELS = 100
 # Shallow-GEMM path (DESIGN.md): for groups 1 and a small depth C·kh·kw the GEMMs after im2col
-# have an inner dimension (forward, dW) or a row count (dX) equal to that depth, where OpenBLAS
-# runs at ~25 % of its sgemm rate; the kernels' own register-blocked loops replace BLAS there.
+# have an inner dimension (forward, dW) or a row count (dX) equal to that depth, where a GEMM's
+# packing and tile edges dominate; the kernels' own register-blocked loops replace it there.
 # Same column buffers, so saved and workspace bytes are those of the im2col path (plus per-thread
 # bias-gradient partials). None = automatic (``_use_small_depth``), True = always when groups is 1,
-# False = never. Rule: depth ≤ SMALL_DEPTH, or depth ≤ SMALL_DEPTH_NARROW with K ≤ SMALL_NARROW_K.
-# Measured fwd+bwd, 1 thread (shallow / BLAS time, same process): depth 9: 64×1×28→32 0.57,
-# 32×1×28→16 0.50, 8×1×64→64 0.78, 16×1×32→128 0.65, 8×1×32→256 0.56, 1×1×28→32 0.76;
-# depth 27, K ≤ 32: 1×3×32→16 0.87, 16×3×32→32 0.83–0.91, 8×3×64→32 0.92, 8×3×32→8 0.64;
-# depth 25–27, K ≥ 64: 0.98–1.06 (8×3×64→64, 8×3×32→128, 16×1×64→128 f5), f5 C=2–3 K=64 0.97–1.25.
+# False = never. Rule: depth ≤ SMALL_DEPTH; with float32 on BLAS (no AVX-512, so no packed sgemm)
+# also depth ≤ SMALL_DEPTH_NARROW with K ≤ SMALL_NARROW_K.
+# Measured fwd+bwd (shallow / GEMM time, same process, 1 and 2 threads) against the packed AVX-512
+# sgemm: depth 9: 64×1×28→32 0.65/0.70, 32×1×28→16 0.61/0.61, 8×1×64→64 0.88/0.69,
+# 16×1×32→128 0.83/0.69, 8×1×32→256 0.75/0.71, 1×1×28→32 0.79/0.79; depth 27 loses now:
+# 16×3×32→32 1.24/1.29, 8×3×64→64 1.45/1.26, 8×3×32→128 1.47/1.56, 64×3×32→64 1.27/1.36, batch 1
+# 1×3×32→16 1.03/1.04, K = 8 0.94/0.98. Against OpenBLAS (earlier): depth 27 with K ≤ 32 won
+# (1×3×32→16 0.87, 16×3×32→32 0.83–0.91, 8×3×64→32 0.92, 8×3×32→8 0.64), K ≥ 64 did not (0.98–1.06).
 _SMALL_DEPTH: Optional[bool] = None
+_PACKED_SGEMM = packed_sgemm_available()
 SMALL_DEPTH = 9
 SMALL_DEPTH_NARROW = 27
 SMALL_NARROW_K = 32
@@ -147,14 +152,14 @@ def _dummy(dtype, ndim: int) -> np.ndarray:
 
 
 def _use_small_depth(image_shape, out_channels: int, g: ConvGeometry) -> bool:
-    """Whether conv2d's im2col path uses the shallow GEMM loops instead of BLAS: groups 1 and
-    depth C·kh·kw ≤ SMALL_DEPTH, or ≤ SMALL_DEPTH_NARROW with K ≤ SMALL_NARROW_K (unless forced
-    by ``_SMALL_DEPTH``)."""
+    """Whether conv2d's im2col path uses the shallow GEMM loops instead of a GEMM: groups 1 and
+    depth C·kh·kw ≤ SMALL_DEPTH, or (when float32 products run on BLAS) ≤ SMALL_DEPTH_NARROW
+    with K ≤ SMALL_NARROW_K (unless forced by ``_SMALL_DEPTH``)."""
     if _SMALL_DEPTH is False or g.groups != 1:
         return False
     depth = image_shape[1] * g.kh * g.kw
     return (bool(_SMALL_DEPTH) or depth <= SMALL_DEPTH
-            or (depth <= SMALL_DEPTH_NARROW and out_channels <= SMALL_NARROW_K))
+            or (not _PACKED_SGEMM and depth <= SMALL_DEPTH_NARROW and out_channels <= SMALL_NARROW_K))
 
 
 def _conv_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray],
