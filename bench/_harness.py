@@ -71,6 +71,21 @@ def sgemm_gflops(n: int = 1024, repeats: int = 7) -> float:
     return 2.0 * n ** 3 / t / 1e9
 
 
+def fastconv_sgemm_gflops(threads: int, n: int = 1024, repeats: int = 7) -> float:
+    """fastconv's own float32 GEMM rate (the kernels' product: packed AVX-512 sgemm or BLAS)."""
+    import fastconv
+    from fastconv._config import run_with_kernel_blas
+    from fastconv._kernels import gemm
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    c = np.empty((n, n), dtype=np.float32)
+    t = median_seconds(lambda: run_with_kernel_blas(gemm.matmul, False, False, a, b, c, threads),
+                       repeats=repeats)
+    return 2.0 * n ** 3 / t / 1e9
+
+
 def setup_threads(threads: int):
     """Same thread count for fastconv (OpenMP + BLAS) and torch; returns torch or None."""
     import fastconv

@@ -15,7 +15,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _harness import common_args, format_table, run_cases, setup_threads, sgemm_gflops  # noqa: E402
+from _harness import (common_args, fastconv_sgemm_gflops, format_table, run_cases,  # noqa: E402
+                      setup_threads, sgemm_gflops)
 
 CASE_MODULES = ("cases_conv", "cases_pool", "cases_norm")
 
@@ -32,14 +33,28 @@ def collect(torch, repeats: int, only):
     return cases
 
 
+def _torch_sgemm(torch) -> str:
+    """PyTorch's float32 GEMM rate on 1024³ (its oneDNN/MKL kernel), for the header line."""
+    if torch is None:
+        return ""
+    import numpy as np
+    from _harness import median_seconds
+
+    a = torch.tensor(np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32))
+    t = median_seconds(lambda: torch.mm(a, a))
+    return f", torch sgemm {2.0 * 1024 ** 3 / t / 1e9:.1f} GF/s"
+
+
 def main(argv=None) -> None:
     args = common_args(__doc__.splitlines()[0]).parse_args(argv)
     torch = setup_threads(args.threads)
     import fastconv
 
     sgemm = sgemm_gflops()
+    own = fastconv_sgemm_gflops(args.threads)
     print(f"fastconv {fastconv.__version__}, torch {getattr(torch, '__version__', 'not installed')}, "
-          f"threads {args.threads}; numpy sgemm {sgemm:.1f} GF/s")
+          f"threads {args.threads}; numpy sgemm {sgemm:.1f} GF/s, fastconv sgemm ({fastconv.config()['sgemm']}) "
+          f"{own:.1f} GF/s{_torch_sgemm(torch)}; %sgemm is relative to numpy's")
     cases = collect(torch, args.repeats, args.only)
     run_cases(cases, args.repeats, sgemm)
     print(format_table(cases))
