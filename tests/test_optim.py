@@ -88,6 +88,155 @@ def test_adam_and_adamw_match_torch(torch, name, kwargs):
     _assert_same(ours, theirs)
 
 
+# ---- fused kernels against the numpy formulation of the rules ---------------------------------
+def _numpy_sgd(p, grad, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+               maximize=False):
+    """The rule as numpy operations on arrays of the parameter's dtype (the kernel must match bit for bit)."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + weight_decay * p
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = grad.copy()
+        else:
+            buf *= momentum
+            buf += grad if dampening == 0 else (1 - dampening) * grad
+        grad = grad + momentum * buf if nesterov else buf
+    p -= lr * grad
+
+
+def _numpy_adam(p, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                maximize=False, decoupled=False):
+    beta1, beta2 = betas
+    if maximize:
+        grad = -grad
+    if not state:
+        state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(p)
+    state["step"] += 1
+    step = state["step"]
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * p
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    exp_avg += (1 - beta1) * (grad - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    second = exp_avg_sq
+    if amsgrad:
+        np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+        second = state["max_exp_avg_sq"]
+    denom = np.sqrt(second) / math.sqrt(1 - beta2 ** step) + eps
+    p -= lr / (1 - beta1 ** step) * (exp_avg / denom)
+
+
+def _compare_with_numpy(cls, reference, kwargs, dtype, shapes, steps=6, threads=1, transpose=False):
+    rng = np.random.default_rng(7)
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    if transpose:  # parameters that are non-contiguous views
+        init = [a.T for a in init]
+    params = [fc.Tensor(a.copy(order="K"), requires_grad=True) for a in init]
+    assert all(p.data.flags.c_contiguous != transpose for p in params)
+    refs = [a.copy() for a in init]
+    states = [{} for _ in init]
+    ref_kwargs = {("decoupled" if k == "decoupled_weight_decay" else k): v for k, v in kwargs.items()}
+    if cls is optim.AdamW:
+        ref_kwargs["decoupled"] = True
+        ref_kwargs.setdefault("weight_decay", 1e-2)
+    opt = cls(params, **kwargs)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(threads)
+    try:
+        for _ in range(steps):
+            grads = [rng.standard_normal(a.shape).astype(dtype) for a in init]
+            for p, g in zip(params, grads):
+                p.grad = fc.tensor(g)
+            opt.step()
+            for r, g, st in zip(refs, grads, states):
+                reference(r, g, st, **ref_kwargs)
+    finally:
+        fc.set_num_threads(previous)
+    for p, r, st in zip(params, refs, states):
+        assert p.dtype == dtype
+        np.testing.assert_array_equal(p.data, r)
+        for key, value in st.items():
+            np.testing.assert_array_equal(opt.state[p][key], value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kwargs", SGD_CASES + [dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.2)])
+def test_sgd_kernel_matches_numpy_rule_bit_for_bit(kwargs, dtype):
+    _compare_with_numpy(optim.SGD, _numpy_sgd, kwargs, dtype, [(3, 4), (5,), (7, 2, 3)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("kwargs", ADAM_CASES)
+def test_adam_kernel_matches_numpy_rule_bit_for_bit(name, kwargs, dtype):
+    _compare_with_numpy(getattr(optim, name), _numpy_adam, kwargs, dtype, [(3, 4), (5,), (7, 2, 3)])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cls,reference,kwargs", [
+    (optim.SGD, _numpy_sgd, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    (optim.Adam, _numpy_adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+])
+def test_fused_update_of_large_and_non_contiguous_params(cls, reference, kwargs, threads):
+    """Parameters above the parallel threshold (split into blocks over threads) and transposed views."""
+    from fastconv.optim.optimizer import PARALLEL_MIN_ELEMENTS
+
+    _compare_with_numpy(cls, reference, kwargs, np.float32, [(PARALLEL_MIN_ELEMENTS + 4099,), (6,)],
+                        steps=3, threads=threads)
+    _compare_with_numpy(cls, reference, kwargs, np.float64, [(3, 5), (4, 2)], steps=3, transpose=True)
+
+
+def test_fused_update_takes_the_gradient_in_the_parameter_dtype_and_checks_its_shape():
+    p = fc.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    opt = optim.SGD([p], lr=0.5, momentum=0.9)
+    p.grad = fc.tensor(np.array([1.0, 2.0, 4.0]))  # float64 gradient of a float32 parameter
+    opt.step()
+    assert p.dtype == np.float32 and opt.state[p]["momentum_buffer"].dtype == np.float32
+    np.testing.assert_array_equal(p.data, np.array([0.5, 0.0, -1.0], dtype=np.float32))
+    p.grad = fc.tensor(np.ones(4, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"SGD: gradient of shape \(4,\) does not match its parameter of shape \(3,\)"):
+        opt.step()
+
+
+def test_amsgrad_max_keeps_nan_like_numpy():
+    """A NaN gradient makes v̂ NaN (np.maximum propagates NaN) in the kernel too."""
+    p = fc.tensor(np.ones(2), requires_grad=True)
+    opt = optim.Adam([p], lr=0.1, amsgrad=True)
+    p.grad = fc.tensor(np.array([np.nan, 1.0]))
+    opt.step()
+    p.grad = fc.tensor(np.array([1.0, 1.0]))
+    opt.step()
+    assert np.isnan(opt.state[p]["max_exp_avg_sq"][0]) and np.isfinite(opt.state[p]["max_exp_avg_sq"][1])
+
+
+def test_state_loaded_in_another_layout_continues_identically():
+    """A Fortran-ordered loaded buffer is taken as a C-contiguous copy with the same values."""
+    init = np.arange(12, dtype=np.float64).reshape(3, 4) / 7
+    a = fc.tensor(init.copy(), requires_grad=True)
+    b = fc.tensor(init.copy(), requires_grad=True)
+    opt_a, opt_b = optim.SGD([a], lr=0.1, momentum=0.9), optim.SGD([b], lr=0.1, momentum=0.9)
+    a.grad = fc.tensor(np.cos(init))
+    opt_a.step()
+    sd = opt_a.state_dict()
+    sd["state"][0]["momentum_buffer"] = np.asfortranarray(sd["state"][0]["momentum_buffer"])
+    b.data[...] = a.data
+    opt_b.load_state_dict(sd)
+    assert opt_b.state[b]["momentum_buffer"].flags.c_contiguous
+    for opt, p in ((opt_a, a), (opt_b, b)):
+        p.grad = fc.tensor(np.sin(init))
+        opt.step()
+    np.testing.assert_array_equal(a.data, b.data)
+
+
 def _fine_tuning_groups(params):
     """A pretrained backbone with a small lr and a new head with the default (large) lr."""
     return [{"params": [params[0]], "lr": 1e-3, "momentum": 0.5}, {"params": [params[1]]}]

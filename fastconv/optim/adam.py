@@ -6,8 +6,9 @@ from typing import Iterable, List, Tuple
 
 import numpy as np
 
+from .._kernels import optim as _optim
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_option
+from .optimizer import Optimizer, check_option, fused_update, placeholder, state_array
 
 
 class Adam(Optimizer):
@@ -47,37 +48,24 @@ class Adam(Optimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         eps = float(group["eps"])
         weight_decay = float(group["weight_decay"])
+        amsgrad, maximize = bool(group["amsgrad"]), bool(group["maximize"])
+        decoupled = bool(group["decoupled_weight_decay"])
+        name = self._name
         for p in params:
-            grad = p.grad.data
-            if group["maximize"]:
-                grad = -grad
             state = self.state[p]
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = np.zeros_like(p.data)
-                state["exp_avg_sq"] = np.zeros_like(p.data)
-                if group["amsgrad"]:
-                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
-            elif group["amsgrad"] and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                state["exp_avg"] = np.zeros(p.shape, dtype=p.dtype)
+                state["exp_avg_sq"] = np.zeros(p.shape, dtype=p.dtype)
+            if amsgrad and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = np.zeros(p.shape, dtype=p.dtype)
             state["step"] = step = int(state["step"]) + 1
-            if weight_decay != 0:
-                if group["decoupled_weight_decay"]:
-                    p.data *= 1 - lr * weight_decay
-                else:
-                    grad = grad + weight_decay * p.data
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg += (1 - beta1) * (grad - exp_avg)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * grad * grad
-            step_size = lr / (1 - beta1 ** step)
-            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-            second = exp_avg_sq
-            if group["amsgrad"]:
-                np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                second = state["max_exp_avg_sq"]
-            denom = np.sqrt(second) / bias_correction2_sqrt + eps
-            p.data -= step_size * (exp_avg / denom)
+            exp_avg = state_array(state, "exp_avg", p.data, name)
+            exp_avg_sq = state_array(state, "exp_avg_sq", p.data, name)
+            max_sq = state_array(state, "max_exp_avg_sq", p.data, name) if amsgrad else placeholder(p.dtype)
+            fused_update(name, _optim.adam_update, p, (exp_avg, exp_avg_sq, max_sq), lr, beta1, beta2, eps,
+                         weight_decay, decoupled, amsgrad, maximize, lr / (1 - beta1 ** step),
+                         math.sqrt(1 - beta2 ** step))
 
 
 class AdamW(Adam):

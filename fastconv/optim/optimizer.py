@@ -1,7 +1,8 @@
 """``Optimizer``: parameter groups with per-group options, per-parameter state, PyTorch's state_dict layout.
 
-Subclasses implement ``_update(group, params)``; updates run in place on ``param.data`` (plain numpy,
-never recorded on the tape) and skip parameters whose ``grad`` is None.
+Subclasses implement ``_update(group, params)``; updates run in place on ``param.data`` (never
+recorded on the tape), one fused kernel call per parameter (``fastconv._kernels.optim``, see
+``fused_update``), and skip parameters whose ``grad`` is None.
 """
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 
 import numpy as np
 
+from .._config import get_num_threads
 from .._validation import FLOAT_DTYPES
 from ..autograd.grad_mode import enable_grad
 from ..tensor import Tensor
+
+# Parameters with at least this many elements are updated by all kernel threads (below it the
+# OpenMP fork/join costs more than the memory-bound pass saves).
+PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
 class ParamState:
@@ -194,7 +200,7 @@ class Optimizer:
                         raise ValueError(
                             f"{name}: loaded state '{k}' of parameter {idx} has shape {v.shape}, "
                             f"the parameter has shape {p.shape}")
-                    entry[k] = v.astype(p.dtype, copy=True)
+                    entry[k] = np.array(v, dtype=p.dtype, order="C")  # the layout the kernels take
                 else:
                     entry[k] = copy.deepcopy(_plain(v))
             new_state[p] = entry
@@ -218,6 +224,47 @@ class Optimizer:
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+_PLACEHOLDERS = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def placeholder(dtype) -> np.ndarray:
+    """An empty array of ``dtype`` for a kernel state argument the options leave unread."""
+    return _PLACEHOLDERS[np.dtype(dtype)]
+
+
+def state_array(state: dict, key: str, param: np.ndarray, op: str) -> np.ndarray:
+    """``state[key]`` as a C-contiguous array of the parameter's dtype and shape, the layout the fused
+    kernels update in place (an array set or loaded in another layout is replaced by such a copy)."""
+    value = state[key]
+    if not (isinstance(value, np.ndarray) and value.dtype == param.dtype and value.flags.c_contiguous):
+        value = state[key] = np.array(value, dtype=param.dtype, order="C")
+    if value.shape != param.shape:
+        raise ValueError(f"{op}: state '{key}' has shape {value.shape}, the parameter has shape {param.shape}")
+    return value
+
+
+def fused_update(op: str, kernel, param: Tensor, states: Tuple[np.ndarray, ...], *options) -> None:
+    """Run ``kernel(param, grad, *states, *options, threads)`` of ``fastconv._kernels.optim`` in place
+    on ``param.data``, on 1-D views.
+
+    The gradient is taken in the parameter's dtype (PyTorch requires them to agree); a parameter
+    that is not C-contiguous is updated through a contiguous copy written back afterwards.
+    ``states`` are arrays from ``state_array`` (or fresh C-contiguous arrays), or placeholders the
+    kernel does not read.
+    """
+    data = param.data
+    grad = param.grad.data
+    if grad.shape != data.shape:
+        raise ValueError(f"{op}: gradient of shape {grad.shape} does not match its parameter of shape {data.shape}")
+    if grad.dtype != data.dtype or not grad.flags.c_contiguous:
+        grad = np.ascontiguousarray(grad, dtype=data.dtype)
+    work = data if data.flags.c_contiguous else np.ascontiguousarray(data)
+    threads = get_num_threads() if data.size >= PARALLEL_MIN_ELEMENTS else 1
+    kernel(work.reshape(-1), grad.reshape(-1), *[s.reshape(-1) for s in states], *options, threads)
+    if work is not data:
+        data[...] = work
 
 
 def check_option(op: str, name: str, value: Any, minimum: float = 0.0, maximum: Optional[float] = None,

@@ -5,8 +5,9 @@ from typing import Iterable, List
 
 import numpy as np
 
+from .._kernels import optim as _optim
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_option
+from .optimizer import Optimizer, check_option, fused_update, placeholder, state_array
 
 
 class SGD(Optimizer):
@@ -38,23 +39,18 @@ class SGD(Optimizer):
         momentum = float(group["momentum"])
         dampening = float(group["dampening"])
         weight_decay = float(group["weight_decay"])
+        nesterov, maximize = bool(group["nesterov"]), bool(group["maximize"])
         for p in params:
-            grad = p.grad.data
-            if group["maximize"]:
-                grad = -grad
-            if weight_decay != 0:
-                grad = grad + weight_decay * p.data
+            first = False
             if momentum != 0:
                 state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = np.array(grad, dtype=p.dtype, copy=True)
-                    state["momentum_buffer"] = buf
+                if state.get("momentum_buffer") is None:
+                    # the kernel sets it to the first gradient
+                    state["momentum_buffer"] = buf = np.empty(p.shape, dtype=p.dtype)
+                    first = True
                 else:
-                    buf *= momentum
-                    if dampening == 0:
-                        buf += grad  # no temporary in the common case
-                    else:
-                        buf += (1 - dampening) * grad
-                grad = grad + momentum * buf if group["nesterov"] else buf
-            p.data -= lr * grad
+                    buf = state_array(state, "momentum_buffer", p.data, "SGD")
+            else:
+                buf = placeholder(p.dtype)
+            fused_update("SGD", _optim.sgd_update, p, (buf,), lr, momentum, dampening, weight_decay,
+                         nesterov, maximize, first)

@@ -23,7 +23,7 @@ from .summary import MemorySummary
 from .trace import PARAM, TRACE_BATCHES, Trace, TracedCall, trace_model
 
 STATE_COPIES = {None: 0, "sgd": 0, "sgd-momentum": 1, "adam": 2}   # persistent parameter-sized state
-STEP_TEMPORARIES = {None: 0, "sgd": 1, "sgd-momentum": 1, "adam": 3}  # of the largest parameter, in step()
+STEP_TEMPORARIES = {None: 0, "sgd": 0, "sgd-momentum": 0, "adam": 0}  # of the largest parameter, in step() (none: fused in-place kernels)
 
 
 # ---- tracing without side effects ------------------------------------------------------------
