@@ -5,7 +5,7 @@ Layout: NCHW images, weights (K, C/groups·kh·kw) row-major. A column buffer ho
 image and a block of output rows [oy0, oy1), one row per (channel, ky, kx) and one column per
 output pixel of the block, so the convolution of that block is the GEMM W·cols.
 
-Parallel scheme (see DESIGN.md, "Convolution: parallel scheme"): with enough work items
+Parallel scheme (see docs/design.md, "Convolution: parallel scheme"): with enough work items
 (images, or image × row-block in the forward pass) they run in a ``prange`` with one column
 buffer per thread and single-threaded BLAS (the Python caller keeps the kernels' BLAS at one
 thread). With fewer items than threads, items run one after another and only im2col/col2im
