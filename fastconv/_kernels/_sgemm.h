@@ -284,6 +284,44 @@ static int fc_sgemm_available(void)
     return fc_sgemm_supported();
 }
 
+/* ---- Prepacked operands (callers that pack once and multiply many times: the Winograd kernels) ----
+
+   A (m x k) as ceil(m / MR) row panels: element (i, p) at (i / MR) * MR * k + p * MR + i % MR, rows
+   past m zero. B (k x n) as ceil(n / NR) column panels: element (p, j) at (j / NR) * NR * k + p * NR
+   + j % NR, the array 64-byte aligned; columns past n may hold any finite values (they only reach
+   lanes of C that are masked off). fc_sgemm_packed sets C (m x n, row stride ldc) = A . B. */
+
+static int fc_sgemm_packed_available(void)
+{
+    return fc_sgemm_supported();
+}
+
+FC_SGEMM_TARGET static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb,
+                                            float *c, int ldc)
+{
+    int pc, jr, ir, kblocks, kstep;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        for (ir = 0; ir < m; ir++)
+            for (jr = 0; jr < n; jr++) c[(ptrdiff_t)ir * ldc + jr] = 0.0f;
+        return;
+    }
+    kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
+    kstep = (k + kblocks - 1) / kblocks;
+    for (pc = 0; pc < k; pc += kstep) {
+        int kc = k - pc < kstep ? k - pc : kstep;
+        for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
+            int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
+            const float *b = pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR;
+            for (ir = 0; ir < m; ir += FC_SGEMM_MR) {
+                int h = m - ir < FC_SGEMM_MR ? m - ir : FC_SGEMM_MR;
+                fc_sgemm_tile(kc, pa + (ptrdiff_t)ir * k + (ptrdiff_t)pc * FC_SGEMM_MR, b,
+                              c + (ptrdiff_t)ir * ldc + jr, ldc, h, w, pc > 0);
+            }
+        }
+    }
+}
+
 #else  /* not x86: always defer to BLAS */
 
 static int fc_sgemm_available(void)
@@ -298,6 +336,16 @@ static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
     (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda;
     (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
     return 0;
+}
+
+static int fc_sgemm_packed_available(void)
+{
+    return 0;
+}
+
+static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb, float *c, int ldc)
+{
+    (void)m; (void)n; (void)k; (void)pa; (void)pb; (void)c; (void)ldc;
 }
 
 #endif

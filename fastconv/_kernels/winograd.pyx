@@ -4,26 +4,58 @@ convolutions: forward (also used for the input gradient) and the weight gradient
 
 Each 2×2 output tile is Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with d the 4×4 input patch starting at
 (2·ty − ph, 2·tx − pw). Over all tiles and channels this is 16 independent GEMMs, one per
-position ξ of the 4×4 transformed tile:  M_ξ (K×P) = U_ξ (K×C) · V_ξ (C×P).
+position ξ of the 4×4 transformed tile:  M_ξ (K×L) = U_ξ (K×C) · V_ξ (C×L).
 
-Layouts: U is 16×K×C (filter transform, ``winograd_filter``). The P = N·tilesH·tilesW tiles are
-numbered image by image, row by row, and processed in blocks of at most ``block_tiles`` tiles;
-for one block of L tiles a thread's buffers hold V as 16×C×L and M as 16×K×L, so every GEMM is
-contiguous. Blocks run in a ``prange`` with single-threaded BLAS (the Python caller pins it),
-which bounds memory like the im2col column buffer and keeps batch 1 parallel.
+Blocks. The tiles are cut into *segments*: a row of tiles of one image, or, when a row is wider
+than a block may be, one of ``row_chunks`` equal pieces of it. A block is ``rows`` consecutive
+segments (numbered image by image, tile row by tile row, chunk by chunk), so it is made of a few
+*pieces*: rectangles of whole tile rows of one image (or one chunk). Its tiles are numbered piece
+by piece, row-major inside a piece. Blocks are small enough that V (16×C×L), M (16×K×L) and one
+U_ξ stay in L2; they run in a ``prange`` (one V/M buffer pair per thread), which bounds memory
+and keeps batch 1 parallel.
 
-Zero padding (any ph, pw, negative included) is a bounds check when a patch is loaded, and the
-outputs of partial tiles past (Ho, Wo) are dropped, so any H, W and padding are handled and
+Transforms run over a whole piece with long unit-stride loops: the input transform first applies
+B on the right to every padded input row the piece needs (once, although neighbouring tile rows
+share two rows), storing the four results with even and odd input rows separated, so the left
+factor Bᵀ for all tiles of the piece is four flat loops per column index, e.g.
+V_{0,c}[q] = E_even,c[q] − E_even,c[q + width]. The output transform Aᵀ M A and the gradient
+transform A dY Aᵀ are flat over the piece the same way.
+
+Layouts. A matrix with L columns (tiles) is stored in column panels of width ``pw``: panel q // pw
+is rows × pw, row-major. With fastconv's AVX-512 sgemm (float32) V is written straight into its
+32-wide B panels and U is packed once per call into its 12-row A panels (``winograd_filter`` with
+``panel_rows`` 12), so the 16 GEMMs of a block call the micro-kernel with no packing. Otherwise
+(float64, no AVX-512, and always for the weight gradient) pw is the block width (a plain C×L
+matrix) and the GEMMs go through the ``gemm`` wrapper (BLAS).
+
+Zero padding (any ph, pw, negative included) is a bounds check when an input row is loaded, and
+the outputs of partial tiles past (Ho, Wo) are dropped, so any H, W and padding are handled and
 nothing outside the given arrays is read or written. The weight gradient is the exact adjoint:
 dU_ξ = Σ_tiles (A dY Aᵀ)_ξ · V_ξᵀ, then dg = Gᵀ dU G (dY read as zero past (Ho, Wo)).
 """
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport free, malloc
+from libc.stdint cimport uintptr_t
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
+
+
+cdef extern from "_sgemm.h" nogil:
+    enum:
+        FC_SGEMM_MR
+        FC_SGEMM_NR
+    int fc_sgemm_packed_available()
+    void fc_sgemm_packed(int m, int n, int k, const float* pa, const float* pb, float* c, int ldc)
+
+
+# Elements between the 16 matrices V_ξ (or M_ξ) of a block beyond their size: a stride of exactly
+# rows·L is often a large power of two, and 16 streams that far apart share cache sets. A multiple
+# of 16 floats, so 64-byte aligned panels stay aligned.
+DEF XI_PAD = 16
+# Slack elements of a V buffer so that its start can be rounded up to 64 bytes (the B panels).
+DEF ALIGN_SLACK = 16
 
 
 cdef inline void load_row(const floating* plane, Py_ssize_t H, Py_ssize_t W, Py_ssize_t iy,
@@ -77,219 +109,321 @@ cdef inline void load_pairs(const floating* plane, Py_ssize_t H, Py_ssize_t W, P
     load_strided(plane + iy * W, W, ix + 1, pairs, odd)
 
 
-cdef struct Segment:
-    # a run of tiles in one row of tiles of one image: tiles [tx, tx + count) of row ty of image n
-    Py_ssize_t n, ty, tx, count
+cdef struct Tiling:
+    # tiles of the output, how they are cut into segments, and the buffer layout of one block
+    Py_ssize_t tiles_w, tiles_h, row_chunks, chunk_w, rows, segments
+    Py_ssize_t max_tiles                  # tiles of the largest block: rows · chunk_w
+    Py_ssize_t vpw, vxs                   # V: panel width, elements between V_ξ and V_ξ+1
+    Py_ssize_t ldm, mxs                   # M: row stride, elements between M_ξ and M_ξ+1
+    Py_ssize_t v_scratch, m_scratch       # row scratch after the 16 V_ξ / M_ξ
+    Py_ssize_t v_elements, m_elements     # whole buffers (V with its alignment slack)
 
 
-cdef inline void segment_at(Py_ssize_t p, Py_ssize_t end, Py_ssize_t tiles_w, Py_ssize_t tiles_img,
-                            Segment* s) noexcept nogil:
-    """The run of tiles starting at global tile p and ending at the row's end or at ``end``."""
-    cdef Py_ssize_t rest = p % tiles_img
-    s.n = p // tiles_img
-    s.ty = rest // tiles_w
-    s.tx = rest % tiles_w
-    s.count = min(tiles_w - s.tx, end - p)
+cdef struct Piece:
+    # tile rows [ty, ty + rows) × tile columns [tx, tx + width) of image n
+    Py_ssize_t n, ty, rows, tx, width
 
 
-# Elements between the 16 matrices V_ξ (or M_ξ) of a block beyond rows·L: a stride of exactly
-# rows·L is often a large power of two, and 16 streams that far apart share cache sets.
-DEF XI_PAD = 16
+cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
+                     Py_ssize_t rows, Py_ssize_t row_chunks, bint panels, Tiling* t) except -1:
+    """Fill ``t`` for C channels in, K out and an Ho×Wo output cut as described in the module
+    docstring: blocks of ``rows`` segments, each tile row in ``row_chunks`` chunks."""
+    if rows < 1 or row_chunks < 1 or (row_chunks > 1 and rows > 1):
+        raise ValueError("winograd: a block is rows ≥ 1 whole tile rows or one chunk of a row")
+    t.tiles_w = (Wo + 1) // 2
+    t.tiles_h = (Ho + 1) // 2
+    t.row_chunks = min(row_chunks, max(t.tiles_w, 1))
+    t.chunk_w = (t.tiles_w + t.row_chunks - 1) // t.row_chunks
+    t.rows = rows
+    t.segments = N * t.tiles_h * t.row_chunks
+    t.max_tiles = rows * t.chunk_w
+    t.vpw = FC_SGEMM_NR if panels else max(t.max_tiles, 1)
+    t.vxs = C * ((t.max_tiles + t.vpw - 1) // t.vpw) * t.vpw + XI_PAD
+    t.ldm = t.max_tiles
+    t.mxs = K * t.ldm + XI_PAD
+    # input transform: one padded input row, then 8 arrays (4 column combinations × even/odd rows)
+    t.v_scratch = 2 * t.chunk_w + 2 + 8 * (rows + 1) * t.chunk_w
+    # output transform: 8 arrays of Aᵀ·M and two output rows; gradient transform: 4 dY arrays
+    t.m_scratch = 10 * t.max_tiles
+    t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
+    t.m_elements = 16 * t.mxs + t.m_scratch
+    return 0
 
 
-cdef inline Py_ssize_t xi_stride(Py_ssize_t rows, Py_ssize_t L) noexcept nogil:
-    return rows * L + XI_PAD
+cdef inline Py_ssize_t piece_at(const Tiling* t, Py_ssize_t s, Py_ssize_t end, Piece* p) noexcept nogil:
+    """The piece starting at segment s and ending at its image's last row, or at segment ``end``
+    (a chunk of a row is a piece by itself); returns the segments it covers."""
+    cdef Py_ssize_t per_image = t.tiles_h * t.row_chunks, rest = s % per_image
+    p.n = s // per_image
+    p.ty = rest // t.row_chunks
+    p.tx = (rest % t.row_chunks) * t.chunk_w
+    p.width = min(t.chunk_w, t.tiles_w - p.tx)
+    p.rows = 1 if t.row_chunks > 1 else min(end - s, per_image - rest)
+    return p.rows
+
+
+cdef inline Py_ssize_t block_tiles(const Tiling* t, Py_ssize_t s0, Py_ssize_t s1) noexcept nogil:
+    """Tiles of the block made of segments [s0, s1)."""
+    cdef Piece p
+    cdef Py_ssize_t count = 0
+    while s0 < s1:
+        s0 += piece_at(t, s0, s1, &p)
+        count += p.rows * p.width
+    return count
+
+
+cdef inline Py_ssize_t panel_offset(Py_ssize_t rows, Py_ssize_t pw, Py_ssize_t r, Py_ssize_t q) noexcept nogil:
+    """Element (r, q) of a matrix with ``rows`` rows stored in column panels of width pw."""
+    return (q // pw) * rows * pw + r * pw + q % pw
 
 
 cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                           Py_ssize_t tiles_w, Py_ssize_t tiles_img, Py_ssize_t ph, Py_ssize_t pw,
-                           Py_ssize_t p0, Py_ssize_t L, floating* v, floating* rows) noexcept nogil:
-    """v (16 matrices C×L, ``xi_stride(C, L)`` apart) = Bᵀ d B of tiles [p0, p0+L), all channels.
-
-    ``rows`` is scratch of 8·(2·tiles_w + 2) elements: the 4 input rows of a run of tiles split
-    into even and odd columns, then their Bᵀ combinations; every loop is unit-stride with one
-    store stream, so the compiler vectorizes it.
-    """
-    cdef Segment sg
-    cdef Py_ssize_t width = tiles_w + 1, stride = xi_stride(C, L)
-    cdef Py_ssize_t c, p, q0, i, j, r, cnt, e
+                           Py_ssize_t ph, Py_ssize_t pw, const Tiling* t, Py_ssize_t s0,
+                           Py_ssize_t s1, floating* v, floating* scratch) noexcept nogil:
+    """v (16 matrices C × L in panels of width t.vpw, t.vxs apart) = Bᵀ d B of the tiles of
+    segments [s0, s1), all channels."""
+    cdef Piece p
+    cdef Py_ssize_t vxs = t.vxs, vpw = t.vpw
+    cdef Py_ssize_t c, s, q0, nq, r, i, col, qa, qb, run, width, se, off
     cdef const floating* plane
-    cdef floating* d = rows           # d[(2r + parity)·width + j]: input row r, column 2j + parity
-    cdef floating* t = rows + 8 * width  # same layout for Bᵀ·d
-    cdef floating* te
-    cdef floating* to
+    cdef floating* d = scratch                       # one padded input row of the piece
+    cdef floating* e = scratch + 2 * t.chunk_w + 2   # e[(4·parity + col)·se + (r // 2)·width + i]
+    cdef floating* ev
+    cdef const floating* ee
+    cdef const floating* eo
     cdef floating* o0
     cdef floating* o1
     cdef floating* o2
     cdef floating* o3
     for c in range(C):
-        p = p0
-        while p < p0 + L:
-            segment_at(p, p0 + L, tiles_w, tiles_img, &sg)
-            q0 = p - p0
-            cnt = sg.count
-            plane = x + (sg.n * C + c) * H * W
-            for r in range(4):
-                load_pairs(plane, H, W, 2 * sg.ty - ph + r, 2 * sg.tx - pw, cnt + 1,
-                           d + 2 * r * width, d + (2 * r + 1) * width)
-            # Bᵀ rows: t0 = d0 − d2, t1 = d1 + d2, t2 = d2 − d1, t3 = d1 − d3 (even and odd halves)
-            for e in range(2):
-                for j in range(cnt + 1):
-                    t[e * width + j] = d[e * width + j] - d[(4 + e) * width + j]
-                for j in range(cnt + 1):
-                    t[(2 + e) * width + j] = d[(2 + e) * width + j] + d[(4 + e) * width + j]
-                for j in range(cnt + 1):
-                    t[(4 + e) * width + j] = d[(4 + e) * width + j] - d[(2 + e) * width + j]
-                for j in range(cnt + 1):
-                    t[(6 + e) * width + j] = d[(2 + e) * width + j] - d[(6 + e) * width + j]
-            for r in range(4):
-                # columns 2i, 2i+1, 2i+2, 2i+3 of row r are te[i], to[i], te[i+1], to[i+1]
-                te = t + 2 * r * width
-                to = te + width
-                o0 = v + (r * 4) * stride + c * L + q0
-                o1 = o0 + stride
-                o2 = o1 + stride
-                o3 = o2 + stride
-                for i in range(cnt):
-                    o0[i] = te[i] - te[i + 1]
-                for i in range(cnt):
-                    o1[i] = to[i] + te[i + 1]
-                for i in range(cnt):
-                    o2[i] = te[i + 1] - to[i]
-                for i in range(cnt):
-                    o3[i] = to[i] - to[i + 1]
-            p += cnt
+        s = s0
+        q0 = 0
+        while s < s1:
+            s += piece_at(t, s, s1, &p)
+            width = p.width
+            nq = p.rows * width
+            se = (p.rows + 1) * width
+            plane = x + (p.n * C + c) * H * W
+            # B on the right: (a0, a1, a2, a3) → (a0 − a2, a1 + a2, a2 − a1, a1 − a3) per tile column
+            for r in range(2 * p.rows + 2):
+                load_row(plane, H, W, 2 * p.ty - ph + r, 2 * p.tx - pw, 2 * width + 2, d)
+                ev = e + (r % 2) * 4 * se + (r // 2) * width
+                for i in range(width):
+                    ev[i] = d[2 * i] - d[2 * i + 2]
+                ev = ev + se
+                for i in range(width):
+                    ev[i] = d[2 * i + 1] + d[2 * i + 2]
+                ev = ev + se
+                for i in range(width):
+                    ev[i] = d[2 * i + 2] - d[2 * i + 1]
+                ev = ev + se
+                for i in range(width):
+                    ev[i] = d[2 * i + 1] - d[2 * i + 3]
+            # Bᵀ on the left: rows (r0, r1, r2, r3) = (even[q], odd[q], even[q + w], odd[q + w])
+            qa = q0
+            while qa < q0 + nq:
+                qb = min(q0 + nq, (qa // vpw + 1) * vpw)
+                run = qb - qa
+                off = qa - q0
+                for col in range(4):
+                    ee = e + col * se + off
+                    eo = e + (4 + col) * se + off
+                    o0 = v + col * vxs + panel_offset(C, vpw, c, qa)
+                    o1 = o0 + 4 * vxs
+                    o2 = o0 + 8 * vxs
+                    o3 = o0 + 12 * vxs
+                    for i in range(run):
+                        o0[i] = ee[i] - ee[i + width]
+                    for i in range(run):
+                        o1[i] = eo[i] + ee[i + width]
+                    for i in range(run):
+                        o2[i] = ee[i + width] - eo[i]
+                    for i in range(run):
+                        o3[i] = eo[i] - eo[i + width]
+                qa = qb
+            q0 += nq
 
 
 cdef void transform_outputs(const floating* m, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
-                            Py_ssize_t tiles_w, Py_ssize_t tiles_img, Py_ssize_t p0, Py_ssize_t L,
-                            const floating* bias, floating* y, floating* rows) noexcept nogil:
-    """y tiles [p0, p0+L) = Aᵀ M A (+ bias[k]), dropping outputs past (Ho, Wo).
-
-    ``rows`` is scratch of 10·(2·tiles_w + 2) elements: the 8 rows of Aᵀ·M per run of tiles and
-    the two output rows.
-    """
-    cdef Segment sg
-    cdef Py_ssize_t width = 2 * tiles_w + 2, stride = xi_stride(K, L)
-    cdef Py_ssize_t k, p, q0, i, j, oy, ox, n_cols, cnt
+                            const Tiling* t, Py_ssize_t s0, Py_ssize_t s1, const floating* bias,
+                            floating* y, floating* scratch) noexcept nogil:
+    """y tiles of segments [s0, s1) = Aᵀ M A (+ bias[k]), dropping outputs past (Ho, Wo)."""
+    cdef Piece p
+    cdef Py_ssize_t mxs = t.mxs, ldm = t.ldm
+    cdef Py_ssize_t k, s, q0, nq, i, col, a, oy, n_cols
     cdef floating b
-    cdef floating* s = rows
-    cdef floating* r0 = rows + 8 * width
-    cdef floating* r1 = rows + 9 * width
-    cdef floating* sa
-    cdef floating* sb
     cdef const floating* m0
     cdef const floating* m1
     cdef const floating* m2
     cdef const floating* m3
-    cdef floating* out
+    cdef floating* sa
+    cdef floating* sb
+    cdef floating* row = scratch + 8 * t.max_tiles   # two output values per tile
     for k in range(K):
         b = bias[k] if bias != NULL else 0
-        p = p0
-        while p < p0 + L:
-            segment_at(p, p0 + L, tiles_w, tiles_img, &sg)
-            q0 = p - p0
-            cnt = sg.count
-            # s[j] = M_{0j} + M_{1j} + M_{2j},  s[4 + j] = M_{1j} − M_{2j} − M_{3j}  (Aᵀ·M)
-            for j in range(4):
-                m0 = m + j * stride + k * L + q0
-                m1 = m0 + 4 * stride
-                m2 = m0 + 8 * stride
-                m3 = m0 + 12 * stride
-                sa = s + j * width
-                sb = s + (4 + j) * width
-                for i in range(cnt):
+        s = s0
+        q0 = 0
+        while s < s1:
+            s += piece_at(t, s, s1, &p)
+            nq = p.rows * p.width
+            # Aᵀ on the left: sa_col = M_0,col + M_1,col + M_2,col, sb_col = M_1,col − M_2,col − M_3,col
+            for col in range(4):
+                m0 = m + col * mxs + k * ldm + q0
+                m1 = m0 + 4 * mxs
+                m2 = m0 + 8 * mxs
+                m3 = m0 + 12 * mxs
+                sa = scratch + col * nq
+                sb = scratch + (4 + col) * nq
+                for i in range(nq):
                     sa[i] = m0[i] + m1[i] + m2[i]
-                for i in range(cnt):
+                for i in range(nq):
                     sb[i] = m1[i] - m2[i] - m3[i]
-            for i in range(cnt):
-                r0[2 * i] = s[i] + s[width + i] + s[2 * width + i] + b
-                r0[2 * i + 1] = s[width + i] - s[2 * width + i] - s[3 * width + i] + b
-            for i in range(cnt):
-                r1[2 * i] = s[4 * width + i] + s[5 * width + i] + s[6 * width + i] + b
-                r1[2 * i + 1] = s[5 * width + i] - s[6 * width + i] - s[7 * width + i] + b
-            oy = 2 * sg.ty
-            ox = 2 * sg.tx
-            n_cols = min(2 * cnt, Wo - ox)
-            out = y + ((sg.n * K + k) * Ho + oy) * Wo + ox
-            memcpy(out, r0, n_cols * sizeof(floating))
-            if oy + 1 < Ho:
-                memcpy(out + Wo, r1, n_cols * sizeof(floating))
-            p += cnt
+            # A on the right, then each tile row's two output rows into y
+            n_cols = min(2 * p.width, Wo - 2 * p.tx)
+            for a in range(2):
+                sa = scratch + 4 * a * nq
+                for i in range(nq):
+                    row[2 * i] = sa[i] + sa[nq + i] + sa[2 * nq + i] + b
+                    row[2 * i + 1] = sa[nq + i] - sa[2 * nq + i] - sa[3 * nq + i] + b
+                for i in range(p.rows):
+                    oy = 2 * (p.ty + i) + a
+                    if oy < Ho:
+                        memcpy(y + ((p.n * K + k) * Ho + oy) * Wo + 2 * p.tx, row + 2 * i * p.width,
+                               n_cols * sizeof(floating))
+            q0 += nq
 
 
 cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
-                          Py_ssize_t tiles_w, Py_ssize_t tiles_img, Py_ssize_t p0, Py_ssize_t L,
-                          floating* dm, floating* rows) noexcept nogil:
-    """dm (16 matrices K×L, ``xi_stride(K, L)`` apart) = A dY Aᵀ for tiles [p0, p0+L), dY zero
-    past (Ho, Wo).
-
-    ``rows`` is scratch of 10·(2·tiles_w + 2) elements: the two dY rows of a run of tiles split
-    into even and odd columns, and the rows of A·dY in the same layout.
-    """
-    cdef Segment sg
-    cdef Py_ssize_t width = tiles_w + 1, stride = xi_stride(K, L)
-    cdef Py_ssize_t k, p, q0, i, r, cnt
-    # q[(2r + parity)·width + i]: row r of A·dY = (g0), (g0 + g1), (g0 − g1), (−g1), column 2i + parity
-    cdef floating* q = rows
-    cdef floating* qe
-    cdef floating* qo
-    cdef floating* o0
-    cdef floating* o1
-    cdef floating* o2
-    cdef floating* o3
+                          const Tiling* t, Py_ssize_t s0, Py_ssize_t s1, floating* dm,
+                          floating* scratch) noexcept nogil:
+    """dm (16 matrices K × L, row stride t.ldm, t.mxs apart) = A dY Aᵀ for the tiles of segments
+    [s0, s1), dY zero past (Ho, Wo)."""
+    cdef Piece p
+    cdef Py_ssize_t mxs = t.mxs, ldm = t.ldm
+    cdef Py_ssize_t k, s, q0, nq, i
+    cdef const floating* plane
+    # dY rows 2ty (g0) and 2ty + 1 (g1) of every tile, even (e) and odd (o) columns
+    cdef floating* g0e
+    cdef floating* g0o
+    cdef floating* g1e
+    cdef floating* g1o
+    cdef floating* o
     for k in range(K):
-        p = p0
-        while p < p0 + L:
-            segment_at(p, p0 + L, tiles_w, tiles_img, &sg)
-            q0 = p - p0
-            cnt = sg.count
-            load_pairs(dy + (sg.n * K + k) * Ho * Wo, Ho, Wo, 2 * sg.ty, 2 * sg.tx, cnt, q, q + width)
-            load_pairs(dy + (sg.n * K + k) * Ho * Wo, Ho, Wo, 2 * sg.ty + 1, 2 * sg.tx, cnt,
-                       q + 6 * width, q + 7 * width)
-            for i in range(cnt):
-                q[2 * width + i] = q[i] + q[6 * width + i]
-            for i in range(cnt):
-                q[3 * width + i] = q[width + i] + q[7 * width + i]
-            for i in range(cnt):
-                q[4 * width + i] = q[i] - q[6 * width + i]
-            for i in range(cnt):
-                q[5 * width + i] = q[width + i] - q[7 * width + i]
-            for i in range(cnt):
-                q[6 * width + i] = -q[6 * width + i]
-            for i in range(cnt):
-                q[7 * width + i] = -q[7 * width + i]
-            for r in range(4):
-                # a row (e, f) of A·dY becomes (e, e + f, e − f, −f) in A·dY·Aᵀ
-                qe = q + 2 * r * width
-                qo = qe + width
-                o0 = dm + (4 * r) * stride + k * L + q0
-                o1 = o0 + stride
-                o2 = o1 + stride
-                o3 = o2 + stride
-                for i in range(cnt):
-                    o0[i] = qe[i]
-                for i in range(cnt):
-                    o1[i] = qe[i] + qo[i]
-                for i in range(cnt):
-                    o2[i] = qe[i] - qo[i]
-                for i in range(cnt):
-                    o3[i] = -qo[i]
-            p += cnt
+        s = s0
+        q0 = 0
+        while s < s1:
+            s += piece_at(t, s, s1, &p)
+            nq = p.rows * p.width
+            g0e = scratch
+            g0o = scratch + nq
+            g1e = scratch + 2 * nq
+            g1o = scratch + 3 * nq
+            plane = dy + (p.n * K + k) * Ho * Wo
+            for i in range(p.rows):
+                load_pairs(plane, Ho, Wo, 2 * (p.ty + i), 2 * p.tx, p.width, g0e + i * p.width, g0o + i * p.width)
+                load_pairs(plane, Ho, Wo, 2 * (p.ty + i) + 1, 2 * p.tx, p.width, g1e + i * p.width,
+                           g1o + i * p.width)
+            # rows of A·dY: (g0, g0 + g1, g0 − g1, −g1); a row (e, f) becomes (e, e + f, e − f, −f)
+            o = dm + k * ldm + q0
+            for i in range(nq):
+                o[i] = g0e[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = g0e[i] + g0o[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = g0e[i] - g0o[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = -g0o[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = g0e[i] + g1e[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = (g0e[i] + g1e[i]) + (g0o[i] + g1o[i])
+            o = o + mxs
+            for i in range(nq):
+                o[i] = (g0e[i] + g1e[i]) - (g0o[i] + g1o[i])
+            o = o + mxs
+            for i in range(nq):
+                o[i] = -(g0o[i] + g1o[i])
+            o = o + mxs
+            for i in range(nq):
+                o[i] = g0e[i] - g1e[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = (g0e[i] - g1e[i]) + (g0o[i] - g1o[i])
+            o = o + mxs
+            for i in range(nq):
+                o[i] = (g0e[i] - g1e[i]) - (g0o[i] - g1o[i])
+            o = o + mxs
+            for i in range(nq):
+                o[i] = g1o[i] - g0o[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = -g1e[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = -g1e[i] - g1o[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = g1o[i] - g1e[i]
+            o = o + mxs
+            for i in range(nq):
+                o[i] = g1o[i]
+            q0 += nq
 
 
-def winograd_filter(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint flip_transpose):
-    """u (16×K×C) = G g Gᵀ per filter g = w[k, c] (K×C×3×3).
+# Rows of the sgemm A panels: ``winograd_filter``'s ``panel_rows`` for the panel layout.
+PANEL_ROWS = FC_SGEMM_MR
 
-    With ``flip_transpose`` u is 16×C×K and g = w[k, c] rotated by 180°: the filter of the
+
+def panel_layout(bint float32):
+    """Whether the forward kernels use the packed-panel layout (fastconv's AVX-512 sgemm) for
+    this dtype: float32 on a CPU with AVX-512."""
+    return bool(float32 and fc_sgemm_packed_available())
+
+
+def filter_elements(Py_ssize_t c_in, Py_ssize_t c_out, bint panels):
+    """Elements of the transformed filter of a pass with c_in channels in and c_out out: 16
+    matrices c_out × c_in, in 12-row panels (rows padded with zeros) when ``panels``."""
+    cdef Py_ssize_t rows = (c_out + FC_SGEMM_MR - 1) // FC_SGEMM_MR * FC_SGEMM_MR if panels else c_out
+    return 16 * rows * c_in
+
+
+def work_elements(Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t rows,
+                  Py_ssize_t row_chunks, bint panels):
+    """(V, M) buffer elements per thread for blocks of ``rows`` segments (tile rows cut in
+    ``row_chunks`` chunks): the transformed tiles of a block plus transform scratch."""
+    cdef Tiling t
+    make_tiling(1, C, K, Ho, Wo, rows, row_chunks, panels, &t)
+    return t.v_elements, t.m_elements
+
+
+def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_transpose,
+                    Py_ssize_t panel_rows):
+    """u = G g Gᵀ per filter: 16 matrices (one per ξ) of the pass's c_out × c_in filters, each in
+    row panels of ``panel_rows`` rows (1: plain row-major; FC_SGEMM_MR: the sgemm A panels, rows
+    past c_out zero). The filter g is w[k, c] (K×C×3×3): c_out = K, c_in = C; with
+    ``flip_transpose`` it is w[k, c] rotated by 180° with c_out = C, c_in = K, the filter of the
     input-gradient convolution.
     """
-    cdef Py_ssize_t K = w.shape[0], C = w.shape[1], k, c, r, j
+    cdef Py_ssize_t K = w.shape[0], C = w.shape[1], k, c, r, j, o, i
+    cdef Py_ssize_t c_out = C if flip_transpose else K, c_in = K if flip_transpose else C
+    cdef Py_ssize_t stride, padded
     cdef floating g[9]
     cdef floating t[12]
     cdef floating* dst
-    cdef Py_ssize_t stride = K * C
+    if panel_rows < 1:
+        raise ValueError("winograd_filter: panel_rows must be positive")
+    padded = (c_out + panel_rows - 1) // panel_rows * panel_rows
+    stride = padded * c_in
+    if u.shape[0] < 16 * stride:
+        raise ValueError("winograd_filter: u too small")
     with nogil:
+        if padded != c_out:
+            memset(&u[0], 0, 16 * stride * sizeof(floating))
         for k in range(K):
             for c in range(C):
                 for r in range(9):
@@ -300,7 +434,9 @@ def winograd_filter(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint 
                     t[3 + j] = (g[j] + g[3 + j] + g[6 + j]) * 0.5
                     t[6 + j] = (g[j] - g[3 + j] + g[6 + j]) * 0.5
                     t[9 + j] = g[6 + j]
-                dst = &u[0, c, k] if flip_transpose else &u[0, k, c]
+                o = c if flip_transpose else k
+                i = k if flip_transpose else c
+                dst = &u[0] + (o // panel_rows) * panel_rows * c_in + i * panel_rows + o % panel_rows
                 # u = t·Gᵀ (4×4)
                 for r in range(4):
                     dst[(r * 4 + 0) * stride] = t[r * 3]
@@ -331,119 +467,139 @@ def winograd_filter_grad(const floating[:, :, ::1] du, floating[:, :, :, ::1] dw
                     dw[k, c, r, 2] = (t[r * 4 + 1] + t[r * 4 + 2]) * 0.5 + t[r * 4 + 3]
 
 
-def work_elements(Py_ssize_t C, Py_ssize_t K, Py_ssize_t Wo, Py_ssize_t block_tiles):
-    """(V, M) buffer elements per thread: the transformed tiles of a block plus row scratch."""
-    cdef Py_ssize_t width = 2 * ((Wo + 1) // 2) + 2
-    return 16 * xi_stride(C, block_tiles) + 8 * width, 16 * xi_stride(K, block_tiles) + 10 * width
+cdef inline floating* aligned_v(floating* v) noexcept nogil:
+    """v rounded up to 64 bytes (the buffer has ALIGN_SLACK spare elements for it)."""
+    cdef uintptr_t misalign = (<uintptr_t>v) % 64
+    if misalign == 0 or misalign % sizeof(floating) != 0:
+        return v
+    return v + (64 - misalign) // sizeof(floating)
 
 
 cdef void forward_block(const floating* x, const floating* u, const floating* bias, floating* y,
                         Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho,
-                        Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t tiles_w,
-                        Py_ssize_t tiles_img, Py_ssize_t p0, Py_ssize_t L, Py_ssize_t block_tiles,
-                        floating* v, floating* m) noexcept nogil:
-    """Tiles [p0, p0+L): transform, 16 GEMMs M_ξ = U_ξ·V_ξ, inverse transform into y."""
-    cdef Py_ssize_t xi
-    transform_inputs(x, C, H, W, tiles_w, tiles_img, ph, pw, p0, L, v, v + 16 * xi_stride(C, block_tiles))
-    for xi in range(16):
-        gemm(False, False, <int>K, <int>L, <int>C, <floating>1, u + xi * K * C, <int>C,
-             v + xi * xi_stride(C, L), <int>L, <floating>0, m + xi * xi_stride(K, L), <int>L)
-    transform_outputs(m, K, Ho, Wo, tiles_w, tiles_img, p0, L, bias, y, m + 16 * xi_stride(K, block_tiles))
+                        Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, const Tiling* t,
+                        Py_ssize_t s0, Py_ssize_t s1, bint panels, floating* vbuf,
+                        floating* m) noexcept nogil:
+    """Segments [s0, s1): transform, 16 GEMMs M_ξ = U_ξ·V_ξ, inverse transform into y."""
+    cdef Py_ssize_t xi, L = block_tiles(t, s0, s1)
+    cdef Py_ssize_t ustride = (K + FC_SGEMM_MR - 1) // FC_SGEMM_MR * FC_SGEMM_MR * C if panels else K * C
+    cdef floating* v = aligned_v(vbuf)
+    transform_inputs(x, C, H, W, ph, pw, t, s0, s1, v, vbuf + ALIGN_SLACK + 16 * t.vxs)
+    if floating is float:
+        if panels:
+            for xi in range(16):
+                fc_sgemm_packed(<int>K, <int>L, <int>C, u + xi * ustride, v + xi * t.vxs,
+                                m + xi * t.mxs, <int>t.ldm)
+    if not panels:
+        for xi in range(16):
+            gemm(False, False, <int>K, <int>L, <int>C, <floating>1, u + xi * ustride, <int>C,
+                 v + xi * t.vxs, <int>t.vpw, <floating>0, m + xi * t.mxs, <int>t.ldm)
+    transform_outputs(m, K, Ho, Wo, t, s0, s1, bias, y, m + 16 * t.mxs)
 
 
-cdef int check_work(floating[:, ::1] vwork, floating[:, ::1] mwork, Py_ssize_t C, Py_ssize_t K,
-                    Py_ssize_t Wo, Py_ssize_t block_tiles, bint parallel, int num_threads) except -1:
+cdef int check_work(floating[:, ::1] vwork, floating[:, ::1] mwork, const Tiling* t, bint parallel,
+                    int num_threads) except -1:
     cdef Py_ssize_t threads = num_threads if parallel else 1
-    need_v, need_m = work_elements(C, K, Wo, block_tiles)
-    if (block_tiles < 1 or vwork.shape[0] < threads or mwork.shape[0] < threads
-            or vwork.shape[1] < need_v or mwork.shape[1] < need_m):
+    if (vwork.shape[0] < threads or mwork.shape[0] < threads
+            or vwork.shape[1] < t.v_elements or mwork.shape[1] < t.m_elements):
         raise ValueError("winograd: work buffers too small for the block size")
     return 0
 
 
-def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
+def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
                      const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                      floating[:, ::1] vwork, floating[:, ::1] mwork, int ph, int pw,
-                     Py_ssize_t block_tiles, bint parallel, int num_threads):
-    """y = conv2d(x, g) + bias for 3×3 filters given as u = winograd_filter(g) (16×K×C).
+                     Py_ssize_t rows, Py_ssize_t row_chunks, bint panels, bint parallel,
+                     int num_threads):
+    """y = conv2d(x, g) + bias for 3×3 filters given as u = winograd_filter(g) (16 K×C matrices,
+    in 12-row panels when ``panels``, else plain).
 
     ``ph``/``pw`` are the top/left padding (may be negative: a crop); y's shape fixes the
-    output size. ``vwork``/``mwork`` hold one buffer per thread of ``work_elements`` elements.
-    With ``parallel`` tile blocks run in a prange (BLAS must be single-threaded), otherwise one
-    after another.
+    output size. Blocks are ``rows`` segments of tile rows cut in ``row_chunks`` chunks;
+    ``vwork``/``mwork`` hold one buffer per thread of ``work_elements`` elements. With
+    ``parallel`` blocks run in a prange (BLAS must be single-threaded), otherwise one after
+    another. ``panels`` (float32 with AVX-512 only, see ``panel_layout``) selects the packed layouts.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = y.shape[1], Ho = y.shape[2], Wo = y.shape[3]
-    cdef Py_ssize_t tiles_w = (Wo + 1) // 2, tiles_img = ((Ho + 1) // 2) * tiles_w
-    cdef Py_ssize_t P = N * tiles_img
-    cdef Py_ssize_t nblocks, b, p0, t
+    cdef Py_ssize_t nblocks, b, s0, th
+    cdef Tiling t
     cdef const floating* bptr = &bias[0] if has_bias else NULL
-    if P == 0 or K == 0 or C == 0:
+    if N == 0 or Ho == 0 or Wo == 0 or K == 0:
         return
-    if u.shape[0] != 16 or u.shape[1] != K or u.shape[2] != C or y.shape[0] != N:
+    if panels and not (floating is float and fc_sgemm_packed_available()):
+        raise ValueError("winograd_forward: the panel layout needs float32 and AVX-512")
+    if y.shape[0] != N or u.shape[0] < filter_elements(C, K, panels):
         raise ValueError("winograd_forward: shapes of u, x and y disagree")
-    check_work(vwork, mwork, C, K, Wo, block_tiles, parallel, num_threads)
-    nblocks = (P + block_tiles - 1) // block_tiles
+    if C == 0:
+        return
+    make_tiling(N, C, K, Ho, Wo, rows, row_chunks, panels, &t)
+    check_work(vwork, mwork, &t, parallel, num_threads)
+    nblocks = (t.segments + t.rows - 1) // t.rows
     with nogil:
+        if panels:  # the columns of the last B panel past L must hold finite values
+            if parallel:
+                for b in range(num_threads):
+                    memset(&vwork[b, 0], 0, t.v_elements * sizeof(floating))
+            else:
+                memset(&vwork[0, 0], 0, t.v_elements * sizeof(floating))
         if parallel:
             for b in prange(nblocks, schedule='static', num_threads=num_threads):
-                t = threadid()
-                p0 = b * block_tiles
-                forward_block(&x[0, 0, 0, 0], &u[0, 0, 0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
-                              ph, pw, tiles_w, tiles_img, p0, min(block_tiles, P - p0), block_tiles,
-                              &vwork[t, 0], &mwork[t, 0])
+                th = threadid()
+                s0 = b * t.rows
+                forward_block(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
+                              ph, pw, &t, s0, min(s0 + t.rows, t.segments), panels,
+                              &vwork[th, 0], &mwork[th, 0])
         else:
             for b in range(nblocks):
-                p0 = b * block_tiles
-                forward_block(&x[0, 0, 0, 0], &u[0, 0, 0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
-                              ph, pw, tiles_w, tiles_img, p0, min(block_tiles, P - p0), block_tiles,
+                s0 = b * t.rows
+                forward_block(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
+                              ph, pw, &t, s0, min(s0 + t.rows, t.segments), panels,
                               &vwork[0, 0], &mwork[0, 0])
 
 
 cdef void weight_grad_block(const floating* x, const floating* dy, floating* du,
                             Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho,
-                            Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t tiles_w,
-                            Py_ssize_t tiles_img, Py_ssize_t p0, Py_ssize_t L, Py_ssize_t block_tiles,
-                            floating* v, floating* m) noexcept nogil:
-    """Tiles [p0, p0+L): du_ξ += (A dY Aᵀ)_ξ · V_ξᵀ."""
-    cdef Py_ssize_t xi
-    transform_inputs(x, C, H, W, tiles_w, tiles_img, ph, pw, p0, L, v, v + 16 * xi_stride(C, block_tiles))
-    transform_grads(dy, K, Ho, Wo, tiles_w, tiles_img, p0, L, m, m + 16 * xi_stride(K, block_tiles))
+                            Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, const Tiling* t,
+                            Py_ssize_t s0, Py_ssize_t s1, floating* v, floating* m) noexcept nogil:
+    """Segments [s0, s1): du_ξ += (A dY Aᵀ)_ξ · V_ξᵀ."""
+    cdef Py_ssize_t xi, L = block_tiles(t, s0, s1)
+    transform_inputs(x, C, H, W, ph, pw, t, s0, s1, v, v + ALIGN_SLACK + 16 * t.vxs)
+    transform_grads(dy, K, Ho, Wo, t, s0, s1, m, m + 16 * t.mxs)
     for xi in range(16):
-        gemm(False, True, <int>K, <int>C, <int>L, <floating>1, m + xi * xi_stride(K, L), <int>L,
-             v + xi * xi_stride(C, L), <int>L, <floating>1, du + xi * K * C, <int>C)
+        gemm(False, True, <int>K, <int>C, <int>L, <floating>1, m + xi * t.mxs, <int>t.ldm,
+             v + xi * t.vxs, <int>t.vpw, <floating>1, du + xi * K * C, <int>C)
 
 
 def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
                          floating[:, ::1] du_parts, floating[:, ::1] vwork, floating[:, ::1] mwork,
-                         int ph, int pw, Py_ssize_t block_tiles, bint parallel, int num_threads):
+                         int ph, int pw, Py_ssize_t rows, Py_ssize_t row_chunks, bint parallel,
+                         int num_threads):
     """du_parts[t] += Σ over thread t's tile blocks of (A dY Aᵀ)_ξ · V_ξᵀ (16×K×C each).
 
     The caller sums the parts over threads and maps them back with ``winograd_filter_grad``.
-    Buffers as in ``winograd_forward``.
+    Blocks and buffers as in ``winograd_forward`` (plain layout: ``work_elements`` without panels).
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
-    cdef Py_ssize_t tiles_w = (Wo + 1) // 2, tiles_img = ((Ho + 1) // 2) * tiles_w
-    cdef Py_ssize_t P = N * tiles_img
-    cdef Py_ssize_t nblocks, b, p0, t
-    if P == 0 or K == 0 or C == 0:
+    cdef Py_ssize_t nblocks, b, s0, th
+    cdef Tiling t
+    if N == 0 or Ho == 0 or Wo == 0 or K == 0 or C == 0:
         return
     if dy.shape[0] != N or du_parts.shape[1] < 16 * K * C or du_parts.shape[0] < (num_threads if parallel else 1):
         raise ValueError("winograd_weight_grad: shapes of x, dy and du_parts disagree")
-    check_work(vwork, mwork, C, K, Wo, block_tiles, parallel, num_threads)
-    nblocks = (P + block_tiles - 1) // block_tiles
+    make_tiling(N, C, K, Ho, Wo, rows, row_chunks, False, &t)
+    check_work(vwork, mwork, &t, parallel, num_threads)
+    nblocks = (t.segments + t.rows - 1) // t.rows
     with nogil:
         if parallel:
             for b in prange(nblocks, schedule='static', num_threads=num_threads):
-                t = threadid()
-                p0 = b * block_tiles
-                weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[t, 0], C, H, W, K, Ho, Wo,
-                                  ph, pw, tiles_w, tiles_img, p0, min(block_tiles, P - p0), block_tiles,
-                                  &vwork[t, 0], &mwork[t, 0])
+                th = threadid()
+                s0 = b * t.rows
+                weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[th, 0], C, H, W, K, Ho, Wo,
+                                  ph, pw, &t, s0, min(s0 + t.rows, t.segments), &vwork[th, 0], &mwork[th, 0])
         else:
             for b in range(nblocks):
-                p0 = b * block_tiles
+                s0 = b * t.rows
                 weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[0, 0], C, H, W, K, Ho, Wo,
-                                  ph, pw, tiles_w, tiles_img, p0, min(block_tiles, P - p0), block_tiles,
-                                  &vwork[0, 0], &mwork[0, 0])
+                                  ph, pw, &t, s0, min(s0 + t.rows, t.segments), &vwork[0, 0], &mwork[0, 0])

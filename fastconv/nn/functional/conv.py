@@ -3,7 +3,7 @@
 Validation happens here, before any kernel runs; the kernels in ``fastconv._kernels.conv``
 trust what they get. Both ops share the same three kernels: the forward GEMM of conv2d is the
 backward-data GEMM of conv_transpose2d and vice versa. Backward recomputes the column buffer
-from the saved input instead of keeping it (see DESIGN.md, "Convolution: parallel scheme").
+from the saved input instead of keeping it (see docs/design.md, "Convolution: parallel scheme").
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ _WINOGRAD: Optional[bool] = None
 WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILE_WORK = 1 << 17
 WINOGRAD_MIN_PIXELS = 100
-# Shallow-GEMM path (DESIGN.md): for groups 1 and a small depth C·kh·kw the GEMMs after im2col
+# Shallow-GEMM path (docs/design.md): for groups 1 and a small depth C·kh·kw the GEMMs after im2col
 # have an inner dimension (forward, dW) or a row count (dX) equal to that depth, where a GEMM's
 # packing and tile edges dominate; the kernels' own register-blocked loops replace it there.
 # Same column buffers, so saved and workspace bytes are those of the im2col path (plus per-thread
@@ -242,32 +242,47 @@ class WinogradPlan(NamedTuple):
     threads: int          # OpenMP threads for the call
     parallel: bool        # tile blocks in a prange (else one after another)
     buffers: int          # V/M buffer pairs (one per thread when parallel)
-    block_tiles: int      # tiles per block
-    v_elements: int       # elements of one V buffer (with its row scratch)
-    m_elements: int       # elements of one M buffer (with its row scratch)
+    rows: int             # segments per block (whole tile rows, or 1 when rows are chunked)
+    row_chunks: int       # segments per tile row
+    panels: bool          # sgemm panel layouts (float32 forward passes on AVX-512)
+    u_elements: int       # elements of the transformed filter
+    v_elements: int       # elements of one V buffer (with its scratch)
+    m_elements: int       # elements of one M buffer (with its scratch)
 
 
-def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int) -> WinogradPlan:
+def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsize: int,
+                   weight_grad: bool = False) -> WinogradPlan:
     """Plan of one Winograd pass over n images: c_in channels in, c_out × out_h × out_w out.
 
     Blocks hold at most WINOGRAD_BLOCK_ELEMENTS transformed elements (16·(c_in + c_out) per
-    tile); with several threads the block count is rounded up to a multiple of the threads."""
-    tiles = n * ((out_h + 1) // 2) * ((out_w + 1) // 2)
+    tile): whole tile rows, or equal chunks of a row wider than that; with several threads the
+    block count is rounded up to a multiple of the threads. The forward passes use the sgemm
+    panel layouts for float32 when the CPU has AVX-512; the weight-gradient pass never does."""
+    tiles_w, tiles_h = (out_w + 1) // 2, (out_h + 1) // 2
+    tiles = n * tiles_h * tiles_w
     threads = _threads_for(2.0 * n * c_out * c_in * 9 * out_h * out_w)
-    block = max(1, min(tiles, max(16, WINOGRAD_BLOCK_ELEMENTS // (16 * (c_in + c_out)))))
+    max_tiles = max(1, WINOGRAD_BLOCK_ELEMENTS // (16 * (c_in + c_out)))
+    if tiles_w <= max_tiles:
+        row_chunks, rows = 1, max_tiles // tiles_w
+    else:
+        row_chunks, rows = -(-tiles_w // max_tiles), 1
+    segments = n * tiles_h * row_chunks
+    rows = max(1, min(rows, segments))
     parallel = False
     if threads > 1 and tiles > 1:
-        blocks = -(-tiles // block)
+        blocks = -(-segments // rows)
         blocks = -(-blocks // threads) * threads
-        block = max(1, -(-tiles // blocks))
+        rows = max(1, -(-segments // blocks))
         parallel = True
-    v, m = _winograd.work_elements(c_in, c_out, out_w, block)
-    return WinogradPlan(threads, parallel, threads if parallel else 1, block, v, m)
+    panels = not weight_grad and _winograd.panel_layout(itemsize == 4)
+    v, m = _winograd.work_elements(c_in, c_out, out_h, out_w, rows, row_chunks, panels)
+    return WinogradPlan(threads, parallel, threads if parallel else 1, rows, row_chunks, panels,
+                        _winograd.filter_elements(c_in, c_out, panels), v, m)
 
 
-def _winograd_pass_bytes(plan: WinogradPlan, c_in: int, c_out: int, itemsize: int) -> int:
-    """Transient bytes of one pass: the transformed filter (or its gradient) and the V/M buffers."""
-    return (16 * c_in * c_out + plan.buffers * (plan.v_elements + plan.m_elements)) * itemsize
+def _winograd_pass_bytes(plan: WinogradPlan, itemsize: int) -> int:
+    """Transient bytes of a forward pass: the transformed filter and the V/M buffers."""
+    return (plan.u_elements + plan.buffers * (plan.v_elements + plan.m_elements)) * itemsize
 
 
 def _winograd_forward_kernel(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
@@ -279,16 +294,16 @@ def _winograd_forward_kernel(x: np.ndarray, weight: np.ndarray, bias: Optional[n
     """
     n, c_in = x.shape[0], x.shape[1]
     c_out = out_shape[1]
-    plan = _winograd_plan(n, c_in, c_out, out_shape[2], out_shape[3])
-    u = np.empty((16, c_out, c_in), dtype=x.dtype)
-    _winograd.winograd_filter(weight, u, flip)
+    plan = _winograd_plan(n, c_in, c_out, out_shape[2], out_shape[3], x.dtype.itemsize)
+    u = np.empty(plan.u_elements, dtype=x.dtype)
+    _winograd.winograd_filter(weight, u, flip, _winograd.PANEL_ROWS if plan.panels else 1)
     y = np.empty(out_shape, dtype=x.dtype)
     vwork = np.empty((plan.buffers, plan.v_elements), dtype=x.dtype)
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=x.dtype)
     has_bias = bias is not None
     run_with_kernel_blas(_winograd.winograd_forward, x, u, bias if has_bias else _dummy(x.dtype, 1),
-                              has_bias, y, vwork, mwork, ph, pw, plan.block_tiles, plan.parallel,
-                              plan.threads)
+                         has_bias, y, vwork, mwork, ph, pw, plan.rows, plan.row_chunks, plan.panels,
+                         plan.parallel, plan.threads)
     return y
 
 
@@ -296,12 +311,12 @@ def _winograd_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, ph: int, pw: int
     """dW of y = conv2d(x, w) on the Winograd path: the adjoint of its 16 GEMMs and transforms."""
     n, c = x.shape[0], x.shape[1]
     k = dy.shape[1]
-    plan = _winograd_plan(n, c, k, dy.shape[2], dy.shape[3])
+    plan = _winograd_plan(n, c, k, dy.shape[2], dy.shape[3], dy.dtype.itemsize, weight_grad=True)
     du = np.zeros((plan.buffers, 16 * k * c), dtype=dy.dtype)
     vwork = np.empty((plan.buffers, plan.v_elements), dtype=dy.dtype)
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=dy.dtype)
     run_with_kernel_blas(_winograd.winograd_weight_grad, x, dy, du, vwork, mwork, ph, pw,
-                              plan.block_tiles, plan.parallel, plan.threads)
+                         plan.rows, plan.row_chunks, plan.parallel, plan.threads)
     del vwork, mwork
     total = du[0] if plan.buffers == 1 else du.sum(axis=0)
     dw = np.empty(weight_shape, dtype=dy.dtype)
@@ -310,14 +325,17 @@ def _winograd_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, ph: int, pw: int
 
 
 def _winograd_backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int) -> int:
-    """Largest transient bytes of the Winograd backward: its dX pass or its dW pass (sequential)."""
+    """Largest transient bytes of the Winograd backward: its dX pass or its dW pass (sequential).
+
+    The dW pass holds the per-thread dU parts with the V/M buffers, then the parts with their
+    sum (when there are several threads)."""
     n, c, h, w = image_shape
-    dx_plan = _winograd_plan(n, out_channels, c, h, w)
-    dw_plan = _winograd_plan(n, c, out_channels, g.out_h, g.out_w)
-    dx_pass = _winograd_pass_bytes(dx_plan, out_channels, c, itemsize)
+    dx_plan = _winograd_plan(n, out_channels, c, h, w, itemsize)
+    dw_plan = _winograd_plan(n, c, out_channels, g.out_h, g.out_w, itemsize, weight_grad=True)
+    dx_pass = _winograd_pass_bytes(dx_plan, itemsize)
+    parts = dw_plan.buffers * 16 * c * out_channels * itemsize
     du_sum = 16 * c * out_channels * itemsize if dw_plan.buffers > 1 else 0
-    dw_pass = max(_winograd_pass_bytes(dw_plan, c, out_channels, itemsize),  # parts + V/M buffers
-                  dw_plan.buffers * 16 * c * out_channels * itemsize + du_sum)
+    dw_pass = parts + max(dw_plan.buffers * (dw_plan.v_elements + dw_plan.m_elements) * itemsize, du_sum)
     return max(dx_pass, dw_pass)
 
 
@@ -384,7 +402,7 @@ class Conv2dFunction(Function):
         n, c = shapes[0][0], shapes[0][1]
         k = shapes[1][0]
         if _use_winograd(shapes[0], shapes[1], g):
-            return _winograd_pass_bytes(_winograd_plan(n, c, k, g.out_h, g.out_w), c, k, itemsize)
+            return _winograd_pass_bytes(_winograd_plan(n, c, k, g.out_h, g.out_w, itemsize), itemsize)
         threads, block, parallel, row_elems = _forward_setup(shapes[0], k, g)
         return (threads if parallel else 1) * row_elems * block * itemsize
 
