@@ -115,6 +115,24 @@ def test_cross_entropy_dense_fcn_targets_equal_per_pixel_rows(rng):
     np.testing.assert_allclose(dense.data.reshape(-1), flat.data, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (1, 10), (2, 4, 3, 2), (4,)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_plain_indices_path_equals_the_weighted_path(rng, shape, reduction):
+    """Class indices without weight, smoothing or ignored rows take a shortcut; a weight of ones
+    takes the general path: loss and gradient agree bit for bit (float32)."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    t = rng.integers(0, shape[0] if len(shape) == 1 else shape[1], () if len(shape) == 1 else (shape[0],) + shape[2:])
+    results = []
+    for weight in (None, np.ones(x.shape[0] if x.ndim == 1 else x.shape[1], dtype=np.float32)):
+        a = fc.tensor(x, requires_grad=True)
+        out = F.cross_entropy(a, t, weight=weight, reduction=reduction)
+        out.backward(np.linspace(0.5, 2.0, out.data.size).astype(np.float32).reshape(out.shape))
+        results.append((out.data, a.grad.data))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert results[0][1].dtype == np.float32
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cross_entropy_stable_at_large_logits(dtype):
     x = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype=dtype)

@@ -57,8 +57,9 @@ class LinearFunction(Function):
         dx = _product(dy_rows, weight, False, False).reshape(ctx.input_shape) if need_dx else None
         dw = None
         if need_dw:
-            # OpenBLAS takes ~6x longer for a K=1 GEMM than numpy's outer product (batch-1 training)
-            dw = np.multiply.outer(dy_rows[0], rows[0]) if len(rows) == 1 else _product(dy_rows, rows, True, False)
+            # also for a single row: the GEMM kernel's K=1 product beats numpy's outer product
+            # (batch-1 training, 128x1568 float32: 27 vs 36 µs)
+            dw = _product(dy_rows, rows, True, False)
         db = dy_rows.sum(axis=0) if need_db else None
         return dx, dw, db
 
