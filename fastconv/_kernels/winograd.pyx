@@ -6,13 +6,12 @@ Each 2×2 output tile is Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with d the 4×4 input 
 (2·ty − ph, 2·tx − pw). Over all tiles and channels this is 16 independent GEMMs, one per
 position ξ of the 4×4 transformed tile:  M_ξ (K×L) = U_ξ (K×C) · V_ξ (C×L).
 
-Blocks. The tiles are cut into *segments*: a row of tiles of one image, or, when a row is wider
-than a block may be, one of ``row_chunks`` equal pieces of it. A block is ``rows`` consecutive
-segments (numbered image by image, tile row by tile row, chunk by chunk), so it is made of a few
-*pieces*: rectangles of whole tile rows of one image (or one chunk). Its tiles are numbered piece
-by piece, row-major inside a piece. Blocks are small enough that V (16×C×L), M (16×K×L) and one
-U_ξ stay in L2; they run in a ``prange`` (one V/M buffer pair per thread), which bounds memory
-and keeps batch 1 parallel.
+Blocks. The P = N·tilesH·tilesW tiles are numbered image by image, row by row, and processed in
+blocks of at most ``block_tiles`` consecutive tiles (a multiple of the 32-wide sgemm panels where
+possible). A block splits into a few *pieces*, rectangles of tiles of one image: the rest of a
+partly covered tile row, a run of whole tile rows, the start of a tile row. Blocks are small
+enough that V (16×C×L) and M (16×K×L) stay near L2; they run in a ``prange`` (one V/M buffer pair
+per thread), which bounds memory and keeps batch 1 parallel.
 
 Transforms run over a whole piece with long unit-stride loops: the input transform first applies
 B on the right to every padded input row the piece needs (once, although neighbouring tile rows
@@ -110,9 +109,9 @@ cdef inline void load_pairs(const floating* plane, Py_ssize_t H, Py_ssize_t W, P
 
 
 cdef struct Tiling:
-    # tiles of the output, how they are cut into segments, and the buffer layout of one block
-    Py_ssize_t tiles_w, tiles_h, row_chunks, chunk_w, rows, segments
-    Py_ssize_t max_tiles                  # tiles of the largest block: rows · chunk_w
+    # tiles of the output, their blocks, and the buffer layout of one block
+    Py_ssize_t tiles_w, tiles_img, tiles       # tiles per row, per image, in all
+    Py_ssize_t max_tiles                       # tiles per block (the last may have fewer)
     Py_ssize_t vpw, vxs                   # V: panel width, elements between V_ξ and V_ξ+1
     Py_ssize_t ldm, mxs                   # M: row stride, elements between M_ξ and M_ξ+1
     Py_ssize_t v_scratch, m_scratch       # row scratch after the 16 V_ξ / M_ξ
@@ -125,51 +124,46 @@ cdef struct Piece:
 
 
 cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
-                     Py_ssize_t rows, Py_ssize_t row_chunks, bint panels, Tiling* t) except -1:
-    """Fill ``t`` for C channels in, K out and an Ho×Wo output cut as described in the module
-    docstring: blocks of ``rows`` segments, each tile row in ``row_chunks`` chunks."""
-    if rows < 1 or row_chunks < 1 or (row_chunks > 1 and rows > 1):
-        raise ValueError("winograd: a block is rows ≥ 1 whole tile rows or one chunk of a row")
+                     Py_ssize_t block_tiles, bint panels, Tiling* t) except -1:
+    """Fill ``t`` for N images, C channels in, K out, an Ho×Wo output and blocks of
+    ``block_tiles`` tiles."""
+    cdef Py_ssize_t w
+    if block_tiles < 1:
+        raise ValueError("winograd: block_tiles must be positive")
     t.tiles_w = (Wo + 1) // 2
-    t.tiles_h = (Ho + 1) // 2
-    t.row_chunks = min(row_chunks, max(t.tiles_w, 1))
-    t.chunk_w = (t.tiles_w + t.row_chunks - 1) // t.row_chunks
-    t.rows = rows
-    t.segments = N * t.tiles_h * t.row_chunks
-    t.max_tiles = rows * t.chunk_w
-    t.vpw = FC_SGEMM_NR if panels else max(t.max_tiles, 1)
-    t.vxs = C * ((t.max_tiles + t.vpw - 1) // t.vpw) * t.vpw + XI_PAD
-    t.ldm = t.max_tiles
+    t.tiles_img = ((Ho + 1) // 2) * t.tiles_w
+    t.tiles = N * t.tiles_img
+    t.max_tiles = block_tiles
+    t.vpw = FC_SGEMM_NR if panels else block_tiles
+    t.vxs = C * ((block_tiles + t.vpw - 1) // t.vpw) * t.vpw + XI_PAD
+    t.ldm = block_tiles
     t.mxs = K * t.ldm + XI_PAD
-    # input transform: one padded input row, then 8 arrays (4 column combinations × even/odd rows)
-    t.v_scratch = 2 * t.chunk_w + 2 + 8 * (rows + 1) * t.chunk_w
-    # output transform: 8 arrays of Aᵀ·M and two output rows; gradient transform: 4 dY arrays
-    t.m_scratch = 10 * t.max_tiles
+    # input transform: one padded input row of a piece (≤ w tiles wide), then 8 arrays
+    # (4 column combinations × even/odd input rows) of (rows + 1)·w ≤ block_tiles + w elements
+    w = min(t.tiles_w, block_tiles)
+    t.v_scratch = 2 * w + 2 + 8 * (block_tiles + w)
+    # output transform: 8 arrays of Aᵀ·M and two output values per tile; gradient transform: 4 dY arrays
+    t.m_scratch = 10 * block_tiles
     t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
     t.m_elements = 16 * t.mxs + t.m_scratch
     return 0
 
 
-cdef inline Py_ssize_t piece_at(const Tiling* t, Py_ssize_t s, Py_ssize_t end, Piece* p) noexcept nogil:
-    """The piece starting at segment s and ending at its image's last row, or at segment ``end``
-    (a chunk of a row is a piece by itself); returns the segments it covers."""
-    cdef Py_ssize_t per_image = t.tiles_h * t.row_chunks, rest = s % per_image
-    p.n = s // per_image
-    p.ty = rest // t.row_chunks
-    p.tx = (rest % t.row_chunks) * t.chunk_w
-    p.width = min(t.chunk_w, t.tiles_w - p.tx)
-    p.rows = 1 if t.row_chunks > 1 else min(end - s, per_image - rest)
-    return p.rows
-
-
-cdef inline Py_ssize_t block_tiles(const Tiling* t, Py_ssize_t s0, Py_ssize_t s1) noexcept nogil:
-    """Tiles of the block made of segments [s0, s1)."""
-    cdef Piece p
-    cdef Py_ssize_t count = 0
-    while s0 < s1:
-        s0 += piece_at(t, s0, s1, &p)
-        count += p.rows * p.width
-    return count
+cdef inline Py_ssize_t piece_at(const Tiling* t, Py_ssize_t p, Py_ssize_t end, Piece* pc) noexcept nogil:
+    """The piece starting at tile p (< end): the rest of its tile row when p is not at a row's
+    start or fewer than a row's tiles remain before ``end``, else the whole rows of its image up
+    to ``end``. Returns its tile count."""
+    cdef Py_ssize_t rest = p % t.tiles_img
+    pc.n = p // t.tiles_img
+    pc.ty = rest // t.tiles_w
+    pc.tx = rest % t.tiles_w
+    if pc.tx > 0 or end - p < t.tiles_w:
+        pc.rows = 1
+        pc.width = min(t.tiles_w - pc.tx, end - p)
+    else:
+        pc.rows = min((end - p) // t.tiles_w, t.tiles_img // t.tiles_w - pc.ty)
+        pc.width = t.tiles_w
+    return pc.rows * pc.width
 
 
 cdef inline Py_ssize_t panel_offset(Py_ssize_t rows, Py_ssize_t pw, Py_ssize_t r, Py_ssize_t q) noexcept nogil:
@@ -180,14 +174,14 @@ cdef inline Py_ssize_t panel_offset(Py_ssize_t rows, Py_ssize_t pw, Py_ssize_t r
 cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                            Py_ssize_t ph, Py_ssize_t pw, const Tiling* t, Py_ssize_t s0,
                            Py_ssize_t s1, floating* v, floating* scratch) noexcept nogil:
-    """v (16 matrices C × L in panels of width t.vpw, t.vxs apart) = Bᵀ d B of the tiles of
-    segments [s0, s1), all channels."""
+    """v (16 matrices C × L in panels of width t.vpw, t.vxs apart) = Bᵀ d B of tiles [s0, s1),
+    all channels."""
     cdef Piece p
     cdef Py_ssize_t vxs = t.vxs, vpw = t.vpw
     cdef Py_ssize_t c, s, q0, nq, r, i, col, qa, qb, run, width, se, off
     cdef const floating* plane
     cdef floating* d = scratch                       # one padded input row of the piece
-    cdef floating* e = scratch + 2 * t.chunk_w + 2   # e[(4·parity + col)·se + (r // 2)·width + i]
+    cdef floating* e = scratch + 2 * min(t.tiles_w, t.max_tiles) + 2  # e[(4·parity + col)·se + (r // 2)·width + i]
     cdef floating* ev
     cdef const floating* ee
     cdef const floating* eo
@@ -247,7 +241,7 @@ cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssi
 cdef void transform_outputs(const floating* m, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
                             const Tiling* t, Py_ssize_t s0, Py_ssize_t s1, const floating* bias,
                             floating* y, floating* scratch) noexcept nogil:
-    """y tiles of segments [s0, s1) = Aᵀ M A (+ bias[k]), dropping outputs past (Ho, Wo)."""
+    """y tiles [s0, s1) = Aᵀ M A (+ bias[k]), dropping outputs past (Ho, Wo)."""
     cdef Piece p
     cdef Py_ssize_t mxs = t.mxs, ldm = t.ldm
     cdef Py_ssize_t k, s, q0, nq, i, col, a, oy, n_cols
@@ -296,8 +290,8 @@ cdef void transform_outputs(const floating* m, Py_ssize_t K, Py_ssize_t Ho, Py_s
 cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
                           const Tiling* t, Py_ssize_t s0, Py_ssize_t s1, floating* dm,
                           floating* scratch) noexcept nogil:
-    """dm (16 matrices K × L, row stride t.ldm, t.mxs apart) = A dY Aᵀ for the tiles of segments
-    [s0, s1), dY zero past (Ho, Wo)."""
+    """dm (16 matrices K × L, row stride t.ldm, t.mxs apart) = A dY Aᵀ for tiles [s0, s1), dY
+    zero past (Ho, Wo)."""
     cdef Piece p
     cdef Py_ssize_t mxs = t.mxs, ldm = t.ldm
     cdef Py_ssize_t k, s, q0, nq, i
@@ -392,12 +386,12 @@ def filter_elements(Py_ssize_t c_in, Py_ssize_t c_out, bint panels):
     return 16 * rows * c_in
 
 
-def work_elements(Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t rows,
-                  Py_ssize_t row_chunks, bint panels):
-    """(V, M) buffer elements per thread for blocks of ``rows`` segments (tile rows cut in
-    ``row_chunks`` chunks): the transformed tiles of a block plus transform scratch."""
+def work_elements(Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t block_tiles,
+                  bint panels):
+    """(V, M) buffer elements per thread for blocks of ``block_tiles`` tiles of an Ho×Wo output:
+    the transformed tiles of a block plus transform scratch."""
     cdef Tiling t
-    make_tiling(1, C, K, Ho, Wo, rows, row_chunks, panels, &t)
+    make_tiling(1, C, K, Ho, Wo, block_tiles, panels, &t)
     return t.v_elements, t.m_elements
 
 
@@ -480,8 +474,8 @@ cdef void forward_block(const floating* x, const floating* u, const floating* bi
                         Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, const Tiling* t,
                         Py_ssize_t s0, Py_ssize_t s1, bint panels, floating* vbuf,
                         floating* m) noexcept nogil:
-    """Segments [s0, s1): transform, 16 GEMMs M_ξ = U_ξ·V_ξ, inverse transform into y."""
-    cdef Py_ssize_t xi, L = block_tiles(t, s0, s1)
+    """Tiles [s0, s1): transform, 16 GEMMs M_ξ = U_ξ·V_ξ, inverse transform into y."""
+    cdef Py_ssize_t xi, L = s1 - s0
     cdef Py_ssize_t ustride = (K + FC_SGEMM_MR - 1) // FC_SGEMM_MR * FC_SGEMM_MR * C if panels else K * C
     cdef floating* v = aligned_v(vbuf)
     transform_inputs(x, C, H, W, ph, pw, t, s0, s1, v, vbuf + ALIGN_SLACK + 16 * t.vxs)
@@ -509,14 +503,12 @@ cdef int check_work(floating[:, ::1] vwork, floating[:, ::1] mwork, const Tiling
 def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
                      const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                      floating[:, ::1] vwork, floating[:, ::1] mwork, int ph, int pw,
-                     Py_ssize_t rows, Py_ssize_t row_chunks, bint panels, bint parallel,
-                     int num_threads):
+                     Py_ssize_t block_tiles, bint panels, bint parallel, int num_threads):
     """y = conv2d(x, g) + bias for 3×3 filters given as u = winograd_filter(g) (16 K×C matrices,
     in 12-row panels when ``panels``, else plain).
 
     ``ph``/``pw`` are the top/left padding (may be negative: a crop); y's shape fixes the
-    output size. Blocks are ``rows`` segments of tile rows cut in ``row_chunks`` chunks;
-    ``vwork``/``mwork`` hold one buffer per thread of ``work_elements`` elements. With
+    output size. Blocks are ``block_tiles`` consecutive tiles; ``vwork``/``mwork`` hold one buffer per thread of ``work_elements`` elements. With
     ``parallel`` blocks run in a prange (BLAS must be single-threaded), otherwise one after
     another. ``panels`` (float32 with AVX-512 only, see ``panel_layout``) selects the packed layouts.
     """
@@ -533,9 +525,9 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
         raise ValueError("winograd_forward: shapes of u, x and y disagree")
     if C == 0:
         return
-    make_tiling(N, C, K, Ho, Wo, rows, row_chunks, panels, &t)
+    make_tiling(N, C, K, Ho, Wo, block_tiles, panels, &t)
     check_work(vwork, mwork, &t, parallel, num_threads)
-    nblocks = (t.segments + t.rows - 1) // t.rows
+    nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles
     with nogil:
         if panels:  # the columns of the last B panel past L must hold finite values
             if parallel:
@@ -546,15 +538,15 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
         if parallel:
             for b in prange(nblocks, schedule='static', num_threads=num_threads):
                 th = threadid()
-                s0 = b * t.rows
+                s0 = b * t.max_tiles
                 forward_block(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
-                              ph, pw, &t, s0, min(s0 + t.rows, t.segments), panels,
+                              ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), panels,
                               &vwork[th, 0], &mwork[th, 0])
         else:
             for b in range(nblocks):
-                s0 = b * t.rows
+                s0 = b * t.max_tiles
                 forward_block(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
-                              ph, pw, &t, s0, min(s0 + t.rows, t.segments), panels,
+                              ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), panels,
                               &vwork[0, 0], &mwork[0, 0])
 
 
@@ -562,8 +554,8 @@ cdef void weight_grad_block(const floating* x, const floating* dy, floating* du,
                             Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho,
                             Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, const Tiling* t,
                             Py_ssize_t s0, Py_ssize_t s1, floating* v, floating* m) noexcept nogil:
-    """Segments [s0, s1): du_ξ += (A dY Aᵀ)_ξ · V_ξᵀ."""
-    cdef Py_ssize_t xi, L = block_tiles(t, s0, s1)
+    """Tiles [s0, s1): du_ξ += (A dY Aᵀ)_ξ · V_ξᵀ."""
+    cdef Py_ssize_t xi, L = s1 - s0
     transform_inputs(x, C, H, W, ph, pw, t, s0, s1, v, v + ALIGN_SLACK + 16 * t.vxs)
     transform_grads(dy, K, Ho, Wo, t, s0, s1, m, m + 16 * t.mxs)
     for xi in range(16):
@@ -573,8 +565,7 @@ cdef void weight_grad_block(const floating* x, const floating* dy, floating* du,
 
 def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
                          floating[:, ::1] du_parts, floating[:, ::1] vwork, floating[:, ::1] mwork,
-                         int ph, int pw, Py_ssize_t rows, Py_ssize_t row_chunks, bint parallel,
-                         int num_threads):
+                         int ph, int pw, Py_ssize_t block_tiles, bint parallel, int num_threads):
     """du_parts[t] += Σ over thread t's tile blocks of (A dY Aᵀ)_ξ · V_ξᵀ (16×K×C each).
 
     The caller sums the parts over threads and maps them back with ``winograd_filter_grad``.
@@ -588,18 +579,18 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
         return
     if dy.shape[0] != N or du_parts.shape[1] < 16 * K * C or du_parts.shape[0] < (num_threads if parallel else 1):
         raise ValueError("winograd_weight_grad: shapes of x, dy and du_parts disagree")
-    make_tiling(N, C, K, Ho, Wo, rows, row_chunks, False, &t)
+    make_tiling(N, C, K, Ho, Wo, block_tiles, False, &t)
     check_work(vwork, mwork, &t, parallel, num_threads)
-    nblocks = (t.segments + t.rows - 1) // t.rows
+    nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles
     with nogil:
         if parallel:
             for b in prange(nblocks, schedule='static', num_threads=num_threads):
                 th = threadid()
-                s0 = b * t.rows
+                s0 = b * t.max_tiles
                 weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[th, 0], C, H, W, K, Ho, Wo,
-                                  ph, pw, &t, s0, min(s0 + t.rows, t.segments), &vwork[th, 0], &mwork[th, 0])
+                                  ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), &vwork[th, 0], &mwork[th, 0])
         else:
             for b in range(nblocks):
-                s0 = b * t.rows
+                s0 = b * t.max_tiles
                 weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[0, 0], C, H, W, K, Ho, Wo,
-                                  ph, pw, &t, s0, min(s0 + t.rows, t.segments), &vwork[0, 0], &mwork[0, 0])
+                                  ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), &vwork[0, 0], &mwork[0, 0])

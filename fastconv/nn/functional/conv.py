@@ -242,8 +242,7 @@ class WinogradPlan(NamedTuple):
     threads: int          # OpenMP threads for the call
     parallel: bool        # tile blocks in a prange (else one after another)
     buffers: int          # V/M buffer pairs (one per thread when parallel)
-    rows: int             # segments per block (whole tile rows, or 1 when rows are chunked)
-    row_chunks: int       # segments per tile row
+    block_tiles: int      # tiles per block
     panels: bool          # sgemm panel layouts (float32 forward passes on AVX-512)
     u_elements: int       # elements of the transformed filter
     v_elements: int       # elements of one V buffer (with its scratch)
@@ -255,28 +254,35 @@ def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsi
     """Plan of one Winograd pass over n images: c_in channels in, c_out × out_h × out_w out.
 
     Blocks hold at most WINOGRAD_BLOCK_ELEMENTS transformed elements (16·(c_in + c_out) per
-    tile): whole tile rows, or equal chunks of a row wider than that; with several threads the
-    block count is rounded up to a multiple of the threads. The forward passes use the sgemm
-    panel layouts for float32 when the CPU has AVX-512; the weight-gradient pass never does."""
+    tile). They are whole tile rows when a row fits (the transforms then see no partial rows), as
+    many as fit or fewer when that fills the 32-tile sgemm panels better (for 14 tiles a row, 9
+    rows = 126 tiles = 4 panels less 2 columns); else a multiple of 32 tiles. With several threads
+    there are at least as many blocks as threads and, when there are few, a multiple of them.
+    The forward passes use the sgemm panel layouts for float32 when the CPU has AVX-512; the
+    weight-gradient pass never does."""
     tiles_w, tiles_h = (out_w + 1) // 2, (out_h + 1) // 2
-    tiles = n * tiles_h * tiles_w
+    tiles, rows_total = n * tiles_h * tiles_w, n * tiles_h
     threads = _threads_for(2.0 * n * c_out * c_in * 9 * out_h * out_w)
+    parallel = threads > 1 and tiles > 1
     max_tiles = max(1, WINOGRAD_BLOCK_ELEMENTS // (16 * (c_in + c_out)))
     if tiles_w <= max_tiles:
-        row_chunks, rows = 1, max_tiles // tiles_w
+        r_max = min(max_tiles // tiles_w, -(-rows_total // threads) if parallel else rows_total)
+
+        def fill(r):  # fraction of the computed panel columns that are real tiles
+            return r * tiles_w / (-(-r * tiles_w // 32) * 32)
+
+        rows = max(range(max(1, (r_max + 1) // 2), r_max + 1), key=lambda r: (round(fill(r), 2), r))
+        blocks = -(-rows_total // rows)
+        if parallel and blocks < 4 * threads and blocks % threads:
+            rows = -(-rows_total // (-(-blocks // threads) * threads))
+        block = rows * tiles_w
     else:
-        row_chunks, rows = -(-tiles_w // max_tiles), 1
-    segments = n * tiles_h * row_chunks
-    rows = max(1, min(rows, segments))
-    parallel = False
-    if threads > 1 and tiles > 1:
-        blocks = -(-segments // rows)
-        blocks = -(-blocks // threads) * threads
-        rows = max(1, -(-segments // blocks))
-        parallel = True
+        block = max_tiles - max_tiles % 32 if max_tiles >= 32 else max_tiles
+        if parallel:
+            block = min(block, -(-tiles // threads))
     panels = not weight_grad and _winograd.panel_layout(itemsize == 4)
-    v, m = _winograd.work_elements(c_in, c_out, out_h, out_w, rows, row_chunks, panels)
-    return WinogradPlan(threads, parallel, threads if parallel else 1, rows, row_chunks, panels,
+    v, m = _winograd.work_elements(c_in, c_out, out_h, out_w, block, panels)
+    return WinogradPlan(threads, parallel, threads if parallel else 1, block, panels,
                         _winograd.filter_elements(c_in, c_out, panels), v, m)
 
 
@@ -302,7 +308,7 @@ def _winograd_forward_kernel(x: np.ndarray, weight: np.ndarray, bias: Optional[n
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=x.dtype)
     has_bias = bias is not None
     run_with_kernel_blas(_winograd.winograd_forward, x, u, bias if has_bias else _dummy(x.dtype, 1),
-                         has_bias, y, vwork, mwork, ph, pw, plan.rows, plan.row_chunks, plan.panels,
+                         has_bias, y, vwork, mwork, ph, pw, plan.block_tiles, plan.panels,
                          plan.parallel, plan.threads)
     return y
 
@@ -316,7 +322,7 @@ def _winograd_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, ph: int, pw: int
     vwork = np.empty((plan.buffers, plan.v_elements), dtype=dy.dtype)
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=dy.dtype)
     run_with_kernel_blas(_winograd.winograd_weight_grad, x, dy, du, vwork, mwork, ph, pw,
-                         plan.rows, plan.row_chunks, plan.parallel, plan.threads)
+                         plan.block_tiles, plan.parallel, plan.threads)
     del vwork, mwork
     total = du[0] if plan.buffers == 1 else du.sum(axis=0)
     dw = np.empty(weight_shape, dtype=dy.dtype)
