@@ -142,8 +142,8 @@ cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py
     # (4 column combinations × even/odd input rows) of (rows + 1)·w ≤ block_tiles + w elements
     w = min(t.tiles_w, block_tiles)
     t.v_scratch = 2 * w + 2 + 8 * (block_tiles + w)
-    # output transform: 8 arrays of Aᵀ·M and two output values per tile; gradient transform: 4 dY arrays
-    t.m_scratch = 10 * block_tiles
+    # gradient transform: 4 dY arrays (the output transform needs none)
+    t.m_scratch = 4 * block_tiles
     t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
     t.m_elements = 16 * t.mxs + t.m_scratch
     return 0
@@ -169,6 +169,20 @@ cdef inline Py_ssize_t piece_at(const Tiling* t, Py_ssize_t p, Py_ssize_t end, P
 cdef inline Py_ssize_t panel_offset(Py_ssize_t rows, Py_ssize_t pw, Py_ssize_t r, Py_ssize_t q) noexcept nogil:
     """Element (r, q) of a matrix with ``rows`` rows stored in column panels of width pw."""
     return (q // pw) * rows * pw + r * pw + q % pw
+
+
+cdef inline void rows_bt(const floating* ee, const floating* eo, Py_ssize_t width, Py_ssize_t n,
+                         floating* o0, floating* o1, floating* o2, floating* o3) noexcept nogil:
+    """Bᵀ on the left for n tiles: rows (r0, r1, r2, r3) = (ee[i], eo[i], ee[i + width], eo[i + width])."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        o0[i] = ee[i] - ee[i + width]
+    for i in range(n):
+        o1[i] = eo[i] + ee[i + width]
+    for i in range(n):
+        o2[i] = ee[i + width] - eo[i]
+    for i in range(n):
+        o3[i] = eo[i] - eo[i + width]
 
 
 cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -226,65 +240,89 @@ cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssi
                     o1 = o0 + 4 * vxs
                     o2 = o0 + 8 * vxs
                     o3 = o0 + 12 * vxs
-                    for i in range(run):
-                        o0[i] = ee[i] - ee[i + width]
-                    for i in range(run):
-                        o1[i] = eo[i] + ee[i + width]
-                    for i in range(run):
-                        o2[i] = ee[i + width] - eo[i]
-                    for i in range(run):
-                        o3[i] = eo[i] - eo[i + width]
+                    if run == 32:  # a whole sgemm panel: a constant trip count the compiler unrolls
+                        rows_bt(ee, eo, width, 32, o0, o1, o2, o3)
+                    else:
+                        rows_bt(ee, eo, width, run, o0, o1, o2, o3)
                 qa = qb
             q0 += nq
 
 
+cdef inline void output_run(const floating* m, Py_ssize_t mxs, Py_ssize_t n, floating b,
+                            floating* r0, floating* r1) noexcept nogil:
+    """Aᵀ M A + b for n consecutive tiles of one channel (m: M_0 of the first, M_ξ at ξ·mxs):
+    their two output rows, interleaved, into r0[2i], r0[2i+1] and r1[2i], r1[2i+1]. One pass
+    with 16 load streams; r0/r1 are the caller's local arrays, so no aliasing is possible and
+    the loop vectorizes without run-time checks."""
+    cdef Py_ssize_t i
+    cdef floating a0, a1, a2, a3, b0, b1, b2, b3
+    for i in range(n):
+        # Aᵀ on the left (rows of M: a = M0 + M1 + M2, b = M1 − M2 − M3), then A on the right
+        a0 = m[i] + m[4 * mxs + i] + m[8 * mxs + i]
+        b0 = m[4 * mxs + i] - m[8 * mxs + i] - m[12 * mxs + i]
+        a1 = m[mxs + i] + m[5 * mxs + i] + m[9 * mxs + i]
+        b1 = m[5 * mxs + i] - m[9 * mxs + i] - m[13 * mxs + i]
+        a2 = m[2 * mxs + i] + m[6 * mxs + i] + m[10 * mxs + i]
+        b2 = m[6 * mxs + i] - m[10 * mxs + i] - m[14 * mxs + i]
+        a3 = m[3 * mxs + i] + m[7 * mxs + i] + m[11 * mxs + i]
+        b3 = m[7 * mxs + i] - m[11 * mxs + i] - m[15 * mxs + i]
+        r0[2 * i] = a0 + a1 + a2 + b
+        r0[2 * i + 1] = a1 - a2 - a3 + b
+        r1[2 * i] = b0 + b1 + b2 + b
+        r1[2 * i + 1] = b1 - b2 - b3 + b
+
+
+# Tiles per pass of the fused output transform: its two local output-row buffers hold 2·OUT_RUN values.
+DEF OUT_RUN = 256
+
+
 cdef void transform_outputs(const floating* m, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
                             const Tiling* t, Py_ssize_t s0, Py_ssize_t s1, const floating* bias,
-                            floating* y, floating* scratch) noexcept nogil:
-    """y tiles [s0, s1) = Aᵀ M A (+ bias[k]), dropping outputs past (Ho, Wo)."""
+                            floating* y) noexcept nogil:
+    """y tiles [s0, s1) = Aᵀ M A (+ bias[k]), dropping outputs past (Ho, Wo): runs of whole tile
+    rows of a piece (or parts of one row wider than OUT_RUN) through ``output_run``, then their
+    output rows into y."""
     cdef Piece p
     cdef Py_ssize_t mxs = t.mxs, ldm = t.ldm
-    cdef Py_ssize_t k, s, q0, nq, i, col, a, oy, n_cols
+    cdef Py_ssize_t k, s, q0, i, i0, nr, j0, nj, oy, n_cols, width
     cdef floating b
-    cdef const floating* m0
-    cdef const floating* m1
-    cdef const floating* m2
-    cdef const floating* m3
-    cdef floating* sa
-    cdef floating* sb
-    cdef floating* row = scratch + 8 * t.max_tiles   # two output values per tile
+    cdef floating r0[2 * OUT_RUN]
+    cdef floating r1[2 * OUT_RUN]
+    cdef floating* out
     for k in range(K):
         b = bias[k] if bias != NULL else 0
         s = s0
         q0 = 0
         while s < s1:
             s += piece_at(t, s, s1, &p)
-            nq = p.rows * p.width
-            # Aᵀ on the left: sa_col = M_0,col + M_1,col + M_2,col, sb_col = M_1,col − M_2,col − M_3,col
-            for col in range(4):
-                m0 = m + col * mxs + k * ldm + q0
-                m1 = m0 + 4 * mxs
-                m2 = m0 + 8 * mxs
-                m3 = m0 + 12 * mxs
-                sa = scratch + col * nq
-                sb = scratch + (4 + col) * nq
-                for i in range(nq):
-                    sa[i] = m0[i] + m1[i] + m2[i]
-                for i in range(nq):
-                    sb[i] = m1[i] - m2[i] - m3[i]
-            # A on the right, then each tile row's two output rows into y
-            n_cols = min(2 * p.width, Wo - 2 * p.tx)
-            for a in range(2):
-                sa = scratch + 4 * a * nq
-                for i in range(nq):
-                    row[2 * i] = sa[i] + sa[nq + i] + sa[2 * nq + i] + b
-                    row[2 * i + 1] = sa[nq + i] - sa[2 * nq + i] - sa[3 * nq + i] + b
+            width = p.width
+            if width <= OUT_RUN:
+                n_cols = min(2 * width, Wo - 2 * p.tx)
+                i0 = 0
+                while i0 < p.rows:
+                    nr = min(OUT_RUN // width, p.rows - i0)
+                    output_run(m + k * ldm + q0 + i0 * width, mxs, nr * width, b, r0, r1)
+                    for i in range(nr):
+                        oy = 2 * (p.ty + i0 + i)
+                        out = y + ((p.n * K + k) * Ho + oy) * Wo + 2 * p.tx
+                        if oy < Ho:
+                            memcpy(out, r0 + 2 * i * width, n_cols * sizeof(floating))
+                        if oy + 1 < Ho:
+                            memcpy(out + Wo, r1 + 2 * i * width, n_cols * sizeof(floating))
+                    i0 += nr
+            else:
                 for i in range(p.rows):
-                    oy = 2 * (p.ty + i) + a
-                    if oy < Ho:
-                        memcpy(y + ((p.n * K + k) * Ho + oy) * Wo + 2 * p.tx, row + 2 * i * p.width,
-                               n_cols * sizeof(floating))
-            q0 += nq
+                    oy = 2 * (p.ty + i)
+                    for j0 in range(0, width, OUT_RUN):
+                        nj = min(OUT_RUN, width - j0)
+                        output_run(m + k * ldm + q0 + i * width + j0, mxs, nj, b, r0, r1)
+                        n_cols = min(2 * nj, Wo - 2 * (p.tx + j0))
+                        out = y + ((p.n * K + k) * Ho + oy) * Wo + 2 * (p.tx + j0)
+                        if oy < Ho:
+                            memcpy(out, r0, n_cols * sizeof(floating))
+                        if oy + 1 < Ho:
+                            memcpy(out + Wo, r1, n_cols * sizeof(floating))
+            q0 += p.rows * width
 
 
 cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
@@ -488,7 +526,7 @@ cdef void forward_block(const floating* x, const floating* u, const floating* bi
         for xi in range(16):
             gemm(False, False, <int>K, <int>L, <int>C, <floating>1, u + xi * ustride, <int>C,
                  v + xi * t.vxs, <int>t.vpw, <floating>0, m + xi * t.mxs, <int>t.ldm)
-    transform_outputs(m, K, Ho, Wo, t, s0, s1, bias, y, m + 16 * t.mxs)
+    transform_outputs(m, K, Ho, Wo, t, s0, s1, bias, y)
 
 
 cdef int check_work(floating[:, ::1] vwork, floating[:, ::1] mwork, const Tiling* t, bint parallel,
