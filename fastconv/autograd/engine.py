@@ -129,15 +129,17 @@ def _propagate(tensors, grads, retain_graph: bool) -> None:
                 if type(edge) is tuple:
                     _done_with(edge[0])
             continue
-        for i, g in enumerate(grads_out):
-            if g is None:
-                shape, dtype = node.output_meta[i]
-                grads_out[i] = np.zeros(shape, dtype=dtype)
-        _run_output_hooks(node, grads_out)
+        if _holds(grads_out, None):
+            for i, g in enumerate(grads_out):
+                if g is None:
+                    shape, dtype = node.output_meta[i]
+                    grads_out[i] = np.zeros(shape, dtype=dtype)
+        if node.tensor_hooks or node.retained:
+            _run_output_hooks(node, grads_out)
         if node._released:
             node.saved_tensors  # raises the "backward a second time" error
         grads_in = node.function.backward(node, *grads_out)
-        if not isinstance(grads_in, tuple):
+        if type(grads_in) is not tuple:
             grads_in = (grads_in,)
         if len(grads_in) != len(edges):
             raise RuntimeError(
@@ -146,22 +148,42 @@ def _propagate(tensors, grads, retain_graph: bool) -> None:
             )
         if not retain_graph:
             node.release()
-        for i, (edge, g) in enumerate(zip(edges, grads_in)):
+        for i, edge in enumerate(edges):
             if edge is None:
                 continue
+            g = grads_in[i]
             if type(edge) is tuple:
                 child, index = edge
                 if g is not None:
                     shape, dtype = child.output_meta[index]
-                    g = _check_grad(node, i, g, shape, dtype)
+                    if type(g) is not np.ndarray or g.shape != shape or g.dtype != dtype:
+                        g = _check_grad(node, i, g, shape, dtype)
                     buf = buffers.get(child)
                     if buf is None:
                         buf = buffers[child] = [None] * len(child.output_meta)
                     buf[index] = g if buf[index] is None else buf[index] + g
-                _done_with(child)
+                deps[child] -= 1
+                if deps[child] == 0:
+                    ready.append(child)
             elif g is not None:
                 checked = _check_grad(node, i, g, edge.data.shape, edge.data.dtype)
                 # a fresh array made by this backward, given to this input only, can be kept
-                owned = (checked is g and not any(g is o for o in grads_out)
-                         and sum(1 for other in grads_in if other is g) == 1)
+                owned = checked is g and _only_once(g, grads_in) and not _holds(grads_out, g)
                 _accumulate_leaf(edge, checked, owned)
+
+
+def _only_once(g, arrays) -> bool:
+    """Whether ``g`` is exactly one of ``arrays`` (by identity)."""
+    count = 0
+    for a in arrays:
+        if a is g:
+            count += 1
+    return count == 1
+
+
+def _holds(arrays, g) -> bool:
+    """Whether ``g`` is one of ``arrays`` (by identity)."""
+    for a in arrays:
+        if a is g:
+            return True
+    return False

@@ -123,39 +123,43 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward on the arrays behind the Tensor arguments and record the call if needed."""
-        Tensor = _Tensor()
+        Tensor = _tensor_type or _Tensor()
         grad_on = is_grad_enabled()
         arrays = []
         needs = []
+        recording = False
         for a in args:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
-                needs.append(grad_on and a.requires_grad)
+                need = grad_on and a._requires_grad
+                recording = recording or need
+                needs.append(need)
             else:
                 arrays.append(a)
                 needs.append(False)
-        recording = any(needs)
         ctx = Context(cls, tuple(needs), recording)
         out = cls.forward(ctx, *arrays, **kwargs)
         multiple = isinstance(out, tuple)
-        outs = out if multiple else (out,)
         if not recording:
             ctx._released = True
-            results = tuple(Tensor._wrap(o) for o in outs)
-            if _observers:
-                for obs in _observers:
-                    obs(cls, ctx, args, kwargs, results)
-            return results if multiple else results[0]
-        ctx.next_edges = tuple(
-            None if not need else (a.grad_fn, a._output_index) if a.grad_fn is not None else a
-            for a, need in zip(args, needs)
-        )
-        nondiff = ctx.non_differentiable
-        ctx.output_meta = tuple((o.shape, o.dtype) for o in outs)
-        results = tuple(
-            Tensor._wrap(o, grad_fn=None if i in nondiff else ctx, output_index=i)
-            for i, o in enumerate(outs)
-        )
+            results = tuple([Tensor._wrap(o) for o in out]) if multiple else (Tensor._wrap(out),)
+        else:
+            edges = []
+            for a, need in zip(args, needs):
+                if not need:
+                    edges.append(None)
+                elif a.grad_fn is not None:
+                    edges.append((a.grad_fn, a._output_index))
+                else:
+                    edges.append(a)
+            ctx.next_edges = tuple(edges)
+            if multiple:
+                nondiff = ctx.non_differentiable
+                ctx.output_meta = tuple([(o.shape, o.dtype) for o in out])
+                results = tuple([Tensor._wrap(o, None if i in nondiff else ctx, i) for i, o in enumerate(out)])
+            else:
+                ctx.output_meta = ((out.shape, out.dtype),)
+                results = (Tensor._wrap(out, None if 0 in ctx.non_differentiable else ctx, 0),)
         if _observers:
             for obs in _observers:
                 obs(cls, ctx, args, kwargs, results)
