@@ -1,6 +1,7 @@
 """``Tensor``: a numpy array with ``requires_grad``, ``grad`` and ``grad_fn``; creation functions."""
 from __future__ import annotations
 
+import math
 import numbers
 import weakref
 from typing import Optional
@@ -420,7 +421,7 @@ class Tensor:
         e = end_dim % self.ndim
         if s > e:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
-        new = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
+        new = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
         return self.reshape(new)
 
     def permute(self, *axes):

@@ -57,9 +57,11 @@ class Flatten(Module):
     def forward(self, input: Tensor) -> Tensor:
         if not isinstance(input, Tensor):
             input = Tensor(input)
-        for name, v in (("start_dim", self.start_dim), ("end_dim", self.end_dim)):
-            if not -max(input.ndim, 1) <= v < max(input.ndim, 1):
-                raise ValueError(f"Flatten: {name}={v} is out of range for input of shape {input.shape}")
+        n = max(input.ndim, 1)
+        if not (-n <= self.start_dim < n and -n <= self.end_dim < n):
+            for name, v in (("start_dim", self.start_dim), ("end_dim", self.end_dim)):
+                if not -n <= v < n:
+                    raise ValueError(f"Flatten: {name}={v} is out of range for input of shape {input.shape}")
         return input.flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
