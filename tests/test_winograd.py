@@ -250,3 +250,59 @@ def test_winograd_forward_workspace_matches_tracemalloc(rng, winograd):
                                                       geometry=geometry)
     transient = peak - y.numpy().nbytes
     assert declared <= transient <= declared + 4096  # + small Python objects
+
+
+# ---- block layouts and GEMM shapes ------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, c, k, h, w, block", [
+    (3, 4, 5, 9, 15, 5),      # 8-tile rows, 5-tile blocks: pieces end mid-row and span images
+    (2, 3, 13, 11, 7, 1),     # one tile per block, 13 kernels: a 12-row panel and a 1-row tail
+    (2, 3, 20, 6, 40, 7),     # rows of 20 tiles wider than a block; 20 = 12 + 8 rows
+    (1, 2, 3, 12, 12, 36),    # whole-row blocks of 6 tiles, one image
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_kernels_any_block(rng, n, c, k, h, w, block, dtype):
+    """The kernels directly, with blocks that do not follow the plan's whole-row choice."""
+    from fastconv._kernels import winograd as kernels
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    dy = rng.standard_normal((n, k, h, w)).astype(dtype)
+    ref, grads = ref_conv3x3(x, wt, b, 1)
+    _, ref_dw, _ = grads(dy)
+    eps = np.finfo(dtype).eps
+    for threads in (1, 2):
+        for panels in {False, kernels.panel_layout(dtype == np.float32)}:
+            u = np.empty(kernels.filter_elements(c, k, panels), dtype)
+            kernels.winograd_filter(wt, u, False, kernels.PANEL_ROWS if panels else 1)
+            v_el, m_el = kernels.work_elements(c, k, h, w, block, panels)
+            vwork, mwork = np.empty((threads, v_el), dtype), np.empty((threads, m_el), dtype)
+            y = np.empty((n, k, h, w), dtype)
+            kernels.winograd_forward(x, u, b, True, y, vwork, mwork, 1, 1, block, panels, threads > 1, threads)
+            np.testing.assert_allclose(y, ref, rtol=0, atol=64 * eps * (abs_terms(x, wt, 1).max() + 1))
+        v_el, m_el = kernels.work_elements(c, k, h, w, block, False)
+        du = np.zeros((threads, 16 * k * c), dtype)
+        kernels.winograd_weight_grad(x, dy, du, np.empty((threads, v_el), dtype), np.empty((threads, m_el), dtype),
+                                     1, 1, block, threads > 1, threads)
+        dw = np.empty_like(wt)
+        kernels.winograd_filter_grad(du.sum(axis=0).reshape(16, k, c), dw)
+        np.testing.assert_allclose(dw, ref_dw, rtol=0, atol=64 * eps * (np.abs(dy).sum() * np.abs(x).max() + 1))
+
+
+def test_winograd_deep_channels_float32(rng, winograd):
+    """C = 300 > the sgemm's 256-deep packed blocks: the prepacked GEMM accumulates two depth blocks
+    (forward, K = 300 for dX), and the 4- and 8-row tail panels (K = 16 = 12 + 4, C = 300 = 25·12)."""
+    x = rng.standard_normal((2, 300, 6, 5)).astype(np.float32)
+    w = (rng.standard_normal((16, 300, 3, 3)) / 40).astype(np.float32)
+    X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)
+    y = F.conv2d(X, W, padding=1)
+    assert y.grad_fn.winograd
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(dy)
+    ref, grads = ref_conv3x3(x, w, None, 1)
+    dx, dw, _ = grads(dy)
+    eps = np.finfo(np.float32).eps
+    np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=16 * eps * (abs_terms(x, w, 1).max() + 1))
+    np.testing.assert_allclose(X.grad.numpy(), dx, rtol=0,
+                               atol=16 * eps * (np.abs(dy).max() * np.abs(w).sum(axis=(0, 2, 3)).max() + 1))
+    np.testing.assert_allclose(W.grad.numpy(), dw, rtol=0, atol=16 * eps * (np.abs(dy).sum() * np.abs(x).max() + 1))

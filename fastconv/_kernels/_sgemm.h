@@ -296,6 +296,39 @@ static int fc_sgemm_packed_available(void)
     return fc_sgemm_supported();
 }
 
+/* fc_sgemm_tile for a tail panel of at most R (4 or 8) rows: same packed layout (MR-float
+   steps), but only R rows of multiply-adds instead of MR (K = 64 would otherwise compute 72). */
+#define FC_SGEMM_SHORT_TILE(R)                                                                    \
+FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa,                   \
+                                              const float *restrict pb, float *restrict c,       \
+                                              ptrdiff_t ldc, int h, int w)                       \
+{                                                                                                 \
+    __m512 lo[R], hi[R];                                                                          \
+    __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);                                \
+    int i, p;                                                                                     \
+    for (i = 0; i < R; i++) {                                                                     \
+        lo[i] = _mm512_setzero_ps();                                                              \
+        hi[i] = _mm512_setzero_ps();                                                              \
+    }                                                                                             \
+    for (p = 0; p < kc; p++) {                                                                    \
+        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);                             \
+        for (i = 0; i < R; i++) {                                                                 \
+            __m512 ai = _mm512_set1_ps(pa[i]);                                                    \
+            lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);                                               \
+            hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);                                               \
+        }                                                                                         \
+        pa += FC_SGEMM_MR;                                                                        \
+        pb += FC_SGEMM_NR;                                                                        \
+    }                                                                                             \
+    for (i = 0; i < R && i < h; i++) {                                                            \
+        _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc, m0, lo[i]);                                 \
+        _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc + 16, m1, hi[i]);                            \
+    }                                                                                             \
+}
+FC_SGEMM_SHORT_TILE(4)
+FC_SGEMM_SHORT_TILE(8)
+#undef FC_SGEMM_SHORT_TILE
+
 FC_SGEMM_TARGET static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb,
                                             float *c, int ldc)
 {
@@ -315,8 +348,14 @@ FC_SGEMM_TARGET static void fc_sgemm_packed(int m, int n, int k, const float *pa
             const float *b = pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR;
             for (ir = 0; ir < m; ir += FC_SGEMM_MR) {
                 int h = m - ir < FC_SGEMM_MR ? m - ir : FC_SGEMM_MR;
-                fc_sgemm_tile(kc, pa + (ptrdiff_t)ir * k + (ptrdiff_t)pc * FC_SGEMM_MR, b,
-                              c + (ptrdiff_t)ir * ldc + jr, ldc, h, w, pc > 0);
+                const float *a = pa + (ptrdiff_t)ir * k + (ptrdiff_t)pc * FC_SGEMM_MR;
+                float *ct = c + (ptrdiff_t)ir * ldc + jr;
+                if (h <= 4 && kblocks == 1)
+                    fc_sgemm_tile_4(kc, a, b, ct, ldc, h, w);
+                else if (h <= 8 && kblocks == 1)
+                    fc_sgemm_tile_8(kc, a, b, ct, ldc, h, w);
+                else
+                    fc_sgemm_tile(kc, a, b, ct, ldc, h, w, pc > 0);
             }
         }
     }
