@@ -203,11 +203,11 @@ cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssi
     cdef floating* o1
     cdef floating* o2
     cdef floating* o3
-    for c in range(C):
-        s = s0
-        q0 = 0
-        while s < s1:
-            s += piece_at(t, s, s1, &p)
+    s = s0
+    q0 = 0
+    while s < s1:  # pieces outer: the C planes of an image are read in one sweep
+        s += piece_at(t, s, s1, &p)
+        for c in range(C):
             width = p.width
             nq = p.rows * width
             se = (p.rows + 1) * width
@@ -245,7 +245,7 @@ cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssi
                     else:
                         rows_bt(ee, eo, width, run, o0, o1, o2, o3)
                 qa = qb
-            q0 += nq
+        q0 += p.rows * p.width
 
 
 cdef inline void output_run(const floating* m, Py_ssize_t mxs, Py_ssize_t n, floating b,
@@ -289,12 +289,12 @@ cdef void transform_outputs(const floating* m, Py_ssize_t K, Py_ssize_t Ho, Py_s
     cdef floating r0[2 * OUT_RUN]
     cdef floating r1[2 * OUT_RUN]
     cdef floating* out
-    for k in range(K):
-        b = bias[k] if bias != NULL else 0
-        s = s0
-        q0 = 0
-        while s < s1:
-            s += piece_at(t, s, s1, &p)
+    s = s0
+    q0 = 0
+    while s < s1:  # pieces outer: the K planes of an image are written in one sweep
+        s += piece_at(t, s, s1, &p)
+        for k in range(K):
+            b = bias[k] if bias != NULL else 0
             width = p.width
             if width <= OUT_RUN:
                 n_cols = min(2 * width, Wo - 2 * p.tx)
@@ -322,7 +322,7 @@ cdef void transform_outputs(const floating* m, Py_ssize_t K, Py_ssize_t Ho, Py_s
                             memcpy(out, r0, n_cols * sizeof(floating))
                         if oy + 1 < Ho:
                             memcpy(out + Wo, r1, n_cols * sizeof(floating))
-            q0 += p.rows * width
+        q0 += p.rows * p.width
 
 
 cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
@@ -340,11 +340,11 @@ cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ss
     cdef floating* g1e
     cdef floating* g1o
     cdef floating* o
-    for k in range(K):
-        s = s0
-        q0 = 0
-        while s < s1:
-            s += piece_at(t, s, s1, &p)
+    s = s0
+    q0 = 0
+    while s < s1:  # pieces outer: the K planes of an image are read in one sweep
+        s += piece_at(t, s, s1, &p)
+        for k in range(K):
             nq = p.rows * p.width
             g0e = scratch
             g0o = scratch + nq
@@ -404,7 +404,7 @@ cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ss
             o = o + mxs
             for i in range(nq):
                 o[i] = g1o[i]
-            q0 += nq
+        q0 += p.rows * p.width
 
 
 # Rows of the sgemm A panels: ``winograd_filter``'s ``panel_rows`` for the panel layout.

@@ -60,8 +60,11 @@ SMALL_DEPTH = 9
 SMALL_DEPTH_NARROW = 27
 SMALL_NARROW_K = 32
 # Elements of the transformed tiles of one block (V and M together) per thread: like
-# COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches.
-WINOGRAD_BLOCK_ELEMENTS = 1 << 20
+# COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches. Measured per pass
+# (64×32×28→64, 32×128×14→256; budgets 2^17..2^20): 2^19 best or within noise at 1 thread and
+# best at 2 threads; 2^17–2^18 lose 5–25 % (more blocks, shorter loops, GEMMs narrower than the
+# L2 would allow), 2^20 loses up to 20 % at 2 threads (both threads stream through L3).
+WINOGRAD_BLOCK_ELEMENTS = 1 << 19
 
 
 class ConvGeometry(NamedTuple):
