@@ -176,6 +176,32 @@ def test_max_pool2d_gradient_goes_exactly_to_the_switches(cfg, seed, ties):
     np.testing.assert_allclose(xt.grad.numpy(), scatter_reference(g, ref_idx, x.shape), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("stride,padding", [(2, 0), (1, 0), (2, 1), (3, 1)])
+@pytest.mark.parametrize("width", [3, 14, 37])
+def test_max_pool2d_2x2_float32_path_matches_reference(stride, padding, width):
+    """2x2 windows in float32 take a branch-free register loop: values, int64 indices and the
+    gradient routed through int32 switches agree with the reference, with ties (±0 included),
+    NaNs (several in one window: the last wins), -inf and wide rows (vector body and tail)."""
+    rng = np.random.default_rng(width * 10 + stride)
+    x = rng.integers(-2, 3, size=(2, 3, 9, width)).astype(np.float32)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], dtype=np.float32), size=int((x == 0).sum()))
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, 12, replace=False)] = np.nan
+    flat[rng.choice(flat.size, 12, replace=False)] = -np.inf
+    x[0, 0, 0, :2] = x[0, 0, 1, :2] = np.nan  # a window of NaNs only
+    out, idx = F.max_pool2d(fc.tensor(x), 2, stride, padding, return_indices=True)
+    ref_out, ref_idx = ref_max_pool(x, (2, 2), (stride, stride), (padding, padding), (1, 1), False)
+    np.testing.assert_array_equal(out.numpy(), ref_out)
+    np.testing.assert_array_equal(np.signbit(out.numpy()), np.signbit(ref_out))
+    np.testing.assert_array_equal(idx.numpy(), ref_idx)
+    xt = fc.tensor(x, requires_grad=True)
+    y = F.max_pool2d(xt, 2, stride, padding)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(g)
+    # overlapping windows add float32 gradients (the reference adds in float64)
+    np.testing.assert_allclose(xt.grad.numpy(), scatter_reference(g, ref_idx, x.shape), rtol=1e-6, atol=1e-6)
+
+
 def test_overlapping_windows_and_ties_route_to_first_maximum():
     # 3x3 windows with stride 2 share a row/column; the shared maximum gets both gradients
     x = np.zeros((1, 1, 5, 5))

@@ -150,6 +150,47 @@ cdef inline void _max_row_interior(const floating* plane, Py_ssize_t W, Py_ssize
                     o_row[ow] = _select(_takes_max(v, o_row[ow]), v, o_row[ow])
 
 
+cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t sw,
+                              Py_ssize_t pw, Py_ssize_t c0, Py_ssize_t c1, floating* o_row,
+                              index_t* i_row) noexcept nogil:
+    """``_max_row_interior`` for 2x2 windows (dilation 1) whose two rows are inside the input: the
+    four taps in registers, visited in the same row-major order with the same max rule; the winning
+    tap k (0..3) is kept by integer arithmetic, so the loop has no branches (and vectorizes for
+    float32)."""
+    cdef const floating* r0 = plane + h0 * W
+    cdef const floating* r1 = r0 + W
+    cdef Py_ssize_t ow, w
+    cdef floating best, v
+    cdef int upd, k
+    if i_row != NULL:
+        for ow in range(c0, c1):
+            w = ow * sw - pw
+            best = r0[w]
+            v = r0[w + 1]
+            upd = _takes_max(v, best)
+            best = _select(upd, v, best)
+            k = upd
+            v = r1[w]
+            upd = _takes_max(v, best)
+            best = _select(upd, v, best)
+            k = k + upd * (2 - k)
+            v = r1[w + 1]
+            upd = _takes_max(v, best)
+            o_row[ow] = _select(upd, v, best)
+            k = k + upd * (3 - k)
+            i_row[ow] = <index_t>((h0 + (k >> 1)) * W + w + (k & 1))
+    else:
+        for ow in range(c0, c1):
+            w = ow * sw - pw
+            best = r0[w]
+            v = r0[w + 1]
+            best = _select(_takes_max(v, best), v, best)
+            v = r1[w]
+            best = _select(_takes_max(v, best), v, best)
+            v = r1[w + 1]
+            o_row[ow] = _select(_takes_max(v, best), v, best)
+
+
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, index_t[:, :, ::1] idx,
                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint with_indices):
@@ -169,6 +210,9 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, ind
     cdef index_t* i_row
     cdef Py_ssize_t* rows
     cdef Py_ssize_t* cols
+    # the common 2x2 window: a branch-free loop that gcc vectorizes for float32 (6-7 ns -> 2.5 ns
+    # per output at 1 thread); for float64 it does not, and the general loop is faster there
+    cdef bint pair = floating is float and kh == 2 and kw == 2 and dh == 1 and dw == 1
     # interior columns: w0 = ow*sw - pw >= 0 and w0 + (kw-1)*dw <= W-1
     c0 = (pw + sw - 1) // sw
     last = W - 1 - (kw - 1) * dw + pw
@@ -197,7 +241,10 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, ind
                 for ow in range(c0):
                     _max_window(plane, W, h0, ow * sw - pw, i0, i1, cols[2 * ow], cols[2 * ow + 1], dh, dw,
                                 o_row + ow, i_row + ow if with_indices else NULL)
-                _max_row_interior(plane, W, h0, i0, i1, kw, sw, pw, dh, dw, c0, c1, o_row, i_row)
+                if pair and i0 == 0 and i1 == 2:
+                    _max_row_2x2(plane, W, h0, sw, pw, c0, c1, o_row, i_row)
+                else:
+                    _max_row_interior(plane, W, h0, i0, i1, kw, sw, pw, dh, dw, c0, c1, o_row, i_row)
                 for ow in range(c1, OW):
                     _max_window(plane, W, h0, ow * sw - pw, i0, i1, cols[2 * ow], cols[2 * ow + 1], dh, dw,
                                 o_row + ow, i_row + ow if with_indices else NULL)
