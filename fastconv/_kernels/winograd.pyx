@@ -57,6 +57,23 @@ DEF XI_PAD = 16
 DEF ALIGN_SLACK = 16
 
 
+cdef extern from *:
+    void __builtin_prefetch(const void* addr) noexcept nogil
+
+
+cdef inline void prefetch_rows(const floating* plane, Py_ssize_t H, Py_ssize_t W, Py_ssize_t iy,
+                               Py_ssize_t rows) noexcept nogil:
+    """Prefetch rows [iy, iy + rows) of an H×W plane (clipped): the next plane a transform reads
+    while it works on this one (a miss on every first touch otherwise stalls the transforms)."""
+    cdef Py_ssize_t lo = max(iy, 0), hi = min(iy + rows, H), i
+    cdef const char* start
+    if hi <= lo:
+        return
+    start = <const char*>(plane + lo * W)
+    for i in range(0, (hi - lo) * W * <Py_ssize_t>sizeof(floating), 64):
+        __builtin_prefetch(start + i)
+
+
 cdef inline void load_row(const floating* plane, Py_ssize_t H, Py_ssize_t W, Py_ssize_t iy,
                           Py_ssize_t ix, Py_ssize_t n, floating* dst) noexcept nogil:
     """dst[j] = plane[iy, ix + j] for j < n, zero outside the H×W plane."""
@@ -212,6 +229,8 @@ cdef void transform_inputs(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssi
             nq = p.rows * width
             se = (p.rows + 1) * width
             plane = x + (p.n * C + c) * H * W
+            if c + 1 < C:
+                prefetch_rows(plane + H * W, H, W, 2 * p.ty - ph, 2 * p.rows + 2)
             # B on the right: (a0, a1, a2, a3) → (a0 − a2, a1 + a2, a2 − a1, a1 − a3) per tile column
             for r in range(2 * p.rows + 2):
                 load_row(plane, H, W, 2 * p.ty - ph + r, 2 * p.tx - pw, 2 * width + 2, d)
@@ -351,6 +370,8 @@ cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ss
             g1e = scratch + 2 * nq
             g1o = scratch + 3 * nq
             plane = dy + (p.n * K + k) * Ho * Wo
+            if k + 1 < K:
+                prefetch_rows(plane + Ho * Wo, Ho, Wo, 2 * p.ty, 2 * p.rows)
             for i in range(p.rows):
                 load_pairs(plane, Ho, Wo, 2 * (p.ty + i), 2 * p.tx, p.width, g0e + i * p.width, g0o + i * p.width)
                 load_pairs(plane, Ho, Wo, 2 * (p.ty + i) + 1, 2 * p.tx, p.width, g1e + i * p.width,
