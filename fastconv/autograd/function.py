@@ -61,7 +61,7 @@ class Context:
 
     __slots__ = (
         "function", "needs_input_grad", "recording", "next_edges", "output_meta",
-        "_saved", "saved_nbytes", "_released", "non_differentiable", "tensor_hooks",
+        "_saved", "_released", "non_differentiable", "tensor_hooks",
         "retained", "__dict__", "__weakref__",
     )
 
@@ -72,7 +72,6 @@ class Context:
         self.next_edges = ()
         self.output_meta = ()
         self._saved = ()
-        self.saved_nbytes = 0
         self._released = False
         self.non_differentiable = ()
         self.tensor_hooks = None
@@ -83,7 +82,12 @@ class Context:
         if not self.recording:
             return
         self._saved = arrays
-        self.saved_nbytes = _array_nbytes(arrays)
+
+    @property
+    def saved_nbytes(self) -> int:
+        """Bytes of the distinct arrays kept for backward (0 once released), counted when asked
+        (by the memory profiler), not on every call."""
+        return _array_nbytes(self._saved)
 
     @property
     def saved_tensors(self) -> Tuple[Any, ...]:
@@ -101,7 +105,6 @@ class Context:
     def release(self) -> None:
         """Drop saved arrays (after backward without retain_graph)."""
         self._saved = ()
-        self.saved_nbytes = 0
         self._released = True
         self.__dict__.clear()
 
