@@ -195,6 +195,31 @@ def test_fused_update_of_large_and_non_contiguous_params(cls, reference, kwargs,
     _compare_with_numpy(cls, reference, kwargs, np.float64, [(3, 5), (4, 2)], steps=3, transpose=True)
 
 
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+                                         ("AdamW", dict(lr=0.01, amsgrad=True))])
+def test_large_float32_params_match_torch_on_two_threads(torch, name, kwargs):
+    """A parameter above the parallel threshold, updated in blocks by two threads, against torch."""
+    from fastconv.optim.optimizer import PARALLEL_MIN_ELEMENTS
+
+    rng = np.random.default_rng(8)
+    init = rng.standard_normal(PARALLEL_MIN_ELEMENTS + 1000).astype(np.float32)
+    grads = [rng.standard_normal(init.shape).astype(np.float32) for _ in range(5)]
+    ours = fc.tensor(init.copy(), requires_grad=True)
+    theirs = torch.tensor(init.copy(), requires_grad=True)
+    opt, topt = getattr(optim, name)([ours], **kwargs), getattr(torch.optim, name)([theirs], **kwargs)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        for g in grads:
+            ours.grad, theirs.grad = fc.tensor(g), torch.tensor(g)
+            opt.step()
+            topt.step()
+    finally:
+        fc.set_num_threads(previous)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ours.data, init)
+
+
 def test_fused_update_takes_the_gradient_in_the_parameter_dtype_and_checks_its_shape():
     p = fc.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     opt = optim.SGD([p], lr=0.5, momentum=0.9)
@@ -258,7 +283,10 @@ def test_param_groups_with_different_lrs_match_torch(torch, name, kwargs):
 
 
 @pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-                                         ("Adam", dict(lr=0.01, amsgrad=True))])
+                                         ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.1,
+                                                      maximize=True)),
+                                         ("Adam", dict(lr=0.01, amsgrad=True)),
+                                         ("AdamW", dict(lr=0.01, weight_decay=0.1, maximize=True))])
 def test_float32_params_stay_float32_and_match_torch(torch, name, kwargs):
     init = _initial(2, np.float32)
     ours, opt = _run_ours(getattr(optim, name), _single, init, 20, **kwargs)
