@@ -36,8 +36,8 @@ def pooled_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 
 
 def _pooled_hw(hw: Sequence[int], kernel, stride, padding, dilation, ceil_mode) -> Tuple[int, int]:
-    return tuple(pooled_size(hw[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode)
-                 for i in range(2))
+    return (pooled_size(hw[0], kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
+            pooled_size(hw[1], kernel[1], stride[1], padding[1], dilation[1], ceil_mode))
 
 
 def _planes(x: np.ndarray) -> np.ndarray:
