@@ -262,7 +262,7 @@ def fused_update(op: str, kernel, param: Tensor, states: Tuple[np.ndarray, ...],
         grad = np.ascontiguousarray(grad, dtype=data.dtype)
     work = data if data.flags.c_contiguous else np.ascontiguousarray(data)
     threads = get_num_threads() if data.size >= PARALLEL_MIN_ELEMENTS else 1
-    kernel(work.reshape(-1), grad.reshape(-1), *[s.reshape(-1) for s in states], *options, threads)
+    kernel(work.ravel(), grad.ravel(), *[s.ravel() for s in states], *options, threads)  # views: all contiguous
     if work is not data:
         data[...] = work
 
