@@ -274,7 +274,7 @@ def test_winograd_kernels_any_block(rng, n, c, k, h, w, block, dtype):
     for threads in (1, 2):
         for panels in {False, kernels.panel_layout(dtype == np.float32)}:
             u = np.empty(kernels.filter_elements(c, k, panels), dtype)
-            kernels.winograd_filter(wt, u, False, kernels.PANEL_ROWS if panels else 1)
+            kernels.winograd_filter(wt, u, False, kernels.PANEL_ROWS if panels else 1, threads)
             v_el, m_el = kernels.work_elements(c, k, h, w, block, panels)
             vwork, mwork = np.empty((threads, v_el), dtype), np.empty((threads, m_el), dtype)
             y = np.empty((n, k, h, w), dtype)
@@ -285,7 +285,7 @@ def test_winograd_kernels_any_block(rng, n, c, k, h, w, block, dtype):
         kernels.winograd_weight_grad(x, dy, du, np.empty((threads, v_el), dtype), np.empty((threads, m_el), dtype),
                                      1, 1, block, threads > 1, threads)
         dw = np.empty_like(wt)
-        kernels.winograd_filter_grad(du.sum(axis=0).reshape(16, k, c), dw)
+        kernels.winograd_filter_grad(du.sum(axis=0).reshape(16, k, c), dw, threads)
         np.testing.assert_allclose(dw, ref_dw, rtol=0, atol=64 * eps * (np.abs(dy).sum() * np.abs(x).max() + 1))
 
 

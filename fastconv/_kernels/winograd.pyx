@@ -454,70 +454,130 @@ def work_elements(Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, Py_s
     return t.v_elements, t.m_elements
 
 
+# Filters transformed together by ``filter_batch`` (their results are contiguous in u).
+DEF FILTER_BATCH = 16
+
+
+cdef inline void filter_batch(const floating* g9, Py_ssize_t src_stride, Py_ssize_t n, bint flip,
+                              floating* dst, Py_ssize_t stride) noexcept nogil:
+    """dst[ξ·stride + j] = (G g_j Gᵀ)_ξ for n ≤ FILTER_BATCH 3×3 filters g_j = g9 + j·src_stride
+    (row-major; rotated by 180° with ``flip``). Local arrays, loops over j: vectorized."""
+    cdef floating g[9][FILTER_BATCH]
+    cdef floating t[12][FILTER_BATCH]
+    cdef Py_ssize_t r, j, q
+    cdef floating* d
+    for q in range(n):
+        for r in range(9):
+            g[r][q] = g9[q * src_stride + (8 - r if flip else r)]
+    # t = G·g (4×3)
+    for j in range(3):
+        for q in range(n):
+            t[j][q] = g[j][q]
+            t[3 + j][q] = (g[j][q] + g[3 + j][q] + g[6 + j][q]) * 0.5
+            t[6 + j][q] = (g[j][q] - g[3 + j][q] + g[6 + j][q]) * 0.5
+            t[9 + j][q] = g[6 + j][q]
+    # u = t·Gᵀ (4×4)
+    for r in range(4):
+        d = dst + 4 * r * stride
+        for q in range(n):
+            d[q] = t[r * 3][q]
+        d = d + stride
+        for q in range(n):
+            d[q] = (t[r * 3][q] + t[r * 3 + 1][q] + t[r * 3 + 2][q]) * 0.5
+        d = d + stride
+        for q in range(n):
+            d[q] = (t[r * 3][q] - t[r * 3 + 1][q] + t[r * 3 + 2][q]) * 0.5
+        d = d + stride
+        for q in range(n):
+            d[q] = t[r * 3 + 2][q]
+
+
 def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_transpose,
-                    Py_ssize_t panel_rows):
+                    Py_ssize_t panel_rows, int num_threads):
     """u = G g Gᵀ per filter: 16 matrices (one per ξ) of the pass's c_out × c_in filters, each in
     row panels of ``panel_rows`` rows (1: plain row-major; FC_SGEMM_MR: the sgemm A panels, rows
     past c_out zero). The filter g is w[k, c] (K×C×3×3): c_out = K, c_in = C; with
     ``flip_transpose`` it is w[k, c] rotated by 180° with c_out = C, c_in = K, the filter of the
-    input-gradient convolution.
+    input-gradient convolution. Panels are filled in storage order (contiguous writes), split
+    over ``num_threads`` threads.
     """
-    cdef Py_ssize_t K = w.shape[0], C = w.shape[1], k, c, r, j, o, i
+    cdef Py_ssize_t K = w.shape[0], C = w.shape[1], o, i, op, oo, panels
     cdef Py_ssize_t c_out = C if flip_transpose else K, c_in = K if flip_transpose else C
     cdef Py_ssize_t stride, padded
-    cdef floating g[9]
-    cdef floating t[12]
-    cdef floating* dst
+    cdef const floating* w0 = &w[0, 0, 0, 0]
+    cdef floating* u0 = &u[0]
     if panel_rows < 1:
         raise ValueError("winograd_filter: panel_rows must be positive")
-    padded = (c_out + panel_rows - 1) // panel_rows * panel_rows
+    panels = (c_out + panel_rows - 1) // panel_rows
+    padded = panels * panel_rows
     stride = padded * c_in
     if u.shape[0] < 16 * stride:
         raise ValueError("winograd_filter: u too small")
+    if K == 0 or C == 0:
+        return
     with nogil:
         if padded != c_out:
-            memset(&u[0], 0, 16 * stride * sizeof(floating))
-        for k in range(K):
-            for c in range(C):
-                for r in range(9):
-                    g[r] = w[k, c, 2 - r // 3, 2 - r % 3] if flip_transpose else w[k, c, r // 3, r % 3]
-                # t = G·g (4×3)
-                for j in range(3):
-                    t[j] = g[j]
-                    t[3 + j] = (g[j] + g[3 + j] + g[6 + j]) * 0.5
-                    t[6 + j] = (g[j] - g[3 + j] + g[6 + j]) * 0.5
-                    t[9 + j] = g[6 + j]
-                o = c if flip_transpose else k
-                i = k if flip_transpose else c
-                dst = &u[0] + (o // panel_rows) * panel_rows * c_in + i * panel_rows + o % panel_rows
-                # u = t·Gᵀ (4×4)
-                for r in range(4):
-                    dst[(r * 4 + 0) * stride] = t[r * 3]
-                    dst[(r * 4 + 1) * stride] = (t[r * 3] + t[r * 3 + 1] + t[r * 3 + 2]) * 0.5
-                    dst[(r * 4 + 2) * stride] = (t[r * 3] - t[r * 3 + 1] + t[r * 3 + 2]) * 0.5
-                    dst[(r * 4 + 3) * stride] = t[r * 3 + 2]
+            memset(u0, 0, 16 * stride * sizeof(floating))
+        if panel_rows > 1:  # the ≤ panel_rows filters of a panel at one input channel are contiguous
+            for op in prange(panels, schedule='static', num_threads=max(num_threads, 1)):
+                o = op * panel_rows
+                for i in range(c_in):
+                    for oo in range(0, min(panel_rows, c_out - o), FILTER_BATCH):
+                        filter_batch(w0 + ((i * C + o + oo) if flip_transpose else ((o + oo) * C + i)) * 9,
+                                     (1 if flip_transpose else C) * 9,
+                                     min(FILTER_BATCH, panel_rows - oo, c_out - o - oo), flip_transpose,
+                                     u0 + o * c_in + i * panel_rows + oo, stride)
+        else:  # plain rows: a row's filters (all input channels) are contiguous
+            for o in prange(c_out, schedule='static', num_threads=max(num_threads, 1)):
+                for i in range(0, c_in, FILTER_BATCH):
+                    filter_batch(w0 + ((i * C + o) if flip_transpose else (o * C + i)) * 9,
+                                 (C if flip_transpose else 1) * 9, min(FILTER_BATCH, c_in - i), flip_transpose,
+                                 u0 + o * c_in + i, stride)
 
 
-def winograd_filter_grad(const floating[:, :, ::1] du, floating[:, :, :, ::1] dw):
-    """dw[k, c] (3×3) = Gᵀ dU[:, k, c] G, du being 16×K×C: the adjoint of ``winograd_filter``."""
-    cdef Py_ssize_t K = dw.shape[0], C = dw.shape[1], k, c, j, r
-    cdef floating a[16]
-    cdef floating t[12]
+cdef inline void filter_grad_batch(const floating* a16, Py_ssize_t stride, Py_ssize_t n,
+                                   floating* dw9) noexcept nogil:
+    """dw9[9j : 9j + 9] (3×3, row-major) = Gᵀ a_j G for n ≤ FILTER_BATCH 4×4 matrices
+    a_j[ξ] = a16[ξ·stride + j]. Local arrays, loops over j: vectorized."""
+    cdef floating a[16][FILTER_BATCH]
+    cdef floating t[12][FILTER_BATCH]
+    cdef floating o[9][FILTER_BATCH]
+    cdef Py_ssize_t r, j, q
+    for r in range(16):
+        for q in range(n):
+            a[r][q] = a16[r * stride + q]
+    # t = Gᵀ·a (3×4)
+    for j in range(4):
+        for q in range(n):
+            t[j][q] = a[j][q] + (a[4 + j][q] + a[8 + j][q]) * 0.5
+            t[4 + j][q] = (a[4 + j][q] - a[8 + j][q]) * 0.5
+            t[8 + j][q] = (a[4 + j][q] + a[8 + j][q]) * 0.5 + a[12 + j][q]
+    # dw = t·G (3×3)
+    for r in range(3):
+        for q in range(n):
+            o[r * 3][q] = t[r * 4][q] + (t[r * 4 + 1][q] + t[r * 4 + 2][q]) * 0.5
+            o[r * 3 + 1][q] = (t[r * 4 + 1][q] - t[r * 4 + 2][q]) * 0.5
+            o[r * 3 + 2][q] = (t[r * 4 + 1][q] + t[r * 4 + 2][q]) * 0.5 + t[r * 4 + 3][q]
+    for q in range(n):
+        for r in range(9):
+            dw9[9 * q + r] = o[r][q]
+
+
+def winograd_filter_grad(const floating[:, :, ::1] du, floating[:, :, :, ::1] dw, int num_threads):
+    """dw[k, c] (3×3) = Gᵀ dU[:, k, c] G, du being 16×K×C: the adjoint of ``winograd_filter``
+    (split over ``num_threads`` threads by k)."""
+    cdef Py_ssize_t K = dw.shape[0], C = dw.shape[1], k, c
+    cdef Py_ssize_t s0, s1
+    if du.shape[0] != 16 or du.shape[1] != K or du.shape[2] != C:
+        raise ValueError("winograd_filter_grad: du must be 16×K×C for dw's K×C")
+    if K == 0 or C == 0:
+        return
+    s0 = du.strides[0] // sizeof(floating)
+    s1 = du.strides[1] // sizeof(floating)
     with nogil:
-        for k in range(K):
-            for c in range(C):
-                for r in range(16):
-                    a[r] = du[r, k, c]
-                # t = Gᵀ·a (3×4)
-                for j in range(4):
-                    t[j] = a[j] + (a[4 + j] + a[8 + j]) * 0.5
-                    t[4 + j] = (a[4 + j] - a[8 + j]) * 0.5
-                    t[8 + j] = (a[4 + j] + a[8 + j]) * 0.5 + a[12 + j]
-                # dw = t·G (3×3)
-                for r in range(3):
-                    dw[k, c, r, 0] = t[r * 4] + (t[r * 4 + 1] + t[r * 4 + 2]) * 0.5
-                    dw[k, c, r, 1] = (t[r * 4 + 1] - t[r * 4 + 2]) * 0.5
-                    dw[k, c, r, 2] = (t[r * 4 + 1] + t[r * 4 + 2]) * 0.5 + t[r * 4 + 3]
+        for k in prange(K, schedule='static', num_threads=max(num_threads, 1)):
+            for c in range(0, C, FILTER_BATCH):
+                filter_grad_batch(&du[0, 0, 0] + k * s1 + c, s0, min(FILTER_BATCH, C - c), &dw[k, c, 0, 0])
 
 
 cdef inline floating* aligned_v(floating* v) noexcept nogil:

@@ -305,7 +305,7 @@ def _winograd_forward_kernel(x: np.ndarray, weight: np.ndarray, bias: Optional[n
     c_out = out_shape[1]
     plan = _winograd_plan(n, c_in, c_out, out_shape[2], out_shape[3], x.dtype.itemsize)
     u = np.empty(plan.u_elements, dtype=x.dtype)
-    _winograd.winograd_filter(weight, u, flip, _winograd.PANEL_ROWS if plan.panels else 1)
+    _winograd.winograd_filter(weight, u, flip, _winograd.PANEL_ROWS if plan.panels else 1, plan.threads)
     y = np.empty(out_shape, dtype=x.dtype)
     vwork = np.empty((plan.buffers, plan.v_elements), dtype=x.dtype)
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=x.dtype)
@@ -329,7 +329,7 @@ def _winograd_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, ph: int, pw: int
     del vwork, mwork
     total = du[0] if plan.buffers == 1 else du.sum(axis=0)
     dw = np.empty(weight_shape, dtype=dy.dtype)
-    _winograd.winograd_filter_grad(total.reshape(16, k, c), dw)
+    _winograd.winograd_filter_grad(total.reshape(16, k, c), dw, plan.threads)
     return dw
 
 
