@@ -24,7 +24,7 @@ cdef extern from *:
     """
     #include <math.h>
     #include <stddef.h>
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)  /* ifunc */
     #define FC_OPTIM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
     #else
     #define FC_OPTIM_CLONES
