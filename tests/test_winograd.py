@@ -188,14 +188,18 @@ def test_winograd_only_requested_grads(rng, winograd):
 # ---- dispatch and declarations ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape, weight, opts, expected", [
-    ((1, 32, 28, 28), (32, 32, 3, 3), dict(padding=1), True),       # 196 tiles x 32 x 32 >= 2^17
+    ((1, 32, 28, 28), (32, 32, 3, 3), dict(padding=1), True),       # 196 tiles, C·K = 1024
     ((1, 32, 28, 28), (32, 32, 3, 3), dict(padding="same"), True),
-    ((2, 32, 14, 14), (32, 32, 3, 3), dict(padding=1), False),      # 49 tiles x 32 x 32: GEMMs too small
-    ((1, 128, 14, 14), (256, 128, 3, 3), dict(padding=1), True),    # 49 tiles x 128 x 256
-    ((2, 1, 12, 12), (16, 1, 3, 3), dict(padding=1), False),      # C = 1: too thin for 16 GEMMs
-    ((2, 16, 12, 12), (4, 16, 3, 3), dict(padding=1), False),     # K = 4
-    ((2, 16, 7, 7), (16, 16, 3, 3), dict(padding=1), False),      # 49 output pixels
-    ((2, 16, 8, 8), (16, 16, 3, 3), dict(stride=2), False),     # not eligible
+    ((2, 32, 14, 14), (32, 32, 3, 3), dict(padding=1), True),       # 98 tiles
+    ((1, 32, 14, 14), (32, 32, 3, 3), dict(padding=1), False),      # 49 tiles: too few
+    ((1, 128, 14, 14), (256, 128, 3, 3), dict(padding=1), False),   # 49 tiles, however wide
+    ((8, 128, 7, 7), (256, 128, 3, 3), dict(padding=1), True),      # 128 tiles
+    ((8, 16, 14, 14), (32, 16, 3, 3), dict(padding=1), False),      # C·K = 512 on a small image
+    ((1, 16, 56, 56), (32, 16, 3, 3), dict(padding=1), True),       # ... on a large one
+    ((2, 1, 12, 12), (16, 1, 3, 3), dict(padding=1), False),        # C = 1: too thin for 16 GEMMs
+    ((8, 16, 12, 12), (8, 16, 3, 3), dict(padding=1), False),       # K = 8
+    ((2, 16, 7, 7), (16, 16, 3, 3), dict(padding=1), False),        # 32 tiles
+    ((2, 16, 8, 8), (16, 16, 3, 3), dict(stride=2), False),         # not eligible
     ((2, 16, 8, 8), (16, 16, 3, 3), dict(dilation=2), False),
     ((2, 16, 8, 8), (16, 8, 3, 3), dict(groups=2), False),
     ((2, 16, 8, 8), (16, 16, 5, 5), dict(padding=2), False),

@@ -32,15 +32,23 @@ MIN_FLOPS_PER_THREAD = 1e6
 # when the configuration allows it (3×3, stride 1, dilation 1, groups 1), False = never. Private
 # switch for tests and benchmarks.
 _WINOGRAD: Optional[bool] = None
-# Automatic rule: Winograd when both channel counts are at least WINOGRAD_MIN_CHANNELS and the 16
-# GEMMs of one image are big enough to pay for the transforms: tiles per image · C · K at least
-# WINOGRAD_MIN_TILE_WORK. Measured fwd+bwd (Winograd time / im2col time, 1 and 2 threads):
-# 14×14 C=K=32 (49 tiles, 50k) 1.3–2.2 (slower); 14×14 C=32 K=64 (100k) 0.99–1.05; 14×14 C=K=64
-# (200k) 0.93–1.08; 28×28 C=K=32 (196 tiles, 200k) 0.34–0.75; 28×28 C=K=64 0.66–0.70;
-# 14×14 C=128 K=256 (1.6M) ≈0.67; 7×7 outputs (16 tiles) lose at any width (4×256×7×7→256: 1.65).
-WINOGRAD_MIN_CHANNELS = 8
-WINOGRAD_MIN_TILE_WORK = 1 << 17
-WINOGRAD_MIN_PIXELS = 100
+# Automatic rule (the same at any thread count): Winograd when both channel counts are at least
+# WINOGRAD_MIN_CHANNELS, the call has at least WINOGRAD_MIN_TILES 2×2 tiles in all (the filter
+# transforms and per-call buffers cost ∝ C·K and need enough tiles to pay off), and C·K is at least
+# WINOGRAD_NARROW_CHANNELS unless Ho·Wo ≥ WINOGRAD_NARROW_MIN_PIXELS (with 16 channels the GEMMs
+# are too shallow to repay the transforms except on large images). Measured fwd+bwd, x, w, b
+# requiring grad, Winograd / im2col time at 1 | 2 threads (grid: 7, 10, 14, 28, 56 px; C, K in
+# 16..256; batch 1, 8, 32): 1×{64..256}×{7,10}→{64..256} (16–25 tiles) 1.01–1.93 | 1.34–2.43,
+# 1×32×14→64 1.06 | 1.22, 1×128×14→256 1.10 | 1.06 (49 tiles) lose; 8×{32..256}×7→{32..256}
+# (128 tiles) 0.67–0.96 | 0.45–0.96; 14×14 batch 8 C=K=32 0.82 | 0.86, C=64 0.68 | 0.73;
+# 28×28 0.54–0.90 | 0.62–1.03; 56×56 0.48–0.77 | 0.52–0.77; 64×32×28→64 0.59 | 0.70. 16 channels:
+# C=16 K=32 loses below 56×56 (8×16×14→32 1.07 | 1.31, 1×16×28→32 1.22 | 1.21) and wins at 56×56
+# (0.89–1.00 | 0.92–0.94); C=K=16 0.83–1.03 | 0.78–1.15. Against the oracle this rule costs 0.3 %
+# | 4 % of the grid's total time (the previous rule: 6 % | 10 %).
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_TILES = 64
+WINOGRAD_NARROW_CHANNELS = 1024
+WINOGRAD_NARROW_MIN_PIXELS = 3000
 # Shallow-GEMM path (docs/design.md): for groups 1 and a small depth C·kh·kw the GEMMs after im2col
 # have an inner dimension (forward, dW) or a row count (dX) equal to that depth, where a GEMM's
 # packing and tile edges dominate; the kernels' own register-blocked loops replace it there.
@@ -229,16 +237,18 @@ def _winograd_eligible(g: ConvGeometry) -> bool:
 
 def _use_winograd(image_shape, weight_shape, g: ConvGeometry) -> bool:
     """Whether conv2d takes the Winograd path: eligible, and (unless forced by ``_WINOGRAD``)
-    C, K ≥ WINOGRAD_MIN_CHANNELS, Ho·Wo ≥ WINOGRAD_MIN_PIXELS and tiles·C·K ≥ WINOGRAD_MIN_TILE_WORK."""
+    C, K ≥ WINOGRAD_MIN_CHANNELS, N·tiles ≥ WINOGRAD_MIN_TILES and C·K ≥ WINOGRAD_NARROW_CHANNELS
+    or Ho·Wo ≥ WINOGRAD_NARROW_MIN_PIXELS."""
     if _WINOGRAD is False or not _winograd_eligible(g):
         return False
     if _WINOGRAD:
         return True
     channels, kernels = image_shape[1], weight_shape[0]
-    tiles = ((g.out_h + 1) // 2) * ((g.out_w + 1) // 2)
+    tiles = image_shape[0] * ((g.out_h + 1) // 2) * ((g.out_w + 1) // 2)
     return (min(channels, kernels) >= WINOGRAD_MIN_CHANNELS
-            and g.out_h * g.out_w >= WINOGRAD_MIN_PIXELS
-            and tiles * channels * kernels >= WINOGRAD_MIN_TILE_WORK)
+            and tiles >= WINOGRAD_MIN_TILES
+            and (channels * kernels >= WINOGRAD_NARROW_CHANNELS
+                 or g.out_h * g.out_w >= WINOGRAD_NARROW_MIN_PIXELS))
 
 
 class WinogradPlan(NamedTuple):
@@ -259,7 +269,8 @@ def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsi
     Blocks hold at most WINOGRAD_BLOCK_ELEMENTS transformed elements (16·(c_in + c_out) per
     tile). They are whole tile rows when a row fits (the transforms then see no partial rows), as
     many as fit or fewer when that fills the 32-tile sgemm panels better (for 14 tiles a row, 9
-    rows = 126 tiles = 4 panels less 2 columns); else a multiple of 32 tiles. With several threads
+    rows = 126 tiles = 4 panels less 2 columns); else a multiple of 32 tiles. Calls with few tiles
+    get at least 4 blocks per thread (of at least 32 tiles). With several threads
     there are at least as many blocks as threads and, when there are few, a multiple of them.
     The forward passes use the sgemm panel layouts for float32 when the CPU has AVX-512; the
     weight-gradient pass never does."""
@@ -268,6 +279,9 @@ def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsi
     threads = _threads_for(2.0 * n * c_out * c_in * 9 * out_h * out_w)
     parallel = threads > 1 and tiles > 1
     max_tiles = max(1, WINOGRAD_BLOCK_ELEMENTS // (16 * (c_in + c_out)))
+    # at least 4 blocks per thread when that leaves 32 tiles: small calls get small, reused
+    # buffers (a fresh ~1 MB buffer per call costs page faults: 32×32×7×7→32 ran 2.4× slower)
+    max_tiles = min(max_tiles, max(32, tiles // (4 * threads)))
     if tiles_w <= max_tiles:
         r_max = min(max_tiles // tiles_w, -(-rows_total // threads) if parallel else rows_total)
 
