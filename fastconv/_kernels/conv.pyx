@@ -37,12 +37,23 @@ cdef extern from *:
     #define FC_X86 0
     #endif
     /* The same body compiled for AVX-512, AVX2+FMA and the baseline, chosen per call by CPU
-       features (arch-based target_clones would match CPU models, not features). */
+       features (arch-based target_clones would match CPU models, not features). Each variant
+       gets GCC vector-extension types of its own register width (64, 32 and 16 bytes): a
+       64-byte type in an AVX2 function is lowered to stack spills, ~10x slower (measured on
+       Zen 3). Locals of these types stay in registers, where gcc spilled plain accumulator
+       arrays to the stack; they are unaligned and may alias their element type. */
+    #define FC_VEC(REAL, BYTES) REAL __attribute__((vector_size(BYTES), aligned(sizeof(REAL)), may_alias))
+    typedef FC_VEC(float, 64) fc_vf64;
+    typedef FC_VEC(float, 32) fc_vf32;
+    typedef FC_VEC(float, 16) fc_vf16;
+    typedef FC_VEC(double, 64) fc_vd64;
+    typedef FC_VEC(double, 32) fc_vd32;
+    typedef FC_VEC(double, 16) fc_vd16;
     #if FC_X86
-    #define FC_DISPATCH(NAME, DEF, PARAMS, ARGS)                                                 \
-    static FC_AVX512 void NAME##_avx512 PARAMS DEF                                               \
-    static FC_AVX2 void NAME##_avx2 PARAMS DEF                                                   \
-    static void NAME##_base PARAMS DEF                                                           \
+    #define FC_DISPATCH(NAME, BODY, REAL, VT, PARAMS, ARGS)                                      \
+    static FC_AVX512 void NAME##_avx512 PARAMS BODY(REAL, VT##64)                                \
+    static FC_AVX2 void NAME##_avx2 PARAMS BODY(REAL, VT##32)                                    \
+    static void NAME##_base PARAMS BODY(REAL, VT##16)                                            \
     static void NAME PARAMS {                                                                    \
         __builtin_cpu_init();                                                                    \
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) NAME##_avx512 ARGS; \
@@ -50,13 +61,8 @@ cdef extern from *:
         else NAME##_base ARGS;                                                                   \
     }
     #else
-    #define FC_DISPATCH(NAME, DEF, PARAMS, ARGS) static void NAME PARAMS DEF
+    #define FC_DISPATCH(NAME, BODY, REAL, VT, PARAMS, ARGS) static void NAME PARAMS BODY(REAL, VT##16)
     #endif
-    /* 64-byte vectors of GCC's vector extension (split into 2 ymm / 4 xmm on narrower targets);
-       unaligned, may alias their element type. Locals of these types stay in registers, where
-       gcc spilled plain accumulator arrays to the stack. */
-    typedef float fc_vf __attribute__((vector_size(64), aligned(4), may_alias));
-    typedef double fc_vd __attribute__((vector_size(64), aligned(8), may_alias));
     #define FC_BLK_MAX 64
     /* C[m, p] = init + sum_t A[m*as_m + t*as_t] * B[t*ldb + p]  (m < M, p < L, t < T);
        init = bias[m] (bias != NULL), C[m, p] (accumulate != 0) or 0. Blocks of 4 vectors of
@@ -64,7 +70,7 @@ cdef extern from *:
     #define FC_LD(VT, P) (*(const VT*)(P))
     #define FC_ST(VT, P, V) (*(VT*)(P) = (V))
     #define FC_SMALL_NN_BODY(REAL, VT) {                                                     \
-        const Py_ssize_t VL = 64 / sizeof(REAL), BLK = 4 * VL;                               \
+        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), BLK = 4 * VL;                               \
         for (Py_ssize_t p0 = 0; p0 < L; p0 += BLK) {                                         \
             Py_ssize_t r = L - p0 < BLK ? L - p0 : BLK;                                      \
             const REAL* bb = B + p0;                                                         \
@@ -112,7 +118,7 @@ cdef extern from *:
        of 2 rows × 4 columns of D summed with vector partials, the rest one dot at a time;
        rowsum[m] += sum_p A[m*lda + p] when rowsum != NULL (conv's bias gradient). */
     #define FC_SMALL_NT_BODY(REAL, VT) {                                                     \
-        const Py_ssize_t VL = 64 / sizeof(REAL), LV = L - L % VL;                            \
+        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), LV = L - L % VL;                            \
         Py_ssize_t m = 0;                                                                    \
         for (; m + 2 <= M; m += 2) {                                                         \
             const REAL *a0 = A + m * lda, *a1 = a0 + lda;                                    \
@@ -181,10 +187,10 @@ cdef extern from *:
     #define FC_NT_PARAMS(REAL) (Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const REAL* A,       \
         Py_ssize_t lda, const REAL* B, Py_ssize_t ldb, REAL* D, Py_ssize_t ldd, REAL* rowsum)
     #define FC_NT_ARGS (M, T, L, A, lda, B, ldb, D, ldd, rowsum)
-    FC_DISPATCH(fc_small_nn_f, FC_SMALL_NN_BODY(float, fc_vf), FC_NN_PARAMS(float), FC_NN_ARGS)
-    FC_DISPATCH(fc_small_nn_d, FC_SMALL_NN_BODY(double, fc_vd), FC_NN_PARAMS(double), FC_NN_ARGS)
-    FC_DISPATCH(fc_small_nt_f, FC_SMALL_NT_BODY(float, fc_vf), FC_NT_PARAMS(float), FC_NT_ARGS)
-    FC_DISPATCH(fc_small_nt_d, FC_SMALL_NT_BODY(double, fc_vd), FC_NT_PARAMS(double), FC_NT_ARGS)
+    FC_DISPATCH(fc_small_nn_f, FC_SMALL_NN_BODY, float, fc_vf, FC_NN_PARAMS(float), FC_NN_ARGS)
+    FC_DISPATCH(fc_small_nn_d, FC_SMALL_NN_BODY, double, fc_vd, FC_NN_PARAMS(double), FC_NN_ARGS)
+    FC_DISPATCH(fc_small_nt_f, FC_SMALL_NT_BODY, float, fc_vf, FC_NT_PARAMS(float), FC_NT_ARGS)
+    FC_DISPATCH(fc_small_nt_d, FC_SMALL_NT_BODY, double, fc_vd, FC_NT_PARAMS(double), FC_NT_ARGS)
     """
     void fc_small_nn_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t as_m,
                        Py_ssize_t as_t, const float* B, Py_ssize_t ldb, const float* bias,
