@@ -7,6 +7,7 @@ from the saved input instead of keeping it (see docs/design.md, "Convolution: pa
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Optional, Tuple, Union
 
 import numpy as np
@@ -94,6 +95,35 @@ class ConvGeometry(NamedTuple):
 
 # ---- shared planning ---------------------------------------------------------------------------
 
+_PLAN_CACHE_SIZE = 512
+
+
+def _memoized_plan(plan):
+    """Memoize a planning function on its arguments, the thread count and the tunables it reads.
+
+    Plans are pure functions of shapes and these module settings, and a training loop asks for
+    the same few every step: computing one in Python costs several µs per kernel call, which
+    matters at batch 1. Changing a tunable (tests do) or the thread count changes the key."""
+    cache = {}
+
+    @functools.wraps(plan)
+    def planned(*args, **kwargs):
+        key = (args, tuple(kwargs.items()), _omp.get_max_threads(), MIN_FLOPS_PER_THREAD,
+               COLUMN_BLOCK_ELEMENTS, WINOGRAD_BLOCK_ELEMENTS)
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable arguments (shapes given as lists): plan without the cache
+            return plan(*args, **kwargs)
+        if len(cache) >= _PLAN_CACHE_SIZE:
+            cache.clear()
+        result = cache[key] = plan(*args, **kwargs)
+        return result
+
+    return planned
+
+
 def _row_block(rows_total: int, elements_per_row: int) -> int:
     """Output rows per column buffer: all of them unless that exceeds the element budget."""
     return max(1, min(rows_total, COLUMN_BLOCK_ELEMENTS // max(1, elements_per_row)))
@@ -127,6 +157,7 @@ def _threads_for(flops: float) -> int:
     return threads
 
 
+@_memoized_plan
 def _forward_setup(image_shape, out_channels: int, g: "ConvGeometry"):
     """(threads, rows per block, parallel over items?, column elements per output row)."""
     n, c = image_shape[0], image_shape[1]
@@ -144,6 +175,7 @@ class BackwardPlan(NamedTuple):
     row_elements: int     # column-buffer elements per output row
 
 
+@_memoized_plan
 def _backward_plan(image_shape, out_channels: int, g: "ConvGeometry") -> BackwardPlan:
     n, c = image_shape[0], image_shape[1]
     row_elems = c * g.kh * g.kw * g.out_w
@@ -262,6 +294,7 @@ class WinogradPlan(NamedTuple):
     m_elements: int       # elements of one M buffer (with its scratch)
 
 
+@_memoized_plan
 def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsize: int,
                    weight_grad: bool = False) -> WinogradPlan:
     """Plan of one Winograd pass over n images: c_in channels in, c_out × out_h × out_w out.
