@@ -271,8 +271,16 @@ def fit(
 
 def _train_epoch(model, loader, loss_fn, optimizer, callbacks, epoch, epochs, completed, sums,
                  interrupt, show, max_batches, steps_before) -> dict:
-    """One epoch from batch ``completed`` on; updates ``sums`` in place, stops early on interrupt."""
-    if hasattr(loader, "set_epoch"):
+    """One epoch from batch ``completed`` on; updates ``sums`` in place, stops early on interrupt.
+
+    A cut epoch resumes in the loader itself when it can (fastconv's DataLoader: same order and
+    augmentation draws from batch ``completed`` on, nothing fetched twice); any other iterable is
+    replayed from its start, skipping the batches already trained on."""
+    resumable = (0 < completed < len(loader) and callable(getattr(loader, "load_state_dict", None))
+                 and hasattr(loader, "seed"))
+    if resumable:
+        loader.load_state_dict({"seed": loader.seed, "epoch": epoch, "batches_done": completed})
+    elif hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
     model.train()
     for cb in callbacks:
@@ -280,8 +288,10 @@ def _train_epoch(model, loader, loss_fn, optimizer, callbacks, epoch, epochs, co
     bar = _progress(len(loader), f"epoch {epoch + 1}/{epochs}", show)
     t_start = time.perf_counter() - sums["seconds"]
     steps = 0
-    skip = completed
-    for batch_index, (x, y) in enumerate(loader):
+    skip = 0 if resumable else completed
+    if resumable:
+        bar.update(completed)
+    for batch_index, (x, y) in enumerate(loader, start=completed if resumable else 0):
         if batch_index < skip:  # replay the cut epoch's order (and augmentation draws) up to where it stopped
             bar.update(1)
             continue

@@ -72,6 +72,67 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, cut):
         np.testing.assert_array_equal(v, reference[k], err_msg=k)
 
 
+class CountingDataset:
+    """A dataset that counts the samples fetched from it (no get_batch: fetched one by one)."""
+
+    def __init__(self, inner):
+        self.inner, self.fetched = inner, 0
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        self.fetched += 1
+        return self.inner[i]
+
+
+def test_resume_fetches_only_the_batches_left(tmp_path):
+    # 96 samples in batches of 16: 6 batches per epoch; cut after 8 steps = epoch 2, batch 2
+    model, opt, sched, _ = setup()
+    counted = CountingDataset(small_problem())
+    loader = data.DataLoader(counted, batch_size=16, shuffle=True, seed=3, transform=data.RandomCrop(8, padding=1))
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(model, loader, F.cross_entropy, opt, 3, scheduler=sched, checkpoint_dir=str(tmp_path),
+                  verbose=False, max_batches=8)
+    assert counted.fetched == 8 * 16
+    model, opt, sched, _ = setup(seed=99)
+    counted = CountingDataset(small_problem())
+    loader = data.DataLoader(counted, batch_size=16, shuffle=True, seed=3, transform=data.RandomCrop(8, padding=1))
+    train.fit(model, loader, F.cross_entropy, opt, 3, scheduler=sched, checkpoint_dir=str(tmp_path),
+              resume=True, verbose=False)
+    assert counted.fetched == (3 * 6 - 8) * 16
+
+
+def test_resume_replays_a_plain_iterable(tmp_path):
+    # a loader that is only an iterable of batches (no state): the cut epoch is replayed and skipped
+    class Batches:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.x) // 16
+
+        def __iter__(self):
+            return ((self.x[i:i + 16], self.y[i:i + 16]) for i in range(0, len(self.x), 16))
+
+    ds = small_problem()
+    x, y = ds.arrays
+
+    def run(**kwargs):
+        fc.manual_seed(0)
+        model = small_model()
+        opt = fc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        train.fit(model, Batches(x, y), F.cross_entropy, opt, 2, verbose=False, **kwargs)
+        return model
+
+    reference = weights(run())
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint_dir=str(tmp_path), max_batches=4)
+    resumed = weights(run(checkpoint_dir=str(tmp_path), resume=True))
+    for k, v in resumed.items():
+        np.testing.assert_array_equal(v, reference[k], err_msg=k)
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     model, opt, sched, loader = setup()
     train.fit(model, loader, F.cross_entropy, opt, 1, checkpoint_dir=str(tmp_path), verbose=False)
