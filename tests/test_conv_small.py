@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import fastconv as fc
 import fastconv.nn.functional as F
 from fastconv.autograd import gradcheck
+from fastconv._kernels import conv as conv_kernels
 from fastconv.nn.functional import conv as conv_module
 from fastconv.nn.functional.conv import Conv2dFunction
 
@@ -85,6 +86,34 @@ def test_small_path_matches_reference(cfg):
     np.testing.assert_allclose(w.grad.numpy(), dw_ref, **tol)
     if b is not None:
         np.testing.assert_allclose(b.grad.numpy(), db_ref, **tol)
+
+
+@pytest.mark.parametrize("level", conv_kernels.shallow_variants())
+def test_every_shallow_variant_matches_reference(level):
+    """Each compiled variant of the shallow loops this CPU runs (baseline, AVX2, AVX-512), on
+    shapes whose rows, columns and depths end mid-block for every vector width (L = 1..130,
+    odd K, depth not a multiple of 4)."""
+    previous = conv_kernels.set_shallow_variant_cap(level)
+    try:
+        rng = np.random.default_rng(level)
+        for shape, k, kernel, padding in [((1, 1, 1, 1), 1, (1, 1), 0), ((2, 1, 5, 7), 3, (3, 3), 1),
+                                          ((1, 3, 10, 13), 5, (3, 3), 1), ((3, 2, 9, 11), 7, (2, 3), 0),
+                                          ((1, 1, 13, 10), 33, (3, 3), 1), ((2, 3, 4, 33), 16, (1, 3), 1)]:
+            for dt in (np.float32, np.float64):
+                x_np = rng.standard_normal(shape).astype(dt)
+                w_np = rng.standard_normal((k, shape[1], *kernel)).astype(dt)
+                b_np = rng.standard_normal(k).astype(dt)
+                x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+                y = F.conv2d(x, w, b, padding=padding)
+                assert y.grad_fn.small_depth
+                y_ref, grads = reference(x_np, w_np, b_np, (1, 1), (padding, padding), (1, 1))
+                dy = rng.standard_normal(y_ref.shape).astype(dt)
+                y.backward(dy)
+                tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+                for ours, ref in zip((y, x.grad, w.grad, b.grad), (y_ref, *grads(dy))):
+                    np.testing.assert_allclose(ours.numpy(), ref, **tol, err_msg=f"{shape} {k} {dt}")
+    finally:
+        conv_kernels.set_shallow_variant_cap(previous)
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 0, 1), (1, 2, 2)])

@@ -49,18 +49,29 @@ cdef extern from *:
     typedef FC_VEC(double, 64) fc_vd64;
     typedef FC_VEC(double, 32) fc_vd32;
     typedef FC_VEC(double, 16) fc_vd16;
+    /* Highest variant the dispatch may pick (3 AVX-512, 2 AVX2, 1 baseline): lowered only by
+       tests, so every variant the CPU runs is checked on it. */
+    static int fc_isa_cap = 3;
     #if FC_X86
+    static int fc_isa_level(void) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 3;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 2;
+        return 1;
+    }
     #define FC_DISPATCH(NAME, BODY, REAL, VT, PARAMS, ARGS)                                      \
     static FC_AVX512 void NAME##_avx512 PARAMS BODY(REAL, VT##64)                                \
     static FC_AVX2 void NAME##_avx2 PARAMS BODY(REAL, VT##32)                                    \
     static void NAME##_base PARAMS BODY(REAL, VT##16)                                            \
     static void NAME PARAMS {                                                                    \
-        __builtin_cpu_init();                                                                    \
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) NAME##_avx512 ARGS; \
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) NAME##_avx2 ARGS;    \
+        int level = fc_isa_level();                                                              \
+        if (level > fc_isa_cap) level = fc_isa_cap;                                              \
+        if (level == 3) NAME##_avx512 ARGS;                                                      \
+        else if (level == 2) NAME##_avx2 ARGS;                                                   \
         else NAME##_base ARGS;                                                                   \
     }
     #else
+    static int fc_isa_level(void) { return 1; }
     #define FC_DISPATCH(NAME, BODY, REAL, VT, PARAMS, ARGS) static void NAME PARAMS BODY(REAL, VT##16)
     #endif
     #define FC_BLK_MAX 64
@@ -192,6 +203,8 @@ cdef extern from *:
     FC_DISPATCH(fc_small_nt_f, FC_SMALL_NT_BODY, float, fc_vf, FC_NT_PARAMS(float), FC_NT_ARGS)
     FC_DISPATCH(fc_small_nt_d, FC_SMALL_NT_BODY, double, fc_vd, FC_NT_PARAMS(double), FC_NT_ARGS)
     """
+    int fc_isa_cap
+    int fc_isa_level() noexcept nogil
     void fc_small_nn_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t as_m,
                        Py_ssize_t as_t, const float* B, Py_ssize_t ldb, const float* bias,
                        int accumulate, float* C, Py_ssize_t ldc) noexcept nogil
@@ -380,6 +393,21 @@ cdef void forward_item(const floating* x, const floating* w, const floating* bia
     for grp in range(groups):
         gemm(False, False, <int>Kg, <int>L, <int>R, <floating>1, w + grp * Kg * R, <int>R,
              cols + grp * R * L, <int>L, beta, y + grp * Kg * plane + oy0 * g.Wo, <int>plane)
+
+
+def shallow_variants():
+    """Variants of the shallow loops this CPU can run (1 baseline, 2 AVX2+FMA, 3 AVX-512)."""
+    return list(range(1, fc_isa_level() + 1))
+
+
+def set_shallow_variant_cap(int level):
+    """Let the shallow loops use at most variant ``level`` (tests); returns the previous cap."""
+    global fc_isa_cap
+    if level < 1 or level > 3:
+        raise ValueError(f"set_shallow_variant_cap: expected a level in 1..3, got {level}")
+    previous = fc_isa_cap
+    fc_isa_cap = level
+    return previous
 
 
 def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] bias,
