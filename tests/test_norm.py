@@ -461,6 +461,54 @@ def test_fused_and_tiled_paths_agree_with_reference(cache_bytes, monkeypatch, rn
                                    rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("band_bytes", [2 * 2 * 60 * 8, 3 * 2 * 60 * 8, 1 << 30])
+def test_layer_norm_row_bands_match_reference(band_bytes, threads, monkeypatch, rng):
+    """Layer norm's banded backward (rows in cache, per-thread column sums): bands of 2, 3 and
+    64 rows, an odd number of rows per thread, more rows than one flush of the column sums,
+    frozen or absent affine parameters; float64 reference and gradcheck."""
+    from fastconv.nn.functional import normalization
+
+    monkeypatch.setattr(normalization, "_BAND_CACHE_BYTES", band_bytes)
+    calls = []
+    kernel = normalization._norm.backward_rows
+    monkeypatch.setattr(normalization._norm, "backward_rows", lambda *a: calls.append(a[6]) or kernel(*a))
+    before = fc.get_num_threads()
+    fc.set_num_threads(threads)
+    try:
+        for shape, k in [((7, 3, 4, 5), 3), ((2, 150, 6, 10), 2)]:
+            x_np = rng.standard_normal(shape) * 2 + 3
+            pshape = shape[len(shape) - k:]
+            dy = rng.standard_normal(shape)
+            for with_w, with_b, grad_w in [(True, True, True), (True, True, False), (False, True, True),
+                                           (False, False, False)]:
+                w_np = rng.standard_normal(pshape) if with_w else None
+                b_np = rng.standard_normal(pshape) if with_b else None
+                for dtype, tol in [(np.float64, 1e-9), (np.float32, 2e-4)]:
+                    x = fc.tensor(x_np.astype(dtype), requires_grad=True)
+                    w = None if w_np is None else fc.tensor(w_np.astype(dtype), requires_grad=grad_w)
+                    b = None if b_np is None else fc.tensor(b_np.astype(dtype), requires_grad=grad_w)
+                    y = call("layer_norm", x, w, b, 1e-5, k=k)
+                    y.backward(dy.astype(dtype))
+                    x64 = x_np.astype(dtype).astype(np.float64)
+                    np.testing.assert_allclose(x.grad.numpy(), input_grad_reference(
+                        "layer_norm", x64, None if w is None else w.numpy().astype(np.float64), dy, 1e-5, k=k),
+                        rtol=tol, atol=tol)
+                    xhat = reference("layer_norm", x64, None, None, 1e-5, k=k)
+                    axes = tuple(range(len(shape) - k))
+                    if w is not None and grad_w:
+                        np.testing.assert_allclose(w.grad.numpy(), (dy * xhat).sum(axis=axes), rtol=tol, atol=tol)
+                    if b is not None and grad_w:
+                        np.testing.assert_allclose(b.grad.numpy(), dy.sum(axis=axes), rtol=tol, atol=tol)
+        xs = fc.tensor(rng.standard_normal((2, 5, 3, 4)), requires_grad=True)
+        ws, bs = (fc.tensor(rng.standard_normal((3, 4)), requires_grad=True) for _ in range(2))
+        assert gradcheck(lambda x, w, b: F.layer_norm(x, (3, 4), w, b), [xs, ws, bs])
+    finally:
+        fc.set_num_threads(before)
+    expected = min(band_bytes // (2 * 60 * 8), 64)
+    assert calls and expected in calls
+
+
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_memory_profiler_accepts_the_declarations(mode):
     """The profiler traces two batch sizes, scales the options and checks saved_bytes against the tape."""

@@ -22,7 +22,8 @@ with mean 1e4 and std 1e-2 keeps full precision (sums run in the input type only
 64-element blocks, see the reductions below). Work items span groups and tiles, so batch norm
 (few channels, many elements each) parallelizes as well as instance norm. When each group is
 contiguous and fits in cache, ``normalize_groups`` / ``backward_groups`` handle a whole group
-per work item (statistics then normalize; gradient sums then dx), reading memory once.
+per work item (statistics then normalize; gradient sums then dx), reading memory once;
+``backward_rows`` does the same for layer norm's backward with a band of rows per step.
 
 Kernels trust their inputs: shapes, dtypes and contiguity are validated in
 fastconv/nn/functional/normalization.py.
@@ -368,15 +369,29 @@ def normalize_groups(const floating[:, :, ::1] x, const floating[::1] weight, co
     cdef floating* yp = &y[0, 0, 0]
     cdef const floating* wp = &weight[0] if has_weight else NULL
     cdef const floating* bp = &bias[0] if has_bias else NULL
-    cdef Py_ssize_t g, j, b, c, off
-    cdef double m, v, d, r, scale, shift
+    cdef Py_ssize_t g, j, b, c, off, t0, nt
+    cdef double m, v, d, q, r, scale, shift, mt, n_acc
     for g in prange(G, nogil=True, schedule='static'):
-        m = _sum(xp + g * n, n) / n
-        d = 0.0
+        # corrected two-pass per tile (the second pass from L1), tiles merged with Chan's
+        # formula: one sweep over the group, the normalize sweep then reads it from cache
+        m = 0.0
         v = 0.0
-        _deviation_sums(xp + g * n, n, m, &d, &v)
-        m = m + d / n
-        v = (v - d * d / n) / n
+        n_acc = 0.0
+        t0 = 0
+        while t0 < n:
+            nt = TILE if t0 + TILE <= n else n - t0
+            mt = _sum(xp + g * n + t0, nt) / nt
+            d = 0.0
+            q = 0.0
+            _deviation_sums(xp + g * n + t0, nt, mt, &d, &q)
+            mt = mt + d / nt
+            q = q - d * d / nt
+            d = mt - m
+            m = m + d * (nt / (n_acc + nt))
+            v = v + q + d * d * (n_acc * nt / (n_acc + nt))
+            n_acc = n_acc + nt
+            t0 = t0 + nt
+        v = v / n
         r = 1.0 / sqrt(v + eps)
         mean[g] = m
         var[g] = v
@@ -533,6 +548,123 @@ cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, :
                     s2a = s2a + col_part[1, rb, l]
                 dweight[l] = s1a
                 dbias[l] = s2a
+
+
+def backward_rows(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                  const double[::1] mean, const double[::1] rstd,
+                  const floating[::1] weight, bint has_weight, Py_ssize_t band, int num_threads,
+                  floating[:, :, ::1] dx, double[::1] dweight, double[::1] dbias, bint need_affine):
+    """``backward`` (input gradient included) for a (1, R, L) view with affine parameters per l
+    (layer norm) whose bands of ``band`` rows (dy and x) fit in a thread's share of the cache.
+
+    Each thread takes a contiguous share of the rows, a band at a time. One sweep over the band
+    from memory, in column chunks of COL_BLOCK, adds dy·x̂ and dy of its rows (two at a time)
+    into the thread's column sums in the input type and gives the row sums (the chunk re-read
+    from L1); dx then re-reads the band from cache. The column sums are flushed into the
+    thread's float64 totals every ROW_BLOCK rows. So dy and x are read from memory once, and
+    the column sums cost a read-modify-write of one (L,) buffer per two rows instead of
+    partial buffers of the whole (R, L) size.
+    """
+    cdef Py_ssize_t R = dy.shape[1], L = dy.shape[2]
+    cdef int T = num_threads if num_threads < R else <int>R
+    if T < 1:
+        T = 1
+    if band < 1:
+        band = 1
+    if R == 0 or L == 0:
+        if need_affine:
+            dweight[:] = 0.0
+            dbias[:] = 0.0
+        return
+    ftype = np.float32 if floating is float else np.float64
+    part_arr = np.zeros((T, 2, L if need_affine else 0), dtype=ftype)
+    total_arr = np.zeros((T, 2, L if need_affine else 0), dtype=np.float64)
+    rows_arr = np.empty((T, 2, band), dtype=np.float64)
+    cdef floating[:, :, ::1] part = part_arr
+    cdef double[:, :, ::1] total = total_arr
+    cdef double[:, :, ::1] rsum = rows_arr
+    cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef floating* dxp = &dx[0, 0, 0]
+    cdef const floating* wp = &weight[0] if has_weight else NULL
+    cdef floating* pw
+    cdef floating* pb
+    cdef double* dw
+    cdef double* db
+    cdef double* s1
+    cdef double* s2
+    cdef double count = <double>L
+    cdef double r, p1, p2
+    cdef Py_ssize_t t, r0, r1, b0, b1, row, k, l, l0, l1, n, off, pending
+    with nogil:
+        for t in prange(T, schedule='static', num_threads=T):
+            r0 = t * R // T
+            r1 = (t + 1) * R // T
+            s1 = &rsum[t, 0, 0]
+            s2 = &rsum[t, 1, 0]
+            if need_affine:
+                pw = &part[t, 0, 0]
+                pb = &part[t, 1, 0]
+                dw = &total[t, 0, 0]
+                db = &total[t, 1, 0]
+            pending = 0
+            b0 = r0
+            while b0 < r1:
+                b1 = b0 + band if b0 + band < r1 else r1
+                for k in range(b1 - b0):
+                    s1[k] = 0.0
+                    s2[k] = 0.0
+                l0 = 0
+                while l0 < L:
+                    l1 = l0 + COL_BLOCK if l0 + COL_BLOCK < L else L
+                    n = l1 - l0
+                    if need_affine:
+                        row = b0
+                        while row + 2 <= b1:
+                            _column_sums2(dyp + row * L + l0, xp + row * L + l0, L, n, &mean[row],
+                                          &rstd[row], True, pw + l0, pb + l0)
+                            row = row + 2
+                        if row < b1:
+                            _column_sums(dyp + row * L + l0, xp + row * L + l0, n, mean[row], rstd[row],
+                                         True, pw + l0, pb + l0)
+                    for row in range(b0, b1):
+                        off = row * L + l0
+                        _weighted_grad_sums(dyp + off, xp + off, wp + l0 if wp != NULL else NULL, n,
+                                            mean[row], &s1[row - b0], &s2[row - b0])
+                    l0 = l1
+                # dx = r·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)) with dx̂ = dy·w, x̂ = (x - m)·r, where
+                # s1 = Σ dx̂ and r·s2 = Σ dx̂·x̂ over the row; in column chunks, so that the rows
+                # of the band share each chunk of w from L1
+                l0 = 0
+                while l0 < L:
+                    l1 = l0 + COL_BLOCK if l0 + COL_BLOCK < L else L
+                    for row in range(b0, b1):
+                        off = row * L + l0
+                        r = rstd[row]
+                        p1 = s1[row - b0]
+                        p2 = s2[row - b0]
+                        _input_grad(dyp + off, xp + off, dxp + off, wp + l0 if wp != NULL else NULL,
+                                    l1 - l0, r, r * p1 / count, r * r * r * p2 / count, mean[row])
+                    l0 = l1
+                pending = pending + (b1 - b0)
+                b0 = b1
+                if need_affine and (pending + band > ROW_BLOCK or b0 >= r1):
+                    # the partial column sums span at most ROW_BLOCK rows: into the float64 totals
+                    for l in range(L):
+                        dw[l] = dw[l] + pw[l]
+                        db[l] = db[l] + pb[l]
+                        pw[l] = 0
+                        pb[l] = 0
+                    pending = 0
+        if need_affine:
+            for l in prange(L, schedule='static', num_threads=T):
+                p1 = 0.0
+                p2 = 0.0
+                for t in range(T):
+                    p1 = p1 + total[t, 0, l]
+                    p2 = p2 + total[t, 1, l]
+                dweight[l] = p1
+                dbias[l] = p2
 
 
 def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,

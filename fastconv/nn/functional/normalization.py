@@ -7,6 +7,8 @@ input, normalize + affine, and the closed-form backward. When every group is con
 fits in cache (instance and group norm, layer norm rows up to 1 MiB) the fused kernels do the
 statistics and the normalization (or the gradient sums and dx) of a group in one work item,
 reading the input from memory once; otherwise (batch norm, large groups) the tiled kernels run.
+Layer norm's backward with a few rows per thread or more reads dy and x from memory once, a band of
+rows at a time (``backward_rows``).
 
 Saved for backward (what ``saved_bytes`` counts): the contiguous input x (not x̂: the forward
 then writes one array instead of two) with the float64 mean and 1/σ of every statistics group,
@@ -30,6 +32,8 @@ from ...tensor import Tensor
 
 _STAT_ITEMSIZE = 8  # mean and 1/σ are float64 whatever the input dtype
 _GROUP_CACHE_BYTES = 1 << 20  # a group this small stays in a core's L2 between two passes over it
+_BAND_CACHE_BYTES = 4 << 20  # a thread's band of rows of dy and x stays in its share of the L3 until dx
+_BAND_MAX_ROWS = 64  # column sums run in the input type over at most this many rows
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,16 @@ def _fits_in_cache(layout: "_Layout", itemsize: int, arrays: int) -> bool:
     a, _, l = layout.shape3
     return (a == 1 and layout.cpg * l * itemsize * arrays <= _GROUP_CACHE_BYTES
             and layout.groups >= 2 * get_num_threads())
+
+
+def _band_rows(layout: "_Layout", itemsize: int) -> int:
+    """Rows per band of ``backward_rows`` (layer norm), or 0 when it does not apply: it needs
+    contiguous rows, two rows of dy and x in a thread's cache and two rows per thread."""
+    a, rows, l = layout.shape3
+    if not (a == 1 and layout.elementwise and rows >= 2 * get_num_threads()):
+        return 0
+    band = _BAND_CACHE_BYTES // max(1, 2 * l * itemsize)
+    return min(band, _BAND_MAX_ROWS) if band >= 2 else 0
 
 
 def _save_plan(needs_input_grad, batch_stats: bool, has_weight: bool) -> Tuple[bool, bool, bool, bool]:
@@ -156,10 +170,14 @@ class Normalize(Function):
         dy = np.ascontiguousarray(grad).reshape(layout.shape3)
         w = _flat_param(weight, dtype)
         has_w = weight is not None
-        dx = None
+        dx = dx_out = None
+        if needs_x:
+            # allocated in the input's shape: the engine keeps an array it owns as the leaf's
+            # .grad but copies a view; the kernels write it through a (A, B, L) view
+            dx_out = np.empty(ctx.shape, dtype=dtype)
+            dx = dx_out.reshape(layout.shape3)
         if needs_x and not ctx.batch_stats:
             # fixed statistics: y is affine in x, dx = dy·w/σ (the normalize kernel with mean 0)
-            dx = np.empty_like(dy)
             _norm.normalize(dy, np.zeros_like(rstd), rstd, w, w[:0], has_w, False, layout.cpg,
                             layout.channels, layout.elementwise, dx)
         need_affine = needs_w or needs_b
@@ -170,9 +188,11 @@ class Normalize(Function):
             dw64 = np.empty(n_affine if need_affine else 0, dtype=np.float64)
             db64 = np.empty_like(dw64)
             with_x = x3 is not None
-            if kernel_dx:
-                dx = np.empty_like(dy)
-            if kernel_dx and not layout.elementwise and _fits_in_cache(layout, dy.itemsize, 2):
+            band = _band_rows(layout, dy.itemsize) if kernel_dx else 0
+            if band:
+                _norm.backward_rows(dy, x3, mean, rstd, w, has_w, band, get_num_threads(), dx, dw64, db64,
+                                    need_affine)
+            elif kernel_dx and not layout.elementwise and _fits_in_cache(layout, dy.itemsize, 2):
                 _norm.backward_groups(dy, x3, mean, rstd, w, has_w, layout.cpg, layout.channels,
                                       dx, dw64, db64, need_affine)
             else:
@@ -181,12 +201,10 @@ class Normalize(Function):
                                layout.cpg, layout.channels, layout.elementwise, with_x,
                                out_dx, kernel_dx, dw64, db64, need_affine)
             if needs_w:
-                dweight = dw64.astype(dtype).reshape(ctx.weight_shape)
+                dweight = dw64.reshape(ctx.weight_shape).astype(dtype)
             if needs_b:
-                dbias = db64.astype(dtype).reshape(ctx.bias_shape)
-        if dx is not None:
-            dx = dx.reshape(ctx.shape)
-        return dx, dweight, dbias
+                dbias = db64.reshape(ctx.bias_shape).astype(dtype)
+        return dx_out, dweight, dbias
 
 
 # ---- validation -------------------------------------------------------------------------------
