@@ -111,7 +111,7 @@ def config() -> dict:
         "openmp_threads": get_num_threads(),
         "cpu_count": _default_threads(),
         "blas": blas,
-        "sgemm": "fastconv AVX-512" if _gemm.packed_sgemm_available() else "BLAS",
+        "sgemm": f"fastconv {_gemm.packed_sgemm_variant()}" if _gemm.packed_sgemm_available() else "BLAS",
     }
 
 

@@ -87,6 +87,35 @@ def test_gemm_contract_alpha_beta_strides(m, n, k, trans_a, trans_b, alpha, beta
     assert np.isnan(c_base[:, n:]).all(), "wrote into C's row padding"
 
 
+# The AVX2 variant's tile classes (6 x 16 sub-tiles of the 12 x 32 panels, 4- and 2-row tails,
+# 12 x 8 tiles for a last half of <= 8 columns), the one-A-block path that packs each B panel just
+# before use (m <= 192) and the all-of-B path (m > 192), on padded operands.
+@pytest.mark.parametrize("m,n,k", [(4, 16, 1), (5, 17, 3), (6, 24, 8), (7, 40, 9), (11, 41, 16),
+                                   (13, 49, 17), (17, 63, 1), (25, 16, 257), (193, 33, 7),
+                                   (200, 72, 300), (201, 4100, 3)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("beta", [0.0, -0.75])
+def test_gemm_contract_tile_classes(m, n, k, trans_a, trans_b, beta):
+    rng = np.random.default_rng(m * 31 + n + k)
+    a_base, a = _strided(rng, *((k, m) if trans_a else (m, k)), np.float32, 3)
+    b_base, b = _strided(rng, *((n, k) if trans_b else (k, n)), np.float32, 3)
+    c_base, c = _strided(rng, m, n, np.float32, 3)
+    ref = -2.0 * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    if beta != 0:
+        ref += beta * c.astype(np.float64)
+    else:
+        c[...] = np.nan   # beta 0 must not read C
+    gemm.gemm_general(trans_a, trans_b, -2.0, a, b, beta, c)
+    np.testing.assert_allclose(c, ref, rtol=2e-5, atol=2e-5 * np.sqrt(k) * 8)
+    assert np.isnan(c_base[:, n:]).all(), "wrote into C's row padding"
+
+
+def test_config_names_the_sgemm_variant():
+    name = fc.config()["sgemm"]
+    assert name in ("fastconv AVX-512", "fastconv AVX2", "BLAS")
+    assert (name != "BLAS") == gemm.packed_sgemm_available()
+
+
 @pytest.mark.parametrize("m,n,k", [(300, 40, 600), (13, 4130, 5), (64, 784, 288), (37, 33, 513)])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
 def test_gemm_contract_several_blocks(m, n, k, trans_a, trans_b):

@@ -263,6 +263,7 @@ def test_winograd_forward_workspace_matches_tracemalloc(rng, winograd):
     (2, 3, 13, 11, 7, 1),     # one tile per block, 13 kernels: a 12-row panel and a 1-row tail
     (2, 3, 20, 6, 40, 7),     # rows of 20 tiles wider than a block; 20 = 12 + 8 rows
     (1, 2, 3, 12, 12, 36),    # whole-row blocks of 6 tiles, one image
+    (1, 5, 30, 10, 80, 40),   # 40-tile blocks = 32 + 8: an 8-wide last half (AVX2 12 x 8 tiles), K = 12 + 12 + 6
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_winograd_kernels_any_block(rng, n, c, k, h, w, block, dtype):

@@ -1,9 +1,10 @@
 # cython: language_level=3
-"""Row-major GEMM, callable without the GIL: fastconv's AVX-512 sgemm or scipy's BLAS.
+"""Row-major GEMM, callable without the GIL: fastconv's packed sgemm or scipy's BLAS.
 
-float32 products run on fastconv's own packed AVX-512 kernel (_sgemm.h) when the CPU has
-AVX-512 and the shape suits 12x32 register tiles; everything else (float64, narrow shapes,
-CPUs without AVX-512) goes to scipy's Fortran BLAS (sgemm/dgemm).
+float32 products run on fastconv's own packed kernel (_sgemm.h: AVX-512 micro-kernels, or
+AVX2+FMA ones on CPUs without AVX-512, picked at run time) when the shape suits its 12x32
+panels; everything else (float64, narrow shapes, CPUs without AVX2+FMA) goes to scipy's
+Fortran BLAS (sgemm/dgemm).
 
 Fortran BLAS is column-major; a row-major matrix is the transpose of the same buffer read
 column-major, so C = op(A)·op(B) (row-major) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ with A and B

@@ -1,4 +1,7 @@
-/* fastconv's own single-precision GEMM for CPUs with AVX-512 (single-threaded; callers split work).
+/* fastconv's own single-precision GEMM for CPUs with AVX-512 or AVX2+FMA (single-threaded;
+   callers split work). The variant is picked at run time (__builtin_cpu_supports): one build
+   runs on any x86-64. The AVX2 micro-kernels (below the AVX-512 ones) use the same packed
+   layouts; see their comment for why and what they measured.
 
    Why: the BLAS the kernels reach through scipy (OpenBLAS) may run 256-bit kernels on an AVX-512
    machine (this project's reference machine pins OPENBLAS_CORETYPE=Haswell), which leaves half
@@ -12,8 +15,9 @@
        op(A) is m x k: A stored m x k (row stride lda), or k x m with trans_a
        op(B) is k x n: B stored k x n (row stride ldb), or n x k with trans_b
 
-   fc_sgemm returns 1 when it computed C, 0 when the caller must use BLAS instead (no AVX-512,
-   a shape too narrow for 32-wide panels, or no memory for the packing buffers). Every load and
+   fc_sgemm returns 1 when it computed C, 0 when the caller must use BLAS instead (neither
+   AVX-512 nor AVX2+FMA, a shape too narrow for 32-wide panels, or no memory for the packing
+   buffers). Every load and
    store stays inside the m x k / k x n / m x n regions the arguments describe: partial panels
    are zero-padded in the packed copies and partial tiles are written with masked stores. */
 #ifndef FASTCONV_SGEMM_H
@@ -38,6 +42,10 @@
 /* Below these op(B) columns / op(A) rows the 12 x 32 tiles are mostly padding; BLAS does better. */
 #define FC_SGEMM_MIN_N 16
 #define FC_SGEMM_MIN_M 4
+
+/* Which micro-kernels this CPU runs (fc_sgemm_available()): AVX-512, AVX2 + FMA, or 0 = BLAS. */
+#define FC_SGEMM_AVX512 2
+#define FC_SGEMM_AVX2 1
 
 #if FC_SGEMM_X86
 
@@ -65,15 +73,20 @@ static int fc_sgemm_buffers(size_t b_floats)
     return 1;
 }
 
-static int fc_sgemm_cpu_ok = -1;
+static int fc_sgemm_cpu_level = -1;
 
 static int fc_sgemm_supported(void)
 {
-    if (fc_sgemm_cpu_ok < 0) {
+    if (fc_sgemm_cpu_level < 0) {
         __builtin_cpu_init();
-        fc_sgemm_cpu_ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        if (__builtin_cpu_supports("avx512f"))
+            fc_sgemm_cpu_level = FC_SGEMM_AVX512;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            fc_sgemm_cpu_level = FC_SGEMM_AVX2;
+        else
+            fc_sgemm_cpu_level = 0;
     }
-    return fc_sgemm_cpu_ok;
+    return fc_sgemm_cpu_level;
 }
 
 /* Mask of the first w (0..16) lanes. */
@@ -262,6 +275,362 @@ FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n,
     }
 }
 
+/* ---- AVX2 + FMA micro-kernels (CPUs without AVX-512, e.g. Zen 3), same packed layouts ----
+
+   The packed A panels (MR = 12 rows, dst[p*MR + i]) and B panels (NR = 32 columns,
+   dst[p*NR + j]) are the AVX-512 ones, so the Winograd transforms that write them stay as they
+   are. 16 ymm registers cannot hold a 12 x 32 tile (48 vectors), so the macro-kernel walks each
+   32-column panel as two 16-column halves (one 64-byte line of every 128-byte panel row) and
+   each 12-row panel as two 6-row halves: a 6 x 16 register tile is 12 ymm accumulators, 2 B
+   vectors and 1 broadcast (the BLIS Haswell shape). A 16-column half of a B panel stays in L1
+   while the loop runs down the whole packed A block. Tail row counts run 4- or 2-row kernels
+   (rows past h in a panel are zero, so only the stores are cut). Measured on a Zen 3 EPYC (one
+   core, interleaved with scipy's OpenBLAS 0.3.30, Haswell kernels): the 6 x 16 tile runs at ~90 % of
+   the FMA peak from L1; whole GEMMs 1024^3 0.95x OpenBLAS, 64x784x288 1.30x, 64x3025x363
+   1.07-1.11x, 256x196x1152 1.00-1.02x, 64x126x32 1.20x, 64x126x64 1.23x, 256x49x128 0.93-0.95x
+   (these include packing, which the Winograd panels skip). */
+
+#define FC_SGEMM2_TARGET __attribute__((target("avx2,fma")))
+/* Block sizes as for AVX-512 (so the same buffers): KC = 192 and 128, and running the two
+   column halves inside each 6-row step instead of outside, measured within noise. */
+#define FC_SGEMM2_KC FC_SGEMM_KC
+#define FC_SGEMM2_MC FC_SGEMM_MC
+
+static const int fc_sgemm2_mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* Mask of the first w (clamped to 0..8) lanes of a ymm vector. */
+FC_SGEMM2_TARGET static inline __m256i fc_sgemm2_lanes(int w)
+{
+    w = w < 0 ? 0 : (w > 8 ? 8 : w);
+    return _mm256_loadu_si256((const __m256i *)(fc_sgemm2_mask_src + 8 - w));
+}
+
+/* Mask of the first w (clamped to 0..4) lanes of an xmm vector. */
+FC_SGEMM2_TARGET static inline __m128i fc_sgemm2_lanes4(int w)
+{
+    w = w < 0 ? 0 : (w > 4 ? 4 : w);
+    return _mm_loadu_si128((const __m128i *)(fc_sgemm2_mask_src + 8 - w));
+}
+
+/* Transpose a block of up to 8 x 8 floats: rows [0, rows) of src (row stride ld), columns
+   [0, cols); missing rows and columns read as zero (masked loads do not touch them). On return
+   out[j] holds column j. */
+FC_SGEMM2_TARGET static inline void fc_sgemm2_transpose8(const float *src, ptrdiff_t ld, int rows,
+                                                         int cols, __m256 out[8])
+{
+    __m256 r[8], t[8];
+    __m256i m = fc_sgemm2_lanes(cols);
+    int i;
+    for (i = 0; i < 8; i++) {
+        if (i >= rows) r[i] = _mm256_setzero_ps();
+        else if (cols >= 8) r[i] = _mm256_loadu_ps(src + (ptrdiff_t)i * ld);
+        else r[i] = _mm256_maskload_ps(src + (ptrdiff_t)i * ld, m);
+    }
+    for (i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* r[4q + s] holds column s (low 128-bit lane) and 4 + s (high lane) of rows 4q..4q+3 */
+    for (i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (i = 0; i < 4; i++) {
+        out[i] = _mm256_permute2f128_ps(r[i], r[4 + i], 0x20);
+        out[4 + i] = _mm256_permute2f128_ps(r[i], r[4 + i], 0x31);
+    }
+}
+
+/* fc_sgemm_pack_a for AVX2: rows [row0, row0+h) x depth [p0, p0+kc) of alpha*op(A) as one
+   MR-row panel dst[p*MR + i], rows past h zero. */
+FC_SGEMM2_TARGET static void fc_sgemm2_pack_a(int trans_a, const float *a, ptrdiff_t lda,
+                                              ptrdiff_t row0, ptrdiff_t p0, int h, int kc,
+                                              float alpha, float *dst)
+{
+    int i, p;
+    __m256 va = _mm256_set1_ps(alpha);
+    if (trans_a) {            /* A stored k x m: a panel row p is contiguous in i */
+        __m256i m0 = fc_sgemm2_lanes(h);
+        __m128i m1 = fc_sgemm2_lanes4(h - 8);
+        for (p = 0; p < kc; p++) {
+            const float *src = a + (p0 + p) * lda + row0;
+            float *d = dst + (ptrdiff_t)p * FC_SGEMM_MR;
+            __m256 v0;
+            __m128 v1;
+            if (h >= FC_SGEMM_MR) {
+                v0 = _mm256_loadu_ps(src);
+                v1 = _mm_loadu_ps(src + 8);
+            } else {
+                v0 = _mm256_maskload_ps(src, m0);
+                v1 = _mm_maskload_ps(src + 8, m1);
+            }
+            _mm256_storeu_ps(d, _mm256_mul_ps(va, v0));
+            _mm_storeu_ps(d + 8, _mm_mul_ps(_mm256_castps256_ps128(va), v1));
+        }
+    } else {                  /* A stored m x k: transpose 8-deep slices, rows 0..7 then 8..11 */
+        __m256 cols[8];
+        const float *src = a + row0 * lda + p0;
+        for (p = 0; p < kc; p += 8) {
+            int depth = kc - p < 8 ? kc - p : 8;
+            fc_sgemm2_transpose8(src + p, lda, h < 8 ? h : 8, depth, cols);
+            for (i = 0; i < depth; i++)
+                _mm256_storeu_ps(dst + (ptrdiff_t)(p + i) * FC_SGEMM_MR, _mm256_mul_ps(va, cols[i]));
+            if (h > 8) {
+                fc_sgemm2_transpose8(src + 8 * lda + p, lda, h - 8, depth, cols);
+                for (i = 0; i < depth; i++)
+                    _mm_storeu_ps(dst + (ptrdiff_t)(p + i) * FC_SGEMM_MR + 8,
+                                  _mm256_castps256_ps128(_mm256_mul_ps(va, cols[i])));
+            } else {
+                for (i = 0; i < depth; i++)
+                    _mm_storeu_ps(dst + (ptrdiff_t)(p + i) * FC_SGEMM_MR + 8, _mm_setzero_ps());
+            }
+        }
+    }
+}
+
+/* fc_sgemm_pack_b for AVX2: depth [p0, p0+kc) x columns [col0, col0+w) of op(B) as one NR-column
+   panel dst[p*NR + j] (dst 32-byte aligned), columns past w zero. */
+FC_SGEMM2_TARGET static void fc_sgemm2_pack_b(int trans_b, const float *b, ptrdiff_t ldb,
+                                              ptrdiff_t p0, ptrdiff_t col0, int kc, int w, float *dst)
+{
+    int j, p, i, q;
+    if (!trans_b) {           /* B stored k x n: each panel row is a (masked) 32-float copy */
+        if (w >= FC_SGEMM_NR) {
+            for (p = 0; p < kc; p++) {
+                const float *src = b + (p0 + p) * ldb + col0;
+                float *d = dst + (ptrdiff_t)p * FC_SGEMM_NR;
+                for (q = 0; q < 4; q++) _mm256_store_ps(d + 8 * q, _mm256_loadu_ps(src + 8 * q));
+            }
+        } else {
+            __m256i mq[4];
+            for (q = 0; q < 4; q++) mq[q] = fc_sgemm2_lanes(w - 8 * q);
+            for (p = 0; p < kc; p++) {
+                const float *src = b + (p0 + p) * ldb + col0;
+                float *d = dst + (ptrdiff_t)p * FC_SGEMM_NR;
+                for (q = 0; q < 4; q++)
+                    _mm256_store_ps(d + 8 * q, 8 * q < w ? _mm256_maskload_ps(src + 8 * q, mq[q])
+                                                         : _mm256_setzero_ps());
+            }
+        }
+    } else {                  /* B stored n x k: transpose 8 x 8 blocks (rows of B = panel columns) */
+        __m256 cols[8];
+        for (j = 0; j < FC_SGEMM_NR; j += 8) {
+            int rows = w - j < 0 ? 0 : (w - j < 8 ? w - j : 8);
+            for (p = 0; p < kc; p += 8) {
+                int depth = kc - p < 8 ? kc - p : 8;
+                fc_sgemm2_transpose8(b + (col0 + j) * ldb + p0 + p, ldb, rows, depth, cols);
+                for (i = 0; i < depth; i++)
+                    _mm256_store_ps(dst + (ptrdiff_t)(p + i) * FC_SGEMM_NR + j, cols[i]);
+            }
+        }
+    }
+}
+
+/* C sub-tile (h x w, h <= R, w <= 16) = [C +] A (R rows of an MR-row panel, kc deep) . B (16
+   columns of an NR-column panel). pa/pb point at the first row/column; steps are MR/NR floats. */
+#define FC_SGEMM2_SUBTILE(R)                                                                      \
+FC_SGEMM2_TARGET static void fc_sgemm2_tile_##R(int kc, const float *restrict pa,                 \
+                                                const float *restrict pb, float *restrict c,     \
+                                                ptrdiff_t ldc, int h, int w, int accumulate)     \
+{                                                                                                 \
+    __m256 lo[R], hi[R];                                                                          \
+    int i, p;                                                                                     \
+    _Pragma("GCC unroll 8")                                                                       \
+    for (i = 0; i < R; i++) {                                                                     \
+        lo[i] = _mm256_setzero_ps();                                                              \
+        hi[i] = _mm256_setzero_ps();                                                              \
+        if (i < h) {   /* C rows are ldc apart: no hardware prefetch; hide the miss under the loop */ \
+            _mm_prefetch((const char *)(c + (ptrdiff_t)i * ldc), _MM_HINT_T0);                    \
+            _mm_prefetch((const char *)(c + (ptrdiff_t)i * ldc + w - 1), _MM_HINT_T0);            \
+        }                                                                                         \
+    }                                                                                             \
+    for (p = 0; p < kc; p++) {                                                                    \
+        __m256 b0 = _mm256_load_ps(pb), b1 = _mm256_load_ps(pb + 8);                              \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (i = 0; i < R; i++) {                                                                 \
+            __m256 ai = _mm256_broadcast_ss(pa + i);                                              \
+            lo[i] = _mm256_fmadd_ps(ai, b0, lo[i]);                                               \
+            hi[i] = _mm256_fmadd_ps(ai, b1, hi[i]);                                               \
+        }                                                                                         \
+        pa += FC_SGEMM_MR;                                                                        \
+        pb += FC_SGEMM_NR;                                                                        \
+    }                                                                                             \
+    if (w >= 16) {                                                                                \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (i = 0; i < R; i++) {  /* constant trip count: unrolled, lo/hi stay in registers */ \
+            float *ci = c + (ptrdiff_t)i * ldc;                                                   \
+            if (i >= h) break;                                                                    \
+            if (accumulate) {                                                                     \
+                lo[i] = _mm256_add_ps(lo[i], _mm256_loadu_ps(ci));                                \
+                hi[i] = _mm256_add_ps(hi[i], _mm256_loadu_ps(ci + 8));                            \
+            }                                                                                     \
+            _mm256_storeu_ps(ci, lo[i]);                                                          \
+            _mm256_storeu_ps(ci + 8, hi[i]);                                                      \
+        }                                                                                         \
+    } else {                                                                                      \
+        __m256i m0 = fc_sgemm2_lanes(w), m1 = fc_sgemm2_lanes(w - 8);                             \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (i = 0; i < R; i++) {  /* constant trip count: unrolled, lo/hi stay in registers */ \
+            float *ci = c + (ptrdiff_t)i * ldc;                                                   \
+            if (i >= h) break;                                                                    \
+            if (accumulate) {                                                                     \
+                lo[i] = _mm256_add_ps(lo[i], _mm256_maskload_ps(ci, m0));                         \
+                hi[i] = _mm256_add_ps(hi[i], _mm256_maskload_ps(ci + 8, m1));                     \
+            }                                                                                     \
+            _mm256_maskstore_ps(ci, m0, lo[i]);                                                   \
+            if (w > 8) _mm256_maskstore_ps(ci + 8, m1, hi[i]);                                    \
+        }                                                                                         \
+    }                                                                                             \
+}
+FC_SGEMM2_SUBTILE(6)
+FC_SGEMM2_SUBTILE(4)
+FC_SGEMM2_SUBTILE(2)
+#undef FC_SGEMM2_SUBTILE
+
+/* C tile (h x w, h <= MR, w <= 8) = [C +] a whole MR-row A panel . the first 8 columns of B:
+   for the last half of a panel with at most 8 columns (n = 49 = 32 + 16 + 1), where a 6 x 16
+   tile would do 16 columns of work for 1. 12 accumulators, one B vector per step. */
+FC_SGEMM2_TARGET static void fc_sgemm2_tile_12x8(int kc, const float *restrict pa,
+                                                 const float *restrict pb, float *restrict c,
+                                                 ptrdiff_t ldc, int h, int w, int accumulate)
+{
+    __m256 acc[FC_SGEMM_MR];
+    __m256i m0 = fc_sgemm2_lanes(w);
+    int i, p;
+    _Pragma("GCC unroll 12")
+    for (i = 0; i < FC_SGEMM_MR; i++) {
+        acc[i] = _mm256_setzero_ps();
+        if (i < h) _mm_prefetch((const char *)(c + (ptrdiff_t)i * ldc), _MM_HINT_T0);
+    }
+    for (p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(pb);
+        _Pragma("GCC unroll 12")
+        for (i = 0; i < FC_SGEMM_MR; i++)
+            acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(pa + i), b0, acc[i]);
+        pa += FC_SGEMM_MR;
+        pb += FC_SGEMM_NR;
+    }
+    _Pragma("GCC unroll 12")
+    for (i = 0; i < FC_SGEMM_MR; i++) {
+        float *ci = c + (ptrdiff_t)i * ldc;
+        if (i >= h) break;
+        if (accumulate) acc[i] = _mm256_add_ps(acc[i], _mm256_maskload_ps(ci, m0));
+        _mm256_maskstore_ps(ci, m0, acc[i]);
+    }
+}
+
+/* C (h x w, h <= mc, w <= NR) = [C +] packed A block (mc rows: ceil(mc / MR) panels, kc deep) .
+   one packed B panel (kc x NR). Column halves outside, 6-row sub-tiles inside. */
+FC_SGEMM2_TARGET static void fc_sgemm2_panel(int kc, int mc, const float *pa, ptrdiff_t a_panel,
+                                             const float *pb, float *c, ptrdiff_t ldc, int w,
+                                             int accumulate)
+{
+    int jh, ir;
+    for (jh = 0; jh < w; jh += 16) {
+        int ww = w - jh < 16 ? w - jh : 16;
+        if (ww <= 8 && mc > 6) {   /* narrow last half: 12 x 8 tiles (6-row ones on a short tail) */
+            for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+                int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+                const float *a = pa + (ptrdiff_t)(ir / FC_SGEMM_MR) * a_panel;
+                float *ct = c + (ptrdiff_t)ir * ldc + jh;
+                if (h > 6)
+                    fc_sgemm2_tile_12x8(kc, a, pb + jh, ct, ldc, h, ww, accumulate);
+                else if (h > 4)
+                    fc_sgemm2_tile_6(kc, a, pb + jh, ct, ldc, h, ww, accumulate);
+                else if (h > 2)
+                    fc_sgemm2_tile_4(kc, a, pb + jh, ct, ldc, h, ww, accumulate);
+                else
+                    fc_sgemm2_tile_2(kc, a, pb + jh, ct, ldc, h, ww, accumulate);
+            }
+            continue;
+        }
+        for (ir = 0; ir < mc; ir += 6) {
+            int hh = mc - ir < 6 ? mc - ir : 6;
+            const float *a = pa + (ptrdiff_t)(ir / FC_SGEMM_MR) * a_panel + ir % FC_SGEMM_MR;
+            float *ct = c + (ptrdiff_t)ir * ldc + jh;
+            if (hh > 4)
+                fc_sgemm2_tile_6(kc, a, pb + jh, ct, ldc, hh, ww, accumulate);
+            else if (hh > 2)
+                fc_sgemm2_tile_4(kc, a, pb + jh, ct, ldc, hh, ww, accumulate);
+            else
+                fc_sgemm2_tile_2(kc, a, pb + jh, ct, ldc, hh, ww, accumulate);
+        }
+    }
+}
+
+FC_SGEMM2_TARGET static void fc_sgemm2_run(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                                           const float *a, int lda, const float *b, int ldb,
+                                           float beta, float *c, int ldc)
+{
+    float *pa = fc_sgemm_packed_a, *pb = fc_sgemm_packed_b;
+    ptrdiff_t i, j;
+    int jc, pc, ic, jr, ir, kblocks, kstep;
+    if (beta != 0.0f && beta != 1.0f) {
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) c[i * ldc + j] *= beta;
+    }
+    kblocks = (k + FC_SGEMM2_KC - 1) / FC_SGEMM2_KC;
+    kstep = (k + kblocks - 1) / kblocks;
+    for (jc = 0; jc < n; jc += FC_SGEMM_NC) {
+        int nc = n - jc < FC_SGEMM_NC ? n - jc : FC_SGEMM_NC;
+        for (pc = 0; pc < k; pc += kstep) {
+            int kc = k - pc < kstep ? k - pc : kstep;
+            int accumulate = pc > 0 || beta != 0.0f;
+            if (m <= FC_SGEMM2_MC) {
+                /* one A block: each B panel is used once, so pack it right before its use (it
+                   stays in L1/L2) instead of packing all of B first (kc x nc, often past L2) */
+                for (ir = 0; ir < m; ir += FC_SGEMM_MR) {
+                    int h = m - ir < FC_SGEMM_MR ? m - ir : FC_SGEMM_MR;
+                    fc_sgemm2_pack_a(trans_a, a, lda, ir, pc, h, kc, alpha, pa + (ptrdiff_t)ir * kc);
+                }
+                for (jr = 0; jr < nc; jr += FC_SGEMM_NR) {
+                    int w = nc - jr < FC_SGEMM_NR ? nc - jr : FC_SGEMM_NR;
+                    fc_sgemm2_pack_b(trans_b, b, ldb, pc, (ptrdiff_t)jc + jr, kc, w, pb);
+                    fc_sgemm2_panel(kc, m, pa, (ptrdiff_t)FC_SGEMM_MR * kc, pb,
+                                    c + jc + jr, ldc, w, accumulate);
+                }
+                continue;
+            }
+            for (jr = 0; jr < nc; jr += FC_SGEMM_NR) {
+                int w = nc - jr < FC_SGEMM_NR ? nc - jr : FC_SGEMM_NR;
+                fc_sgemm2_pack_b(trans_b, b, ldb, pc, (ptrdiff_t)jc + jr, kc, w, pb + (ptrdiff_t)jr * kc);
+            }
+            for (ic = 0; ic < m; ic += FC_SGEMM2_MC) {
+                int mc = m - ic < FC_SGEMM2_MC ? m - ic : FC_SGEMM2_MC;
+                for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+                    int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+                    fc_sgemm2_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, alpha,
+                                     pa + (ptrdiff_t)ir * kc);
+                }
+                for (jr = 0; jr < nc; jr += FC_SGEMM_NR) {
+                    int w = nc - jr < FC_SGEMM_NR ? nc - jr : FC_SGEMM_NR;
+                    fc_sgemm2_panel(kc, mc, pa, (ptrdiff_t)FC_SGEMM_MR * kc, pb + (ptrdiff_t)jr * kc,
+                                    c + (ptrdiff_t)ic * ldc + jc + jr, ldc, w, accumulate);
+                }
+            }
+        }
+    }
+}
+
+/* fc_sgemm_packed (prepacked operands, layout below) on the AVX2 micro-kernels. */
+FC_SGEMM2_TARGET static void fc_sgemm2_packed(int m, int n, int k, const float *pa, const float *pb,
+                                              float *c, int ldc)
+{
+    int pc, jr, kblocks, kstep;
+    kblocks = (k + FC_SGEMM2_KC - 1) / FC_SGEMM2_KC;
+    kstep = (k + kblocks - 1) / kblocks;
+    for (pc = 0; pc < k; pc += kstep) {
+        int kc = k - pc < kstep ? k - pc : kstep;
+        for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
+            int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
+            fc_sgemm2_panel(kc, m, pa + (ptrdiff_t)pc * FC_SGEMM_MR, (ptrdiff_t)FC_SGEMM_MR * k,
+                            pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR, c + jr, ldc, w, pc > 0);
+        }
+    }
+}
+
 static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb,
                     float beta, float *c, int ldc)
@@ -274,11 +643,14 @@ static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
         nc = (nc + FC_SGEMM_NR - 1) / FC_SGEMM_NR * FC_SGEMM_NR;
         if (!fc_sgemm_buffers(kc * nc)) return 0;
     }
-    fc_sgemm_run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (fc_sgemm_supported() == FC_SGEMM_AVX512)
+        fc_sgemm_run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        fc_sgemm2_run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return 1;
 }
 
-/* 1 when fc_sgemm can run here (the CPU has AVX-512), else 0. */
+/* Nonzero when fc_sgemm can run here: FC_SGEMM_AVX512 or FC_SGEMM_AVX2 (the variant), else 0. */
 static int fc_sgemm_available(void)
 {
     return fc_sgemm_supported();
@@ -329,16 +701,10 @@ FC_SGEMM_SHORT_TILE(4)
 FC_SGEMM_SHORT_TILE(8)
 #undef FC_SGEMM_SHORT_TILE
 
-FC_SGEMM_TARGET static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb,
-                                            float *c, int ldc)
+FC_SGEMM_TARGET static void fc_sgemm_packed512(int m, int n, int k, const float *pa, const float *pb,
+                                               float *c, int ldc)
 {
     int pc, jr, ir, kblocks, kstep;
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        for (ir = 0; ir < m; ir++)
-            for (jr = 0; jr < n; jr++) c[(ptrdiff_t)ir * ldc + jr] = 0.0f;
-        return;
-    }
     kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
     kstep = (k + kblocks - 1) / kblocks;
     for (pc = 0; pc < k; pc += kstep) {
@@ -359,6 +725,22 @@ FC_SGEMM_TARGET static void fc_sgemm_packed(int m, int n, int k, const float *pa
             }
         }
     }
+}
+
+/* Callers check fc_sgemm_packed_available() first. */
+static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb, float *c, int ldc)
+{
+    int i, j;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0.0f;
+        return;
+    }
+    if (fc_sgemm_supported() == FC_SGEMM_AVX512)
+        fc_sgemm_packed512(m, n, k, pa, pb, c, ldc);
+    else if (fc_sgemm_supported() == FC_SGEMM_AVX2)
+        fc_sgemm2_packed(m, n, k, pa, pb, c, ldc);
 }
 
 #else  /* not x86: always defer to BLAS */

@@ -19,8 +19,13 @@ cdef extern from "_sgemm.h" nogil:
 
 
 def packed_sgemm_available():
-    """True when float32 products run on fastconv's own AVX-512 sgemm (else on scipy's BLAS)."""
+    """True when float32 products run on fastconv's own packed sgemm (else on scipy's BLAS)."""
     return bool(fc_sgemm_available())
+
+
+def packed_sgemm_variant():
+    """Which micro-kernels fastconv's sgemm runs here: "AVX-512", "AVX2" or None (scipy's BLAS)."""
+    return {2: "AVX-512", 1: "AVX2"}.get(fc_sgemm_available())
 
 
 cdef inline void row_times_matrix(bint trans_b, int n, int k, const floating* a, int inca,
@@ -119,7 +124,7 @@ def gemm_general(bint trans_a, bint trans_b, double alpha, const floating[:, :] 
                  const floating[:, :] b, double beta, floating[:, :] c):
     """C = alpha·op(A)·op(B) + beta·C on one thread, rows of any stride (unit column stride).
 
-    The row-major wrapper every kernel calls (fastconv's AVX-512 sgemm or BLAS), exposed with
+    The row-major wrapper every kernel calls (fastconv's packed sgemm or BLAS), exposed with
     its full contract (alpha, beta, leading dimensions) so tests can reach every case of it.
     """
     cdef Py_ssize_t item = sizeof(floating)

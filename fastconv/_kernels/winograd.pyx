@@ -21,10 +21,10 @@ V_{0,c}[q] = E_even,c[q] − E_even,c[q + width]. The output transform Aᵀ M A 
 transform A dY Aᵀ are flat over the piece the same way.
 
 Layouts. A matrix with L columns (tiles) is stored in column panels of width ``pw``: panel q // pw
-is rows × pw, row-major. With fastconv's AVX-512 sgemm (float32) V is written straight into its
+is rows × pw, row-major. With fastconv's packed sgemm (float32; AVX-512 or AVX2+FMA) V is written straight into its
 32-wide B panels and U is packed once per call into its 12-row A panels (``winograd_filter`` with
 ``panel_rows`` 12), so the 16 GEMMs of a block call the micro-kernel with no packing. Otherwise
-(float64, no AVX-512, and always for the weight gradient) pw is the block width (a plain C×L
+(float64, neither AVX-512 nor AVX2+FMA, and always for the weight gradient) pw is the block width (a plain C×L
 matrix) and the GEMMs go through the ``gemm`` wrapper (BLAS).
 
 Zero padding (any ph, pw, negative included) is a bounds check when an input row is loaded, and
@@ -433,8 +433,8 @@ PANEL_ROWS = FC_SGEMM_MR
 
 
 def panel_layout(bint float32):
-    """Whether the forward kernels use the packed-panel layout (fastconv's AVX-512 sgemm) for
-    this dtype: float32 on a CPU with AVX-512."""
+    """Whether the forward kernels use the packed-panel layout (fastconv's packed sgemm) for
+    this dtype: float32 on a CPU with AVX-512 or AVX2+FMA."""
     return bool(float32 and fc_sgemm_packed_available())
 
 
@@ -629,7 +629,7 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
     ``ph``/``pw`` are the top/left padding (may be negative: a crop); y's shape fixes the
     output size. Blocks are ``block_tiles`` consecutive tiles; ``vwork``/``mwork`` hold one buffer per thread of ``work_elements`` elements. With
     ``parallel`` blocks run in a prange (BLAS must be single-threaded), otherwise one after
-    another. ``panels`` (float32 with AVX-512 only, see ``panel_layout``) selects the packed layouts.
+    another. ``panels`` (float32 with the packed sgemm only, see ``panel_layout``) selects the packed layouts.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = y.shape[1], Ho = y.shape[2], Wo = y.shape[3]
@@ -639,7 +639,7 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
     if N == 0 or Ho == 0 or Wo == 0 or K == 0:
         return
     if panels and not (floating is float and fc_sgemm_packed_available()):
-        raise ValueError("winograd_forward: the panel layout needs float32 and AVX-512")
+        raise ValueError("winograd_forward: the panel layout needs float32 and AVX-512 or AVX2+FMA")
     if y.shape[0] != N or u.shape[0] < filter_elements(C, K, panels):
         raise ValueError("winograd_forward: shapes of u, x and y disagree")
     if C == 0:

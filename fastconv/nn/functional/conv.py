@@ -45,7 +45,13 @@ _WINOGRAD: Optional[bool] = None
 # 28×28 0.54–0.90 | 0.62–1.03; 56×56 0.48–0.77 | 0.52–0.77; 64×32×28→64 0.59 | 0.70. 16 channels:
 # C=16 K=32 loses below 56×56 (8×16×14→32 1.07 | 1.31, 1×16×28→32 1.22 | 1.21) and wins at 56×56
 # (0.89–1.00 | 0.92–0.94); C=K=16 0.83–1.03 | 0.78–1.15. Against the oracle this rule costs 0.3 %
-# | 4 % of the grid's total time (the previous rule: 6 % | 10 %).
+# | 4 % of the grid's total time (the previous rule: 6 % | 10 %). Re-checked with the AVX2 packed
+# sgemm (Zen 3, no AVX-512; 1 | 2 threads), rule unchanged: Winograd 8×32×14→32 0.79 | 0.92,
+# 64×32×28→64 0.71 | 0.83, 8×64×7→64 0.70 | 0.79, 32×128×14→256 0.53 | 0.61, 8×16×56→16 0.88 | 0.86
+# win; 8×16×14→32 1.18 | 1.15, 1×16×28→32 1.06 | 1.04, 1×32×14→64 1.06 | 1.09, 1×128×14→256
+# 0.98 | 1.06 lose or tie. C·K = 512 below 3000 px is mixed: C = 16, K = 32 on 14–28 px, batch
+# 8–64, 0.84–0.98 | 0.91–1.14; 32×32×28→16 0.70 | 0.84 (left to im2col: no threshold on C·K
+# separates these at both thread counts).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_TILES = 64
 WINOGRAD_NARROW_CHANNELS = 1024
@@ -55,14 +61,18 @@ WINOGRAD_NARROW_MIN_PIXELS = 3000
 # packing and tile edges dominate; the kernels' own register-blocked loops replace it there.
 # Same column buffers, so saved and workspace bytes are those of the im2col path (plus per-thread
 # bias-gradient partials). None = automatic (``_use_small_depth``), True = always when groups is 1,
-# False = never. Rule: depth ≤ SMALL_DEPTH; with float32 on BLAS (no AVX-512, so no packed sgemm)
-# also depth ≤ SMALL_DEPTH_NARROW with K ≤ SMALL_NARROW_K.
+# False = never. Rule: depth ≤ SMALL_DEPTH; with float32 on BLAS (neither AVX-512 nor AVX2+FMA, so
+# no packed sgemm) also depth ≤ SMALL_DEPTH_NARROW with K ≤ SMALL_NARROW_K.
 # Measured fwd+bwd (shallow / GEMM time, same process, 1 and 2 threads) against the packed AVX-512
 # sgemm: depth 9: 64×1×28→32 0.65/0.70, 32×1×28→16 0.61/0.61, 8×1×64→64 0.88/0.69,
 # 16×1×32→128 0.83/0.69, 8×1×32→256 0.75/0.71, 1×1×28→32 0.79/0.79; depth 27 loses now:
 # 16×3×32→32 1.24/1.29, 8×3×64→64 1.45/1.26, 8×3×32→128 1.47/1.56, 64×3×32→64 1.27/1.36, batch 1
 # 1×3×32→16 1.03/1.04, K = 8 0.94/0.98. Against OpenBLAS (earlier): depth 27 with K ≤ 32 won
 # (1×3×32→16 0.87, 16×3×32→32 0.83–0.91, 8×3×64→32 0.92, 8×3×32→8 0.64), K ≥ 64 did not (0.98–1.06).
+# Against the AVX2 packed sgemm (Zen 3, no AVX-512; 1 | 2 threads) the rule holds: depth 27 loses
+# or ties, 8×3×32→16 1.41 | 1.02, →32 1.34 | 1.22, →64 1.31 | 1.08, 16×3×32→32 1.19 | 1.10,
+# 64×3×32→64 1.63 | 1.27, 1×3×32→16 1.11 | 0.98, K = 8 (1×3×32→8) 0.97 | 0.96; depth 18
+# (8×2×32→32) 1.23 | 1.11; depth 9 wins (64×1×28→32 0.85 | 0.83).
 _SMALL_DEPTH: Optional[bool] = None
 _PACKED_SGEMM = packed_sgemm_available()
 SMALL_DEPTH = 9
