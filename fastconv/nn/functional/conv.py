@@ -298,7 +298,7 @@ class WinogradPlan(NamedTuple):
     parallel: bool        # tile blocks in a prange (else one after another)
     buffers: int          # V/M buffer pairs (one per thread when parallel)
     block_tiles: int      # tiles per block
-    panels: bool          # sgemm panel layouts (float32 forward passes on AVX-512)
+    panels: bool          # sgemm panel layouts (float32 forward passes on AVX-512 or AVX2+FMA)
     u_elements: int       # elements of the transformed filter
     v_elements: int       # elements of one V buffer (with its scratch)
     m_elements: int       # elements of one M buffer (with its scratch)
@@ -315,8 +315,8 @@ def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsi
     rows = 126 tiles = 4 panels less 2 columns); else a multiple of 32 tiles. Calls with few tiles
     get at least 4 blocks per thread (of at least 32 tiles). With several threads
     there are at least as many blocks as threads and, when there are few, a multiple of them.
-    The forward passes use the sgemm panel layouts for float32 when the CPU has AVX-512; the
-    weight-gradient pass never does."""
+    The forward passes use the sgemm panel layouts for float32 when the CPU has AVX-512 or
+    AVX2+FMA; the weight-gradient pass never does."""
     tiles_w, tiles_h = (out_w + 1) // 2, (out_h + 1) // 2
     tiles, rows_total = n * tiles_h * tiles_w, n * tiles_h
     threads = _threads_for(2.0 * n * c_out * c_in * 9 * out_h * out_w)
