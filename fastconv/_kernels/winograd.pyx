@@ -21,11 +21,12 @@ V_{0,c}[q] = E_even,c[q] − E_even,c[q + width]. The output transform Aᵀ M A 
 transform A dY Aᵀ are flat over the piece the same way.
 
 Layouts. A matrix with L columns (tiles) is stored in column panels of width ``pw``: panel q // pw
-is rows × pw, row-major. With fastconv's packed sgemm (float32; AVX-512 or AVX2+FMA) V is written straight into its
-32-wide B panels and U is packed once per call into its 12-row A panels (``winograd_filter`` with
-``panel_rows`` 12), so the 16 GEMMs of a block call the micro-kernel with no packing. Otherwise
-(float64, neither AVX-512 nor AVX2+FMA, and always for the weight gradient) pw is the block width (a plain C×L
-matrix) and the GEMMs go through the ``gemm`` wrapper (BLAS).
+is rows × pw, row-major. With fastconv's packed sgemm (float32; AVX-512 or AVX2+FMA) V is
+written straight into its 32-wide B panels and U is packed once per call into its 12-row A panels
+(``winograd_filter`` with ``panel_rows`` 12), so the 16 GEMMs of a block call the micro-kernel
+with no packing. Otherwise (float64, neither AVX-512 nor AVX2+FMA, and always for the weight
+gradient) pw is the block width (a plain C×L matrix) and the GEMMs go through the ``gemm``
+wrapper (BLAS).
 
 Zero padding (any ph, pw, negative included) is a bounds check when an input row is loaded, and
 the outputs of partial tiles past (Ho, Wo) are dropped, so any H, W and padding are handled and
@@ -629,7 +630,8 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
     ``ph``/``pw`` are the top/left padding (may be negative: a crop); y's shape fixes the
     output size. Blocks are ``block_tiles`` consecutive tiles; ``vwork``/``mwork`` hold one buffer per thread of ``work_elements`` elements. With
     ``parallel`` blocks run in a prange (BLAS must be single-threaded), otherwise one after
-    another. ``panels`` (float32 with the packed sgemm only, see ``panel_layout``) selects the packed layouts.
+    another. ``panels`` (float32 with the packed sgemm only, see ``panel_layout``) selects the
+    packed layouts.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = y.shape[1], Ho = y.shape[2], Wo = y.shape[3]
