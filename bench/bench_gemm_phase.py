@@ -1,0 +1,99 @@
+"""The GEMM phase of each benchmarked convolution alone: its products' rate vs this machine's sgemm.
+
+For every configuration of bench/cases_conv.py this times, on one thread, the GEMMs fastconv's
+convolution runs per image (the kernels run one such GEMM per thread, so the one-thread rate is
+the per-core rate at any thread count), through the same row-major wrapper the kernels call
+(``gemm_general``: fastconv's packed sgemm or BLAS, with its packing):
+
+- im2col path: forward W (K×R) · cols (R×L), dW dY (K×L) · colsᵀ, dX Wᵀ (R×K) · dY (K×L),
+  with R = C·kh·kw and L the output pixels of a column block;
+- Winograd path (3×3 stride 1, when the dispatch rule takes it): the 16 products per block
+  U_ξ (K×C) · V_ξ (C×tiles); the forward passes call the micro-kernel on pre-packed panels, so the
+  rate here (packing included) is a lower bound of theirs.
+
+The reference is numpy's 1024³ sgemm on one thread, timed alternately with each product.
+
+    python bench/bench_gemm_phase.py
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import interleaved_median_seconds, setup_threads  # noqa: E402
+from cases_conv import CONFIGS  # noqa: E402
+
+import fastconv as fc  # noqa: E402
+from fastconv._kernels import gemm as _gemm  # noqa: E402
+from fastconv.nn.functional import conv as _conv  # noqa: E402
+
+
+def _product(trans_a: bool, trans_b: bool, m: int, n: int, k: int):
+    """(callable, flops) of one C (m×n) = op(A)·op(B) product with depth k through the kernels'
+    wrapper, repeated to at least ~2·10⁸ flops per call (cold caches after the reference amortized)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=np.float32)
+    c = np.empty((m, n), dtype=np.float32)
+    inner = max(1, int(2e8 // (2.0 * m * n * k)))
+
+    def run():
+        for _ in range(inner):
+            _gemm.gemm_general(trans_a, trans_b, 1.0, a, b, 0.0, c)
+
+    return run, 2.0 * m * n * k * inner
+
+
+def _reference():
+    """(callable, flops) of numpy's 1024³ sgemm, timed alternately with each product so that
+    load drifting on a shared machine affects both alike."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1024, 1024), dtype=np.float32)
+    return (lambda: a @ a), 2.0 * 1024 ** 3
+
+
+def _phases(n, c, h, k, f, s, p):
+    """(path, [(label, trans_a, trans_b, m, n, k), ...]) of the GEMMs one image's conv runs."""
+    out = (h + 2 * p - f) // s + 1
+    g = _conv.ConvGeometry(f, f, s, s, p, p, 1, 1, 1, out, out)
+    if _conv._use_winograd((n, c, h, h), (k, c, f, f), g):
+        plan = _conv._winograd_plan(n, c, k, out, out, 4)
+        tiles = plan.block_tiles
+        return "winograd", [(f"16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c)]
+    if _conv._use_small_depth((n, c, h, h), k, g):
+        return "shallow loops", []
+    depth = c * f * f
+    pixels = _conv._row_block(out, depth * out) * out
+    return "im2col", [("fwd W.cols", False, False, k, pixels, depth),
+                      ("dW dY.cols^T", False, True, k, depth, pixels),
+                      ("dX W^T.dY", True, False, depth, pixels, k)]
+
+
+def main() -> None:
+    setup_threads(1)
+    repeats = 7
+    ref_run, ref_flops = _reference()
+    print(f"fastconv {fc.__version__}, 1 thread, sgemm {fc.config()['sgemm']}; each product timed "
+          f"alternately with numpy's 1024^3 sgemm (%numpy: its rate over numpy's in the same runs)")
+    head = (f"{'conv (N,C,H->K,F,S,P)':<26} {'path':<9} {'product (per image) [m x n x k]':<38} "
+            f"{'GF/s':>6} {'%numpy':>7}")
+    print(head)
+    print("-" * len(head))
+    for cfg in CONFIGS:
+        path, gemms = _phases(*cfg)
+        label = "{},{},{}->{},{},{},{}".format(*cfg)
+        if not gemms:
+            print(f"{label:<26} {path:<9} (no GEMM: register-blocked loops)")
+        for name, ta, tb, m, n, k in gemms:
+            run, flops = _product(ta, tb, m, n, k)
+            t_ref, t = interleaved_median_seconds([ref_run, run], repeats=repeats)
+            rate, ref_rate = flops / t / 1e9, ref_flops / t_ref / 1e9
+            shape = f"{name} [{m}x{n}x{k}]"
+            print(f"{label:<26} {path:<9} {shape:<38} {rate:6.1f} {100 * rate / ref_rate:6.0f}%")
+
+
+if __name__ == "__main__":
+    main()
