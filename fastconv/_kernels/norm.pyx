@@ -80,6 +80,17 @@ cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
     return total
 
 
+cdef inline void _chan_merge(double* count, double* mean, double* m2, double n_t, double mean_t,
+                             double m2_t) noexcept nogil:
+    """Merge a tile's (count n_t, mean, M2) into the running (count, mean, M2): Chan et al.'s
+    pairwise formula, exact for any split of the data."""
+    cdef double total = count[0] + n_t
+    cdef double d = mean_t - mean[0]
+    mean[0] = mean[0] + d * (n_t / total)
+    m2[0] = m2[0] + m2_t + d * d * (count[0] * n_t / total)
+    count[0] = total
+
+
 cdef inline void _deviation_sums(const floating* p, Py_ssize_t n, double m, double* s1,
                                  double* s2) noexcept nogil:
     """s1 += Σ (p[i] - m) and s2 += Σ (p[i] - m)²."""
@@ -282,7 +293,7 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
     cdef double[:, ::1] part = part_arr
     cdef const floating* xp = &x[0, 0, 0]
     cdef Py_ssize_t i, b, t, a, a0, a1, l0, l1
-    cdef double s, m, q, n_t, n_acc, d, total
+    cdef double s, m, q, n_t, n_acc, d
     with nogil:
         for i in prange(B * T, schedule='static'):
             # items in memory order (row tile, b, column tile); t = the tile's index within b
@@ -315,11 +326,7 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
                 l0 = (t % col_tiles) * cols
                 l1 = l0 + cols if l0 + cols < L else L
                 n_t = <double>((a1 - a0) * (l1 - l0))
-                total = n_acc + n_t
-                d = part[0, b * T + t] - m
-                m = m + d * (n_t / total)
-                q = q + part[1, b * T + t] + d * d * (n_acc * n_t / total)
-                n_acc = total
+                _chan_merge(&n_acc, &m, &q, n_t, part[0, b * T + t], part[1, b * T + t])
             mean[b] = m
             var[b] = q / n_acc
 
@@ -384,12 +391,7 @@ def normalize_groups(const floating[:, :, ::1] x, const floating[::1] weight, co
             d = 0.0
             q = 0.0
             _deviation_sums(xp + g * n + t0, nt, mt, &d, &q)
-            mt = mt + d / nt
-            q = q - d * d / nt
-            d = mt - m
-            m = m + d * (nt / (n_acc + nt))
-            v = v + q + d * d * (n_acc * nt / (n_acc + nt))
-            n_acc = n_acc + nt
+            _chan_merge(&n_acc, &m, &v, <double>nt, mt + d / nt, q - d * d / nt)
             t0 = t0 + nt
         v = v / n
         r = 1.0 / sqrt(v + eps)
