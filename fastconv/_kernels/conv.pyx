@@ -81,7 +81,7 @@ cdef extern from *:
     #define FC_LD(VT, P) (*(const VT*)(P))
     #define FC_ST(VT, P, V) (*(VT*)(P) = (V))
     #define FC_SMALL_NN_BODY(REAL, VT) {                                                     \
-        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), BLK = 4 * VL;                               \
+        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), BLK = 4 * VL;                       \
         for (Py_ssize_t p0 = 0; p0 < L; p0 += BLK) {                                         \
             Py_ssize_t r = L - p0 < BLK ? L - p0 : BLK;                                      \
             const REAL* bb = B + p0;                                                         \
@@ -129,7 +129,7 @@ cdef extern from *:
        of 2 rows × 4 columns of D summed with vector partials, the rest one dot at a time;
        rowsum[m] += sum_p A[m*lda + p] when rowsum != NULL (conv's bias gradient). */
     #define FC_SMALL_NT_BODY(REAL, VT) {                                                     \
-        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), LV = L - L % VL;                            \
+        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), LV = L - L % VL;                    \
         Py_ssize_t m = 0;                                                                    \
         for (; m + 2 <= M; m += 2) {                                                         \
             const REAL *a0 = A + m * lda, *a1 = a0 + lda;                                    \
