@@ -150,7 +150,7 @@ def test_dispatch_rule(monkeypatch):
     z = lambda *s: fc.tensor(np.zeros(s, dtype=np.float32), requires_grad=True)
     assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3), padding=1).grad_fn.small_depth       # depth 9
     assert F.conv2d(z(1, 1, 9, 9), z(4, 1, 3, 3), stride=2, dilation=2).grad_fn.small_depth
-    assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3)).grad_fn.small_depth                  # depth 9
+    assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3), stride=2).grad_fn.small_depth        # depth 9
     assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.small_depth                 # any K
     monkeypatch.setattr(conv_module, "_PACKED_SGEMM", False)                            # BLAS sgemm:
     assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.small_depth       # 27, K 32

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..._kernels import _omp
 from ..._kernels import conv as _conv
+from ..._kernels import direct as _direct
 from ..._kernels import winograd as _winograd
 from ..._kernels.gemm import packed_sgemm_available
 from ..._validation import check_ndim, check_same_dtype, int_pair
@@ -78,6 +79,22 @@ _PACKED_SGEMM = packed_sgemm_available()
 SMALL_DEPTH = 9
 SMALL_DEPTH_NARROW = 27
 SMALL_NARROW_K = 32
+# Implicit-GEMM ("direct") path (docs/design.md, _kernels/direct.pyx): stride 1, groups 1, shallow
+# depth; the shallow loops read rows of the zero-padded image in place, so there is no column
+# buffer, no col2im, and dX is a direct convolution of padded dY. None = automatic
+# (``_use_direct``), True = always when eligible, False = never; forcing ``_SMALL_DEPTH`` also
+# turns the automatic choice off. Rule: C ≥ DIRECT_MIN_CHANNELS, C·kh·kw ≤ DIRECT_MAX_DEPTH,
+# K ≤ DIRECT_MAX_K, and at least as many images as threads when the call runs parallel (images
+# are its only parallel axis). Measured fwd+bwd through conv2d, 3×3 pad 1, direct / im2col time
+# (Zen 3, AVX2; Winograd off; 1 thread unless said): C = 2..8, K ≤ 32: 32×32 px 0.62–0.87
+# (batch 1 and 8), 16×16 0.72–0.80, 8×8 0.87–1.15; at 2 threads 0.56–0.99 (batch 8, 64). K = 64
+# loses on small images (8×8 1.03–1.42, 16×16 1.04–1.08) and wins only at 32×32 (0.85–1.08).
+# C = 1 loses to the shallow im2col path (1.04–1.68): dX reads each vector of dY for one FMA per
+# input channel, where im2col's dX (Wᵀ·dY, then col2im) reuses it kh·kw times.
+_DIRECT: Optional[bool] = None
+DIRECT_MIN_CHANNELS = 2
+DIRECT_MAX_DEPTH = 72
+DIRECT_MAX_K = 32
 # Elements of the transformed tiles of one block (V and M together) per thread: like
 # COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches. Measured per pass
 # (64×32×28→64, 32×128×14→256; budgets 2^17..2^20): 2^19 best or within noise at 1 thread and
@@ -270,6 +287,103 @@ def _backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsiz
     return 2 * plan.buffers * plan.row_elements * plan.block_rows * itemsize
 
 
+# ---- implicit GEMM (direct) ---------------------------------------------------------------------
+
+def _direct_eligible(image_shape, g: ConvGeometry) -> bool:
+    """Stride 1, groups 1, and every padding ≤ dilation·(kernel − 1) (so dX is a convolution of
+    dY padded by the complement)."""
+    if (g.sh, g.sw, g.groups) != (1, 1, 1):
+        return False
+    reach_h, reach_w = g.dh * (g.kh - 1), g.dw * (g.kw - 1)
+    bottom = g.out_h + reach_h - image_shape[2] - g.ph
+    right = g.out_w + reach_w - image_shape[3] - g.pw
+    return max(g.ph, bottom) <= reach_h and max(g.pw, right) <= reach_w
+
+
+def _use_direct(image_shape, out_channels: int, g: ConvGeometry) -> bool:
+    """Whether conv2d takes the implicit-GEMM path: eligible and (unless forced by ``_DIRECT``)
+    the rule above, with no shallow path forced."""
+    if _DIRECT is False or not _direct_eligible(image_shape, g):
+        return False
+    if _DIRECT:
+        return True
+    n, channels = image_shape[0], image_shape[1]
+    if (_SMALL_DEPTH or channels < DIRECT_MIN_CHANNELS or out_channels > DIRECT_MAX_K
+            or channels * g.kh * g.kw > DIRECT_MAX_DEPTH):
+        return False
+    threads = _direct_plan(image_shape, out_channels, g).threads
+    return threads == 1 or n >= threads
+
+
+class DirectPlan(NamedTuple):
+    threads: int          # OpenMP threads for the call
+    parallel: bool        # images in a prange (else one after another)
+    buffers: int          # scratch rows and dW/db partials (one per thread when parallel)
+    forward: int          # forward scratch elements per buffer
+    backward: int         # backward scratch elements per buffer
+    filter: int           # elements of the dX pass's rotated filter
+
+
+@_memoized_plan
+def _direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool = True,
+                 need_dw: bool = True) -> DirectPlan:
+    n, c, h, w = image_shape
+    threads = _threads_for(2.0 * n * out_channels * c * g.kh * g.kw * g.out_h * g.out_w)
+    parallel = threads > 1 and n >= threads
+    fwd, bwd, filt = _direct.workspace_elements(c, h, w, out_channels, g.kh, g.kw, g.dh, g.dw,
+                                                g.out_h, g.out_w, need_dx, need_dw)
+    return DirectPlan(threads, parallel, threads if parallel else 1, fwd, bwd, filt)
+
+
+def _direct_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray], out_shape,
+                           g: ConvGeometry) -> np.ndarray:
+    """y = conv2d(x, w2) (+ bias) on the implicit-GEMM path (w2: the (K, C·kh·kw) weight)."""
+    plan = _direct_plan(x.shape, out_shape[1], g)
+    y = np.empty(out_shape, dtype=x.dtype)
+    work = np.empty((plan.buffers, plan.forward), dtype=x.dtype)
+    has_bias = bias is not None
+    _direct.direct_forward(x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias, y, work,
+                           g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, plan.parallel, plan.threads)
+    return y
+
+
+def _direct_backward_kernel(x, w2, dy: np.ndarray, image_shape, weight_shape, g: ConvGeometry,
+                            need_dx: bool, need_dw: bool, need_db: bool):
+    """(dx, dw, db) on the implicit-GEMM path in one kernel call; skipped ones are None (db is
+    computed only with dw). x is read only for dw, w2 only for dx."""
+    dtype = dy.dtype
+    plan = _direct_plan(image_shape, dy.shape[1], g, need_dx, need_dw)
+    k, size = weight_shape[0], int(np.prod(weight_shape))
+    need_db = need_db and need_dw
+    if plan.buffers == 1:  # the kernel writes the gradients themselves (no partials to sum)
+        dw = np.zeros(weight_shape, dtype=dtype) if need_dw else None
+        db = np.zeros(k, dtype=dtype) if need_db else None
+        dw_parts = dw.reshape(1, size) if need_dw else _dummy(dtype, 2)
+        db_parts = db.reshape(1, k) if need_db else _dummy(dtype, 2)
+    else:
+        dw_parts = np.zeros((plan.buffers, size), dtype=dtype) if need_dw else _dummy(dtype, 2)
+        db_parts = np.zeros((plan.buffers, k), dtype=dtype) if need_db else _dummy(dtype, 2)
+    dx = np.empty(image_shape, dtype=dtype) if need_dx else _dummy(dtype, 4)
+    work = np.empty((plan.buffers, plan.backward), dtype=dtype)
+    filt = np.empty(plan.filter, dtype=dtype) if need_dx else _dummy(dtype, 1)
+    n, c, h, w = image_shape
+    _direct.direct_backward(x if need_dw else _dummy(dtype, 4), w2 if need_dx else _dummy(dtype, 2),
+                            dy, dx, dw_parts, db_parts, need_db, work, filt, need_dx, need_dw,
+                            c, h, w, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, plan.parallel, plan.threads)
+    if plan.buffers > 1:
+        dw = dw_parts.sum(axis=0).reshape(weight_shape) if need_dw else None
+        db = db_parts.sum(axis=0) if need_db else None
+    return (dx if need_dx else None), dw, db
+
+
+def _direct_backward_workspace(image_shape, weight_shape, g: ConvGeometry, itemsize: int) -> int:
+    """Bytes of the backward call beyond its gradients: scratch, rotated filter and (with
+    several threads) the dW/db partials."""
+    plan = _direct_plan(image_shape, weight_shape[0], g)
+    partials = plan.buffers * (weight_shape[0] + int(np.prod(weight_shape))) if plan.buffers > 1 else 0
+    return (plan.buffers * plan.backward + plan.filter + partials) * itemsize
+
+
 # ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
 
 def _winograd_eligible(g: ConvGeometry) -> bool:
@@ -423,8 +537,12 @@ class Conv2dFunction(Function):
             bias = _contiguous(bias)
         out_shape = (x.shape[0], weight.shape[0], g.out_h, g.out_w)
         ctx.winograd = _use_winograd(x.shape, weight.shape, g)
+        ctx.direct = ctx.small_depth = False
         if ctx.winograd:
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
+        elif _use_direct(x.shape, weight.shape[0], g):
+            ctx.direct = True
+            y = _direct_forward_kernel(x, w2, bias, out_shape, g)
         else:
             ctx.small_depth = _use_small_depth(x.shape, weight.shape[0], g)
             y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
@@ -448,11 +566,14 @@ class Conv2dFunction(Function):
     @staticmethod
     def workspace_bytes(shapes, dtype, geometry=None) -> int:
         """Largest transient buffers of backward: the column buffers (im2col and Wᵀ·dY) (+ the
-        per-thread db partials on the shallow path with a bias), or on the Winograd path the
-        larger of its dX and dW passes."""
+        per-thread db partials on the shallow path with a bias), on the Winograd path the
+        larger of its dX and dW passes, on the implicit-GEMM path its scratch, rotated filter and
+        per-thread partials."""
         itemsize = np.dtype(dtype).itemsize
         if _use_winograd(shapes[0], shapes[1], geometry):
             return _winograd_backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
+        if _use_direct(shapes[0], shapes[1][0], geometry):
+            return _direct_backward_workspace(shapes[0], shapes[1], geometry, itemsize)
         total = _backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
         if len(shapes) > 2 and shapes[2] is not None and _use_small_depth(shapes[0], shapes[1][0], geometry):
             used = _backward_plan(shapes[0], shapes[1][0], geometry).buffers
@@ -463,12 +584,16 @@ class Conv2dFunction(Function):
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
         """Transient bytes of forward beyond its output and saved arrays: one column buffer per
-        thread of the forward plan, or the transformed filter and V/M buffers on the Winograd path."""
+        thread of the forward plan, the transformed filter and V/M buffers on the Winograd path,
+        or the padded image and wide output per thread on the implicit-GEMM path."""
         g, itemsize = geometry, np.dtype(dtype).itemsize
         n, c = shapes[0][0], shapes[0][1]
         k = shapes[1][0]
         if _use_winograd(shapes[0], shapes[1], g):
             return _winograd_pass_bytes(_winograd_plan(n, c, k, g.out_h, g.out_w, itemsize), itemsize)
+        if _use_direct(shapes[0], k, g):
+            plan = _direct_plan(shapes[0], k, g)
+            return plan.buffers * plan.forward * itemsize
         threads, block, parallel, row_elems = _forward_setup(shapes[0], k, g)
         return (threads if parallel else 1) * row_elems * block * itemsize
 
@@ -496,6 +621,10 @@ class Conv2dFunction(Function):
                                               2 - g.ph, 2 - g.pw, True)
             if need_dw:
                 dw = _winograd_weight_grad_kernel(x, dy, g.ph, g.pw, ws)
+        elif ctx.direct:
+            if need_dx or need_dw:
+                dx, dw, db = _direct_backward_kernel(x, w2, dy, ctx.image_shape, ctx.weight_shape,
+                                                     ctx.geometry, need_dx, need_dw, need_db)
         elif need_dx or need_dw:
             ws = ctx.weight_shape
             dx, dw2, db = _conv_backward_kernel(x, w2, dy, ctx.image_shape,

@@ -1,0 +1,386 @@
+# cython: language_level=3
+"""Implicit-GEMM ("direct") convolution for shallow stride-1 convolutions: no column buffer.
+
+With stride 1, row t = (c, i, j) of the column matrix that im2col would build is a contiguous
+run of the zero-padded image (C, Hp, Wp), starting at off[t] = c·Hp·Wp + i·dh·Wp + j·dw, when
+the output pixels are numbered in the padded width, q = oy·Wp + ox. So
+
+* forward: y = W·cols reads the padded image in place (the shallow loops of _shallow.h with a
+  row-offset table); the output comes out as K rows of (Ho − 1)·Wp + Wo pixels, whose
+  Wp − Wo extra pixels per image row are dropped when it is copied into y;
+* dW (and db) = dY·colsᵀ with dY widened to Wp columns, zeros in the extra ones;
+* dX is the stride-1 convolution of dY, zero-padded by d·(k − 1) − p, with the filter
+  transposed and rotated by 180° (needs p ≤ d·(k − 1), checked by the caller).
+
+Compared with im2col this saves writing and reading a C·kh·kw times larger column buffer and
+col2im's scatter; the padded copies are the size of one image. Images run in a ``prange`` with
+per-thread scratch and per-thread dW/db partials, or one after another.
+
+The kernels trust the arrays' shapes (checked in Python) but check the scratch sizes, so they
+never read or write out of bounds.
+"""
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+cdef extern from *:
+    """
+    #include "_shallow.h"
+    #define FC_ROW_TABLE(t) (B + boff[t])
+    #define FC_DIRECT_NN_BODY(REAL, VT) FC_NN_LOOP(REAL, VT, FC_ROW_TABLE)
+    #define FC_DIRECT_NT_BODY(REAL, VT) FC_NT_LOOP(REAL, VT, FC_ROW_TABLE)
+    #define FC_DNN_PARAMS(REAL) (Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const REAL* A,      \\
+        Py_ssize_t as_m, Py_ssize_t as_t, const REAL* B, const Py_ssize_t* boff,                 \\
+        const REAL* bias, int accumulate, REAL* C, Py_ssize_t ldc)
+    #define FC_DNN_ARGS (M, T, L, A, as_m, as_t, B, boff, bias, accumulate, C, ldc)
+    #define FC_DNT_PARAMS(REAL) (Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const REAL* A,      \\
+        Py_ssize_t lda, const REAL* B, const Py_ssize_t* boff, REAL* D, Py_ssize_t ldd,           \\
+        REAL* rowsum)
+    #define FC_DNT_ARGS (M, T, L, A, lda, B, boff, D, ldd, rowsum)
+    FC_DISPATCH(fc_direct_nn_f, FC_DIRECT_NN_BODY, float, fc_vf, FC_DNN_PARAMS(float), FC_DNN_ARGS)
+    FC_DISPATCH(fc_direct_nn_d, FC_DIRECT_NN_BODY, double, fc_vd, FC_DNN_PARAMS(double), FC_DNN_ARGS)
+    FC_DISPATCH(fc_direct_nt_f, FC_DIRECT_NT_BODY, float, fc_vf, FC_DNT_PARAMS(float), FC_DNT_ARGS)
+    FC_DISPATCH(fc_direct_nt_d, FC_DIRECT_NT_BODY, double, fc_vd, FC_DNT_PARAMS(double), FC_DNT_ARGS)
+    """
+    int fc_isa_cap
+    int fc_isa_level() noexcept nogil
+    Py_ssize_t fc_block_columns(size_t real_size) noexcept nogil
+    void fc_direct_nn_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t as_m,
+                        Py_ssize_t as_t, const float* B, const Py_ssize_t* boff, const float* bias,
+                        int accumulate, float* C, Py_ssize_t ldc) noexcept nogil
+    void fc_direct_nn_d(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const double* A, Py_ssize_t as_m,
+                        Py_ssize_t as_t, const double* B, const Py_ssize_t* boff, const double* bias,
+                        int accumulate, double* C, Py_ssize_t ldc) noexcept nogil
+    void fc_direct_nt_f(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const float* A, Py_ssize_t lda,
+                        const float* B, const Py_ssize_t* boff, float* D, Py_ssize_t ldd,
+                        float* rowsum) noexcept nogil
+    void fc_direct_nt_d(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const double* A, Py_ssize_t lda,
+                        const double* B, const Py_ssize_t* boff, double* D, Py_ssize_t ldd,
+                        double* rowsum) noexcept nogil
+
+
+cdef inline void direct_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
+                           Py_ssize_t as_m, Py_ssize_t as_t, const floating* B,
+                           const Py_ssize_t* boff, const floating* bias, floating* C,
+                           Py_ssize_t ldc) noexcept nogil:
+    """C[m, q] = bias[m] + Σ_t A[m, t]·B[boff[t] + q] (q < L; bias may be NULL)."""
+    if floating is float:
+        fc_direct_nn_f(M, T, L, A, as_m, as_t, B, boff, bias, 0, C, ldc)
+    else:
+        fc_direct_nn_d(M, T, L, A, as_m, as_t, B, boff, bias, 0, C, ldc)
+
+
+cdef inline void direct_nt(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
+                           Py_ssize_t lda, const floating* B, const Py_ssize_t* boff, floating* D,
+                           Py_ssize_t ldd, floating* rowsum) noexcept nogil:
+    """D[m, t] += Σ_q A[m, q]·B[boff[t] + q] (q < L); rowsum (unless NULL) += A's row sums."""
+    if floating is float:
+        fc_direct_nt_f(M, T, L, A, lda, B, boff, D, ldd, rowsum)
+    else:
+        fc_direct_nt_d(M, T, L, A, lda, B, boff, D, ldd, rowsum)
+
+
+cdef struct Frame:
+    # an image (C, H, W) placed at (top, left) in a zero frame (C, Hp, Wp); rows/columns that
+    # would fall outside the frame are not copied
+    Py_ssize_t C, H, W, top, left, Hp, Wp
+
+
+cdef void pad_into(const floating* src, const Frame* f, floating* dst) noexcept nogil:
+    """dst (C, Hp, Wp) = src (C, H, W) placed at (top, left), zeros elsewhere."""
+    cdef Py_ssize_t c, y, row, x0, n
+    cdef floating* out
+    # source columns [x0, x0 + n) land on frame columns [left + x0, left + x0 + n)
+    x0 = -f.left if f.left < 0 else 0
+    n = min(f.W, f.Wp - f.left) - x0
+    for c in range(f.C):
+        out = dst + c * f.Hp * f.Wp
+        for row in range(f.Hp):
+            y = row - f.top
+            if y < 0 or y >= f.H or n <= 0:
+                memset(out + row * f.Wp, 0, f.Wp * sizeof(floating))
+                continue
+            if f.left + x0 > 0:
+                memset(out + row * f.Wp, 0, (f.left + x0) * sizeof(floating))
+            memcpy(out + row * f.Wp + f.left + x0, src + (c * f.H + y) * f.W + x0, n * sizeof(floating))
+            if f.left + x0 + n < f.Wp:
+                memset(out + row * f.Wp + f.left + x0 + n, 0, (f.Wp - f.left - x0 - n) * sizeof(floating))
+
+
+cdef void crop_rows(const floating* src, Py_ssize_t channels, Py_ssize_t rows, Py_ssize_t width,
+                    Py_ssize_t src_width, Py_ssize_t src_plane, floating* dst) noexcept nogil:
+    """dst (channels, rows, width) = the first ``width`` columns of src's rows (row stride
+    src_width, channel stride src_plane): the implicit GEMM's output without its extra columns."""
+    cdef Py_ssize_t c, r
+    for c in range(channels):
+        for r in range(rows):
+            memcpy(dst + (c * rows + r) * width, src + c * src_plane + r * src_width,
+                   width * sizeof(floating))
+
+
+cdef struct Shape:
+    Py_ssize_t C, H, W, K, kh, kw, ph, pw, dh, dw, Ho, Wo
+    Py_ssize_t Hp, Wp      # the padded input: Ho + dh·(kh − 1), Wo + dw·(kw − 1)
+    Py_ssize_t Hq, Wq      # the padded dY of the dX pass: H + dh·(kh − 1), W + dw·(kw − 1)
+
+
+cdef Shape make_shape(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t kh,
+                      Py_ssize_t kw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                      Py_ssize_t Ho, Py_ssize_t Wo) noexcept:
+    cdef Shape s
+    s.C = C; s.H = H; s.W = W; s.K = K; s.kh = kh; s.kw = kw; s.ph = ph; s.pw = pw
+    s.dh = dh; s.dw = dw; s.Ho = Ho; s.Wo = Wo
+    s.Hp = Ho + dh * (kh - 1); s.Wp = Wo + dw * (kw - 1)
+    s.Hq = H + dh * (kh - 1); s.Wq = W + dw * (kw - 1)
+    return s
+
+
+cdef Py_ssize_t* tap_offsets(Py_ssize_t channels, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh,
+                             Py_ssize_t dw, Py_ssize_t height, Py_ssize_t width) noexcept nogil:
+    """off[(c·kh + i)·kw + j] = c·height·width + i·dh·width + j·dw (malloc'ed; NULL if out of memory)."""
+    cdef Py_ssize_t c, i, j, t = 0
+    cdef Py_ssize_t* off = <Py_ssize_t*>malloc(max(channels * kh * kw, 1) * sizeof(Py_ssize_t))
+    if off == NULL:
+        return NULL
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                off[t] = c * height * width + i * dh * width + j * dw
+                t += 1
+    return off
+
+
+# ---- scratch layout (per thread) --------------------------------------------------------------
+# The loops run over whole blocks of columns (4 vectors: at most SLACK elements): the wide
+# outputs have rows of round_up(L, SLACK) elements and the padded images SLACK zeros after
+# them, which only the dropped columns of the last block read. So the loops never take their
+# slow partial-block path. They compute round_up(L, block) columns for the variant in use, so
+# small images do not pay for the widest block; the layout does not depend on the variant.
+DEF SLACK = 64
+
+
+cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t block) noexcept nogil:
+    return (n + block - 1) // block * block
+
+
+cdef inline Py_ssize_t computed(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    """Columns the loops compute for n wanted: whole blocks of the dispatched variant."""
+    return round_up(n, fc_block_columns(itemsize))
+
+
+cdef inline Py_ssize_t forward_columns(const Shape* s) noexcept nogil:
+    """Row length of the wide forward output: (Ho − 1)·Wp + Wo pixels, rounded up."""
+    return round_up((s.Ho - 1) * s.Wp + s.Wo, SLACK)
+
+
+cdef inline Py_ssize_t dx_columns(const Shape* s) noexcept nogil:
+    """Row length of the wide dX: (H − 1)·Wq + W pixels, rounded up."""
+    return round_up((s.H - 1) * s.Wq + s.W, SLACK)
+
+
+cdef Py_ssize_t forward_scratch(const Shape* s) noexcept nogil:
+    """Padded input (+ slack) and the wide output."""
+    return s.C * s.Hp * s.Wp + SLACK + s.K * forward_columns(s)
+
+
+cdef bint dw_reads_padded_dy(const Shape* s, bint need_dx) noexcept nogil:
+    """Whether the dW pass can read dY from the dX pass's padded copy: with equal widths the
+    zero columns between its rows are exactly the extra columns dW must see as zeros."""
+    return need_dx and s.Wq == s.Wp
+
+
+cdef Py_ssize_t backward_scratch(const Shape* s, bint need_dx, bint need_dw) noexcept nogil:
+    """Padded input and, unless the padded dY serves, dY widened to Wp (dW); padded dY
+    (+ slack) and the wide dX (dX)."""
+    cdef Py_ssize_t n = 0
+    if need_dw:
+        n += s.C * s.Hp * s.Wp
+        if not dw_reads_padded_dy(s, need_dx):
+            n += s.K * s.Ho * s.Wp
+    if need_dx:
+        n += s.K * s.Hq * s.Wq + SLACK + s.C * dx_columns(s)
+    return n
+
+
+def workspace_elements(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, int kh, int kw,
+                       int dh, int dw, Py_ssize_t Ho, Py_ssize_t Wo, bint need_dx, bint need_dw):
+    """(forward, backward) scratch elements per thread, and the shared transformed filter of the
+    dX pass (C·K·kh·kw when ``need_dx``)."""
+    cdef Shape s = make_shape(C, H, W, K, kh, kw, 0, 0, dh, dw, Ho, Wo)
+    return (forward_scratch(&s), backward_scratch(&s, need_dx, need_dw),
+            C * K * kh * kw if need_dx else 0)
+
+
+cdef inline void check_scratch(str op, Py_ssize_t have, Py_ssize_t need, Py_ssize_t threads_have,
+                               Py_ssize_t threads_need):
+    if have < need or threads_have < threads_need:
+        raise ValueError(f"{op}: expected scratch of at least ({threads_need}, {need}) elements, "
+                         f"got ({threads_have}, {have})")
+
+
+# ---- forward ------------------------------------------------------------------------------------
+
+cdef void forward_image(const floating* x, const floating* w, const floating* bias, floating* y,
+                        floating* scratch, const Py_ssize_t* off, const Shape* s) noexcept nogil:
+    cdef Frame f
+    cdef Py_ssize_t image = s.C * s.Hp * s.Wp, ldc = forward_columns(s)
+    cdef floating* xp = scratch
+    cdef floating* wide = scratch + image + SLACK
+    f.C = s.C; f.H = s.H; f.W = s.W; f.top = s.ph; f.left = s.pw; f.Hp = s.Hp; f.Wp = s.Wp
+    pad_into(x, &f, xp)
+    memset(xp + image, 0, SLACK * sizeof(floating))
+    direct_nn(s.K, s.C * s.kh * s.kw, computed((s.Ho - 1) * s.Wp + s.Wo, sizeof(floating)), w,
+              s.C * s.kh * s.kw, 1, xp, off, bias, wide, ldc)
+    crop_rows(wide, s.K, s.Ho, s.Wo, s.Wp, ldc, y)
+
+
+def direct_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
+                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
+                   floating[:, ::1] work, int kh, int kw, int ph, int pw, int dh, int dw,
+                   bint parallel, int num_threads):
+    """y = conv2d(x, w) + bias, stride 1, for w as a (K, C·kh·kw) matrix and top/left padding
+    (ph, pw) (y's size gives the bottom/right padding). ``work`` has one scratch row per thread
+    (``parallel``: images in a prange) or one row (images one after another)."""
+    cdef Py_ssize_t N = x.shape[0], n
+    cdef Shape s = make_shape(x.shape[1], x.shape[2], x.shape[3], y.shape[1], kh, kw, ph, pw,
+                              dh, dw, y.shape[2], y.shape[3])
+    cdef Py_ssize_t need = forward_scratch(&s), stride = work.shape[1]
+    cdef const floating* bptr = &bias[0] if has_bias else NULL
+    cdef Py_ssize_t* off
+    check_scratch("direct_forward", work.shape[1], need, work.shape[0],
+                  max(num_threads, 1) if parallel else 1)
+    if N == 0 or s.Ho <= 0 or s.Wo <= 0:
+        return
+    off = tap_offsets(s.C, kh, kw, dh, dw, s.Hp, s.Wp)
+    if off == NULL:
+        raise MemoryError("direct_forward: no memory for the tap offsets")
+    with nogil:
+        if parallel:
+            for n in prange(N, schedule='static', num_threads=num_threads):
+                forward_image(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
+                              &work[0, 0] + threadid() * stride, off, &s)
+        else:
+            for n in range(N):
+                forward_image(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0], &work[0, 0], off, &s)
+    free(off)
+
+
+# ---- backward -----------------------------------------------------------------------------------
+
+cdef void rotated_transpose(const floating* w, const Shape* s, floating* wt) noexcept nogil:
+    """wt[c, (k·kh + i)·kw + j] = w[k, c, kh − 1 − i, kw − 1 − j]: the dX pass's filter."""
+    cdef Py_ssize_t k, c, i, j, t = s.K * s.kh * s.kw
+    for c in range(s.C):
+        for k in range(s.K):
+            for i in range(s.kh):
+                for j in range(s.kw):
+                    wt[c * t + (k * s.kh + i) * s.kw + j] = \
+                        w[((k * s.C + c) * s.kh + s.kh - 1 - i) * s.kw + s.kw - 1 - j]
+
+
+cdef void backward_image(const floating* x, const floating* wt, const floating* dy, floating* dx,
+                         floating* dw_acc, floating* db_acc, floating* scratch,
+                         const Py_ssize_t* off_x, const Py_ssize_t* off_dy, const Shape* s,
+                         bint need_dx, bint need_dw) noexcept nogil:
+    """One image: dw_acc (K, C·kh·kw) += dY·colsᵀ, db_acc (unless NULL) += dY's row sums,
+    dx = the rotated filter's convolution of padded dY."""
+    cdef Frame f
+    cdef Py_ssize_t T = s.C * s.kh * s.kw, L = (s.Ho - 1) * s.Wp + s.Wo
+    cdef Py_ssize_t top = s.dh * (s.kh - 1) - s.ph, left = s.dw * (s.kw - 1) - s.pw
+    cdef floating* xp = scratch
+    cdef floating* dyp = scratch + (s.C * s.Hp * s.Wp if need_dw else 0)
+    cdef floating* rest = dyp + (s.K * s.Hq * s.Wq + SLACK if need_dx else 0)
+    cdef const floating* dy_wide
+    if need_dx:
+        f.C = s.K; f.H = s.Ho; f.W = s.Wo; f.top = top; f.left = left; f.Hp = s.Hq; f.Wp = s.Wq
+        pad_into(dy, &f, dyp)
+        memset(dyp + s.K * s.Hq * s.Wq, 0, SLACK * sizeof(floating))
+    if need_dw:
+        f.C = s.C; f.H = s.H; f.W = s.W; f.top = s.ph; f.left = s.pw; f.Hp = s.Hp; f.Wp = s.Wp
+        pad_into(x, &f, xp)
+        if dw_reads_padded_dy(s, need_dx):
+            dy_wide = dyp + top * s.Wq + left
+            direct_nt(s.K, T, L, dy_wide, s.Hq * s.Wq, xp, off_x, dw_acc, T, db_acc)
+        else:
+            f.C = s.K; f.H = s.Ho; f.W = s.Wo; f.top = 0; f.left = 0; f.Hp = s.Ho; f.Wp = s.Wp
+            pad_into(dy, &f, rest)
+            direct_nt(s.K, T, L, rest, s.Ho * s.Wp, xp, off_x, dw_acc, T, db_acc)
+    if need_dx:
+        T = s.K * s.kh * s.kw
+        direct_nn(s.C, T, computed((s.H - 1) * s.Wq + s.W, sizeof(floating)), wt, T, 1, dyp,
+                  off_dy, NULL, rest, dx_columns(s))
+        crop_rows(rest, s.C, s.H, s.W, s.Wq, dx_columns(s), dx)
+
+
+def direct_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
+                    const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                    floating[:, ::1] dw_parts, floating[:, ::1] db_parts, bint need_db,
+                    floating[:, ::1] work, floating[::1] wt, bint need_dx, bint need_dw,
+                    Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int kh, int kw, int ph, int pw,
+                    int dh, int dw, bint parallel, int num_threads):
+    """Gradients of y = direct_forward(x, w): dw_parts[t] (zeroed by the caller) += dY·colsᵀ
+    and, with ``need_db``, db_parts[t] += dY's channel sums, per thread t; dx = conv of padded
+    dY with the rotated, transposed filter (built in ``wt``, C·K·kh·kw elements). ``x`` is read
+    only for dW, ``w`` only for dX. Requires ph ≤ dh·(kh − 1) and pw ≤ dw·(kw − 1) when
+    ``need_dx``. The caller sums the partials over threads."""
+    cdef Py_ssize_t N = dy.shape[0], n, t
+    cdef Shape s = make_shape(C, H, W, dy.shape[1], kh, kw, ph, pw, dh, dw, dy.shape[2], dy.shape[3])
+    cdef Py_ssize_t need = backward_scratch(&s, need_dx, need_dw), stride = work.shape[1]
+    cdef Py_ssize_t image = C * H * W, pstride = dw_parts.shape[1], bstride = db_parts.shape[1]
+    cdef bint fuse_db = need_dw and need_db
+    cdef const floating* xptr = &x[0, 0, 0, 0] if need_dw else NULL
+    cdef floating* dxptr = &dx[0, 0, 0, 0] if need_dx else NULL
+    cdef floating* dwptr = &dw_parts[0, 0] if need_dw else NULL
+    cdef floating* dbptr = &db_parts[0, 0] if fuse_db else NULL
+    cdef floating* wtptr = &wt[0] if need_dx else NULL
+    cdef Py_ssize_t* off_x = NULL
+    cdef Py_ssize_t* off_dy = NULL
+    if N == 0 or not (need_dx or need_dw):
+        return
+    if need_dx and (ph > dh * (kh - 1) or pw > dw * (kw - 1) or s.Hp - s.H - ph > dh * (kh - 1)
+                    or s.Wp - s.W - pw > dw * (kw - 1) or wt.shape[0] < C * s.K * kh * kw):
+        raise ValueError("direct_backward: dX needs every padding ≤ dilation·(kernel − 1) and a "
+                         f"filter buffer of {C * s.K * kh * kw} elements")
+    check_scratch("direct_backward", work.shape[1], need, work.shape[0],
+                  max(num_threads, 1) if parallel else 1)
+    off_x = tap_offsets(C, kh, kw, dh, dw, s.Hp, s.Wp)
+    off_dy = tap_offsets(s.K, kh, kw, dh, dw, s.Hq, s.Wq)
+    if off_x == NULL or off_dy == NULL:
+        free(off_x)
+        free(off_dy)
+        raise MemoryError("direct_backward: no memory for the tap offsets")
+    with nogil:
+        if need_dx:
+            rotated_transpose(&w[0, 0], &s, wtptr)
+        if parallel:
+            for n in prange(N, schedule='static', num_threads=num_threads):
+                t = threadid()
+                backward_image(xptr + n * image if need_dw else NULL, wtptr, &dy[n, 0, 0, 0],
+                               dxptr + n * image if need_dx else NULL,
+                               dwptr + t * pstride if need_dw else NULL,
+                               dbptr + t * bstride if fuse_db else NULL,
+                               &work[0, 0] + t * stride, off_x, off_dy, &s, need_dx, need_dw)
+        else:
+            for n in range(N):
+                backward_image(xptr + n * image if need_dw else NULL, wtptr, &dy[n, 0, 0, 0],
+                               dxptr + n * image if need_dx else NULL, dwptr, dbptr, &work[0, 0],
+                               off_x, off_dy, &s, need_dx, need_dw)
+    free(off_x)
+    free(off_dy)
+
+
+def variants():
+    """Variants of the loops this CPU can run (1 baseline, 2 AVX2+FMA, 3 AVX-512)."""
+    return list(range(1, fc_isa_level() + 1))
+
+
+def set_variant_cap(int level):
+    """Let the loops use at most variant ``level`` (tests); returns the previous cap."""
+    global fc_isa_cap
+    if level < 1 or level > 3:
+        raise ValueError(f"set_variant_cap: expected a level in 1..3, got {level}")
+    previous = fc_isa_cap
+    fc_isa_cap = level
+    return previous

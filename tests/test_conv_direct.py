@@ -1,0 +1,252 @@
+"""conv2d's implicit-GEMM path (stride 1, groups 1, shallow): numpy reference, gradcheck, torch."""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastconv as fc
+import fastconv.nn.functional as F
+from fastconv._kernels import direct as direct_kernels
+from fastconv.autograd import gradcheck
+from fastconv.nn.functional import conv as conv_module
+from fastconv.nn.functional.conv import Conv2dFunction
+from test_conv_small import reference
+
+
+@pytest.fixture(autouse=True)
+def direct_path_parallel_when_tiny(monkeypatch):
+    """Force the implicit-GEMM path, and its multi-threaded scheme even on tiny shapes."""
+    monkeypatch.setattr(conv_module, "_DIRECT", True)
+    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+
+
+def same_side_paddings(kernel, dilation):
+    """PyTorch's 'same' for one dimension: (top, bottom) of a total d·(k − 1)."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def reference_asymmetric(x, w, b, pads, dilation):
+    """reference() on an input padded explicitly by (top, bottom, left, right)."""
+    (top, bottom), (left, right) = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    y, grads = reference(xp, w, b, (1, 1), (0, 0), dilation)
+
+    def unpadded(dy):
+        dxp, dw, db = grads(dy)
+        return dxp[:, :, top:top + x.shape[2], left:left + x.shape[3]], dw, db
+
+    return y, unpadded
+
+
+@st.composite
+def configs(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    same = draw(st.booleans())  # 'same' (asymmetric for even kernels) or a symmetric int pair
+    if same:
+        padding = "same"
+        pads = (same_side_paddings(kh, dilation[0]), same_side_paddings(kw, dilation[1]))
+    else:  # any padding up to dilation·(kernel − 1): the path's eligibility
+        ph, pw = draw(st.integers(0, dilation[0] * (kh - 1))), draw(st.integers(0, dilation[1] * (kw - 1)))
+        padding, pads = (ph, pw), ((ph, ph), (pw, pw))
+    h = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - sum(pads[0])), 12))
+    w = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - sum(pads[1])), 12))
+    shape = (draw(st.sampled_from([1, 1, 2, 3])), draw(st.integers(1, 4)), h, w)
+    return dict(shape=shape, k=draw(st.integers(1, 7)), kernel=(kh, kw), padding=padding, pads=pads,
+                dilation=dilation, dtype=draw(st.sampled_from([np.float32, np.float64])),
+                needs=draw(st.sampled_from([(True, True, True), (True, False, False), (False, True, True),
+                                            (False, True, False), (True, True, None)])),
+                threads=draw(st.sampled_from([1, 2])))
+
+
+@given(cfg=configs(), seed=st.integers(0, 2 ** 16))
+def test_direct_matches_reference(cfg, seed):
+    """Output and every requested gradient against the tap-by-tap float64 reference: kernels of
+    1–4 taps, dilations, paddings from 0 to d·(k − 1) ('same' included), 1–3 images on 1 or 2
+    threads, either dtype, with or without bias, any subset of inputs needing grad."""
+    rng = np.random.default_rng(seed)
+    dt = cfg["dtype"]
+    x_np = rng.standard_normal(cfg["shape"]).astype(dt)
+    w_np = rng.standard_normal((cfg["k"], cfg["shape"][1], *cfg["kernel"])).astype(dt)
+    has_bias = cfg["needs"][2] is not None
+    b_np = rng.standard_normal(cfg["k"]).astype(dt) if has_bias else None
+    x = fc.tensor(x_np, requires_grad=cfg["needs"][0])
+    w = fc.tensor(w_np, requires_grad=cfg["needs"][1])
+    b = fc.tensor(b_np, requires_grad=bool(cfg["needs"][2])) if has_bias else None
+    previous = fc.get_num_threads()
+    fc.set_num_threads(cfg["threads"])
+    try:
+        y = F.conv2d(x, w, b, padding=cfg["padding"], dilation=cfg["dilation"])
+        assert y.grad_fn is None or y.grad_fn.direct
+        y_ref, grads = reference_asymmetric(x_np, w_np, b_np, cfg["pads"], cfg["dilation"])
+        tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(y.numpy(), y_ref, **tol)
+        if y.requires_grad:
+            dy = rng.standard_normal(y_ref.shape).astype(dt)
+            y.backward(dy)
+            for t, ref in zip((x, w, b), grads(dy)):
+                if t is not None and t.requires_grad:
+                    np.testing.assert_allclose(t.grad.numpy(), ref, **tol)
+                elif t is not None:
+                    assert t.grad is None
+    finally:
+        fc.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("level", direct_kernels.variants())
+def test_every_variant_matches_reference(level):
+    """Each compiled variant of the loops this CPU runs (baseline, AVX2, AVX-512), on shapes whose
+    rows, taps and channel counts end mid-tile for every vector width (1, 2, 3, 4 and 5 rows in
+    the forward and dX loops, odd K and depths in dW)."""
+    previous = direct_kernels.set_variant_cap(level)
+    try:
+        rng = np.random.default_rng(level)
+        for shape, k, kernel, padding in [((1, 1, 1, 1), 1, (1, 1), (0, 0)), ((2, 2, 5, 7), 3, (3, 3), (1, 1)),
+                                          ((1, 3, 10, 13), 5, (3, 3), (1, 1)), ((3, 4, 9, 11), 7, (2, 3), (1, 1)),
+                                          ((1, 5, 13, 10), 33, (3, 3), (2, 2)), ((2, 3, 4, 33), 16, (1, 3), (0, 1)),
+                                          ((1, 3, 32, 32), 16, (3, 3), (1, 1))]:
+            for dt in (np.float32, np.float64):
+                arrays = (rng.standard_normal(shape).astype(dt),
+                          rng.standard_normal((k, shape[1], *kernel)).astype(dt), rng.standard_normal(k).astype(dt))
+                x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
+                y = F.conv2d(x, w, b, padding=padding)
+                assert y.grad_fn.direct
+                y_ref, grads = reference(*arrays, (1, 1), padding, (1, 1))
+                dy = rng.standard_normal(y_ref.shape).astype(dt)
+                y.backward(dy)
+                tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+                for ours, ref in zip((y, x.grad, w.grad, b.grad), (y_ref, *grads(dy))):
+                    np.testing.assert_allclose(ours.numpy(), ref, **tol, err_msg=f"{shape} {k} {dt}")
+    finally:
+        direct_kernels.set_variant_cap(previous)
+
+
+@pytest.mark.parametrize("padding,dilation", [(1, 1), (0, 1), (2, 2), ("same", (2, 1))])
+def test_direct_gradcheck(padding, dilation):
+    rng = np.random.default_rng(3)
+    x = fc.tensor(rng.standard_normal((2, 3, 6, 5)), requires_grad=True)
+    w = fc.tensor(rng.standard_normal((4, 3, 3, 2)), requires_grad=True)
+    b = fc.tensor(rng.standard_normal(4), requires_grad=True)
+    f = lambda x, w, b: F.conv2d(x, w, b, padding=padding, dilation=dilation)
+    assert f(x, w, b).grad_fn.direct
+    assert gradcheck(f, (x, w, b))
+
+
+def test_direct_matches_torch(torch):
+    """The issue's batch-1 configuration in float32 against PyTorch."""
+    rng = np.random.default_rng(5)
+    x_np, w_np, b_np = (rng.standard_normal(s).astype(np.float32) for s in ((1, 3, 32, 32), (16, 3, 3, 3), (16,)))
+    x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+    y = F.conv2d(x, w, b, padding=1)
+    assert y.grad_fn.direct
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+    dy = rng.standard_normal(ty.shape).astype(np.float32)
+    y.backward(dy)
+    ty.backward(torch.tensor(dy))
+    for ours, theirs in ((y, ty), (x.grad, tx.grad), (w.grad, tw.grad), (b.grad, tb.grad)):
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-4, atol=2e-4)
+
+
+def test_direct_dispatch_rule(monkeypatch):
+    monkeypatch.setattr(conv_module, "_DIRECT", None)
+    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 1e6)
+    z = lambda *s: fc.tensor(np.zeros(s, dtype=np.float32), requires_grad=True)
+    direct = lambda x, w, **kw: F.conv2d(x, w, **kw).grad_fn.direct
+    assert direct(z(1, 3, 32, 32), z(16, 3, 3, 3), padding=1)                  # the batch-1 case
+    assert direct(z(2, 8, 16, 16), z(32, 8, 3, 3), padding=1)                  # depth 72, K 32
+    assert direct(z(2, 2, 9, 9), z(4, 2, 2, 2), padding="same")                # asymmetric padding
+    assert not direct(z(2, 1, 16, 16), z(16, 1, 3, 3), padding=1)              # C = 1: shallow im2col
+    assert not direct(z(2, 9, 16, 16), z(16, 9, 3, 3), padding=1)              # depth 81
+    assert not direct(z(2, 3, 16, 16), z(33, 3, 3, 3), padding=1)              # K 33
+    assert not direct(z(2, 3, 16, 16), z(16, 3, 3, 3), padding=1, stride=2)    # stride 2
+    assert not direct(z(2, 4, 16, 16), z(16, 2, 3, 3), padding=1, groups=2)    # groups
+    assert not direct(z(2, 3, 16, 16), z(16, 3, 3, 3), padding=3)              # padding > d·(k − 1)
+    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", True)                     # a forced shallow path wins
+    assert not direct(z(1, 3, 32, 32), z(16, 3, 3, 3), padding=1)
+    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", None)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:  # a parallel call needs an image per thread (images are the path's only parallel axis)
+        assert not direct(z(1, 3, 64, 64), z(32, 3, 3, 3), padding=1)
+        assert direct(z(2, 3, 64, 64), z(32, 3, 3, 3), padding=1)
+    finally:
+        fc.set_num_threads(previous)
+    monkeypatch.setattr(conv_module, "_DIRECT", False)
+    assert not direct(z(1, 3, 32, 32), z(16, 3, 3, 3), padding=1)
+    monkeypatch.setattr(conv_module, "_DIRECT", True)                          # forced: any shallowness
+    assert direct(z(1, 1, 8, 8), z(64, 1, 3, 3), padding=1)
+    assert not direct(z(1, 3, 16, 16), z(16, 3, 3, 3), padding=1, stride=2)    # never ineligible
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, True)])
+def test_direct_declarations(needs):
+    rng = np.random.default_rng(2)
+    shapes = ((2, 3, 9, 7), (6, 3, 3, 3), (6,))
+    x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=r) for s, r in zip(shapes, needs))
+    ctx = F.conv2d(x, w, b, padding=1).grad_fn
+    assert ctx.direct
+    assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_workspace_matches_tracemalloc(threads):
+    """The declared transient bytes of forward and backward are what numpy allocates beyond the
+    output and the gradients."""
+    rng = np.random.default_rng(7)
+    shapes = ((4, 3, 11, 9), (5, 3, 3, 3), (5,))
+    x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in shapes)
+    dy = rng.standard_normal((4, 5, 11, 9)).astype(np.float32)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(threads)
+    try:
+        F.conv2d(x, w, b, padding=1).backward(dy)  # warm up caches outside the measurement
+        geometry = F.conv2d(x, w, b, padding=1).grad_fn.geometry
+        with fc.no_grad():
+            tracemalloc.start()
+            try:
+                start = tracemalloc.get_traced_memory()[0]
+                y = F.conv2d(x, w, b, padding=1)
+                forward_peak = tracemalloc.get_traced_memory()[1] - start
+            finally:
+                tracemalloc.stop()
+        ctx = F.conv2d(x, w, b, padding=1).grad_fn
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            grads = Conv2dFunction.backward(ctx, dy)
+            backward_peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+        declared_fwd = Conv2dFunction.forward_workspace_bytes(shapes, np.float32, (False,) * 3, geometry=geometry)
+        declared_bwd = Conv2dFunction.workspace_bytes(shapes, np.float32, geometry=geometry)
+        assert declared_fwd <= forward_peak - y.numpy().nbytes <= declared_fwd + 4096
+        gradient_bytes = sum(g.nbytes for g in grads)
+        assert declared_bwd <= backward_peak - gradient_bytes <= declared_bwd + 4096
+    finally:
+        fc.set_num_threads(previous)
+
+
+def test_kernels_refuse_short_scratch():
+    """The kernels check their scratch sizes themselves: a short buffer is an error, not an
+    out-of-bounds write."""
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    w = np.zeros((4, 27), np.float32)
+    y = np.empty((1, 4, 8, 8), np.float32)
+    fwd, bwd, filt = direct_kernels.workspace_elements(3, 8, 8, 4, 3, 3, 1, 1, 8, 8, True, True)
+    with pytest.raises(ValueError, match="direct_forward: expected scratch"):
+        direct_kernels.direct_forward(x, w, np.zeros(4, np.float32), True, y, np.empty((1, fwd - 1), np.float32),
+                                      3, 3, 1, 1, 1, 1, False, 1)
+    with pytest.raises(ValueError, match="direct_forward: expected scratch"):  # one row for two threads
+        direct_kernels.direct_forward(x, w, np.zeros(4, np.float32), True, y, np.empty((1, fwd), np.float32),
+                                      3, 3, 1, 1, 1, 1, True, 2)
+    parts, dbp = np.zeros((1, 4 * 27), np.float32), np.zeros((1, 4), np.float32)
+    with pytest.raises(ValueError, match="direct_backward: expected scratch"):
+        direct_kernels.direct_backward(x, w, y, np.empty_like(x), parts, dbp, True, np.empty((1, bwd - 1), np.float32),
+                                       np.empty(filt, np.float32), True, True, 3, 8, 8, 3, 3, 1, 1, 1, 1, False, 1)
+    with pytest.raises(ValueError, match="direct_backward: dX needs"):
+        direct_kernels.direct_backward(x, w, y, np.empty_like(x), parts, dbp, True, np.empty((1, bwd), np.float32),
+                                       np.empty(filt - 1, np.float32), True, True, 3, 8, 8, 3, 3, 1, 1, 1, 1, False, 1)
