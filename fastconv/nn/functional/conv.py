@@ -216,9 +216,17 @@ def _work_buffer(threads: int, elements: int, dtype) -> np.ndarray:
     return np.empty((max(threads, 1), max(elements, 1)), dtype=dtype)
 
 
+_DUMMIES: dict = {}
+
+
 def _dummy(dtype, ndim: int) -> np.ndarray:
-    """A zero-size array standing in for an argument a kernel will not read."""
-    return np.empty((0,) * ndim, dtype=dtype)
+    """A zero-size array standing in for an argument a kernel will not read (one per dtype and
+    rank, made read-only: nothing can be written into it anyway)."""
+    key = (dtype, ndim)
+    array = _DUMMIES.get(key)
+    if array is None:
+        array = _DUMMIES[key] = np.empty((0,) * ndim, dtype=dtype)
+    return array
 
 
 def _use_small_depth(image_shape, out_channels: int, g: ConvGeometry) -> bool:
@@ -316,6 +324,7 @@ def _use_direct(image_shape, out_channels: int, g: ConvGeometry) -> bool:
 
 
 class DirectPlan(NamedTuple):
+    weight_size: int      # elements of the weight (K·C·kh·kw)
     threads: int          # OpenMP threads for the call
     parallel: bool        # images in a prange (else one after another)
     buffers: int          # scratch rows and dW/db partials (one per thread when parallel)
@@ -332,7 +341,8 @@ def _direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool 
     parallel = threads > 1 and n >= threads
     fwd, bwd, filt = _direct.workspace_elements(c, h, w, out_channels, g.kh, g.kw, g.dh, g.dw,
                                                 g.out_h, g.out_w, need_dx, need_dw)
-    return DirectPlan(threads, parallel, threads if parallel else 1, fwd, bwd, filt)
+    return DirectPlan(out_channels * c * g.kh * g.kw, threads, parallel, threads if parallel else 1,
+                      fwd, bwd, filt)
 
 
 def _direct_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray], out_shape,
@@ -353,7 +363,7 @@ def _direct_backward_kernel(x, w2, dy: np.ndarray, image_shape, weight_shape, g:
     computed only with dw). x is read only for dw, w2 only for dx."""
     dtype = dy.dtype
     plan = _direct_plan(image_shape, dy.shape[1], g, need_dx, need_dw)
-    k, size = weight_shape[0], int(np.prod(weight_shape))
+    k, size = weight_shape[0], plan.weight_size
     need_db = need_db and need_dw
     if plan.buffers == 1:  # the kernel writes the gradients themselves (no partials to sum)
         dw = np.zeros(weight_shape, dtype=dtype) if need_dw else None
@@ -380,7 +390,7 @@ def _direct_backward_workspace(image_shape, weight_shape, g: ConvGeometry, items
     """Bytes of the backward call beyond its gradients: scratch, rotated filter and (with
     several threads) the dW/db partials."""
     plan = _direct_plan(image_shape, weight_shape[0], g)
-    partials = plan.buffers * (weight_shape[0] + int(np.prod(weight_shape))) if plan.buffers > 1 else 0
+    partials = plan.buffers * (weight_shape[0] + plan.weight_size) if plan.buffers > 1 else 0
     return (plan.buffers * plan.backward + plan.filter + partials) * itemsize
 
 
@@ -525,6 +535,28 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 
 # ---- Functions -------------------------------------------------------------------------------
 
+def _path_settings():
+    """The module switches and thresholds the path choice reads (tests change them)."""
+    return (_WINOGRAD, _DIRECT, _SMALL_DEPTH, _PACKED_SGEMM, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES,
+            WINOGRAD_NARROW_CHANNELS, WINOGRAD_NARROW_MIN_PIXELS, DIRECT_MIN_CHANNELS, DIRECT_MAX_DEPTH,
+            DIRECT_MAX_K, SMALL_DEPTH, SMALL_DEPTH_NARROW, SMALL_NARROW_K)
+
+
+@_memoized_plan
+def _memoized_path(image_shape, weight_shape, g: ConvGeometry, settings) -> str:
+    if _use_winograd(image_shape, weight_shape, g):
+        return "winograd"
+    if _use_direct(image_shape, weight_shape[0], g):
+        return "direct"
+    return "small" if _use_small_depth(image_shape, weight_shape[0], g) else "gemm"
+
+
+def _conv_path(image_shape, weight_shape, g: ConvGeometry) -> str:
+    """conv2d's path: 'winograd', 'direct' (implicit GEMM), 'small' (im2col with the shallow
+    loops) or 'gemm' (im2col + GEMM), in that order of preference; memoized with the settings."""
+    return _memoized_path(image_shape, weight_shape, g, _path_settings())
+
+
 class Conv2dFunction(Function):
     """y = conv2d(x, w) + b; saves x only for dW and w only for dX."""
 
@@ -536,15 +568,13 @@ class Conv2dFunction(Function):
         if bias is not None:
             bias = _contiguous(bias)
         out_shape = (x.shape[0], weight.shape[0], g.out_h, g.out_w)
-        ctx.winograd = _use_winograd(x.shape, weight.shape, g)
-        ctx.direct = ctx.small_depth = False
+        path = _conv_path(x.shape, weight.shape, g)
+        ctx.winograd, ctx.direct, ctx.small_depth = path == "winograd", path == "direct", path == "small"
         if ctx.winograd:
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
-        elif _use_direct(x.shape, weight.shape[0], g):
-            ctx.direct = True
+        elif ctx.direct:
             y = _direct_forward_kernel(x, w2, bias, out_shape, g)
         else:
-            ctx.small_depth = _use_small_depth(x.shape, weight.shape[0], g)
             y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
@@ -754,12 +784,58 @@ def _conv_padding(op: str, padding, kernel, stride, dilation):
     return pad, (2 * pad[0], 2 * pad[1])
 
 
+# Geometries of validated conv2d calls, keyed on everything the validation reads (shapes, dtypes,
+# options): a training loop repeats a few calls, and validating one costs ~10 µs of Python, a
+# lot next to a batch-1 convolution. Only plain options are keys (see _plain_option), so a bool
+# never hits the entry of the int it equals.
+_VALIDATED: dict = {}
+_VALIDATED_SIZE = 512
+
+
+def _plain_option(value) -> bool:
+    """An int, a pair of ints, or a string: the option values that can key _VALIDATED."""
+    kind = type(value)
+    if kind is int or kind is str:
+        return True
+    return kind is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
+
+
+def _validated_key(input, weight, bias, options):
+    """The _VALIDATED key of a call with Tensor operands and plain options, else None."""
+    if not (isinstance(input, Tensor) and isinstance(weight, Tensor)
+            and (bias is None or isinstance(bias, Tensor))):
+        return None
+    for value in options:
+        if not _plain_option(value):
+            return None
+    x, w = input.data, weight.data
+    return (x.shape, x.dtype, w.shape, w.dtype,
+            None if bias is None else (bias.data.shape, bias.data.dtype), options)
+
+
 def conv2d(input, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
            dilation: IntPair = 1, groups: int = 1) -> Tensor:
     """2-D cross-correlation over NCHW input (or unbatched CHW), PyTorch semantics.
 
     weight is (C_out, C_in/groups, kH, kW); padding is an int, a pair, 'same' or 'valid'.
     """
+    key = _validated_key(input, weight, bias, (stride, padding, dilation, groups))
+    if key is not None:
+        geometry = _VALIDATED.get(key)
+        if geometry is not None:
+            return Conv2dFunction.apply(input, weight, bias, geometry=geometry)
+    geometry = _conv2d_geometry(input, weight, bias, stride, padding, dilation, groups)
+    if isinstance(geometry, Tensor):  # unbatched input, computed through the batched call
+        return geometry
+    if key is not None:
+        if len(_VALIDATED) >= _VALIDATED_SIZE:
+            _VALIDATED.clear()
+        _VALIDATED[key] = geometry
+    return Conv2dFunction.apply(input, weight, bias, geometry=geometry)
+
+
+def _conv2d_geometry(input, weight, bias, stride, padding, dilation, groups):
+    """Validate a conv2d call: its ConvGeometry, or for unbatched input the result itself."""
     op = "conv2d"
     x, weight, bias = _check_operands(op, input, weight, bias)
     check_ndim(x.data, (3, 4), op, "input", "(N, C, H, W)")
@@ -783,9 +859,8 @@ def conv2d(input, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair
             f"{op}: kernel size {(eff_h, eff_w)} (dilated) is larger than the padded input "
             f"{(h + th, w + tw)} (input of shape {tuple(x.shape)}, padding={padding!r})"
         )
-    geometry = ConvGeometry(kh, kw, stride_[0], stride_[1], ph, pw, dilation_[0], dilation_[1], groups,
-                            (h + th - eff_h) // stride_[0] + 1, (w + tw - eff_w) // stride_[1] + 1)
-    return Conv2dFunction.apply(x, weight, bias, geometry=geometry)
+    return ConvGeometry(kh, kw, stride_[0], stride_[1], ph, pw, dilation_[0], dilation_[1], groups,
+                        (h + th - eff_h) // stride_[0] + 1, (w + tw - eff_w) // stride_[1] + 1)
 
 
 def conv_transpose2d(input, weight, bias=None, stride: IntPair = 1, padding: IntPair = 0,
