@@ -416,3 +416,23 @@ def test_bad_input_is_rejected_with_the_op_name(call, error, words):
     message = str(info.value)
     assert message.startswith(("conv2d:", "conv_transpose2d:")), message
     assert words in message, message
+
+
+def test_repeated_calls_are_validated_like_the_first(rng):
+    """conv2d caches the geometry of a validated call: a repeated call gives the same result, and
+    a call that only differs in what validation rejects (a bool option equal to the cached int,
+    another dtype, another shape) is still rejected."""
+    x = fc.tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))
+    w = fc.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    first = F.conv2d(x, w, stride=1, padding=1).numpy()
+    np.testing.assert_array_equal(F.conv2d(x, w, stride=1, padding=1).numpy(), first)
+    with pytest.raises(TypeError, match="conv2d: expected stride as an int or a pair of ints"):
+        F.conv2d(x, w, stride=True, padding=1)
+    with pytest.raises(TypeError, match="conv2d: expected stride as an int or a pair of ints"):
+        F.conv2d(x, w, stride=(True, 1), padding=1)
+    with pytest.raises(TypeError, match="conv2d: expected weight of dtype float32"):
+        F.conv2d(x, fc.tensor(w.numpy().astype(np.float64)), stride=1, padding=1)
+    with pytest.raises(ValueError, match="conv2d: expected input with 3 channels"):
+        F.conv2d(fc.tensor(np.zeros((2, 2, 8, 8), np.float32)), w, stride=1, padding=1)
+    unbatched = F.conv2d(fc.tensor(x.numpy()[0]), w, stride=1, padding=1)
+    np.testing.assert_allclose(unbatched.numpy(), first[0], rtol=1e-6, atol=1e-6)
