@@ -9,7 +9,11 @@ the per-core rate at any thread count), through the same row-major wrapper the k
   with R = C·kh·kw and L the output pixels of a column block;
 - Winograd path (3×3 stride 1, when the dispatch rule takes it): the 16 products per block
   U_ξ (K×C) · V_ξ (C×tiles); the forward passes call the micro-kernel on pre-packed panels, so the
-  rate here (packing included) is a lower bound of theirs.
+  rate here (packing included) is a lower bound of theirs;
+- implicit-GEMM path (shallow stride-1 convolutions): its three loops (``shallow_product``) on
+  the padded image and padded dY, over the columns they compute (the output numbered in the padded
+  width, rounded up to whole blocks; the extra columns count as work done, so this is the loops'
+  rate, not the useful rate, which is Ho·Wo / L of it).
 
 The reference is numpy's 1024³ sgemm on one thread, timed alternately with each product.
 
@@ -27,6 +31,7 @@ from _harness import interleaved_median_seconds, setup_threads  # noqa: E402
 from cases_conv import CONFIGS  # noqa: E402
 
 import fastconv as fc  # noqa: E402
+from fastconv._kernels import direct as _direct  # noqa: E402
 from fastconv._kernels import gemm as _gemm  # noqa: E402
 from fastconv.nn.functional import conv as _conv  # noqa: E402
 
@@ -47,6 +52,25 @@ def _product(trans_a: bool, trans_b: bool, m: int, n: int, k: int):
     return run, 2.0 * m * n * k * inner
 
 
+def _implicit_product(label: str, transposed: bool, m: int, taps: int, channels: int, kernel: int,
+                      height: int, width: int, columns: int):
+    """(callable, flops) of one implicit-GEMM loop: ``taps`` rows of a padded (channels, height,
+    width) image at the conv's tap offsets, ``columns`` wide, against an m-row matrix."""
+    rng = np.random.default_rng(0)
+    offsets = np.array([(c * height + i) * width + j for c in range(channels) for i in range(kernel)
+                        for j in range(kernel)], dtype=np.intp)
+    b = rng.standard_normal(channels * height * width + 64, dtype=np.float32)
+    a = rng.standard_normal((m, columns) if transposed else (m, taps), dtype=np.float32)
+    c = np.zeros((m, taps) if transposed else (m, columns), dtype=np.float32)
+    inner = max(1, int(2e8 // (2.0 * m * taps * columns)))
+
+    def run():
+        for _ in range(inner):
+            _direct.shallow_product(a, b, offsets, c, transposed)
+
+    return run, 2.0 * m * taps * columns * inner
+
+
 def _reference():
     """(callable, flops) of numpy's 1024³ sgemm, timed alternately with each product so that
     load drifting on a shared machine affects both alike."""
@@ -63,6 +87,15 @@ def _phases(n, c, h, k, f, s, p):
         plan = _conv._winograd_plan(n, c, k, out, out, 4)
         tiles = plan.block_tiles
         return "winograd", [(f"16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c)]
+    if _conv._use_direct((n, c, h, h), k, g):
+        hp = out + f - 1          # padded input (output numbered in its width)
+        hq = h + f - 1            # padded dY of the dX pass
+        cols = -(-((out - 1) * hp + out) // 64) * 64
+        dx_cols = -(-((h - 1) * hq + h) // 64) * 64
+        depth = c * f * f
+        return "implicit", [("fwd W.x_pad", (False, k, depth, c, f, hp, hp, cols)),
+                            ("dW dY.x_pad^T", (True, k, depth, c, f, hp, hp, cols)),
+                            ("dX W_rot.dY_pad", (False, c, k * f * f, k, f, hq, hq, dx_cols))]
     if _conv._use_small_depth((n, c, h, h), k, g):
         return "shallow loops", []
     depth = c * f * f
@@ -87,11 +120,17 @@ def main() -> None:
         label = "{},{},{}->{},{},{},{}".format(*cfg)
         if not gemms:
             print(f"{label:<26} {path:<9} (no GEMM: register-blocked loops)")
-        for name, ta, tb, m, n, k in gemms:
-            run, flops = _product(ta, tb, m, n, k)
+        for name, *spec in gemms:
+            if path == "implicit":
+                transposed, m, taps, chans, f, height, width, cols = spec[0]
+                run, flops = _implicit_product(name, transposed, m, taps, chans, f, height, width, cols)
+                shape = f"{name} [{m}x{cols if not transposed else taps}x{taps if not transposed else cols}]"
+            else:
+                ta, tb, m, n, k = spec
+                run, flops = _product(ta, tb, m, n, k)
+                shape = f"{name} [{m}x{n}x{k}]"
             t_ref, t = interleaved_median_seconds([ref_run, run], repeats=repeats)
             rate, ref_rate = flops / t / 1e9, ref_flops / t_ref / 1e9
-            shape = f"{name} [{m}x{n}x{k}]"
             print(f"{label:<26} {path:<9} {shape:<38} {rate:6.1f} {100 * rate / ref_rate:6.0f}%")
 
 

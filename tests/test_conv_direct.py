@@ -250,3 +250,33 @@ def test_kernels_refuse_short_scratch():
     with pytest.raises(ValueError, match="direct_backward: dX needs"):
         direct_kernels.direct_backward(x, w, y, np.empty_like(x), parts, dbp, True, np.empty((1, bwd), np.float32),
                                        np.empty(filt - 1, np.float32), True, True, 3, 8, 8, 3, 3, 1, 1, 1, 1, False, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, taps, columns", [(1, 1, 1), (3, 7, 64), (5, 27, 100), (16, 9, 33), (4, 144, 130)])
+def test_shallow_product_matches_numpy(dtype, m, taps, columns):
+    """The loops alone (what bench/bench_gemm_phase.py times): NN and NT against numpy on rows at
+    arbitrary offsets, with row, tap and column counts that end mid-tile."""
+    rng = np.random.default_rng(m * taps + columns)
+    b = rng.standard_normal(3 * columns + 300).astype(dtype)
+    offsets = np.sort(rng.integers(0, b.size - columns + 1, taps)).astype(np.intp)
+    rows = np.stack([b[o:o + columns] for o in offsets])
+    a = rng.standard_normal((m, taps)).astype(dtype)
+    c = np.full((m, columns), np.nan, dtype=dtype)
+    direct_kernels.shallow_product(a, b, offsets, c, False)
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(c, a @ rows, **tol)
+    a2 = rng.standard_normal((m, columns)).astype(dtype)
+    c2 = np.ones((m, taps), dtype=dtype)  # NT accumulates
+    direct_kernels.shallow_product(a2, b, offsets, c2, True)
+    np.testing.assert_allclose(c2, 1 + a2 @ rows.T, **tol)
+
+
+def test_shallow_product_checks_its_rows():
+    b = np.zeros(100, np.float32)
+    with pytest.raises(ValueError, match="shallow_product: row 1 .* lies outside b of 100 elements"):
+        direct_kernels.shallow_product(np.zeros((2, 2), np.float32), b, np.array([0, 40], np.intp),
+                                       np.zeros((2, 61), np.float32), False)
+    with pytest.raises(ValueError, match="shallow_product: expected a and c with 2 rows and 2 taps"):
+        direct_kernels.shallow_product(np.zeros((2, 3), np.float32), b, np.array([0, 1], np.intp),
+                                       np.zeros((2, 8), np.float32), False)

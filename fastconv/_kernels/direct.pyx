@@ -415,3 +415,28 @@ def set_variant_cap(int level):
     previous = fc_isa_cap
     fc_isa_cap = level
     return previous
+
+
+def shallow_product(const floating[:, ::1] a, const floating[::1] b, const Py_ssize_t[::1] offsets,
+                    floating[:, ::1] c, bint transposed):
+    """The implicit-GEMM loops alone, for benchmarks and tests.
+
+    NN (``transposed`` false): c[m, q] = Σ_t a[m, t]·b[offsets[t] + q] with a M×T, c M×L.
+    NT (``transposed``): c[m, t] += Σ_q a[m, q]·b[offsets[t] + q] with a M×L, c M×T.
+    Every row read from b (offsets[t] .. offsets[t] + L) must lie inside it."""
+    cdef Py_ssize_t M = a.shape[0], T = offsets.shape[0], t
+    cdef Py_ssize_t L = a.shape[1] if transposed else c.shape[1]
+    if c.shape[0] != M or (c.shape[1] if transposed else a.shape[1]) != T:
+        raise ValueError(f"shallow_product: expected a and c with {M} rows and {T} taps, got a "
+                         f"{tuple(a.shape)[:2]}, c {tuple(c.shape)[:2]}, {T} offsets")
+    for t in range(T):
+        if offsets[t] < 0 or offsets[t] + L > b.shape[0]:
+            raise ValueError(f"shallow_product: row {t} (offset {offsets[t]}, {L} elements) lies "
+                             f"outside b of {b.shape[0]} elements")
+    if M == 0 or T == 0 or L == 0:
+        return
+    with nogil:
+        if transposed:
+            direct_nt(M, T, L, &a[0, 0], L, &b[0], &offsets[0], &c[0, 0], T, NULL)
+        else:
+            direct_nn(M, T, L, &a[0, 0], T, 1, &b[0], &offsets[0], NULL, &c[0, 0], L)
