@@ -346,9 +346,8 @@ def _direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool 
 
 
 def _direct_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray], out_shape,
-                           g: ConvGeometry) -> np.ndarray:
+                           g: ConvGeometry, plan: "DirectPlan") -> np.ndarray:
     """y = conv2d(x, w2) (+ bias) on the implicit-GEMM path (w2: the (K, C·kh·kw) weight)."""
-    plan = _direct_plan(x.shape, out_shape[1], g)
     y = np.empty(out_shape, dtype=x.dtype)
     work = np.empty((plan.buffers, plan.forward), dtype=x.dtype)
     has_bias = bias is not None
@@ -358,11 +357,13 @@ def _direct_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndar
 
 
 def _direct_backward_kernel(x, w2, dy: np.ndarray, image_shape, weight_shape, g: ConvGeometry,
-                            need_dx: bool, need_dw: bool, need_db: bool):
+                            need_dx: bool, need_dw: bool, need_db: bool, plan: "DirectPlan"):
     """(dx, dw, db) on the implicit-GEMM path in one kernel call; skipped ones are None (db is
-    computed only with dw). x is read only for dw, w2 only for dx."""
+    computed only with dw). x is read only for dw, w2 only for dx. ``plan`` is the forward's
+    (both gradients): a call needing one gets its own, smaller one."""
     dtype = dy.dtype
-    plan = _direct_plan(image_shape, dy.shape[1], g, need_dx, need_dw)
+    if not (need_dx and need_dw):
+        plan = _direct_plan(image_shape, dy.shape[1], g, need_dx, need_dw)
     k, size = weight_shape[0], plan.weight_size
     need_db = need_db and need_dw
     if plan.buffers == 1:  # the kernel writes the gradients themselves (no partials to sum)
@@ -543,17 +544,18 @@ def _path_settings():
 
 
 @_memoized_plan
-def _memoized_path(image_shape, weight_shape, g: ConvGeometry, settings) -> str:
+def _memoized_path(image_shape, weight_shape, g: ConvGeometry, settings):
     if _use_winograd(image_shape, weight_shape, g):
-        return "winograd"
+        return "winograd", None
     if _use_direct(image_shape, weight_shape[0], g):
-        return "direct"
-    return "small" if _use_small_depth(image_shape, weight_shape[0], g) else "gemm"
+        return "direct", _direct_plan(image_shape, weight_shape[0], g)
+    return ("small" if _use_small_depth(image_shape, weight_shape[0], g) else "gemm"), None
 
 
-def _conv_path(image_shape, weight_shape, g: ConvGeometry) -> str:
-    """conv2d's path: 'winograd', 'direct' (implicit GEMM), 'small' (im2col with the shallow
-    loops) or 'gemm' (im2col + GEMM), in that order of preference; memoized with the settings."""
+def _conv_path(image_shape, weight_shape, g: ConvGeometry):
+    """(path, plan) of conv2d: 'winograd', 'direct' (implicit GEMM, with its DirectPlan), 'small'
+    (im2col with the shallow loops) or 'gemm' (im2col + GEMM), in that order of preference;
+    memoized with the settings."""
     return _memoized_path(image_shape, weight_shape, g, _path_settings())
 
 
@@ -568,12 +570,12 @@ class Conv2dFunction(Function):
         if bias is not None:
             bias = _contiguous(bias)
         out_shape = (x.shape[0], weight.shape[0], g.out_h, g.out_w)
-        path = _conv_path(x.shape, weight.shape, g)
+        path, ctx.plan = _conv_path(x.shape, weight.shape, g)
         ctx.winograd, ctx.direct, ctx.small_depth = path == "winograd", path == "direct", path == "small"
         if ctx.winograd:
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
         elif ctx.direct:
-            y = _direct_forward_kernel(x, w2, bias, out_shape, g)
+            y = _direct_forward_kernel(x, w2, bias, out_shape, g, ctx.plan)
         else:
             y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
         needs = ctx.needs_input_grad
@@ -654,7 +656,7 @@ class Conv2dFunction(Function):
         elif ctx.direct:
             if need_dx or need_dw:
                 dx, dw, db = _direct_backward_kernel(x, w2, dy, ctx.image_shape, ctx.weight_shape,
-                                                     ctx.geometry, need_dx, need_dw, need_db)
+                                                     ctx.geometry, need_dx, need_dw, need_db, ctx.plan)
         elif need_dx or need_dw:
             ws = ctx.weight_shape
             dx, dw2, db = _conv_backward_kernel(x, w2, dy, ctx.image_shape,
