@@ -261,3 +261,24 @@ def test_leaf_grads_never_alias_each_other_or_intermediate_arrays():
     np.testing.assert_allclose(d.grad.numpy(), np.exp([1.0, 2.0]))
     (d * 2).sum().backward()                    # accumulation does not write into an old array
     np.testing.assert_allclose(d.grad.numpy(), np.exp([1.0, 2.0]) + 2)
+
+
+def test_grad_mode_is_per_thread():
+    """no_grad in one thread leaves other threads recording; a new thread starts with grad on."""
+    import threading
+
+    seen = []
+    with fc.no_grad():
+        assert not fc.is_grad_enabled()
+        worker = threading.Thread(target=lambda: seen.append(fc.is_grad_enabled()))
+        worker.start()
+        worker.join()
+    assert seen == [True] and fc.is_grad_enabled()
+    fc.set_grad_enabled(False)
+    try:
+        worker = threading.Thread(target=lambda: seen.append(fc.is_grad_enabled()))
+        worker.start()
+        worker.join()
+        assert seen == [True, True] and not fc.is_grad_enabled()
+    finally:
+        fc.set_grad_enabled(True)
