@@ -127,35 +127,15 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run forward on the arrays behind the Tensor arguments and record the call if needed."""
         Tensor = _tensor_type or _Tensor()
-        grad_on = is_grad_enabled()
-        arrays = []
-        needs = []
-        recording = False
-        for a in args:
-            if isinstance(a, Tensor):
-                arrays.append(a.data)
-                need = grad_on and a._requires_grad
-                recording = recording or need
-                needs.append(need)
-            else:
-                arrays.append(a)
-                needs.append(False)
-        ctx = Context(cls, tuple(needs), recording)
+        arrays, needs, edges, recording = _unpack_args(args, Tensor, is_grad_enabled())
+        ctx = Context(cls, needs, recording)
         out = cls.forward(ctx, *arrays, **kwargs)
         multiple = isinstance(out, tuple)
         if not recording:
             ctx._released = True
             results = tuple([Tensor._wrap(o) for o in out]) if multiple else (Tensor._wrap(out),)
         else:
-            edges = []
-            for a, need in zip(args, needs):
-                if not need:
-                    edges.append(None)
-                elif a.grad_fn is not None:
-                    edges.append((a.grad_fn, a._output_index))
-                else:
-                    edges.append(a)
-            ctx.next_edges = tuple(edges)
+            ctx.next_edges = edges
             if multiple:
                 nondiff = ctx.non_differentiable
                 ctx.output_meta = tuple([(o.shape, o.dtype) for o in out])
@@ -167,3 +147,31 @@ class Function:
             for obs in _observers:
                 obs(cls, ctx, args, kwargs, results)
         return results if multiple else results[0]
+
+
+def _unpack_args(args, Tensor, grad_on):
+    """``(arrays, needs_input_grad, next_edges, recording)`` of a call's positional arguments, in
+    one pass (this runs on every op, so it builds each sequence once).
+
+    ``arrays`` holds the array behind each Tensor and every other argument as is; an input needs
+    grad when grad mode is on and it requires grad; its edge is then ``(grad_fn, output_index)``
+    for a computed tensor or the leaf Tensor itself, and None for inputs that need no grad.
+    """
+    arrays = []
+    needs = []
+    edges = []
+    recording = False
+    for a in args:
+        if isinstance(a, Tensor):
+            arrays.append(a.data)
+            if grad_on and a._requires_grad:
+                recording = True
+                needs.append(True)
+                node = a.grad_fn
+                edges.append(a if node is None else (node, a._output_index))
+                continue
+        else:
+            arrays.append(a)
+        needs.append(False)
+        edges.append(None)
+    return arrays, tuple(needs), tuple(edges), recording
