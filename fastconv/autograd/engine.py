@@ -10,6 +10,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from . import function as _function
 from .function import _Tensor
 
 _final_callbacks: List = []
@@ -27,18 +28,22 @@ def _run_final_callbacks() -> None:
 
 
 def _count_dependencies(roots) -> Dict[object, int]:
+    """For every node below ``roots``, how many edges lead into it (a node runs when all have
+    delivered). Roots count only edges from other nodes; a root reached from another root is not
+    walked twice."""
     deps: Dict[object, int] = {}
     stack = list(roots)
-    seen = set(id(r) for r in roots)
+    root_set = set(roots)
     while stack:
-        node = stack.pop()
-        for edge in node.next_edges:
+        for edge in stack.pop().next_edges:
             if type(edge) is tuple:
                 child = edge[0]
-                deps[child] = deps.get(child, 0) + 1
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append(child)
+                if child in deps:
+                    deps[child] += 1
+                else:
+                    deps[child] = 1
+                    if child not in root_set:
+                        stack.append(child)
     return deps
 
 
@@ -58,7 +63,7 @@ def _check_grad(node, index, grad, shape, dtype):
 def _accumulate_leaf(leaf, grad: np.ndarray, owned: bool = False) -> None:
     """Add ``grad`` into ``leaf.grad``; ``owned`` means no one else holds the array, so it is kept
     as is instead of copied (a leaf's .grad must never alias another gradient)."""
-    Tensor = _Tensor()
+    Tensor = _function._tensor_type or _Tensor()
     for hook in leaf._hooks or ():
         out = hook(Tensor._wrap(grad))
         if out is not None:
@@ -92,62 +97,25 @@ def run_backward(tensors: Sequence, grads: Sequence[np.ndarray], retain_graph: b
     """Propagate ``grads`` (one per tensor) back through the tape to the leaves."""
     try:
         _propagate(tensors, grads, retain_graph)
-        _run_final_callbacks()
+        if _final_callbacks:
+            _run_final_callbacks()
     finally:
         _final_callbacks.clear()
 
 
 def _propagate(tensors, grads, retain_graph: bool) -> None:
-    buffers: Dict[object, List] = {}
-    roots = []
-    for t, g in zip(tensors, grads):
-        if t.grad_fn is None:
-            if t.requires_grad:
-                _accumulate_leaf(t, g)
-            continue
-        node = t.grad_fn
-        if node not in buffers:
-            buffers[node] = [None] * len(node.output_meta)
-            roots.append(node)
-        buf = buffers[node]
-        buf[t._output_index] = g if buf[t._output_index] is None else buf[t._output_index] + g
+    buffers, roots = _seed_buffers(tensors, grads)
     deps = _count_dependencies(roots)
-    ready = [r for r in roots if deps.get(r, 0) == 0]
-
-    def _done_with(child):
-        deps[child] -= 1
-        if deps[child] == 0:
-            ready.append(child)
-
+    ready = [r for r in roots if r not in deps]
     while ready:
         node = ready.pop()
         grads_out = buffers.pop(node, None)
         edges = node.next_edges
         if grads_out is None:
             # No gradient reached this node: nothing to compute, but its inputs stop waiting.
-            for edge in edges:
-                if type(edge) is tuple:
-                    _done_with(edge[0])
-            continue
-        if _holds(grads_out, None):
-            for i, g in enumerate(grads_out):
-                if g is None:
-                    shape, dtype = node.output_meta[i]
-                    grads_out[i] = np.zeros(shape, dtype=dtype)
-        if node.tensor_hooks or node.retained:
-            _run_output_hooks(node, grads_out)
-        if node._released:
-            node.saved_tensors  # raises the "backward a second time" error
-        grads_in = node.function.backward(node, *grads_out)
-        if type(grads_in) is not tuple:
-            grads_in = (grads_in,)
-        if len(grads_in) != len(edges):
-            raise RuntimeError(
-                f"{node.function.__name__}.backward returned {len(grads_in)} gradients, "
-                f"expected {len(edges)} (one per positional input)"
-            )
-        if not retain_graph:
-            node.release()
+            grads_in = (None,) * len(edges)
+        else:
+            grads_in = _call_backward(node, grads_out, retain_graph)
         for i, edge in enumerate(edges):
             if edge is None:
                 continue
@@ -155,35 +123,100 @@ def _propagate(tensors, grads, retain_graph: bool) -> None:
             if type(edge) is tuple:
                 child, index = edge
                 if g is not None:
-                    shape, dtype = child.output_meta[index]
-                    if type(g) is not np.ndarray or g.shape != shape or g.dtype != dtype:
-                        g = _check_grad(node, i, g, shape, dtype)
-                    buf = buffers.get(child)
-                    if buf is None:
-                        buf = buffers[child] = [None] * len(child.output_meta)
-                    buf[index] = g if buf[index] is None else buf[index] + g
-                deps[child] -= 1
-                if deps[child] == 0:
+                    _buffer_grad(buffers, node, i, child, index, g)
+                left = deps[child] - 1
+                deps[child] = left
+                if left == 0:
                     ready.append(child)
             elif g is not None:
-                checked = _check_grad(node, i, g, edge.data.shape, edge.data.dtype)
-                # a fresh array made by this backward, given to this input only, can be kept
-                owned = checked is g and _only_once(g, grads_in) and not _holds(grads_out, g)
-                _accumulate_leaf(edge, checked, owned)
+                _deliver_to_leaf(node, i, edge, g, grads_in, grads_out)
 
 
-def _only_once(g, arrays) -> bool:
-    """Whether ``g`` is exactly one of ``arrays`` (by identity)."""
+def _seed_buffers(tensors, grads):
+    """The output-gradient buffers ``{node: [grad per output]}`` of the nodes behind ``tensors``
+    and those nodes (the roots, in order); a gradient for a leaf among ``tensors`` goes straight
+    into its ``.grad``."""
+    buffers: Dict[object, List] = {}
+    roots = []
+    for t, g in zip(tensors, grads):
+        node = t.grad_fn
+        if node is None:
+            if t.requires_grad:
+                _accumulate_leaf(t, g)
+            continue
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * len(node.output_meta)
+            roots.append(node)
+        index = t._output_index
+        buf[index] = g if buf[index] is None else buf[index] + g
+    return buffers, roots
+
+
+def _call_backward(node, grads_out: List, retain_graph: bool):
+    """Run ``node``'s backward on its output gradients (zeros for outputs no gradient reached, after
+    the tensor hooks and ``retain_grad``), check it returned one gradient per input, release its
+    saved arrays unless ``retain_graph``; return the input gradients as a tuple."""
+    for i, g in enumerate(grads_out):
+        if g is None:
+            shape, dtype = node.output_meta[i]
+            grads_out[i] = np.zeros(shape, dtype=dtype)
+    if node.tensor_hooks or node.retained:
+        _run_output_hooks(node, grads_out)
+    if node._released:
+        node.saved_tensors  # raises the "backward a second time" error
+    grads_in = node.function.backward(node, *grads_out)
+    if type(grads_in) is not tuple:
+        grads_in = (grads_in,)
+    if len(grads_in) != len(node.next_edges):
+        raise RuntimeError(
+            f"{node.function.__name__}.backward returned {len(grads_in)} gradients, "
+            f"expected {len(node.next_edges)} (one per positional input)"
+        )
+    if not retain_graph:
+        node.release()
+    return grads_in
+
+
+def _buffer_grad(buffers, node, i, child, index, g) -> None:
+    """Add ``g`` (``node``'s gradient for its input ``i``) to output ``index`` of ``child``, after
+    checking it against that output's shape and dtype."""
+    shape, dtype = child.output_meta[index]
+    if type(g) is not np.ndarray or g.shape != shape or g.dtype != dtype:
+        g = _check_grad(node, i, g, shape, dtype)
+    buf = buffers.get(child)
+    if buf is None:
+        buf = buffers[child] = [None] * len(child.output_meta)
+    buf[index] = g if buf[index] is None else buf[index] + g
+
+
+def _deliver_to_leaf(node, i, leaf, g, grads_in, grads_out) -> None:
+    """Accumulate ``g`` (``node``'s gradient for its input ``i``) into ``leaf.grad``, after checking
+    it against the leaf's shape and dtype. A fresh array made by this backward (not a view, given
+    to this input only, not one of the output gradients passed in) is kept instead of copied."""
+    data = leaf.data
+    if type(g) is np.ndarray and g.shape == data.shape and g.dtype == data.dtype:
+        checked = g  # what _check_grad would return, without the call
+    else:
+        checked = _check_grad(node, i, g, data.shape, data.dtype)
+    # Only a first gradient can be kept, so accumulation skips the scan (a False is always safe: a copy).
+    owned = checked is g and leaf.grad is None and _fresh(g, grads_in, grads_out)
+    _accumulate_leaf(leaf, checked, owned)
+
+
+def _fresh(g: np.ndarray, grads_in, grads_out) -> bool:
+    """Whether no one but the leaf will hold ``g``: it is not a view, it is exactly one of the
+    gradients ``grads_in`` a backward returned (by identity) and none of the output gradients
+    ``grads_out`` it received."""
+    if g.base is not None:
+        return False
     count = 0
-    for a in arrays:
+    for a in grads_in:
         if a is g:
             count += 1
-    return count == 1
-
-
-def _holds(arrays, g) -> bool:
-    """Whether ``g`` is one of ``arrays`` (by identity)."""
-    for a in arrays:
+    if count != 1:
+        return False
+    for a in grads_out:
         if a is g:
-            return True
-    return False
+            return False
+    return True
