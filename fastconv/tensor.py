@@ -125,19 +125,21 @@ class Tensor:
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) · grad into every leaf's ``.grad``."""
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError("backward: tensor does not require grad and has no grad_fn")
+        data = self.data
         if grad is None:
-            if self.data.size != 1:
+            if data.size != 1:
                 raise RuntimeError(
-                    f"backward: grad can be implicitly created only for scalar outputs, got shape {self.shape}; "
+                    f"backward: grad can be implicitly created only for scalar outputs, got shape {data.shape}; "
                     "pass grad=")
-            g = np.ones(self.shape, dtype=self.dtype)
+            g = np.ones(data.shape, dtype=data.dtype)
         else:
-            g = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=self.dtype)
-            if g.shape != self.shape:
-                raise ValueError(f"backward: grad of shape {g.shape} does not match tensor of shape {self.shape}")
-            g = g.astype(self.dtype, copy=False)
+            g = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=data.dtype)
+            if g.shape != data.shape:
+                raise ValueError(f"backward: grad of shape {g.shape} does not match tensor of shape {data.shape}")
+            if g.dtype != data.dtype:
+                g = g.astype(data.dtype)
         run_backward([self], [g], retain_graph=retain_graph)
 
     def register_hook(self, hook):
