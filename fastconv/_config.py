@@ -19,6 +19,11 @@ _num_threads = None
 # fastconv keeps that library at one thread and leaves numpy's alone; only when numpy and scipy
 # share one BLAS is it limited around each kernel call and restored.
 _kernel_blas = None  # (controllers kept at one thread, controllers to limit and restore)
+# For each pinned controller, (thread-count getter, controller): run_with_kernel_blas re-reads the
+# thread count on every call, so a user's own threadpoolctl limits (or a direct openblas call) are
+# undone before the next kernel runs. threadpoolctl's get_num_threads() costs ~0.45 µs a call;
+# OpenBLAS's own getter through ctypes ~0.12 µs, so that one is used when it can be found.
+_pinned_checks = ()
 
 
 def _find_kernel_blas():
@@ -29,15 +34,32 @@ def _find_kernel_blas():
     blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
     # scipy's own copy (scipy.libs/ in the wheels); a system BLAS shared with numpy is not pinned
     scipy_only = [c for c in blas if "scipy" in c.filepath and "numpy" not in c.filepath]
+    global _pinned_checks
+    _pinned_checks = tuple((_thread_count_getter(c), c) for c in scipy_only)
     _kernel_blas = (scipy_only, []) if scipy_only else ([], blas)
     return _kernel_blas
 
 
+def _thread_count_getter(controller):
+    """A zero-argument function returning ``controller``'s thread count: OpenBLAS's own
+    ``openblas_get_num_threads`` symbol (with the prefix/suffix scipy's copy uses), which is what
+    threadpoolctl calls for a pthreads OpenBLAS, minus its per-call symbol lookup; otherwise (other
+    BLAS, OpenMP-threaded OpenBLAS, symbol not found) the controller's ``get_num_threads``."""
+    if controller.internal_api == "openblas" and getattr(controller, "threading_layer", None) != "openmp":
+        dynlib = getattr(controller, "dynlib", None)
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_", "_64"):
+                getter = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                if getter is not None:
+                    return getter
+    return controller.get_num_threads
+
+
 def run_with_kernel_blas(kernel, *args):
     """Run a kernel that calls BLAS inside a prange, with the kernels' BLAS at one thread."""
-    pinned, shared = _kernel_blas or _find_kernel_blas()
-    for lib in pinned:
-        if lib.get_num_threads() != 1:
+    _, shared = _kernel_blas or _find_kernel_blas()
+    for get_threads, lib in _pinned_checks:
+        if get_threads() != 1:
             lib.set_num_threads(1)
     if not shared:
         return kernel(*args)
