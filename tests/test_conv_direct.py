@@ -253,7 +253,7 @@ def test_kernels_refuse_short_scratch():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, taps, columns", [(1, 1, 1), (3, 7, 64), (5, 27, 100), (16, 9, 33), (4, 144, 130)])
+@pytest.mark.parametrize("m, taps, columns", [(1, 1, 1), (2, 5, 17), (3, 7, 64), (5, 27, 100), (7, 10, 50), (16, 9, 33), (4, 144, 130)])
 def test_shallow_product_matches_numpy(dtype, m, taps, columns):
     """The loops alone (what bench/bench_gemm_phase.py times): NN and NT against numpy on rows at
     arbitrary offsets, with row, tap and column counts that end mid-tile."""

@@ -178,23 +178,36 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
     }                                                                                        \
 }
 
-/* D[m, t] += sum_p A[m*lda + p] * ROW(t)[p]  (m < M, t < T, p < L): A·Bᵀ, as tiles of 2 rows
-   × 4 columns of D summed in 8 vector partials (8 independent sums keep two FMA units busy
-   through their latency). An odd last row and the last partial tile of columns repeat a row or
-   column, whose sums are dropped. FC_KEEP holds each B vector in a register for both rows:
-   left alone, gcc folds the loads into the FMAs and loads every B vector twice, which made
-   the loop load-bound (dW of a 1×3×32×32→16 conv: 18.7 → 12.6 µs on Zen 3; chunking the sum
-   over p to keep the rows in L1 gained nothing).
+/* D[m, t] += sum_p A[m*lda + p] * ROW(t)[p]  (m < M, t < T, p < L): A·Bᵀ, as tiles of R rows
+   × 4 columns of D summed in 4·R vector partials, R = 4 with 64-byte vectors (32 registers:
+   16 sums, 8 loads; half a load per FMA) and R = 2 otherwise (16 registers: 8 sums, 6 loads).
+   Rows past M and the last partial tile of columns repeat the last row or column, whose sums are
+   dropped. FC_KEEP holds each loaded vector in a register for all its FMAs: left alone, gcc folds
+   the loads into the FMAs and loads every B vector once per row, which made the loop load-bound
+   (dW of a 1×3×32×32→16 conv: 18.7 → 12.6 µs on Zen 3 with R = 2; chunking the sum over p to
+   keep the rows in L1 gained nothing). The 4-row tile took that dW from 16.1 to ~11 µs on Zen 4
+   (unaligned 64-byte loads cost two load slots there, so loads per FMA bound the loop).
    rowsum[m] += sum_p A[m*lda + p] when rowsum != NULL (conv's bias gradient). */
-#define FC_NT_LOOP(REAL, VT, ROW) {                                                          \
-    const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), LV = L - L % VL;                        \
+#define FC_NT_TAPS(REAL, ROW)                                                                \
+    const Py_ssize_t last = T - 1;                                                           \
+    const REAL *b0 = ROW(t), *b1 = ROW(t + 1 < T ? t + 1 : last);                            \
+    const REAL *b2 = ROW(t + 2 < T ? t + 2 : last), *b3 = ROW(t + 3 < T ? t + 3 : last);
+#define FC_NT_HSUM4(s0, s1, s2, s3, r)                                                      \
+    for (Py_ssize_t q = 0; q < VL; q++) {                                                    \
+        r[0] += s0[q]; r[1] += s1[q]; r[2] += s2[q]; r[3] += s3[q];                          \
+    }
+#define FC_NT_TAIL(a, r)                                                                     \
+    for (Py_ssize_t p = LV; p < L; p++) {                                                    \
+        r[0] += a[p] * b0[p]; r[1] += a[p] * b1[p]; r[2] += a[p] * b2[p]; r[3] += a[p] * b3[p]; \
+    }
+#define FC_NT_STORE(row, ok, r)                                                              \
+    if (ok) for (int q = 0; q < 4 && t + q < T; q++) D[(row) * ldd + t + q] += r[q];
+#define FC_NT_ROWS2(REAL, VT, ROW)                                                           \
     for (Py_ssize_t m = 0; m < M; m += 2) {                                                  \
-        const int pair = m + 1 < M;                                                          \
-        const REAL *a0 = A + m * lda, *a1 = pair ? a0 + lda : a0;                            \
+        const int ok1 = m + 1 < M;                                                           \
+        const REAL *a0 = A + m * lda, *a1 = ok1 ? a0 + lda : a0;                             \
         for (Py_ssize_t t = 0; t < T; t += 4) {                                              \
-            const Py_ssize_t last = T - 1;                                                   \
-            const REAL *b0 = ROW(t), *b1 = ROW(t + 1 < T ? t + 1 : last);                    \
-            const REAL *b2 = ROW(t + 2 < T ? t + 2 : last), *b3 = ROW(t + 3 < T ? t + 3 : last); \
+            FC_NT_TAPS(REAL, ROW)                                                                \
             VT s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};                                   \
             VT s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};                                   \
             for (Py_ssize_t p = 0; p < LV; p += VL) {                                        \
@@ -205,23 +218,49 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
                 s00 += u0 * v0; s01 += u0 * v1; s02 += u0 * v2; s03 += u0 * v3;              \
                 s10 += u1 * v0; s11 += u1 * v1; s12 += u1 * v2; s13 += u1 * v3;              \
             }                                                                                \
-            REAL r[8] = {0};                                                                 \
-            for (Py_ssize_t q = 0; q < VL; q++) {                                            \
-                r[0] += s00[q]; r[1] += s01[q]; r[2] += s02[q]; r[3] += s03[q];              \
-                r[4] += s10[q]; r[5] += s11[q]; r[6] += s12[q]; r[7] += s13[q];              \
-            }                                                                                \
-            for (Py_ssize_t p = LV; p < L; p++) {                                            \
-                r[0] += a0[p] * b0[p]; r[1] += a0[p] * b1[p];                                \
-                r[2] += a0[p] * b2[p]; r[3] += a0[p] * b3[p];                                \
-                r[4] += a1[p] * b0[p]; r[5] += a1[p] * b1[p];                                \
-                r[6] += a1[p] * b2[p]; r[7] += a1[p] * b3[p];                                \
-            }                                                                                \
-            for (int q = 0; q < 4 && t + q < T; q++) {                                       \
-                D[m * ldd + t + q] += r[q];                                                  \
-                if (pair) D[(m + 1) * ldd + t + q] += r[4 + q];                              \
-            }                                                                                \
+            REAL r0[4] = {0}, r1[4] = {0};                                                   \
+            FC_NT_HSUM4(s00, s01, s02, s03, r0) FC_NT_HSUM4(s10, s11, s12, s13, r1)          \
+            FC_NT_TAIL(a0, r0) FC_NT_TAIL(a1, r1)                                            \
+            FC_NT_STORE(m, 1, r0) FC_NT_STORE(m + 1, ok1, r1)                                \
         }                                                                                    \
-    }                                                                                        \
+    }
+#define FC_NT_ROWS4(REAL, VT, ROW)                                                           \
+    for (Py_ssize_t m = 0; m < M; m += 4) {                                                  \
+        const int ok1 = m + 1 < M, ok2 = m + 2 < M, ok3 = m + 3 < M;                         \
+        const REAL* a0 = A + m * lda;                                                        \
+        const REAL* a1 = ok1 ? a0 + lda : a0;                                                \
+        const REAL* a2 = ok2 ? a0 + 2 * lda : a1;                                            \
+        const REAL* a3 = ok3 ? a0 + 3 * lda : a2;                                            \
+        for (Py_ssize_t t = 0; t < T; t += 4) {                                              \
+            FC_NT_TAPS(REAL, ROW)                                                                \
+            VT s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};                                   \
+            VT s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};                                   \
+            VT s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0};                                   \
+            VT s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};                                   \
+            for (Py_ssize_t p = 0; p < LV; p += VL) {                                        \
+                VT v0 = FC_LD(VT, b0 + p), v1 = FC_LD(VT, b1 + p);                           \
+                VT v2 = FC_LD(VT, b2 + p), v3 = FC_LD(VT, b3 + p);                           \
+                FC_KEEP(v0); FC_KEEP(v1); FC_KEEP(v2); FC_KEEP(v3);                          \
+                VT u = FC_LD(VT, a0 + p); FC_KEEP(u);                                        \
+                s00 += u * v0; s01 += u * v1; s02 += u * v2; s03 += u * v3;                  \
+                u = FC_LD(VT, a1 + p); FC_KEEP(u);                                           \
+                s10 += u * v0; s11 += u * v1; s12 += u * v2; s13 += u * v3;                  \
+                u = FC_LD(VT, a2 + p); FC_KEEP(u);                                           \
+                s20 += u * v0; s21 += u * v1; s22 += u * v2; s23 += u * v3;                  \
+                u = FC_LD(VT, a3 + p); FC_KEEP(u);                                           \
+                s30 += u * v0; s31 += u * v1; s32 += u * v2; s33 += u * v3;                  \
+            }                                                                                \
+            REAL r0[4] = {0}, r1[4] = {0}, r2[4] = {0}, r3[4] = {0};                         \
+            FC_NT_HSUM4(s00, s01, s02, s03, r0) FC_NT_HSUM4(s10, s11, s12, s13, r1)          \
+            FC_NT_HSUM4(s20, s21, s22, s23, r2) FC_NT_HSUM4(s30, s31, s32, s33, r3)          \
+            FC_NT_TAIL(a0, r0) FC_NT_TAIL(a1, r1) FC_NT_TAIL(a2, r2) FC_NT_TAIL(a3, r3)      \
+            FC_NT_STORE(m, 1, r0) FC_NT_STORE(m + 1, ok1, r1)                                \
+            FC_NT_STORE(m + 2, ok2, r2) FC_NT_STORE(m + 3, ok3, r3)                          \
+        }                                                                                    \
+    }
+#define FC_NT_LOOP(REAL, VT, ROW) {                                                          \
+    const Py_ssize_t VL = sizeof(VT) / sizeof(REAL), LV = L - L % VL;                        \
+    if (sizeof(VT) == 64) { FC_NT_ROWS4(REAL, VT, ROW) } else { FC_NT_ROWS2(REAL, VT, ROW) } \
     if (rowsum) {                                                                            \
         for (Py_ssize_t mm = 0; mm < M; mm++) {                                              \
             const REAL* a = A + mm * lda;                                                    \

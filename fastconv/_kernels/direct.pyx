@@ -23,7 +23,7 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 cdef extern from *:
     """
@@ -43,6 +43,54 @@ cdef extern from *:
     FC_DISPATCH(fc_direct_nn_d, FC_DIRECT_NN_BODY, double, fc_vd, FC_DNN_PARAMS(double), FC_DNN_ARGS)
     FC_DISPATCH(fc_direct_nt_f, FC_DIRECT_NT_BODY, float, fc_vf, FC_DNT_PARAMS(float), FC_DNT_ARGS)
     FC_DISPATCH(fc_direct_nt_d, FC_DIRECT_NT_BODY, double, fc_vd, FC_DNT_PARAMS(double), FC_DNT_ARGS)
+
+    /* Row copies in whole vectors (the last one overlapping the previous when N is not a
+       multiple of the width; shorter rows element by element). A libc memcpy/memset per short
+       row (34 floats) cost ~6 µs of a 1×3×32×32→16 conv's fwd+bwd on Zen 4. */
+    #include <string.h>
+    #define FC_COPY_ROW(REAL, VT, D, S, N) {                                                    \
+        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL);                                        \
+        Py_ssize_t q = 0;                                                                       \
+        for (; q + VL <= (N); q += VL) FC_ST(VT, (D) + q, FC_LD(VT, (S) + q));                  \
+        if (q < (N)) {                                                                          \
+            if ((N) >= VL) FC_ST(VT, (D) + (N) - VL, FC_LD(VT, (S) + (N) - VL));                \
+            else for (; q < (N); q++) (D)[q] = (S)[q];                                          \
+        }                                                                                       \
+    }
+    /* dst (C, Hp, Wp) = src (C, H, W) placed at (top, left), zeros elsewhere; rows and columns
+       that would fall outside the frame are not copied. */
+    #define FC_PAD_BODY(REAL, VT) {                                                             \
+        Py_ssize_t x0 = left < 0 ? -left : 0, y0 = top < 0 ? -top : 0;                          \
+        Py_ssize_t n = (W < Wp - left ? W : Wp - left) - x0, y1 = H < Hp - top ? H : Hp - top;  \
+        memset(dst, 0, (size_t)(C * Hp * Wp) * sizeof(REAL));                                  \
+        if (n <= 0) return;                                                                     \
+        for (Py_ssize_t c = 0; c < C; c++)                                                      \
+            for (Py_ssize_t y = y0; y < y1; y++) {                                              \
+                REAL* d = dst + (c * Hp + y + top) * Wp + left + x0;                            \
+                const REAL* s = src + (c * H + y) * W + x0;                                     \
+                FC_COPY_ROW(REAL, VT, d, s, n)                                                  \
+            }                                                                                   \
+    }
+    /* dst (channels, rows, width) = the first width elements of src's rows (row stride
+       src_width, channel stride src_plane). */
+    #define FC_CROP_BODY(REAL, VT) {                                                            \
+        for (Py_ssize_t c = 0; c < channels; c++)                                               \
+            for (Py_ssize_t r = 0; r < rows; r++) {                                             \
+                REAL* d = dst + (c * rows + r) * width;                                         \
+                const REAL* s = src + c * src_plane + r * src_width;                            \
+                FC_COPY_ROW(REAL, VT, d, s, width)                                              \
+            }                                                                                   \
+    }
+    #define FC_PAD_PARAMS(REAL) (const REAL* src, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,        \
+        Py_ssize_t top, Py_ssize_t left, Py_ssize_t Hp, Py_ssize_t Wp, REAL* dst)
+    #define FC_PAD_ARGS (src, C, H, W, top, left, Hp, Wp, dst)
+    #define FC_CROP_PARAMS(REAL) (const REAL* src, Py_ssize_t channels, Py_ssize_t rows,           \
+        Py_ssize_t width, Py_ssize_t src_width, Py_ssize_t src_plane, REAL* dst)
+    #define FC_CROP_ARGS (src, channels, rows, width, src_width, src_plane, dst)
+    FC_DISPATCH(fc_pad_f, FC_PAD_BODY, float, fc_vf, FC_PAD_PARAMS(float), FC_PAD_ARGS)
+    FC_DISPATCH(fc_pad_d, FC_PAD_BODY, double, fc_vd, FC_PAD_PARAMS(double), FC_PAD_ARGS)
+    FC_DISPATCH(fc_crop_f, FC_CROP_BODY, float, fc_vf, FC_CROP_PARAMS(float), FC_CROP_ARGS)
+    FC_DISPATCH(fc_crop_d, FC_CROP_BODY, double, fc_vd, FC_CROP_PARAMS(double), FC_CROP_ARGS)
     """
     int fc_isa_cap
     int fc_isa_level() noexcept nogil
@@ -59,6 +107,14 @@ cdef extern from *:
     void fc_direct_nt_d(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const double* A, Py_ssize_t lda,
                         const double* B, const Py_ssize_t* boff, double* D, Py_ssize_t ldd,
                         double* rowsum) noexcept nogil
+    void fc_pad_f(const float* src, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t top,
+                  Py_ssize_t left, Py_ssize_t Hp, Py_ssize_t Wp, float* dst) noexcept nogil
+    void fc_pad_d(const double* src, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t top,
+                  Py_ssize_t left, Py_ssize_t Hp, Py_ssize_t Wp, double* dst) noexcept nogil
+    void fc_crop_f(const float* src, Py_ssize_t channels, Py_ssize_t rows, Py_ssize_t width,
+                   Py_ssize_t src_width, Py_ssize_t src_plane, float* dst) noexcept nogil
+    void fc_crop_d(const double* src, Py_ssize_t channels, Py_ssize_t rows, Py_ssize_t width,
+                   Py_ssize_t src_width, Py_ssize_t src_plane, double* dst) noexcept nogil
 
 
 cdef inline void direct_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
@@ -88,36 +144,23 @@ cdef struct Frame:
     Py_ssize_t C, H, W, top, left, Hp, Wp
 
 
-cdef void pad_into(const floating* src, const Frame* f, floating* dst) noexcept nogil:
+cdef inline void pad_into(const floating* src, const Frame* f, floating* dst) noexcept nogil:
     """dst (C, Hp, Wp) = src (C, H, W) placed at (top, left), zeros elsewhere."""
-    cdef Py_ssize_t c, y, row, x0, n
-    cdef floating* out
-    # source columns [x0, x0 + n) land on frame columns [left + x0, left + x0 + n)
-    x0 = -f.left if f.left < 0 else 0
-    n = min(f.W, f.Wp - f.left) - x0
-    for c in range(f.C):
-        out = dst + c * f.Hp * f.Wp
-        for row in range(f.Hp):
-            y = row - f.top
-            if y < 0 or y >= f.H or n <= 0:
-                memset(out + row * f.Wp, 0, f.Wp * sizeof(floating))
-                continue
-            if f.left + x0 > 0:
-                memset(out + row * f.Wp, 0, (f.left + x0) * sizeof(floating))
-            memcpy(out + row * f.Wp + f.left + x0, src + (c * f.H + y) * f.W + x0, n * sizeof(floating))
-            if f.left + x0 + n < f.Wp:
-                memset(out + row * f.Wp + f.left + x0 + n, 0, (f.Wp - f.left - x0 - n) * sizeof(floating))
+    if floating is float:
+        fc_pad_f(src, f.C, f.H, f.W, f.top, f.left, f.Hp, f.Wp, dst)
+    else:
+        fc_pad_d(src, f.C, f.H, f.W, f.top, f.left, f.Hp, f.Wp, dst)
 
 
-cdef void crop_rows(const floating* src, Py_ssize_t channels, Py_ssize_t rows, Py_ssize_t width,
-                    Py_ssize_t src_width, Py_ssize_t src_plane, floating* dst) noexcept nogil:
+cdef inline void crop_rows(const floating* src, Py_ssize_t channels, Py_ssize_t rows,
+                           Py_ssize_t width, Py_ssize_t src_width, Py_ssize_t src_plane,
+                           floating* dst) noexcept nogil:
     """dst (channels, rows, width) = the first ``width`` columns of src's rows (row stride
     src_width, channel stride src_plane): the implicit GEMM's output without its extra columns."""
-    cdef Py_ssize_t c, r
-    for c in range(channels):
-        for r in range(rows):
-            memcpy(dst + (c * rows + r) * width, src + c * src_plane + r * src_width,
-                   width * sizeof(floating))
+    if floating is float:
+        fc_crop_f(src, channels, rows, width, src_width, src_plane, dst)
+    else:
+        fc_crop_d(src, channels, rows, width, src_width, src_plane, dst)
 
 
 cdef struct Shape:
