@@ -58,18 +58,34 @@ cdef extern from *:
         }                                                                                       \
     }
     /* dst (C, Hp, Wp) = src (C, H, W) placed at (top, left), zeros elsewhere; rows and columns
-       that would fall outside the frame are not copied. */
+       that would fall outside the frame are not copied. Each element is written once where the
+       row's zero margins fit in one vector each (a zero vector at each end of the row, then the
+       data over them); else the frame is zeroed first and the rows copied over it. */
     #define FC_PAD_BODY(REAL, VT) {                                                             \
+        const Py_ssize_t VL = sizeof(VT) / sizeof(REAL);                                        \
         Py_ssize_t x0 = left < 0 ? -left : 0, y0 = top < 0 ? -top : 0;                          \
         Py_ssize_t n = (W < Wp - left ? W : Wp - left) - x0, y1 = H < Hp - top ? H : Hp - top;  \
-        memset(dst, 0, (size_t)(C * Hp * Wp) * sizeof(REAL));                                  \
-        if (n <= 0) return;                                                                     \
-        for (Py_ssize_t c = 0; c < C; c++)                                                      \
-            for (Py_ssize_t y = y0; y < y1; y++) {                                              \
-                REAL* d = dst + (c * Hp + y + top) * Wp + left + x0;                            \
-                const REAL* s = src + (c * H + y) * W + x0;                                     \
-                FC_COPY_ROW(REAL, VT, d, s, n)                                                  \
+        Py_ssize_t d0 = left + x0, plane = Hp * Wp;                                             \
+        if (n <= 0 || y1 <= y0) {                                                               \
+            memset(dst, 0, (size_t)(C * plane) * sizeof(REAL));                                 \
+            return;                                                                             \
+        }                                                                                       \
+        const int margins = Wp >= VL && d0 <= VL && Wp - d0 - n <= VL;                          \
+        if (!margins) memset(dst, 0, (size_t)(C * plane) * sizeof(REAL));                       \
+        const VT zero = {0};                                                                    \
+        for (Py_ssize_t c = 0; c < C; c++) {                                                    \
+            REAL* out = dst + c * plane;                                                        \
+            if (margins) {                                                                      \
+                memset(out, 0, (size_t)((y0 + top) * Wp) * sizeof(REAL));                       \
+                memset(out + (y1 + top) * Wp, 0, (size_t)((Hp - y1 - top) * Wp) * sizeof(REAL)); \
             }                                                                                   \
+            for (Py_ssize_t y = y0; y < y1; y++) {                                              \
+                REAL* row = out + (y + top) * Wp;                                               \
+                const REAL* s = src + (c * H + y) * W + x0;                                     \
+                if (margins) { FC_ST(VT, row + Wp - VL, zero); FC_ST(VT, row, zero); }          \
+                FC_COPY_ROW(REAL, VT, row + d0, s, n)                                           \
+            }                                                                                   \
+        }                                                                                       \
     }
     /* dst (channels, rows, width) = the first width elements of src's rows (row stride
        src_width, channel stride src_plane). */
