@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -69,7 +70,8 @@ def kernel_extensions():
             Extension(
                 f"fastconv._kernels.{name}",
                 [path],
-                include_dirs=[KERNEL_DIR],
+                include_dirs=[KERNEL_DIR, numpy.get_include()],  # direct.pyx cimports numpy
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                 depends=glob.glob(os.path.join(KERNEL_DIR, "*.h")) + glob.glob(os.path.join(KERNEL_DIR, "*.pxd")),
                 extra_compile_args=["-O3", "-fno-math-errno"],
                 extra_link_args=[],

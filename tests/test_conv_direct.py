@@ -230,26 +230,48 @@ def test_direct_workspace_matches_tracemalloc(threads):
         fc.set_num_threads(previous)
 
 
-def test_kernels_refuse_short_scratch():
-    """The kernels check their scratch sizes themselves: a short buffer is an error, not an
-    out-of-bounds write."""
+def test_kernels_check_their_arrays():
+    """The kernels take plain ndarrays and check them themselves (dtype, rank, shape, layout):
+    a wrong array is an error naming the kernel, never an out-of-bounds read or write."""
     x = np.zeros((1, 3, 8, 8), np.float32)
     w = np.zeros((4, 27), np.float32)
-    y = np.empty((1, 4, 8, 8), np.float32)
-    fwd, bwd, filt = direct_kernels.workspace_elements(3, 8, 8, 4, 3, 3, 1, 1, 8, 8, True, True)
-    with pytest.raises(ValueError, match="direct_forward: expected scratch"):
-        direct_kernels.direct_forward(x, w, np.zeros(4, np.float32), True, y, np.empty((1, fwd - 1), np.float32),
-                                      3, 3, 1, 1, 1, 1, False, 1)
-    with pytest.raises(ValueError, match="direct_forward: expected scratch"):  # one row for two threads
-        direct_kernels.direct_forward(x, w, np.zeros(4, np.float32), True, y, np.empty((1, fwd), np.float32),
-                                      3, 3, 1, 1, 1, 1, True, 2)
-    parts, dbp = np.zeros((1, 4 * 27), np.float32), np.zeros((1, 4), np.float32)
-    with pytest.raises(ValueError, match="direct_backward: expected scratch"):
-        direct_kernels.direct_backward(x, w, y, np.empty_like(x), parts, dbp, True, np.empty((1, bwd - 1), np.float32),
-                                       np.empty(filt, np.float32), True, True, 3, 8, 8, 3, 3, 1, 1, 1, 1, False, 1)
-    with pytest.raises(ValueError, match="direct_backward: dX needs"):
-        direct_kernels.direct_backward(x, w, y, np.empty_like(x), parts, dbp, True, np.empty((1, bwd), np.float32),
-                                       np.empty(filt - 1, np.float32), True, True, 3, 8, 8, 3, 3, 1, 1, 1, 1, False, 1)
+    dy = np.zeros((1, 4, 8, 8), np.float32)
+    fwd = direct_kernels.direct_forward
+    bwd = direct_kernels.direct_backward
+    geometry = (3, 3, 1, 1, 1, 1)
+    assert fwd(x, w, None, *geometry, 8, 8, False, 1).shape == (1, 4, 8, 8)
+    bad_forward = [
+        ((x.astype(np.float16), w, None), TypeError, "expected x of dtype float32 or float64, got float16"),
+        ((x, w.astype(np.float64), None), TypeError, "expected w of dtype float32, got float64"),
+        ((x, w[:, :26], None), ValueError, r"expected w of shape \(4, 27\), got \(4, 26\)"),
+        ((x, w, np.zeros(5, np.float32)), ValueError, r"expected bias of shape \(4,\)"),
+        ((x[:, :, :, ::2], np.zeros((4, 27), np.float32), None), ValueError, "expected x as an aligned C-contiguous array"),
+        ((x[0], w, None), ValueError, "expected a 4-d x"),
+        ((list(x), w, None), TypeError, "expected x as a numpy array, got list"),
+    ]
+    for args, error, message in bad_forward:
+        with pytest.raises(error, match="direct_forward: " + message):
+            fwd(*args, *geometry, 8, 8, False, 1)
+    with pytest.raises(ValueError, match="direct_forward: expected kernel, dilation and output sizes"):
+        fwd(x, w, None, *geometry, 0, 8, False, 1)
+    dx, dw, db = bwd(x, w, dy, 3, 8, 8, *geometry, True, True, True, False, 1)
+    assert (dx.shape, dw.shape, db.shape) == ((1, 3, 8, 8), (4, 3, 3, 3), (4,))
+    bad_backward = [
+        ((x[:, :2], w, dy), ValueError, r"expected x of shape \(1, 3, 8, 8\)"),
+        ((x, w.T.copy(), dy), ValueError, r"expected w of shape \(4, 27\)"),
+        ((x, w, dy.astype(np.int32)), TypeError, "expected dy of dtype float32 or float64"),
+        ((x, None, dy), TypeError, "expected w as a numpy array, got NoneType"),
+    ]
+    for args, error, message in bad_backward:
+        with pytest.raises(error, match="direct_backward: " + message):
+            bwd(*args, 3, 8, 8, *geometry, True, True, True, False, 1)
+    with pytest.raises(ValueError, match=r"direct_backward: dX needs every padding ≤ dilation·\(kernel − 1\)"):
+        bwd(x, w, np.zeros((1, 4, 12, 12), np.float32), 3, 8, 8, 3, 3, 3, 3, 1, 1, True, False, False, False, 1)
+    # gradients not asked for are not read: None stands in for their operands
+    dx, dw, db = bwd(None, w, dy, 3, 8, 8, *geometry, True, False, True, False, 1)
+    assert dw is None and db is None and dx.shape == x.shape
+    dx, dw, db = bwd(x, None, dy, 3, 8, 8, *geometry, False, True, False, False, 1)
+    assert dx is None and db is None and dw.shape == (4, 3, 3, 3)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

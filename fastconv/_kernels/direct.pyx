@@ -24,6 +24,9 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
+cimport numpy as cnp
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -272,11 +275,68 @@ def workspace_elements(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, i
             C * K * kh * kw if need_dx else 0)
 
 
-cdef inline void check_scratch(str op, Py_ssize_t have, Py_ssize_t need, Py_ssize_t threads_have,
-                               Py_ssize_t threads_need):
-    if have < need or threads_have < threads_need:
-        raise ValueError(f"{op}: expected scratch of at least ({threads_need}, {need}) elements, "
-                         f"got ({threads_have}, {have})")
+# ---- arguments: checked here (cheaper than typed memoryviews, which cost ~0.15 µs each to
+# acquire, a lot next to a batch-1 convolution), so no input can make a loop leave its arrays ----
+
+cdef int real_type(object a, str op, str name) except -1:
+    """The numpy type number of ``a``, an ndarray of float32 or float64."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{op}: expected {name} as a numpy array, got {type(a).__name__}")
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"{op}: expected {name} of dtype float32 or float64, got {a.dtype}")
+    return typenum
+
+
+cdef int check_kind(object a, int typenum, int ndim, str op, str name) except -1:
+    """``a`` must be an ndarray of ``typenum`` with ``ndim`` dimensions."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{op}: expected {name} as a numpy array, got {type(a).__name__}")
+    if cnp.PyArray_TYPE(<cnp.ndarray>a) != typenum:
+        raise TypeError(f"{op}: expected {name} of dtype {cnp.PyArray_DescrFromType(typenum)}, "
+                        f"got {a.dtype}")
+    if cnp.PyArray_NDIM(<cnp.ndarray>a) != ndim:
+        raise ValueError(f"{op}: expected a {ndim}-d {name}, got {name} of shape {a.shape}")
+    return 0
+
+
+cdef int check_array(object a, int typenum, tuple shape, str op, str name) except -1:
+    """``a`` must be an aligned C-contiguous ndarray of ``typenum`` and ``shape``."""
+    cdef int d
+    check_kind(a, typenum, len(shape), op, name)
+    for d in range(len(shape)):
+        if cnp.PyArray_DIM(<cnp.ndarray>a, d) != <Py_ssize_t>shape[d]:
+            raise ValueError(f"{op}: expected {name} of shape {shape}, got {a.shape}")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)):
+        raise ValueError(f"{op}: expected {name} as an aligned C-contiguous array")
+    return 0
+
+
+cdef cnp.ndarray new_array(tuple shape, int typenum, bint zeros):
+    """A new C-contiguous array of ``shape`` (at most 4 dimensions), zeroed or not."""
+    cdef cnp.npy_intp dims[4]
+    cdef int nd = len(shape), d
+    for d in range(nd):
+        dims[d] = shape[d]
+    if zeros:
+        return cnp.PyArray_ZEROS(nd, dims, typenum, 0)
+    return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+
+
+cdef inline Py_ssize_t dim(object a, int d) noexcept:
+    return cnp.PyArray_DIM(<cnp.ndarray>a, d)
+
+
+cdef inline void* data(object a) noexcept:
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef int check_geometry(str op, int kh, int kw, int dh, int dw, Py_ssize_t out_h,
+                        Py_ssize_t out_w) except -1:
+    if kh < 1 or kw < 1 or dh < 1 or dw < 1 or out_h < 1 or out_w < 1:
+        raise ValueError(f"{op}: expected kernel, dilation and output sizes ≥ 1, got kernel "
+                         f"({kh}, {kw}), dilation ({dh}, {dw}), output ({out_h}, {out_w})")
+    return 0
 
 
 # ---- forward ------------------------------------------------------------------------------------
@@ -295,35 +355,57 @@ cdef void forward_image(const floating* x, const floating* w, const floating* bi
     crop_rows(wide, s.K, s.Ho, s.Wo, s.Wp, ldc, y)
 
 
-def direct_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
-                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
-                   floating[:, ::1] work, int kh, int kw, int ph, int pw, int dh, int dw,
-                   bint parallel, int num_threads):
-    """y = conv2d(x, w) + bias, stride 1, for w as a (K, C·kh·kw) matrix and top/left padding
-    (ph, pw) (y's size gives the bottom/right padding). ``work`` has one scratch row per thread
+cdef void forward_all(const floating* x, const floating* w, const floating* bias, floating* y,
+                      floating* work, Py_ssize_t stride, Py_ssize_t N, const Py_ssize_t* off,
+                      const Shape* s, bint parallel, int num_threads) noexcept nogil:
+    cdef Py_ssize_t n, xs = s.C * s.H * s.W, ys = s.K * s.Ho * s.Wo
+    if parallel:
+        for n in prange(N, schedule='static', num_threads=num_threads):
+            forward_image(x + n * xs, w, bias, y + n * ys, work + threadid() * stride, off, s)
+    else:
+        for n in range(N):
+            forward_image(x + n * xs, w, bias, y + n * ys, work, off, s)
+
+
+def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, Py_ssize_t out_h,
+                   Py_ssize_t out_w, bint parallel, int num_threads):
+    """y = conv2d(x, w) + bias, stride 1, for x (N, C, H, W), w as a (K, C·kh·kw) matrix, bias
+    (K,) or None, top/left padding (ph, pw) and an (out_h, out_w) output (which gives the
+    bottom/right padding). Returns y (N, K, out_h, out_w). The scratch is one row per thread
     (``parallel``: images in a prange) or one row (images one after another)."""
-    cdef Py_ssize_t N = x.shape[0], n
-    cdef Shape s = make_shape(x.shape[1], x.shape[2], x.shape[3], y.shape[1], kh, kw, ph, pw,
-                              dh, dw, y.shape[2], y.shape[3])
-    cdef Py_ssize_t need = forward_scratch(&s), stride = work.shape[1]
-    cdef const floating* bptr = &bias[0] if has_bias else NULL
-    cdef Py_ssize_t* off
-    check_scratch("direct_forward", work.shape[1], need, work.shape[0],
-                  max(num_threads, 1) if parallel else 1)
-    if N == 0 or s.Ho <= 0 or s.Wo <= 0:
-        return
-    off = tap_offsets(s.C, kh, kw, dh, dw, s.Hp, s.Wp)
+    cdef str op = "direct_forward"
+    cdef int typenum = real_type(x, op, "x")
+    check_kind(x, typenum, 4, op, "x")
+    check_kind(w, typenum, 2, op, "w")
+    check_geometry(op, kh, kw, dh, dw, out_h, out_w)
+    cdef Py_ssize_t N = dim(x, 0), K = dim(w, 0)
+    cdef Shape s = make_shape(dim(x, 1), dim(x, 2), dim(x, 3), K, kh, kw, ph, pw, dh, dw, out_h, out_w)
+    check_array(x, typenum, (N, s.C, s.H, s.W), op, "x")
+    check_array(w, typenum, (K, s.C * kh * kw), op, "w")
+    if bias is not None:
+        check_array(bias, typenum, (K,), op, "bias")
+    cdef Py_ssize_t buffers = max(num_threads, 1) if parallel else 1, stride = forward_scratch(&s)
+    cdef cnp.ndarray y = new_array((N, K, out_h, out_w), typenum, False)
+    if N == 0 or K == 0:
+        return y
+    cdef cnp.ndarray work = new_array((buffers, stride), typenum, False)
+    cdef Py_ssize_t* off = tap_offsets(s.C, kh, kw, dh, dw, s.Hp, s.Wp)
     if off == NULL:
-        raise MemoryError("direct_forward: no memory for the tap offsets")
+        raise MemoryError(f"{op}: no memory for the tap offsets")
+    cdef void* px = data(x)
+    cdef void* pw_ = data(w)
+    cdef void* pb = data(bias) if bias is not None else NULL
+    cdef void* py = data(y)
+    cdef void* pwork = data(work)
     with nogil:
-        if parallel:
-            for n in prange(N, schedule='static', num_threads=num_threads):
-                forward_image(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
-                              &work[0, 0] + threadid() * stride, off, &s)
+        if typenum == cnp.NPY_FLOAT32:
+            forward_all(<const float*>px, <const float*>pw_, <const float*>pb, <float*>py,
+                        <float*>pwork, stride, N, off, &s, parallel, num_threads)
         else:
-            for n in range(N):
-                forward_image(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0], &work[0, 0], off, &s)
+            forward_all(<const double*>px, <const double*>pw_, <const double*>pb, <double*>py,
+                        <double*>pwork, stride, N, off, &s, parallel, num_threads)
     free(off)
+    return y
 
 
 # ---- backward -----------------------------------------------------------------------------------
@@ -373,61 +455,123 @@ cdef void backward_image(const floating* x, const floating* wt, const floating* 
         crop_rows(rest, s.C, s.H, s.W, s.Wq, dx_columns(s), dx)
 
 
-def direct_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
-                    const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
-                    floating[:, ::1] dw_parts, floating[:, ::1] db_parts, bint need_db,
-                    floating[:, ::1] work, floating[::1] wt, bint need_dx, bint need_dw,
-                    Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int kh, int kw, int ph, int pw,
-                    int dh, int dw, bint parallel, int num_threads):
-    """Gradients of y = direct_forward(x, w): dw_parts[t] (zeroed by the caller) += dY·colsᵀ
-    and, with ``need_db``, db_parts[t] += dY's channel sums, per thread t; dx = conv of padded
-    dY with the rotated, transposed filter (built in ``wt``, C·K·kh·kw elements). ``x`` is read
-    only for dW, ``w`` only for dX. Requires ph ≤ dh·(kh − 1) and pw ≤ dw·(kw − 1) when
-    ``need_dx``. The caller sums the partials over threads."""
-    cdef Py_ssize_t N = dy.shape[0], n, t
-    cdef Shape s = make_shape(C, H, W, dy.shape[1], kh, kw, ph, pw, dh, dw, dy.shape[2], dy.shape[3])
-    cdef Py_ssize_t need = backward_scratch(&s, need_dx, need_dw), stride = work.shape[1]
-    cdef Py_ssize_t image = C * H * W, pstride = dw_parts.shape[1], bstride = db_parts.shape[1]
-    cdef bint fuse_db = need_dw and need_db
-    cdef const floating* xptr = &x[0, 0, 0, 0] if need_dw else NULL
-    cdef floating* dxptr = &dx[0, 0, 0, 0] if need_dx else NULL
-    cdef floating* dwptr = &dw_parts[0, 0] if need_dw else NULL
-    cdef floating* dbptr = &db_parts[0, 0] if fuse_db else NULL
-    cdef floating* wtptr = &wt[0] if need_dx else NULL
-    cdef Py_ssize_t* off_x = NULL
-    cdef Py_ssize_t* off_dy = NULL
-    if N == 0 or not (need_dx or need_dw):
-        return
-    if need_dx and (ph > dh * (kh - 1) or pw > dw * (kw - 1) or s.Hp - s.H - ph > dh * (kh - 1)
-                    or s.Wp - s.W - pw > dw * (kw - 1) or wt.shape[0] < C * s.K * kh * kw):
-        raise ValueError("direct_backward: dX needs every padding ≤ dilation·(kernel − 1) and a "
-                         f"filter buffer of {C * s.K * kh * kw} elements")
-    check_scratch("direct_backward", work.shape[1], need, work.shape[0],
-                  max(num_threads, 1) if parallel else 1)
-    off_x = tap_offsets(C, kh, kw, dh, dw, s.Hp, s.Wp)
-    off_dy = tap_offsets(s.K, kh, kw, dh, dw, s.Hq, s.Wq)
+cdef void backward_all(const floating* x, const floating* w, const floating* dy, floating* dx,
+                       floating* dw_parts, floating* db_parts, floating* work, Py_ssize_t stride,
+                       floating* wt, Py_ssize_t N, const Py_ssize_t* off_x,
+                       const Py_ssize_t* off_dy, const Shape* s, bint need_dx, bint need_dw,
+                       bint parallel, int num_threads) noexcept nogil:
+    """Every image's backward_image; thread t adds into dw_parts/db_parts row t when parallel."""
+    cdef Py_ssize_t n, t, image = s.C * s.H * s.W, out = s.K * s.Ho * s.Wo
+    cdef Py_ssize_t size = s.K * s.C * s.kh * s.kw
+    if need_dx:
+        rotated_transpose(w, s, wt)
+    if parallel:
+        for n in prange(N, schedule='static', num_threads=num_threads):
+            t = threadid()
+            backward_image(x + n * image if need_dw else NULL, wt, dy + n * out,
+                           dx + n * image if need_dx else NULL,
+                           dw_parts + t * size if need_dw else NULL,
+                           db_parts + t * s.K if db_parts != NULL else NULL,
+                           work + t * stride, off_x, off_dy, s, need_dx, need_dw)
+    else:
+        for n in range(N):
+            backward_image(x + n * image if need_dw else NULL, wt, dy + n * out,
+                           dx + n * image if need_dx else NULL, dw_parts, db_parts, work,
+                           off_x, off_dy, s, need_dx, need_dw)
+
+
+cdef void sum_rows(const floating* parts, Py_ssize_t rows, Py_ssize_t size,
+                   floating* total) noexcept nogil:
+    """total = the sum of the ``rows`` rows of ``parts`` (rows × size)."""
+    cdef Py_ssize_t r, i
+    for i in range(size):
+        total[i] = parts[i]
+    for r in range(1, rows):
+        for i in range(size):
+            total[i] += parts[r * size + i]
+
+
+def direct_backward(x, w, dy, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int kh, int kw, int ph,
+                    int pw, int dh, int dw, bint need_dx, bint need_dw, bint need_db,
+                    bint parallel, int num_threads):
+    """Gradients of y = direct_forward(x, w) for dY ``dy`` (N, K, Ho, Wo) and an input of C × H ×
+    W: returns (dx (N, C, H, W), dw (K, C, kh, kw), db (K,)), each None unless asked for (db
+    only with dw, summed in the dW pass). ``x`` is read only for dW, ``w`` (the (K, C·kh·kw)
+    matrix) only for dX; either may be None when not read. dX is the convolution of padded dY
+    with the rotated, transposed filter, so it needs every padding ≤ dilation·(kernel − 1).
+    With ``parallel``, each thread sums dW and db into a row of partials, added up at the end."""
+    cdef str op = "direct_backward"
+    cdef int typenum = real_type(dy, op, "dy")
+    check_kind(dy, typenum, 4, op, "dy")
+    cdef Py_ssize_t N = dim(dy, 0), K = dim(dy, 1)
+    check_geometry(op, kh, kw, dh, dw, dim(dy, 2), dim(dy, 3))
+    cdef Shape s = make_shape(C, H, W, K, kh, kw, ph, pw, dh, dw, dim(dy, 2), dim(dy, 3))
+    cdef Py_ssize_t size = K * C * kh * kw, buffers = max(num_threads, 1) if parallel else 1
+    need_db = need_db and need_dw
+    check_array(dy, typenum, (N, K, s.Ho, s.Wo), op, "dy")
+    if need_dw:
+        check_array(x, typenum, (N, C, H, W), op, "x")
+    if need_dx:
+        check_array(w, typenum, (K, C * kh * kw), op, "w")
+        if (ph > dh * (kh - 1) or pw > dw * (kw - 1) or s.Hp - H - ph > dh * (kh - 1)
+                or s.Wp - W - pw > dw * (kw - 1)):
+            raise ValueError(f"{op}: dX needs every padding ≤ dilation·(kernel − 1), got padding "
+                             f"({ph}, {pw}) and output ({s.Ho}, {s.Wo}) for input ({H}, {W}), "
+                             f"kernel ({kh}, {kw}), dilation ({dh}, {dw})")
+    cdef bint early = N == 0 or not (need_dx or need_dw)
+    cdef object dx = new_array((N, C, H, W), typenum, False) if need_dx else None
+    cdef object dw_out = new_array((K, C, kh, kw), typenum, buffers == 1 or early) if need_dw else None
+    cdef object db_out = new_array((K,), typenum, buffers == 1 or early) if need_db else None
+    if early:
+        return dx, dw_out, db_out
+    cdef object dw_parts = dw_out, db_parts = db_out
+    if buffers > 1:
+        dw_parts = new_array((buffers, size), typenum, True) if need_dw else None
+        db_parts = new_array((buffers, K), typenum, True) if need_db else None
+    cdef Py_ssize_t stride = backward_scratch(&s, need_dx, need_dw)
+    cdef cnp.ndarray work = new_array((buffers, stride), typenum, False)
+    cdef object wt = new_array((C * K * kh * kw,), typenum, False) if need_dx else None
+    cdef Py_ssize_t* off_x = tap_offsets(C, kh, kw, dh, dw, s.Hp, s.Wp)
+    cdef Py_ssize_t* off_dy = tap_offsets(K, kh, kw, dh, dw, s.Hq, s.Wq)
     if off_x == NULL or off_dy == NULL:
         free(off_x)
         free(off_dy)
-        raise MemoryError("direct_backward: no memory for the tap offsets")
+        raise MemoryError(f"{op}: no memory for the tap offsets")
+    cdef void* px = data(x) if need_dw else NULL
+    cdef void* pw_ = data(w) if need_dx else NULL
+    cdef void* pdx = data(dx) if need_dx else NULL
+    cdef void* pwt = data(wt) if need_dx else NULL
+    cdef void* pdw = data(dw_parts) if need_dw else NULL
+    cdef void* pdb = data(db_parts) if need_db else NULL
+    cdef void* pdy = data(dy)
+    cdef void* pwork = data(work)
+    cdef void* pdw_out = data(dw_out) if need_dw else NULL
+    cdef void* pdb_out = data(db_out) if need_db else NULL
     with nogil:
-        if need_dx:
-            rotated_transpose(&w[0, 0], &s, wtptr)
-        if parallel:
-            for n in prange(N, schedule='static', num_threads=num_threads):
-                t = threadid()
-                backward_image(xptr + n * image if need_dw else NULL, wtptr, &dy[n, 0, 0, 0],
-                               dxptr + n * image if need_dx else NULL,
-                               dwptr + t * pstride if need_dw else NULL,
-                               dbptr + t * bstride if fuse_db else NULL,
-                               &work[0, 0] + t * stride, off_x, off_dy, &s, need_dx, need_dw)
+        if typenum == cnp.NPY_FLOAT32:
+            backward_all(<const float*>px, <const float*>pw_, <const float*>pdy, <float*>pdx,
+                         <float*>pdw, <float*>pdb, <float*>pwork, stride, <float*>pwt, N,
+                         off_x, off_dy, &s, need_dx, need_dw, parallel, num_threads)
         else:
-            for n in range(N):
-                backward_image(xptr + n * image if need_dw else NULL, wtptr, &dy[n, 0, 0, 0],
-                               dxptr + n * image if need_dx else NULL, dwptr, dbptr, &work[0, 0],
-                               off_x, off_dy, &s, need_dx, need_dw)
+            backward_all(<const double*>px, <const double*>pw_, <const double*>pdy,
+                         <double*>pdx, <double*>pdw, <double*>pdb, <double*>pwork, stride,
+                         <double*>pwt, N, off_x, off_dy, &s, need_dx, need_dw, parallel,
+                         num_threads)
     free(off_x)
     free(off_dy)
+    if buffers > 1:
+        with nogil:
+            if typenum == cnp.NPY_FLOAT32:
+                if need_dw:
+                    sum_rows(<const float*>pdw, buffers, size, <float*>pdw_out)
+                if need_db:
+                    sum_rows(<const float*>pdb, buffers, K, <float*>pdb_out)
+            else:
+                if need_dw:
+                    sum_rows(<const double*>pdw, buffers, size, <double*>pdw_out)
+                if need_db:
+                    sum_rows(<const double*>pdb, buffers, K, <double*>pdb_out)
+    return dx, dw_out, db_out
 
 
 def variants():

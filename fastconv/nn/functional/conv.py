@@ -347,44 +347,23 @@ def _direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool 
 
 def _direct_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray], out_shape,
                            g: ConvGeometry, plan: "DirectPlan") -> np.ndarray:
-    """y = conv2d(x, w2) (+ bias) on the implicit-GEMM path (w2: the (K, C·kh·kw) weight)."""
-    y = np.empty(out_shape, dtype=x.dtype)
-    work = np.empty((plan.buffers, plan.forward), dtype=x.dtype)
-    has_bias = bias is not None
-    _direct.direct_forward(x, w2, bias if has_bias else _dummy(x.dtype, 1), has_bias, y, work,
-                           g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, plan.parallel, plan.threads)
-    return y
+    """y = conv2d(x, w2) (+ bias) on the implicit-GEMM path (w2: the (K, C·kh·kw) weight); the
+    kernel allocates y and its scratch."""
+    return _direct.direct_forward(x, w2, bias, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, out_shape[2],
+                                  out_shape[3], plan.parallel, plan.threads)
 
 
 def _direct_backward_kernel(x, w2, dy: np.ndarray, image_shape, weight_shape, g: ConvGeometry,
                             need_dx: bool, need_dw: bool, need_db: bool, plan: "DirectPlan"):
-    """(dx, dw, db) on the implicit-GEMM path in one kernel call; skipped ones are None (db is
+    """(dx, dw, db) on the implicit-GEMM path in one kernel call (which allocates them, its
+    scratch and, with several threads, the dW/db partials); skipped ones are None (db is
     computed only with dw). x is read only for dw, w2 only for dx. ``plan`` is the forward's
-    (both gradients): a call needing one gets its own, smaller one."""
-    dtype = dy.dtype
+    (both gradients): a call needing one gets its own."""
     if not (need_dx and need_dw):
         plan = _direct_plan(image_shape, dy.shape[1], g, need_dx, need_dw)
-    k, size = weight_shape[0], plan.weight_size
-    need_db = need_db and need_dw
-    if plan.buffers == 1:  # the kernel writes the gradients themselves (no partials to sum)
-        dw = np.zeros(weight_shape, dtype=dtype) if need_dw else None
-        db = np.zeros(k, dtype=dtype) if need_db else None
-        dw_parts = dw.reshape(1, size) if need_dw else _dummy(dtype, 2)
-        db_parts = db.reshape(1, k) if need_db else _dummy(dtype, 2)
-    else:
-        dw_parts = np.zeros((plan.buffers, size), dtype=dtype) if need_dw else _dummy(dtype, 2)
-        db_parts = np.zeros((plan.buffers, k), dtype=dtype) if need_db else _dummy(dtype, 2)
-    dx = np.empty(image_shape, dtype=dtype) if need_dx else _dummy(dtype, 4)
-    work = np.empty((plan.buffers, plan.backward), dtype=dtype)
-    filt = np.empty(plan.filter, dtype=dtype) if need_dx else _dummy(dtype, 1)
-    n, c, h, w = image_shape
-    _direct.direct_backward(x if need_dw else _dummy(dtype, 4), w2 if need_dx else _dummy(dtype, 2),
-                            dy, dx, dw_parts, db_parts, need_db, work, filt, need_dx, need_dw,
-                            c, h, w, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, plan.parallel, plan.threads)
-    if plan.buffers > 1:
-        dw = dw_parts.sum(axis=0).reshape(weight_shape) if need_dw else None
-        db = db_parts.sum(axis=0) if need_db else None
-    return (dx if need_dx else None), dw, db
+    _, c, h, w = image_shape
+    return _direct.direct_backward(x, w2, dy, c, h, w, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw,
+                                   need_dx, need_dw, need_db, plan.parallel, plan.threads)
 
 
 def _direct_backward_workspace(image_shape, weight_shape, g: ConvGeometry, itemsize: int) -> int:
