@@ -197,6 +197,11 @@ def _deliver_to_leaf(node, i, leaf, g, grads_in, grads_out) -> None:
     data = leaf.data
     if type(g) is np.ndarray and g.shape == data.shape and g.dtype == data.dtype:
         checked = g  # what _check_grad would return, without the call
+        if (leaf.grad is None and leaf._hooks is None and leaf._post_hooks is None
+                and g.flags.writeable and _fresh(g, grads_in, grads_out)):
+            # what _accumulate_leaf(leaf, g, owned=True) does here, without the call
+            leaf.grad = (_function._tensor_type or _Tensor())._wrap(g)
+            return
     else:
         checked = _check_grad(node, i, g, data.shape, data.dtype)
     # Only a first gradient can be kept, so accumulation skips the scan (a False is always safe: a copy).

@@ -516,10 +516,13 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 # ---- Functions -------------------------------------------------------------------------------
 
 def _path_settings():
-    """The module switches and thresholds the path choice reads (tests change them)."""
-    return (_WINOGRAD, _DIRECT, _SMALL_DEPTH, _PACKED_SGEMM, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES,
-            WINOGRAD_NARROW_CHANNELS, WINOGRAD_NARROW_MIN_PIXELS, DIRECT_MIN_CHANNELS, DIRECT_MAX_DEPTH,
-            DIRECT_MAX_K, SMALL_DEPTH, SMALL_DEPTH_NARROW, SMALL_NARROW_K)
+    """The thread count and the module switches and thresholds the path choice and the plans read
+    (tests change them)."""
+    return (_omp.get_max_threads(), _WINOGRAD, _DIRECT, _SMALL_DEPTH, _PACKED_SGEMM,
+            WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, WINOGRAD_NARROW_CHANNELS,
+            WINOGRAD_NARROW_MIN_PIXELS, DIRECT_MIN_CHANNELS, DIRECT_MAX_DEPTH, DIRECT_MAX_K,
+            SMALL_DEPTH, SMALL_DEPTH_NARROW, SMALL_NARROW_K, MIN_FLOPS_PER_THREAD,
+            COLUMN_BLOCK_ELEMENTS, WINOGRAD_BLOCK_ELEMENTS)
 
 
 @_memoized_plan
@@ -531,11 +534,28 @@ def _memoized_path(image_shape, weight_shape, g: ConvGeometry, settings):
     return ("small" if _use_small_depth(image_shape, weight_shape[0], g) else "gemm"), None
 
 
+# The last path chosen for each geometry object, by id: (geometry, image shape, weight shape,
+# settings, (path, plan)). conv2d hands the same geometry object to every call it validated
+# before, so this finds the choice without hashing the shapes, the geometry and the settings
+# (~1.2 µs, the memo's key, next to ~0.4 µs for these comparisons). The entry holds the geometry,
+# so its id is not reused while the entry lives.
+_PATHS: dict = {}
+
+
 def _conv_path(image_shape, weight_shape, g: ConvGeometry):
     """(path, plan) of conv2d: 'winograd', 'direct' (implicit GEMM, with its DirectPlan), 'small'
     (im2col with the shallow loops) or 'gemm' (im2col + GEMM), in that order of preference;
     memoized with the settings."""
-    return _memoized_path(image_shape, weight_shape, g, _path_settings())
+    settings = _path_settings()
+    entry = _PATHS.get(id(g))
+    if (entry is not None and entry[0] is g and entry[1] == image_shape and entry[2] == weight_shape
+            and entry[3] == settings):
+        return entry[4]
+    result = _memoized_path(image_shape, weight_shape, g, settings)
+    if len(_PATHS) >= _PLAN_CACHE_SIZE:
+        _PATHS.clear()
+    _PATHS[id(g)] = (g, image_shape, weight_shape, settings, result)
+    return result
 
 
 class Conv2dFunction(Function):
@@ -767,27 +787,22 @@ def _conv_padding(op: str, padding, kernel, stride, dilation):
 
 # Geometries of validated conv2d calls, keyed on everything the validation reads (shapes, dtypes,
 # options): a training loop repeats a few calls, and validating one costs ~10 µs of Python, a
-# lot next to a batch-1 convolution. Only plain options are keys (see _plain_option), so a bool
+# lot next to a batch-1 convolution. Only plain options are keys (see _validated_key), so a bool
 # never hits the entry of the int it equals.
 _VALIDATED: dict = {}
 _VALIDATED_SIZE = 512
 
 
-def _plain_option(value) -> bool:
-    """An int, a pair of ints, or a string: the option values that can key _VALIDATED."""
-    kind = type(value)
-    if kind is int or kind is str:
-        return True
-    return kind is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
-
-
 def _validated_key(input, weight, bias, options):
-    """The _VALIDATED key of a call with Tensor operands and plain options, else None."""
+    """The _VALIDATED key of a call with Tensor operands and plain options (ints, pairs of ints,
+    strings: a bool never hits the entry of the int it equals), else None."""
     if not (isinstance(input, Tensor) and isinstance(weight, Tensor)
             and (bias is None or isinstance(bias, Tensor))):
         return None
     for value in options:
-        if not _plain_option(value):
+        kind = type(value)
+        if kind is not int and kind is not str and not (
+                kind is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int):
             return None
     x, w = input.data, weight.data
     return (x.shape, x.dtype, w.shape, w.dtype,
