@@ -96,8 +96,35 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
         Py_ssize_t r = L - p0 < BLK ? L - p0 : BLK;                                          \
         Py_ssize_t m = 0;                                                                    \
         if (r == BLK) {                                                                      \
-            /* three rows at a time (12 sums in registers, each B vector loaded once for three \
-               FMAs), then pairs and a last single row; 4 rows go as two pairs */            \
+            /* with 32 vector registers (64-byte vectors) four rows at a time (16 sums, each B  \
+               vector loaded once for four FMAs: 1×3×32×32→16 forward loop 9.5 → 9.1–9.3 µs on \
+               Zen 4); then three rows at a time (12 sums in registers, each B vector loaded   \
+               once for three FMAs), then pairs and a last single row; 4 rows go as two pairs */ \
+            if (sizeof(VT) == 64) for (; M - m >= 4; m += 4) {                               \
+                const REAL *a0 = A + m * as_m, *a1 = a0 + as_m, *a2 = a1 + as_m, *a3 = a2 + as_m; \
+                REAL *c0 = C + m * ldc + p0, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;  \
+                VT x0, x1, x2, x3, y0, y1, y2, y3, z0, z1, z2, z3, u0, u1, u2, u3;           \
+                FC_NN_TILE_INIT(VT, c0, m, x0, x1, x2, x3)                                   \
+                FC_NN_TILE_INIT(VT, c1, m + 1, y0, y1, y2, y3)                               \
+                FC_NN_TILE_INIT(VT, c2, m + 2, z0, z1, z2, z3)                               \
+                FC_NN_TILE_INIT(VT, c3, m + 3, u0, u1, u2, u3)                               \
+                for (Py_ssize_t t = 0; t < T; t++) {                                         \
+                    const REAL* b = ROW(t) + p0;                                             \
+                    REAL w0 = a0[t * as_t], w1 = a1[t * as_t], w2 = a2[t * as_t], w3 = a3[t * as_t]; \
+                    VT v = FC_LD(VT, b); FC_KEEP(v);                                         \
+                    x0 += w0 * v; y0 += w1 * v; z0 += w2 * v; u0 += w3 * v;                  \
+                    v = FC_LD(VT, b + VL); FC_KEEP(v);                                       \
+                    x1 += w0 * v; y1 += w1 * v; z1 += w2 * v; u1 += w3 * v;                  \
+                    v = FC_LD(VT, b + 2 * VL); FC_KEEP(v);                                   \
+                    x2 += w0 * v; y2 += w1 * v; z2 += w2 * v; u2 += w3 * v;                  \
+                    v = FC_LD(VT, b + 3 * VL); FC_KEEP(v);                                   \
+                    x3 += w0 * v; y3 += w1 * v; z3 += w2 * v; u3 += w3 * v;                  \
+                }                                                                            \
+                FC_NN_TILE_STORE(VT, c0, x0, x1, x2, x3)                                     \
+                FC_NN_TILE_STORE(VT, c1, y0, y1, y2, y3)                                     \
+                FC_NN_TILE_STORE(VT, c2, z0, z1, z2, z3)                                     \
+                FC_NN_TILE_STORE(VT, c3, u0, u1, u2, u3)                                     \
+            }                                                                                \
             for (; M - m >= 3 && M - m != 4; m += 3) {                                       \
                 const REAL *a0 = A + m * as_m, *a1 = a0 + as_m, *a2 = a1 + as_m;             \
                 REAL *c0 = C + m * ldc + p0, *c1 = c0 + ldc, *c2 = c1 + ldc;                 \
