@@ -5,9 +5,11 @@ With stride 1, row t = (c, i, j) of the column matrix that im2col would build is
 run of the zero-padded image (C, Hp, Wp), starting at off[t] = c·Hp·Wp + i·dh·Wp + j·dw, when
 the output pixels are numbered in the padded width, q = oy·Wp + ox. So
 
-* forward: y = W·cols reads the padded image in place (the shallow loops of _shallow.h with a
-  row-offset table); the output comes out as K rows of (Ho − 1)·Wp + Wo pixels, whose
-  Wp − Wo extra pixels per image row are dropped when it is copied into y;
+* forward: y = W·cols with the output pixels numbered q = oy·Wo + ox instead, reading kw
+  shifted copies of the image, V_j[c, r, col] = x[c, r − ph, col + j·dw − pw] (zeros outside x,
+  Ho + dh·(kh − 1) rows of Wo columns), where row t = (c, i, j) of cols starts at row i·dh of
+  V_j: the loops write y itself, nothing to crop (1×3×32×32→16 forward kernel 0.87–0.91 of
+  the padded-image scheme's time, alternated in one process on Zen 4);
 * dW (and db) = dY·colsᵀ with dY widened to Wp columns, zeros in the extra ones;
 * dX is the stride-1 convolution of dY, zero-padded by d·(k − 1) − p, with the filter
   transposed and rotated by 180° (needs p ≤ d·(k − 1), checked by the caller).
@@ -90,12 +92,12 @@ cdef extern from *:
             }                                                                                   \
         }                                                                                       \
     }
-    /* dst (channels, rows, width) = the first width elements of src's rows (row stride
-       src_width, channel stride src_plane). */
+    /* dst (channels, rows, width; channel stride dst_plane) = the first width elements of
+       src's rows (row stride src_width, channel stride src_plane). */
     #define FC_CROP_BODY(REAL, VT) {                                                            \
         for (Py_ssize_t c = 0; c < channels; c++)                                               \
             for (Py_ssize_t r = 0; r < rows; r++) {                                             \
-                REAL* d = dst + (c * rows + r) * width;                                         \
+                REAL* d = dst + c * dst_plane + r * width;                                      \
                 const REAL* s = src + c * src_plane + r * src_width;                            \
                 FC_COPY_ROW(REAL, VT, d, s, width)                                              \
             }                                                                                   \
@@ -104,8 +106,9 @@ cdef extern from *:
         Py_ssize_t top, Py_ssize_t left, Py_ssize_t Hp, Py_ssize_t Wp, REAL* dst)
     #define FC_PAD_ARGS (src, C, H, W, top, left, Hp, Wp, dst)
     #define FC_CROP_PARAMS(REAL) (const REAL* src, Py_ssize_t channels, Py_ssize_t rows,           \
-        Py_ssize_t width, Py_ssize_t src_width, Py_ssize_t src_plane, REAL* dst)
-    #define FC_CROP_ARGS (src, channels, rows, width, src_width, src_plane, dst)
+        Py_ssize_t width, Py_ssize_t src_width, Py_ssize_t src_plane, REAL* dst,                 \
+        Py_ssize_t dst_plane)
+    #define FC_CROP_ARGS (src, channels, rows, width, src_width, src_plane, dst, dst_plane)
     FC_DISPATCH(fc_pad_f, FC_PAD_BODY, float, fc_vf, FC_PAD_PARAMS(float), FC_PAD_ARGS)
     FC_DISPATCH(fc_pad_d, FC_PAD_BODY, double, fc_vd, FC_PAD_PARAMS(double), FC_PAD_ARGS)
     FC_DISPATCH(fc_crop_f, FC_CROP_BODY, float, fc_vf, FC_CROP_PARAMS(float), FC_CROP_ARGS)
@@ -131,9 +134,11 @@ cdef extern from *:
     void fc_pad_d(const double* src, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t top,
                   Py_ssize_t left, Py_ssize_t Hp, Py_ssize_t Wp, double* dst) noexcept nogil
     void fc_crop_f(const float* src, Py_ssize_t channels, Py_ssize_t rows, Py_ssize_t width,
-                   Py_ssize_t src_width, Py_ssize_t src_plane, float* dst) noexcept nogil
+                   Py_ssize_t src_width, Py_ssize_t src_plane, float* dst,
+                   Py_ssize_t dst_plane) noexcept nogil
     void fc_crop_d(const double* src, Py_ssize_t channels, Py_ssize_t rows, Py_ssize_t width,
-                   Py_ssize_t src_width, Py_ssize_t src_plane, double* dst) noexcept nogil
+                   Py_ssize_t src_width, Py_ssize_t src_plane, double* dst,
+                   Py_ssize_t dst_plane) noexcept nogil
 
 
 cdef inline void direct_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
@@ -173,19 +178,22 @@ cdef inline void pad_into(const floating* src, const Frame* f, floating* dst) no
 
 cdef inline void crop_rows(const floating* src, Py_ssize_t channels, Py_ssize_t rows,
                            Py_ssize_t width, Py_ssize_t src_width, Py_ssize_t src_plane,
-                           floating* dst) noexcept nogil:
-    """dst (channels, rows, width) = the first ``width`` columns of src's rows (row stride
-    src_width, channel stride src_plane): the implicit GEMM's output without its extra columns."""
+                           floating* dst, Py_ssize_t dst_plane) noexcept nogil:
+    """dst (channels, rows, width; channel stride dst_plane) = the first ``width`` columns of
+    src's rows (row stride src_width, channel stride src_plane): the implicit GEMM's output
+    without its extra columns."""
     if floating is float:
-        fc_crop_f(src, channels, rows, width, src_width, src_plane, dst)
+        fc_crop_f(src, channels, rows, width, src_width, src_plane, dst, dst_plane)
     else:
-        fc_crop_d(src, channels, rows, width, src_width, src_plane, dst)
+        fc_crop_d(src, channels, rows, width, src_width, src_plane, dst, dst_plane)
 
 
 cdef struct Shape:
     Py_ssize_t C, H, W, K, kh, kw, ph, pw, dh, dw, Ho, Wo
     Py_ssize_t Hp, Wp      # the padded input: Ho + dh·(kh − 1), Wo + dw·(kw − 1)
     Py_ssize_t Hq, Wq      # the padded dY of the dX pass: H + dh·(kh − 1), W + dw·(kw − 1)
+    Py_ssize_t Hv          # rows of the forward's shifted copies V_j: Ho + dh·(kh − 1)
+    Py_ssize_t L, T        # output pixels per channel (Ho·Wo) and taps (C·kh·kw)
 
 
 cdef Shape make_shape(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t kh,
@@ -196,6 +204,7 @@ cdef Shape make_shape(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py
     s.dh = dh; s.dw = dw; s.Ho = Ho; s.Wo = Wo
     s.Hp = Ho + dh * (kh - 1); s.Wp = Wo + dw * (kw - 1)
     s.Hq = H + dh * (kh - 1); s.Wq = W + dw * (kw - 1)
+    s.Hv = Ho + dh * (kh - 1); s.L = Ho * Wo; s.T = C * kh * kw
     return s
 
 
@@ -214,12 +223,29 @@ cdef Py_ssize_t* tap_offsets(Py_ssize_t channels, Py_ssize_t kh, Py_ssize_t kw, 
     return off
 
 
+cdef Py_ssize_t* copy_offsets(const Shape* s) noexcept nogil:
+    """off[(c·kh + i)·kw + j] = (j·C + c)·Hv·Wo + i·dh·Wo: where tap (c, i, j)'s row of the
+    column matrix starts in the forward's shifted copies (malloc'ed; NULL if out of memory)."""
+    cdef Py_ssize_t c, i, j, t = 0
+    cdef Py_ssize_t* off = <Py_ssize_t*>malloc(max(s.T, 1) * sizeof(Py_ssize_t))
+    if off == NULL:
+        return NULL
+    for c in range(s.C):
+        for i in range(s.kh):
+            for j in range(s.kw):
+                off[t] = (j * s.C + c) * s.Hv * s.Wo + i * s.dh * s.Wo
+                t += 1
+    return off
+
+
 # ---- scratch layout (per thread) --------------------------------------------------------------
-# The loops run over whole blocks of columns (4 vectors: at most SLACK elements): the wide
-# outputs have rows of round_up(L, SLACK) elements and the padded images SLACK zeros after
-# them, which only the dropped columns of the last block read. So the loops never take their
-# slow partial-block path. They compute round_up(L, block) columns for the variant in use, so
-# small images do not pay for the widest block; the layout does not depend on the variant.
+# The loops run over whole blocks of columns (4 vectors: at most SLACK elements): the
+# backward's wide outputs have rows of round_up(L, SLACK) elements, the forward's last partial
+# block goes to a tail buffer of SLACK columns, and the padded images and shifted copies have
+# SLACK zeros after them, which only the dropped columns of a last block read. So the loops
+# never take their slow partial-block path. They compute round_up(L, block) columns for the
+# variant in use, so small images do not pay for the widest block; the layout does not depend
+# on the variant.
 DEF SLACK = 64
 
 
@@ -232,19 +258,21 @@ cdef inline Py_ssize_t computed(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogi
     return round_up(n, fc_block_columns(itemsize))
 
 
-cdef inline Py_ssize_t forward_columns(const Shape* s) noexcept nogil:
-    """Row length of the wide forward output: (Ho − 1)·Wp + Wo pixels, rounded up."""
-    return round_up((s.Ho - 1) * s.Wp + s.Wo, SLACK)
-
-
 cdef inline Py_ssize_t dx_columns(const Shape* s) noexcept nogil:
     """Row length of the wide dX: (H − 1)·Wq + W pixels, rounded up."""
     return round_up((s.H - 1) * s.Wq + s.W, SLACK)
 
 
+cdef inline Py_ssize_t copies_size(const Shape* s) noexcept nogil:
+    """The forward's kw shifted copies of one image."""
+    return s.kw * s.C * s.Hv * s.Wo
+
+
 cdef Py_ssize_t forward_scratch(const Shape* s) noexcept nogil:
-    """Padded input (+ slack) and the wide output."""
-    return s.C * s.Hp * s.Wp + SLACK + s.K * forward_columns(s)
+    """The shifted copies (+ slack) and the tail block of y: whole blocks of columns go
+    straight into y, a last partial one through this buffer (K rows of SLACK), so nothing is
+    written past a row of y."""
+    return copies_size(s) + SLACK + s.K * SLACK
 
 
 cdef bint dw_reads_padded_dy(const Shape* s, bint need_dx) noexcept nogil:
@@ -341,18 +369,31 @@ cdef int check_geometry(str op, int kh, int kw, int dh, int dw, Py_ssize_t out_h
 
 # ---- forward ------------------------------------------------------------------------------------
 
+cdef void shifted_copies(const floating* x, const Shape* s, floating* v) noexcept nogil:
+    """v = the kw shifted copies V_j of image x (C, H, W), then SLACK zeros (read only by a
+    last block's dropped columns)."""
+    cdef Py_ssize_t j, size = s.C * s.Hv * s.Wo
+    for j in range(s.kw):
+        if floating is float:
+            fc_pad_f(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hv, s.Wo, v + j * size)
+        else:
+            fc_pad_d(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hv, s.Wo, v + j * size)
+    memset(v + s.kw * size, 0, SLACK * sizeof(floating))
+
+
 cdef void forward_image(const floating* x, const floating* w, const floating* bias, floating* y,
                         floating* scratch, const Py_ssize_t* off, const Shape* s) noexcept nogil:
-    cdef Frame f
-    cdef Py_ssize_t image = s.C * s.Hp * s.Wp, ldc = forward_columns(s)
-    cdef floating* xp = scratch
-    cdef floating* wide = scratch + image + SLACK
-    f.C = s.C; f.H = s.H; f.W = s.W; f.top = s.ph; f.left = s.pw; f.Hp = s.Hp; f.Wp = s.Wp
-    pad_into(x, &f, xp)
-    memset(xp + image, 0, SLACK * sizeof(floating))
-    direct_nn(s.K, s.C * s.kh * s.kw, computed((s.Ho - 1) * s.Wp + s.Wo, sizeof(floating)), w,
-              s.C * s.kh * s.kw, 1, xp, off, bias, wide, ldc)
-    crop_rows(wide, s.K, s.Ho, s.Wo, s.Wp, ldc, y)
+    """y (K, Ho·Wo) = w·cols + bias for one image: whole blocks of columns straight into y, a
+    last partial block through the tail buffer."""
+    cdef floating* v = scratch
+    cdef floating* tail = scratch + copies_size(s) + SLACK
+    cdef Py_ssize_t block = fc_block_columns(sizeof(floating)), full = s.L - s.L % block
+    shifted_copies(x, s, v)
+    if full > 0:
+        direct_nn(s.K, s.T, full, w, s.T, 1, v, off, bias, y, s.L)
+    if full < s.L:
+        direct_nn(s.K, s.T, block, w, s.T, 1, v + full, off, bias, tail, SLACK)
+        crop_rows(tail, s.K, 1, s.L - full, SLACK, SLACK, y + full, s.L)
 
 
 cdef void forward_all(const floating* x, const floating* w, const floating* bias, floating* y,
@@ -389,7 +430,7 @@ def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, P
     if N == 0 or K == 0:
         return y
     cdef cnp.ndarray work = new_array((buffers, stride), typenum, False)
-    cdef Py_ssize_t* off = tap_offsets(s.C, kh, kw, dh, dw, s.Hp, s.Wp)
+    cdef Py_ssize_t* off = copy_offsets(&s)
     if off == NULL:
         raise MemoryError(f"{op}: no memory for the tap offsets")
     cdef void* px = data(x)
@@ -452,7 +493,7 @@ cdef void backward_image(const floating* x, const floating* wt, const floating* 
         T = s.K * s.kh * s.kw
         direct_nn(s.C, T, computed((s.H - 1) * s.Wq + s.W, sizeof(floating)), wt, T, 1, dyp,
                   off_dy, NULL, rest, dx_columns(s))
-        crop_rows(rest, s.C, s.H, s.W, s.Wq, dx_columns(s), dx)
+        crop_rows(rest, s.C, s.H, s.W, s.Wq, dx_columns(s), dx, s.H * s.W)
 
 
 cdef void backward_all(const floating* x, const floating* w, const floating* dy, floating* dx,
