@@ -106,7 +106,10 @@ def run_backward(tensors: Sequence, grads: Sequence[np.ndarray], retain_graph: b
 def _propagate(tensors, grads, retain_graph: bool) -> None:
     buffers, roots = _seed_buffers(tensors, grads)
     deps = _count_dependencies(roots)
-    ready = [r for r in roots if r not in deps]
+    ready = []
+    for r in roots:  # a loop, not a comprehension: Python 3.11 makes a frame for one
+        if r not in deps:
+            ready.append(r)
     while ready:
         node = ready.pop()
         grads_out = buffers.pop(node, None)

@@ -564,12 +564,15 @@ class Conv2dFunction(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, geometry: ConvGeometry = None):
         g = geometry
-        x = _contiguous(x)
-        w2 = _contiguous(weight).reshape(weight.shape[0], -1)
-        if bias is not None:
-            bias = _contiguous(bias)
-        out_shape = (x.shape[0], weight.shape[0], g.out_h, g.out_w)
-        path, ctx.plan = _conv_path(x.shape, weight.shape, g)
+        # contiguity checked inline: three calls of _contiguous cost ~0.15 µs of a batch-1 call
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        w2 = (weight if weight.flags.c_contiguous else np.ascontiguousarray(weight)).reshape(weight.shape[0], -1)
+        if bias is not None and not bias.flags.c_contiguous:
+            bias = np.ascontiguousarray(bias)
+        image_shape = x.shape
+        out_shape = (image_shape[0], weight.shape[0], g.out_h, g.out_w)
+        path, ctx.plan = _conv_path(image_shape, weight.shape, g)
         ctx.winograd, ctx.direct, ctx.small_depth = path == "winograd", path == "direct", path == "small"
         if ctx.winograd:
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
@@ -580,7 +583,7 @@ class Conv2dFunction(Function):
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
         ctx.geometry = g
-        ctx.image_shape = x.shape
+        ctx.image_shape = image_shape
         ctx.weight_shape = weight.shape
         return y
 
@@ -643,7 +646,8 @@ class Conv2dFunction(Function):
     def backward(ctx, dy):
         x, w2 = ctx.saved_tensors
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
-        dy = _contiguous(dy)
+        if not dy.flags.c_contiguous:
+            dy = np.ascontiguousarray(dy)
         dx = dw = db = None
         if ctx.winograd:
             g, ws = ctx.geometry, ctx.weight_shape
