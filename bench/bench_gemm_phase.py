@@ -10,8 +10,9 @@ the per-core rate at any thread count), through the same row-major wrapper the k
 - Winograd path (3×3 stride 1, when the dispatch rule takes it): the 16 products per block
   U_ξ (K×C) · V_ξ (C×tiles); the forward passes call the micro-kernel on pre-packed panels, so the
   rate here (packing included) is a lower bound of theirs;
-- implicit-GEMM path (shallow stride-1 convolutions): its three loops (``shallow_product``) on
-  the padded image and padded dY, over the columns they compute (the output numbered in the padded
+- implicit-GEMM path (shallow stride-1 convolutions): its three loops (``shallow_product``):
+  the forward on the kw shifted image copies over the Ho·Wo output pixels; dW and dX on the
+  padded image and padded dY over the columns they compute (the output numbered in the padded
   width, rounded up to whole blocks; the extra columns count as work done, so this is the loops'
   rate, not the useful rate, which is Ho·Wo / L of it).
 
@@ -53,13 +54,20 @@ def _product(trans_a: bool, trans_b: bool, m: int, n: int, k: int):
 
 
 def _implicit_product(label: str, transposed: bool, m: int, taps: int, channels: int, kernel: int,
-                      height: int, width: int, columns: int):
+                      height: int, width: int, columns: int, shifted: bool = False):
     """(callable, flops) of one implicit-GEMM loop: ``taps`` rows of a padded (channels, height,
-    width) image at the conv's tap offsets, ``columns`` wide, against an m-row matrix."""
+    width) image at the conv's tap offsets, or with ``shifted`` of its kernel shifted copies (each
+    (channels, height, width)), ``columns`` wide, against an m-row matrix."""
     rng = np.random.default_rng(0)
-    offsets = np.array([(c * height + i) * width + j for c in range(channels) for i in range(kernel)
-                        for j in range(kernel)], dtype=np.intp)
-    b = rng.standard_normal(channels * height * width + 64, dtype=np.float32)
+    if shifted:
+        offsets = [((j * channels + c) * height + i) * width for c in range(channels)
+                   for i in range(kernel) for j in range(kernel)]
+    else:
+        offsets = [(c * height + i) * width + j for c in range(channels) for i in range(kernel)
+                   for j in range(kernel)]
+    offsets = np.array(offsets, dtype=np.intp)
+    copies = kernel if shifted else 1
+    b = rng.standard_normal(copies * channels * height * width + 64, dtype=np.float32)
     a = rng.standard_normal((m, columns) if transposed else (m, taps), dtype=np.float32)
     c = np.zeros((m, taps) if transposed else (m, columns), dtype=np.float32)
     inner = max(1, int(2e8 // (2.0 * m * taps * columns)))
@@ -93,7 +101,8 @@ def _phases(n, c, h, k, f, s, p):
         cols = -(-((out - 1) * hp + out) // 64) * 64
         dx_cols = -(-((h - 1) * hq + h) // 64) * 64
         depth = c * f * f
-        return "implicit", [("fwd W.x_pad", (False, k, depth, c, f, hp, hp, cols)),
+        fwd_cols = out * out - (out * out) % 64   # whole blocks (a last partial one goes apart)
+        return "implicit", [("fwd W.x_shifted", (False, k, depth, c, f, hp, out, fwd_cols, True)),
                             ("dW dY.x_pad^T", (True, k, depth, c, f, hp, hp, cols)),
                             ("dX W_rot.dY_pad", (False, c, k * f * f, k, f, hq, hq, dx_cols))]
     if _conv._use_small_depth((n, c, h, h), k, g):
@@ -122,8 +131,9 @@ def main() -> None:
             print(f"{label:<26} {path:<9} (no GEMM: register-blocked loops)")
         for name, *spec in gemms:
             if path == "implicit":
-                transposed, m, taps, chans, f, height, width, cols = spec[0]
-                run, flops = _implicit_product(name, transposed, m, taps, chans, f, height, width, cols)
+                transposed, m, taps, chans, f, height, width, cols, *shifted = spec[0]
+                run, flops = _implicit_product(name, transposed, m, taps, chans, f, height, width, cols,
+                                               *shifted)
                 shape = f"{name} [{m}x{cols if not transposed else taps}x{taps if not transposed else cols}]"
             else:
                 ta, tb, m, n, k = spec

@@ -384,7 +384,9 @@ def test_avg_pool2d_matches_torch(torch, cfg, seed, count_include_pad, divisor):
 
 @pytest.mark.parametrize("k,s,p,ceil_mode,cip,div", [
     (2, 2, 0, False, True, None), (3, 2, 1, True, False, None), (3, 1, 1, False, True, 4),
-    ((3, 2), (2, 1), (1, 1), True, True, None)])
+    ((3, 2), (2, 1), (1, 1), True, True, None),
+    # disjoint windows (stride ≥ kernel: each input gets at most one share), with gaps and padding
+    (2, 3, 1, True, True, None), ((1, 2), (2, 3), (0, 1), True, False, None), (2, 2, 1, False, False, 3)])
 def test_avg_pool2d_gradcheck(k, s, p, ceil_mode, cip, div):
     x = fc.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 5)), requires_grad=True)
     assert gradcheck(lambda t: F.avg_pool2d(t, k, s, p, ceil_mode, cip, div), [x])

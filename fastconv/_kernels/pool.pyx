@@ -406,9 +406,13 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
         free(rows)
         free(cols)
         raise MemoryError()
+    cdef bint disjoint = sh >= kh and sw >= kw
     try:
         for p in prange(P, nogil=True, schedule='static'):
             plane = &grad_in[p, 0, 0]
+            if disjoint:
+                _avg_backward_disjoint(&grad_out[p, 0, 0], OH, OW, plane, H, W, rows, cols)
+                continue
             memset(plane, 0, H * W * sizeof(floating))
             for oh in range(OH):
                 ha = rows[oh].lo
@@ -425,6 +429,40 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
     finally:
         free(rows)
         free(cols)
+
+
+cdef void _avg_backward_disjoint(const floating* g, Py_ssize_t OH, Py_ssize_t OW, floating* plane,
+                                 Py_ssize_t H, Py_ssize_t W, const AxisWindow* rows,
+                                 const AxisWindow* cols) noexcept nogil:
+    """One plane's input gradient when no two windows overlap (stride ≥ kernel on both axes):
+    each position gets at most one window's share, so it is written once, zeros where no window
+    reaches, instead of a zeroing pass and a read-modify-write per share (2/2 on 64×64×56×56:
+    the backward ran ~20 ms, most of the fwd+bwd)."""
+    cdef Py_ssize_t oh, ow, h, w, ha, hb, wa, wb, h_done = 0, w_done
+    cdef floating v
+    cdef floating* row
+    for oh in range(OH):
+        ha = min(max(rows[oh].lo, h_done), H)  # clamped: nothing outside the plane is written
+        hb = min(rows[oh].hi, H)
+        if ha > h_done:
+            memset(plane + h_done * W, 0, (ha - h_done) * W * sizeof(floating))
+        for h in range(ha, hb):
+            row = plane + h * W
+            w_done = 0
+            for ow in range(OW):
+                wa = min(max(cols[ow].lo, w_done), W)
+                wb = min(cols[ow].hi, W)
+                for w in range(w_done, wa):
+                    row[w] = 0
+                v = <floating>(g[oh * OW + ow] * rows[oh].scale * cols[ow].scale)
+                for w in range(wa, wb):
+                    row[w] = v
+                w_done = max(w_done, max(wa, wb))
+            for w in range(w_done, W):
+                row[w] = 0
+        h_done = max(h_done, max(ha, hb))
+    if h_done < H:
+        memset(plane + h_done * W, 0, (H - h_done) * W * sizeof(floating))
 
 
 def adaptive_avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out):

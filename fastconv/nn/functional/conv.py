@@ -80,8 +80,8 @@ SMALL_DEPTH = 9
 SMALL_DEPTH_NARROW = 27
 SMALL_NARROW_K = 32
 # Implicit-GEMM ("direct") path (docs/design.md, _kernels/direct.pyx): stride 1, groups 1, shallow
-# depth; the shallow loops read rows of the zero-padded image in place, so there is no column
-# buffer, no col2im, and dX is a direct convolution of padded dY. None = automatic
+# depth; the shallow loops read rows of shifted or zero-padded copies of the image in place, so
+# there is no column buffer, no col2im, and dX is a direct convolution of padded dY. None = automatic
 # (``_use_direct``), True = always when eligible, False = never; forcing ``_SMALL_DEPTH`` also
 # turns the automatic choice off. Rule: C ≥ DIRECT_MIN_CHANNELS, C·kh·kw ≤ DIRECT_MAX_DEPTH,
 # K ≤ DIRECT_MAX_K, and at least as many images as threads when the call runs parallel (images
@@ -619,7 +619,7 @@ class Conv2dFunction(Function):
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
         """Transient bytes of forward beyond its output and saved arrays: one column buffer per
         thread of the forward plan, the transformed filter and V/M buffers on the Winograd path,
-        or the padded image and wide output per thread on the implicit-GEMM path."""
+        or the shifted image copies and tail block per thread on the implicit-GEMM path."""
         g, itemsize = geometry, np.dtype(dtype).itemsize
         n, c = shapes[0][0], shapes[0][1]
         k = shapes[1][0]

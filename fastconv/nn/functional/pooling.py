@@ -46,11 +46,15 @@ def _planes(x: np.ndarray) -> np.ndarray:
 
 
 def _plane_gradient(kernel, grad_out: np.ndarray, input_shape, *geometry) -> np.ndarray:
-    """Input gradient of a pooling whose backward kernel maps output planes to input planes."""
+    """Input gradient of a pooling whose backward kernel maps output planes to input planes.
+
+    Allocated in the input's shape (the kernel writes a planes view of it): a reshaped view
+    returned instead is not fresh for the engine, which then copies it into the leaf's .grad
+    (51 MB per call on 64×64×56×56)."""
     g = _planes(grad_out)
-    grad_in = np.empty((g.shape[0],) + tuple(input_shape[-2:]), dtype=g.dtype)
-    kernel(g, grad_in, *geometry)
-    return grad_in.reshape(input_shape)
+    grad_in = np.empty(input_shape, dtype=g.dtype)
+    kernel(g, grad_in.reshape((g.shape[0],) + tuple(input_shape[-2:])), *geometry)
+    return grad_in
 
 
 def _switch_dtype(input_hw: Sequence[int], return_indices: bool) -> np.dtype:
@@ -182,9 +186,9 @@ class AdaptiveMaxPool2d(Function):
 def _scatter_through_switches(grad_out: np.ndarray, idx: np.ndarray, input_shape) -> np.ndarray:
     """Gradient of a max pool: each output gradient added at its switch, zero elsewhere."""
     g = np.ascontiguousarray(grad_out).reshape(-1, idx.shape[-2] * idx.shape[-1])
-    grad_in = np.empty((g.shape[0], input_shape[-2] * input_shape[-1]), dtype=g.dtype)
-    _pool.scatter_add_planes(g, idx.reshape(g.shape), grad_in)
-    return grad_in.reshape(input_shape)
+    grad_in = np.empty(input_shape, dtype=g.dtype)  # not a view: see _plane_gradient
+    _pool.scatter_add_planes(g, idx.reshape(g.shape), grad_in.reshape(g.shape[0], -1))
+    return grad_in
 
 
 class MaxUnpool2d(Function):
@@ -210,9 +214,9 @@ class MaxUnpool2d(Function):
     def backward(ctx, grad_out):
         (idx,) = ctx.saved_tensors
         g = np.ascontiguousarray(grad_out).reshape(idx.shape[0], -1)
-        grad_in = np.empty(idx.shape, dtype=g.dtype)
-        _pool.gather_planes(g, idx, grad_in)
-        return grad_in.reshape(ctx.input_shape), None
+        grad_in = np.empty(ctx.input_shape, dtype=g.dtype)  # not a view: see _plane_gradient
+        _pool.gather_planes(g, idx, grad_in.reshape(idx.shape))
+        return grad_in, None
 
 
 # ---- average pooling ---------------------------------------------------------------------------
