@@ -12,12 +12,14 @@ from ._args import as_float_tensor
 from ...tensor import Tensor
 
 
-def _product(a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool) -> np.ndarray:
-    """op(a)·op(b) for C-contiguous 2-D arrays of one float dtype."""
+def _product(a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool, shape=None) -> np.ndarray:
+    """op(a)·op(b) for C-contiguous 2-D arrays of one float dtype, allocated in ``shape`` (same
+    size; default (m, n)): a gradient returned as a reshaped view is not fresh for the engine,
+    which then copies it into the leaf's .grad."""
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
-    out = np.empty((m, n), dtype=a.dtype)
-    run_with_kernel_blas(_gemm.matmul, trans_a, trans_b, a, b, out, get_num_threads())
+    out = np.empty((m, n) if shape is None else shape, dtype=a.dtype)
+    run_with_kernel_blas(_gemm.matmul, trans_a, trans_b, a, b, out.reshape(m, n), get_num_threads())
     return out
 
 
@@ -54,7 +56,7 @@ class LinearFunction(Function):
         rows, weight = ctx.saved_tensors
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
         dy_rows = np.ascontiguousarray(dy.reshape(-1, dy.shape[-1]))
-        dx = _product(dy_rows, weight, False, False).reshape(ctx.input_shape) if need_dx else None
+        dx = _product(dy_rows, weight, False, False, ctx.input_shape) if need_dx else None
         dw = None
         if need_dw:
             # also for a single row: the GEMM kernel's K=1 product beats numpy's outer product

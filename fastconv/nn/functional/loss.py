@@ -37,9 +37,10 @@ def _rows(x: np.ndarray) -> np.ndarray:
 
 
 def _unrows(rows: np.ndarray, shape: tuple) -> np.ndarray:
-    """Inverse of ``_rows`` for an array of the original ``shape``."""
+    """Inverse of ``_rows`` for an array of the original ``shape`` (2-D rows come back as they
+    are: a reshaped view would not be fresh for the engine, which would copy it into .grad)."""
     if len(shape) <= 2:
-        return rows.reshape(shape)
+        return rows if rows.shape == tuple(shape) else rows.reshape(shape)
     moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
     return np.moveaxis(rows.reshape(moved), -1, 1)
 
