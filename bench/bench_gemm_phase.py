@@ -8,8 +8,9 @@ the per-core rate at any thread count), through the same row-major wrapper the k
 - im2col path: forward W (K×R) · cols (R×L), dW dY (K×L) · colsᵀ, dX Wᵀ (R×K) · dY (K×L),
   with R = C·kh·kw and L the output pixels of a column block;
 - Winograd path (3×3 stride 1, when the dispatch rule takes it): the 16 products per block
-  U_ξ (K×C) · V_ξ (C×tiles); the forward passes call the micro-kernel on pre-packed panels, so the
-  rate here (packing included) is a lower bound of theirs;
+  U_ξ (K×C) · V_ξ (C×tiles), through the wrapper (packing included: the dW pass) and, for
+  float32 on a CPU with the packed sgemm, on pre-packed panels as the forward passes (forward,
+  dX) run them (``packed``);
 - implicit-GEMM path (shallow stride-1 convolutions): its three loops (``shallow_product``):
   the forward on the kw shifted image copies over the Ho·Wo output pixels; dW and dX on the
   padded image and padded dY over the columns they compute (the output numbered in the padded
@@ -34,6 +35,7 @@ from cases_conv import CONFIGS  # noqa: E402
 import fastconv as fc  # noqa: E402
 from fastconv._kernels import direct as _direct  # noqa: E402
 from fastconv._kernels import gemm as _gemm  # noqa: E402
+from fastconv._kernels import winograd as _winograd  # noqa: E402
 from fastconv.nn.functional import conv as _conv  # noqa: E402
 
 
@@ -79,6 +81,22 @@ def _implicit_product(label: str, transposed: bool, m: int, taps: int, channels:
     return run, 2.0 * m * taps * columns * inner
 
 
+def _aligned(n: int) -> np.ndarray:
+    """n random float32 values starting on a 64-byte boundary (what the packed kernel loads)."""
+    raw = np.random.default_rng(0).standard_normal(n + 16, dtype=np.float32)
+    start = (-raw.ctypes.data // 4) % 16
+    return raw[start:start + n]
+
+
+def _packed_product(m: int, n: int, k: int):
+    """(callable, flops) of one Winograd product on pre-packed 12-row A and 32-column B panels."""
+    a = _aligned(-(-m // 12) * 12 * k)
+    b = _aligned(-(-n // 32) * 32 * k)
+    c = np.zeros((m, n), dtype=np.float32)
+    inner = max(1, int(2e8 // (2.0 * m * n * k)))
+    return (lambda: _winograd.packed_product(a, b, c, k, inner)), 2.0 * m * n * k * inner
+
+
 def _reference():
     """(callable, flops) of numpy's 1024³ sgemm, timed alternately with each product so that
     load drifting on a shared machine affects both alike."""
@@ -94,7 +112,10 @@ def _phases(n, c, h, k, f, s, p):
     if _conv._use_winograd((n, c, h, h), (k, c, f, f), g):
         plan = _conv._winograd_plan(n, c, k, out, out, 4)
         tiles = plan.block_tiles
-        return "winograd", [(f"16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c)]
+        gemms = [(f"16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c)]
+        if _winograd.panel_layout(True):
+            gemms.append((f"16 x U.V packed", "packed", False, k, tiles, c))
+        return "winograd", gemms
     if _conv._use_direct((n, c, h, h), k, g):
         hp = out + f - 1          # padded input (output numbered in its width)
         hq = h + f - 1            # padded dY of the dX pass
@@ -135,6 +156,10 @@ def main() -> None:
                 run, flops = _implicit_product(name, transposed, m, taps, chans, f, height, width, cols,
                                                *shifted)
                 shape = f"{name} [{m}x{cols if not transposed else taps}x{taps if not transposed else cols}]"
+            elif spec[0] == "packed":
+                _, _, m, n, k = spec
+                run, flops = _packed_product(m, n, k)
+                shape = f"{name} [{m}x{n}x{k}]"
             else:
                 ta, tb, m, n, k = spec
                 run, flops = _product(ta, tb, m, n, k)

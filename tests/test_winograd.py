@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import fastconv as fc
 import fastconv.nn.functional as F
+from fastconv._kernels import winograd as winograd_kernels
 from fastconv.autograd import gradcheck
 from fastconv.nn.functional import conv as conv_module
 from fastconv.nn.functional.conv import Conv2dFunction
@@ -311,3 +312,32 @@ def test_winograd_deep_channels_float32(rng, winograd):
     np.testing.assert_allclose(X.grad.numpy(), dx, rtol=0,
                                atol=16 * eps * (np.abs(dy).max() * np.abs(w).sum(axis=(0, 2, 3)).max() + 1))
     np.testing.assert_allclose(W.grad.numpy(), dw, rtol=0, atol=16 * eps * (np.abs(dy).sum() * np.abs(x).max() + 1))
+
+
+@pytest.mark.skipif(not winograd_kernels.panel_layout(True), reason="no packed sgemm on this CPU")
+@pytest.mark.parametrize("m, n, k", [(64, 224, 32), (13, 33, 5), (1, 1, 300), (25, 70, 257)])
+def test_packed_product_matches_numpy(m, n, k):
+    """The benchmarks' entry to the pre-packed product: 12-row A panels (rows past m zero) and
+    32-column B panels against numpy, edges of both tile sizes and depths past one block."""
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    rows, cols = -(-m // 12) * 12, -(-n // 32) * 32
+    a_pad = np.zeros((rows, k), np.float32)
+    a_pad[:m] = a
+    b_pad = np.zeros((k, cols), np.float32)
+    b_pad[:, :n] = b
+
+    def aligned(values):
+        raw = np.empty(values.size + 16, np.float32)
+        start = (-raw.ctypes.data // 4) % 16
+        raw[start:start + values.size] = values
+        return raw[start:start + values.size]
+
+    a_panels = aligned(a_pad.reshape(rows // 12, 12, k).transpose(0, 2, 1).ravel())
+    b_panels = aligned(b_pad.reshape(k, cols // 32, 32).transpose(1, 0, 2).ravel())
+    c = np.full((m, n), np.nan, np.float32)
+    winograd_kernels.packed_product(a_panels, b_panels, c, k)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="packed_product: expected panels of at least"):
+        winograd_kernels.packed_product(a_panels[:-1], b_panels, c, k)

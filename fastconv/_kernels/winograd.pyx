@@ -433,6 +433,28 @@ cdef void transform_grads(const floating* dy, Py_ssize_t K, Py_ssize_t Ho, Py_ss
 PANEL_ROWS = FC_SGEMM_MR
 
 
+def packed_product(const float[::1] a_panels, const float[::1] b_panels, float[:, ::1] c,
+                   int depth, int repeats=1):
+    """c (m × n) = A·B on pre-packed panels, as the forward passes call the sgemm for each
+    Winograd product (packing excluded), ``repeats`` times: for benchmarks. ``a_panels`` holds A
+    (m × depth) as 12-row panels, ``b_panels`` B (depth × n) as 32-column panels, 64-byte
+    aligned; sizes, alignment and the CPU's support are checked."""
+    cdef int m = c.shape[0], n = c.shape[1], r
+    cdef Py_ssize_t need_a = (m + FC_SGEMM_MR - 1) // FC_SGEMM_MR * FC_SGEMM_MR * depth
+    cdef Py_ssize_t need_b = (n + 31) // 32 * 32 * depth
+    if not fc_sgemm_packed_available():
+        raise ValueError("packed_product: this CPU has no packed sgemm (needs AVX-512 or AVX2+FMA)")
+    if depth < 1 or m < 1 or n < 1 or a_panels.shape[0] < need_a or b_panels.shape[0] < need_b:
+        raise ValueError(f"packed_product: expected panels of at least {need_a} and {need_b} "
+                         f"elements for a {m}×{n} product of depth {depth}, got "
+                         f"{a_panels.shape[0]} and {b_panels.shape[0]}")
+    if (<size_t>&b_panels[0]) % 64 or (<size_t>&a_panels[0]) % 64:
+        raise ValueError("packed_product: expected 64-byte aligned panels")
+    with nogil:
+        for r in range(repeats):
+            fc_sgemm_packed(m, n, depth, &a_panels[0], &b_panels[0], &c[0, 0], n)
+
+
 def panel_layout(bint float32):
     """Whether the forward kernels use the packed-panel layout (fastconv's packed sgemm) for
     this dtype: float32 on a CPU with AVX-512 or AVX2+FMA."""
