@@ -8,18 +8,19 @@ the output pixels are numbered in the padded width, q = oy·Wp + ox. So
 * forward: y = W·cols with the output pixels numbered q = oy·Wo + ox instead, reading kw
   shifted copies of the image, V_j[c, r, col] = x[c, r − ph, col + j·dw − pw] (zeros outside x,
   Ho + dh·(kh − 1) rows of Wo columns), where row t = (c, i, j) of cols starts at row i·dh of
-  V_j: the loops write y itself, nothing to crop (1×3×32×32→16 forward kernel 0.87–0.91 of
+  V_j: the loops write y itself, nothing to crop (1×3×32×32→16 forward kernel 0.87–0.94 of
   the padded-image scheme's time, alternated in one process on Zen 4);
 * dW (and db) = dY·colsᵀ with dY widened to Wp columns, zeros in the extra ones;
 * dX is the stride-1 convolution of dY, zero-padded by d·(k − 1) − p, with the filter
   transposed and rotated by 180° (needs p ≤ d·(k − 1), checked by the caller).
 
 Compared with im2col this saves writing and reading a C·kh·kw times larger column buffer and
-col2im's scatter; the padded copies are the size of one image. Images run in a ``prange`` with
-per-thread scratch and per-thread dW/db partials, or one after another.
+col2im's scatter; the padded copies are the size of one image (the forward's shifted copies kw
+times that). Images run in a ``prange`` with per-thread scratch and per-thread dW/db partials,
+or one after another.
 
-The kernels trust the arrays' shapes (checked in Python) but check the scratch sizes, so they
-never read or write out of bounds.
+The entry points check their arrays (dtype, shape, layout) through the numpy C API and size and
+allocate their own outputs and scratch, so no input makes them read or write out of bounds.
 """
 cimport cython
 from cython cimport floating
