@@ -191,9 +191,9 @@ cdef inline void crop_rows(const floating* src, Py_ssize_t channels, Py_ssize_t 
 
 cdef struct Shape:
     Py_ssize_t C, H, W, K, kh, kw, ph, pw, dh, dw, Ho, Wo
-    Py_ssize_t Hp, Wp      # the padded input: Ho + dh·(kh − 1), Wo + dw·(kw − 1)
+    Py_ssize_t Hp, Wp      # the padded input: Ho + dh·(kh − 1), Wo + dw·(kw − 1); Hp is
+                           # also the rows of the forward's shifted copies (of Wo columns)
     Py_ssize_t Hq, Wq      # the padded dY of the dX pass: H + dh·(kh − 1), W + dw·(kw − 1)
-    Py_ssize_t Hv          # rows of the forward's shifted copies V_j: Ho + dh·(kh − 1)
     Py_ssize_t L, T        # output pixels per channel (Ho·Wo) and taps (C·kh·kw)
 
 
@@ -205,13 +205,17 @@ cdef Shape make_shape(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py
     s.dh = dh; s.dw = dw; s.Ho = Ho; s.Wo = Wo
     s.Hp = Ho + dh * (kh - 1); s.Wp = Wo + dw * (kw - 1)
     s.Hq = H + dh * (kh - 1); s.Wq = W + dw * (kw - 1)
-    s.Hv = Ho + dh * (kh - 1); s.L = Ho * Wo; s.T = C * kh * kw
+    s.L = Ho * Wo; s.T = C * kh * kw
     return s
 
 
-cdef Py_ssize_t* tap_offsets(Py_ssize_t channels, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh,
-                             Py_ssize_t dw, Py_ssize_t height, Py_ssize_t width) noexcept nogil:
-    """off[(c·kh + i)·kw + j] = c·height·width + i·dh·width + j·dw (malloc'ed; NULL if out of memory)."""
+cdef Py_ssize_t* tap_offsets(Py_ssize_t channels, Py_ssize_t kh, Py_ssize_t kw,
+                             Py_ssize_t channel_step, Py_ssize_t row_step,
+                             Py_ssize_t column_step) noexcept nogil:
+    """off[(c·kh + i)·kw + j] = c·channel_step + i·row_step + j·column_step: where tap (c, i, j)'s
+    row of the column matrix starts in a copy of the image (malloc'ed; NULL if out of memory).
+    The padded image (C, Hp, Wp) has steps (Hp·Wp, dh·Wp, dw); the forward's shifted copies
+    (kw, C, Hp, Wo) have (Hp·Wo, dh·Wo, C·Hp·Wo)."""
     cdef Py_ssize_t c, i, j, t = 0
     cdef Py_ssize_t* off = <Py_ssize_t*>malloc(max(channels * kh * kw, 1) * sizeof(Py_ssize_t))
     if off == NULL:
@@ -219,22 +223,7 @@ cdef Py_ssize_t* tap_offsets(Py_ssize_t channels, Py_ssize_t kh, Py_ssize_t kw, 
     for c in range(channels):
         for i in range(kh):
             for j in range(kw):
-                off[t] = c * height * width + i * dh * width + j * dw
-                t += 1
-    return off
-
-
-cdef Py_ssize_t* copy_offsets(const Shape* s) noexcept nogil:
-    """off[(c·kh + i)·kw + j] = (j·C + c)·Hv·Wo + i·dh·Wo: where tap (c, i, j)'s row of the
-    column matrix starts in the forward's shifted copies (malloc'ed; NULL if out of memory)."""
-    cdef Py_ssize_t c, i, j, t = 0
-    cdef Py_ssize_t* off = <Py_ssize_t*>malloc(max(s.T, 1) * sizeof(Py_ssize_t))
-    if off == NULL:
-        return NULL
-    for c in range(s.C):
-        for i in range(s.kh):
-            for j in range(s.kw):
-                off[t] = (j * s.C + c) * s.Hv * s.Wo + i * s.dh * s.Wo
+                off[t] = c * channel_step + i * row_step + j * column_step
                 t += 1
     return off
 
@@ -266,7 +255,7 @@ cdef inline Py_ssize_t dx_columns(const Shape* s) noexcept nogil:
 
 cdef inline Py_ssize_t copies_size(const Shape* s) noexcept nogil:
     """The forward's kw shifted copies of one image."""
-    return s.kw * s.C * s.Hv * s.Wo
+    return s.kw * s.C * s.Hp * s.Wo
 
 
 cdef Py_ssize_t forward_scratch(const Shape* s) noexcept nogil:
@@ -373,12 +362,12 @@ cdef int check_geometry(str op, int kh, int kw, int dh, int dw, Py_ssize_t out_h
 cdef void shifted_copies(const floating* x, const Shape* s, floating* v) noexcept nogil:
     """v = the kw shifted copies V_j of image x (C, H, W), then SLACK zeros (read only by a
     last block's dropped columns)."""
-    cdef Py_ssize_t j, size = s.C * s.Hv * s.Wo
+    cdef Py_ssize_t j, size = s.C * s.Hp * s.Wo
     for j in range(s.kw):
         if floating is float:
-            fc_pad_f(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hv, s.Wo, v + j * size)
+            fc_pad_f(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hp, s.Wo, v + j * size)
         else:
-            fc_pad_d(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hv, s.Wo, v + j * size)
+            fc_pad_d(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hp, s.Wo, v + j * size)
     memset(v + s.kw * size, 0, SLACK * sizeof(floating))
 
 
@@ -423,7 +412,7 @@ def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, P
     cdef Py_ssize_t N = dim(x, 0), K = dim(w, 0)
     cdef Shape s = make_shape(dim(x, 1), dim(x, 2), dim(x, 3), K, kh, kw, ph, pw, dh, dw, out_h, out_w)
     check_array(x, typenum, (N, s.C, s.H, s.W), op, "x")
-    check_array(w, typenum, (K, s.C * kh * kw), op, "w")
+    check_array(w, typenum, (K, s.T), op, "w")
     if bias is not None:
         check_array(bias, typenum, (K,), op, "bias")
     cdef Py_ssize_t buffers = max(num_threads, 1) if parallel else 1, stride = forward_scratch(&s)
@@ -431,7 +420,7 @@ def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, P
     if N == 0 or K == 0:
         return y
     cdef cnp.ndarray work = new_array((buffers, stride), typenum, False)
-    cdef Py_ssize_t* off = copy_offsets(&s)
+    cdef Py_ssize_t* off = tap_offsets(s.C, kh, kw, s.Hp * s.Wo, dh * s.Wo, s.C * s.Hp * s.Wo)
     if off == NULL:
         raise MemoryError(f"{op}: no memory for the tap offsets")
     cdef void* px = data(x)
@@ -573,8 +562,8 @@ def direct_backward(x, w, dy, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int kh, 
     cdef Py_ssize_t stride = backward_scratch(&s, need_dx, need_dw)
     cdef cnp.ndarray work = new_array((buffers, stride), typenum, False)
     cdef object wt = new_array((C * K * kh * kw,), typenum, False) if need_dx else None
-    cdef Py_ssize_t* off_x = tap_offsets(C, kh, kw, dh, dw, s.Hp, s.Wp)
-    cdef Py_ssize_t* off_dy = tap_offsets(K, kh, kw, dh, dw, s.Hq, s.Wq)
+    cdef Py_ssize_t* off_x = tap_offsets(C, kh, kw, s.Hp * s.Wp, dh * s.Wp, dw)
+    cdef Py_ssize_t* off_dy = tap_offsets(K, kh, kw, s.Hq * s.Wq, dh * s.Wq, dw)
     if off_x == NULL or off_dy == NULL:
         free(off_x)
         free(off_dy)
