@@ -7,10 +7,12 @@ the per-core rate at any thread count), through the same row-major wrapper the k
 
 - im2col path: forward W (K×R) · cols (R×L), dW dY (K×L) · colsᵀ, dX Wᵀ (R×K) · dY (K×L),
   with R = C·kh·kw and L the output pixels of a column block;
-- Winograd path (3×3 stride 1, when the dispatch rule takes it): the 16 products per block
-  U_ξ (K×C) · V_ξ (C×tiles), through the wrapper (packing included: the dW pass) and, for
-  float32 on a CPU with the packed sgemm, on pre-packed panels as the forward passes (forward,
-  dX) run them (``packed``);
+- Winograd path (3×3 stride 1, when the dispatch rule takes it): the 16 products per block of
+  the forward passes (forward, dX), U_ξ (K×C) · V_ξ (C×tiles), and of the dW pass,
+  dU_ξᵀ (C×K) = V_ξ (C×tiles) · M_ξᵀ (tiles×K). For float32 on a CPU with the packed sgemm the
+  kernels run both on panels their transforms write (``packed``: no packing, timed through
+  ``winograd.packed_product``); otherwise through the wrapper (dW as dU_ξ = M_ξ · V_ξᵀ, packing
+  included);
 - implicit-GEMM path (shallow stride-1 convolutions): its three loops (``shallow_product``):
   the forward on the kw shifted image copies over the Ho·Wo output pixels; dW and dX on the
   padded image and padded dY over the columns they compute (the output numbered in the padded
@@ -110,12 +112,13 @@ def _phases(n, c, h, k, f, s, p):
     out = (h + 2 * p - f) // s + 1
     g = _conv.ConvGeometry(f, f, s, s, p, p, 1, 1, 1, out, out)
     if _conv._use_winograd((n, c, h, h), (k, c, f, f), g):
-        plan = _conv._winograd_plan(n, c, k, out, out, 4)
-        tiles = plan.block_tiles
-        gemms = [(f"16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c)]
+        tiles = _conv._winograd_plan(n, c, k, out, out, 4).block_tiles
+        dw_tiles = _conv._winograd_plan(n, c, k, out, out, 4, weight_grad=True).block_tiles
         if _winograd.panel_layout(True):
-            gemms.append((f"16 x U.V packed", "packed", False, k, tiles, c))
-        return "winograd", gemms
+            return "winograd", [(f"fwd 16 x U.V(C x {tiles}) packed", "packed", False, k, tiles, c),
+                                (f"dW 16 x V.M^T({dw_tiles} x K) packed", "packed", False, c, k, dw_tiles)]
+        return "winograd", [(f"fwd 16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c),
+                            (f"dW 16 x M(K x {dw_tiles}).V^T", False, True, k, c, dw_tiles)]
     if _conv._use_direct((n, c, h, h), k, g):
         hp = out + f - 1          # padded input (output numbered in its width)
         hq = h + f - 1            # padded dY of the dX pass
@@ -141,7 +144,7 @@ def main() -> None:
     ref_run, ref_flops = _reference()
     print(f"fastconv {fc.__version__}, 1 thread, sgemm {fc.config()['sgemm']}; each product timed "
           f"alternately with numpy's 1024^3 sgemm (%numpy: its rate over numpy's in the same runs)")
-    head = (f"{'conv (N,C,H->K,F,S,P)':<26} {'path':<9} {'product (per image) [m x n x k]':<38} "
+    head = (f"{'conv (N,C,H->K,F,S,P)':<26} {'path':<9} {'product (per image) [m x n x k]':<44} "
             f"{'GF/s':>6} {'%numpy':>7}")
     print(head)
     print("-" * len(head))
@@ -166,7 +169,7 @@ def main() -> None:
                 shape = f"{name} [{m}x{n}x{k}]"
             t_ref, t = interleaved_median_seconds([ref_run, run], repeats=repeats)
             rate, ref_rate = flops / t / 1e9, ref_flops / t_ref / 1e9
-            print(f"{label:<26} {path:<9} {shape:<38} {rate:6.1f} {100 * rate / ref_rate:6.0f}%")
+            print(f"{label:<26} {path:<9} {shape:<44} {rate:6.1f} {100 * rate / ref_rate:6.0f}%")
 
 
 if __name__ == "__main__":

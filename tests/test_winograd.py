@@ -7,6 +7,8 @@ magnitudes are at most a few times those of the direct convolution's terms. The 
 therefore O(ε·Σ|terms|) like the direct sum, a small constant factor larger (measured below as
 max |error| / (ε · max Σ|x·w|) over the products of each output; the bound checked is 16).
 """
+import contextlib
+import itertools
 import tracemalloc
 
 import numpy as np
@@ -259,6 +261,17 @@ def test_winograd_forward_workspace_matches_tracemalloc(rng, winograd):
 
 # ---- block layouts and GEMM shapes ------------------------------------------------------------------
 
+@contextlib.contextmanager
+def sgemm_variant(variant):
+    """Run the Winograd module's packed sgemm and panel transforms as ``variant`` (AVX2 ones too
+    on an AVX-512 CPU)."""
+    previous = winograd_kernels.set_sgemm_variant(variant)
+    try:
+        yield
+    finally:
+        winograd_kernels.set_sgemm_variant(previous)
+
+
 @pytest.mark.parametrize("n, c, k, h, w, block", [
     (3, 4, 5, 9, 15, 5),      # 8-tile rows, 5-tile blocks: pieces end mid-row and span images
     (2, 3, 13, 11, 7, 1),     # one tile per block, 13 kernels: a 12-row panel and a 1-row tail
@@ -268,7 +281,8 @@ def test_winograd_forward_workspace_matches_tracemalloc(rng, winograd):
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_winograd_kernels_any_block(rng, n, c, k, h, w, block, dtype):
-    """The kernels directly, with blocks that do not follow the plan's whole-row choice."""
+    """The kernels directly, with blocks that do not follow the plan's whole-row choice, on each
+    packed sgemm variant the CPU runs (float32)."""
     from fastconv._kernels import winograd as kernels
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((k, c, 3, 3)).astype(dtype)
@@ -277,22 +291,71 @@ def test_winograd_kernels_any_block(rng, n, c, k, h, w, block, dtype):
     ref, grads = ref_conv3x3(x, wt, b, 1)
     _, ref_dw, _ = grads(dy)
     eps = np.finfo(dtype).eps
-    for threads in (1, 2):
-        for panels in {False, kernels.panel_layout(dtype == np.float32)}:
-            u = np.empty(kernels.filter_elements(c, k, panels), dtype)
-            kernels.winograd_filter(wt, u, False, kernels.PANEL_ROWS if panels else 1, threads)
-            v_el, m_el = kernels.work_elements(c, k, h, w, block, panels)
-            vwork, mwork = np.empty((threads, v_el), dtype), np.empty((threads, m_el), dtype)
-            y = np.empty((n, k, h, w), dtype)
-            kernels.winograd_forward(x, u, b, True, y, vwork, mwork, 1, 1, block, panels, threads > 1, threads)
-            np.testing.assert_allclose(y, ref, rtol=0, atol=64 * eps * (abs_terms(x, wt, 1).max() + 1))
-        v_el, m_el = kernels.work_elements(c, k, h, w, block, False)
+    variants = winograd_kernels.sgemm_variants() if dtype == np.float32 else []
+    for threads, variant in itertools.product((1, 2), variants or [None]):
+        with sgemm_variant(variant) if variant else contextlib.nullcontext():
+            check_winograd_kernels(kernels, x, wt, b, dy, ref, ref_dw, block, threads, eps)
+
+
+def check_winograd_kernels(kernels, x, wt, b, dy, ref, ref_dw, block, threads, eps):
+    """Forward and weight gradient in both layouts (the panel one where the dtype and CPU allow)."""
+    (n, c, h, w), k, dtype = x.shape, wt.shape[0], x.dtype
+    for panels in {False, kernels.panel_layout(dtype == np.float32)}:
+        u = np.empty(kernels.filter_elements(c, k, panels), dtype)
+        kernels.winograd_filter(wt, u, False, kernels.PANEL_ROWS if panels else 1, threads)
+        v_el, m_el = kernels.work_elements(c, k, h, w, block, panels)
+        vwork, mwork = np.empty((threads, v_el), dtype), np.empty((threads, m_el), dtype)
+        y = np.empty((n, k, h, w), dtype)
+        kernels.winograd_forward(x, u, b, True, y, vwork, mwork, 1, 1, block, panels, threads > 1, threads)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=64 * eps * (abs_terms(x, wt, 1).max() + 1))
+    for panels in {False, kernels.panel_layout(dtype == np.float32)}:
+        if panels:  # dU_ξ transposed (C×K), from the transforms' own sgemm panels
+            v_el, m_el = kernels.weight_grad_elements(c, k, h, w, block)
+        else:
+            v_el, m_el = kernels.work_elements(c, k, h, w, block, False)
         du = np.zeros((threads, 16 * k * c), dtype)
-        kernels.winograd_weight_grad(x, dy, du, np.empty((threads, v_el), dtype), np.empty((threads, m_el), dtype),
-                                     1, 1, block, threads > 1, threads)
+        kernels.winograd_weight_grad(x, dy, du, np.full((threads, v_el), np.nan, dtype),
+                                     np.full((threads, m_el), np.nan, dtype), 1, 1, block, threads > 1,
+                                     threads, panels)
         dw = np.empty_like(wt)
-        kernels.winograd_filter_grad(du.sum(axis=0).reshape(16, k, c), dw, threads)
+        kernels.winograd_filter_grad(du.sum(axis=0).reshape((16, c, k) if panels else (16, k, c)), dw,
+                                     threads, panels)
         np.testing.assert_allclose(dw, ref_dw, rtol=0, atol=64 * eps * (np.abs(dy).sum() * np.abs(x).max() + 1))
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 40), k=st.integers(1, 70), h=st.integers(1, 13),
+   w=st.integers(1, 13), ph=st.integers(-1, 3), pw=st.integers(-1, 3), block=st.integers(1, 60),
+   threads=st.sampled_from([1, 2]), seed=st.integers(0, 10_000))
+@pytest.mark.skipif(not winograd_kernels.sgemm_variants(), reason="no packed sgemm on this CPU")
+def test_winograd_weight_grad_panels_any_geometry(n, c, k, h, w, ph, pw, block, threads, seed):
+    """The panel weight gradient, on every sgemm variant the CPU runs, against a float64 direct
+    one for any image, padding (negative: a crop), channel counts off the 16/12/32 steps and
+    blocks cutting rows and images; NaN-filled work buffers show that no entry is used before it
+    is written."""
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    if ho < 1 or wo < 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    dy = rng.standard_normal((n, k, ho, wo)).astype(np.float32)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (max(ph, 0),) * 2, (max(pw, 0),) * 2))
+    xp = xp[:, :, max(-ph, 0):, max(-pw, 0):]
+    ref = np.zeros((k, c, 3, 3))
+    for i in range(3):
+        for j in range(3):
+            ref[:, :, i, j] = np.einsum("nkhw,nchw->kc", dy, xp[:, :, i:i + ho, j:j + wo])
+    v_el, m_el = winograd_kernels.weight_grad_elements(c, k, ho, wo, block)
+    eps = np.finfo(np.float32).eps
+    for variant in winograd_kernels.sgemm_variants():
+        du = np.zeros((threads, 16 * k * c), np.float32)
+        with sgemm_variant(variant):
+            winograd_kernels.winograd_weight_grad(x, dy, du, np.full((threads, v_el), np.nan, np.float32),
+                                                  np.full((threads, m_el), np.nan, np.float32), ph, pw, block,
+                                                  threads > 1, threads, True)
+        dw = np.empty((k, c, 3, 3), np.float32)
+        winograd_kernels.winograd_filter_grad(du.sum(axis=0).reshape(16, c, k), dw, threads, True)
+        np.testing.assert_allclose(dw, ref, rtol=0, atol=64 * eps * (np.abs(dy).sum() * np.abs(x).max() + 1),
+                                   err_msg=f"sgemm variant {variant}")
 
 
 def test_winograd_deep_channels_float32(rng, winograd):

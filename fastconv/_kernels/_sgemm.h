@@ -616,7 +616,7 @@ FC_SGEMM2_TARGET static void fc_sgemm2_run(int trans_a, int trans_b, int m, int 
 
 /* fc_sgemm_packed (prepacked operands, layout below) on the AVX2 micro-kernels. */
 FC_SGEMM2_TARGET static void fc_sgemm2_packed(int m, int n, int k, const float *pa, const float *pb,
-                                              float *c, int ldc)
+                                              float *c, int ldc, int accumulate)
 {
     int pc, jr, kblocks, kstep;
     kblocks = (k + FC_SGEMM2_KC - 1) / FC_SGEMM2_KC;
@@ -626,7 +626,8 @@ FC_SGEMM2_TARGET static void fc_sgemm2_packed(int m, int n, int k, const float *
         for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
             int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
             fc_sgemm2_panel(kc, m, pa + (ptrdiff_t)pc * FC_SGEMM_MR, (ptrdiff_t)FC_SGEMM_MR * k,
-                            pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR, c + jr, ldc, w, pc > 0);
+                            pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR, c + jr, ldc, w,
+                            pc > 0 || accumulate);
         }
     }
 }
@@ -673,7 +674,7 @@ static int fc_sgemm_packed_available(void)
 #define FC_SGEMM_SHORT_TILE(R)                                                                    \
 FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa,                   \
                                               const float *restrict pb, float *restrict c,       \
-                                              ptrdiff_t ldc, int h, int w)                       \
+                                              ptrdiff_t ldc, int h, int w, int accumulate)       \
 {                                                                                                 \
     __m512 lo[R], hi[R];                                                                          \
     __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);                                \
@@ -693,8 +694,13 @@ FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa, 
         pb += FC_SGEMM_NR;                                                                        \
     }                                                                                             \
     for (i = 0; i < R && i < h; i++) {                                                            \
-        _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc, m0, lo[i]);                                 \
-        _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc + 16, m1, hi[i]);                            \
+        float *ci = c + (ptrdiff_t)i * ldc;                                                       \
+        if (accumulate) {                                                                         \
+            lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(m0, ci));                          \
+            hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(m1, ci + 16));                     \
+        }                                                                                         \
+        _mm512_mask_storeu_ps(ci, m0, lo[i]);                                                     \
+        _mm512_mask_storeu_ps(ci + 16, m1, hi[i]);                                                \
     }                                                                                             \
 }
 FC_SGEMM_SHORT_TILE(4)
@@ -702,7 +708,7 @@ FC_SGEMM_SHORT_TILE(8)
 #undef FC_SGEMM_SHORT_TILE
 
 FC_SGEMM_TARGET static void fc_sgemm_packed512(int m, int n, int k, const float *pa, const float *pb,
-                                               float *c, int ldc)
+                                               float *c, int ldc, int accumulate)
 {
     int pc, jr, ir, kblocks, kstep;
     kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
@@ -717,30 +723,39 @@ FC_SGEMM_TARGET static void fc_sgemm_packed512(int m, int n, int k, const float 
                 const float *a = pa + (ptrdiff_t)ir * k + (ptrdiff_t)pc * FC_SGEMM_MR;
                 float *ct = c + (ptrdiff_t)ir * ldc + jr;
                 if (h <= 4 && kblocks == 1)
-                    fc_sgemm_tile_4(kc, a, b, ct, ldc, h, w);
+                    fc_sgemm_tile_4(kc, a, b, ct, ldc, h, w, accumulate);
                 else if (h <= 8 && kblocks == 1)
-                    fc_sgemm_tile_8(kc, a, b, ct, ldc, h, w);
+                    fc_sgemm_tile_8(kc, a, b, ct, ldc, h, w, accumulate);
                 else
-                    fc_sgemm_tile(kc, a, b, ct, ldc, h, w, pc > 0);
+                    fc_sgemm_tile(kc, a, b, ct, ldc, h, w, pc > 0 || accumulate);
             }
         }
     }
 }
 
-/* Callers check fc_sgemm_packed_available() first. */
-static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb, float *c, int ldc)
+/* C [+]= A . B on packed panels: C is overwritten, or added to with ``accumulate`` (the Winograd
+   weight gradient sums its blocks' products). Callers check fc_sgemm_packed_available() first. */
+static void fc_sgemm_packed_acc(int m, int n, int k, const float *pa, const float *pb, float *c,
+                                int ldc, int accumulate)
 {
     int i, j;
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        for (i = 0; i < m; i++)
-            for (j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0.0f;
+        if (!accumulate)
+            for (i = 0; i < m; i++)
+                for (j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0.0f;
         return;
     }
     if (fc_sgemm_supported() == FC_SGEMM_AVX512)
-        fc_sgemm_packed512(m, n, k, pa, pb, c, ldc);
+        fc_sgemm_packed512(m, n, k, pa, pb, c, ldc, accumulate);
     else if (fc_sgemm_supported() == FC_SGEMM_AVX2)
-        fc_sgemm2_packed(m, n, k, pa, pb, c, ldc);
+        fc_sgemm2_packed(m, n, k, pa, pb, c, ldc, accumulate);
+}
+
+/* C = A . B on packed panels. Callers check fc_sgemm_packed_available() first. */
+static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb, float *c, int ldc)
+{
+    fc_sgemm_packed_acc(m, n, k, pa, pb, c, ldc, 0);
 }
 
 #else  /* not x86: always defer to BLAS */
@@ -762,6 +777,12 @@ static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
 static int fc_sgemm_packed_available(void)
 {
     return 0;
+}
+
+static void fc_sgemm_packed_acc(int m, int n, int k, const float *pa, const float *pb, float *c,
+                                int ldc, int accumulate)
+{
+    (void)m; (void)n; (void)k; (void)pa; (void)pb; (void)c; (void)ldc; (void)accumulate;
 }
 
 static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb, float *c, int ldc)

@@ -402,7 +402,7 @@ class WinogradPlan(NamedTuple):
     parallel: bool        # tile blocks in a prange (else one after another)
     buffers: int          # V/M buffer pairs (one per thread when parallel)
     block_tiles: int      # tiles per block
-    panels: bool          # sgemm panel layouts (float32 forward passes on AVX-512 or AVX2+FMA)
+    panels: bool          # sgemm panel layouts (float32 on AVX-512 or AVX2+FMA)
     u_elements: int       # elements of the transformed filter
     v_elements: int       # elements of one V buffer (with its scratch)
     m_elements: int       # elements of one M buffer (with its scratch)
@@ -419,8 +419,8 @@ def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsi
     rows = 126 tiles = 4 panels less 2 columns); else a multiple of 32 tiles. Calls with few tiles
     get at least 4 blocks per thread (of at least 32 tiles). With several threads
     there are at least as many blocks as threads and, when there are few, a multiple of them.
-    The forward passes use the sgemm panel layouts for float32 when the CPU has AVX-512 or
-    AVX2+FMA; the weight-gradient pass never does."""
+    All passes use the sgemm panel layouts for float32 when the CPU has AVX-512 or AVX2+FMA (the
+    weight gradient's own: ``weight_grad_elements``)."""
     tiles_w, tiles_h = (out_w + 1) // 2, (out_h + 1) // 2
     tiles, rows_total = n * tiles_h * tiles_w, n * tiles_h
     threads = _threads_for(2.0 * n * c_out * c_in * 9 * out_h * out_w)
@@ -444,7 +444,11 @@ def _winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsi
         block = max_tiles - max_tiles % 32 if max_tiles >= 32 else max_tiles
         if parallel:
             block = min(block, -(-tiles // threads))
-    panels = not weight_grad and _winograd.panel_layout(itemsize == 4)
+    panels = _winograd.panel_layout(itemsize == 4)
+    if weight_grad:
+        v, m = (_winograd.weight_grad_elements(c_in, c_out, out_h, out_w, block) if panels
+                else _winograd.work_elements(c_in, c_out, out_h, out_w, block, False))
+        return WinogradPlan(threads, parallel, threads if parallel else 1, block, panels, 0, v, m)
     v, m = _winograd.work_elements(c_in, c_out, out_h, out_w, block, panels)
     return WinogradPlan(threads, parallel, threads if parallel else 1, block, panels,
                         _winograd.filter_elements(c_in, c_out, panels), v, m)
@@ -486,11 +490,13 @@ def _winograd_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, ph: int, pw: int
     vwork = np.empty((plan.buffers, plan.v_elements), dtype=dy.dtype)
     mwork = np.empty((plan.buffers, plan.m_elements), dtype=dy.dtype)
     run_with_kernel_blas(_winograd.winograd_weight_grad, x, dy, du, vwork, mwork, ph, pw,
-                         plan.block_tiles, plan.parallel, plan.threads)
+                         plan.block_tiles, plan.parallel, plan.threads, plan.panels)
     del vwork, mwork
     total = du[0] if plan.buffers == 1 else du.sum(axis=0)
     dw = np.empty(weight_shape, dtype=dy.dtype)
-    _winograd.winograd_filter_grad(total.reshape(16, k, c), dw, plan.threads)
+    # the panel layout's products give each dU_ξ transposed (C×K)
+    _winograd.winograd_filter_grad(total.reshape((16, c, k) if plan.panels else (16, k, c)), dw,
+                                   plan.threads, plan.panels)
     return dw
 
 
