@@ -327,11 +327,12 @@ def check_winograd_kernels(kernels, x, wt, b, dy, ref, ref_dw, block, threads, e
    w=st.integers(1, 13), ph=st.integers(-1, 3), pw=st.integers(-1, 3), block=st.integers(1, 60),
    threads=st.sampled_from([1, 2]), seed=st.integers(0, 10_000))
 @pytest.mark.skipif(not winograd_kernels.sgemm_variants(), reason="no packed sgemm on this CPU")
-def test_winograd_weight_grad_panels_any_geometry(n, c, k, h, w, ph, pw, block, threads, seed):
-    """The panel weight gradient, on every sgemm variant the CPU runs, against a float64 direct
-    one for any image, padding (negative: a crop), channel counts off the 16/12/32 steps and
-    blocks cutting rows and images; NaN-filled work buffers show that no entry is used before it
-    is written."""
+def test_winograd_panels_any_geometry(n, c, k, h, w, ph, pw, block, threads, seed):
+    """The panel layout's forward (vector transforms of ``_winograd_fwd.h``) and weight gradient
+    (``_winograd_dw.h``), on every sgemm variant the CPU runs, against float64 direct ones for
+    any image, padding (negative: a crop), channel counts off the 16/12/32 steps and blocks
+    cutting rows and images; NaN-filled buffers show that every output is written and no
+    scratch entry is used before it is written."""
     ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
     if ho < 1 or wo < 1:
         return
@@ -340,13 +341,29 @@ def test_winograd_weight_grad_panels_any_geometry(n, c, k, h, w, ph, pw, block, 
     dy = rng.standard_normal((n, k, ho, wo)).astype(np.float32)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (max(ph, 0),) * 2, (max(pw, 0),) * 2))
     xp = xp[:, :, max(-ph, 0):, max(-pw, 0):]
+    wt = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(k).astype(np.float32)
     ref = np.zeros((k, c, 3, 3))
+    ref_y = np.zeros((n, k, ho, wo)) + bias[None, :, None, None]
     for i in range(3):
         for j in range(3):
             ref[:, :, i, j] = np.einsum("nkhw,nchw->kc", dy, xp[:, :, i:i + ho, j:j + wo])
+            ref_y += np.einsum("nchw,kc->nkhw", xp[:, :, i:i + ho, j:j + wo], wt[:, :, i, j])
+    abs_y = sum(np.einsum("nchw,kc->nkhw", np.abs(xp[:, :, i:i + ho, j:j + wo]), np.abs(wt[:, :, i, j]))
+                for i in range(3) for j in range(3))
     v_el, m_el = winograd_kernels.weight_grad_elements(c, k, ho, wo, block)
+    fv_el, fm_el = winograd_kernels.work_elements(c, k, ho, wo, block, True)
     eps = np.finfo(np.float32).eps
     for variant in winograd_kernels.sgemm_variants():
+        with sgemm_variant(variant):
+            u = np.empty(winograd_kernels.filter_elements(c, k, True), np.float32)
+            winograd_kernels.winograd_filter(wt, u, False, winograd_kernels.PANEL_ROWS, threads)
+            y = np.full((n, k, ho, wo), np.nan, np.float32)
+            winograd_kernels.winograd_forward(x, u, bias, True, y, np.full((threads, fv_el), np.nan, np.float32),
+                                              np.full((threads, fm_el), np.nan, np.float32), ph, pw, block,
+                                              True, threads > 1, threads)
+        np.testing.assert_allclose(y, ref_y, rtol=0, atol=64 * eps * (abs_y.max() + np.abs(bias).max() + 1),
+                                   err_msg=f"forward, sgemm variant {variant}")
         du = np.zeros((threads, 16 * k * c), np.float32)
         with sgemm_variant(variant):
             winograd_kernels.winograd_weight_grad(x, dy, du, np.full((threads, v_el), np.nan, np.float32),

@@ -24,7 +24,11 @@ Layouts. A matrix with L columns (tiles) is stored in column panels of width ``p
 is rows × pw, row-major. With fastconv's packed sgemm (float32; AVX-512 or AVX2+FMA) V is
 written straight into its 32-wide B panels and U is packed once per call into its 12-row A panels
 (``winograd_filter`` with ``panel_rows`` 12), so the 16 GEMMs of a block call the micro-kernel
-with no packing. Otherwise (float64, neither AVX-512 nor AVX2+FMA) pw is the block width (a
+with no packing; the transforms then run as explicit AVX-512/AVX2 vector code
+(``_winograd_fwd.h``: masked loads straight from x, register permutes for the even/odd split and
+the output interleave, masked stores into y), which took the 64×32×28×28→64 forward pass from
+~16 to ~13.5 ms (its transforms, compiled from the loops below, ran ~30 and ~13 cycles per tile
+and channel on Zen 4). Otherwise (float64, neither AVX-512 nor AVX2+FMA) pw is the block width (a
 plain C×L matrix) and the GEMMs go through the ``gemm`` wrapper (BLAS).
 
 The weight gradient's products have the tiles as their depth, so their panels need the channels
@@ -57,6 +61,17 @@ cdef extern from "_sgemm.h" nogil:
     void fc_sgemm_packed(int m, int n, int k, const float* pa, const float* pb, float* c, int ldc)
     void fc_sgemm_packed_acc(int m, int n, int k, const float* pa, const float* pb, float* c,
                              int ldc, int accumulate)
+
+
+cdef extern from "_winograd_fwd.h" nogil:
+    enum:
+        FC_WF_SLACK
+    void fc_wf_inputs(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph,
+                      Py_ssize_t pw, Py_ssize_t ty, Py_ssize_t rows, Py_ssize_t tx, Py_ssize_t width,
+                      Py_ssize_t l0, float* v, Py_ssize_t vxs, float* e)
+    void fc_wf_outputs(const float* m, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t ldm,
+                       Py_ssize_t mxs, Py_ssize_t q0, Py_ssize_t ty, Py_ssize_t rows, Py_ssize_t tx,
+                       Py_ssize_t width, const float* bias, float* y)
 
 
 cdef extern from "_winograd_dw.h" nogil:
@@ -179,8 +194,9 @@ cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py
     t.mxs = K * t.ldm + XI_PAD
     # input transform: one padded input row of a piece (≤ w tiles wide), then 8 arrays
     # (4 column combinations × even/odd input rows) of (rows + 1)·w ≤ block_tiles + w elements
+    # (+ slack: the vector transforms of _winograd_fwd.h use the same layout)
     w = min(t.tiles_w, block_tiles)
-    t.v_scratch = 2 * w + 2 + 8 * (block_tiles + w)
+    t.v_scratch = 2 * w + 2 + 8 * (block_tiles + w + FC_WF_SLACK)
     # gradient transform: 4 dY arrays (the output transform needs none)
     t.m_scratch = 4 * block_tiles
     t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
@@ -676,12 +692,30 @@ cdef void forward_block(const floating* x, const floating* u, const floating* bi
     cdef Py_ssize_t xi, L = s1 - s0
     cdef Py_ssize_t ustride = (K + FC_SGEMM_MR - 1) // FC_SGEMM_MR * FC_SGEMM_MR * C if panels else K * C
     cdef floating* v = aligned_v(vbuf)
-    transform_inputs(x, C, H, W, ph, pw, t, s0, s1, v, vbuf + ALIGN_SLACK + 16 * t.vxs)
+    cdef floating* scratch = vbuf + ALIGN_SLACK + 16 * t.vxs
+    cdef Piece p
+    cdef Py_ssize_t s, q0
     if floating is float:
-        if panels:
+        if panels:  # vector transforms (_winograd_fwd.h), products on the panels they write
+            s = s0
+            q0 = 0
+            while s < s1:
+                s += piece_at(t, s, s1, &p)
+                fc_wf_inputs(x + p.n * C * H * W, C, H, W, ph, pw, p.ty, p.rows, p.tx, p.width, q0,
+                             v, t.vxs, scratch)
+                q0 += p.rows * p.width
             for xi in range(16):
                 fc_sgemm_packed(<int>K, <int>L, <int>C, u + xi * ustride, v + xi * t.vxs,
                                 m + xi * t.mxs, <int>t.ldm)
+            s = s0
+            q0 = 0
+            while s < s1:
+                s += piece_at(t, s, s1, &p)
+                fc_wf_outputs(m, K, Ho, Wo, t.ldm, t.mxs, q0, p.ty, p.rows, p.tx, p.width, bias,
+                              y + p.n * K * Ho * Wo)
+                q0 += p.rows * p.width
+            return
+    transform_inputs(x, C, H, W, ph, pw, t, s0, s1, v, scratch)
     if not panels:
         for xi in range(16):
             gemm(False, False, <int>K, <int>L, <int>C, <floating>1, u + xi * ustride, <int>C,
