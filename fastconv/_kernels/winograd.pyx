@@ -518,8 +518,8 @@ def set_sgemm_variant(int level):
 
 
 def panel_layout(bint float32):
-    """Whether the forward kernels use the packed-panel layout (fastconv's packed sgemm) for
-    this dtype: float32 on a CPU with AVX-512 or AVX2+FMA."""
+    """Whether the kernels use the packed-panel layouts (fastconv's packed sgemm, the vector
+    transforms) for this dtype: float32 on a CPU with AVX-512 or AVX2+FMA."""
     return bool(float32 and fc_sgemm_packed_available())
 
 
