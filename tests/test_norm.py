@@ -141,7 +141,11 @@ def test_forward_and_backward_match_the_formulas(p):
     dy = rng.standard_normal(shape).astype(dtype)
     y.backward(dy)
     dx_ref = input_grad_reference(op, x_np, w_np, dy.astype(np.float64), p["eps"], p["groups"], p["k"])
-    np.testing.assert_allclose(x.grad.numpy(), dx_ref, **tol)
+    # dx sums terms as large as |dy·w|/σ that cancel (to exactly 0 for a one-element group, whose
+    # σ² is 0 and 1/σ up to 1/√eps): float32 leaves a few ulps of those terms
+    dxhat_max = np.abs(dy).max() * (1.0 if w_np is None else np.abs(w_np).max())
+    dx_tol = dict(tol, atol=max(tol["atol"], 8 * np.finfo(dtype).eps * dxhat_max / np.sqrt(p["eps"])))
+    np.testing.assert_allclose(x.grad.numpy(), dx_ref, **dx_tol)
     xhat = reference(op, x_np, None, None, p["eps"], p["groups"], p["k"])
     reduce_axes = tuple(range(len(shape) - p["k"])) if op == "layer_norm" else (0,) + tuple(range(2, len(shape)))
     if w is not None:

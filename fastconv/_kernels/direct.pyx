@@ -142,6 +142,16 @@ cdef extern from *:
                    Py_ssize_t dst_plane) noexcept nogil
 
 
+cdef extern from "_ocvec.h" nogil:
+    int fc_ocvec_tile(Py_ssize_t Wo)
+    Py_ssize_t fc_ocvec_block(int level)
+    int fc_ocvec_level()
+    void fc_ocvec_image(int level, const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                        const float* wt, const float* bias, Py_ssize_t K, Py_ssize_t kh,
+                        Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                        Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t oy0, Py_ssize_t oy1, float* y)
+
+
 cdef inline void direct_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
                            Py_ssize_t as_m, Py_ssize_t as_t, const floating* B,
                            const Py_ssize_t* boff, const floating* bias, floating* C,
@@ -643,3 +653,119 @@ def shallow_product(const floating[:, ::1] a, const floating[::1] b, const Py_ss
             direct_nt(M, T, L, &a[0, 0], L, &b[0], &offsets[0], &c[0, 0], T, NULL)
         else:
             direct_nn(M, T, L, &a[0, 0], T, 1, &b[0], &offsets[0], NULL, &c[0, 0], L)
+
+
+# ---- output-channel-vectorized direct forward (_ocvec.h) ---------------------------------------
+
+def ocvec_available():
+    """Whether ``ocvec_forward`` runs here: float32 loops for AVX-512 or AVX2+FMA (within the
+    variant cap)."""
+    return fc_ocvec_level() != 0
+
+
+def ocvec_tile(Py_ssize_t out_w):
+    """Output pixels per register tile of ``ocvec_forward`` for rows of ``out_w`` (4 to 6, the
+    least overshoot)."""
+    return fc_ocvec_tile(out_w)
+
+
+def ocvec_block():
+    """Output channels per block of ``ocvec_forward``'s loops here (64 AVX-512, 16 AVX2; 0 when
+    unavailable): K a multiple of it wastes no lanes."""
+    return fc_ocvec_block(fc_ocvec_level())
+
+
+cdef struct OcvecFrame:
+    # the zero-padded image the loops read: rows and columns the output's last pixel tile reaches
+    Py_ssize_t Hp, Wp
+
+
+cdef OcvecFrame ocvec_frame(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                            Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    cdef OcvecFrame f
+    f.Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
+    f.Wp = (round_up(Wo, fc_ocvec_tile(Wo)) - 1) * sw + (kw - 1) * dw + 1
+    return f
+
+
+def ocvec_workspace_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, int kw, int sh,
+                             int sw, int dh, int dw, Py_ssize_t Ho, Py_ssize_t Wo, int num_threads):
+    """Scratch elements of ``ocvec_forward``: the repacked weights and bias, and one padded
+    image per thread (images in a prange when N ≥ threads, else one shared image whose rows the
+    threads split)."""
+    cdef OcvecFrame f = ocvec_frame(kh, kw, sh, sw, dh, dw, Ho, Wo)
+    cdef Py_ssize_t kb = fc_ocvec_block(fc_ocvec_level())
+    cdef Py_ssize_t padded_k = round_up(K, kb) if kb > 0 else K
+    cdef Py_ssize_t images = max(num_threads, 1) if N >= num_threads > 1 else 1
+    return padded_k * (C * kh * kw + 1) + images * C * f.Hp * f.Wp
+
+
+cdef void pack_ocvec_weights(const float* w, const float* bias, Py_ssize_t K, Py_ssize_t T,
+                             Py_ssize_t KB, float* wt, float* bias_out) noexcept nogil:
+    """wt[kb][t][kk] = w[kb·KB + kk, t] and bias_out[k] = bias[k] (zeros past K; bias NULL: 0)."""
+    cdef Py_ssize_t blocks = (K + KB - 1) // KB, kb, t, kk, k
+    for kb in range(blocks):
+        for t in range(T):
+            for kk in range(KB):
+                k = kb * KB + kk
+                wt[(kb * T + t) * KB + kk] = w[k * T + t] if k < K else 0
+    for k in range(blocks * KB):
+        bias_out[k] = bias[k] if bias != NULL and k < K else 0
+
+
+def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                  Py_ssize_t out_h, Py_ssize_t out_w, int num_threads):
+    """y = conv2d(x, w) + bias (groups 1) by the output-channel-vectorized loops of
+    ``_ocvec.h``: float32 x (N, C, H, W), w as the (K, C·kh·kw) matrix, bias (K,) or None, any
+    stride, top/left padding (ph, pw) ≥ 0, dilation, and an (out_h, out_w) output. Images run
+    in a prange when there are at least ``num_threads``, else the threads split each image's
+    output rows. Returns y (N, K, out_h, out_w)."""
+    cdef str op = "ocvec_forward"
+    cdef int level = fc_ocvec_level()
+    if level == 0:
+        raise ValueError(f"{op}: needs a CPU with AVX-512 or AVX2+FMA")
+    check_kind(x, cnp.NPY_FLOAT32, 4, op, "x")
+    check_kind(w, cnp.NPY_FLOAT32, 2, op, "w")
+    check_geometry(op, kh, kw, dh, dw, out_h, out_w)
+    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError(f"{op}: expected strides ≥ 1 and paddings ≥ 0, got stride ({sh}, {sw}), "
+                         f"padding ({ph}, {pw})")
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), K = dim(w, 0)
+    cdef Py_ssize_t T = C * kh * kw
+    check_array(x, cnp.NPY_FLOAT32, (N, C, H, W), op, "x")
+    check_array(w, cnp.NPY_FLOAT32, (K, T), op, "w")
+    if bias is not None:
+        check_array(bias, cnp.NPY_FLOAT32, (K,), op, "bias")
+    cdef cnp.ndarray y = new_array((N, K, out_h, out_w), cnp.NPY_FLOAT32, False)
+    if N == 0 or K == 0:
+        return y
+    cdef int threads = max(num_threads, 1)
+    cdef bint by_image = N >= threads
+    cdef OcvecFrame f = ocvec_frame(kh, kw, sh, sw, dh, dw, out_h, out_w)
+    cdef Py_ssize_t KB = fc_ocvec_block(level), padded_k = round_up(K, KB)
+    cdef Py_ssize_t frame = C * f.Hp * f.Wp, images = threads if by_image else 1
+    cdef cnp.ndarray work = new_array((padded_k * (T + 1) + images * frame,), cnp.NPY_FLOAT32, False)
+    cdef float* wt = <float*>data(work)
+    cdef float* bp = wt + padded_k * T
+    cdef float* frames = bp + padded_k
+    cdef const float* px = <const float*>data(x)
+    cdef float* py = <float*>data(y)
+    cdef const float* pw_ = <const float*>data(w)
+    cdef const float* pb = <const float*>data(bias) if bias is not None else NULL
+    cdef Py_ssize_t n, r, rows_per, image = C * H * W, out = K * out_h * out_w
+    with nogil:
+        pack_ocvec_weights(pw_, pb, K, T, KB, wt, bp)
+        if by_image:
+            for n in prange(N, schedule='static', num_threads=threads):
+                fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + threadid() * frame)
+                fc_ocvec_image(level, frames + threadid() * frame, C, f.Hp, f.Wp, wt, bp, K, kh, kw,
+                               sh, sw, dh, dw, out_h, out_w, 0, out_h, py + n * out)
+        else:
+            rows_per = (out_h + threads - 1) // threads
+            for n in range(N):
+                fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames)
+                for r in prange(threads, schedule='static', num_threads=threads):
+                    fc_ocvec_image(level, frames, C, f.Hp, f.Wp, wt, bp, K, kh, kw, sh, sw, dh, dw,
+                                   out_h, out_w, min(r * rows_per, out_h), min((r + 1) * rows_per, out_h),
+                                   py + n * out)
+    return y

@@ -101,6 +101,23 @@ DIRECT_MAX_K = 32
 # best at 2 threads; 2^17–2^18 lose 5–25 % (more blocks, shorter loops, GEMMs narrower than the
 # L2 would allow), 2^20 loses up to 20 % at 2 threads (both threads stream through L3).
 WINOGRAD_BLOCK_ELEMENTS = 1 << 19
+# Output-channel-vectorized direct forward (docs/design.md, _kernels/_ocvec.h): for the im2col
+# path's convolutions, float32 on AVX-512 or AVX2+FMA, the forward runs register tiles of 4–6
+# output pixels × one block of output channels (64 on AVX-512, 16 on AVX2) over the filter taps,
+# with no column buffer; backward stays im2col. Measured forward speedups over im2col + GEMM on
+# Zen 4, 1 thread (2 threads alike): 8×3×224→64 11×11/4 1.44–1.60 (batch 1: 1.43), 7×7/2 1.49–1.55,
+# 3×3/2 with C = 8..512: 1.16–1.92 (16×64×56→128 1.29, 64×32×8→64 1.91), 5×5/1 with C = 32..256
+# 1.38–1.72. It loses where a channel block is partly used (K = 32 on AVX-512: 0.65–0.78, K = 96:
+# 0.95), for 1×1 filters (0.87–0.97: a plain GEMM), for few taps (C·kh·kw = 27: 0.65–0.92, its
+# stores of y outweigh the multiply-adds; stride 1 with 75 taps 0.90, where im2col is a cheap
+# copy), and for 4608 taps and K = 512 at 14×14 (0.64–0.83: each block's weights stream from L3).
+# So: K a multiple of the block, kh·kw > 1, OCVEC_MIN_TAPS (stride 1: OCVEC_MIN_TAPS_STRIDE1) ≤
+# C·kh·kw ≤ OCVEC_MAX_TAPS, row tiles ≤ OCVEC_MAX_TILE_WASTE × the row.
+_OCVEC: Optional[bool] = None  # tests force it on/off; None: the rule
+OCVEC_MIN_TAPS = 64
+OCVEC_MIN_TAPS_STRIDE1 = 256
+OCVEC_MAX_TAPS = 4096
+OCVEC_MAX_TILE_WASTE = 1.34
 
 
 class ConvGeometry(NamedTuple):
@@ -376,6 +393,34 @@ def _direct_backward_workspace(image_shape, weight_shape, g: ConvGeometry, items
 
 # ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
 
+def _use_ocvec(image_shape, out_channels: int, g: ConvGeometry) -> bool:
+    """Whether conv2d's im2col-path forward runs the output-channel-vectorized loops instead
+    (float32 only: the caller checks the dtype); the measurements are at OCVEC_MAX_TAPS."""
+    if _OCVEC is False or g.groups != 1 or not _direct.ocvec_available():
+        return False
+    if _OCVEC:
+        return True
+    block, tile = _direct.ocvec_block(), _direct.ocvec_tile(g.out_w)
+    tiles = -(-g.out_w // tile) * tile
+    taps = image_shape[1] * g.kh * g.kw
+    min_taps = OCVEC_MIN_TAPS_STRIDE1 if g.sh == 1 and g.sw == 1 else OCVEC_MIN_TAPS
+    return (out_channels % block == 0 and g.kh * g.kw > 1 and min_taps <= taps <= OCVEC_MAX_TAPS
+            and tiles <= OCVEC_MAX_TILE_WASTE * g.out_w)
+
+
+def _ocvec_threads(image_shape, out_channels: int, g: ConvGeometry) -> int:
+    n, c = image_shape[0], image_shape[1]
+    return _threads_for(2.0 * n * out_channels * c * g.kh * g.kw * g.out_h * g.out_w)
+
+
+def _ocvec_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray], out_shape,
+                          g: ConvGeometry) -> np.ndarray:
+    """y = conv2d(x, w2) (+ bias) for float32 by the output-channel-vectorized loops (w2: the
+    (K, C·kh·kw) weight); the kernel allocates y and its scratch."""
+    return _direct.ocvec_forward(x, w2, bias, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                                 out_shape[2], out_shape[3], _ocvec_threads(x.shape, out_shape[1], g))
+
+
 def _winograd_eligible(g: ConvGeometry) -> bool:
     """3×3, stride 1, dilation 1, groups 1: the configurations the Winograd kernels compute."""
     return (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.groups) == (3, 3, 1, 1, 1, 1, 1)
@@ -528,7 +573,8 @@ def _path_settings():
             WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, WINOGRAD_NARROW_CHANNELS,
             WINOGRAD_NARROW_MIN_PIXELS, DIRECT_MIN_CHANNELS, DIRECT_MAX_DEPTH, DIRECT_MAX_K,
             SMALL_DEPTH, SMALL_DEPTH_NARROW, SMALL_NARROW_K, MIN_FLOPS_PER_THREAD,
-            COLUMN_BLOCK_ELEMENTS, WINOGRAD_BLOCK_ELEMENTS)
+            COLUMN_BLOCK_ELEMENTS, WINOGRAD_BLOCK_ELEMENTS, _OCVEC, OCVEC_MIN_TAPS,
+            OCVEC_MIN_TAPS_STRIDE1, OCVEC_MAX_TAPS, OCVEC_MAX_TILE_WASTE, _direct.ocvec_block())
 
 
 @_memoized_plan
@@ -537,7 +583,9 @@ def _memoized_path(image_shape, weight_shape, g: ConvGeometry, settings):
         return "winograd", None
     if _use_direct(image_shape, weight_shape[0], g):
         return "direct", _direct_plan(image_shape, weight_shape[0], g)
-    return ("small" if _use_small_depth(image_shape, weight_shape[0], g) else "gemm"), None
+    if _use_small_depth(image_shape, weight_shape[0], g):
+        return "small", None
+    return ("ocvec" if _use_ocvec(image_shape, weight_shape[0], g) else "gemm"), None
 
 
 # The last path chosen for each geometry object, by id: (geometry, image shape, weight shape,
@@ -550,8 +598,9 @@ _PATHS: dict = {}
 
 def _conv_path(image_shape, weight_shape, g: ConvGeometry):
     """(path, plan) of conv2d: 'winograd', 'direct' (implicit GEMM, with its DirectPlan), 'small'
-    (im2col with the shallow loops) or 'gemm' (im2col + GEMM), in that order of preference;
-    memoized with the settings."""
+    (im2col with the shallow loops), 'ocvec' (float32 forward by the output-channel-vectorized
+    loops, else and for backward as 'gemm') or 'gemm' (im2col + GEMM), in that order of
+    preference; memoized with the settings."""
     settings = _path_settings()
     entry = _PATHS.get(id(g))
     if (entry is not None and entry[0] is g and entry[1] == image_shape and entry[2] == weight_shape
@@ -584,6 +633,8 @@ class Conv2dFunction(Function):
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
         elif ctx.direct:
             y = _direct_forward_kernel(x, w2, bias, out_shape, g, ctx.plan)
+        elif path == "ocvec" and x.dtype == np.float32 and _direct.ocvec_available():
+            y = _ocvec_forward_kernel(x, w2, bias, out_shape, g)
         else:
             y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
         needs = ctx.needs_input_grad
@@ -625,7 +676,8 @@ class Conv2dFunction(Function):
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
         """Transient bytes of forward beyond its output and saved arrays: one column buffer per
         thread of the forward plan, the transformed filter and V/M buffers on the Winograd path,
-        or the shifted image copies and tail block per thread on the implicit-GEMM path."""
+        the shifted image copies and tail block per thread on the implicit-GEMM path, or the
+        repacked weights and padded images of the output-channel-vectorized forward."""
         g, itemsize = geometry, np.dtype(dtype).itemsize
         n, c = shapes[0][0], shapes[0][1]
         k = shapes[1][0]
@@ -634,6 +686,11 @@ class Conv2dFunction(Function):
         if _use_direct(shapes[0], k, g):
             plan = _direct_plan(shapes[0], k, g)
             return plan.buffers * plan.forward * itemsize
+        if (np.dtype(dtype) == np.float32 and not _use_small_depth(shapes[0], k, g)
+                and _use_ocvec(shapes[0], k, g)):
+            return itemsize * _direct.ocvec_workspace_elements(
+                n, c, k, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.out_h, g.out_w,
+                _ocvec_threads(shapes[0], k, g))
         threads, block, parallel, row_elems = _forward_setup(shapes[0], k, g)
         return (threads if parallel else 1) * row_elems * block * itemsize
 

@@ -1,0 +1,145 @@
+"""conv2d's output-channel-vectorized forward (float32, AVX-512 or AVX2+FMA; _kernels/_ocvec.h):
+the kernel against a float64 numpy reference on every variant the CPU runs, the dispatch rule,
+conv2d through it (backward stays im2col), bad arrays, and its memory declaration."""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastconv as fc
+import fastconv.nn.functional as F
+from fastconv._kernels import direct as direct_kernels
+from fastconv.nn.functional import conv as conv_module
+from fastconv.nn.functional.conv import Conv2dFunction
+from test_conv_small import reference
+
+pytestmark = pytest.mark.skipif(not direct_kernels.ocvec_available(),
+                                reason="the output-channel-vectorized loops need AVX-512 or AVX2+FMA")
+
+# variants of the loops this CPU runs: 3 AVX-512, 2 AVX2+FMA
+OCVEC_VARIANTS = [v for v in direct_kernels.variants() if v >= 2]
+
+
+def out_size(size, kernel, stride, padding, dilation):
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 5), h=st.integers(1, 16), w=st.integers(1, 16),
+       k=st.integers(1, 70), kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 4),
+       sw=st.integers(1, 4), ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 2),
+       dw=st.integers(1, 2), bias=st.booleans(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 9999))
+def test_ocvec_kernel_matches_reference(n, c, h, w, k, kh, kw, sh, sw, ph, pw, dh, dw, bias, threads, seed):
+    """Any stride, padding, dilation and channel count (blocks of 64 or 16 channels partly used,
+    pixel tiles of 6 cut by the row end), images split over threads or rows split within one
+    image, on each variant."""
+    ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    if ho < 1 or wo < 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, c, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32) if bias else None
+    ref, _ = reference(x, wt, b, (sh, sw), (ph, pw), (dh, dw))
+    scale = np.abs(x).max() * np.abs(wt).sum(axis=(1, 2, 3)).max() + 1
+    for level in OCVEC_VARIANTS:
+        previous = direct_kernels.set_variant_cap(level)
+        try:
+            y = direct_kernels.ocvec_forward(x, wt.reshape(k, -1), b, kh, kw, sh, sw, ph, pw, dh, dw,
+                                             ho, wo, threads)
+        finally:
+            direct_kernels.set_variant_cap(previous)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-6 * scale, err_msg=f"variant {level}")
+
+
+def test_ocvec_forward_refuses_bad_arrays():
+    x = np.zeros((1, 2, 8, 8), np.float32)
+    w = np.zeros((64, 2 * 9), np.float32)
+    with pytest.raises(TypeError, match="ocvec_forward: expected x of dtype float32, got float64"):
+        direct_kernels.ocvec_forward(x.astype(np.float64), w, None, 3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 1)
+    with pytest.raises(ValueError, match=r"ocvec_forward: expected w of shape \(64, 18\)"):
+        direct_kernels.ocvec_forward(x, np.zeros((64, 17), np.float32), None, 3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 1)
+    with pytest.raises(ValueError, match="ocvec_forward: expected bias of shape"):
+        direct_kernels.ocvec_forward(x, w, np.zeros(63, np.float32), 3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 1)
+    with pytest.raises(ValueError, match="ocvec_forward: expected strides ≥ 1 and paddings ≥ 0"):
+        direct_kernels.ocvec_forward(x, w, None, 3, 3, 0, 1, 1, 1, 1, 1, 8, 8, 1)
+    with pytest.raises(ValueError, match="ocvec_forward: expected x as an aligned C-contiguous array"):
+        direct_kernels.ocvec_forward(np.zeros((1, 2, 8, 16), np.float32)[..., ::2], w, None,
+                                     3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 1)
+
+
+def geometry(shape, k, kernel, stride, padding):
+    ho, wo = (out_size(shape[d + 2], kernel, stride, padding, 1) for d in range(2))
+    return conv_module.ConvGeometry(kernel, kernel, stride, stride, padding, padding, 1, 1, 1, ho, wo)
+
+
+def test_ocvec_rule():
+    """Taken for whole channel blocks of im2col-path convolutions with OCVEC_MIN_TAPS (stride 1:
+    OCVEC_MIN_TAPS_STRIDE1) to OCVEC_MAX_TAPS taps; not for partly used blocks, 1×1 filters, few
+    or very many taps, or rows the pixel tiles overshoot."""
+    block = direct_kernels.ocvec_block()
+    path = lambda shape, k, f, s, p: conv_module._conv_path(shape, (k, shape[1], f, f),  # noqa: E731
+                                                             geometry(shape, k, f, s, p))[0]
+    assert path((8, 3, 224, 224), 64, 11, 4, 2) == "ocvec"
+    assert path((2, 64, 56, 56), 2 * block, 3, 2, 1) == "ocvec"
+    assert path((8, 3, 224, 224), block + 8, 11, 4, 2) != "ocvec"     # a partly used block
+    assert path((4, 64, 56, 56), 64, 1, 2, 0) != "ocvec"              # 1×1: a plain GEMM
+    assert path((8, 128, 28, 28), 256, 3, 2, 1) == "ocvec"           # 1152 taps
+    assert path((4, 512, 14, 14), 512, 3, 2, 1) != "ocvec"            # 4608 taps
+    assert path((16, 8, 32, 32), 64, 3, 2, 1) == "ocvec"             # 72 taps, strided
+    assert path((8, 3, 32, 32), 64, 3, 2, 1) != "ocvec"               # 27 taps
+    assert path((8, 3, 64, 64), 64, 5, 1, 2) != "ocvec"               # 75 taps, stride 1
+    assert path((8, 64, 7, 7), 64, 3, 2, 0) == "ocvec"               # 3 pixels a row: tiles of 4
+    assert path((8, 64, 5, 5), 64, 3, 2, 0) != "ocvec"                # 2 pixels a row: 4 computed
+
+
+def test_conv2d_through_ocvec_matches_reference(monkeypatch):
+    """conv2d with the path forced: float32 forward by the vectorized loops, its gradients by the
+    im2col backward; float64 takes im2col for both."""
+    monkeypatch.setattr(conv_module, "_OCVEC", True)
+    rng = np.random.default_rng(5)
+    for dt, stride, padding in [(np.float32, 2, 1), (np.float32, 3, 2), (np.float64, 2, 1)]:
+        arrays = (rng.standard_normal((2, 3, 11, 9)).astype(dt), rng.standard_normal((20, 3, 3, 3)).astype(dt),
+                  rng.standard_normal(20).astype(dt))
+        x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
+        g = geometry((2, 3, 11, 9), 20, 3, stride, padding)
+        assert conv_module._conv_path((2, 3, 11, 9), (20, 3, 3, 3), g)[0] == "ocvec"
+        y = F.conv2d(x, w, b, stride=stride, padding=padding)
+        y_ref, grads = reference(*arrays, (stride, stride), (padding, padding), (1, 1))
+        dy = rng.standard_normal(y_ref.shape).astype(dt)
+        y.backward(dy)
+        tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+        for ours, ref in zip((y, x.grad, w.grad, b.grad), (y_ref, *grads(dy))):
+            np.testing.assert_allclose(ours.numpy(), ref, **tol, err_msg=f"{dt} stride {stride}")
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 40, 40), (3, 3, 40, 40)])
+def test_ocvec_forward_workspace_matches_tracemalloc(shape, monkeypatch):
+    """The declared transient bytes of forward are what numpy allocates beyond the output: one
+    padded image per thread (or one shared by the threads of a single image) and the repacked
+    weights."""
+    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(0)
+        x = fc.tensor(rng.standard_normal(shape).astype(np.float32))
+        w = fc.tensor(rng.standard_normal((64, 3, 5, 5)).astype(np.float32))
+        g = geometry(shape, 64, 5, 2, 2)
+        assert conv_module._conv_path(shape, (64, 3, 5, 5), g)[0] == "ocvec"
+        with fc.no_grad():
+            F.conv2d(x, w, stride=2, padding=2)  # warm up caches outside the measurement
+            tracemalloc.start()
+            try:
+                start = tracemalloc.get_traced_memory()[0]
+                y = F.conv2d(x, w, stride=2, padding=2)
+                peak = tracemalloc.get_traced_memory()[1] - start
+            finally:
+                tracemalloc.stop()
+        declared = Conv2dFunction.forward_workspace_bytes((x.shape, w.shape, None), np.float32,
+                                                          (False,) * 3, geometry=g)
+        transient = peak - y.numpy().nbytes
+        assert declared <= transient <= declared + 4096
+    finally:
+        fc.set_num_threads(previous)
