@@ -21,6 +21,11 @@ or one after another.
 
 The entry points check their arrays (dtype, shape, layout) through the numpy C API and size and
 allocate their own outputs and scratch, so no input makes them read or write out of bounds.
+
+``ocvec_forward`` is the other direct convolution here, for the forward of convolutions the
+im2col path would take (any stride, padding, dilation; float32 on AVX-512 or AVX2+FMA): it
+vectorizes over output channels instead of pixels (``_ocvec.h``), reading a zero-padded copy of
+each image, so strided and large filters need no column buffer.
 """
 cimport cython
 from cython cimport floating
