@@ -57,14 +57,7 @@ static ptrdiff_t fc_wf_scratch_floats(ptrdiff_t tiles, ptrdiff_t width)
 #define FC_WF512_cols fc_wf512_cols
 #define FC_WF512_split fc_wf512_split
 #define FC_WF512_zip fc_wf512_zip
-/* row[first + i] for lanes i with 0 <= first + i < W, zero elsewhere (masked lanes are not read). */
-FC_SGEMM_TARGET static inline __m512 fc_wf512_cols(const float *row, ptrdiff_t first, ptrdiff_t W)
-{
-    ptrdiff_t lo = first < 0 ? -first : 0, hi = W - first;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return _mm512_setzero_ps();
-    return _mm512_maskz_loadu_ps((__mmask16)(fc_sgemm_lanes((int)hi) & ~fc_sgemm_lanes((int)lo)), row + first);
-}
+#define FC_WF512_LOADR(p, lo, hi) _mm512_maskz_loadu_ps((__mmask16)(fc_sgemm_lanes(hi) & ~fc_sgemm_lanes(lo)), (p))
 FC_SGEMM_TARGET static inline void fc_wf512_split(__m512 a, __m512 b, __m512 *even, __m512 *odd)
 {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -88,13 +81,7 @@ FC_SGEMM_TARGET static inline void fc_wf512_zip(__m512 a, __m512 b, __m512 *lo, 
 #define FC_WF256_cols fc_wf256_cols
 #define FC_WF256_split fc_wf256_split
 #define FC_WF256_zip fc_wf256_zip
-FC_SGEMM2_TARGET static inline __m256 fc_wf256_cols(const float *row, ptrdiff_t first, ptrdiff_t W)
-{
-    ptrdiff_t lo = first < 0 ? -first : 0, hi = W - first;
-    if (hi > 8) hi = 8;
-    if (hi <= lo) return _mm256_setzero_ps();
-    return _mm256_maskload_ps(row + first, _mm256_andnot_si256(fc_sgemm2_lanes((int)lo), fc_sgemm2_lanes((int)hi)));
-}
+#define FC_WF256_LOADR(p, lo, hi) _mm256_maskload_ps((p), _mm256_andnot_si256(fc_sgemm2_lanes(lo), fc_sgemm2_lanes(hi)))
 FC_SGEMM2_TARGET static inline void fc_wf256_split(__m256 a, __m256 b, __m256 *even, __m256 *odd)
 {
     /* per 128-bit lane (a0 a2 b0 b2 | a4 a6 b4 b6), then the 64-bit pairs put in order */
@@ -107,6 +94,18 @@ FC_SGEMM2_TARGET static inline void fc_wf256_zip(__m256 a, __m256 b, __m256 *lo,
     *lo = _mm256_permute2f128_ps(l, h, 0x20);
     *hi = _mm256_permute2f128_ps(l, h, 0x31);
 }
+
+/* row[first + i] for lanes i with 0 <= first + i < W, zero elsewhere (masked lanes are not read). */
+#define FC_WF_COLS(NAME, TARGET, VEC, P)                                                           \
+TARGET static inline VEC NAME(const float *row, ptrdiff_t first, ptrdiff_t W)                      \
+{                                                                                                  \
+    ptrdiff_t lo = first < 0 ? -first : 0, hi = W - first;                                         \
+    if (hi > P##_VL) hi = P##_VL;                                                                  \
+    if (hi <= lo) return P##_ZERO();                                                               \
+    return P##_LOADR(row + first, (int)lo, (int)hi);                                               \
+}
+FC_WF_COLS(fc_wf512_cols, FC_SGEMM_TARGET, __m512, FC_WF512)
+FC_WF_COLS(fc_wf256_cols, FC_SGEMM2_TARGET, __m256, FC_WF256)
 
 /* x (this piece's image: C planes H x W) -> V_xi panels for tiles l0 .. l0 + rows * width - 1.
    e: fc_wf_scratch_floats(rows * width, width) floats. */
