@@ -111,8 +111,9 @@ WINOGRAD_BLOCK_ELEMENTS = 1 << 19
 # 0.95), for 1×1 filters (0.87–0.97: a plain GEMM), for few taps (C·kh·kw = 27: 0.65–0.92, its
 # stores of y outweigh the multiply-adds; stride 1 with 75 taps 0.90, where im2col is a cheap
 # copy), and for 4608 taps and K = 512 at 14×14 (0.64–0.83: each block's weights stream from L3).
-# So: K a multiple of the block, kh·kw > 1, OCVEC_MIN_TAPS (stride 1: OCVEC_MIN_TAPS_STRIDE1) ≤
-# C·kh·kw ≤ OCVEC_MAX_TAPS, row tiles ≤ OCVEC_MAX_TILE_WASTE × the row.
+# The AVX2 loops (capped on the same CPU) beat even the AVX-512 im2col + GEMM on these shapes,
+# 1.02–1.46. So: K a multiple of the block, kh·kw > 1, OCVEC_MIN_TAPS (stride 1:
+# OCVEC_MIN_TAPS_STRIDE1) ≤ C·kh·kw ≤ OCVEC_MAX_TAPS, row tiles ≤ OCVEC_MAX_TILE_WASTE × the row.
 _OCVEC: Optional[bool] = None  # tests force it on/off; None: the rule
 OCVEC_MIN_TAPS = 64
 OCVEC_MIN_TAPS_STRIDE1 = 256
