@@ -392,11 +392,12 @@ def _direct_backward_workspace(image_shape, weight_shape, g: ConvGeometry, items
     return (plan.buffers * plan.backward + plan.filter + partials) * itemsize
 
 
-# ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
+# ---- output-channel-vectorized forward ------------------------------------------------------------
 
 def _use_ocvec(image_shape, out_channels: int, g: ConvGeometry) -> bool:
     """Whether conv2d's im2col-path forward runs the output-channel-vectorized loops instead
-    (float32 only: the caller checks the dtype); the measurements are at OCVEC_MAX_TAPS."""
+    (float32 only: the caller checks the dtype); the rule's measurements are next to
+    OCVEC_MAX_TAPS."""
     if _OCVEC is False or g.groups != 1 or not _direct.ocvec_available():
         return False
     if _OCVEC:
@@ -421,6 +422,8 @@ def _ocvec_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarr
     return _direct.ocvec_forward(x, w2, bias, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                                  out_shape[2], out_shape[3], _ocvec_threads(x.shape, out_shape[1], g))
 
+
+# ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
 
 def _winograd_eligible(g: ConvGeometry) -> bool:
     """3×3, stride 1, dilation 1, groups 1: the configurations the Winograd kernels compute."""
