@@ -21,14 +21,10 @@
 #include <string.h>
 #include "_sgemm.h"
 
-/* Slack floats after each E array (whole-vector stores past a row end land there). */
+/* Slack floats after each of the input transform's eight E arrays, of (rows + 1) * width floats
+   each: its scratch is 8 * ((rows + 1) * width + FC_WF_SLACK) floats (make_tiling's v_scratch
+   holds that for any piece of a block). */
 #define FC_WF_SLACK 16
-
-/* Floats of the input transform's scratch for pieces of at most `tiles` tiles, `width` wide. */
-static ptrdiff_t fc_wf_scratch_floats(ptrdiff_t tiles, ptrdiff_t width)
-{
-    return 8 * (tiles + width + FC_WF_SLACK);
-}
 
 /* Prefetch rows [iy, iy + rows) (clipped to [0, H)) of an H x W plane, for reading (rw 0) or
    writing (rw 1): the plane the transform works on next. Its first touches missed the caches
@@ -108,7 +104,7 @@ FC_WF_COLS(fc_wf512_cols, FC_SGEMM_TARGET, __m512, FC_WF512)
 FC_WF_COLS(fc_wf256_cols, FC_SGEMM2_TARGET, __m256, FC_WF256)
 
 /* x (this piece's image: C planes H x W) -> V_xi panels for tiles l0 .. l0 + rows * width - 1.
-   e: fc_wf_scratch_floats(rows * width, width) floats. */
+   e: 8 * ((rows + 1) * width + FC_WF_SLACK) floats. */
 #define FC_WF_INPUTS(NAME, TARGET, P)                                                              \
 TARGET static void NAME(const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,       \
                         ptrdiff_t pw, ptrdiff_t ty, ptrdiff_t rows, ptrdiff_t tx, ptrdiff_t width, \
