@@ -143,3 +143,44 @@ def test_ocvec_forward_workspace_matches_tracemalloc(shape, monkeypatch):
         assert declared <= transient <= declared + 4096
     finally:
         fc.set_num_threads(previous)
+
+
+def y_geometry(x, wt, stride, pads, dilation):
+    """The ConvGeometry conv2d builds for these operands (top/left padding, output size)."""
+    (kh, kw), (h, w) = wt.shape[2:], x.shape[2:]
+    ho = (h + sum(pads[0]) - dilation * (kh - 1) - 1) // stride + 1
+    wo = (w + sum(pads[1]) - dilation * (kw - 1) - 1) // stride + 1
+    return conv_module.ConvGeometry(kh, kw, stride, stride, pads[0][0], pads[1][0], dilation, dilation, 1, ho, wo)
+
+
+@given(n=st.integers(1, 2), c=st.integers(1, 4), h=st.integers(1, 12), w=st.integers(1, 12),
+       k=st.integers(1, 20), kh=st.integers(1, 4), kw=st.integers(1, 4), stride=st.integers(1, 3),
+       dilation=st.integers(1, 2), padding=st.sampled_from([0, 1, 2, "same"]), strided=st.booleans(),
+       seed=st.integers(0, 9999))
+def test_conv2d_forced_ocvec_any_geometry(n, c, h, w, k, kh, kw, stride, dilation, padding, strided, seed):
+    """conv2d's forward with the path forced, through the public API: 'same' (asymmetric for
+    even kernels), strides, dilations and a non-contiguous input, against a float64 reference on
+    the explicitly padded input."""
+    if padding == "same":
+        stride = 1  # PyTorch allows 'same' only at stride 1
+        pads = [(d * (f - 1) // 2, d * (f - 1) - d * (f - 1) // 2) for f, d in ((kh, dilation), (kw, dilation))]
+    else:
+        pads = [(padding, padding)] * 2
+    if h + sum(pads[0]) < dilation * (kh - 1) + 1 or w + sum(pads[1]) < dilation * (kw - 1) + 1:
+        return
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal((n, c, h, 2 * w if strided else w)).astype(np.float32)
+    x_np = x_np[..., ::2] if strided else x_np
+    wt = rng.standard_normal((k, c, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    xp = np.pad(x_np, ((0, 0), (0, 0), pads[0], pads[1]))
+    ref, _ = reference(xp, wt, b, (stride, stride), (0, 0), (dilation, dilation))
+    with pytest.MonkeyPatch.context() as mp:
+        for switch, value in (("_OCVEC", True), ("_WINOGRAD", False), ("_DIRECT", False), ("_SMALL_DEPTH", False)):
+            mp.setattr(conv_module, switch, value)
+        with fc.no_grad():
+            y = F.conv2d(fc.tensor(x_np), fc.tensor(wt), fc.tensor(b), stride=stride, padding=padding,
+                         dilation=dilation)
+        assert conv_module._conv_path(x_np.shape, wt.shape, y_geometry(x_np, wt, stride, pads, dilation))[0] == "ocvec"
+    scale = np.abs(x_np).max() * np.abs(wt).sum(axis=(1, 2, 3)).max() + 1
+    np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=1e-6 * scale)
