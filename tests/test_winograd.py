@@ -421,3 +421,18 @@ def test_packed_product_matches_numpy(m, n, k):
     np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="packed_product: expected panels of at least"):
         winograd_kernels.packed_product(a_panels[:-1], b_panels, c, k)
+
+
+def test_winograd_panels_refuse_float64():
+    """The panel layouts are float32 only: asking for them with float64 arrays is refused before
+    any kernel runs."""
+    x = np.zeros((1, 2, 6, 6))
+    dy = np.zeros((1, 3, 6, 6))
+    v_el, m_el = winograd_kernels.work_elements(2, 3, 6, 6, 9, False)
+    with pytest.raises(ValueError, match="winograd_weight_grad: the panel layout needs float32"):
+        winograd_kernels.winograd_weight_grad(x, dy, np.zeros((1, 16 * 6)), np.empty((1, v_el)),
+                                              np.empty((1, m_el)), 1, 1, 9, False, 1, True)
+    u = np.zeros(winograd_kernels.filter_elements(2, 3, False))
+    with pytest.raises(ValueError, match="winograd_forward: the panel layout needs float32"):
+        winograd_kernels.winograd_forward(x, u, np.zeros(3), False, np.empty((1, 3, 6, 6)),
+                                          np.empty((1, v_el)), np.empty((1, m_el)), 1, 1, 9, True, False, 1)

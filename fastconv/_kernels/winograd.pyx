@@ -856,6 +856,7 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
     cdef Py_ssize_t nblocks, b, s0, th, threads = num_threads if parallel else 1
     cdef Tiling t
     cdef GradPanels g
+    cdef bint panels_ok = fc_sgemm_packed_available() if floating is float else False
     if N == 0 or Ho == 0 or Wo == 0 or K == 0 or C == 0:
         return
     if dy.shape[0] != N or du_parts.shape[1] < 16 * K * C or du_parts.shape[0] < threads:
@@ -863,7 +864,7 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
     make_tiling(N, C, K, Ho, Wo, block_tiles, False, &t)
     nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles
     if panels:
-        if not (floating is float and fc_sgemm_packed_available()):
+        if not panels_ok:
             raise ValueError("winograd_weight_grad: the panel layout needs float32 and AVX-512 or AVX2+FMA")
         grad_panels(C, K, Wo, block_tiles, &g)
         if (vwork.shape[0] < threads or mwork.shape[0] < threads
