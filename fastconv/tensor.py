@@ -21,6 +21,7 @@ int32 = np.int32
 bool_ = np.bool_
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_new_object = object.__new__
 
 
 def _resolve_dtype(dtype):
@@ -85,11 +86,14 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _wrap(cls, array, grad_fn=None, output_index=0) -> "Tensor":
-        """Fast construction around an existing array (no conversion)."""
-        t = cls.__new__(cls)
-        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
+    @staticmethod
+    def _wrap(array, grad_fn=None, output_index=0) -> "Tensor":
+        """Fast construction of a Tensor around an existing array (no conversion). Every op's
+        outputs and every gradient pass here: a static method with object.__new__ and an
+        exact-type test costs ~80 ns less than a classmethod with cls.__new__ and isinstance
+        (a batch-1 conv's forward+backward wraps four arrays)."""
+        t = _new_object(Tensor)
+        t.data = array if type(array) is np.ndarray or isinstance(array, np.ndarray) else np.asarray(array)
         t.grad = None
         t.grad_fn = grad_fn
         t._output_index = output_index
