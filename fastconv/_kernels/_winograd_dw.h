@@ -12,8 +12,8 @@
    the transforms then run on vectors of channels and store whole panel rows.
 
    A piece (tile rows [ty, ty + rows), tile columns [tx, tx + width) of one image) first
-   transposes the 2 rows + 2 input rows and 2 rows dY rows it covers, then transforms tile by
-   tile. Pixels outside the image or the output (padding, partial tiles past Ho x Wo) and
+   transposes the 2 * rows + 2 input rows and the 2 * rows dY rows it covers, then transforms
+   tile by tile. Pixels outside the image or the output (padding, partial tiles past Ho x Wo) and
    channels past C or K read as zero, so every panel entry is finite and nothing outside x and
    dY is read. */
 #ifndef FC_WINOGRAD_DW_H
