@@ -76,9 +76,10 @@ def geometry(shape, k, kernel, stride, padding):
 
 def test_ocvec_rule():
     """Taken for whole channel blocks of im2col-path convolutions with OCVEC_MIN_TAPS (stride 1:
-    OCVEC_MIN_TAPS_STRIDE1) to OCVEC_MAX_TAPS taps; not for partly used blocks, 1×1 filters, few
-    or very many taps, or rows the pixel tiles overshoot."""
-    block = direct_kernels.ocvec_block()
+    OCVEC_MIN_TAPS_STRIDE1; 32-channel blocks: OCVEC_MIN_TAPS_WIDE) to OCVEC_MAX_TAPS taps; not
+    for partly used blocks, 1×1 filters, few or very many taps, or rows the pixel tiles
+    overshoot."""
+    block = direct_kernels.ocvec_block(64)
     path = lambda shape, k, f, s, p: conv_module._conv_path(shape, (k, shape[1], f, f),  # noqa: E731
                                                              geometry(shape, k, f, s, p))[0]
     assert path((8, 3, 224, 224), 64, 11, 4, 2) == "ocvec"
@@ -92,6 +93,11 @@ def test_ocvec_rule():
     assert path((8, 3, 64, 64), 64, 5, 1, 2) != "ocvec"               # 75 taps, stride 1
     assert path((8, 64, 7, 7), 64, 3, 2, 0) == "ocvec"               # 3 pixels a row: tiles of 4
     assert path((8, 64, 5, 5), 64, 3, 2, 0) != "ocvec"                # 2 pixels a row: 4 computed
+    if direct_kernels.ocvec_block(32) == 32:  # AVX-512 blocks of 32 channels: from 27 taps on
+        assert path((32, 32, 28, 28), 32, 3, 2, 1) == "ocvec"
+        assert path((8, 3, 64, 64), 32, 5, 1, 2) == "ocvec"           # 75 taps at stride 1
+        assert path((8, 3, 32, 32), 32, 3, 2, 1) == "ocvec"           # 27 taps
+        assert path((8, 1, 32, 32), 32, 3, 2, 1) != "ocvec"           # 9 taps
 
 
 def test_conv2d_through_ocvec_matches_reference(monkeypatch):

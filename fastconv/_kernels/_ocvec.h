@@ -3,8 +3,8 @@
    For few input channels and large or strided filters (an 11x11/4 first layer), im2col + GEMM
    spends much of its time building and streaming the column buffer (C*kh*kw rows, one column per
    output pixel). Here a register tile holds R consecutive output pixels of one output row times
-   one block of KB output channels (AVX-512: up to 6 pixels x 4 vectors of 16 channels, 24
-   accumulators; AVX2: up to 6 x 2 vectors of 8); for every filter tap it loads the block's KB weights
+   one block of KB output channels (AVX-512: up to 6 pixels x 4 vectors of 16 channels or 12 x
+   2, 24 accumulators; AVX2: up to 6 x 2 vectors of 8); for every filter tap it loads the block's KB weights
    (contiguous: the weights are repacked per call as [block][tap][KB]) and broadcasts the R input
    pixels, R * KB multiply-adds per R + KB / VL loads. The input is a zero-padded copy of one
    image (so the taps need no bounds checks), wide enough for the last pixel tile of a row; the
@@ -16,25 +16,30 @@
 #include <stddef.h>
 #include "_shallow.h"
 
-/* Output pixels per register tile: 4, 5 or 6 (24 accumulators and 4 weight vectors fill the
-   32 AVX-512 registers at 6), the one whose tiles overshoot the row least (Wo = 55: 5). */
-#define FC_OCVEC_RMAX 6
-
-static int fc_ocvec_tile(ptrdiff_t Wo)
+/* Output channels per block for the variant `level` (3 AVX-512, 2 AVX2; 0 when not supported)
+   and K output channels: on AVX-512 4 vectors (64 channels) unless K is a multiple of 32 but not
+   of 64, or at most 32, then 2 vectors (32 channels): a block's lanes past K are computed in
+   vain (K = 32 in blocks of 64: 0.65-0.78x im2col, Zen 4). */
+static ptrdiff_t fc_ocvec_block(int level, ptrdiff_t K)
 {
-    int r, best = FC_OCVEC_RMAX;
-    ptrdiff_t best_cols = (Wo + FC_OCVEC_RMAX - 1) / FC_OCVEC_RMAX * FC_OCVEC_RMAX;
-    for (r = FC_OCVEC_RMAX - 1; r >= 4; r--) {
+    if (level == 3) return (K % 64 != 0 && (K % 32 == 0 || K <= 32)) ? 32 : 64;
+    return level == 2 ? 16 : 0;
+}
+
+/* Output pixels per register tile for rows of Wo: among 4, 5, 6 (blocks of 4 vectors: 24
+   accumulators and 4 weight vectors fill the 32 AVX-512 registers at 6) or 8, 10, 12 (blocks
+   of 2 AVX-512 vectors), the one whose tiles overshoot the row least (Wo = 55: 5). */
+static int fc_ocvec_tile(int level, ptrdiff_t K, ptrdiff_t Wo)
+{
+    const int wide = level == 3 && fc_ocvec_block(level, K) == 32;
+    const int step = wide ? 2 : 1, rmin = 4 * step, rmax = 6 * step;
+    int r, best = rmax;
+    ptrdiff_t best_cols = (Wo + rmax - 1) / rmax * rmax;
+    for (r = rmax - step; r >= rmin; r -= step) {
         ptrdiff_t cols = (Wo + r - 1) / r * r;
         if (cols < best_cols) { best = r; best_cols = cols; }
     }
     return best;
-}
-
-/* Output channels per block for the variant `level` (3 AVX-512, 2 AVX2; 0 when not supported). */
-static ptrdiff_t fc_ocvec_block(int level)
-{
-    return level == 3 ? 64 : level == 2 ? 16 : 0;
 }
 
 /* Rows [oy0, oy1) of y[k, oy, ox] (one image, K planes Ho x Wo) = bias[k] + sum over the taps
@@ -89,20 +94,28 @@ static ptrdiff_t fc_ocvec_block(int level)
 static FC_AVX512 void fc_ocvec_image_avx512_4 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 4)
 static FC_AVX512 void fc_ocvec_image_avx512_5 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 5)
 static FC_AVX512 void fc_ocvec_image_avx512_6 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 6)
+static FC_AVX512 void fc_ocvec_image_avx512_2x8 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 2, 8)
+static FC_AVX512 void fc_ocvec_image_avx512_2x10 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 2, 10)
+static FC_AVX512 void fc_ocvec_image_avx512_2x12 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 2, 12)
 static FC_AVX2 void fc_ocvec_image_avx2_4 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32, 2, 4)
 static FC_AVX2 void fc_ocvec_image_avx2_5 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32, 2, 5)
 static FC_AVX2 void fc_ocvec_image_avx2_6 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32, 2, 6)
 
-/* One image on the variant `level` from fc_ocvec_level (the weights were packed for it), with
-   fc_ocvec_tile(Wo) pixels per tile. */
+/* One image on the variant `level` from fc_ocvec_level, with the block of
+   fc_ocvec_block(level, K) channels the weights were packed for and fc_ocvec_tile(level, K, Wo)
+   pixels per tile. */
 static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
                            const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
                            ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
                            ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
 {
 #define FC_OCVEC_CALL(NAME) NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y)
-    const int r = fc_ocvec_tile(Wo);
-    if (level == 3) {
+    const int r = fc_ocvec_tile(level, K, Wo);
+    if (level == 3 && fc_ocvec_block(level, K) == 32) {
+        if (r == 8) FC_OCVEC_CALL(fc_ocvec_image_avx512_2x8);
+        else if (r == 10) FC_OCVEC_CALL(fc_ocvec_image_avx512_2x10);
+        else FC_OCVEC_CALL(fc_ocvec_image_avx512_2x12);
+    } else if (level == 3) {
         if (r == 4) FC_OCVEC_CALL(fc_ocvec_image_avx512_4);
         else if (r == 5) FC_OCVEC_CALL(fc_ocvec_image_avx512_5);
         else FC_OCVEC_CALL(fc_ocvec_image_avx512_6);

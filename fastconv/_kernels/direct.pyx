@@ -148,8 +148,8 @@ cdef extern from *:
 
 
 cdef extern from "_ocvec.h" nogil:
-    int fc_ocvec_tile(Py_ssize_t Wo)
-    Py_ssize_t fc_ocvec_block(int level)
+    int fc_ocvec_tile(int level, Py_ssize_t K, Py_ssize_t Wo)
+    Py_ssize_t fc_ocvec_block(int level, Py_ssize_t K)
     int fc_ocvec_level()
     void fc_ocvec_image(int level, const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                         const float* wt, const float* bias, Py_ssize_t K, Py_ssize_t kh,
@@ -668,16 +668,16 @@ def ocvec_available():
     return fc_ocvec_level() != 0
 
 
-def ocvec_tile(Py_ssize_t out_w):
-    """Output pixels per register tile of ``ocvec_forward`` for rows of ``out_w`` (4 to 6, the
-    least overshoot)."""
-    return fc_ocvec_tile(out_w)
+def ocvec_tile(Py_ssize_t out_channels, Py_ssize_t out_w):
+    """Output pixels per register tile of ``ocvec_forward`` for rows of ``out_w`` (4 to 6, or 8
+    to 12 in blocks of 32 channels: the least overshoot)."""
+    return fc_ocvec_tile(fc_ocvec_level(), out_channels, out_w)
 
 
-def ocvec_block():
-    """Output channels per block of ``ocvec_forward``'s loops here (64 AVX-512, 16 AVX2; 0 when
-    unavailable): K a multiple of it wastes no lanes."""
-    return fc_ocvec_block(fc_ocvec_level())
+def ocvec_block(Py_ssize_t out_channels):
+    """Output channels per block of ``ocvec_forward``'s loops here for ``out_channels`` (64 or
+    32 on AVX-512, 16 on AVX2; 0 when unavailable): K a multiple of it wastes no lanes."""
+    return fc_ocvec_block(fc_ocvec_level(), out_channels)
 
 
 cdef struct OcvecFrame:
@@ -685,11 +685,12 @@ cdef struct OcvecFrame:
     Py_ssize_t Hp, Wp
 
 
-cdef OcvecFrame ocvec_frame(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                            Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+cdef OcvecFrame ocvec_frame(Py_ssize_t K, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                            Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho,
+                            Py_ssize_t Wo) noexcept nogil:
     cdef OcvecFrame f
     f.Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
-    f.Wp = (round_up(Wo, fc_ocvec_tile(Wo)) - 1) * sw + (kw - 1) * dw + 1
+    f.Wp = (round_up(Wo, fc_ocvec_tile(fc_ocvec_level(), K, Wo)) - 1) * sw + (kw - 1) * dw + 1
     return f
 
 
@@ -698,8 +699,8 @@ def ocvec_workspace_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, i
     """Scratch elements of ``ocvec_forward``: the repacked weights and bias, and one padded
     image per thread (images in a prange when N ≥ threads, else one shared image whose rows the
     threads split)."""
-    cdef OcvecFrame f = ocvec_frame(kh, kw, sh, sw, dh, dw, Ho, Wo)
-    cdef Py_ssize_t kb = fc_ocvec_block(fc_ocvec_level())
+    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, Ho, Wo)
+    cdef Py_ssize_t kb = fc_ocvec_block(fc_ocvec_level(), K)
     cdef Py_ssize_t padded_k = round_up(K, kb) if kb > 0 else K
     cdef Py_ssize_t images = max(num_threads, 1) if N >= num_threads > 1 else 1
     return padded_k * (C * kh * kw + 1) + images * C * f.Hp * f.Wp
@@ -746,8 +747,8 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
         return y
     cdef int threads = max(num_threads, 1)
     cdef bint by_image = N >= threads
-    cdef OcvecFrame f = ocvec_frame(kh, kw, sh, sw, dh, dw, out_h, out_w)
-    cdef Py_ssize_t KB = fc_ocvec_block(level), padded_k = round_up(K, KB)
+    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, out_h, out_w)
+    cdef Py_ssize_t KB = fc_ocvec_block(level, K), padded_k = round_up(K, KB)
     cdef Py_ssize_t frame = C * f.Hp * f.Wp, images = threads if by_image else 1
     cdef cnp.ndarray work = new_array((padded_k * (T + 1) + images * frame,), cnp.NPY_FLOAT32, False)
     cdef float* wt = <float*>data(work)

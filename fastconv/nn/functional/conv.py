@@ -103,7 +103,7 @@ DIRECT_MAX_K = 32
 WINOGRAD_BLOCK_ELEMENTS = 1 << 19
 # Output-channel-vectorized direct forward (docs/design.md, _kernels/_ocvec.h): for the im2col
 # path's convolutions, float32 on AVX-512 or AVX2+FMA, the forward runs register tiles of 4–6
-# output pixels × one block of output channels (64 on AVX-512, 16 on AVX2) over the filter taps,
+# output pixels × one block of output channels (64 or 32 on AVX-512, 16 on AVX2) over the taps,
 # with no column buffer; backward stays im2col. Measured forward speedups over im2col + GEMM on
 # Zen 4, 1 thread (2 threads alike): 8×3×224→64 11×11/4 1.44–1.60 (batch 1: 1.43), 7×7/2 1.49–1.55,
 # 3×3/2 with C = 8..512: 1.16–1.92 (16×64×56→128 1.29, 64×32×8→64 1.91), 5×5/1 with C = 32..256
@@ -112,11 +112,17 @@ WINOGRAD_BLOCK_ELEMENTS = 1 << 19
 # stores of y outweigh the multiply-adds; stride 1 with 75 taps 0.90, where im2col is a cheap
 # copy), and for 4608 taps and K = 512 at 14×14 (0.64–0.83: each block's weights stream from L3).
 # The AVX2 loops (capped on the same CPU) beat even the AVX-512 im2col + GEMM on these shapes,
-# 1.02–1.46. So: K a multiple of the block, kh·kw > 1, OCVEC_MIN_TAPS (stride 1:
-# OCVEC_MIN_TAPS_STRIDE1) ≤ C·kh·kw ≤ OCVEC_MAX_TAPS, row tiles ≤ OCVEC_MAX_TILE_WASTE × the row.
+# 1.02–1.46. For K a multiple of 32 but not of 64 the AVX-512 loops take blocks of 32 channels
+# and tiles of 8–12 pixels, which win from 27 taps on, at stride 1 too: 32×32×28→32 3×3/2 1.58–1.66,
+# 16×3×64→32 3×3/2 1.23–1.31, 8×3×64→32 5×5/1 1.25–1.35, 16×16×64→32 5×5 1.40, 8×3×224→96 11×11/4
+# 1.25–1.26 (64-channel blocks at K = 64 are 1.02–1.2× faster still, but lose below ~64 taps).
+# So: K a multiple of the block, kh·kw > 1, OCVEC_MIN_TAPS (stride 1: OCVEC_MIN_TAPS_STRIDE1;
+# 32-channel blocks: OCVEC_MIN_TAPS_WIDE) ≤ C·kh·kw ≤ OCVEC_MAX_TAPS, row tiles ≤
+# OCVEC_MAX_TILE_WASTE × the row.
 _OCVEC: Optional[bool] = None  # tests force it on/off; None: the rule
 OCVEC_MIN_TAPS = 64
 OCVEC_MIN_TAPS_STRIDE1 = 256
+OCVEC_MIN_TAPS_WIDE = 27
 OCVEC_MAX_TAPS = 4096
 OCVEC_MAX_TILE_WASTE = 1.34
 
@@ -402,10 +408,13 @@ def _use_ocvec(image_shape, out_channels: int, g: ConvGeometry) -> bool:
         return False
     if _OCVEC:
         return True
-    block, tile = _direct.ocvec_block(), _direct.ocvec_tile(g.out_w)
+    block, tile = _direct.ocvec_block(out_channels), _direct.ocvec_tile(out_channels, g.out_w)
     tiles = -(-g.out_w // tile) * tile
     taps = image_shape[1] * g.kh * g.kw
-    min_taps = OCVEC_MIN_TAPS_STRIDE1 if g.sh == 1 and g.sw == 1 else OCVEC_MIN_TAPS
+    if block == 32:  # AVX-512 blocks of 2 vectors, tiles of 8–12 pixels
+        min_taps = OCVEC_MIN_TAPS_WIDE
+    else:
+        min_taps = OCVEC_MIN_TAPS_STRIDE1 if g.sh == 1 and g.sw == 1 else OCVEC_MIN_TAPS
     return (out_channels % block == 0 and g.kh * g.kw > 1 and min_taps <= taps <= OCVEC_MAX_TAPS
             and tiles <= OCVEC_MAX_TILE_WASTE * g.out_w)
 
@@ -578,7 +587,8 @@ def _path_settings():
             WINOGRAD_NARROW_MIN_PIXELS, DIRECT_MIN_CHANNELS, DIRECT_MAX_DEPTH, DIRECT_MAX_K,
             SMALL_DEPTH, SMALL_DEPTH_NARROW, SMALL_NARROW_K, MIN_FLOPS_PER_THREAD,
             COLUMN_BLOCK_ELEMENTS, WINOGRAD_BLOCK_ELEMENTS, _OCVEC, OCVEC_MIN_TAPS,
-            OCVEC_MIN_TAPS_STRIDE1, OCVEC_MAX_TAPS, OCVEC_MAX_TILE_WASTE, _direct.ocvec_block())
+            OCVEC_MIN_TAPS_STRIDE1, OCVEC_MIN_TAPS_WIDE, OCVEC_MAX_TAPS, OCVEC_MAX_TILE_WASTE,
+            _direct.ocvec_block(64))
 
 
 @_memoized_plan
