@@ -190,3 +190,70 @@ def test_conv2d_forced_ocvec_any_geometry(n, c, h, w, k, kh, kw, stride, dilatio
         assert conv_module._conv_path(x_np.shape, wt.shape, y_geometry(x_np, wt, stride, pads, dilation))[0] == "ocvec"
     scale = np.abs(x_np).max() * np.abs(wt).sum(axis=(1, 2, 3)).max() + 1
     np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=1e-6 * scale)
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 5), h=st.integers(1, 14), w=st.integers(1, 14),
+       k=st.integers(1, 70), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 2),
+       dw=st.integers(1, 2), threads=st.sampled_from([1, 2]), seed=st.integers(0, 9999))
+def test_ocvec_weight_grad_matches_reference(n, c, h, w, k, kh, kw, sh, sw, ph, pw, dh, dw, threads, seed):
+    """The vectorized weight gradient on each variant: any stride, padding, dilation, channel
+    count (blocks partly used), pixel chunks cut by the image end, images split over threads."""
+    ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    if ho < 1 or wo < 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    dy = rng.standard_normal((n, k, ho, wo)).astype(np.float32)
+    _, grads = reference(x, np.zeros((k, c, kh, kw), np.float32), None, (sh, sw), (ph, pw), (dh, dw))
+    ref = grads(dy)[1].reshape(k, -1)
+    scale = np.abs(x).max() * np.abs(dy).sum(axis=(0, 2, 3)).max() + 1
+    for level in OCVEC_VARIANTS:
+        previous = direct_kernels.set_variant_cap(level)
+        try:
+            dwt = direct_kernels.ocvec_weight_grad(x, dy, kh, kw, sh, sw, ph, pw, dh, dw, threads)
+        finally:
+            direct_kernels.set_variant_cap(previous)
+        np.testing.assert_allclose(dwt, ref, rtol=0, atol=1e-6 * scale, err_msg=f"variant {level}")
+
+
+def test_ocvec_weight_grad_refuses_bad_arrays():
+    x = np.zeros((2, 3, 9, 9), np.float32)
+    dy = np.zeros((2, 32, 4, 4), np.float32)
+    with pytest.raises(TypeError, match="ocvec_weight_grad: expected dy of dtype float32, got float64"):
+        direct_kernels.ocvec_weight_grad(x, dy.astype(np.float64), 3, 3, 2, 2, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"ocvec_weight_grad: expected dy of shape \(2, 32, 4, 4\)"):
+        direct_kernels.ocvec_weight_grad(x, dy[:1], 3, 3, 2, 2, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="ocvec_weight_grad: expected strides ≥ 1 and paddings ≥ 0"):
+        direct_kernels.ocvec_weight_grad(x, dy, 3, 3, 2, 2, -1, 1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 40, 40), (3, 3, 40, 40)])
+def test_ocvec_backward_workspace_matches_tracemalloc(shape, monkeypatch):
+    """The declared transient bytes of backward on the ocvec path are what numpy allocates beyond
+    the gradients: the larger of the dX pass (im2col's Wᵀ·dY buffers) and the dW pass."""
+    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(1)
+        x = fc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+        w = fc.tensor(rng.standard_normal((64, 3, 5, 5)).astype(np.float32), requires_grad=True)
+        g = geometry(shape, 64, 5, 2, 2)
+        assert conv_module._conv_path(shape, (64, 3, 5, 5), g)[0] == "ocvec"
+        dy = rng.standard_normal((shape[0], 64, g.out_h, g.out_w)).astype(np.float32)
+        F.conv2d(x, w, stride=2, padding=2).backward(dy)  # warm up outside the measurement
+        x.grad = w.grad = None
+        y = F.conv2d(x, w, stride=2, padding=2)
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            y.backward(dy)
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+        declared = Conv2dFunction.workspace_bytes((x.shape, w.shape, None), np.float32, geometry=g)
+        transient = peak - x.grad.numpy().nbytes - w.grad.numpy().nbytes
+        assert declared <= transient <= declared + 4096
+    finally:
+        fc.set_num_threads(previous)

@@ -90,7 +90,75 @@ static int fc_ocvec_tile(int level, ptrdiff_t K, ptrdiff_t Wo)
     const float *bias, ptrdiff_t K, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,          \
     ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
 
+/* The weight gradient the same way: dw[k * T + t] += sum over the output pixels p = (oy, ox) of
+   dyt[p * Kp + k] * xp[tapoff[t] + oy * sh * Wp + ox * sw] for one image, t < T, k < K, with
+   dyt the image's dY transposed (Ho * Wo rows of Kp channels, zero past K) and xp its padded
+   copy. A register tile holds R taps x one block of KB channels; the pixels run in chunks of
+   FC_OCVEC_CHUNK (their dyt rows stay in L1 while every tap group passes over them), each
+   pixel loading the block's KB values of dY and broadcasting R input values. */
+#define FC_OCVEC_CHUNK 256
+#define FC_OCVEC_DW_BODY(VT, KV, RT)                                                                \
+{                                                                                                  \
+    enum { VL = sizeof(VT) / sizeof(float), KB = KV * VL, R = RT };                                \
+    const ptrdiff_t L = Ho * Wo, blocks = (K + KB - 1) / KB;                                       \
+    ptrdiff_t p0, t0, kb, p, r, q, l;                                                              \
+    for (p0 = 0; p0 < L; p0 += FC_OCVEC_CHUNK) {                                                   \
+        const ptrdiff_t p1 = p0 + FC_OCVEC_CHUNK < L ? p0 + FC_OCVEC_CHUNK : L;                    \
+        for (kb = 0; kb < blocks; kb++) {                                                          \
+            for (t0 = 0; t0 < T; t0 += R) {                                                        \
+                const ptrdiff_t nt = T - t0 < R ? T - t0 : R;                                      \
+                ptrdiff_t off[R];                                                                  \
+                VT acc[R][KV];                                                                     \
+                ptrdiff_t oy = p0 / Wo, ox = p0 - oy * Wo;                                         \
+                for (r = 0; r < R; r++) {                                                          \
+                    off[r] = tapoff[t0 + (r < nt ? r : nt - 1)];                                   \
+                    for (q = 0; q < KV; q++) acc[r][q] = (VT){0};                                  \
+                }                                                                                  \
+                for (p = p0; p < p1; p++) {                                                        \
+                    const float *xb = xp + oy * sh * Wp + ox * sw;                                 \
+                    const float *dv = dyt + p * Kp + kb * KB;                                      \
+                    VT d[KV];                                                                      \
+                    for (q = 0; q < KV; q++) { d[q] = FC_LD(VT, dv + q * VL); FC_KEEP(d[q]); }     \
+                    for (r = 0; r < R; r++) {                                                      \
+                        const float a = xb[off[r]];                                                \
+                        for (q = 0; q < KV; q++) acc[r][q] += a * d[q];                            \
+                    }                                                                              \
+                    if (++ox == Wo) { ox = 0; oy++; }                                              \
+                }                                                                                  \
+                for (r = 0; r < nt; r++)                                                           \
+                    for (q = 0; q < KV; q++)                                                       \
+                        for (l = 0; l < VL; l++) {                                                 \
+                            const ptrdiff_t k = kb * KB + q * VL + l;                              \
+                            if (k >= K) break;                                                     \
+                            dw[k * T + t0 + r] += acc[r][q][l];                                    \
+                        }                                                                          \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}
+
+#define FC_OCVEC_DW_PARAMS (const float *xp, ptrdiff_t Wp, const ptrdiff_t *tapoff, ptrdiff_t T, \
+    const float *dyt, ptrdiff_t Kp, ptrdiff_t K, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t Ho,          \
+    ptrdiff_t Wo, float *dw)
+
 #if FC_X86
+static FC_AVX512 void fc_ocvec_dw_avx512 FC_OCVEC_DW_PARAMS FC_OCVEC_DW_BODY(fc_vf64, 4, 6)
+static FC_AVX512 void fc_ocvec_dw_avx512_2 FC_OCVEC_DW_PARAMS FC_OCVEC_DW_BODY(fc_vf64, 2, 12)
+static FC_AVX2 void fc_ocvec_dw_avx2 FC_OCVEC_DW_PARAMS FC_OCVEC_DW_BODY(fc_vf32, 2, 6)
+
+/* One image's weight gradient on the variant `level`, blocks of fc_ocvec_block(level, K). */
+static void fc_ocvec_dw(int level, const float *xp, ptrdiff_t Wp, const ptrdiff_t *tapoff,
+                        ptrdiff_t T, const float *dyt, ptrdiff_t Kp, ptrdiff_t K, ptrdiff_t sh,
+                        ptrdiff_t sw, ptrdiff_t Ho, ptrdiff_t Wo, float *dw)
+{
+    if (level == 3 && fc_ocvec_block(level, K) == 32)
+        fc_ocvec_dw_avx512_2(xp, Wp, tapoff, T, dyt, Kp, K, sh, sw, Ho, Wo, dw);
+    else if (level == 3)
+        fc_ocvec_dw_avx512(xp, Wp, tapoff, T, dyt, Kp, K, sh, sw, Ho, Wo, dw);
+    else if (level == 2)
+        fc_ocvec_dw_avx2(xp, Wp, tapoff, T, dyt, Kp, K, sh, sw, Ho, Wo, dw);
+}
+
 static FC_AVX512 void fc_ocvec_image_avx512_4 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 4)
 static FC_AVX512 void fc_ocvec_image_avx512_5 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 5)
 static FC_AVX512 void fc_ocvec_image_avx512_6 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 6)
@@ -127,6 +195,14 @@ static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp
 #undef FC_OCVEC_CALL
 }
 #else
+static void fc_ocvec_dw(int level, const float *xp, ptrdiff_t Wp, const ptrdiff_t *tapoff,
+                        ptrdiff_t T, const float *dyt, ptrdiff_t Kp, ptrdiff_t K, ptrdiff_t sh,
+                        ptrdiff_t sw, ptrdiff_t Ho, ptrdiff_t Wo, float *dw)
+{
+    (void)level; (void)xp; (void)Wp; (void)tapoff; (void)T; (void)dyt; (void)Kp; (void)K;
+    (void)sh; (void)sw; (void)Ho; (void)Wo; (void)dw;
+}
+
 static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
                            const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
                            ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,

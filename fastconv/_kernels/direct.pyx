@@ -151,6 +151,9 @@ cdef extern from "_ocvec.h" nogil:
     int fc_ocvec_tile(int level, Py_ssize_t K, Py_ssize_t Wo)
     Py_ssize_t fc_ocvec_block(int level, Py_ssize_t K)
     int fc_ocvec_level()
+    void fc_ocvec_dw(int level, const float* xp, Py_ssize_t Wp, const Py_ssize_t* tapoff,
+                     Py_ssize_t T, const float* dyt, Py_ssize_t Kp, Py_ssize_t K, Py_ssize_t sh,
+                     Py_ssize_t sw, Py_ssize_t Ho, Py_ssize_t Wo, float* dw)
     void fc_ocvec_image(int level, const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                         const float* wt, const float* bias, Py_ssize_t K, Py_ssize_t kh,
                         Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
@@ -775,3 +778,89 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
                                    out_h, out_w, min(r * rows_per, out_h), min((r + 1) * rows_per, out_h),
                                    py + n * out)
     return y
+
+
+cdef void transpose_channels(const float* src, Py_ssize_t K, Py_ssize_t L, Py_ssize_t Kp,
+                             float* dst) noexcept nogil:
+    """dst[p·Kp + k] = src[k·L + p] for p < L, k < K, and 0 for K ≤ k < Kp: one image's dY with
+    the channels contiguous per pixel."""
+    cdef Py_ssize_t p, k
+    for p in range(L):
+        for k in range(K):
+            dst[p * Kp + k] = src[k * L + p]
+        for k in range(K, Kp):
+            dst[p * Kp + k] = 0
+
+
+def ocvec_weight_grad_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, int kw, int sh,
+                               int sw, int dh, int dw, Py_ssize_t Ho, Py_ssize_t Wo, int num_threads):
+    """Scratch elements of ``ocvec_weight_grad`` beyond its result: per thread (images in a
+    prange when N ≥ threads > 1) a padded image, the transposed dY and, with several threads, a
+    dW partial."""
+    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, Ho, Wo)
+    cdef Py_ssize_t kb = fc_ocvec_block(fc_ocvec_level(), K)
+    cdef Py_ssize_t padded_k = round_up(K, kb) if kb > 0 else K
+    cdef Py_ssize_t threads = max(num_threads, 1) if N >= num_threads > 1 else 1
+    return threads * (C * f.Hp * f.Wp + Ho * Wo * padded_k + (K * C * kh * kw if threads > 1 else 0))
+
+
+def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                      int num_threads):
+    """dW (K, C·kh·kw) of y = conv2d(x, w) (groups 1, float32) for dY ``dy`` (N, K, Ho, Wo), by
+    the output-channel-vectorized loops of ``_ocvec.h``: each image padded once and its dY
+    transposed to pixel-major rows, then register tiles of taps × channels over the pixels.
+    Images run in a prange with a dW partial per thread when there are at least
+    ``num_threads``, else one after another."""
+    cdef str op = "ocvec_weight_grad"
+    cdef int level = fc_ocvec_level()
+    if level == 0:
+        raise ValueError(f"{op}: needs a CPU with AVX-512 or AVX2+FMA")
+    check_kind(x, cnp.NPY_FLOAT32, 4, op, "x")
+    check_kind(dy, cnp.NPY_FLOAT32, 4, op, "dy")
+    check_geometry(op, kh, kw, dh, dw, dim(dy, 2), dim(dy, 3))
+    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError(f"{op}: expected strides ≥ 1 and paddings ≥ 0, got stride ({sh}, {sw}), "
+                         f"padding ({ph}, {pw})")
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3)
+    cdef Py_ssize_t K = dim(dy, 1), Ho = dim(dy, 2), Wo = dim(dy, 3), T = C * kh * kw
+    check_array(x, cnp.NPY_FLOAT32, (N, C, H, W), op, "x")
+    check_array(dy, cnp.NPY_FLOAT32, (N, K, Ho, Wo), op, "dy")
+    cdef int threads = max(num_threads, 1)
+    cdef bint by_image = N >= threads > 1
+    cdef Py_ssize_t parts = threads if by_image else 1
+    cdef cnp.ndarray dw_out = new_array((K, T), cnp.NPY_FLOAT32, True)
+    if N == 0 or K == 0 or T == 0:
+        return dw_out
+    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, Ho, Wo)
+    cdef Py_ssize_t KB = fc_ocvec_block(level, K), Kp = round_up(K, KB), L = Ho * Wo
+    cdef Py_ssize_t frame = C * f.Hp * f.Wp, stride = frame + L * Kp
+    cdef cnp.ndarray work = new_array((parts * stride,), cnp.NPY_FLOAT32, False)
+    cdef object partials = new_array((parts, K * T), cnp.NPY_FLOAT32, True) if parts > 1 else None
+    cdef Py_ssize_t* off = tap_offsets(C, kh, kw, f.Hp * f.Wp, dh * f.Wp, dw)
+    if off == NULL:
+        raise MemoryError(f"{op}: no memory for the tap offsets")
+    cdef const float* px = <const float*>data(x)
+    cdef const float* pdy = <const float*>data(dy)
+    cdef float* pwork = <float*>data(work)
+    cdef float* pdw = <float*>data(dw_out)
+    cdef float* pparts = <float*>data(partials) if parts > 1 else NULL
+    cdef Py_ssize_t n, t, image = C * H * W, out = K * L
+    cdef float* scratch
+    with nogil:
+        if by_image:
+            for n in prange(N, schedule='static', num_threads=threads):
+                scratch = pwork + threadid() * stride
+                fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, scratch)
+                transpose_channels(pdy + n * out, K, L, Kp, scratch + frame)
+                fc_ocvec_dw(level, scratch, f.Wp, off, T, scratch + frame, Kp, K, sh, sw, Ho, Wo,
+                            pparts + threadid() * K * T)
+        else:
+            for n in range(N):
+                fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, pwork)
+                transpose_channels(pdy + n * out, K, L, Kp, pwork + frame)
+                fc_ocvec_dw(level, pwork, f.Wp, off, T, pwork + frame, Kp, K, sh, sw, Ho, Wo, pdw)
+    free(off)
+    if parts > 1:
+        with nogil:
+            sum_rows(<const float*>pparts, parts, K * T, pdw)
+    return dw_out

@@ -434,6 +434,23 @@ def _ocvec_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarr
 
 # ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
 
+def _ocvec_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, g: ConvGeometry) -> np.ndarray:
+    """dW (K, C·kh·kw) of a float32 conv2d by the output-channel-vectorized loops."""
+    return _direct.ocvec_weight_grad(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                                     _ocvec_threads(x.shape, dy.shape[1], g))
+
+
+def _ocvec_backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int) -> int:
+    """Transient bytes of the ocvec path's backward: its dX pass (im2col's Wᵀ·dY column
+    buffers) or its dW pass (padded image, transposed dY and partials per thread), which run
+    one after the other."""
+    dx_pass = _backward_workspace(image_shape, out_channels, g, itemsize) // 2
+    dw_pass = itemsize * _direct.ocvec_weight_grad_elements(
+        image_shape[0], image_shape[1], out_channels, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw,
+        g.out_h, g.out_w, _ocvec_threads(image_shape, out_channels, g))
+    return max(dx_pass, dw_pass)
+
+
 def _winograd_eligible(g: ConvGeometry) -> bool:
     """3×3, stride 1, dilation 1, groups 1: the configurations the Winograd kernels compute."""
     return (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.groups) == (3, 3, 1, 1, 1, 1, 1)
@@ -643,11 +660,13 @@ class Conv2dFunction(Function):
         out_shape = (image_shape[0], weight.shape[0], g.out_h, g.out_w)
         path, ctx.plan = _conv_path(image_shape, weight.shape, g)
         ctx.winograd, ctx.direct, ctx.small_depth = path == "winograd", path == "direct", path == "small"
+        ctx.ocvec = False
         if ctx.winograd:
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
         elif ctx.direct:
             y = _direct_forward_kernel(x, w2, bias, out_shape, g, ctx.plan)
         elif path == "ocvec" and x.dtype == np.float32 and _direct.ocvec_available():
+            ctx.ocvec = True
             y = _ocvec_forward_kernel(x, w2, bias, out_shape, g)
         else:
             y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
@@ -673,12 +692,15 @@ class Conv2dFunction(Function):
         """Largest transient buffers of backward: the column buffers (im2col and Wᵀ·dY) (+ the
         per-thread db partials on the shallow path with a bias), on the Winograd path the
         larger of its dX and dW passes, on the implicit-GEMM path its scratch, rotated filter and
-        per-thread partials."""
+        per-thread partials, on the ocvec path the larger of its dX and dW passes."""
         itemsize = np.dtype(dtype).itemsize
         if _use_winograd(shapes[0], shapes[1], geometry):
             return _winograd_backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
         if _use_direct(shapes[0], shapes[1][0], geometry):
             return _direct_backward_workspace(shapes[0], shapes[1], geometry, itemsize)
+        if (np.dtype(dtype) == np.float32 and not _use_small_depth(shapes[0], shapes[1][0], geometry)
+                and _use_ocvec(shapes[0], shapes[1][0], geometry)):
+            return _ocvec_backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
         total = _backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
         if len(shapes) > 2 and shapes[2] is not None and _use_small_depth(shapes[0], shapes[1][0], geometry):
             used = _backward_plan(shapes[0], shapes[1][0], geometry).buffers
@@ -737,6 +759,13 @@ class Conv2dFunction(Function):
             if need_dx or need_dw:
                 dx, dw, db = _direct_backward_kernel(x, w2, dy, ctx.image_shape, ctx.weight_shape,
                                                      ctx.geometry, need_dx, need_dw, need_db, ctx.plan)
+        elif ctx.ocvec:  # dX by im2col (Wᵀ·dY, col2im), then dW by the vectorized loops
+            ws = ctx.weight_shape
+            if need_dx:
+                dx = _conv_backward_kernel(None, w2, dy, ctx.image_shape, (ws[0], ws[1] * ws[2] * ws[3]),
+                                           ctx.geometry, True, False)[0]
+            if need_dw:
+                dw = _ocvec_weight_grad_kernel(x, dy, ctx.geometry).reshape(ws)
         elif need_dx or need_dw:
             ws = ctx.weight_shape
             dx, dw2, db = _conv_backward_kernel(x, w2, dy, ctx.image_shape,
