@@ -13,9 +13,9 @@ the per-core rate at any thread count), through the same row-major wrapper the k
   kernels run both on panels their transforms write (``packed``: no packing, timed through
   ``winograd.packed_product``); otherwise through the wrapper (dW as dU_ξ = M_ξ · V_ξᵀ, packing
   included);
-- output-channel-vectorized forward (the im2col path's float32 forward where ``_use_ocvec``
-  takes it): ``direct.ocvec_forward`` on one image, its padded copy and weight repacking
-  included (its backward rows stay im2col's);
+- output-channel-vectorized path (the im2col path's float32 convolutions where ``_use_ocvec``
+  takes them): ``direct.ocvec_forward`` and ``direct.ocvec_weight_grad`` on one image, padded
+  copy, transposed dY and weight repacking included; its dX stays im2col's Wᵀ·dY;
 - implicit-GEMM path (shallow stride-1 convolutions): its three loops (``shallow_product``):
   the forward on the kw shifted image copies over the Ho·Wo output pixels; dW and dX on the
   padded image and padded dY over the columns they compute (the output numbered in the padded
@@ -86,18 +86,22 @@ def _implicit_product(label: str, transposed: bool, m: int, taps: int, channels:
     return run, 2.0 * m * taps * columns * inner
 
 
-def _ocvec_product(c: int, h: int, k: int, f: int, s: int, p: int):
-    """(callable, flops) of the output-channel-vectorized forward of one image."""
+def _ocvec_product(pass_: str, c: int, h: int, k: int, f: int, s: int, p: int):
+    """(callable, flops) of the output-channel-vectorized forward or weight gradient of one image."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, c, h, h), dtype=np.float32)
     w = rng.standard_normal((k, c * f * f), dtype=np.float32)
     out = (h + 2 * p - f) // s + 1
+    dy = rng.standard_normal((1, k, out, out), dtype=np.float32)
     flops = 2.0 * k * c * f * f * out * out
     inner = max(1, int(2e8 // flops))
 
     def run():
         for _ in range(inner):
-            _direct.ocvec_forward(x, w, None, f, f, s, s, p, p, 1, 1, out, out, 1)
+            if pass_ == "fwd":
+                _direct.ocvec_forward(x, w, None, f, f, s, s, p, p, 1, 1, out, out, 1)
+            else:
+                _direct.ocvec_weight_grad(x, dy, f, f, s, s, p, p, 1, 1, 1)
 
     return run, flops * inner
 
@@ -152,10 +156,12 @@ def _phases(n, c, h, k, f, s, p):
         return "shallow loops", []
     depth = c * f * f
     pixels = _conv._row_block(out, depth * out) * out
-    backward = [("dW dY.cols^T", False, True, k, depth, pixels), ("dX W^T.dY", True, False, depth, pixels, k)]
+    dx = ("dX W^T.dY", True, False, depth, pixels, k)
     if _conv._conv_path((n, c, h, h), (k, c, f, f), g)[0] == "ocvec":
-        return "im2col", [("fwd ocvec loops (no GEMM)", "ocvec", c, h, k, f, s, p)] + backward
-    return "im2col", [("fwd W.cols", False, False, k, pixels, depth)] + backward
+        return "ocvec", [("fwd loops (no GEMM)", "ocvec", "fwd", c, h, k, f, s, p),
+                         ("dW loops (no GEMM)", "ocvec", "dw", c, h, k, f, s, p), dx]
+    return "im2col", [("fwd W.cols", False, False, k, pixels, depth),
+                      ("dW dY.cols^T", False, True, k, depth, pixels), dx]
 
 
 def main() -> None:
@@ -181,9 +187,10 @@ def main() -> None:
                 shape = f"{name} [{m}x{cols if not transposed else taps}x{taps if not transposed else cols}]"
             elif spec[0] == "ocvec":
                 run, flops = _ocvec_product(*spec[1:])
-                c_, h_, k_, f_, s_, p_ = spec[1:]
+                c_, h_, k_, f_, s_, p_ = spec[2:]
                 o_ = (h_ + 2 * p_ - f_) // s_ + 1
-                shape = f"{name} [{k_}x{o_ * o_}x{c_ * f_ * f_}]"
+                mnk = (k_, o_ * o_, c_ * f_ * f_) if spec[1] == "fwd" else (k_, c_ * f_ * f_, o_ * o_)
+                shape = f"{name} [{mnk[0]}x{mnk[1]}x{mnk[2]}]"
             elif spec[0] == "packed":
                 _, _, m, n, k = spec
                 run, flops = _packed_product(m, n, k)
