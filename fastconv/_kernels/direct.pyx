@@ -806,7 +806,7 @@ def ocvec_weight_grad_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh,
 
 def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                       int num_threads):
-    """dW (K, C·kh·kw) of y = conv2d(x, w) (groups 1, float32) for dY ``dy`` (N, K, Ho, Wo), by
+    """dW (K, C, kh, kw) of y = conv2d(x, w) (groups 1, float32) for dY ``dy`` (N, K, Ho, Wo), by
     the output-channel-vectorized loops of ``_ocvec.h``: each image padded once and its dY
     transposed to pixel-major rows, then register tiles of taps × channels over the pixels.
     Images run in a prange with a dW partial per thread when there are at least
@@ -828,7 +828,7 @@ def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int
     cdef int threads = max(num_threads, 1)
     cdef bint by_image = N >= threads > 1
     cdef Py_ssize_t parts = threads if by_image else 1
-    cdef cnp.ndarray dw_out = new_array((K, T), cnp.NPY_FLOAT32, True)
+    cdef cnp.ndarray dw_out = new_array((K, C, kh, kw), cnp.NPY_FLOAT32, True)
     if N == 0 or K == 0 or T == 0:
         return dw_out
     cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, Ho, Wo)

@@ -436,7 +436,8 @@ def _ocvec_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarr
 # ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
 
 def _ocvec_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, g: ConvGeometry) -> np.ndarray:
-    """dW (K, C·kh·kw) of a float32 conv2d by the output-channel-vectorized loops."""
+    """dW (K, C, kh, kw) of a float32 conv2d by the output-channel-vectorized loops (allocated
+    in the weight's shape, so the engine keeps it as .grad without a copy)."""
     return _direct.ocvec_weight_grad(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                                      _ocvec_threads(x.shape, dy.shape[1], g))
 
@@ -766,7 +767,7 @@ class Conv2dFunction(Function):
                 dx = _conv_backward_kernel(None, w2, dy, ctx.image_shape, (ws[0], ws[1] * ws[2] * ws[3]),
                                            ctx.geometry, True, False)[0]
             if need_dw:
-                dw = _ocvec_weight_grad_kernel(x, dy, ctx.geometry).reshape(ws)
+                dw = _ocvec_weight_grad_kernel(x, dy, ctx.geometry)
         elif need_dx or need_dw:
             ws = ctx.weight_shape
             dx, dw2, db = _conv_backward_kernel(x, w2, dy, ctx.image_shape,
