@@ -258,3 +258,65 @@ def test_ocvec_backward_workspace_matches_tracemalloc(shape, monkeypatch):
         assert declared <= transient <= declared + 4096
     finally:
         fc.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("kernel, padding, dilation", [(3, 1, 1), (4, "same", 1), (3, 2, 2), (5, 0, 1)])
+def test_ocvec_dx_as_convolution(kernel, padding, dilation, monkeypatch):
+    """Stride 1 with C a multiple of the channel block: dX is the vectorized forward of dY with
+    the rotated, transposed filter ('same' with an even kernel pads asymmetrically)."""
+    monkeypatch.setattr(conv_module, "_OCVEC", True)
+    monkeypatch.setattr(conv_module, "_WINOGRAD", False)
+    monkeypatch.setattr(conv_module, "_DIRECT", False)
+    rng = np.random.default_rng(kernel)
+    c, k = 32, 20
+    arrays = (rng.standard_normal((2, c, 9, 8)).astype(np.float32),
+              rng.standard_normal((k, c, kernel, kernel)).astype(np.float32), rng.standard_normal(k).astype(np.float32))
+    x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
+    y = F.conv2d(x, w, b, padding=padding, dilation=dilation)
+    assert y.grad_fn.ocvec
+    assert conv_module._ocvec_dx_as_conv(x.shape, k, y.grad_fn.geometry)
+    if padding == "same":
+        total = dilation * (kernel - 1)
+        pads = ((total // 2, total - total // 2),) * 2
+    else:
+        pads = ((padding, padding),) * 2
+    xp = np.pad(arrays[0], ((0, 0), (0, 0), pads[0], pads[1]))
+    y_ref, grads = reference(xp, arrays[1], arrays[2], (1, 1), (0, 0), (dilation, dilation))
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    y.backward(dy)
+    dxp, dw_ref, db_ref = grads(dy)
+    dx_ref = dxp[:, :, pads[0][0]:pads[0][0] + 9, pads[1][0]:pads[1][0] + 8]
+    for ours, ref in zip((y, x.grad, w.grad, b.grad), (y_ref, dx_ref, dw_ref, db_ref)):
+        np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_ocvec_dx_as_convolution_workspace_matches_tracemalloc(monkeypatch):
+    """The declared backward workspace when dX runs as a convolution: the larger of that pass
+    (rotated filter, padded dY per thread, repacked weights) and the dW pass."""
+    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(2)
+        shape, wshape = (3, 64, 20, 20), (64, 64, 5, 5)
+        x = fc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+        w = fc.tensor(rng.standard_normal(wshape).astype(np.float32), requires_grad=True)
+        g = geometry(shape, 64, 5, 1, 2)
+        assert conv_module._conv_path(shape, wshape, g)[0] == "ocvec"
+        assert conv_module._ocvec_dx_as_conv(shape, 64, g)
+        dy = rng.standard_normal((3, 64, 20, 20)).astype(np.float32)
+        F.conv2d(x, w, padding=2).backward(dy)  # warm up outside the measurement
+        x.grad = w.grad = None
+        y = F.conv2d(x, w, padding=2)
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            y.backward(dy)
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+        declared = Conv2dFunction.workspace_bytes((x.shape, w.shape, None), np.float32, geometry=g)
+        transient = peak - x.grad.numpy().nbytes - w.grad.numpy().nbytes
+        assert declared <= transient <= declared + 4096
+    finally:
+        fc.set_num_threads(previous)
