@@ -105,7 +105,8 @@ WINOGRAD_BLOCK_ELEMENTS = 1 << 19
 # path's convolutions, float32 on AVX-512 or AVX2+FMA, the forward runs register tiles of 4–6
 # output pixels × one block of output channels (64 or 32 on AVX-512, 16 on AVX2) over the taps,
 # with no column buffer; its dW the same way over a transposed dY (1.12–1.60× faster than
-# im2col's), its dX stays im2col's. Measured forward speedups over im2col + GEMM on
+# im2col's), its dX at stride 1 as the same forward on dY (_ocvec_dx_as_conv), else im2col's.
+# Measured forward speedups over im2col + GEMM on
 # Zen 4, 1 thread (2 threads alike): 8×3×224→64 11×11/4 1.44–1.60 (batch 1: 1.43), 7×7/2 1.49–1.55,
 # 3×3/2 with C = 8..512: 1.16–1.92 (16×64×56→128 1.29, 64×32×8→64 1.91), 5×5/1 with C = 32..256
 # 1.38–1.72. It loses where a channel block is partly used (K = 32 on AVX-512: 0.65–0.78, K = 96:
