@@ -1,4 +1,5 @@
-/* Direct convolution vectorized over output channels (float32 forward, AVX-512 or AVX2+FMA).
+/* Direct convolution vectorized over output channels: float32 forward and weight gradient,
+   AVX-512 or AVX2+FMA.
 
    For few input channels and large or strided filters (an 11x11/4 first layer), im2col + GEMM
    spends much of its time building and streaming the column buffer (C*kh*kw rows, one column per
