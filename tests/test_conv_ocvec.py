@@ -22,6 +22,18 @@ pytestmark = pytest.mark.skipif(not direct_kernels.ocvec_available(),
 OCVEC_VARIANTS = [v for v in direct_kernels.variants() if v >= 2]
 
 
+def on_each_variant(run):
+    """[(variant, run())] with the loops capped at each variant this CPU runs."""
+    results = []
+    for level in OCVEC_VARIANTS:
+        previous = direct_kernels.set_variant_cap(level)
+        try:
+            results.append((level, run()))
+        finally:
+            direct_kernels.set_variant_cap(previous)
+    return results
+
+
 def out_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
@@ -31,9 +43,9 @@ def out_size(size, kernel, stride, padding, dilation):
        sw=st.integers(1, 4), ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 2),
        dw=st.integers(1, 2), bias=st.booleans(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 9999))
 def test_ocvec_kernel_matches_reference(n, c, h, w, k, kh, kw, sh, sw, ph, pw, dh, dw, bias, threads, seed):
-    """Any stride, padding, dilation and channel count (blocks of 64 or 16 channels partly used,
-    pixel tiles of 6 cut by the row end), images split over threads or rows split within one
-    image, on each variant."""
+    """Any stride, padding, dilation and channel count (blocks of 64, 32 or 16 channels partly
+    used, pixel tiles of 4–12 cut by the row end), images split over threads or rows split
+    within one image, on each variant."""
     ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
     if ho < 1 or wo < 1:
         return
@@ -43,13 +55,8 @@ def test_ocvec_kernel_matches_reference(n, c, h, w, k, kh, kw, sh, sw, ph, pw, d
     b = rng.standard_normal(k).astype(np.float32) if bias else None
     ref, _ = reference(x, wt, b, (sh, sw), (ph, pw), (dh, dw))
     scale = np.abs(x).max() * np.abs(wt).sum(axis=(1, 2, 3)).max() + 1
-    for level in OCVEC_VARIANTS:
-        previous = direct_kernels.set_variant_cap(level)
-        try:
-            y = direct_kernels.ocvec_forward(x, wt.reshape(k, -1), b, kh, kw, sh, sw, ph, pw, dh, dw,
-                                             ho, wo, threads)
-        finally:
-            direct_kernels.set_variant_cap(previous)
+    for level, y in on_each_variant(lambda: direct_kernels.ocvec_forward(
+            x, wt.reshape(k, -1), b, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, threads)):
         np.testing.assert_allclose(y, ref, rtol=0, atol=1e-6 * scale, err_msg=f"variant {level}")
 
 
@@ -120,35 +127,64 @@ def test_conv2d_through_ocvec_matches_reference(monkeypatch):
             np.testing.assert_allclose(ours.numpy(), ref, **tol, err_msg=f"{dt} stride {stride}")
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 40, 40), (3, 3, 40, 40)])
-def test_ocvec_forward_workspace_matches_tracemalloc(shape, monkeypatch):
-    """The declared transient bytes of forward are what numpy allocates beyond the output: one
-    padded image per thread (or one shared by the threads of a single image) and the repacked
-    weights."""
+@pytest.fixture
+def two_threads(monkeypatch):
+    """2 threads, and the parallel schemes even on small shapes (the per-thread scratch the
+    memory declarations count)."""
     monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
     previous = fc.get_num_threads()
     fc.set_num_threads(2)
+    yield
+    fc.set_num_threads(previous)
+
+
+def traced_peak(run):
+    """Peak bytes numpy allocates while ``run()`` runs (tracemalloc), and its result."""
+    tracemalloc.start()
     try:
-        rng = np.random.default_rng(0)
-        x = fc.tensor(rng.standard_normal(shape).astype(np.float32))
-        w = fc.tensor(rng.standard_normal((64, 3, 5, 5)).astype(np.float32))
-        g = geometry(shape, 64, 5, 2, 2)
-        assert conv_module._conv_path(shape, (64, 3, 5, 5), g)[0] == "ocvec"
-        with fc.no_grad():
-            F.conv2d(x, w, stride=2, padding=2)  # warm up caches outside the measurement
-            tracemalloc.start()
-            try:
-                start = tracemalloc.get_traced_memory()[0]
-                y = F.conv2d(x, w, stride=2, padding=2)
-                peak = tracemalloc.get_traced_memory()[1] - start
-            finally:
-                tracemalloc.stop()
-        declared = Conv2dFunction.forward_workspace_bytes((x.shape, w.shape, None), np.float32,
-                                                          (False,) * 3, geometry=g)
-        transient = peak - y.numpy().nbytes
-        assert declared <= transient <= declared + 4096
+        start = tracemalloc.get_traced_memory()[0]
+        result = run()
+        return tracemalloc.get_traced_memory()[1] - start, result
     finally:
-        fc.set_num_threads(previous)
+        tracemalloc.stop()
+
+
+def assert_backward_workspace(shape, wshape, stride, padding, seed):
+    """Backward of conv2d on the ocvec path allocates its declared workspace beyond the
+    gradients (after a warm-up outside the measurement)."""
+    rng = np.random.default_rng(seed)
+    x = fc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    w = fc.tensor(rng.standard_normal(wshape).astype(np.float32), requires_grad=True)
+    g = geometry(shape, wshape[0], wshape[2], stride, padding)
+    assert conv_module._conv_path(shape, wshape, g)[0] == "ocvec"
+    dy = rng.standard_normal((shape[0], wshape[0], g.out_h, g.out_w)).astype(np.float32)
+    F.conv2d(x, w, stride=stride, padding=padding).backward(dy)
+    x.grad = w.grad = None
+    y = F.conv2d(x, w, stride=stride, padding=padding)
+    peak, _ = traced_peak(lambda: y.backward(dy))
+    declared = Conv2dFunction.workspace_bytes((x.shape, w.shape, None), np.float32, geometry=g)
+    transient = peak - x.grad.numpy().nbytes - w.grad.numpy().nbytes
+    assert declared <= transient <= declared + 4096
+    return g
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 40, 40), (3, 3, 40, 40)])
+def test_ocvec_forward_workspace_matches_tracemalloc(shape, two_threads):
+    """The declared transient bytes of forward are what numpy allocates beyond the output: one
+    padded image per thread (or one shared by the threads of a single image) and the repacked
+    weights."""
+    rng = np.random.default_rng(0)
+    x = fc.tensor(rng.standard_normal(shape).astype(np.float32))
+    w = fc.tensor(rng.standard_normal((64, 3, 5, 5)).astype(np.float32))
+    g = geometry(shape, 64, 5, 2, 2)
+    assert conv_module._conv_path(shape, (64, 3, 5, 5), g)[0] == "ocvec"
+    with fc.no_grad():
+        F.conv2d(x, w, stride=2, padding=2)  # warm up caches outside the measurement
+        peak, y = traced_peak(lambda: F.conv2d(x, w, stride=2, padding=2))
+    declared = Conv2dFunction.forward_workspace_bytes((x.shape, w.shape, None), np.float32,
+                                                      (False,) * 3, geometry=g)
+    transient = peak - y.numpy().nbytes
+    assert declared <= transient <= declared + 4096
 
 
 def y_geometry(x, wt, stride, pads, dilation):
@@ -208,12 +244,8 @@ def test_ocvec_weight_grad_matches_reference(n, c, h, w, k, kh, kw, sh, sw, ph, 
     _, grads = reference(x, np.zeros((k, c, kh, kw), np.float32), None, (sh, sw), (ph, pw), (dh, dw))
     ref = grads(dy)[1].reshape(k, -1)
     scale = np.abs(x).max() * np.abs(dy).sum(axis=(0, 2, 3)).max() + 1
-    for level in OCVEC_VARIANTS:
-        previous = direct_kernels.set_variant_cap(level)
-        try:
-            dwt = direct_kernels.ocvec_weight_grad(x, dy, kh, kw, sh, sw, ph, pw, dh, dw, threads)
-        finally:
-            direct_kernels.set_variant_cap(previous)
+    for level, dwt in on_each_variant(lambda: direct_kernels.ocvec_weight_grad(
+            x, dy, kh, kw, sh, sw, ph, pw, dh, dw, threads)):
         assert dwt.shape == (k, c, kh, kw)
         np.testing.assert_allclose(dwt.reshape(k, -1), ref, rtol=0, atol=1e-6 * scale, err_msg=f"variant {level}")
 
@@ -230,34 +262,11 @@ def test_ocvec_weight_grad_refuses_bad_arrays():
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 40, 40), (3, 3, 40, 40)])
-def test_ocvec_backward_workspace_matches_tracemalloc(shape, monkeypatch):
+def test_ocvec_backward_workspace_matches_tracemalloc(shape, two_threads):
     """The declared transient bytes of backward on the ocvec path are what numpy allocates beyond
     the gradients: the larger of the dX pass (im2col's Wᵀ·dY buffers) and the dW pass."""
-    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
-    previous = fc.get_num_threads()
-    fc.set_num_threads(2)
-    try:
-        rng = np.random.default_rng(1)
-        x = fc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
-        w = fc.tensor(rng.standard_normal((64, 3, 5, 5)).astype(np.float32), requires_grad=True)
-        g = geometry(shape, 64, 5, 2, 2)
-        assert conv_module._conv_path(shape, (64, 3, 5, 5), g)[0] == "ocvec"
-        dy = rng.standard_normal((shape[0], 64, g.out_h, g.out_w)).astype(np.float32)
-        F.conv2d(x, w, stride=2, padding=2).backward(dy)  # warm up outside the measurement
-        x.grad = w.grad = None
-        y = F.conv2d(x, w, stride=2, padding=2)
-        tracemalloc.start()
-        try:
-            start = tracemalloc.get_traced_memory()[0]
-            y.backward(dy)
-            peak = tracemalloc.get_traced_memory()[1] - start
-        finally:
-            tracemalloc.stop()
-        declared = Conv2dFunction.workspace_bytes((x.shape, w.shape, None), np.float32, geometry=g)
-        transient = peak - x.grad.numpy().nbytes - w.grad.numpy().nbytes
-        assert declared <= transient <= declared + 4096
-    finally:
-        fc.set_num_threads(previous)
+    g = assert_backward_workspace(shape, (64, 3, 5, 5), 2, 2, seed=1)
+    assert not conv_module._ocvec_dx_as_conv(shape, 64, g)
 
 
 @pytest.mark.parametrize("kernel, padding, dilation", [(3, 1, 1), (4, "same", 1), (3, 2, 2), (5, 0, 1)])
@@ -290,33 +299,8 @@ def test_ocvec_dx_as_convolution(kernel, padding, dilation, monkeypatch):
         np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-4, atol=1e-4)
 
 
-def test_ocvec_dx_as_convolution_workspace_matches_tracemalloc(monkeypatch):
+def test_ocvec_dx_as_convolution_workspace_matches_tracemalloc(two_threads):
     """The declared backward workspace when dX runs as a convolution: the larger of that pass
     (rotated filter, padded dY per thread, repacked weights) and the dW pass."""
-    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
-    previous = fc.get_num_threads()
-    fc.set_num_threads(2)
-    try:
-        rng = np.random.default_rng(2)
-        shape, wshape = (3, 64, 20, 20), (64, 64, 5, 5)
-        x = fc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
-        w = fc.tensor(rng.standard_normal(wshape).astype(np.float32), requires_grad=True)
-        g = geometry(shape, 64, 5, 1, 2)
-        assert conv_module._conv_path(shape, wshape, g)[0] == "ocvec"
-        assert conv_module._ocvec_dx_as_conv(shape, 64, g)
-        dy = rng.standard_normal((3, 64, 20, 20)).astype(np.float32)
-        F.conv2d(x, w, padding=2).backward(dy)  # warm up outside the measurement
-        x.grad = w.grad = None
-        y = F.conv2d(x, w, padding=2)
-        tracemalloc.start()
-        try:
-            start = tracemalloc.get_traced_memory()[0]
-            y.backward(dy)
-            peak = tracemalloc.get_traced_memory()[1] - start
-        finally:
-            tracemalloc.stop()
-        declared = Conv2dFunction.workspace_bytes((x.shape, w.shape, None), np.float32, geometry=g)
-        transient = peak - x.grad.numpy().nbytes - w.grad.numpy().nbytes
-        assert declared <= transient <= declared + 4096
-    finally:
-        fc.set_num_threads(previous)
+    g = assert_backward_workspace((3, 64, 20, 20), (64, 64, 5, 5), 1, 2, seed=2)
+    assert conv_module._ocvec_dx_as_conv((3, 64, 20, 20), 64, g)

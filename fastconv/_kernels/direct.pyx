@@ -683,17 +683,28 @@ def ocvec_block(Py_ssize_t out_channels):
     return fc_ocvec_block(fc_ocvec_level(), out_channels)
 
 
-cdef struct OcvecFrame:
-    # the zero-padded image the loops read: rows and columns the output's last pixel tile reaches
-    Py_ssize_t Hp, Wp
+cdef struct OcvecLayout:
+    # the scratch of both ocvec entry points, sized in one place (their *_elements declare it)
+    Py_ssize_t Hp, Wp      # the zero-padded image the loops read: rows and columns the output's
+                           # last pixel tile reaches
+    Py_ssize_t frame       # its elements, C·Hp·Wp
+    Py_ssize_t KB, Kp      # the loops' channel block, K rounded up to it
+    Py_ssize_t copies      # scratch copies: one per thread when images run in a prange
+                           # (N ≥ threads > 1), else one
 
 
-cdef OcvecFrame ocvec_frame(Py_ssize_t K, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                            Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho,
-                            Py_ssize_t Wo) noexcept nogil:
-    cdef OcvecFrame f
+cdef OcvecLayout ocvec_layout(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t kh,
+                              Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                              Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo,
+                              int num_threads) noexcept nogil:
+    cdef OcvecLayout f
+    cdef int level = fc_ocvec_level()
     f.Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
-    f.Wp = (round_up(Wo, fc_ocvec_tile(fc_ocvec_level(), K, Wo)) - 1) * sw + (kw - 1) * dw + 1
+    f.Wp = (round_up(Wo, fc_ocvec_tile(level, K, Wo)) - 1) * sw + (kw - 1) * dw + 1
+    f.frame = C * f.Hp * f.Wp
+    f.KB = fc_ocvec_block(level, K)
+    f.Kp = round_up(K, f.KB) if f.KB > 0 else K
+    f.copies = num_threads if N >= num_threads > 1 else 1
     return f
 
 
@@ -702,11 +713,8 @@ def ocvec_workspace_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, i
     """Scratch elements of ``ocvec_forward``: the repacked weights and bias, and one padded
     image per thread (images in a prange when N ≥ threads, else one shared image whose rows the
     threads split)."""
-    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, Ho, Wo)
-    cdef Py_ssize_t kb = fc_ocvec_block(fc_ocvec_level(), K)
-    cdef Py_ssize_t padded_k = round_up(K, kb) if kb > 0 else K
-    cdef Py_ssize_t images = max(num_threads, 1) if N >= num_threads > 1 else 1
-    return padded_k * (C * kh * kw + 1) + images * C * f.Hp * f.Wp
+    cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, Ho, Wo, num_threads)
+    return f.Kp * (C * kh * kw + 1) + f.copies * f.frame
 
 
 cdef void pack_ocvec_weights(const float* w, const float* bias, Py_ssize_t K, Py_ssize_t T,
@@ -722,6 +730,21 @@ cdef void pack_ocvec_weights(const float* w, const float* bias, Py_ssize_t K, Py
         bias_out[k] = bias[k] if bias != NULL and k < K else 0
 
 
+cdef int ocvec_checks(str op, object x, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                      int dw, Py_ssize_t out_h, Py_ssize_t out_w) except -1:
+    """The checks both ocvec entry points share: loops for this CPU, a 4-d float32 x, and the
+    geometry (strides ≥ 1, paddings ≥ 0). Returns the loops' variant."""
+    cdef int level = fc_ocvec_level()
+    if level == 0:
+        raise ValueError(f"{op}: needs a CPU with AVX-512 or AVX2+FMA")
+    check_kind(x, cnp.NPY_FLOAT32, 4, op, "x")
+    check_geometry(op, kh, kw, dh, dw, out_h, out_w)
+    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError(f"{op}: expected strides ≥ 1 and paddings ≥ 0, got stride ({sh}, {sw}), "
+                         f"padding ({ph}, {pw})")
+    return level
+
+
 def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                   Py_ssize_t out_h, Py_ssize_t out_w, int num_threads):
     """y = conv2d(x, w) + bias (groups 1) by the output-channel-vectorized loops of
@@ -730,15 +753,8 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     in a prange when there are at least ``num_threads``, else the threads split each image's
     output rows. Returns y (N, K, out_h, out_w)."""
     cdef str op = "ocvec_forward"
-    cdef int level = fc_ocvec_level()
-    if level == 0:
-        raise ValueError(f"{op}: needs a CPU with AVX-512 or AVX2+FMA")
-    check_kind(x, cnp.NPY_FLOAT32, 4, op, "x")
+    cdef int level = ocvec_checks(op, x, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
     check_kind(w, cnp.NPY_FLOAT32, 2, op, "w")
-    check_geometry(op, kh, kw, dh, dw, out_h, out_w)
-    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
-        raise ValueError(f"{op}: expected strides ≥ 1 and paddings ≥ 0, got stride ({sh}, {sw}), "
-                         f"padding ({ph}, {pw})")
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), K = dim(w, 0)
     cdef Py_ssize_t T = C * kh * kw
     check_array(x, cnp.NPY_FLOAT32, (N, C, H, W), op, "x")
@@ -750,10 +766,9 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
         return y
     cdef int threads = max(num_threads, 1)
     cdef bint by_image = N >= threads
-    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, out_h, out_w)
-    cdef Py_ssize_t KB = fc_ocvec_block(level, K), padded_k = round_up(K, KB)
-    cdef Py_ssize_t frame = C * f.Hp * f.Wp, images = threads if by_image else 1
-    cdef cnp.ndarray work = new_array((padded_k * (T + 1) + images * frame,), cnp.NPY_FLOAT32, False)
+    cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, out_h, out_w, threads)
+    cdef Py_ssize_t KB = f.KB, padded_k = f.Kp, frame = f.frame
+    cdef cnp.ndarray work = new_array((padded_k * (T + 1) + f.copies * frame,), cnp.NPY_FLOAT32, False)
     cdef float* wt = <float*>data(work)
     cdef float* bp = wt + padded_k * T
     cdef float* frames = bp + padded_k
@@ -797,11 +812,8 @@ def ocvec_weight_grad_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh,
     """Scratch elements of ``ocvec_weight_grad`` beyond its result: per thread (images in a
     prange when N ≥ threads > 1) a padded image, the transposed dY and, with several threads, a
     dW partial."""
-    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, Ho, Wo)
-    cdef Py_ssize_t kb = fc_ocvec_block(fc_ocvec_level(), K)
-    cdef Py_ssize_t padded_k = round_up(K, kb) if kb > 0 else K
-    cdef Py_ssize_t threads = max(num_threads, 1) if N >= num_threads > 1 else 1
-    return threads * (C * f.Hp * f.Wp + Ho * Wo * padded_k + (K * C * kh * kw if threads > 1 else 0))
+    cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, Ho, Wo, num_threads)
+    return f.copies * (f.frame + Ho * Wo * f.Kp + (K * C * kh * kw if f.copies > 1 else 0))
 
 
 def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
@@ -812,28 +824,20 @@ def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int
     Images run in a prange with a dW partial per thread when there are at least
     ``num_threads``, else one after another."""
     cdef str op = "ocvec_weight_grad"
-    cdef int level = fc_ocvec_level()
-    if level == 0:
-        raise ValueError(f"{op}: needs a CPU with AVX-512 or AVX2+FMA")
-    check_kind(x, cnp.NPY_FLOAT32, 4, op, "x")
-    check_kind(dy, cnp.NPY_FLOAT32, 4, op, "dy")
-    check_geometry(op, kh, kw, dh, dw, dim(dy, 2), dim(dy, 3))
-    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
-        raise ValueError(f"{op}: expected strides ≥ 1 and paddings ≥ 0, got stride ({sh}, {sw}), "
-                         f"padding ({ph}, {pw})")
+    check_kind(dy, cnp.NPY_FLOAT32, 4, op, "dy")  # its shape gives the output size checked next
+    cdef int level = ocvec_checks(op, x, kh, kw, sh, sw, ph, pw, dh, dw, dim(dy, 2), dim(dy, 3))
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3)
     cdef Py_ssize_t K = dim(dy, 1), Ho = dim(dy, 2), Wo = dim(dy, 3), T = C * kh * kw
     check_array(x, cnp.NPY_FLOAT32, (N, C, H, W), op, "x")
     check_array(dy, cnp.NPY_FLOAT32, (N, K, Ho, Wo), op, "dy")
     cdef int threads = max(num_threads, 1)
-    cdef bint by_image = N >= threads > 1
-    cdef Py_ssize_t parts = threads if by_image else 1
+    cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, Ho, Wo, threads)
+    cdef bint by_image = f.copies > 1
+    cdef Py_ssize_t parts = f.copies
     cdef cnp.ndarray dw_out = new_array((K, C, kh, kw), cnp.NPY_FLOAT32, True)
     if N == 0 or K == 0 or T == 0:
         return dw_out
-    cdef OcvecFrame f = ocvec_frame(K, kh, kw, sh, sw, dh, dw, Ho, Wo)
-    cdef Py_ssize_t KB = fc_ocvec_block(level, K), Kp = round_up(K, KB), L = Ho * Wo
-    cdef Py_ssize_t frame = C * f.Hp * f.Wp, stride = frame + L * Kp
+    cdef Py_ssize_t Kp = f.Kp, L = Ho * Wo, frame = f.frame, stride = frame + L * Kp
     cdef cnp.ndarray work = new_array((parts * stride,), cnp.NPY_FLOAT32, False)
     cdef object partials = new_array((parts, K * T), cnp.NPY_FLOAT32, True) if parts > 1 else None
     cdef Py_ssize_t* off = tap_offsets(C, kh, kw, f.Hp * f.Wp, dh * f.Wp, dw)

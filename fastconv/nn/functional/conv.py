@@ -445,14 +445,12 @@ def _ocvec_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, g: ConvGeometry) ->
 
 def _ocvec_dx_as_conv(image_shape, out_channels: int, g: ConvGeometry) -> bool:
     """Whether the ocvec path's dX runs as the vectorized forward of dY with the rotated,
-    transposed filter: stride 1, every padding ≤ dilation·(kernel − 1) (dY then padded by the
-    complement), and C a multiple of the channel block dX's loops take. Measured dX speedups
-    over im2col's (Zen 4, 1 thread): C = 64 (block 64) 1.52, C = 32 (block 32) 1.18; C = 16 in
-    blocks of 32 loses (0.71)."""
-    c = image_shape[1]
-    block = _direct.ocvec_block(c)
-    return (g.sh == 1 and g.sw == 1 and g.ph <= g.dh * (g.kh - 1) and g.pw <= g.dw * (g.kw - 1)
-            and block > 0 and c % block == 0)
+    transposed filter: when dX is such a convolution at all (``_direct_eligible``: stride 1,
+    every padding ≤ dilation·(kernel − 1)) and C is a multiple of the channel block dX's loops
+    take. Measured dX speedups over im2col's (Zen 4, 1 thread): C = 64 (block 64) 1.52, C = 32
+    (block 32) 1.18; C = 16 in blocks of 32 loses (0.71)."""
+    block = _direct.ocvec_block(image_shape[1])
+    return _direct_eligible(image_shape, g) and block > 0 and image_shape[1] % block == 0
 
 
 def _ocvec_dx_kernel(weight: np.ndarray, dy: np.ndarray, image_shape, g: ConvGeometry) -> np.ndarray:
