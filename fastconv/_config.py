@@ -134,7 +134,20 @@ def config() -> dict:
         "cpu_count": _default_threads(),
         "blas": blas,
         "sgemm": f"fastconv {_gemm.packed_sgemm_variant()}" if _gemm.packed_sgemm_available() else "BLAS",
+        "tape": "compiled" if _is_extension(sys.modules[_engine_module]) else "Python",
     }
+
+
+# The autograd engine stands for the tape modules setup.py compiles (TAPE_MODULES): they are built
+# together, so one of them tells whether the install compiled them or runs their Python source.
+_engine_module = "fastconv.autograd.engine"
+
+
+def _is_extension(module) -> bool:
+    """Whether ``module`` was loaded from a compiled extension (not from its .py source)."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    return str(getattr(module, "__file__", "")).endswith(tuple(EXTENSION_SUFFIXES))
 
 
 def show_config() -> None:
@@ -146,6 +159,7 @@ def show_config() -> None:
     print(f"OpenMP   {'on' if c['openmp'] else 'off (kernels built serially)'}, threads: {c['openmp_threads']}"
           f" (cpus available: {c['cpu_count']})")
     print(f"sgemm    {c['sgemm']} (float32 products; float64 always on BLAS)")
+    print(f"tape     {c['tape']} (autograd, Tensor and nn.functional modules)")
     if not c["blas"]:
         print("BLAS     not detected")
     for b in c["blas"]:

@@ -67,3 +67,36 @@ def test_import_is_lightweight():
     out = run([sys.executable, "-c", code], timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _compiled_twins():
+    """(dotted name, extension path, source path) of every module installed both as a compiled
+    extension and as the .py it was compiled from (the tape modules setup.py lists)."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    root = os.path.dirname(fc.__file__)
+    twins = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            suffix = next((s for s in EXTENSION_SUFFIXES if name.endswith(s)), None)
+            source = os.path.join(folder, name[: -len(suffix)] + ".py") if suffix else None
+            if source and os.path.exists(source):
+                rel = os.path.relpath(source, os.path.dirname(root))[:-3]
+                twins.append((rel.replace(os.sep, "."), os.path.join(folder, name), source))
+    return twins
+
+
+def test_tape_modules_run_compiled_and_current():
+    import importlib
+
+    names = {name for name, _, _ in _compiled_twins()}
+    assert {"fastconv.tensor", "fastconv.autograd.engine", "fastconv.autograd.function",
+            "fastconv.nn.functional.conv"} <= names
+    assert fc.config()["tape"] == "compiled"
+    for name, extension, source in _compiled_twins():
+        assert importlib.import_module(name).__file__ == extension, name
+        # an in-place build leaves the generated .c beside the source: there, an edit of the
+        # source after the build would leave a stale extension running instead of the edit
+        if os.path.exists(source[:-3] + ".c"):
+            assert os.path.getmtime(extension) >= os.path.getmtime(source), (
+                f"{extension} is older than {source}: rebuild (python setup.py build_ext --inplace)")
