@@ -59,7 +59,13 @@ def compiler_has_openmp(compiler) -> bool:
 
 
 class BuildExt(build_ext):
-    """Adds -fopenmp to every kernel when the compiler supports it."""
+    """Adds -fopenmp to every kernel when the compiler supports it; compiles the extensions in
+    parallel, one job per CPU, unless ``-j`` says otherwise (pip passes no ``-j``)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
     def build_extensions(self):
         openmp = compiler_has_openmp(self.compiler)
@@ -104,7 +110,8 @@ def tape_extensions():
     wanted = _wanted()
     if wanted is not None and "tape" not in wanted:
         return []
-    return [Extension(os.path.splitext(path)[0].replace("/", "."), [path], extra_compile_args=["-O2"])
+    # -g0: without debug information each module is ~3× smaller (Python's CFLAGS have -g)
+    return [Extension(os.path.splitext(path)[0].replace(os.sep, "."), [path], extra_compile_args=["-O2", "-g0"])
             for path in TAPE_MODULES]
 
 

@@ -80,7 +80,7 @@ def test_direct_matches_reference(cfg, seed):
     fc.set_num_threads(cfg["threads"])
     try:
         y = F.conv2d(x, w, b, padding=cfg["padding"], dilation=cfg["dilation"])
-        assert y.grad_fn is None or y.grad_fn.direct
+        assert y.grad_fn is None or y.grad_fn.path == "direct"
         y_ref, grads = reference_asymmetric(x_np, w_np, b_np, cfg["pads"], cfg["dilation"])
         tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(y.numpy(), y_ref, **tol)
@@ -113,7 +113,7 @@ def test_every_variant_matches_reference(level):
                           rng.standard_normal((k, shape[1], *kernel)).astype(dt), rng.standard_normal(k).astype(dt))
                 x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
                 y = F.conv2d(x, w, b, padding=padding)
-                assert y.grad_fn.direct
+                assert y.grad_fn.path == "direct"
                 y_ref, grads = reference(*arrays, (1, 1), padding, (1, 1))
                 dy = rng.standard_normal(y_ref.shape).astype(dt)
                 y.backward(dy)
@@ -131,7 +131,7 @@ def test_direct_gradcheck(padding, dilation):
     w = fc.tensor(rng.standard_normal((4, 3, 3, 2)), requires_grad=True)
     b = fc.tensor(rng.standard_normal(4), requires_grad=True)
     f = lambda x, w, b: F.conv2d(x, w, b, padding=padding, dilation=dilation)
-    assert f(x, w, b).grad_fn.direct
+    assert f(x, w, b).grad_fn.path == "direct"
     assert gradcheck(f, (x, w, b))
 
 
@@ -142,7 +142,7 @@ def test_direct_matches_torch(torch):
     x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     y = F.conv2d(x, w, b, padding=1)
-    assert y.grad_fn.direct
+    assert y.grad_fn.path == "direct"
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     dy = rng.standard_normal(ty.shape).astype(np.float32)
     y.backward(dy)
@@ -155,7 +155,7 @@ def test_direct_dispatch_rule(monkeypatch):
     monkeypatch.setattr(conv_module, "_DIRECT", None)
     monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 1e6)
     z = lambda *s: fc.tensor(np.zeros(s, dtype=np.float32), requires_grad=True)
-    direct = lambda x, w, **kw: F.conv2d(x, w, **kw).grad_fn.direct
+    direct = lambda x, w, **kw: F.conv2d(x, w, **kw).grad_fn.path == "direct"
     assert direct(z(1, 3, 32, 32), z(16, 3, 3, 3), padding=1)                  # the batch-1 case
     assert direct(z(2, 8, 16, 16), z(32, 8, 3, 3), padding=1)                  # depth 72, K 32
     assert direct(z(2, 2, 9, 9), z(4, 2, 2, 2), padding="same")                # asymmetric padding
@@ -188,7 +188,7 @@ def test_direct_declarations(needs):
     shapes = ((2, 3, 9, 7), (6, 3, 3, 3), (6,))
     x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=r) for s, r in zip(shapes, needs))
     ctx = F.conv2d(x, w, b, padding=1).grad_fn
-    assert ctx.direct
+    assert ctx.path == "direct"
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
 
 

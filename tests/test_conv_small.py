@@ -75,7 +75,7 @@ def test_small_path_matches_reference(cfg):
     w = fc.tensor(w_np, requires_grad=True)
     b = None if b_np is None else fc.tensor(b_np, requires_grad=True)
     y = F.conv2d(x, w, b, stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"])
-    assert y.grad_fn.small_depth and y.dtype == dt
+    assert y.grad_fn.path == "small" and y.dtype == dt
     y_ref, grads = reference(x_np, w_np, b_np, cfg["stride"], cfg["padding"], cfg["dilation"])
     tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(y.numpy(), y_ref, **tol)
@@ -105,7 +105,7 @@ def test_every_shallow_variant_matches_reference(level):
                 b_np = rng.standard_normal(k).astype(dt)
                 x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
                 y = F.conv2d(x, w, b, padding=padding)
-                assert y.grad_fn.small_depth
+                assert y.grad_fn.path == "small"
                 y_ref, grads = reference(x_np, w_np, b_np, (1, 1), (padding, padding), (1, 1))
                 dy = rng.standard_normal(y_ref.shape).astype(dt)
                 y.backward(dy)
@@ -123,7 +123,7 @@ def test_small_path_gradcheck(stride, padding, dilation):
     w = fc.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     b = fc.tensor(rng.standard_normal(4), requires_grad=True)
     f = lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)
-    assert f(x, w, b).grad_fn.small_depth
+    assert f(x, w, b).grad_fn.path == "small"
     assert gradcheck(f, (x, w, b))
 
 
@@ -135,7 +135,7 @@ def test_small_path_matches_torch(torch, shape, k):
     b_np = rng.standard_normal(k).astype(np.float32)
     x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     y = F.conv2d(x, w, b, padding=1)
-    assert y.grad_fn.small_depth
+    assert y.grad_fn.path == "small"
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     dy = rng.standard_normal(ty.shape).astype(np.float32)
@@ -148,23 +148,23 @@ def test_small_path_matches_torch(torch, shape, k):
 def test_dispatch_rule(monkeypatch):
     monkeypatch.setattr(conv_module, "_SMALL_DEPTH", None)
     z = lambda *s: fc.tensor(np.zeros(s, dtype=np.float32), requires_grad=True)
-    assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3), padding=1).grad_fn.small_depth       # depth 9
-    assert F.conv2d(z(1, 1, 9, 9), z(4, 1, 3, 3), stride=2, dilation=2).grad_fn.small_depth
-    assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3), stride=2).grad_fn.small_depth        # depth 9
-    assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.small_depth                 # any K
+    assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3), padding=1).grad_fn.path == "small"       # depth 9
+    assert F.conv2d(z(1, 1, 9, 9), z(4, 1, 3, 3), stride=2, dilation=2).grad_fn.path == "small"
+    assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3), stride=2).grad_fn.path == "small"        # depth 9
+    assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.path == "small"                 # any K
     monkeypatch.setattr(conv_module, "_PACKED_SGEMM", False)                            # BLAS sgemm:
-    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.small_depth       # 27, K 32
-    assert not F.conv2d(z(1, 3, 8, 8), z(33, 3, 3, 3)).grad_fn.small_depth             # 27, K 33
+    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path == "small"       # 27, K 32
+    assert F.conv2d(z(1, 3, 8, 8), z(33, 3, 3, 3)).grad_fn.path != "small"             # 27, K 33
     monkeypatch.setattr(conv_module, "_PACKED_SGEMM", True)                             # packed sgemm:
-    assert not F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.small_depth   # depth 9 only
-    assert not F.conv2d(z(1, 4, 8, 8), z(4, 4, 3, 3)).grad_fn.small_depth              # depth 36
-    assert not F.conv2d(z(1, 3, 16, 16), z(4, 3, 5, 5)).grad_fn.small_depth            # depth 75
-    assert not F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.small_depth    # groups
+    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path != "small"   # depth 9 only
+    assert F.conv2d(z(1, 4, 8, 8), z(4, 4, 3, 3)).grad_fn.path != "small"              # depth 36
+    assert F.conv2d(z(1, 3, 16, 16), z(4, 3, 5, 5)).grad_fn.path != "small"            # depth 75
+    assert F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.path != "small"    # groups
     monkeypatch.setattr(conv_module, "_SMALL_DEPTH", False)
-    assert not F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3)).grad_fn.small_depth
+    assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3)).grad_fn.path != "small"
     monkeypatch.setattr(conv_module, "_SMALL_DEPTH", True)
-    assert F.conv2d(z(1, 8, 8, 8), z(4, 8, 3, 3)).grad_fn.small_depth
-    assert not F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.small_depth    # never groups > 1
+    assert F.conv2d(z(1, 8, 8, 8), z(4, 8, 3, 3)).grad_fn.path == "small"
+    assert F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.path != "small"    # never groups > 1
 
 
 def test_small_path_equals_blas_path(monkeypatch):
@@ -176,7 +176,7 @@ def test_small_path_equals_blas_path(monkeypatch):
         monkeypatch.setattr(conv_module, "_SMALL_DEPTH", small)
         x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
         y = F.conv2d(x, w, b, stride=(2, 2), padding=(1, 0), dilation=(1, 2))
-        assert y.grad_fn.small_depth == small
+        assert (y.grad_fn.path == "small") == small
         y.backward(dy)
         results.append([y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()])
     for a, b in zip(*results):
@@ -189,7 +189,7 @@ def test_small_path_declarations(needs):
     shapes = ((2, 3, 9, 7), (6, 3, 3, 3), (6,))
     x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=r) for s, r in zip(shapes, needs))
     ctx = F.conv2d(x, w, b, padding=1).grad_fn
-    assert ctx.small_depth
+    assert ctx.path == "small"
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
 
 
@@ -200,7 +200,7 @@ def test_small_path_partial_gradients(needs):
     arrays = (rng.standard_normal((3, 1, 7, 6)), rng.standard_normal((5, 1, 3, 3)), rng.standard_normal(5))
     x, w, b = (fc.tensor(a, requires_grad=r) for a, r in zip(arrays, needs))
     y = F.conv2d(x, w, b, padding=1)
-    assert y.grad_fn.small_depth
+    assert y.grad_fn.path == "small"
     dy = rng.standard_normal(y.shape)
     y.backward(dy)
     refs = reference(*arrays, (1, 1), (1, 1), (1, 1))[1](dy)
@@ -233,7 +233,7 @@ def test_batch_one_backward_split_over_threads(monkeypatch, small, k):
         arrays = (rng.standard_normal((1, 2, 9, 11)), rng.standard_normal((k, 2, 3, 3)), rng.standard_normal(k))
         x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
         y = F.conv2d(x, w, b, stride=(1, 2), padding=1)
-        assert y.grad_fn.small_depth == small
+        assert (y.grad_fn.path == "small") == small
         dy = rng.standard_normal(y.shape)
         y.backward(dy)
         y_ref, grads = reference(*arrays, (1, 2), (1, 1), (1, 1))

@@ -113,7 +113,7 @@ def test_winograd_matches_direct_convolution(case):
         X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)
         B = fc.tensor(b, requires_grad=True) if b is not None else None
         y = F.conv2d(X, W, B, padding=case["padding"])
-        assert y.grad_fn.winograd
+        assert y.grad_fn.path == "winograd"
         dy = rng.standard_normal(y.shape).astype(dt)
         y.backward(dy)
     finally:
@@ -140,7 +140,7 @@ def test_winograd_gradcheck(rng, winograd, padding):
     w = fc.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     b = fc.tensor(rng.standard_normal(4), requires_grad=True)
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding), (x, w, b))
-    assert F.conv2d(x, w, b, padding=padding).grad_fn.winograd
+    assert F.conv2d(x, w, b, padding=padding).grad_fn.path == "winograd"
 
 
 def test_winograd_float32_error_is_like_direct_convolution(rng, monkeypatch):
@@ -167,7 +167,7 @@ def test_winograd_matches_torch(torch, rng, winograd, padding):
     TX, TW, TB = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     y = F.conv2d(X, W, B, padding=padding)
     ty = torch.nn.functional.conv2d(TX, TW, TB, padding=padding)
-    assert y.grad_fn.winograd
+    assert y.grad_fn.path == "winograd"
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
     dy = rng.standard_normal(ty.shape).astype(np.float32)
     y.backward(dy)
@@ -181,7 +181,7 @@ def test_winograd_only_requested_grads(rng, winograd):
     x = fc.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
     w = fc.tensor(rng.standard_normal((4, 3, 3, 3)))  # frozen: x not kept
     y = F.conv2d(x, w, padding=1)
-    assert y.grad_fn.winograd and y.grad_fn.saved_nbytes == w.numpy().nbytes
+    assert y.grad_fn.path == "winograd" and y.grad_fn.saved_nbytes == w.numpy().nbytes
     y.sum().backward()
     ref, grads = ref_conv3x3(x.numpy(), w.numpy(), None, 1)
     np.testing.assert_allclose(x.grad.numpy(), grads(np.ones(ref.shape))[0], rtol=1e-12, atol=1e-12)
@@ -210,7 +210,7 @@ def test_winograd_only_requested_grads(rng, winograd):
 def test_automatic_dispatch_rule(rng, shape, weight, opts, expected):
     y = F.conv2d(fc.tensor(np.ones(shape, np.float32), requires_grad=True),
                  fc.tensor(np.ones(weight, np.float32)), **opts)
-    assert y.grad_fn.winograd == expected
+    assert (y.grad_fn.path == "winograd") == expected
 
 
 def test_switch_forces_either_path(rng, monkeypatch):
@@ -218,11 +218,11 @@ def test_switch_forces_either_path(rng, monkeypatch):
     w = fc.tensor(rng.standard_normal((16, 16, 3, 3)))
     monkeypatch.setattr(conv_module, "_WINOGRAD", False)
     direct = F.conv2d(x, w, padding=1)
-    assert not direct.grad_fn.winograd
+    assert direct.grad_fn.path != "winograd"
     monkeypatch.setattr(conv_module, "_WINOGRAD", True)
     wino = F.conv2d(x, w, padding=1)
-    assert wino.grad_fn.winograd
-    assert not F.conv2d(x, w, stride=2).grad_fn.winograd  # forcing never takes an ineligible config
+    assert wino.grad_fn.path == "winograd"
+    assert F.conv2d(x, w, stride=2).grad_fn.path != "winograd"  # forcing never takes an ineligible config
     np.testing.assert_allclose(wino.numpy(), direct.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -232,7 +232,7 @@ def test_winograd_declarations(rng, winograd, needs):
     x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=r) for s, r in zip(shapes, needs))
     y = F.conv2d(x, w, b, padding=1)
     ctx = y.grad_fn
-    assert ctx.winograd
+    assert ctx.path == "winograd"
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
     fwd, bwd = Conv2dFunction.macs(shapes, needs, geometry=ctx.geometry)
     assert fwd == 2 * 12 * 9 * 7 * 8 * 9 and bwd == fwd * (needs[0] + needs[1])  # direct-conv counts
@@ -382,7 +382,7 @@ def test_winograd_deep_channels_float32(rng, winograd):
     w = (rng.standard_normal((16, 300, 3, 3)) / 40).astype(np.float32)
     X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)
     y = F.conv2d(X, W, padding=1)
-    assert y.grad_fn.winograd
+    assert y.grad_fn.path == "winograd"
     dy = rng.standard_normal(y.shape).astype(np.float32)
     y.backward(dy)
     ref, grads = ref_conv3x3(x, w, None, 1)

@@ -688,17 +688,17 @@ class Conv2dFunction(Function):
         image_shape = x.shape
         out_shape = (image_shape[0], weight.shape[0], g.out_h, g.out_w)
         path, ctx.plan = _conv_path(image_shape, weight.shape, g)
-        ctx.winograd, ctx.direct, ctx.small_depth = path == "winograd", path == "direct", path == "small"
-        ctx.ocvec = False
-        if ctx.winograd:
+        if path == "winograd":
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
-        elif ctx.direct:
+        elif path == "direct":
             y = _direct_forward_kernel(x, w2, bias, out_shape, g, ctx.plan)
         elif path == "ocvec" and x.dtype == np.float32 and _direct.ocvec_available():
-            ctx.ocvec = True
             y = _ocvec_forward_kernel(x, w2, bias, out_shape, g)
         else:
-            y = _conv_forward_kernel(x, w2, bias, out_shape, g, ctx.small_depth)
+            if path == "ocvec":  # float64, or a CPU without the vector loops: im2col + GEMM
+                path = "gemm"
+            y = _conv_forward_kernel(x, w2, bias, out_shape, g, path == "small")
+        ctx.path = path
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, w2 if needs[0] else None)
         ctx.geometry = g
@@ -777,18 +777,19 @@ class Conv2dFunction(Function):
         if not dy.flags.c_contiguous:
             dy = np.ascontiguousarray(dy)
         dx = dw = db = None
-        if ctx.winograd:
+        path = ctx.path
+        if path == "winograd":
             g, ws = ctx.geometry, ctx.weight_shape
             if need_dx:  # a 3×3 stride-1 convolution of dY with the rotated, transposed filter
                 dx = _winograd_forward_kernel(dy, w2.reshape(ws), None, ctx.image_shape,
                                               2 - g.ph, 2 - g.pw, True)
             if need_dw:
                 dw = _winograd_weight_grad_kernel(x, dy, g.ph, g.pw, ws)
-        elif ctx.direct:
+        elif path == "direct":
             if need_dx or need_dw:
                 dx, dw, db = _direct_backward_kernel(x, w2, dy, ctx.image_shape, ctx.weight_shape,
                                                      ctx.geometry, need_dx, need_dw, need_db, ctx.plan)
-        elif ctx.ocvec:  # dX by im2col (Wᵀ·dY, col2im) or as a convolution, dW by the vectorized loops
+        elif path == "ocvec":  # dX by im2col (Wᵀ·dY, col2im) or as a convolution, dW by the vectorized loops
             ws = ctx.weight_shape
             if need_dx and _ocvec_dx_as_conv(ctx.image_shape, ws[0], ctx.geometry):
                 dx = _ocvec_dx_kernel(w2.reshape(ws), dy, ctx.image_shape, ctx.geometry)
@@ -801,7 +802,7 @@ class Conv2dFunction(Function):
             ws = ctx.weight_shape
             dx, dw2, db = _conv_backward_kernel(x, w2, dy, ctx.image_shape,
                                                 (ws[0], ws[1] * ws[2] * ws[3]), ctx.geometry,
-                                                need_dx, need_dw, small=ctx.small_depth,
+                                                need_dx, need_dw, small=path == "small",
                                                 need_db=need_db)
             if need_dw:
                 dw = dw2.reshape(ctx.weight_shape)
