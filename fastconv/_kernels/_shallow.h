@@ -208,8 +208,8 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
 /* D[m, t] += sum_p A[m*lda + p] * ROW(t)[p]  (m < M, t < T, p < L): A·Bᵀ, as tiles of R rows
    × 4 columns of D summed in 4·R vector partials, R = 4 with 64-byte vectors (32 registers:
    16 sums, 8 loads; half a load per FMA) and R = 2 otherwise (16 registers: 8 sums, 6 loads).
-   Rows past M and the last partial tile of columns repeat the last row or column, whose sums are
-   dropped. FC_KEEP holds each loaded vector in a register for all its FMAs: left alone, gcc folds
+   Rows past M repeat the last row, whose sums are dropped; a last tile of fewer than 4 columns
+   computes only those (FC_NT_BY_TAPS). FC_KEEP holds each loaded vector in a register for all its FMAs: left alone, gcc folds
    the loads into the FMAs and loads every B vector once per row, which made the loop load-bound
    (dW of a 1×3×32×32→16 conv: 18.7 → 12.6 µs on Zen 3 with R = 2; chunking the sum over p to
    keep the rows in L1 gained nothing). The 4-row tile took that dW from 16.1 to ~11.5 µs on Zen 4
@@ -263,31 +263,51 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
     }
 #define FC_NT_STORE(row, ok, r)                                                              \
     if (ok) for (int q = 0; q < 4 && t + q < T; q++) D[(row) * ldd + t + q] += r[q];
-/* one vector of columns at p of a tile row: s_i0..s_i3 += u · v0..v3 through OP */
-#define FC_NT_FMA(OP, u, si0, si1, si2, si3)                                                 \
-    si0 += OP(u * v0); si1 += OP(u * v1); si2 += OP(u * v2); si3 += OP(u * v3);
+/* One vector of columns at p of a tile row: s_i0..s_i(NB-1) += u · v0..v(NB-1) through OP. NB,
+   the tile's taps (4, or 1-3 for the last tile of a row), is a constant: a last tile of fewer
+   taps computes only those (repeating the last tap cost 1 of every 28 FMAs of the 27-tap dW of
+   a 3-channel 3×3 conv and 3 of 12 for a 1-channel one). */
+#define FC_NT_FMA(OP, NB, u, si0, si1, si2, si3)                                             \
+    si0 += OP(u * v0);                                                                       \
+    if (NB > 1) si1 += OP(u * v1);                                                           \
+    if (NB > 2) si2 += OP(u * v2);                                                           \
+    if (NB > 3) si3 += OP(u * v3);
 #define FC_NT_PLAIN(x) (x)
 #define FC_NT_MASKED(x) ((__typeof__(x))((VI)(x) & keep))
-#define FC_NT_STEP2(VT, OP) {                                                                    \
+#define FC_NT_LOAD_TAPS(VT, NB)                                                              \
+    VT v0 = FC_LD(VT, b0 + p); FC_KEEP(v0);                                                  \
+    VT v1 = NB > 1 ? FC_LD(VT, b1 + p) : v0; if (NB > 1) FC_KEEP(v1);                        \
+    VT v2 = NB > 2 ? FC_LD(VT, b2 + p) : v0; if (NB > 2) FC_KEEP(v2);                        \
+    VT v3 = NB > 3 ? FC_LD(VT, b3 + p) : v0; if (NB > 3) FC_KEEP(v3);
+#define FC_NT_STEP2(VT, OP, NB) {                                                            \
     VT u0 = FC_LD(VT, a0 + p), u1 = FC_LD(VT, a1 + p);                                       \
-    VT v0 = FC_LD(VT, b0 + p), v1 = FC_LD(VT, b1 + p);                                       \
-    VT v2 = FC_LD(VT, b2 + p), v3 = FC_LD(VT, b3 + p);                                       \
-    FC_KEEP(v0); FC_KEEP(v1); FC_KEEP(v2); FC_KEEP(v3);                                      \
-    FC_NT_FMA(OP, u0, s00, s01, s02, s03) FC_NT_FMA(OP, u1, s10, s11, s12, s13)              \
+    FC_NT_LOAD_TAPS(VT, NB)                                                                  \
+    FC_NT_FMA(OP, NB, u0, s00, s01, s02, s03) FC_NT_FMA(OP, NB, u1, s10, s11, s12, s13)      \
 }
-#define FC_NT_STEP4(VT, OP) {                                                                    \
-    VT v0 = FC_LD(VT, b0 + p), v1 = FC_LD(VT, b1 + p);                                       \
-    VT v2 = FC_LD(VT, b2 + p), v3 = FC_LD(VT, b3 + p);                                       \
-    FC_KEEP(v0); FC_KEEP(v1); FC_KEEP(v2); FC_KEEP(v3);                                      \
+#define FC_NT_STEP4(VT, OP, NB) {                                                            \
+    FC_NT_LOAD_TAPS(VT, NB)                                                                  \
     VT u = FC_LD(VT, a0 + p); FC_KEEP(u);                                                    \
-    FC_NT_FMA(OP, u, s00, s01, s02, s03)                                                     \
+    FC_NT_FMA(OP, NB, u, s00, s01, s02, s03)                                                 \
     u = FC_LD(VT, a1 + p); FC_KEEP(u);                                                       \
-    FC_NT_FMA(OP, u, s10, s11, s12, s13)                                                     \
+    FC_NT_FMA(OP, NB, u, s10, s11, s12, s13)                                                 \
     u = FC_LD(VT, a2 + p); FC_KEEP(u);                                                       \
-    FC_NT_FMA(OP, u, s20, s21, s22, s23)                                                     \
+    FC_NT_FMA(OP, NB, u, s20, s21, s22, s23)                                                 \
     u = FC_LD(VT, a3 + p); FC_KEEP(u);                                                       \
-    FC_NT_FMA(OP, u, s30, s31, s32, s33)                                                     \
+    FC_NT_FMA(OP, NB, u, s30, s31, s32, s33)                                                 \
 }
+/* the sums of one tile of rows × NB taps over the row (full vectors, then the masked one) */
+#define FC_NT_SUMS2(VT, NB) {                                                                \
+    for (Py_ssize_t p = 0; p < LV; p += VL) FC_NT_STEP2(VT, FC_NT_PLAIN, NB)                 \
+    if (masked) { const Py_ssize_t p = L - VL; FC_NT_STEP2(VT, FC_NT_MASKED, NB) }           \
+}
+#define FC_NT_SUMS4(VT, NB) {                                                                \
+    for (Py_ssize_t p = 0; p < LV; p += VL) FC_NT_STEP4(VT, FC_NT_PLAIN, NB)                 \
+    if (masked) { const Py_ssize_t p = L - VL; FC_NT_STEP4(VT, FC_NT_MASKED, NB) }           \
+}
+/* SUMS(VT, NB) for the taps this tile has */
+#define FC_NT_BY_TAPS(SUMS, VT)                                                              \
+    if (T - t >= 4) SUMS(VT, 4) else if (T - t == 3) SUMS(VT, 3)                             \
+    else if (T - t == 2) SUMS(VT, 2) else SUMS(VT, 1)
 #define FC_NT_ROWS2(REAL, VT, ROW)                                                           \
     for (Py_ssize_t m = 0; m < M; m += 2) {                                                  \
         const int ok1 = m + 1 < M;                                                           \
@@ -296,8 +316,7 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
             FC_NT_TAPS(REAL, ROW)                                                            \
             VT s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};                                   \
             VT s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};                                   \
-            for (Py_ssize_t p = 0; p < LV; p += VL) FC_NT_STEP2(VT, FC_NT_PLAIN)                 \
-            if (masked) { const Py_ssize_t p = L - VL; FC_NT_STEP2(VT, FC_NT_MASKED) }           \
+            FC_NT_BY_TAPS(FC_NT_SUMS2, VT)                                                   \
             REAL r0[4] = {0}, r1[4] = {0};                                                   \
             FC_NT_HSUM4(REAL, VT, s00, s01, s02, s03, r0)                                     \
             FC_NT_HSUM4(REAL, VT, s10, s11, s12, s13, r1)                                     \
@@ -318,8 +337,7 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
             VT s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};                                   \
             VT s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0};                                   \
             VT s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};                                   \
-            for (Py_ssize_t p = 0; p < LV; p += VL) FC_NT_STEP4(VT, FC_NT_PLAIN)                 \
-            if (masked) { const Py_ssize_t p = L - VL; FC_NT_STEP4(VT, FC_NT_MASKED) }           \
+            FC_NT_BY_TAPS(FC_NT_SUMS4, VT)                                                   \
             REAL r0[4] = {0}, r1[4] = {0}, r2[4] = {0}, r3[4] = {0};                         \
             FC_NT_HSUM4(REAL, VT, s00, s01, s02, s03, r0)                                     \
             FC_NT_HSUM4(REAL, VT, s10, s11, s12, s13, r1)                                     \
