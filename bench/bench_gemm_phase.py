@@ -17,10 +17,10 @@ the per-core rate at any thread count), through the same row-major wrapper the k
   takes them): ``direct.ocvec_forward`` and ``direct.ocvec_weight_grad`` on one image, padded
   copy, transposed dY and weight repacking included; its dX stays im2col's Wᵀ·dY;
 - implicit-GEMM path (shallow stride-1 convolutions): its three loops (``shallow_product``):
-  the forward on the kw shifted image copies over the Ho·Wo output pixels; dW and dX on the
-  padded image and padded dY over the columns they compute (the output numbered in the padded
-  width, rounded up to whole blocks; the extra columns count as work done, so this is the loops'
-  rate, not the useful rate, which is Ho·Wo / L of it).
+  the forward and dW on the kw shifted image copies over the Ho·Wo output pixels; dX on the
+  padded dY over the columns it computes (the output numbered in the padded width, rounded up to
+  whole blocks; the extra columns count as work done, so this is the loop's rate, not the useful
+  rate, which is H·W / L of it).
 
 The reference is numpy's 1024³ sgemm on one thread, timed alternately with each product.
 
@@ -143,14 +143,13 @@ def _phases(n, c, h, k, f, s, p):
         return "winograd", [(f"fwd 16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c),
                             (f"dW 16 x M(K x {dw_tiles}).V^T", False, True, k, c, dw_tiles)]
     if _conv._use_direct((n, c, h, h), k, g):
-        hp = out + f - 1          # padded input (output numbered in its width)
+        hp = out + f - 1          # rows of the shifted copies (of out columns)
         hq = h + f - 1            # padded dY of the dX pass
-        cols = -(-((out - 1) * hp + out) // 64) * 64
         dx_cols = -(-((h - 1) * hq + h) // 64) * 64
         depth = c * f * f
         fwd_cols = out * out - (out * out) % 64   # whole blocks (a last partial one goes apart)
         return "implicit", [("fwd W.x_shifted", (False, k, depth, c, f, hp, out, fwd_cols, True)),
-                            ("dW dY.x_pad^T", (True, k, depth, c, f, hp, hp, cols)),
+                            ("dW dY.x_shifted^T", (True, k, depth, c, f, hp, out, out * out, True)),
                             ("dX W_rot.dY_pad", (False, c, k * f * f, k, f, hq, hq, dx_cols))]
     if _conv._use_small_depth((n, c, h, h), k, g):
         return "shallow loops", []
