@@ -7,8 +7,8 @@ a development build to some kernels (``tape`` names the compiled tape modules).
 
 The tape modules (TAPE_MODULES) stay plain Python source; Cython compiles them unchanged, with
 Python's semantics kept (no unchecked indexing), because every op pays their per-call cost:
-compiled, a batch-1 convolution's forward+backward spends ~1.5 µs less of its ~10 µs of Python
-on the tape. An extension module is imported in preference to the .py beside it.
+compiled, a batch-1 convolution's forward+backward spends ~2 µs less of its ~10 µs of Python
+(docs/design.md §6). An extension module is imported in preference to the .py beside it.
 """
 import glob
 import os
@@ -22,7 +22,7 @@ from setuptools.command.build_ext import build_ext
 
 OPENMP_FLAG = "-fopenmp"
 KERNEL_DIR = os.path.join("fastconv", "_kernels")
-TAPE_MODULES = (["fastconv/tensor.py", "fastconv/_tensor_ops.py", "fastconv/_validation.py"]
+TAPE_MODULES = ([os.path.join("fastconv", name) for name in ("tensor.py", "_tensor_ops.py", "_validation.py")]
                 + [os.path.join("fastconv", "autograd", name) for name in
                    ("function.py", "engine.py", "grad_mode.py")]
                 + [path for path in sorted(glob.glob(os.path.join("fastconv", "nn", "functional", "*.py")))
