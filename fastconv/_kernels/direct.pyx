@@ -452,14 +452,19 @@ def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, P
 # ---- backward -----------------------------------------------------------------------------------
 
 cdef void rotated_transpose(const floating* w, const Shape* s, floating* wt) noexcept nogil:
-    """wt[c, (k·kh + i)·kw + j] = w[k, c, kh − 1 − i, kw − 1 − j]: the dX pass's filter."""
-    cdef Py_ssize_t k, c, i, j, t = s.K * s.kh * s.kw
+    """wt[c, (k·kh + i)·kw + j] = w[k, c, kh − 1 − i, kw − 1 − j]: the dX pass's filter. Each
+    (k, c) block of kh·kw taps is copied reversed (rotating by 180° reverses the flattened block),
+    so the loop is a pointer walk, not four-level index arithmetic per element (which cost ~15
+    instructions an element: ~6,500 for the 432 taps of 1×3×32×32→16, a 23 µs backward)."""
+    cdef Py_ssize_t k, c, q, taps = s.kh * s.kw, t = s.K * taps
+    cdef const floating* src
+    cdef floating* dst
     for c in range(s.C):
         for k in range(s.K):
-            for i in range(s.kh):
-                for j in range(s.kw):
-                    wt[c * t + (k * s.kh + i) * s.kw + j] = \
-                        w[((k * s.C + c) * s.kh + s.kh - 1 - i) * s.kw + s.kw - 1 - j]
+            src = w + (k * s.C + c) * taps + taps - 1
+            dst = wt + c * t + k * taps
+            for q in range(taps):
+                dst[q] = src[-q]
 
 
 cdef void backward_image(const floating* x, const floating* wt, const floating* dy, floating* dx,
