@@ -151,6 +151,8 @@ cdef extern from "_ocvec.h" nogil:
     int fc_ocvec_tile(int level, Py_ssize_t K, Py_ssize_t Wo)
     Py_ssize_t fc_ocvec_block(int level, Py_ssize_t K)
     int fc_ocvec_level()
+    void fc_ocvec_transpose(int level, const float* src, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t ld_src, float* dst, Py_ssize_t rows_out, Py_ssize_t ld_dst)
     void fc_ocvec_dw(int level, const float* xp, Py_ssize_t Wp, const Py_ssize_t* tapoff,
                      Py_ssize_t T, const float* dyt, Py_ssize_t Kp, Py_ssize_t K, Py_ssize_t sh,
                      Py_ssize_t sw, Py_ssize_t Ho, Py_ssize_t Wo, float* dw)
@@ -710,15 +712,13 @@ def ocvec_workspace_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, i
     return f.Kp * (C * kh * kw + 1) + f.copies * f.frame
 
 
-cdef void pack_ocvec_weights(const float* w, const float* bias, Py_ssize_t K, Py_ssize_t T,
-                             Py_ssize_t KB, float* wt, float* bias_out) noexcept nogil:
-    """wt[kb][t][kk] = w[kb·KB + kk, t] and bias_out[k] = bias[k] (zeros past K; bias NULL: 0)."""
-    cdef Py_ssize_t blocks = (K + KB - 1) // KB, kb, t, kk, k
+cdef void pack_ocvec_weights(int level, const float* w, const float* bias, Py_ssize_t K,
+                             Py_ssize_t T, Py_ssize_t KB, float* wt, float* bias_out) noexcept nogil:
+    """wt[kb][t][kk] = w[kb·KB + kk, t] and bias_out[k] = bias[k] (zeros past K; bias NULL: 0):
+    each block of KB rows of w transposed by register tiles."""
+    cdef Py_ssize_t blocks = (K + KB - 1) // KB, kb, k
     for kb in range(blocks):
-        for t in range(T):
-            for kk in range(KB):
-                k = kb * KB + kk
-                wt[(kb * T + t) * KB + kk] = w[k * T + t] if k < K else 0
+        fc_ocvec_transpose(level, w + kb * KB * T, min(KB, K - kb * KB), T, T, wt + kb * T * KB, KB, KB)
     for k in range(blocks * KB):
         bias_out[k] = bias[k] if bias != NULL and k < K else 0
 
@@ -771,7 +771,7 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     cdef const float* pb = <const float*>data(bias) if bias is not None else NULL
     cdef Py_ssize_t n, r, rows_per, image = C * H * W, out = K * out_h * out_w
     with nogil:
-        pack_ocvec_weights(pw_, pb, K, T, KB, wt, bp)
+        pack_ocvec_weights(level, pw_, pb, K, T, KB, wt, bp)
         if by_image:
             for n in prange(N, schedule='static', num_threads=threads):
                 fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + threadid() * frame)
@@ -788,16 +788,11 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     return y
 
 
-cdef void transpose_channels(const float* src, Py_ssize_t K, Py_ssize_t L, Py_ssize_t Kp,
-                             float* dst) noexcept nogil:
+cdef inline void transpose_channels(int level, const float* src, Py_ssize_t K, Py_ssize_t L,
+                                    Py_ssize_t Kp, float* dst) noexcept nogil:
     """dst[p·Kp + k] = src[k·L + p] for p < L, k < K, and 0 for K ≤ k < Kp: one image's dY with
-    the channels contiguous per pixel."""
-    cdef Py_ssize_t p, k
-    for p in range(L):
-        for k in range(K):
-            dst[p * Kp + k] = src[k * L + p]
-        for k in range(K, Kp):
-            dst[p * Kp + k] = 0
+    the channels contiguous per pixel (Kp a multiple of the vector width)."""
+    fc_ocvec_transpose(level, src, K, L, L, dst, Kp, Kp)
 
 
 def ocvec_weight_grad_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, int kw, int sh,
@@ -848,13 +843,13 @@ def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int
             for n in prange(N, schedule='static', num_threads=threads):
                 scratch = pwork + threadid() * stride
                 fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, scratch)
-                transpose_channels(pdy + n * out, K, L, Kp, scratch + frame)
+                transpose_channels(level, pdy + n * out, K, L, Kp, scratch + frame)
                 fc_ocvec_dw(level, scratch, f.Wp, off, T, scratch + frame, Kp, K, sh, sw, Ho, Wo,
                             pparts + threadid() * K * T)
         else:
             for n in range(N):
                 fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, pwork)
-                transpose_channels(pdy + n * out, K, L, Kp, pwork + frame)
+                transpose_channels(level, pdy + n * out, K, L, Kp, pwork + frame)
                 fc_ocvec_dw(level, pwork, f.Wp, off, T, pwork + frame, Kp, K, sh, sw, Ho, Wo, pdw)
     free(off)
     if parts > 1:
