@@ -223,35 +223,24 @@ static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp
    read as zeros and every column stored whole; element by element the repacking read the
    weights a row apart (~1 cycle an element: 4 µs of a 1x32x14x14->32 forward's ~50). */
 #if FC_SGEMM_X86
-FC_SGEMM_TARGET static void fc_ocvec_transpose16(const float *src, ptrdiff_t rows, ptrdiff_t cols,
-                                                 ptrdiff_t ld_src, float *dst, ptrdiff_t rows_out,
-                                                 ptrdiff_t ld_dst)
-{
-    __m512 col[16];
-    for (ptrdiff_t r0 = 0; r0 < rows_out; r0 += 16) {
-        const int h = rows - r0 >= 16 ? 16 : rows - r0 > 0 ? (int)(rows - r0) : 0;
-        for (ptrdiff_t c0 = 0; c0 < cols; c0 += 16) {
-            const int w = cols - c0 >= 16 ? 16 : (int)(cols - c0);
-            fc_sgemm_transpose16(src + (h > 0 ? r0 * ld_src + c0 : 0), ld_src, h, w, col);
-            for (int j = 0; j < w; j++) _mm512_storeu_ps(dst + (c0 + j) * ld_dst + r0, col[j]);
-        }
-    }
+/* one variant: VL x VL tiles through TRANSPOSE (out[j] = column j), each column stored whole */
+#define FC_OCVEC_TRANSPOSE(NAME, TARGET, VL, VEC, TRANSPOSE, STORE)                                 \
+TARGET static void NAME(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld_src,         \
+                        float *dst, ptrdiff_t rows_out, ptrdiff_t ld_dst)                           \
+{                                                                                                   \
+    VEC col[VL];                                                                                    \
+    for (ptrdiff_t r0 = 0; r0 < rows_out; r0 += VL) {                                               \
+        const int h = rows - r0 >= VL ? VL : rows - r0 > 0 ? (int)(rows - r0) : 0;                  \
+        for (ptrdiff_t c0 = 0; c0 < cols; c0 += VL) {                                               \
+            const int w = cols - c0 >= VL ? VL : (int)(cols - c0);                                  \
+            TRANSPOSE(src + (h > 0 ? r0 * ld_src + c0 : 0), ld_src, h, w, col);                     \
+            for (int j = 0; j < w; j++) STORE(dst + (c0 + j) * ld_dst + r0, col[j]);               \
+        }                                                                                           \
+    }                                                                                               \
 }
-
-FC_SGEMM2_TARGET static void fc_ocvec_transpose8(const float *src, ptrdiff_t rows, ptrdiff_t cols,
-                                                 ptrdiff_t ld_src, float *dst, ptrdiff_t rows_out,
-                                                 ptrdiff_t ld_dst)
-{
-    __m256 col[8];
-    for (ptrdiff_t r0 = 0; r0 < rows_out; r0 += 8) {
-        const int h = rows - r0 >= 8 ? 8 : rows - r0 > 0 ? (int)(rows - r0) : 0;
-        for (ptrdiff_t c0 = 0; c0 < cols; c0 += 8) {
-            const int w = cols - c0 >= 8 ? 8 : (int)(cols - c0);
-            fc_sgemm2_transpose8(src + (h > 0 ? r0 * ld_src + c0 : 0), ld_src, h, w, col);
-            for (int j = 0; j < w; j++) _mm256_storeu_ps(dst + (c0 + j) * ld_dst + r0, col[j]);
-        }
-    }
-}
+FC_OCVEC_TRANSPOSE(fc_ocvec_transpose16, FC_SGEMM_TARGET, 16, __m512, fc_sgemm_transpose16, _mm512_storeu_ps)
+FC_OCVEC_TRANSPOSE(fc_ocvec_transpose8, FC_SGEMM2_TARGET, 8, __m256, fc_sgemm2_transpose8, _mm256_storeu_ps)
+#undef FC_OCVEC_TRANSPOSE
 #endif
 
 static void fc_ocvec_transpose(int level, const float *src, ptrdiff_t rows, ptrdiff_t cols,
