@@ -836,7 +836,7 @@ def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int
     cdef float* pwork = <float*>data(work)
     cdef float* pdw = <float*>data(dw_out)
     cdef float* pparts = <float*>data(partials) if parts > 1 else NULL
-    cdef Py_ssize_t n, t, image = C * H * W, out = K * L
+    cdef Py_ssize_t n, image = C * H * W, out = K * L
     cdef float* scratch
     with nogil:
         if by_image:

@@ -400,7 +400,7 @@ def _direct_backward_workspace(image_shape, weight_shape, g: ConvGeometry, items
     return (plan.buffers * plan.backward + plan.filter + partials) * itemsize
 
 
-# ---- output-channel-vectorized forward ------------------------------------------------------------
+# ---- output-channel-vectorized path ---------------------------------------------------------------
 
 def _use_ocvec(image_shape, out_channels: int, g: ConvGeometry) -> bool:
     """Whether conv2d's im2col-path forward runs the output-channel-vectorized loops instead
@@ -433,8 +433,6 @@ def _ocvec_forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarr
     return _direct.ocvec_forward(x, w2, bias, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                                  out_shape[2], out_shape[3], _ocvec_threads(x.shape, out_shape[1], g))
 
-
-# ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
 
 def _ocvec_weight_grad_kernel(x: np.ndarray, dy: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dW (K, C, kh, kw) of a float32 conv2d by the output-channel-vectorized loops (allocated
@@ -479,6 +477,8 @@ def _ocvec_backward_workspace(image_shape, out_channels: int, g: ConvGeometry, i
         g.out_h, g.out_w, _ocvec_threads(image_shape, out_channels, g))
     return max(dx_pass, dw_pass)
 
+
+# ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
 
 def _winograd_eligible(g: ConvGeometry) -> bool:
     """3×3, stride 1, dilation 1, groups 1: the configurations the Winograd kernels compute."""
@@ -673,6 +673,17 @@ def _conv_path(image_shape, weight_shape, g: ConvGeometry):
     return result
 
 
+def _path_for_dtype(path: str, dtype) -> str:
+    """The path a call of ``dtype`` runs for the chosen ``path``: the vectorized loops are float32,
+    so 'ocvec' with float64 runs im2col + GEMM ('gemm')."""
+    return "gemm" if path == "ocvec" and dtype != np.float32 else path
+
+
+def _declared_path(shapes, dtype, g: ConvGeometry) -> str:
+    """The path a call of these shapes and dtype runs, for the memory declarations."""
+    return _path_for_dtype(_memoized_path(shapes[0], shapes[1], g, _path_settings())[0], np.dtype(dtype))
+
+
 class Conv2dFunction(Function):
     """y = conv2d(x, w) + b; saves x only for dW and w only for dX."""
 
@@ -688,15 +699,14 @@ class Conv2dFunction(Function):
         image_shape = x.shape
         out_shape = (image_shape[0], weight.shape[0], g.out_h, g.out_w)
         path, ctx.plan = _conv_path(image_shape, weight.shape, g)
+        path = _path_for_dtype(path, x.dtype)
         if path == "winograd":
             y = _winograd_forward_kernel(x, w2.reshape(weight.shape), bias, out_shape, g.ph, g.pw, False)
         elif path == "direct":
             y = _direct_forward_kernel(x, w2, bias, out_shape, g, ctx.plan)
-        elif path == "ocvec" and x.dtype == np.float32 and _direct.ocvec_available():
+        elif path == "ocvec":
             y = _ocvec_forward_kernel(x, w2, bias, out_shape, g)
         else:
-            if path == "ocvec":  # float64, or a CPU without the vector loops: im2col + GEMM
-                path = "gemm"
             y = _conv_forward_kernel(x, w2, bias, out_shape, g, path == "small")
         ctx.path = path
         needs = ctx.needs_input_grad
@@ -723,15 +733,15 @@ class Conv2dFunction(Function):
         larger of its dX and dW passes, on the implicit-GEMM path its scratch, rotated filter and
         per-thread partials, on the ocvec path the larger of its dX and dW passes."""
         itemsize = np.dtype(dtype).itemsize
-        if _use_winograd(shapes[0], shapes[1], geometry):
+        path = _declared_path(shapes, dtype, geometry)
+        if path == "winograd":
             return _winograd_backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
-        if _use_direct(shapes[0], shapes[1][0], geometry):
+        if path == "direct":
             return _direct_backward_workspace(shapes[0], shapes[1], geometry, itemsize)
-        if (np.dtype(dtype) == np.float32 and not _use_small_depth(shapes[0], shapes[1][0], geometry)
-                and _use_ocvec(shapes[0], shapes[1][0], geometry)):
+        if path == "ocvec":
             return _ocvec_backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
         total = _backward_workspace(shapes[0], shapes[1][0], geometry, itemsize)
-        if len(shapes) > 2 and shapes[2] is not None and _use_small_depth(shapes[0], shapes[1][0], geometry):
+        if len(shapes) > 2 and shapes[2] is not None and path == "small":
             used = _backward_plan(shapes[0], shapes[1][0], geometry).buffers
             if used > 1:  # per-thread bias-gradient partials of the fused db (summed afterwards)
                 total += used * shapes[1][0] * itemsize
@@ -746,13 +756,13 @@ class Conv2dFunction(Function):
         g, itemsize = geometry, np.dtype(dtype).itemsize
         n, c = shapes[0][0], shapes[0][1]
         k = shapes[1][0]
-        if _use_winograd(shapes[0], shapes[1], g):
+        path = _declared_path(shapes, dtype, g)
+        if path == "winograd":
             return _winograd_pass_bytes(_winograd_plan(n, c, k, g.out_h, g.out_w, itemsize), itemsize)
-        if _use_direct(shapes[0], k, g):
+        if path == "direct":
             plan = _direct_plan(shapes[0], k, g)
             return plan.buffers * plan.forward * itemsize
-        if (np.dtype(dtype) == np.float32 and not _use_small_depth(shapes[0], k, g)
-                and _use_ocvec(shapes[0], k, g)):
+        if path == "ocvec":
             return itemsize * _direct.ocvec_workspace_elements(
                 n, c, k, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.out_h, g.out_w,
                 _ocvec_threads(shapes[0], k, g))
