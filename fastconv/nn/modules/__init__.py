@@ -14,6 +14,7 @@ from .padding import (
     CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
     ReplicationPad2d, ZeroPad1d, ZeroPad2d,
 )
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from .pooling import (
     AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, GlobalMaxPool2d, MaxPool2d, MaxUnpool2d,
@@ -27,5 +28,6 @@ __all__ = [
     "ReLU6", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "Mish", "PReLU", "Softplus",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
     "ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
-    "ConstantPad1d", "ConstantPad2d", "ZeroPad1d", "ZeroPad2d",
+    "ConstantPad1d", "ConstantPad2d", "ZeroPad1d", "ZeroPad2d", "Upsample", "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
 ]
