@@ -275,13 +275,20 @@ class ReduceLROnPlateau(_PlainState):
             return a < (best * (1 - self.threshold) if rel else best - self.threshold)
         return a > (best * (1 + self.threshold) if rel else best + self.threshold)
 
-    def step(self, metrics) -> None:
-        """Record this epoch's metric (a number or a one-element Tensor/array) and reduce lrs if stalled."""
+    def step(self, metrics, epoch: Optional[int] = None) -> None:
+        """Record this epoch's metric (a number or a one-element Tensor/array) and reduce lrs if stalled.
+
+        ``epoch`` (deprecated in PyTorch, with its warning) sets the epoch counter instead of advancing it.
+        """
         try:
             current = float(metrics)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"ReduceLROnPlateau: expected metrics as a number, got {metrics!r}") from exc
-        self.last_epoch += 1
+        if epoch is None:
+            self.last_epoch += 1
+        else:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            self.last_epoch = _check_int("ReduceLROnPlateau", "epoch", epoch, 0)
         if self.is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0
