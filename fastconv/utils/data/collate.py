@@ -2,7 +2,8 @@
 
 The structure of a sample is kept and its leaves are stacked along a new first axis: Tensors and
 numpy arrays become one Tensor (dtype kept), Python floats a float64 Tensor, ints int64, bools
-bool, numpy scalars a Tensor of their dtype; strings and bytes stay lists; mappings, namedtuples
+bool, numpy scalars a Tensor of their dtype; strings and bytes stay as they come (a list, or a
+tuple for a field of tuple samples); mappings, namedtuples
 and sequences are collated field by field (a tuple sample gives a list, as in PyTorch).
 ``numpy_collate`` does the same stacking but leaves numpy arrays (``fastconv.data``'s batches).
 """
@@ -53,7 +54,7 @@ def _collate(batch: Sequence, leaf: Callable[[np.ndarray], Any], op: str):
     elif isinstance(elem, int):
         return leaf(np.asarray(batch, dtype=np.int64))
     elif isinstance(elem, (str, bytes)):
-        return list(batch)
+        return batch  # as given: the list of samples, or the tuple of a field (PyTorch's result)
     elif isinstance(elem, collections.abc.Mapping):
         collated = {key: _collate([d[key] for d in batch], leaf, op) for key in elem}
         try:
@@ -61,12 +62,12 @@ def _collate(batch: Sequence, leaf: Callable[[np.ndarray], Any], op: str):
         except TypeError:  # a mapping type without a dict constructor
             return collated
     elif isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
-        return elem_type(*(_collate(list(samples), leaf, op) for samples in zip(*batch)))
+        return elem_type(*(_collate(samples, leaf, op) for samples in zip(*batch)))
     elif isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         if any(len(b) != size for b in batch):
             raise ValueError(f"{op}: each element in list of batch should be of equal size")
-        fields = [_collate(list(samples), leaf, op) for samples in zip(*batch)]
+        fields = [_collate(samples, leaf, op) for samples in zip(*batch)]
         if isinstance(elem, tuple):
             return fields  # PyTorch returns a list for tuple samples
         try:
