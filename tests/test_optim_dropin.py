@@ -463,3 +463,17 @@ def test_scheduler_argument_errors():
     other = optim.SGD([fc.tensor(np.ones(1), requires_grad=True)], lr=1.0)
     with pytest.raises(ValueError, match="expected all schedulers to belong to the same optimizer"):
         lr_scheduler.SequentialLR(opt, [lr_scheduler.ConstantLR(opt), lr_scheduler.ConstantLR(other)], [2])
+
+
+@pytest.mark.parametrize("name,cls", [("adagrad", optim.Adagrad), ("rmsprop", optim.RMSprop),
+                                      ("adadelta", optim.Adadelta), ("adamw", optim.AdamW)])
+def test_memory_profile_knows_the_optimizers_state(name, cls):
+    """The profiler's optimizer-state estimate equals the arrays the optimizer actually keeps."""
+    model = fc.nn.Sequential(fc.nn.Linear(6, 5), fc.nn.ReLU(), fc.nn.Linear(5, 2))
+    summary = fc.profile.memory_summary(model, (6,), batch_size=3, optimizer=name)
+    opt = cls(model.parameters())
+    out = model(fc.randn(3, 6))
+    out.sum().backward()
+    opt.step()
+    kept = sum(v.nbytes for _, st in opt.state.items() for v in st.values() if isinstance(v, np.ndarray))
+    assert summary.totals["optimizer_state_bytes"] == kept
