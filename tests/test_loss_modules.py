@@ -83,7 +83,7 @@ def test_float32_logits_with_integer_tensor_targets(torch):
 @pytest.mark.parametrize("size_average,reduce,expected", [(None, False, "none"), (False, None, "sum"),
                                                           (True, True, "mean"), (False, False, "none")])
 def test_legacy_size_average_and_reduce_map_like_torch(torch, size_average, reduce, expected):
-    with pytest.warns(UserWarning, match="size_average and reduce are deprecated"):
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
         ours = nn.MSELoss(size_average=size_average, reduce=reduce)
     with pytest.warns(UserWarning):
         ref = torch.nn.MSELoss(size_average=size_average, reduce=reduce)
@@ -117,3 +117,17 @@ def test_loss_module_errors_name_the_layer():
         nn.BCEWithLogitsLoss(pos_weight=np.array(["a"]))
     with pytest.raises(ValueError, match="cross_entropy: target value 7 is out of range for 3 classes"):
         nn.CrossEntropyLoss()(fc.randn(2, 3), np.array([0, 7]))
+
+
+def test_functional_losses_take_the_legacy_arguments_like_torch(torch):
+    x = np.random.default_rng(3).standard_normal((4, 3))
+    t = np.array([0, 2, 1, 2])
+    for kwargs in (dict(size_average=False), dict(reduce=False), dict(size_average=True, reduce=True)):
+        with pytest.warns(UserWarning, match="nll_loss: size_average and reduce args will be deprecated"):
+            ours = fc.nn.functional.nll_loss(fc.tensor(x), t, **kwargs)
+        with pytest.warns(UserWarning):
+            theirs = torch.nn.functional.nll_loss(torch.tensor(x), torch.tensor(t), **kwargs)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    with pytest.warns(UserWarning, match="mse_loss"):
+        assert fc.nn.functional.mse_loss(fc.tensor(x), fc.tensor(x * 0), size_average=False).item() == \
+            pytest.approx((x ** 2).sum())

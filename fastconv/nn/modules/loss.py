@@ -6,31 +6,16 @@ still accepted and mapped onto ``reduction`` with PyTorch's rule and warning.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import numpy as np
 
 from ...tensor import Tensor
 from .. import functional as F
+from ..functional.loss import legacy_reduction
 from ..module import Module
 
 _REDUCTIONS = ("none", "mean", "sum")
-
-
-def legacy_reduction(size_average: Optional[bool], reduce: Optional[bool], layer: str) -> str:
-    """PyTorch's mapping of the deprecated (size_average, reduce) pair onto ``reduction``."""
-    warnings.warn(f"{layer}: size_average and reduce are deprecated, please use reduction='"
-                  f"{_legacy_string(size_average, reduce)}' instead.", UserWarning, stacklevel=4)
-    return _legacy_string(size_average, reduce)
-
-
-def _legacy_string(size_average: Optional[bool], reduce: Optional[bool]) -> str:
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if size_average and reduce:
-        return "mean"
-    return "sum" if reduce else "none"
 
 
 def _as_buffer(value, layer: str, name: str) -> Optional[Tensor]:
@@ -51,8 +36,7 @@ class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean") -> None:
         super().__init__()
         name = type(self).__name__
-        if size_average is not None or reduce is not None:
-            reduction = legacy_reduction(size_average, reduce, name)
+        reduction = legacy_reduction(size_average, reduce, reduction, name)
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{name}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
         self.reduction = reduction
