@@ -116,6 +116,9 @@ class LRScheduler(_PlainState):
 
 
 
+_LRScheduler = LRScheduler  # the name older PyTorch code subclasses
+
+
 class LambdaLR(LRScheduler):
     """lr = base_lr · lr_lambda(epoch); one function, or one per param group."""
 

@@ -252,7 +252,8 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
     rows = nearest_axis(in_sizes[0], sizes[0], scales[0], exact)
     cols = nearest_axis(in_sizes[1], sizes[1], scales[1], exact)
     if x.dtype.kind in "biu":  # label maps: a gather, nothing to differentiate
-        return Tensor._wrap(x.data[..., rows[:, None], cols] if x.ndim == 4 else x.data[..., cols])
+        labels = x.numpy()
+        return Tensor._wrap(labels[..., rows[:, None], cols] if x.ndim == 4 else labels[..., cols])
     return Nearest2d.apply(as_float_tensor(x, op), rows=rows, cols=cols)
 
 

@@ -201,7 +201,7 @@ class PReLU(Module):
         self.weight = Parameter(np.full(self.num_parameters, self.init, dtype=float_dtype(dtype, "PReLU")))
 
     def reset_parameters(self) -> None:
-        self.weight.data[...] = self.init
+        self.weight.numpy()[...] = self.init
 
     def forward(self, input: Tensor) -> Tensor:
         return F.prelu(input, self.weight)

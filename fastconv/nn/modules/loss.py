@@ -22,12 +22,12 @@ def _as_buffer(value, layer: str, name: str) -> Optional[Tensor]:
     """A weight argument as a float Tensor buffer (None stays None)."""
     if value is None:
         return None
-    arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+    arr = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.float16:
         raise TypeError(f"{layer}: expected {name} as a float32/float64 Tensor or array, got dtype {arr.dtype}")
     if arr.dtype.kind != "f":
         arr = arr.astype(np.float32)
-    return value if isinstance(value, Tensor) and value.data is arr else Tensor._wrap(arr)
+    return value if isinstance(value, Tensor) and value.numpy() is arr else Tensor._wrap(arr)
 
 
 class _Loss(Module):
