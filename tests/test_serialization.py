@@ -75,8 +75,8 @@ def test_save_rejects_what_needs_pickle(tmp_path):
         fc.save({"x": [np.array([{}, 1], dtype=object)]}, tmp_path / "a.npz")
     with pytest.raises(TypeError, match="cannot store Sequential at the top level.*state_dict"):
         fc.save(nn.Sequential(), tmp_path / "a.npz")
-    with pytest.raises(TypeError, match="dict keys must be str or int"):
-        fc.save({(1, 2): 3}, tmp_path / "a.npz")
+    with pytest.raises(TypeError, match="dict keys must be str, int, bool, float, None or tuples"):
+        fc.save({object(): 3}, tmp_path / "a.npz")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         fc.save({}, tmp_path / "missing" / "a.npz")
     assert os.listdir(tmp_path) == []
@@ -87,11 +87,11 @@ def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
     fc.save({"w": np.arange(4.0)}, path)
     original = path.read_bytes()
 
-    def failing_savez(file, **arrays):
-        file.write(b"PK\x03\x04 partial data")
+    def failing_write(file, array, **kwargs):
+        file.write(b"\x93NUMPY partial data")
         raise KeyboardInterrupt("simulated interruption during the write")
 
-    monkeypatch.setattr(np, "savez", failing_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", failing_write)
     with pytest.raises(KeyboardInterrupt):
         fc.save({"w": np.zeros(1000)}, path)
     assert path.read_bytes() == original
@@ -122,7 +122,7 @@ def test_truncated_and_corrupt_files_name_the_file(tmp_path):
         fc.load(garbled)
     text = tmp_path / "notes.npz"
     text.write_text("not an archive")
-    with pytest.raises(ValueError, match=f"load: {text} is not a readable .npz archive"):
+    with pytest.raises(ValueError, match=f"load: {text} is not a fastconv file: it looks like a text file"):
         fc.load(text)
     single = tmp_path / "single.npy"
     np.save(single, np.ones(3))
