@@ -404,8 +404,8 @@ class Module:
             if unexpected:
                 problems.append("unexpected keys: " + ", ".join(repr(k) for k in unexpected))
         if problems:
-            raise ValueError(f"load_state_dict: error(s) loading state_dict for {type(self).__name__}:\n  "
-                             + "\n  ".join(problems))
+            raise ValueError(f"load_state_dict: error(s) loading state_dict for {type(self).__name__}: "
+                             + "; ".join(problems))  # one line: CLIs and logs show it whole
         for target, value in updates:
             if not target.data.flags.writeable:
                 target.data = target.data.copy()
