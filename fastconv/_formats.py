@@ -41,7 +41,6 @@ def _zip_format(f: IO[bytes]) -> FileFormat:
         if FASTCONV_META in names:
             return FileFormat("fastconv", "a fastconv checkpoint", names)
         return FileFormat("npz", "a NumPy .npz archive", names)
-    roots = sorted({n.split("/", 1)[0] for n in names if "/" in n})
     if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
         return FileFormat("torchscript", "a TorchScript archive (torch.jit.save)", names)
     pickles = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
@@ -50,8 +49,7 @@ def _zip_format(f: IO[bytes]) -> FileFormat:
     if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
         return FileFormat("keras", "a Keras model archive (.keras)", names)
     shown = ", ".join(names[:4]) + (f", ... ({len(names)} members)" if len(names) > 4 else "")
-    where = f" under {roots[0]}/" if len(roots) == 1 else ""
-    return FileFormat("zip", f"a zip archive that is not a NumPy .npz (members{where}: {shown})", names)
+    return FileFormat("zip", f"a zip archive that is not a NumPy .npz (members: {shown})", names)
 
 
 def _safetensors_header(head: bytes, size: int) -> bool:

@@ -27,8 +27,13 @@ class NpzError(ValueError):
     """A member of an .npz archive that cannot be read safely (message names the member)."""
 
 
+def _label(info: zipfile.ZipInfo) -> str:
+    """The key np.load would give the member (its name without .npy)."""
+    return info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+
+
 def _check_sizes(info: zipfile.ZipInfo, archive_size: int) -> None:
-    name = info.filename
+    name = _label(info)
     if info.compress_type not in _COMPRESSIONS:
         raise NpzError(f"entry '{name}' uses zip compression method {info.compress_type}, which fastconv does not "
                        "read (np.savez writes stored or deflate members)")
@@ -67,7 +72,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    name = info.filename
+    name = _label(info)
     with zf.open(info) as f:
         shape, fortran_order, dtype = _read_header(f, name)
         if dtype.hasobject:
@@ -109,7 +114,7 @@ def read_npz(f: IO[bytes], size: int) -> Dict[str, np.ndarray]:
             for info in zf.infolist():
                 name = info.filename
                 if not name.endswith(".npy"):
-                    raise NpzError(f"entry '{name}' is not a .npy member")
+                    raise NpzError(f"member '{name}' is not an .npy array")
                 key = name[:-4]
                 if key in arrays:
                     raise NpzError(f"entry '{name}' appears twice (corrupt archive)")
