@@ -34,6 +34,8 @@ def _label(info: zipfile.ZipInfo) -> str:
 
 def _check_sizes(info: zipfile.ZipInfo, archive_size: int) -> None:
     name = _label(info)
+    if info.flag_bits & 0x1:
+        raise NpzError(f"entry '{name}' is encrypted (np.savez never encrypts)")
     if info.compress_type not in _COMPRESSIONS:
         raise NpzError(f"entry '{name}' uses zip compression method {info.compress_type}, which fastconv does not "
                        "read (np.savez writes stored or deflate members)")
@@ -117,7 +119,7 @@ def read_npz(f: IO[bytes], size: int) -> Dict[str, np.ndarray]:
                     raise NpzError(f"member '{name}' is not an .npy array")
                 key = name[:-4]
                 if key in arrays:
-                    raise NpzError(f"entry '{name}' appears twice (corrupt archive)")
+                    raise NpzError(f"entry '{key}' appears twice (corrupt archive)")
                 _check_sizes(info, size)
                 arrays[key] = _read_member(zf, info)
     except NpzError:

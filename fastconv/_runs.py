@@ -57,7 +57,7 @@ def _regular_file(path: str, what: str) -> int:
     except OSError as exc:
         raise RunError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
         raise RunError(f"{path}: expected the {what} as a file, found {kind}")
     return st.st_size
 
@@ -127,7 +127,10 @@ def load_run(checkpoint: str, arch: Optional[str] = None):
     arch = arch or cfg.get("arch")
     if not arch:
         raise RunError(f"{path}: no {CONFIG_NAME} with an 'arch' beside it; pass --arch")
-    _, _, input_shape, num_classes = datasets(cfg.get("data", "mnist"), cfg.get("data_root"))
+    try:
+        _, _, input_shape, num_classes = datasets(cfg.get("data", "mnist"), cfg.get("data_root"))
+    except (ValueError, OSError) as exc:  # a dataset or data_root the config names
+        raise RunError(f"{cfg_path}: {_one_line(exc, 400)}") from None
     try:
         model = build_model(arch, input_shape, num_classes)
     except (ValueError, TypeError) as exc:

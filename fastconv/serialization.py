@@ -323,7 +323,7 @@ def _read_manifest(arrays: Dict[str, np.ndarray], source: str) -> Any:
         raise LoadError(f"load: {source} has a malformed fastconv manifest: no 'root' object")
     version = meta.get("version")
     if version not in READABLE_VERSIONS or isinstance(version, bool):
-        raise LoadError(f"load: {source} was written in fastconv format version {str(version)[:20]}; "
+        raise LoadError(f"load: {source} was written in fastconv format version {repr(version)[:20]}; "
                         f"this version reads versions {', '.join(map(str, READABLE_VERSIONS))} "
                         "(upgrade fastconv)")
     try:
