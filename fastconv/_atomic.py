@@ -79,8 +79,8 @@ def remove_stale_temporaries(path: PathLike) -> int:
             try:
                 os.unlink(os.path.join(folder, name))
                 removed += 1
-            except FileNotFoundError:
-                pass  # another process cleaned it first
+            except OSError:
+                pass  # cleaned by another process first, or not ours to remove (sticky folder)
     return removed
 
 

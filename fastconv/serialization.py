@@ -181,6 +181,8 @@ def save(obj: Any, f: FileLike, compress: bool = False) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: folder {folder} does not exist (saving to {path})")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: {path} is a folder; pass a file path such as {os.path.join(path, 'model.npz')}")
     with atomic_write(path) as out:
         _write_archive(out, entries, compress)
 

@@ -583,3 +583,9 @@ def test_a_handwritten_version_1_archive_loads(tmp_path):
     assert type(loaded) is OrderedDict and list(loaded) == ["w", 3, "s", "l"]
     assert np.isnan(loaded[3]) and loaded["s"] == 4 and type(loaded["s"]) is np.int8 and loaded["l"] == (None,)
     np.testing.assert_array_equal(loaded["w"], np.arange(3.0))
+
+
+def test_saving_onto_a_folder_is_named(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder; pass a file path such as"):
+        fc.save({}, tmp_path)
+    assert os.listdir(tmp_path) == []
