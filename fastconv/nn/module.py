@@ -68,8 +68,8 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
 
 
 def _as_array(value, key: str) -> np.ndarray:
-    if isinstance(value, Tensor):
-        return value.data
+    if isinstance(value, Tensor):  # what fc.load returns for saved Tensors
+        return value.detach().numpy()
     try:
         arr = np.asarray(value)
     except Exception as exc:  # noqa: BLE001 - any conversion failure is reported with the key
