@@ -381,3 +381,32 @@ def test_the_previous_tracebacks_are_gone(tmp_path, capsys):
     (run_dir / "config.json").write_text('{"arch": "INPUT -> FC\x07"}')
     with pytest.raises(_runs.RunError, match=r"config.json: not valid JSON \(Invalid control character at"):
         _runs.load_run(str(run_dir))
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not a zip", b"\x80\x04N.", b"[]"])
+def test_cli_train_resume_from_a_bad_checkpoint(tmp_path, capsys, content):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(content)
+    code = cli.main(["train", "--arch", TINY_ARCH, "--epochs", "1", "--out", str(out), "--resume", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("fastconv train: error: ")
+    assert_one_line(err, str(out / "checkpoint.npz"))
+
+
+def test_cli_resume_from_another_kind_of_fastconv_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    fc.save({"format": "fastconv-checkpoint-1", "model": {}, "epoch": -1}, out / "checkpoint.npz")
+    assert cli.main(["train", "--arch", TINY_ARCH, "--epochs", "1", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line(err, "damaged training checkpoint")
+
+
+def test_cli_viz_of_a_bad_run_folder(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    for folder, must_name in run_folders(tmp_path)[:2]:
+        assert cli.main(["viz", "--checkpoint", str(folder), "--out", str(tmp_path / "figs")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("fastconv viz: error: ")
+        assert_one_line(err, must_name)
