@@ -273,8 +273,9 @@ def fit(
     after every epoch and on Ctrl-C: the first Ctrl-C stops after the current step, writes the
     checkpoint and raises KeyboardInterrupt; a second one stops at once and writes nothing, so
     the previous checkpoint stays (``_StopRequest``). ``resume=True`` continues from the
-    checkpoint exactly (bit for bit, as if never interrupted). A NaN/inf loss raises ``TrainingDiverged``. ``max_batches`` stops
-    after that many optimizer steps in total (used to simulate an interruption in tests).
+    checkpoint exactly (bit for bit, as if never interrupted). A NaN/inf loss raises
+    ``TrainingDiverged``. ``max_batches`` stops after that many optimizer steps in total, as a
+    first Ctrl-C would (used to simulate an interruption in tests).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"fit: expected epochs >= 1, got {epochs!r}")

@@ -127,7 +127,8 @@ def test_geometry_just_below_the_limit_still_computes():
 
 def test_set_num_threads_limit():
     before = fc.get_num_threads()
-    with pytest.raises(ValueError, match=r"set_num_threads: expected n \(the thread count\) below 2\*\*31, got 2147483648"):
+    with pytest.raises(ValueError,
+                       match=r"set_num_threads: expected n \(the thread count\) below 2\*\*31, got 2147483648"):
         fc.set_num_threads(2 ** 31)
     assert fc.get_num_threads() == before
 
