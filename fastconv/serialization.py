@@ -96,6 +96,8 @@ class _Encoder:
             return key
         if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
             return {"int": int(key)}
+        if isinstance(key, (np.floating, np.bool_)):
+            key = key.item()  # equal and hashing equal: loads as the Python float/bool
         if key is None or isinstance(key, (bool, float, complex, tuple)) and not isinstance(key, np.generic):
             self.version = FORMAT_VERSION
             return {"key": self.encode(key, path + [repr(key)], len(path) + 1, in_key=True)}
@@ -128,6 +130,8 @@ class _Encoder:
             self.version = FORMAT_VERSION
             return {"t": "bytes", "entry": self._store(np.frombuffer(bytes(obj), dtype=np.uint8), path)}
         if isinstance(obj, np.dtype) or (isinstance(obj, type) and issubclass(obj, np.generic)):
+            if np.dtype(obj).fields is not None or np.dtype(obj).hasobject:
+                raise TypeError(f"save: cannot store the structured or object dtype at {_where(path)}")
             self.version = FORMAT_VERSION
             return {"t": "dtype", "v": np.dtype(obj).str, "type": not isinstance(obj, np.dtype)}
         if isinstance(obj, dict):

@@ -87,6 +87,12 @@ def test_save_rejects_what_needs_pickle(tmp_path):
         fc.save(nn.Sequential(), tmp_path / "a.npz")
     with pytest.raises(TypeError, match="dict keys must be str, int, bool, float, None or tuples"):
         fc.save({object(): 3}, tmp_path / "a.npz")
+    with pytest.raises(TypeError, match="cannot store the structured or object dtype at d"):
+        fc.save({"d": np.dtype([("a", np.int8)])}, tmp_path / "a.npz")
+    with pytest.raises(ValueError, match="nested more than 200 levels deep .*or contains itself"):
+        loop = []
+        loop.append(loop)
+        fc.save(loop, tmp_path / "a.npz")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         fc.save({}, tmp_path / "missing" / "a.npz")
     assert os.listdir(tmp_path) == []
@@ -264,15 +270,17 @@ def test_more_kinds_and_keys_round_trip(tmp_path):
     obj = {
         "bytes": b"\x00\xffraw", "complex": 1.5 - 2j, "set": {1, 2, "a"}, "frozen": frozenset({(1, 2)}),
         "dtype": np.dtype(np.float32), "dtype_type": np.int64, (1, "a"): "tuple key", 2.5: "float key",
-        None: "none key", True: "bool key", np.int64(3): "numpy int key", "empty": [(), [], {}],
+        None: "none key", True: "bool key", np.int64(3): "numpy int key", np.float32(0.5): "numpy float key",
+        "empty": [(), [], {}],
         "nan": float("nan"), "big": 2 ** 80, "text": "ünï\u00b5 \U0001f600", "lone surrogate": "\ud800",
     }
     path = tmp_path / "kinds.npz"
     fc.save(obj, path)
     loaded = fc.load(path)
-    assert loaded.pop(3) == "numpy int key"
+    assert loaded.pop(3) == "numpy int key" and loaded.pop(0.5) == "numpy float key"
     expected = dict(obj)
     expected.pop(np.int64(3))
+    expected.pop(np.float32(0.5))
     assert_same(expected, loaded)
     assert loaded["dtype"] == np.float32 and loaded["dtype_type"] is np.int64
 
