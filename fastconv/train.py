@@ -190,8 +190,8 @@ def load_checkpoint(path: str, model, optimizer=None, scheduler=None, loader=Non
         if loader is not None and "loader" in state and hasattr(loader, "load_state_dict"):
             loader.load_state_dict(state["loader"])
         _random.set_rng_state(state["rng"])
-    except (KeyError, TypeError, ValueError) as exc:
-        detail = " ".join(str(exc).split())
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError) as exc:  # parts of the wrong kind
+        detail = " ".join(str(exc).split()) or type(exc).__name__
         raise ValueError(f"load_checkpoint: {path} does not fit this training run: {detail}") from None
     return state
 
@@ -207,6 +207,13 @@ def _check_checkpoint(state: dict, path: str) -> None:
             raise ValueError(f"load_checkpoint: {path} is a damaged training checkpoint: expected "
                              f"'{key}' as {'a non-negative int' if kind is int else 'a ' + kind.__name__}, "
                              f"got {got}")
+    if state["batch"] > 0:  # a cut epoch: its running sums continue
+        sums = state["partial"]
+        for key, kinds in (("loss", (int, float)), ("correct", (int,)), ("count", (int,)),
+                           ("classification", (bool,)), ("seconds", (int, float))):
+            if not isinstance(sums.get(key), kinds):
+                raise ValueError(f"load_checkpoint: {path} is a damaged training checkpoint: the cut epoch's "
+                                 f"sums lack a valid '{key}'")
 
 
 class _StopRequest:

@@ -394,13 +394,26 @@ def test_cli_train_resume_from_a_bad_checkpoint(tmp_path, capsys, content):
     assert_one_line(err, str(out / "checkpoint.npz"))
 
 
-def test_cli_resume_from_another_kind_of_fastconv_file(tmp_path, capsys):
+@pytest.mark.parametrize("change", [
+    {"epoch": -1}, {"model": None}, {"rng": [1]}, {"history": {}}, {"batch": 2, "partial": {"loss": 0.0}},
+    {"batch": 2, "partial": {"loss": "x", "correct": 0, "count": 0, "classification": True, "seconds": 0.0}},
+    {"optimizer": {"state": [1, 2], "param_groups": []}}, {"optimizer": {"state": {}, "param_groups": [[]]}},
+    {"rng": {"bit_generator": "MT19937"}},
+])
+def test_cli_resume_from_a_damaged_training_checkpoint(tmp_path, capsys, change):
     out = tmp_path / "run"
     out.mkdir()
-    fc.save({"format": "fastconv-checkpoint-1", "model": {}, "epoch": -1}, out / "checkpoint.npz")
+    from fastconv import _runs
+
+    model = _runs.build_model(TINY_ARCH, (1, 28, 28), 10)
+    state = {"format": "fastconv-checkpoint-1", "model": model.state_dict(),
+             "optimizer": fc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9).state_dict(),
+             "rng": fc.get_rng_state(), "epoch": 0, "batch": 0, "history": [], "partial": {}}
+    state.update(change)
+    fc.save(state, out / "checkpoint.npz")
     assert cli.main(["train", "--arch", TINY_ARCH, "--epochs", "1", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
-    assert_one_line(err, "damaged training checkpoint")
+    assert_one_line(err, str(out / "checkpoint.npz"))
 
 
 def test_cli_viz_of_a_bad_run_folder(tmp_path, capsys):
