@@ -597,3 +597,13 @@ def test_saving_onto_a_folder_is_named(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder; pass a file path such as"):
         fc.save({}, tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+def test_compressed_archives_of_zeros_are_not_mistaken_for_bombs(tmp_path):
+    """Deflate expands at most ~1032-fold; the reader's bound must admit the real maximum."""
+    fc.save({"z": np.zeros(2_000_000, np.float32), "t": fc.tensor(np.ones(3))}, tmp_path / "z.npz", compress=True)
+    with zipfile.ZipFile(tmp_path / "z.npz") as zf:
+        info = zf.getinfo("z.npy")
+        assert info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > 1000 * info.compress_size
+    loaded = fc.load(tmp_path / "z.npz")
+    assert loaded["z"].shape == (2_000_000,) and not loaded["z"].any()
