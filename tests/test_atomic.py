@@ -227,6 +227,7 @@ def _writers(tmp_path):
         ("save_checkpoint", tmp_path / "c.npz", lambda p: train.save_checkpoint(str(p), model, opt)),
         ("write_idx", tmp_path / "t.idx.gz", lambda p: write_idx(p, np.arange(6, dtype=np.uint8).reshape(2, 3))),
         ("cli json", tmp_path / "metrics.json", lambda p: cli._write_json(str(p), {"a": 1})),
+        ("save_plans", tmp_path / "plans.json", lambda p: fc.backends.conv.save_plans(p)),
     ]
     try:
         import matplotlib  # noqa: F401
