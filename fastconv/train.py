@@ -19,12 +19,14 @@ import numpy as np
 
 from . import random as _random
 from ._atomic import remove_stale_temporaries
+from .backends import conv as _conv_backend
 from .autograd.grad_mode import no_grad
 from .serialization import load, save
 from .tensor import Tensor
 
 CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_FORMAT = "fastconv-checkpoint-1"
+PLANS_NAME = "conv_plans.json"  # beside the checkpoint: the convolution paths the run measured
 
 
 class Callback:
@@ -236,6 +238,20 @@ class _StopRequest:
         self.requested = True
 
 
+def _save_conv_plans(checkpoint_dir: str) -> None:
+    """Keep the convolution paths measured so far (``fastconv.backends.conv``, benchmark mode)
+    beside the checkpoint: a resumed run computes with the same paths, hence the same bits, as the
+    run it continues (two processes measuring on their own may pick paths that round differently)."""
+    if _conv_backend.benchmark and not _conv_backend.deterministic and _conv_backend.planner.plans():
+        _conv_backend.save_plans(os.path.join(checkpoint_dir, PLANS_NAME))
+
+
+def _load_conv_plans(checkpoint_dir: str) -> None:
+    path = os.path.join(checkpoint_dir, PLANS_NAME)
+    if os.path.exists(path):
+        _conv_backend.load_plans(path)
+
+
 @contextlib.contextmanager
 def _ctrl_c_stops_between_steps():
     stop = _StopRequest()
@@ -291,11 +307,13 @@ def fit(
         raise ValueError("fit: resume=True needs checkpoint_dir")
     if ckpt_path:
         os.makedirs(checkpoint_dir, exist_ok=True)
-        remove_stale_temporaries(ckpt_path)  # left by a process killed while writing
+        for name in (CHECKPOINT_NAME, PLANS_NAME):  # left by a process killed while writing
+            remove_stale_temporaries(os.path.join(checkpoint_dir, name))
     history: List[dict] = []
     start_epoch, start_batch, partial = 0, 0, {}
     if resume and os.path.exists(ckpt_path):
         state = load_checkpoint(ckpt_path, model, optimizer, scheduler, train_loader)
+        _load_conv_plans(checkpoint_dir)
         start_epoch, start_batch = state["epoch"], state["batch"]
         history, partial = list(state["history"]), dict(state["partial"])
     main = _is_main_process()
@@ -317,6 +335,8 @@ def fit(
                 completed = logs.pop("_completed")
                 if stop.requested:  # at a step boundary: everything saved below agrees
                     if ckpt_path:
+                        if main:
+                            _save_conv_plans(checkpoint_dir)
                         save_checkpoint(ckpt_path, model, optimizer, scheduler, train_loader, epoch, completed,
                                         history, sums)
                         stop.saved = True
@@ -336,6 +356,8 @@ def fit(
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs, model)
                 if ckpt_path:
+                    if main:
+                        _save_conv_plans(checkpoint_dir)
                     save_checkpoint(ckpt_path, model, optimizer, scheduler, train_loader, epoch + 1, 0, history)
         except KeyboardInterrupt:
             if ckpt_path and not stop.saved and verbose and main:

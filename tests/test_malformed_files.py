@@ -394,6 +394,26 @@ def test_cli_train_resume_from_a_bad_checkpoint(tmp_path, capsys, content):
     assert_one_line(err, str(out / "checkpoint.npz"))
 
 
+def training_checkpoint():
+    """A valid training checkpoint of TINY_ARCH at the start (what `fastconv train` would resume)."""
+    from fastconv import _runs
+
+    model = _runs.build_model(TINY_ARCH, (1, 28, 28), 10)
+    return {"format": "fastconv-checkpoint-1", "model": model.state_dict(),
+            "optimizer": fc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9).state_dict(),
+            "rng": fc.get_rng_state(), "epoch": 0, "batch": 0, "history": [], "partial": {}}
+
+
+@pytest.mark.parametrize("plans", [b"{not json", b'{"fastconv_conv_plans": 1, "plans": [{"path": "warp"}]}', b"[]"])
+def test_cli_resume_with_damaged_conv_plans(tmp_path, capsys, plans):
+    out = tmp_path / "run"
+    out.mkdir()
+    fc.save(training_checkpoint(), out / "checkpoint.npz")
+    (out / "conv_plans.json").write_bytes(plans)
+    assert cli.main(["train", "--arch", TINY_ARCH, "--epochs", "1", "--out", str(out), "--resume"]) == 2
+    assert_one_line(capsys.readouterr().err, str(out / "conv_plans.json"))
+
+
 @pytest.mark.parametrize("change", [
     {"epoch": -1}, {"model": None}, {"rng": [1]}, {"history": {}}, {"batch": 2, "partial": {"loss": 0.0}},
     {"batch": 2, "partial": {"loss": "x", "correct": 0, "count": 0, "classification": True, "seconds": 0.0}},
@@ -403,12 +423,7 @@ def test_cli_train_resume_from_a_bad_checkpoint(tmp_path, capsys, content):
 def test_cli_resume_from_a_damaged_training_checkpoint(tmp_path, capsys, change):
     out = tmp_path / "run"
     out.mkdir()
-    from fastconv import _runs
-
-    model = _runs.build_model(TINY_ARCH, (1, 28, 28), 10)
-    state = {"format": "fastconv-checkpoint-1", "model": model.state_dict(),
-             "optimizer": fc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9).state_dict(),
-             "rng": fc.get_rng_state(), "epoch": 0, "batch": 0, "history": [], "partial": {}}
+    state = training_checkpoint()
     state.update(change)
     fc.save(state, out / "checkpoint.npz")
     assert cli.main(["train", "--arch", TINY_ARCH, "--epochs", "1", "--out", str(out), "--resume"]) == 2

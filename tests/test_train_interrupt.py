@@ -144,7 +144,7 @@ def test_second_ctrl_c_during_the_checkpoint_write_keeps_the_previous_one(tmp_pa
                   verbose=False, callbacks=[FirstCtrlC()])
     monkeypatch.undo()
     assert writes["n"] >= 3
-    assert os.listdir(tmp_path) == [train.CHECKPOINT_NAME]  # no temporary file left
+    assert sorted(set(os.listdir(tmp_path)) - {train.PLANS_NAME}) == [train.CHECKPOINT_NAME]  # no temporary file
     state = fc.load(tmp_path / train.CHECKPOINT_NAME)
     assert (state["epoch"], state["batch"]) == (1, 0)
     resume_and_compare(tmp_path, reference)
@@ -162,7 +162,10 @@ def test_ctrl_c_twice_at_once_at_an_epoch_end(tmp_path, reference):
 
 
 CHILD = textwrap.dedent('''
-    """A seeded run with checkpoints: 'reference' trains without them, 'run' resumes when it can."""
+    """A seeded run with checkpoints: 'reference' trains without them (and keeps the convolution
+    paths it measured), 'run' resumes when it can. A run starts with the reference's paths, as the
+    same run would: in benchmark mode two processes may measure different, differently rounding
+    paths; a resumed run must take them from its checkpoint folder."""
     import os
     import sys
 
@@ -172,8 +175,10 @@ CHILD = textwrap.dedent('''
     from fastconv import data, nn, train
     from fastconv.nn import functional as F
 
-    mode, folder = sys.argv[1], sys.argv[2]
+    mode, folder, reference_plans = sys.argv[1], sys.argv[2], sys.argv[3]
     fc.set_num_threads(1)
+    if mode == "run" and not os.path.exists(os.path.join(folder, train.CHECKPOINT_NAME)):
+        fc.backends.conv.load_plans(reference_plans)
     fc.manual_seed(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((128, 1, 24, 24)).astype(np.float32)
@@ -200,18 +205,20 @@ CHILD = textwrap.dedent('''
     train.fit(model, loader, F.cross_entropy, opt, 3, scheduler=sched, verbose=False, callbacks=[Ready()],
               checkpoint_dir=None if mode == "reference" else folder, resume=mode == "run")
     fc.save(model.state_dict(), os.path.join(folder, "final.npz"))
+    if mode == "reference":
+        fc.backends.conv.save_plans(reference_plans)
 ''')
 
 
-def run_child(script, mode, folder):
-    return subprocess.run([sys.executable, str(script), mode, str(folder)], env=child_env(), cwd=NEUTRAL_CWD,
-                          capture_output=True, text=True, timeout=120)
+def run_child(script, mode, folder, plans):
+    return subprocess.run([sys.executable, str(script), mode, str(folder), str(plans)], env=child_env(),
+                          cwd=NEUTRAL_CWD, capture_output=True, text=True, timeout=120)
 
 
-def interrupted_child(script, folder, delays):
+def interrupted_child(script, folder, delays, plans):
     """Start a run, wait until it trains, then send SIGINT after each delay (seconds)."""
-    proc = subprocess.Popen([sys.executable, str(script), "run", str(folder)], env=child_env(), cwd=NEUTRAL_CWD,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script), "run", str(folder), str(plans)], env=child_env(),
+                            cwd=NEUTRAL_CWD, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
         assert ready and proc.stdout.readline().strip() == "ready", proc.stderr.read()
@@ -235,9 +242,10 @@ def test_repeated_sigint_at_random_moments_then_resume_is_bit_exact(tmp_path_fac
     script = folder / "child.py"
     script.write_text(CHILD)
     ref_folder = tmp_path_factory.getbasetemp() / "sigint_reference"
+    plans = ref_folder / "plans.json"
     if not (ref_folder / "final.npz").exists():
         ref_folder.mkdir(exist_ok=True)
-        proc = run_child(script, "reference", ref_folder)
+        proc = run_child(script, "reference", ref_folder, plans)
         assert proc.returncode == 0, proc.stderr
     rng = random.Random(1000 + trial)
     presses = 2 if trial % 2 == 0 else 3
@@ -247,11 +255,35 @@ def test_repeated_sigint_at_random_moments_then_resume_is_bit_exact(tmp_path_fac
                                          for _ in range(presses - 1)]
     run_dir = folder / "run"
     run_dir.mkdir()
-    interrupted_child(script, run_dir, delays)
-    proc = run_child(script, "run", run_dir)  # resume (or start over when nothing was saved)
+    interrupted_child(script, run_dir, delays, plans)
+    proc = run_child(script, "run", run_dir, plans)  # resume (or start over when nothing was saved)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(os.listdir(run_dir)) == sorted(["final.npz", train.CHECKPOINT_NAME])  # no temporaries
+    assert sorted(os.listdir(run_dir)) == sorted(["final.npz", train.CHECKPOINT_NAME, train.PLANS_NAME])
     got, want = fc.load(run_dir / "final.npz"), fc.load(ref_folder / "final.npz")
     assert list(got) == list(want)
     for k in want:
         np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=f"{k} (delays {delays})")
+
+
+def test_measured_convolution_paths_are_kept_beside_the_checkpoint(tmp_path, monkeypatch):
+    """In benchmark mode a resumed run computes with the paths the interrupted run measured."""
+    from fastconv.backends import conv as backend
+
+    monkeypatch.setattr(backend.planner.settings, "benchmark", True)
+    monkeypatch.setattr(backend.planner.settings, "deterministic", False)
+    backend.clear_plans()
+    model, opt, sched, loader = setup()
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(model, loader, F.cross_entropy, opt, 3, scheduler=sched, checkpoint_dir=str(tmp_path),
+                  verbose=False, max_batches=8)
+    measured = backend.planner.plans()
+    assert measured and (tmp_path / train.PLANS_NAME).exists()
+    backend.clear_plans()  # a new process knows nothing
+    model, opt, sched, loader = setup(seed=99)
+    train.fit(model, loader, F.cross_entropy, opt, 3, scheduler=sched, checkpoint_dir=str(tmp_path), resume=True,
+              verbose=False)
+    sources = {(r["pass"], tuple(r["image_shape"])): r["path"] for r in backend.planner.plans()}
+    assert all(sources[(r["pass"], tuple(r["image_shape"]))] == r["path"] for r in measured)
+    plan = backend.plan((16, 1, 8, 8), (4, 1, 3, 3), padding=1)
+    passes = {r["pass"] for r in measured if r["image_shape"] == [16, 1, 8, 8]}
+    assert passes and all(plan[p][1] == "loaded" for p in passes)  # not measured again
