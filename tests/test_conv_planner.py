@@ -92,7 +92,7 @@ def test_depthwise_paths_match_reference(case):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("path", ["depthwise", "depthwise_planes", "pointwise"])
+@pytest.mark.parametrize("path", ["depthwise", "depthwise_planes", "pointwise", "pointwise_batched"])
 def test_new_paths_thread_counts_and_batch_split(rng, monkeypatch, path, threads):
     """Batch 1 and batch 5 at 1 and 2 threads (images per thread vs row blocks per image)."""
     monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
@@ -100,9 +100,9 @@ def test_new_paths_thread_counts_and_batch_split(rng, monkeypatch, path, threads
     fc.set_num_threads(threads)
     try:
         for n in (1, 5):
-            case = dict(n=n, c=32, h=15, w=13, k=32, kh=1 if path == "pointwise" else 3,
-                        kw=1 if path == "pointwise" else 3, stride=2, padding=0 if path == "pointwise" else 1,
-                        dilation=1, groups=1 if path == "pointwise" else 32, dtype=np.float32,
+            one = path.startswith("pointwise")
+            case = dict(n=n, c=32, h=15, w=13, k=32, kh=1 if one else 3, kw=1 if one else 3, stride=2,
+                        padding=0 if one else 1, dilation=1, groups=1 if one else 32, dtype=np.float32,
                         layout="contiguous", bias=True, path=path)
             _check_against_reference(case, monkeypatch)
     finally:
@@ -113,6 +113,7 @@ def test_new_paths_thread_counts_and_batch_split(rng, monkeypatch, path, threads
     ("depthwise", dict(stride=2, padding=1, groups=4), (4, 1, 3, 3)),
     ("depthwise_planes", dict(stride=1, padding=2, dilation=2, groups=3), (6, 1, 3, 3)),
     ("pointwise", dict(stride=2), (5, 3, 1, 1)),
+    ("pointwise_batched", dict(stride=1), (5, 3, 1, 1)),
 ])
 def test_new_paths_gradcheck(rng, monkeypatch, path, opts, wshape):
     cp.switch(monkeypatch, path, True)
@@ -134,6 +135,8 @@ def test_new_paths_gradcheck(rng, monkeypatch, path, opts, wshape):
     ("depthwise_planes", (2, 8, 9, 9), (16, 1, 3, 3), dict(stride=1, padding=1, groups=8)),
     ("pointwise", (2, 24, 7, 9), (48, 24, 1, 1), dict(stride=1)),
     ("pointwise", (1, 16, 8, 8), (32, 16, 1, 1), dict(stride=2)),
+    ("pointwise_batched", (3, 24, 4, 5), (40, 24, 1, 1), dict(stride=1)),
+    ("pointwise_batched", (2, 16, 8, 7), (32, 16, 1, 1), dict(stride=2)),
 ])
 def test_new_paths_match_torch(torch, rng, monkeypatch, path, shape, wshape, opts):
     cp.switch(monkeypatch, path, True)
@@ -271,6 +274,8 @@ def test_deterministic_mode_same_bits_across_thread_counts(rng, monkeypatch, thr
     ("depthwise_planes", (2, 16, 12, 12), (32, 1, 5, 5), dict(stride=1, padding=2, groups=16)),
     ("pointwise", (2, 32, 14, 14), (64, 32, 1, 1), dict(stride=2)),
     ("pointwise", (2, 32, 14, 14), (64, 32, 1, 1), dict(stride=1)),
+    ("pointwise_batched", (4, 32, 6, 6), (64, 32, 1, 1), dict(stride=1)),
+    ("pointwise_batched", (4, 32, 12, 12), (64, 32, 1, 1), dict(stride=2)),
 ])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_new_paths_memory_declarations_match_tracemalloc(rng, monkeypatch, path, shape, wshape, opts, threads):
