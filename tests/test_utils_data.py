@@ -151,6 +151,12 @@ def test_random_split_generators_and_errors():
             self.np_generator = np.random.default_rng(seed)
 
     assert D.random_split(ds, [15, 5], generator=Holder(3))[1].indices == a[1].indices
+
+    class LikeFastconvGenerator:  # fastconv.Generator keeps its numpy Generator in _rng
+        def __init__(self, seed):
+            self._rng = np.random.default_rng(seed)
+
+    assert D.random_split(ds, [15, 5], generator=LikeFastconvGenerator(3))[1].indices == a[1].indices
     fc.manual_seed(5)
     c = D.random_split(ds, [0.5, 0.5])
     fc.manual_seed(5)

@@ -5,9 +5,9 @@ import numpy as np
 
 from ...random import get_generator
 
-# attributes under which a generator object may keep its numpy Generator (fastconv's Generator and
-# thin wrappers); checked in this order
-_NUMPY_ATTRIBUTES = ("np_generator", "numpy_generator", "_generator", "generator")
+# attributes under which a generator object may keep its numpy Generator (fastconv's Generator keeps
+# it in ``_rng``; thin wrappers use the others); checked in this order
+_NUMPY_ATTRIBUTES = ("_rng", "np_generator", "numpy_generator", "_generator", "generator")
 
 
 def numpy_generator(generator, op: str) -> np.random.Generator:
