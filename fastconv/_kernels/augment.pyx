@@ -4,8 +4,10 @@
 Any chain of crops, paddings (constant, edge, reflect, symmetric) and flips acts on each axis of
 an image separately, so it is an index map per image and axis: output row ``y`` of image ``n``
 reads source row ``rows[n, y]``, output column ``x`` reads ``cols[n, x]``; a negative entry
-``-1 - s`` means "padding": the value of fill slot ``s``. Python composes the maps (cheap,
-vectorized over the batch); these kernels do the one pass over the pixels.
+``-1 - s`` means "padding": the value of fill slot ``s``. Slots are numbered in the order the
+paddings were applied, so where a padded row meets a padded column the later padding (the higher
+slot) is the one that wrote the pixel. Python composes the maps (cheap, vectorized over the
+batch); these kernels do the one pass over the pixels.
 
 ``remap_u8_hwc`` reads uint8 images (N, H, W, C) and writes float32 (N, C, OH, OW) through a
 per-channel lookup table of 256 values (the conversion and normalization of every possible byte,
@@ -24,7 +26,6 @@ def remap_u8_hwc(const unsigned char[:, :, :, ::1] src, const Py_ssize_t[:, ::1]
     cdef Py_ssize_t n_img = out.shape[0], channels = out.shape[1]
     cdef Py_ssize_t oh = out.shape[2], ow = out.shape[3]
     cdef Py_ssize_t item, n, c, y, x, r, k
-    cdef float fill
     if n_img == 0 or channels == 0 or oh == 0 or ow == 0:
         return
     with nogil:
@@ -34,9 +35,9 @@ def remap_u8_hwc(const unsigned char[:, :, :, ::1] src, const Py_ssize_t[:, ::1]
             y = item % oh
             r = rows[n, y]
             if r < 0:
-                fill = fills[-1 - r, c]
                 for x in range(ow):
-                    out[n, c, y, x] = fill
+                    k = cols[n, x]
+                    out[n, c, y, x] = fills[-1 - (k if k < r else r), c]
                 continue
             for x in range(ow):
                 k = cols[n, x]
@@ -53,7 +54,6 @@ def remap_nchw(const floating[:, :, :, ::1] src, const Py_ssize_t[:, ::1] rows,
     cdef Py_ssize_t n_img = out.shape[0], channels = out.shape[1]
     cdef Py_ssize_t oh = out.shape[2], ow = out.shape[3]
     cdef Py_ssize_t item, n, c, y, x, r, k
-    cdef floating fill
     if n_img == 0 or channels == 0 or oh == 0 or ow == 0:
         return
     with nogil:
@@ -63,9 +63,9 @@ def remap_nchw(const floating[:, :, :, ::1] src, const Py_ssize_t[:, ::1] rows,
             y = item % oh
             r = rows[n, y]
             if r < 0:
-                fill = fills[-1 - r, c]
                 for x in range(ow):
-                    out[n, c, y, x] = fill
+                    k = cols[n, x]
+                    out[n, c, y, x] = fills[-1 - (k if k < r else r), c]
                 continue
             for x in range(ow):
                 k = cols[n, x]

@@ -1,7 +1,8 @@
 """Batched crops, paddings and flips as per-image index maps, applied by one kernel pass.
 
 A map is an int array ``(N, L)``: entry ``[n, i]`` is the source row (or column) that output row
-``i`` of image ``n`` reads, or ``-1 - s`` for the value of fill slot ``s``. Maps compose: a crop,
+``i`` of image ``n`` reads, or ``-1 - s`` for the value of fill slot ``s`` (slots numbered in the order the paddings happen: where
+a padded row meets a padded column, the higher slot wins). Maps compose: a crop,
 pad or flip of an image is the same crop, pad or flip of its map. ``fastconv.data.transforms``
 (batch transforms) and ``fastconv.vision``'s fused per-sample pipelines both build maps here and
 call the ``_kernels.augment`` remaps, which check nothing: ``remap_*`` validate first.

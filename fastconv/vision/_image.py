@@ -85,3 +85,16 @@ def dimensions(img, op: str):
     a = as_chw(img, kind)
     channels = 1 if a.ndim == 2 else a.shape[-3]
     return [channels, a.shape[-2], a.shape[-1]]
+
+
+def pil_from_array(array: np.ndarray, mode: str, op: str):
+    """A PIL image of ``array`` (HW or HWC) read in ``mode`` (Pillow ≥ 11.3 no longer takes a mode
+    in ``fromarray``: when the mode differs from the one it infers, the bytes go through
+    ``frombuffer`` with that mode, which is what ``fromarray(array, mode)`` did)."""
+    Image = require_pil(op)
+    array = np.ascontiguousarray(array)
+    inferred = Image.fromarray(array)
+    if inferred.mode == mode:
+        return inferred
+    height, width = array.shape[:2]
+    return Image.frombuffer(mode, (width, height), array.tobytes(), "raw", mode, 0, 1)
