@@ -24,37 +24,82 @@ typedef int fc_vi32 __attribute__((vector_size(32)));
     for (int j_ = 0; j_ < G; j_++)                                                             \
         for (int l_ = 0; l_ < (int)(VL); l_++) masks[j_][l_] = l_ - l_ % (int)G + j_;
 
-/* Output rows [oy0, oy1): yt from xt, wt ((taps · G) × Cp: tap-major, then j) and bias (Cp). */
+/* One output pixel's vector of channels c: a = bias + Σ taps, j of w · permuted x. */
+#define FC_GRP_PIXEL(VT, OY, OX, OUT)                                                          \
+{                                                                                              \
+    VT a0 = FC_LD(VT, bias + c), a1 = {0}, a2 = {0}, a3 = {0};                                 \
+    for (ptrdiff_t ky = 0; ky < kh; ky++) {                                                    \
+        ptrdiff_t iy = (OY) * sh - ph + ky * dh;                                               \
+        if (iy < 0 || iy >= H) continue;                                                       \
+        for (ptrdiff_t kx = 0; kx < kw; kx++) {                                                \
+            ptrdiff_t ix = (OX) * sw - pw + kx * dw;                                           \
+            if (ix < 0 || ix >= W) continue;                                                   \
+            VT xv = FC_LD(VT, xt + (iy * W + ix) * Cp + c);                                    \
+            const float *wp = wt + (ky * kw + kx) * G * Cp + c;                                \
+            ptrdiff_t j = 0;                                                                   \
+            for (; j + 4 <= G; j += 4) {                                                       \
+                a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]);                \
+                a1 += FC_LD(VT, wp + (j + 1) * Cp) * __builtin_shuffle(xv, masks[j + 1]);      \
+                a2 += FC_LD(VT, wp + (j + 2) * Cp) * __builtin_shuffle(xv, masks[j + 2]);      \
+                a3 += FC_LD(VT, wp + (j + 3) * Cp) * __builtin_shuffle(xv, masks[j + 3]);      \
+            }                                                                                  \
+            for (; j < G; j++) a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]); \
+        }                                                                                      \
+    }                                                                                          \
+    FC_ST(VT, (OUT) + c, (a0 + a1) + (a2 + a3));                                               \
+}
+
+/* Output rows [oy0, oy1): yt from xt, wt ((taps · G) × Cp: tap-major, then j) and bias (Cp).
+   Tiles of 4 pixels along a row keep 4 independent sums and load each weight vector once for
+   them (one pixel at a time, the G multiply-adds of a tap form one dependent chain); a tap
+   whose 4 input pixels are not all inside the row, and the row's last pixels, go pixel by
+   pixel. */
 #define FC_GRP_FWD_BODY(VT, VI)                                                                \
 {                                                                                              \
     const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
     FC_GRP_MASKS(VI, VL)                                                                       \
-    for (ptrdiff_t oy = oy0; oy < oy1; oy++)                                                   \
-    for (ptrdiff_t ox = 0; ox < Wo; ox++) {                                                    \
-        float *out = yt + (oy * Wo + ox) * Cp;                                                 \
+    for (ptrdiff_t oy = oy0; oy < oy1; oy++) {                                                 \
+        ptrdiff_t ox = 0;                                                                      \
+        for (; ox + 4 <= Wo; ox += 4)                                                          \
         for (ptrdiff_t c = 0; c < Cp; c += VL) {                                               \
-            VT a0 = FC_LD(VT, bias + c), a1 = {0}, a2 = {0}, a3 = {0};                      \
+            VT a0 = FC_LD(VT, bias + c), a1 = a0, a2 = a0, a3 = a0;                            \
             for (ptrdiff_t ky = 0; ky < kh; ky++) {                                            \
                 ptrdiff_t iy = oy * sh - ph + ky * dh;                                         \
                 if (iy < 0 || iy >= H) continue;                                               \
                 for (ptrdiff_t kx = 0; kx < kw; kx++) {                                        \
-                    ptrdiff_t ix = ox * sw - pw + kx * dw;                                     \
-                    if (ix < 0 || ix >= W) continue;                                           \
-                    VT xv = FC_LD(VT, xt + (iy * W + ix) * Cp + c);                            \
+                    ptrdiff_t ix0 = ox * sw - pw + kx * dw;                                    \
                     const float *wp = wt + (ky * kw + kx) * G * Cp + c;                        \
-                    ptrdiff_t j = 0;                                                           \
-                    for (; j + 4 <= G; j += 4) {                                               \
-                        a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]);        \
-                        a1 += FC_LD(VT, wp + (j + 1) * Cp) * __builtin_shuffle(xv, masks[j + 1]); \
-                        a2 += FC_LD(VT, wp + (j + 2) * Cp) * __builtin_shuffle(xv, masks[j + 2]); \
-                        a3 += FC_LD(VT, wp + (j + 3) * Cp) * __builtin_shuffle(xv, masks[j + 3]); \
+                    if (ix0 >= 0 && ix0 + 3 * sw < W) {                                        \
+                        const float *xp = xt + (iy * W + ix0) * Cp + c;                        \
+                        VT x0 = FC_LD(VT, xp), x1 = FC_LD(VT, xp + sw * Cp);                   \
+                        VT x2 = FC_LD(VT, xp + 2 * sw * Cp), x3 = FC_LD(VT, xp + 3 * sw * Cp); \
+                        for (ptrdiff_t j = 0; j < G; j++) {                                    \
+                            VT wv = FC_LD(VT, wp + j * Cp);                                    \
+                            a0 += wv * __builtin_shuffle(x0, masks[j]);                        \
+                            a1 += wv * __builtin_shuffle(x1, masks[j]);                        \
+                            a2 += wv * __builtin_shuffle(x2, masks[j]);                        \
+                            a3 += wv * __builtin_shuffle(x3, masks[j]);                        \
+                        }                                                                      \
+                    } else {                                                                   \
+                        for (ptrdiff_t q = 0; q < 4; q++) {                                    \
+                            ptrdiff_t ix = ix0 + q * sw;                                       \
+                            if (ix < 0 || ix >= W) continue;                                   \
+                            VT xv = FC_LD(VT, xt + (iy * W + ix) * Cp + c), s = {0};           \
+                            for (ptrdiff_t j = 0; j < G; j++)                                  \
+                                s += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]); \
+                            if (q == 0) a0 += s; else if (q == 1) a1 += s;                     \
+                            else if (q == 2) a2 += s; else a3 += s;                            \
+                        }                                                                      \
                     }                                                                          \
-                    for (; j < G; j++)                                                         \
-                        a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]);        \
                 }                                                                              \
             }                                                                                  \
-            FC_ST(VT, out + c, (a0 + a1) + (a2 + a3));                                         \
+            float *out = yt + (oy * Wo + ox) * Cp + c;                                         \
+            FC_ST(VT, out, a0); FC_ST(VT, out + Cp, a1);                                       \
+            FC_ST(VT, out + 2 * Cp, a2); FC_ST(VT, out + 3 * Cp, a3);                          \
         }                                                                                      \
+        for (; ox < Wo; ox++)                                                                  \
+            for (ptrdiff_t c = 0; c < Cp; c += VL)                                             \
+                FC_GRP_PIXEL(VT, oy, ox, yt + (oy * Wo + ox) * Cp)                             \
     }                                                                                          \
 }
 
