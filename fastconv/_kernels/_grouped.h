@@ -13,7 +13,7 @@
 #ifndef FC_GROUPED_H
 #define FC_GROUPED_H
 
-#include "_shallow.h"
+#include "_depthwise.h"
 
 typedef int fc_vi64 __attribute__((vector_size(64)));
 typedef int fc_vi32 __attribute__((vector_size(32)));
@@ -185,50 +185,15 @@ typedef int fc_vi32 __attribute__((vector_size(32)));
     }                                                                                          \
 }
 
-#define FC_GRP_GEOM ptrdiff_t G, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho,          \
-    ptrdiff_t Wo, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,          \
-    ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw
-#define FC_GRP_ARGS_GEOM G, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw
+#define FC_GRP_FWD_P ptrdiff_t G, FC_DWC_FWD_P
+#define FC_GRP_FWD_A G, FC_DWC_FWD_A
+#define FC_GRP_DX_P ptrdiff_t G, FC_DWC_DX_P
+#define FC_GRP_DX_A G, FC_DWC_DX_A
+#define FC_GRP_DW_P ptrdiff_t G, FC_DWC_DW_P
+#define FC_GRP_DW_A G, FC_DWC_DW_A
 
-#if FC_X86
-static FC_AVX512 void fc_grp_fwd_avx512(const float *xt, const float *wt, const float *bias, float *yt,
-    FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_FWD_BODY(fc_vf64, fc_vi64)
-static FC_AVX2 void fc_grp_fwd_avx2(const float *xt, const float *wt, const float *bias, float *yt,
-    FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_FWD_BODY(fc_vf32, fc_vi32)
-static FC_AVX512 void fc_grp_dx_avx512(const float *dyt, const float *wt, const float *zero, float *dxt,
-    FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) FC_GRP_DX_BODY(fc_vf64, fc_vi64)
-static FC_AVX2 void fc_grp_dx_avx2(const float *dyt, const float *wt, const float *zero, float *dxt,
-    FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) FC_GRP_DX_BODY(fc_vf32, fc_vi32)
-static FC_AVX512 void fc_grp_dw_avx512(const float *xt, const float *dyt, const float *zero, float *part,
-    int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_DW_BODY(fc_vf64, fc_vi64)
-static FC_AVX2 void fc_grp_dw_avx2(const float *xt, const float *dyt, const float *zero, float *part,
-    int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_DW_BODY(fc_vf32, fc_vi32)
-
-static void fc_grp_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
-                       FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
-{
-    if (level == 3) fc_grp_fwd_avx512(xt, wt, bias, yt, FC_GRP_ARGS_GEOM, oy0, oy1);
-    else fc_grp_fwd_avx2(xt, wt, bias, yt, FC_GRP_ARGS_GEOM, oy0, oy1);
-}
-static void fc_grp_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
-                      FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1)
-{
-    if (level == 3) fc_grp_dx_avx512(dyt, wt, zero, dxt, FC_GRP_ARGS_GEOM, iy0, iy1);
-    else fc_grp_dx_avx2(dyt, wt, zero, dxt, FC_GRP_ARGS_GEOM, iy0, iy1);
-}
-static void fc_grp_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
-                      int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
-{
-    if (level == 3) fc_grp_dw_avx512(xt, dyt, zero, part, need_db, FC_GRP_ARGS_GEOM, oy0, oy1);
-    else fc_grp_dw_avx2(xt, dyt, zero, part, need_db, FC_GRP_ARGS_GEOM, oy0, oy1);
-}
-#else  /* the Python side offers this path only where fc_ocvec_level() >= 2 (x86) */
-static void fc_grp_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
-                       FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
-static void fc_grp_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
-                      FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) {}
-static void fc_grp_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
-                      int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
-#endif
+FC_CHANNEL_VARIANTS(fc_grp_fwd, FC_GRP_FWD_P, FC_GRP_FWD_A, FC_GRP_FWD_BODY, (fc_vf64, fc_vi64), (fc_vf32, fc_vi32))
+FC_CHANNEL_VARIANTS(fc_grp_dx, FC_GRP_DX_P, FC_GRP_DX_A, FC_GRP_DX_BODY, (fc_vf64, fc_vi64), (fc_vf32, fc_vi32))
+FC_CHANNEL_VARIANTS(fc_grp_dw, FC_GRP_DW_P, FC_GRP_DW_A, FC_GRP_DW_BODY, (fc_vf64, fc_vi64), (fc_vf32, fc_vi32))
 
 #endif /* FC_GROUPED_H */
