@@ -432,3 +432,21 @@ def test_training_loop_with_a_pytorch_style_loader():
             opt.step()
     accuracy = (model(fc.tensor(x)).numpy().argmax(1) == y).mean()
     assert accuracy > 0.9
+
+
+def test_worker_seed_per_iterator_and_kept_by_persistent_workers():
+    seeds = []
+
+    def init(worker_id):
+        seeds.append(D.get_worker_info().seed)
+
+    ds = D.TensorDataset(fc.tensor(np.arange(4)))
+    loader = D.DataLoader(ds, batch_size=2, num_workers=1, worker_init_fn=init,
+                          generator=np.random.default_rng(0))
+    list(loader), list(loader)
+    assert len(seeds) == 2 and seeds[0] != seeds[1]  # a new base seed every epoch
+    infos = []
+    persistent = D.DataLoader(ds, batch_size=2, num_workers=1, persistent_workers=True,
+                              collate_fn=lambda rows: infos.append(D.get_worker_info().seed) or len(rows))
+    list(persistent), list(persistent)
+    assert len(set(infos)) == 1 and len(infos) == 4  # the persistent worker keeps its seed

@@ -169,16 +169,12 @@ class _InProcessWorkerDataLoaderIter(_BaseDataLoaderIter):
 
     def __init__(self, loader: "DataLoader") -> None:
         super().__init__(loader)
-        self._worker_init_fn = loader.worker_init_fn
-        self._reset(loader, first_iter=True)
-
-    def _reset(self, loader: "DataLoader", first_iter: bool = False) -> None:
-        super()._reset(loader, first_iter)
+        # one base seed per iterator (a persistent one keeps it), as PyTorch's workers get theirs
         self._base_seed = draw_seed(loader.generator, "DataLoader")
         self._info = WorkerInfo(id=0, num_workers=1, seed=self._base_seed, dataset=self._dataset)
-        if first_iter and self._worker_init_fn is not None:
+        if loader.worker_init_fn is not None:
             with _WorkerScope(self._info):
-                self._worker_init_fn(0)
+                loader.worker_init_fn(0)
 
     def _next_batch(self):
         with _WorkerScope(self._info):
