@@ -37,6 +37,7 @@ from ._worker import IterableExhausted, WorkerConfig, WorkerError, worker_loop
 
 POLL_SECONDS = 0.5       # how often a waiting main process checks that its workers are alive
 JOIN_SECONDS = 5.0       # how long a stopping worker may take before it is terminated
+ABORT_SECONDS = 0.1      # the same after an error or Ctrl-C
 
 _live_iterators: "weakref.WeakSet" = weakref.WeakSet()
 
@@ -118,7 +119,9 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         """Process ids of the workers (for monitoring)."""
         return [p.pid for p in self._workers]
 
-    def _shutdown_workers(self) -> None:
+    def _shutdown_workers(self, graceful: bool = True) -> None:
+        """Stop the workers: ask them (and give them ``JOIN_SECONDS`` to finish a task when
+        ``graceful``), then terminate (SIGTERM: they still unlink their memory) and kill."""
         if getattr(self, "_shutdown", True):
             return
         self._shutdown = True
@@ -128,7 +131,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 conn.send(None)
             except (OSError, ValueError):
                 pass
-        deadline = time.monotonic() + JOIN_SECONDS
+        deadline = time.monotonic() + (JOIN_SECONDS if graceful else ABORT_SECONDS)
         for process in self._workers:
             process.join(max(0.0, deadline - time.monotonic()))
         for process in self._workers:
@@ -235,7 +238,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 self._shutdown_workers()
             raise
         except BaseException:
-            self._shutdown_workers()  # Ctrl-C, a timeout, a dead worker: stop everything now
+            self._shutdown_workers(graceful=False)  # Ctrl-C, a timeout, a dead worker: stop everything now
             raise
         if isinstance(reply, WorkerError):
             reply.reraise()  # the iterator stays usable, as PyTorch's
