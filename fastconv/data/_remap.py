@@ -16,7 +16,7 @@ import numpy as np
 from .._kernels import _omp, augment as _kernels
 
 PAD_MODES = ("constant", "edge", "reflect", "symmetric")
-_ELEMENTS_PER_THREAD = 1 << 16  # below this many outputs per thread, one thread is faster
+_ELEMENTS_PER_THREAD = 1 << 20  # a pass is memory-bound: below ~4 MB of output per thread one thread wins
 
 
 def kernel_threads(elements: int) -> int:
