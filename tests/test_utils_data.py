@@ -445,3 +445,18 @@ def test_worker_seed_per_iterator_and_kept_by_persistent_workers():
                               multiprocessing_context="fork")
     seeds = [set(np.concatenate([b.numpy() for b in persistent]).tolist()) for _ in range(2)]
     assert len(seeds[0]) == 1 and seeds[0] == seeds[1]  # the persistent worker keeps its seed
+
+
+def test_tensor_dataset_batches_are_prestacked_and_subclasses_keep_their_getitem():
+    from fastconv.utils.data.collate import PrestackedBatch
+
+    class Doubled(D.TensorDataset):
+        def __getitem__(self, i):
+            (x,) = super().__getitem__(i)
+            return (x * 2,)
+
+    plain = D.TensorDataset(fc.tensor(np.arange(4.0)))
+    batch = plain.__getitems__([3, 1])
+    assert isinstance(batch, PrestackedBatch) and batch.stacked[0].tolist() == [3.0, 1.0]
+    assert [b[0].numpy().tolist() for b in D.DataLoader(Doubled(fc.tensor(np.arange(4.0))), batch_size=2)] == \
+        [[0.0, 2.0], [4.0, 6.0]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections.abc
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -87,9 +87,9 @@ class PrestackedBatch(list):
     every sample (each sample's field is a view of a row of it). ``default_collate`` uses the
     stacked arrays instead of stacking again; any other ``collate_fn`` sees a plain list of samples."""
 
-    def __init__(self, samples, stacked: dict) -> None:
+    def __init__(self, samples=(), stacked: Optional[dict] = None) -> None:
         super().__init__(samples)
-        self.stacked = stacked
+        self.stacked = {} if stacked is None else stacked
 
 
 def _collate_prestacked(batch: PrestackedBatch, leaf: Callable, op: str):
