@@ -26,7 +26,7 @@ def require_pil(op: str):
 def pil_available() -> bool:
     """Whether Pillow can be imported."""
     try:
-        import PIL.Image  # noqa: F401
+        import PIL.Image  # noqa: F401 (availability check)
     except ImportError:
         return False
     return True

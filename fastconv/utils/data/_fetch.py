@@ -3,7 +3,10 @@
 IterableDataset's stream → batches) and the base iterator (one epoch over the sampler)."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:  # annotations only
+    from .dataloader import DataLoader
 
 
 class WorkerInfo:

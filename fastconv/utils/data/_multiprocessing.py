@@ -28,7 +28,7 @@ import multiprocessing
 import time
 import weakref
 from multiprocessing import connection, resource_tracker
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from ._fetch import _BaseDataLoaderIter
 from ._random import draw_seed

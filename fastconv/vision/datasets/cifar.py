@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -64,7 +64,6 @@ class CIFAR10(ArrayImageDataset):
     train_list = [["data_batch_1"], ["data_batch_2"], ["data_batch_3"], ["data_batch_4"], ["data_batch_5"]]
     test_list = [["test_batch"]]
     meta = {"filename": "batches.meta", "key": "label_names"}
-    labels_key = "labels"
     num_classes = 10
     binary_folder = "cifar-10-batches-bin"
     binary_train = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
