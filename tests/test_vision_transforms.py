@@ -182,6 +182,20 @@ def test_to_tensor_and_to_pil_match_torchvision(rng, torch, TF):
     np.testing.assert_array_equal(np.asarray(F.to_pil_image(hwc)), np.asarray(TF.to_pil_image(hwc)))
 
 
+def test_batched_tensors_match_torchvision(rng, torch, TF):
+    x, t = _pair(rng, torch, (2, 3, 17, 19), np.float32)
+    _close(F.resize(x, [9, 25]), TF.resize(t, [9, 25]), atol=1e-5)
+    _close(F.rotate(x, 25.0, F.InterpolationMode.BILINEAR), TF.rotate(t, 25.0, TF.InterpolationMode.BILINEAR),
+           atol=1e-5)
+    _close(F.adjust_contrast(x, 1.7), TF.adjust_contrast(t, 1.7), atol=1e-6)
+    _close(F.adjust_hue(x, 0.3), TF.adjust_hue(t, 0.3), atol=1e-6)
+    _close(F.normalize(x, [0.5, 0.4, 0.3], [0.2, 0.3, 0.4]), TF.normalize(t, [0.5, 0.4, 0.3], [0.2, 0.3, 0.4]))
+    _close(F.center_crop(x, 11), TF.center_crop(t, 11))
+    img = Image.fromarray(_image(rng, (8, 9, 3)))
+    with pytest.warns(UserWarning, match="Anti-alias option is always applied"):
+        F.resize(img, 4, antialias=False)
+
+
 # ---- functional: PIL images and ndarrays -------------------------------------------------------------------
 def test_pil_ops_match_torchvision(rng, TF):
     img = Image.fromarray(_image(rng, (23, 29, 3)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import sys
+import warnings
 from enum import Enum
 from typing import List, Optional, Sequence, Tuple
 
@@ -231,6 +232,8 @@ def resize(img, size, interpolation=InterpolationMode.BILINEAR, max_size: Option
     if [height, width] == output:
         return img
     if kind == "pil":
+        if antialias is False:
+            warnings.warn("Anti-alias option is always applied for PIL Image input. Argument antialias is ignored.")
         return _pil.resize(img, output, _TO_PIL_INT[mode])
     _check_array_mode(mode, _resample.MODES, "resize")
     return from_chw(_resample.resize(as_chw(img, kind), output, mode.value, bool(antialias)), kind)
