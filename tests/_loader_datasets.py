@@ -129,3 +129,18 @@ class InitProbe(Dataset):
 
     def __len__(self):
         return 6
+
+
+class Logged(Dataset):
+    """Sleeps ``delay`` per sample and leaves a file per sample fetched in ``folder``."""
+
+    def __init__(self, folder, n=20, delay=0.3):
+        self.folder, self.n, self.delay = str(folder), n, delay
+
+    def __getitem__(self, i):
+        time.sleep(self.delay)
+        open(os.path.join(self.folder, f"{i}.done"), "w").close()
+        return np.float32(i)
+
+    def __len__(self):
+        return self.n

@@ -271,12 +271,13 @@ def test_worker_init_fn_runs_in_each_worker():
 
 
 def test_timeout_and_dead_workers_stop_everything():
-    it = iter(D.DataLoader(L.Slow(20, delay=2.0), batch_size=1, num_workers=1, timeout=0.3))
+    it = iter(D.DataLoader(L.Slow(20, delay=30.0), batch_size=1, num_workers=1, timeout=0.3))
     pids = it.worker_pids
     start = time.monotonic()
     with pytest.raises(RuntimeError, match=r"DataLoader timed out after 0.3 seconds"):
         next(it)
-    assert time.monotonic() - start < 2.0 and _wait_dead(pids, 8)
+    assert time.monotonic() - start < 15.0  # neither the 30 s sample nor a graceful wait for it
+    assert _wait_dead(pids, 8)
     it = iter(D.DataLoader(L.Slow(20, delay=0.05), batch_size=1, num_workers=2))
     next(it)
     victim = it.worker_pids[1]
@@ -316,6 +317,16 @@ def test_workers_stop_after_an_epoch_and_on_garbage_collection():
         user_code_fails()
     gc.collect()
     assert not [p for p in pids if _alive(p)]
+
+
+def test_shutdown_skips_the_tasks_still_queued(tmp_path):
+    it = iter(D.DataLoader(L.Logged(tmp_path, delay=0.3), batch_size=1, num_workers=1, prefetch_factor=6))
+    pids = it.worker_pids
+    next(it)
+    del it
+    gc.collect()
+    assert _wait_dead(pids, 8)
+    assert len(os.listdir(tmp_path)) <= 3  # the first batch, the one in flight (and a race); not all 6
 
 
 def _run(script: str, **kwargs):

@@ -94,12 +94,14 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         resource_tracker.ensure_running()  # one tracker shared by the workers (fork and spawn)
         self._shutdown = False
         _live_iterators.add(self)
+        self._done = self._ctx.Event()  # set at shutdown: workers skip the tasks still queued
+        self._freed: List[List[int]] = [[] for _ in range(self._num_workers)]  # slots to hand back
         for worker_id in range(self._num_workers):
             config = WorkerConfig(self._dataset, self._is_iterable, self._auto_collation, self._collate_fn,
                                   self._drop_last, self._base_seed, loader.worker_init_fn, worker_id,
                                   self._num_workers)
             parent_end, child_end = self._ctx.Pipe(duplex=True)
-            process = self._ctx.Process(target=worker_loop, args=(child_end, config), daemon=True,
+            process = self._ctx.Process(target=worker_loop, args=(child_end, config, self._done), daemon=True,
                                         name=f"DataLoader worker {worker_id}")
             try:
                 process.start()
@@ -126,6 +128,8 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             return
         self._shutdown = True
         _live_iterators.discard(self)
+        if getattr(self, "_done", None) is not None:
+            self._done.set()
         for conn in self._conns:
             try:
                 conn.send(None)
@@ -169,7 +173,6 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._ready: Dict[int, object] = {}
         self._outstanding = [0] * self._num_workers
         self._active = [True] * self._num_workers
-        self._freed: List[List[int]] = [[] for _ in range(self._num_workers)]
         self._cycle = itertools.cycle(range(self._num_workers))
         self._sampler_done = False
         for _ in range(self._prefetch * self._num_workers):
@@ -190,7 +193,11 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             self._sampler_done = True
             return
         freed, self._freed[worker] = self._freed[worker], []
-        self._conns[worker].send((self._send_idx, self._epoch, index, freed))
+        try:
+            self._conns[worker].send((self._send_idx, self._epoch, index, freed))
+        except (BrokenPipeError, EOFError, OSError):
+            self._check_workers()  # a dead worker is reported as such
+            raise
         self._task_worker[self._send_idx] = worker
         self._outstanding[worker] += 1
         self._send_idx += 1

@@ -120,8 +120,9 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(0)  # runs the finally blocks: the shared segments are unlinked
 
 
-def worker_loop(conn, config: WorkerConfig) -> None:
-    """Serve ``(task, epoch, index, freed slots)`` messages until ``None``, EOF or an orphaned state."""
+def worker_loop(conn, config: WorkerConfig, done) -> None:
+    """Serve ``(task, epoch, index, freed slots)`` messages until ``None``, EOF, ``done`` being set
+    (the main process is shutting down: queued tasks are skipped) or the parent's disappearance."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parent = os.getppid()
@@ -147,7 +148,7 @@ def worker_loop(conn, config: WorkerConfig) -> None:
                 message = conn.recv()
             except (EOFError, OSError):
                 return
-            if message is None:
+            if message is None or done.is_set():
                 return
             task, task_epoch, index, freed = message
             writer.release(freed)
