@@ -36,7 +36,7 @@ class ArrayImageDataset(VisionDataset):
     ``targets`` (ints); subclasses load them."""
 
     def _image(self, index):
-        img = as_numpy(self.data[index])
+        img = as_numpy(self.data)[index]
         if pil_available():
             return pil_from_array(img, "L" if img.ndim == 2 else "RGB", type(self).__name__)
         return np.array(img)  # a copy: a transform editing it in place leaves the dataset alone
