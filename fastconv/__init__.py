@@ -3,6 +3,7 @@ __version__ = "0.1.0"
 
 from . import autograd
 from ._config import config, get_num_threads, set_num_threads, show_config
+from . import backends
 from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import (
@@ -22,6 +23,6 @@ __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "arange",
     "cat", "stack", "pad", "where", "matmul", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "manual_seed", "get_rng_state", "set_rng_state", "set_num_threads",
-    "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "data", "pretrain", "distributed", "viz",
+    "get_num_threads", "show_config", "config", "backends", "autograd", "nn", "save", "load", "optim", "profile", "data", "pretrain", "distributed", "viz",
     "float32", "float64", "int32", "int64", "bool_",
 ]

@@ -8,8 +8,6 @@ import sys
 from ._kernels import _omp
 from ._kernels import gemm as _gemm
 
-_num_threads = None
-
 # ---- the BLAS the kernels call ------------------------------------------------------------------
 # The kernels call the BLAS behind scipy.linalg.cython_blas from inside OpenMP regions (conv,
 # Winograd, linear's GEMM panels), so that library must run single-threaded. Switching its thread
@@ -81,9 +79,9 @@ def _default_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads: the OpenMP kernels run ``n`` threads (their BLAS calls stay single-threaded
-    inside them, see above) and every other BLAS pool (numpy's ``@``) gets ``n`` threads."""
-    global _num_threads
+    """Use at most ``n`` threads, in every Python thread of the process (started before or after
+    this call): the OpenMP kernels run at most ``n`` threads (their BLAS calls stay
+    single-threaded inside them, see above) and every other BLAS pool (numpy's ``@``) gets ``n``."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
     pinned, _ = _kernel_blas or _find_kernel_blas()
@@ -92,7 +90,6 @@ def set_num_threads(n: int) -> None:
         lib.set_num_threads(n)
     for lib in pinned:
         lib.set_num_threads(1)
-    _num_threads = n
 
 
 def _kernel_blas_free_controllers(pinned):
@@ -104,8 +101,18 @@ def _kernel_blas_free_controllers(pinned):
 
 
 def get_num_threads() -> int:
-    """Threads used by the kernels (the machine's cores unless set)."""
-    return _num_threads if _num_threads is not None else (_omp.get_max_threads() if _omp.openmp_enabled() else 1)
+    """The most threads a kernel region uses, the same in every Python thread: the last
+    ``set_num_threads``, else ``OMP_NUM_THREADS`` or the CPUs this process may use (1 when the
+    kernels were built without OpenMP). Regions may use fewer: small ones, and while other
+    processes keep CPUs busy (docs/design.md §2)."""
+    return _omp.get_num_threads()
+
+
+def plan_threads() -> int:
+    """Threads a kernel call plans its work for (how many partitions and partial sums, which of
+    two kernels): ``get_num_threads()``, or in deterministic mode (``fastconv.backends``) a fixed
+    partition count, so that results do not depend on the thread count. Teams may be smaller."""
+    return _omp.get_max_threads()
 
 
 def config() -> dict:

@@ -20,6 +20,8 @@ independent, so the result does not depend on the thread count.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._omp cimport team
+
 cdef extern from *:
     """
     #include <math.h>
@@ -175,7 +177,7 @@ def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] mome
     if threads <= 1 or blocks < 2:
         _sgd_block(p, g, b, n, lr_, mom, damp1, wd, has_wd, has_momentum, first, nesterov, maximize)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _sgd_block(p + start, g + start, b + start if has_momentum else NULL, length, lr_, mom, damp1, wd,
@@ -225,7 +227,7 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
         _adam_block(p, g, m, v, vmax, n, one_m_b1, b2, one_m_b2, wd, decay, bc2, eps_, step,
                     has_wd, decoupled, amsgrad, maximize)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _adam_block(p + start, g + start, m + start, v + start, vmax + start if amsgrad else NULL, length,
