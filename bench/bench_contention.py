@@ -190,8 +190,8 @@ def fastconv_call(case: str, weights: dict, threads: int):
 
 
 def torch_call(case: str, weights: dict, threads: int):
+    import torch  # first: its own libgomp (and wait policy) serve it; fastconv only loads weights here
     import fastconv as fc
-    import torch
 
     torch.set_num_threads(threads)
     network, mode, batch = parse_case(case)
@@ -261,7 +261,11 @@ def write_weights(folder: str, libraries) -> dict:
         fc.save(build().state_dict(), path)
         weights[network] = path
         if "onnxruntime" in libraries:
+            import warnings
+
             import torch
+
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
 
             net = torch_model(torch, network, fc.load(path)).eval()
             onnx_path = os.path.join(folder, f"{network}.onnx")

@@ -5,6 +5,7 @@ import os
 import platform
 import sys
 
+from . import _kernels
 from ._kernels import _omp
 from ._kernels import gemm as _gemm
 
@@ -138,6 +139,7 @@ def config() -> dict:
         "scipy": scipy.__version__,
         "openmp": _omp.openmp_enabled(),
         "openmp_threads": get_num_threads(),
+        "openmp_wait": _kernels.OPENMP_WAIT_POLICY,
         "cpu_count": _default_threads(),
         "blas": blas,
         "sgemm": f"fastconv {_gemm.packed_sgemm_variant()}" if _gemm.packed_sgemm_available() else "BLAS",
@@ -165,6 +167,7 @@ def show_config() -> None:
     print(f"scipy    {c['scipy']}")
     print(f"OpenMP   {'on' if c['openmp'] else 'off (kernels built serially)'}, threads: {c['openmp_threads']}"
           f" (cpus available: {c['cpu_count']})")
+    print(f"         wait policy: {c['openmp_wait']}")
     print(f"sgemm    {c['sgemm']} (float32 products; float64 always on BLAS)")
     print(f"tape     {c['tape']} (autograd, Tensor and nn.functional modules)")
     if not c["blas"]:

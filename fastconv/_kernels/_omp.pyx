@@ -43,6 +43,7 @@ cdef extern from *:
     /* ---- fork: release the forking thread's libgomp pool, or run serially in the child */
     static __thread int fc_pool_lost = 0;   /* this thread's pool died in a fork: one thread */
     static int fc_release_failed = 0;
+    static int fc_release_enabled = 1;       /* tests turn the release off to reach the fallback */
 
     #if defined(_OPENMP) && (defined(__clang__) || !defined(__GNUC__) || __GNUC__ >= 9)
     #define FC_CAN_PAUSE 1
@@ -50,7 +51,7 @@ cdef extern from *:
 
     static void fc_before_fork(void) {
     #ifdef FC_CAN_PAUSE
-        fc_release_failed = omp_pause_resource_all(omp_pause_soft) != 0;
+        fc_release_failed = !fc_release_enabled || omp_pause_resource_all(omp_pause_soft) != 0;
     #elif defined(_OPENMP)
         fc_release_failed = 1;
     #endif
@@ -174,7 +175,7 @@ cdef extern from *:
     #endif
     }
     """
-    int fc_threads_var, fc_partitions_var, fc_adaptive_var
+    int fc_threads_var, fc_partitions_var, fc_adaptive_var, fc_release_enabled
     double fc_load_other
     int fc_team(int requested) nogil
     int fc_current_load_cap() nogil
@@ -296,3 +297,12 @@ def team_size(int requested=0):
 def fork_release_supported():
     """Whether fork handlers can release the OpenMP pool (else forked children run serially)."""
     return bool(fc_can_release_pool())
+
+
+def set_fork_release(bint on):
+    """For tests: with False, ``fork`` keeps the OpenMP pool, as where it cannot be released, so
+    the child's forking thread runs its regions on one thread. Returns the previous setting."""
+    global fc_release_enabled
+    previous = bool(fc_release_enabled)
+    fc_release_enabled = on
+    return previous

@@ -335,10 +335,9 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
     cdef Py_ssize_t R = Cg * g.kh * g.kw, plane_out = g.Ho * g.Wo
     cdef Py_ssize_t oy0, oy1, L, c, p
     cdef bint parallel_channels = panels > 1
-    cdef int threads = team(<int>panels) if parallel_channels else 1
     if need_dx:
         if parallel_channels:
-            for c in prange(g.C, schedule='guided', num_threads=threads):
+            for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
                 fill_channels(dx, c, c + 1, g.H * g.W, 0, g.H * g.W, dx_init)
         else:
             fill_channels(dx, 0, g.C, g.H * g.W, 0, g.H * g.W, dx_init)
@@ -348,9 +347,9 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
         L = (oy1 - oy0) * g.Wo
         if need_dw:
             if parallel_channels:
-                for c in prange(g.C, schedule='guided', num_threads=threads):
+                for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
                     im2col_block(x, g, c, c + 1, oy0, oy1, cols)
-                for p in prange(panels, schedule='dynamic', num_threads=threads):
+                for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
                     dw_panel(dy + oy0 * g.Wo, cols, dw_acc, db_acc, p * Kg // panels,
                              (p + 1) * Kg // panels, Kg, R, L, plane_out, groups, small)
             else:
@@ -359,10 +358,10 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
                          groups, small)
         if need_dx:
             if parallel_channels:
-                for p in prange(panels, schedule='dynamic', num_threads=threads):
+                for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
                     dx_panel(w, dy + oy0 * g.Wo, dcols, p * L // panels, (p + 1) * L // panels,
                              Kg, R, L, plane_out, groups, small)
-                for c in prange(g.C, schedule='guided', num_threads=threads):
+                for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
                     col2im_block(dcols, g, c, c + 1, oy0, oy1, dx)
             else:
                 dx_panel(w, dy + oy0 * g.Wo, dcols, 0, L, Kg, R, L, plane_out, groups, small)
