@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import types
 
+import numpy as np
+
 from .._kernels import _omp
 
 # Partitions of every plan in deterministic mode: this machine's CPU count (capped), so that the
@@ -24,9 +26,9 @@ PARTITIONS = max(1, min(os.cpu_count() or 1, 16))
 
 def set_deterministic(on: bool) -> None:
     """Turn deterministic mode on or off for the whole process."""
-    if not isinstance(on, bool):
+    if not isinstance(on, (bool, np.bool_)):
         raise TypeError(f"fastconv.backends.deterministic: expected True or False, got {on!r}")
-    _omp.set_deterministic_partitions(PARTITIONS if on else 0)
+    _omp.set_deterministic_partitions(PARTITIONS if bool(on) else 0)
 
 
 def is_deterministic() -> bool:
