@@ -105,14 +105,15 @@ def get_num_threads() -> int:
     """The most threads a kernel region uses, the same in every Python thread: the last
     ``set_num_threads``, else ``OMP_NUM_THREADS`` or the CPUs this process may use (1 when the
     kernels were built without OpenMP). Regions may use fewer: small ones, and while other
-    processes keep CPUs busy (docs/design.md §2)."""
+    processes keep CPUs busy (``config()["openmp_threads_now"]``; docs/design.md §2)."""
     return _omp.get_num_threads()
 
 
 def plan_threads() -> int:
     """Threads a kernel call plans its work for (how many partitions and partial sums, which of
-    two kernels): ``get_num_threads()``, or in deterministic mode (``fastconv.backends``) a fixed
-    partition count, so that results do not depend on the thread count. Teams may be smaller."""
+    two kernels): ``get_num_threads()`` capped by the CPUs other processes leave free, or in
+    deterministic mode (``fastconv.backends``) a fixed partition count, so that results depend
+    neither on the thread count nor on the load. Teams may be smaller than the plan."""
     return _omp.get_max_threads()
 
 
@@ -140,6 +141,8 @@ def config() -> dict:
         "openmp": _omp.openmp_enabled(),
         "openmp_threads": get_num_threads(),
         "openmp_wait": _kernels.OPENMP_WAIT_POLICY,
+        "openmp_threads_now": plan_threads(),
+        "other_cpus_busy": round(_omp.load_cap()[1], 2),
         "cpu_count": _default_threads(),
         "blas": blas,
         "sgemm": f"fastconv {_gemm.packed_sgemm_variant()}" if _gemm.packed_sgemm_available() else "BLAS",
@@ -167,7 +170,8 @@ def show_config() -> None:
     print(f"scipy    {c['scipy']}")
     print(f"OpenMP   {'on' if c['openmp'] else 'off (kernels built serially)'}, threads: {c['openmp_threads']}"
           f" (cpus available: {c['cpu_count']})")
-    print(f"         wait policy: {c['openmp_wait']}")
+    print(f"         now: {c['openmp_threads_now']} (other processes keep {c['other_cpus_busy']:.2f} CPUs busy);"
+          f" wait policy: {c['openmp_wait']}")
     print(f"sgemm    {c['sgemm']} (float32 products; float64 always on BLAS)")
     print(f"tape     {c['tape']} (autograd, Tensor and nn.functional modules)")
     if not c["blas"]:
