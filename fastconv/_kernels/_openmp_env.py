@@ -19,28 +19,34 @@ SPINCOUNT = "10000"
 USER_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
-def _libgomp_loaded() -> bool:
-    """Whether a libgomp.so is mapped into this process already (Linux; False elsewhere)."""
+def _libgomp_loaded():
+    """Whether a libgomp.so is mapped into this process (None where /proc/self/maps is missing)."""
     try:
         with open("/proc/self/maps") as maps:
             return any("/libgomp.so" in line for line in maps)
     except OSError:
-        return False
+        return None
 
 
 def load_kernels_runtime() -> str:
     """Import the OpenMP runtime module (loading libgomp) under fastconv's wait policy; returns
     a description of the policy in effect."""
     user = [f"{name}={os.environ[name]}" for name in USER_VARIABLES if name in os.environ]
-    if user:
-        from . import _omp  # noqa: F401
-        return f"{', '.join(user)} (set by the user)"
-    if _libgomp_loaded():
-        from . import _omp  # noqa: F401
-        return "the defaults of a libgomp loaded before fastconv"
-    os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
+    preloaded = _libgomp_loaded()
+    ours = not user and not preloaded
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
     try:
-        from . import _omp  # noqa: F401  (libgomp reads GOMP_SPINCOUNT now)
+        from . import _omp  # libgomp reads its environment now, once
     finally:
-        del os.environ["GOMP_SPINCOUNT"]
+        if ours:
+            del os.environ["GOMP_SPINCOUNT"]
+    if not _omp.openmp_enabled():
+        return "none (kernels built without OpenMP)"
+    if user:
+        return f"{', '.join(user)} (set by the user)"
+    if preloaded:
+        return "the defaults of a libgomp loaded before fastconv"
+    if _libgomp_loaded() is False:
+        return "the OpenMP runtime's own (not libgomp)"
     return f"GOMP_SPINCOUNT={SPINCOUNT} (set by fastconv)"
