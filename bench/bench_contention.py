@@ -283,6 +283,21 @@ def run_worker(spec: dict, timeout: float):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def background_cpus(seconds: float = 0.5):
+    """CPUs kept busy by other processes over ``seconds`` (from /proc/stat; None elsewhere): the
+    "idle" machine is only idle when this is near 0."""
+    def busy_ticks():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:8]]
+        return fields[0] + fields[1] + fields[2] + fields[5] + fields[6]  # user nice system irq softirq
+    try:
+        before = busy_ticks()
+        time.sleep(seconds)
+        return (busy_ticks() - before) / os.sysconf("SC_CLK_TCK") / seconds
+    except OSError:
+        return None
+
+
 def start_hog():
     """A busy loop pinned to the last CPU this process may use; returns the Popen."""
     cpu = max(os.sched_getaffinity(0))
@@ -350,8 +365,12 @@ def main(argv=None) -> None:
               f"~{args.seconds:g} s per process; busy = one `while True: pass` pinned to CPU "
               f"{max(os.sched_getaffinity(0))}")
         for load in args.load:
+            background = background_cpus()
             results = measure(load, args.cases, libraries, args.threads, args.seconds, weights)
-            print(format_results(load, results, args.cases, libraries, args.threads), flush=True)
+            print(format_results(load, results, args.cases, libraries, args.threads))
+            if background is not None:
+                print(f"(before this table other processes kept {background:.2f} of "
+                      f"{len(os.sched_getaffinity(0))} CPUs busy)", flush=True)
 
 
 if __name__ == "__main__":
