@@ -146,6 +146,9 @@ FORK_SCRIPT = textwrap.dedent('''
     def setup():
         _omp.set_adaptive(False)
         fc.set_num_threads(2)
+        # the same paths and partitions in every process (a spawned process would otherwise time
+        # the convolution paths afresh and might pick another one)
+        fc.backends.deterministic = True
 
     def wait(pid, timeout=60):
         end = time.time() + timeout
