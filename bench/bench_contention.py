@@ -35,10 +35,11 @@ NUM_CLASSES = 10
 # ---- networks --------------------------------------------------------------------------------------
 def demo_fastconv():
     import fastconv as fc
-    from fastconv.cli import DEMO_ARCH, _build_model
+    from fastconv._runs import build_model
+    from fastconv.cli import DEMO_ARCH
 
     fc.manual_seed(0)
-    return _build_model(DEMO_ARCH, (1, 28, 28), NUM_CLASSES)
+    return build_model(DEMO_ARCH, (1, 28, 28), NUM_CLASSES)
 
 
 def resnet20_fastconv():
