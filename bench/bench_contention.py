@@ -7,14 +7,17 @@ its SGD training step at batch 64, and ResNet-20 (CIFAR, He et al. 2016) inferen
 (``--cases`` adds ``resnet20-train-64``, ``resnet20-infer-64``). Reported: mean time per call over
 the timed window (a busy machine's times are heavy-tailed; the mean is what a user waits), and
 for each library the ratio of its 1-thread time to its 2-thread time (> 1: the second thread helps).
+The processes run in rounds (every configuration once per round) and each cell is the median
+over the rounds, so that load drifting on a shared machine hits all configurations alike.
 
-    python bench/bench_contention.py [--load busy idle] [--threads 1 2] [--seconds 1]
+    python bench/bench_contention.py [--load busy idle] [--threads 1 2] [--seconds 1] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -308,20 +311,26 @@ def start_hog():
     return hog
 
 
-def measure(load: str, cases, libraries, threads, seconds: float, weights: dict) -> dict:
-    results = {}
+def measure(load: str, cases, libraries, threads, seconds: float, rounds: int, weights: dict) -> dict:
+    """{(case, library, threads): {"ms": median over the rounds}} (None where the library has no
+    such case)."""
+    samples = {}
     hog = start_hog() if load == "busy" else None
     try:
-        for case in cases:
-            for library in libraries:
-                for t in threads:
-                    spec = {"library": library, "case": case, "threads": t, "seconds": seconds, "weights": weights}
-                    results[case, library, t] = run_worker(spec, timeout=120 + 20 * seconds)
+        for _ in range(rounds):
+            for case in cases:
+                for library in libraries:
+                    for t in threads:
+                        spec = {"library": library, "case": case, "threads": t, "seconds": seconds,
+                                "weights": weights}
+                        r = run_worker(spec, timeout=120 + 20 * seconds)
+                        if r is not None:
+                            samples.setdefault((case, library, t), []).append(r["ms"])
     finally:
         if hog is not None:
             hog.kill()
             hog.wait()
-    return results
+    return {key: {"ms": statistics.median(ms)} for key, ms in samples.items()}
 
 
 def format_results(load: str, results: dict, cases, libraries, threads) -> str:
@@ -352,6 +361,7 @@ def main(argv=None) -> None:
     p.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES + EXTRA_CASES)
     p.add_argument("--seconds", type=float, default=1.0, help="timed window per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="runs of every configuration (median reported)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -363,11 +373,11 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         weights = write_weights(folder, libraries)
         print(f"bench_contention: {', '.join(libraries)}; threads {args.threads}; mean ms per call over "
-              f"~{args.seconds:g} s per process; busy = one `while True: pass` pinned to CPU "
-              f"{max(os.sched_getaffinity(0))}")
+              f"~{args.seconds:g} s per process, median of {args.rounds} rounds; busy = one "
+              f"`while True: pass` pinned to CPU {max(os.sched_getaffinity(0))}")
         for load in args.load:
             background = background_cpus()
-            results = measure(load, args.cases, libraries, args.threads, args.seconds, weights)
+            results = measure(load, args.cases, libraries, args.threads, args.seconds, args.rounds, weights)
             print(format_results(load, results, args.cases, libraries, args.threads))
             if background is not None:
                 print(f"(before this table other processes kept {background:.2f} of "
