@@ -113,9 +113,9 @@ def get_num_threads() -> int:
 
 def plan_threads() -> int:
     """Threads a kernel call plans its work for (how many partitions and partial sums, which of
-    two kernels): ``get_num_threads()`` capped by the CPUs other processes leave free, or in
-    deterministic mode (``fastconv.backends``) a fixed partition count, so that results depend
-    neither on the thread count nor on the load. Teams may be smaller than the plan."""
+    two kernels): ``get_num_threads()``, or in deterministic mode (``fastconv.backends``) a fixed
+    partition count, so that results do not depend on the thread count. Never the load: teams
+    may be smaller than the plan, which changes no bit."""
     return _omp.get_max_threads()
 
 
@@ -143,7 +143,7 @@ def config() -> dict:
         "openmp": _omp.openmp_enabled(),
         "openmp_threads": get_num_threads(),
         "openmp_wait": _kernels.OPENMP_WAIT_POLICY,
-        "openmp_threads_now": plan_threads(),
+        "openmp_threads_now": min(get_num_threads(), _omp.load_cap()[0]),
         "other_cpus_busy": round(_omp.load_cap()[1], 2),
         "cpu_count": _default_threads(),
         "blas": blas,

@@ -8,12 +8,12 @@
 * **Plans vs teams.** ``get_max_threads`` is the thread count a kernel call *plans* for (how many
   partitions, partial buffers and row blocks it makes, which kernel); ``team`` is how many
   threads run those partitions. Results depend only on the plan, so a smaller team never changes
-  the bits. In deterministic mode the plan is a fixed partition count whatever the thread
-  setting and the load; otherwise it is the thread count capped by the load (below).
+  the bits. The plan is the thread count, or in deterministic mode a fixed partition count
+  whatever the thread setting; never the load.
 * **Load.** Every ``LOAD_WINDOW`` the thread starting a region reads the busy time of this
   process's CPUs (``/proc/stat``) minus this process's own CPU time; CPUs that other processes
-  keep busy are not given to plans or teams (a region whose second thread shares a core with
-  another process waits for it at every barrier). ``set_adaptive(False)`` or the environment variable
+  keep busy are not given to teams (a region whose second thread shares a core with another
+  process waits for it at every barrier). ``set_adaptive(False)`` or the environment variable
   ``FASTCONV_ADAPTIVE_THREADS=0`` turns this off.
 * **Fork.** libgomp's thread pool does not survive ``fork``: the child inherits a pool whose
   threads do not exist and deadlocks in its first parallel region. A ``pthread_atfork`` handler
@@ -246,18 +246,12 @@ def set_num_threads(int n):
 
 def get_max_threads():
     """Threads a kernel call plans for (partitions of its work, partial buffers, which kernel):
-    the deterministic partition count when that mode is on, else the process-wide thread count
-    capped by the CPUs other processes leave free (so a busy machine runs the 1-thread plans,
-    not 2-thread plans on one thread)."""
-    cdef int n, cap
+    the deterministic partition count when that mode is on, else the process-wide thread count.
+    Never the load: results depend on the thread setting only (a busy machine runs the same
+    plans with smaller teams), so a run and its resumed continuation compute the same bits."""
     if fc_partitions_var > 0:
         return fc_partitions_var
-    n = get_num_threads()
-    if n > 1 and fc_adaptive_var:
-        with nogil:
-            cap = fc_current_load_cap()
-        n = min(n, cap)
-    return n
+    return get_num_threads()
 
 
 def set_deterministic_partitions(int parts):
