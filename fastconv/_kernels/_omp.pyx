@@ -10,11 +10,11 @@
   threads run those partitions. Results depend only on the plan, so a smaller team never changes
   the bits. The plan is the thread count, or in deterministic mode a fixed partition count
   whatever the thread setting; never the load.
-* **Load.** Every ``LOAD_WINDOW`` the thread starting a region reads the busy time of this
-  process's CPUs (``/proc/stat``) minus this process's own CPU time; CPUs that other processes
-  keep busy are not given to teams (a region whose second thread shares a core with another
-  process waits for it at every barrier). ``set_adaptive(False)`` or the environment variable
-  ``FASTCONV_ADAPTIVE_THREADS=0`` turns this off.
+* **Load.** Every 100 ms (FC_LOAD_WINDOW_NS) the thread starting a region reads the busy time
+  of this process's CPUs (``/proc/stat``) minus this process's own CPU time; CPUs that other
+  processes keep busy are not given to teams (a region whose second thread shares a core with
+  another process waits for it at every barrier). ``set_adaptive(False)`` or the environment
+  variable ``FASTCONV_ADAPTIVE_THREADS=0`` turns this off.
 * **Fork.** libgomp's thread pool does not survive ``fork``: the child inherits a pool whose
   threads do not exist and deadlocks in its first parallel region. A ``pthread_atfork`` handler
   releases the forking thread's pool first (``omp_pause_resource_all``), so parent and child
