@@ -18,6 +18,8 @@ computes ``(x - mean[c]) / std[c]``. Kernels trust their inputs: every index is 
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._omp cimport team
+
 
 def remap_u8_hwc(const unsigned char[:, :, :, ::1] src, const Py_ssize_t[:, ::1] rows,
                  const Py_ssize_t[:, ::1] cols, const float[:, ::1] lut, const float[:, ::1] fills,
@@ -29,7 +31,7 @@ def remap_u8_hwc(const unsigned char[:, :, :, ::1] src, const Py_ssize_t[:, ::1]
     if n_img == 0 or channels == 0 or oh == 0 or ow == 0:
         return
     with nogil:
-        for item in prange(n_img * channels * oh, schedule="static", num_threads=num_threads):
+        for item in prange(n_img * channels * oh, schedule="guided", num_threads=team(num_threads)):
             n = item // (channels * oh)
             c = (item // oh) % channels
             y = item % oh
@@ -57,7 +59,7 @@ def remap_nchw(const floating[:, :, :, ::1] src, const Py_ssize_t[:, ::1] rows,
     if n_img == 0 or channels == 0 or oh == 0 or ow == 0:
         return
     with nogil:
-        for item in prange(n_img * channels * oh, schedule="static", num_threads=num_threads):
+        for item in prange(n_img * channels * oh, schedule="guided", num_threads=team(num_threads)):
             n = item // (channels * oh)
             c = (item // oh) % channels
             y = item % oh
@@ -85,7 +87,7 @@ def normalize_nchw(const floating[:, :, :, ::1] src, const floating[::1] mean, c
     if n_img == 0 or channels == 0 or h == 0 or w == 0:
         return
     with nogil:
-        for item in prange(n_img * channels, schedule="static", num_threads=num_threads):
+        for item in prange(n_img * channels, schedule="guided", num_threads=team(num_threads)):
             n = item // channels
             c = item % channels
             m = mean[c]
