@@ -108,8 +108,8 @@ def loader_table(root: str, worker_counts, epochs: int, batch: int) -> None:
                                                                  T.ToTensor(), T.Normalize(MEAN, STD)]))
             row["torch"] = images_per_second(lambda: torch.utils.data.DataLoader(tds, **kw), epochs)
         rows.append(row)
-    print(f"CIFAR-style augmentation, batch {batch}, {len(fast)} images, images/s (median machine load varies: "
-          "compare within a row)")
+    print(f"CIFAR-style augmentation, batch {batch}, {len(fast)} images, images/s (on a shared machine compare "
+          "within a row)")
     header = f"{'workers':>8} {'fastconv fused':>15} {'fastconv per-sample':>20}"
     if tv is not None:
         header += f" {'torchvision+torch':>18} {'fused/torch':>12}"
