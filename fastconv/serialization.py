@@ -55,7 +55,7 @@ class _Encoder:
 
     def encode(self, obj: Any, path: List[str]) -> Any:
         if isinstance(obj, Tensor):
-            return {"t": "array", "entry": self._store(obj.data, path)}
+            return {"t": "array", "entry": self._store(obj.numpy(), path)}
         if isinstance(obj, np.ndarray):
             return {"t": "array", "entry": self._store(obj, path)}
         if isinstance(obj, np.generic):

@@ -30,7 +30,7 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
             data = np.empty(0, dtype=np.float32)
-        arr = data.data if isinstance(data, Tensor) else _to_array(data)
+        arr = data.numpy() if isinstance(data, Tensor) else _to_array(data)
         if arr.dtype not in _FLOATS:
             raise TypeError(f"Parameter: expected float32 or float64 data, got dtype {arr.dtype}")
         super().__init__(arr, requires_grad=requires_grad)
@@ -69,7 +69,7 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
 
 def _as_array(value, key: str) -> np.ndarray:
     if isinstance(value, Tensor):
-        return value.data
+        return value.numpy()
     try:
         arr = np.asarray(value)
     except Exception as exc:  # noqa: BLE001 - any conversion failure is reported with the key
@@ -313,7 +313,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad = Tensor._wrap(np.zeros_like(p.data))
+                p.grad = Tensor._wrap(np.zeros_like(p.numpy()))
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every descendant, then on self (e.g. custom initialization)."""
@@ -326,13 +326,13 @@ class Module:
         """Convert float parameters, gradients and buffers in place (Parameter objects are kept)."""
         dtype = np.dtype(dtype)
         for p in self.parameters():
-            p.data = p.data.astype(dtype, copy=False)
+            p.data = p.numpy().astype(dtype, copy=False)
             if p.grad is not None:
-                p.grad = Tensor._wrap(p.grad.data.astype(dtype, copy=False))
+                p.grad = Tensor._wrap(p.grad.numpy().astype(dtype, copy=False))
         for m in self.modules():
             for name, b in m._buffers.items():
-                if b is not None and b.data.dtype in _FLOATS:
-                    b.data = b.data.astype(dtype, copy=False)
+                if b is not None and b.dtype in _FLOATS:
+                    b.data = b.numpy().astype(dtype, copy=False)
         return self
 
     def double(self) -> "Module":
@@ -367,10 +367,10 @@ class Module:
             head = f"{mod_prefix}." if mod_prefix else ""
             for name, p in mod._parameters.items():
                 if p is not None:
-                    out[head + name] = p if keep_vars else p.data.copy()
+                    out[head + name] = p if keep_vars else p.numpy().copy()
             for name, b in mod._buffers.items():
                 if b is not None and name not in mod._non_persistent_buffers:
-                    out[head + name] = b if keep_vars else b.data.copy()
+                    out[head + name] = b if keep_vars else b.numpy().copy()
         return out
 
     def _state_targets(self) -> "OrderedDict[str, Tensor]":
@@ -393,8 +393,8 @@ class Module:
             if key not in state_dict:
                 continue
             value = _as_array(state_dict[key], key)
-            if value.shape != target.data.shape:
-                problems.append(f"size mismatch for '{key}': expected shape {tuple(target.data.shape)} "
+            if value.shape != target.shape:
+                problems.append(f"size mismatch for '{key}': expected shape {tuple(target.shape)} "
                                 f"(from the model), got {tuple(value.shape)} (from the state_dict)")
             else:
                 updates.append((target, value))
@@ -407,9 +407,9 @@ class Module:
             raise ValueError(f"load_state_dict: error(s) loading state_dict for {type(self).__name__}:\n  "
                              + "\n  ".join(problems))
         for target, value in updates:
-            if not target.data.flags.writeable:
-                target.data = target.data.copy()
-            target.data[...] = value.astype(target.data.dtype, copy=False)
+            if not target.numpy().flags.writeable:
+                target.data = target.numpy().copy()
+            target.numpy()[...] = value.astype(target.dtype, copy=False)
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- representation ------------------------------------------------------------------------

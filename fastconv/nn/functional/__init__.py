@@ -1,5 +1,5 @@
 """Functional ops (PyTorch names and arguments): each validates in Python, then runs a Function."""
-from .activation import elu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .activation import elu, leaky_relu, leaky_relu_, log_softmax, relu, relu_, sigmoid, softmax, tanh
 from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,
     nll_loss, smooth_l1_loss,
