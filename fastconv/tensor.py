@@ -367,6 +367,11 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return self._array if dtype is None else self._array.astype(dtype)
 
+    def __array_function__(self, func, types, args, kwargs):
+        """numpy functions (np.std, np.concatenate, ...) run on the arrays and return arrays: without
+        this numpy would call Tensor methods of the same name with numpy's arguments."""
+        return func(*_arrays_in(args), **_arrays_in(kwargs))
+
     def __bool__(self) -> bool:
         return bool(self._array)
 
@@ -1323,6 +1328,17 @@ def _rebuild(array, requires_grad):
 
 def _raw(x):
     return x._array if isinstance(x, Tensor) else x
+
+
+def _arrays_in(value):
+    """``value`` with every Tensor inside lists, tuples and dicts replaced by its array."""
+    if isinstance(value, Tensor):
+        return value._array
+    if isinstance(value, (list, tuple)):
+        return type(value)(_arrays_in(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _arrays_in(v) for k, v in value.items()}
+    return value
 
 
 def _raw_index(index):
