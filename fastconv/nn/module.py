@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, 
 
 import numpy as np
 
+from .._device import cpu_only_error, cuda_device, to_args
 from ..tensor import Tensor, _to_array
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -343,17 +344,21 @@ class Module:
         """float32 parameters and buffers."""
         return self._cast_floats(np.float32)
 
-    def to(self, dtype=None) -> "Module":
-        """``to(np.float64)`` / ``to('float32')``; device strings other than 'cpu' are rejected."""
-        if dtype is None or (isinstance(dtype, str) and dtype == "cpu"):
+    def to(self, *args, **kwargs) -> "Module":
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)`` (its dtype), as PyTorch's:
+        float parameters and buffers take a float dtype; the only device is the CPU (others raise)."""
+        dtype, _ = to_args(args, kwargs, "Module.to", Tensor)
+        if dtype is None:
             return self
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"to: fastconv runs on the CPU only and supports float32/float64, got {dtype!r}")
-        if dt not in _FLOATS:
-            raise TypeError(f"to: expected float32 or float64, got {dt}")
-        return self._cast_floats(dt)
+        if dtype not in _FLOATS:
+            raise TypeError(f"Module.to: only floating point dtypes (float32, float64) are accepted, got {dtype}")
+        return self._cast_floats(dtype)
+
+    def cpu(self) -> "Module":
+        return self
+
+    def cuda(self, device=None) -> "Module":
+        raise cpu_only_error(cuda_device(device), "Module.cuda")
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self, destination: Optional[Dict[str, np.ndarray]] = None, prefix: str = "",

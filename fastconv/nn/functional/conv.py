@@ -890,7 +890,7 @@ def _check_operands(op: str, x, weight, bias):
     weight = as_float_tensor(weight, op, "weight")
     if bias is not None:
         bias = as_float_tensor(bias, op, "bias")
-    check_same_dtype(op, input=x._array, weight=weight._array, bias=None if bias is None else bias._array)
+    check_same_dtype(op, weight=weight._array, input=x._array, bias=None if bias is None else bias._array)
     check_ndim(weight._array, 4, op, "weight")
     if 0 in weight.shape:
         raise ValueError(f"{op}: expected a weight with no empty dimension, got weight of shape "

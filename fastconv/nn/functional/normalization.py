@@ -216,7 +216,7 @@ def _optional(p, op: str, name: str, x: Tensor, shape: Tuple[int, ...], context:
         return None
     p = as_float_tensor(p, op, name)
     if same_dtype:
-        check_same_dtype(op, input=x._array, **{name: p._array})
+        check_same_dtype(op, **{name: p._array}, input=x._array)
     if tuple(p.shape) != tuple(shape):
         raise ValueError(f"{op}: expected {name} of shape {tuple(shape)} {context}, got {tuple(p.shape)}")
     return p
