@@ -190,26 +190,25 @@ def _record_versions(ctx, args, arrays, results, Tensor) -> None:
         if not isinstance(saved, np.ndarray):
             continue
         base = saved.base
+        owner, position = None, 0
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
                 arr = arrays[i]
                 if saved is arr or (base is not None and (base is arr or base is arr.base)):
-                    records.append(_version_record(a, i))
+                    owner, position = a, i
                     break
         else:
             for j, t in enumerate(results):
                 if saved is t._array:
-                    records.append(_version_record(t, -1 - j))
+                    owner, position = t, -1 - j
                     break
+        if owner is not None:
+            counter = owner._version_counter
+            if counter is None:
+                counter = owner._version_counter = [0]
+            records.append((counter, counter[0], position))
     if records:
         ctx.saved_versions = tuple(records)
-
-
-def _version_record(tensor, position):
-    counter = tensor._version_counter
-    if counter is None:
-        counter = tensor._version_counter = [0]
-    return counter, counter[0], position
 
 
 def _unpack_args(args, Tensor, grad_on):
