@@ -380,6 +380,23 @@ class Var(Function):
             return g * (2.0 / ctx.denom) * centered
 
 
+class Std(Function):
+    """Standard deviation with ``ddof``; where it is 0 the gradient is 0 (as in PyTorch), not nan."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False, ddof=0):
+        var = Var.forward(ctx, a, axis=axis, keepdims=keepdims, ddof=ddof)
+        out = np.sqrt(var)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g_var = np.where(ctx.out == 0, 0, g / (2 * ctx.out)).astype(g.dtype, copy=False)
+        return Var.backward(ctx, g_var)
+
+
 class Norm(Function):
     """The p-norm over axes (p = 2, 1, inf, -inf, 0 or any other real)."""
 

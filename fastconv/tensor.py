@@ -991,8 +991,10 @@ class Tensor:
         """Standard deviation (square root of ``var``, same arguments)."""
         if isinstance(dim, bool):
             dim, unbiased = None, dim
-        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims,
-                        ddof=ddof).sqrt()
+        dim, keepdim = _axis_args(dim, keepdim, axis, keepdims)
+        _check_float_op(self, "std")
+        return ops.Std.apply(self, axis=reduction_axes(dim, self.ndim, "std"), keepdims=keepdim,
+                             ddof=_correction(unbiased, correction, ddof, "std"))
 
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         """The p-norm (default 2, 'fro') of all elements or over ``dim``; p may be inf, -inf, 0, 1."""
@@ -1243,8 +1245,10 @@ class Tensor:
             raise ValueError(f"chunk: expected chunks as an int >= 1, got {chunks!r}")
         ax = _dim(dim, self.ndim, "chunk")
         n = self.shape[ax]
-        step = max(-(-n // int(chunks)), 1)
-        return self._split_sizes([min(step, n - s) for s in range(0, n, step)] or [0], ax)
+        if n == 0:
+            return self._split_sizes([0] * int(chunks), ax)  # PyTorch: chunks empty pieces
+        step = -(-n // int(chunks))
+        return self._split_sizes([min(step, n - s) for s in range(0, n, step)], ax)
 
     def split(self, split_size_or_sections, dim: int = 0):
         """Views of ``split_size`` elements along dim (the last may be smaller), or of the given sizes."""
