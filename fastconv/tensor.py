@@ -705,19 +705,15 @@ class Tensor:
             if res is not arr:
                 np.copyto(arr, res)
             self.grad_fn, self._output_index, self._requires_grad = node, result._output_index, True
-        counter = self._version_counter
-        if counter is not None:
-            counter[0] += 1
-            if self._view is not None:
-                self._view = (self._view[0], self._view[1], counter[0])
+        self._bump_version()
         return self
 
     def _bump_version(self) -> None:
-        counter = self._version_counter
-        if counter is not None:
-            counter[0] += 1
-            if self._view is not None:
-                self._view = (self._view[0], self._view[1], counter[0])
+        """Count an in-place change (shared with the views of the same memory)."""
+        counter = self._counter()
+        counter[0] += 1
+        if self._view is not None:
+            self._view = (self._view[0], self._view[1], counter[0])
 
     def _on_tape(self, other=None) -> bool:
         return is_grad_enabled() and (self._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
