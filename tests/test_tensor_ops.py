@@ -263,7 +263,7 @@ def test_numpy_shares_memory_and_tensor_copies():
     arr = np.ones(3, np.float32)
     t = fc.tensor(arr)
     assert not np.shares_memory(t.numpy(), arr)
-    assert t.numpy() is t._array and np.shares_memory(t.numpy().numpy(), t.numpy())
+    assert t.numpy() is t._array and np.shares_memory(t.data.numpy(), t.numpy())
 
 
 def test_manual_seed_reproducible():
