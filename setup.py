@@ -26,7 +26,8 @@ TAPE_MODULES = ([os.path.join("fastconv", name) for name in ("tensor.py", "_tens
                                                              "_promotion.py", "_validation.py")]
                 + [os.path.join("fastconv", "autograd", name) for name in
                    ("function.py", "engine.py", "grad_mode.py")]
-                + [path for path in sorted(glob.glob(os.path.join("fastconv", "nn", "functional", "*.py")))
+                + [path for pattern in ("*.py", os.path.join("conv", "*.py"))
+                   for path in sorted(glob.glob(os.path.join("fastconv", "nn", "functional", pattern)))
                    if not path.endswith("__init__.py")])
 # Python's semantics: annotations are not types (Cython would otherwise coerce an ``int``-annotated
 # 3.0 instead of letting the op reject it), indexing checked and wrapping.

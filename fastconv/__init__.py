@@ -33,7 +33,6 @@ from ._functions import (  # noqa: A004 - PyTorch's function names (max, min, su
 )
 from . import return_types
 from . import cuda
-from . import backends
 from . import accelerator
 from . import nn
 from .serialization import load, save
@@ -43,6 +42,7 @@ from . import data
 from . import pretrain
 from . import distributed  # mpi4py is imported only under an MPI launcher
 from . import viz  # matplotlib/scikit-learn are imported only by the functions that need them
+from . import backends  # after nn: backends.conv drives the convolution planner
 
 globals().update(_DTYPE_ALIASES)  # fastconv.float, .int, .bool, ... (the builtins' names, as in torch)
 Size = tuple  # shapes are tuples (torch.Size is a tuple subclass)
