@@ -185,18 +185,20 @@ def _same_memory(saved, array, array_base) -> bool:
 def _record_versions(ctx, args, arrays, results, Tensor) -> None:
     """Note the version of every Tensor (input or output) whose array the call saved, so that
     backward can detect an in-place change of it (``Context.check_versions``)."""
+    inputs = []
+    for i, a in enumerate(args):  # a loop, not a comprehension: Python 3.11 makes a frame for one
+        if isinstance(a, Tensor):
+            inputs.append((i, a, arrays[i]))
     records = []
     for saved in ctx._saved:
         if not isinstance(saved, np.ndarray):
             continue
         base = saved.base
         owner, position = None, 0
-        for i, a in enumerate(args):
-            if isinstance(a, Tensor):
-                arr = arrays[i]
-                if saved is arr or (base is not None and (base is arr or base is arr.base)):
-                    owner, position = a, i
-                    break
+        for i, a, arr in inputs:
+            if saved is arr or (base is not None and (base is arr or base is arr.base)):
+                owner, position = a, i
+                break
         else:
             for j, t in enumerate(results):
                 if saved is t._array:
@@ -225,8 +227,9 @@ def _unpack_args(args, Tensor, grad_on):
     recording = False
     for a in args:
         if isinstance(a, Tensor):
-            if grad_on and a._view is not None:
-                a._refresh_view()
+            view = a._view
+            if view is not None and grad_on and view[0]._version_counter[0] != view[2]:
+                a._refresh_view()  # the base changed in place since: take its new history
             arrays.append(a._array)
             if grad_on and a._requires_grad:
                 recording = True
