@@ -331,3 +331,16 @@ def test_dcgan_weights_init_and_manual_sgd_step_match_torch(torch):
                     p -= 0.1 * p.grad                          # in place: the Parameter objects stay
     for a, b in zip(ours.parameters(), theirs.parameters()):
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_optimizer_step_between_forward_and_backward_raises_like_torch(torch):
+    """The GAN pitfall: backward through a graph whose saved weights an optimizer step overwrote."""
+    for lib in (torch, fc):
+        layer = (torch.nn if lib is torch else nn).Linear(3, 2)
+        opt = (torch.optim if lib is torch else fc.optim).SGD(layer.parameters(), lr=0.1)
+        x = lib.ones(4, 3, requires_grad=True)     # the weight is saved for x's gradient
+        out = layer(x).sum()
+        out.backward(retain_graph=True)
+        opt.step()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.backward()

@@ -265,6 +265,7 @@ def fused_update(op: str, kernel, param: Tensor, states: Tuple[np.ndarray, ...],
     kernel(work.ravel(), grad.ravel(), *[s.ravel() for s in states], *options, threads)  # views: all contiguous
     if work is not data:
         data[...] = work
+    param._bump_version()  # an in-place change: a graph that saved the old values refuses backward
 
 
 def check_option(op: str, name: str, value: Any, minimum: float = 0.0, maximum: Optional[float] = None,
