@@ -38,6 +38,7 @@ from . import nn
 from .serialization import load, save
 from . import optim
 from . import profile
+from . import utils
 from . import data
 from . import pretrain
 from . import distributed  # mpi4py is imported only under an MPI launcher
@@ -62,7 +63,7 @@ __all__ = [
     "cat", "concat", "stack", "pad", "where", "matmul", "no_grad", "enable_grad", "set_grad_enabled",
     "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "manual_seed", "seed", "initial_seed",
     "Generator", "default_generator", "get_rng_state", "set_rng_state", "set_num_threads",
-    "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "data",
+    "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "utils", "data",
     "pretrain", "distributed", "viz", "device", "cuda", "backends", "accelerator", "return_types",
     "float32", "float64", "float16", "half", "double", "int8", "int16", "int32", "int64", "long", "short",
     "uint8", "bool_", "float", "int", "bool", "Size", "get_default_dtype", "is_floating_point",
