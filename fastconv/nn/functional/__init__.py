@@ -12,3 +12,4 @@ from .pooling import (
 )
 from .normalization import batch_norm, group_norm, instance_norm, layer_norm
 from .dropout import dropout, dropout2d
+from .fused import add_relu, batch_norm_relu

@@ -1,6 +1,7 @@
 """Activation layers: thin Modules over ``fastconv.nn.functional``'s activations."""
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Optional
 
@@ -10,7 +11,12 @@ from ..module import Module
 
 
 class ReLU(Module):
-    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility (results are always new arrays)."""
+    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility (results are always new arrays).
+
+    After a BatchNorm in a ``Sequential`` (or a block using ``fastconv.nn.fusion``) it runs fused
+    into the batch norm's pass (``_fused_max_value``: the clamp the fused kernel applies)."""
+
+    _fused_max_value = math.inf
 
     def __init__(self, inplace: bool = False):
         super().__init__()
