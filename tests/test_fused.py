@@ -339,3 +339,28 @@ def test_profiler_exact_on_zoo_models(name, shape, batch):
     assert est["train_peak_bytes"] == pytest.approx(train.peak_bytes, rel=0.05)
     infer = measure_step(model, x, y, F.cross_entropy, opt, mode="eval")
     assert est["eval_peak_bytes"] == pytest.approx(infer.peak_bytes, rel=0.05)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tensor_add_mul_on_kernels(dtype):
+    """Large same-shape operands run on the kernels: results and gradients equal numpy's, at any
+    thread count; broadcasting and small operands keep numpy's path."""
+    rng = np.random.default_rng(8)
+    a_np, b_np = (rng.standard_normal((4, 64, 70)).astype(dtype) for _ in range(2))
+    g_np = rng.standard_normal(a_np.shape).astype(dtype)
+    before = fc.get_num_threads()
+    for threads in (1, 2):
+        fc.set_num_threads(threads)
+        try:
+            a, b = fc.tensor(a_np, requires_grad=True), fc.tensor(b_np, requires_grad=True)
+            y = a * b + a
+            y.backward(fc.tensor(g_np))
+            np.testing.assert_array_equal(y.numpy(), a_np * b_np + a_np)
+            np.testing.assert_array_equal(a.grad.numpy(), g_np * b_np + g_np)
+            np.testing.assert_array_equal(b.grad.numpy(), g_np * a_np)
+        finally:
+            fc.set_num_threads(before)
+    c = fc.tensor(rng.standard_normal((1, 64, 1)).astype(dtype), requires_grad=True)
+    a = fc.tensor(a_np, requires_grad=True)
+    (a * c + c).sum().backward()
+    np.testing.assert_allclose(c.grad.numpy(), (a_np + 1).sum(axis=(0, 2), keepdims=True), rtol=1e-5)
