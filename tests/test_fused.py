@@ -63,27 +63,31 @@ def test_flat_kernels_match_numpy(n, dtype, threads):
 
 @given(n=st.integers(1, 5), c=st.integers(1, 9), s=st.integers(1, 3000),
        dtype=st.sampled_from([np.float32, np.float64]), threads=st.sampled_from([1, 2]),
-       residual=st.booleans(), act=st.sampled_from([None, np.inf, 6.0]))
-def test_channel_affine_matches_normalize(n, c, s, dtype, threads, residual, act):
-    """The fused kernel's (x - mean)·scale + shift equals norm.pyx's normalize bit for bit, then adds
-    and clamps as numpy does."""
+       residual=st.booleans(), act=st.sampled_from([None, np.inf, 6.0]), affine=st.booleans())
+def test_batch_norm_act_matches_normalize(n, c, s, dtype, threads, residual, act, affine):
+    """The fused kernel's 1/σ and (x - mean)·scale + shift equal numpy's and norm.pyx's normalize bit
+    for bit, then it adds and clamps as numpy does."""
     from fastconv._kernels import norm
 
     rng = np.random.default_rng(n * 1000 + c * 10 + s)
     x = (rng.standard_normal((n, c, s)) * 3 + 1e3).astype(dtype)
     r = rng.standard_normal((n, c, s)).astype(dtype)
     mean = x.mean(axis=(0, 2), dtype=np.float64)
-    rstd = 1 / np.sqrt(x.var(axis=(0, 2), dtype=np.float64) + 1e-5)
+    var = x.var(axis=(0, 2), dtype=np.float64)
+    rstd_ref = 1 / np.sqrt(var + 1e-5)
     w, bias = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
     ref = np.empty_like(x)
-    norm.normalize(x, mean, rstd, w, bias, True, True, 1, c, False, ref)
+    norm.normalize(x, mean, rstd_ref, w, bias, affine, affine, 1, c, False, ref)
     if residual:
         ref = ref + r
     if act is not None:
         ref = np.clip(ref, 0, act)
-    y = np.empty_like(x)
-    ew.channel_affine(x, r if residual else np.empty((0, 0, 0), dtype), y, mean, rstd * w.astype(np.float64),
-                      bias.astype(np.float64), act is not None, 0.0 if act is None else act, threads)
+    y, rstd = np.empty_like(x), np.empty(c)
+    none = np.empty(0, dtype)
+    ew.batch_norm_act(x, r if residual else np.empty((0, 0, 0), dtype), y, mean, var, 1e-5,
+                      w if affine else none, bias if affine else none, rstd, act is not None,
+                      0.0 if act is None else act, threads)
+    np.testing.assert_array_equal(rstd, rstd_ref)
     np.testing.assert_array_equal(y, ref)
 
 

@@ -18,8 +18,11 @@ Large arrays are split into blocks run in a prange (``threads`` > 1); every elem
 independent, so results do not depend on the thread count. Arrays are contiguous and shapes
 checked in Python (fastconv/nn/functional) before any call here.
 """
+import numpy as np
+
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport sqrt
 from libc.stdint cimport uint8_t
 
 cdef extern from *:
@@ -258,16 +261,26 @@ cdef inline void _affine(const floating* x, const floating* r, floating* y, Py_s
         fc_affine_f64(x, r, y, n, mf, sc, sh, act, hi)
 
 
-def channel_affine(const floating[:, :, ::1] x, const floating[:, :, ::1] residual, floating[:, :, ::1] y,
-                   const double[::1] mean, const double[::1] scale, const double[::1] shift,
-                   bint act, double hi, int threads):
-    """y[n, c] = (x[n, c] - mean[c])·scale[c] + shift[c] (+ residual[n, c] unless it is empty),
-    clamped to [0, hi] when ``act``: batch norm with precomputed per-channel scale and shift, its
-    residual add and its ReLU (hi = inf) or ReLU6 (hi = 6) in one pass over (N, C, S) arrays."""
+def batch_norm_act(const floating[:, :, ::1] x, const floating[:, :, ::1] residual, floating[:, :, ::1] y,
+                   const double[::1] mean, const double[::1] var, double eps, const floating[::1] weight,
+                   const floating[::1] bias, double[::1] rstd, bint act, double hi, int threads):
+    """Batch norm's normalization from per-channel statistics in one pass over (N, C, S) arrays:
+    rstd[c] = 1/sqrt(var[c] + eps) (written out), y[n, c] = (x[n, c] - mean[c])·rstd[c]·weight[c] +
+    bias[c] (weight/bias empty: absent), + residual[n, c] unless it is empty, clamped to [0, hi] when
+    ``act`` (ReLU: hi = inf, ReLU6: hi = 6)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
     cdef Py_ssize_t rows = N * C, row, c
     cdef bint with_r = residual.shape[0] > 0
+    cdef bint has_w = weight.shape[0] > 0, has_b = bias.shape[0] > 0
     cdef floating h = <floating>hi
+    scale_arr = np.empty(C, dtype=np.float64)
+    shift_arr = np.empty(C, dtype=np.float64)
+    cdef double[::1] scale = scale_arr
+    cdef double[::1] shift = shift_arr
+    for c in range(C):
+        rstd[c] = 1.0 / sqrt(var[c] + eps)
+        scale[c] = rstd[c] * weight[c] if has_w else rstd[c]
+        shift[c] = bias[c] if has_b else 0.0
     if rows == 0 or S == 0:
         return
     cdef const floating* xp = &x[0, 0, 0]

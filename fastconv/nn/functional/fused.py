@@ -31,8 +31,8 @@ from .normalization import (
     _STAT_ITEMSIZE, _Layout, _per_channel_args, _save_plan, _update_running, normalize_backward,
 )
 
-_NO_RESIDUAL = {np.dtype(np.float32): np.empty((0, 0, 0), dtype=np.float32),
-                np.dtype(np.float64): np.empty((0, 0, 0), dtype=np.float64)}
+_EMPTY = {np.dtype(np.float32): np.empty(0, dtype=np.float32),  # "absent" weight, bias (and residual, 3-D)
+          np.dtype(np.float64): np.empty(0, dtype=np.float64)}
 
 
 def _clamp_gradient(g: np.ndarray, y: np.ndarray, hi: float) -> np.ndarray:
@@ -65,12 +65,13 @@ class BatchNormActivation(Function):
                 _update_running(running, mean, var, layout.count, channels)
         else:
             mean, var = fixed_stats
-        rstd = 1.0 / np.sqrt(var + eps)
-        scale = rstd if weight is None else rstd * weight.astype(np.float64)
-        shift = np.zeros(channels) if bias is None else bias.astype(np.float64)
-        r3 = _NO_RESIDUAL[x.dtype] if residual is None else np.ascontiguousarray(residual).reshape(layout.shape3)
+        empty = _EMPTY[x.dtype]
+        r3 = empty.reshape(0, 0, 0) if residual is None else np.ascontiguousarray(residual).reshape(layout.shape3)
         y = np.empty(x.shape, dtype=x.dtype)
-        _ew.channel_affine(x3, r3, y.reshape(layout.shape3), mean, scale, shift, True, max_value,
+        rstd = np.empty(channels, dtype=np.float64)
+        w = empty if weight is None else np.ascontiguousarray(weight)
+        b = empty if bias is None else np.ascontiguousarray(bias)
+        _ew.batch_norm_act(x3, r3, y.reshape(layout.shape3), mean, var, eps, w, b, rstd, True, max_value,
                            elementwise_threads(y.size))
         batch_stats = fixed_stats is None
         save_x, save_mean, save_rstd, save_w = _save_plan(ctx.needs_input_grad, batch_stats, weight is not None)

@@ -100,9 +100,11 @@ def _update_running(running, mean: np.ndarray, var: np.ndarray, count: int, chan
     """running ← (1 - momentum)·running + momentum·batch value, in place, with the unbiased
     variance; statistics of several groups per channel (instance norm) are averaged first."""
     running_mean, running_var, momentum = running
-    batch_mean = mean.reshape(-1, channels).mean(axis=0)
-    unbiased = var * (count / (count - 1)) if count > 1 else var
-    batch_var = unbiased.reshape(-1, channels).mean(axis=0)
+    batch_mean = mean
+    batch_var = var * (count / (count - 1)) if count > 1 else var
+    if mean.size != channels:  # (numpy's mean costs ~10 µs even over one row: only when needed)
+        batch_mean = mean.reshape(-1, channels).mean(axis=0)
+        batch_var = batch_var.reshape(-1, channels).mean(axis=0)
     running_mean[...] = (1.0 - momentum) * running_mean + momentum * batch_mean
     running_var[...] = (1.0 - momentum) * running_var + momentum * batch_var
 
