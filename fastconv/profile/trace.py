@@ -156,7 +156,7 @@ class _Recorder:
     def pre_hook(self, name):
         def hook(module, args):
             self._stack.append(name)
-            self._inputs.append(tuple(self.buffer(a.data) for a in args if isinstance(a, Tensor)))
+            self._inputs.append(tuple(self.buffer(a.numpy()) for a in args if isinstance(a, Tensor)))
         hook._fastconv_observer = True  # only observes: fused layers stay fused (nn/modules/fusion.py)
         return hook
 

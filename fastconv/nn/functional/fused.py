@@ -182,7 +182,7 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, tr
     """
     op = "batch_norm_relu"
     x = as_float_tensor(input, op)
-    check_ndim(x.data, (2, 3, 4, 5), op, layout="(N, C, *)")
+    check_ndim(x.numpy(), (2, 3, 4, 5), op, layout="(N, C, *)")
     n, c, s, rm, rv, w, b, eps, momentum = _per_channel_args(op, x, running_mean, running_var, weight, bias,
                                                              eps, momentum)
     r = None if residual is None else _same_as_input(residual, x, op, "residual")
@@ -191,8 +191,8 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, tr
     if training and n * s == 1:
         raise ValueError(f"{op}: Expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(x.shape)}")
-    fixed = None if use_batch else (rm.data.astype(np.float64), rv.data.astype(np.float64))
-    running = (rm.data, rv.data, momentum) if (training and rm is not None) else None
+    fixed = None if use_batch else (rm.numpy().astype(np.float64), rv.numpy().astype(np.float64))
+    running = (rm.numpy(), rv.numpy(), momentum) if (training and rm is not None) else None
     residual_grad = r is not None and r.requires_grad and is_grad_enabled()
     return BatchNormActivation.apply(x, w, b, r, layout=_Layout((n, c, s), cpg=1, channels=c), eps=eps,
                                      max_value=hi, fixed_stats=fixed, running=running,

@@ -89,7 +89,7 @@ class _BatchNorm(_NormBase):
         """Check the input, count the batch (running statistics) and return ``F.batch_norm``'s
         arguments after the input (also used by the fused batch norm + ReLU)."""
         layer = type(self).__name__
-        data = input.data if isinstance(input, Tensor) else np.asarray(input)
+        data = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
         check_ndim(data, self._ranks, layer, layout=self._layout)
         if data.shape[1] != self.num_features:
             raise ValueError(f"{layer}: expected input with {self.num_features} channels (dim 1), got input "

@@ -46,7 +46,7 @@ class ReLU6(nn.Module):
         self.inplace = inplace
 
     def forward(self, input):
-        data = input.data if isinstance(input, Tensor) else input
+        data = input.numpy() if isinstance(input, Tensor) else input
         if not isinstance(data, np.ndarray) or data.dtype not in (np.float32, np.float64):
             raise TypeError(f"ReLU6: expected a float32 or float64 Tensor, got "
                             f"{getattr(data, 'dtype', type(data).__name__)}")
