@@ -300,6 +300,8 @@ def test_builder_arguments(cheap_init):
     assert models.resnet18(progress=False, pretrained=False, num_classes=3).fc.out_features == 3
     assert models.get_model("ResNet18", num_classes=4).fc.out_features == 4
     assert "resnet20" in models.list_models() and "mobilenet_v2" in models.list_models()
+    assert [models.default_input_shape(n) for n in ("resnet18", "resnet56", "lenet", "vgg11_bn")] == \
+        [(3, 224, 224), (3, 32, 32), (1, 28, 28), (3, 224, 224)]
     with pytest.raises(ValueError, match="unknown model 'resnet9'"):
         models.get_model("resnet9")
     with pytest.raises(ValueError, match="groups"):
