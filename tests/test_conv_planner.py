@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 import fastconv as fc
 import fastconv.nn.functional as F
 from fastconv.nn.functional.conv import Conv2dFunction, planner, registry
+from fastconv._kernels.depthwise import channel_width
+from fastconv._kernels.direct import ocvec_available
 from fastconv.nn.functional.conv.geometry import problem_from_shapes
 from test_conv import make_input, ref_conv2d, tolerance
 
@@ -276,11 +278,21 @@ def test_deterministic_mode_same_bits_across_thread_counts(rng, monkeypatch, thr
     ("pointwise", (2, 32, 14, 14), (64, 32, 1, 1), dict(stride=1)),
     ("pointwise_batched", (4, 32, 6, 6), (64, 32, 1, 1), dict(stride=1)),
     ("pointwise_batched", (4, 32, 12, 12), (64, 32, 1, 1), dict(stride=2)),
+    ("gemm", (2, 8, 12, 12), (16, 8, 3, 3), dict(stride=2, padding=1)),
+    ("gemm", (2, 8, 12, 12), (16, 4, 3, 3), dict(padding=1, groups=2)),
+    ("shallow", (2, 1, 12, 12), (16, 1, 3, 3), dict(padding=1)),
+    ("winograd", (2, 32, 12, 12), (32, 32, 3, 3), dict(padding=1)),
+    ("implicit", (2, 4, 12, 12), (16, 4, 3, 3), dict(padding=1)),
+    ("ocvec", (2, 16, 14, 14), (64, 16, 3, 3), dict(stride=2, padding=1)),
 ])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_new_paths_memory_declarations_match_tracemalloc(rng, monkeypatch, path, shape, wshape, opts, threads):
-    """forward_workspace_bytes and workspace_bytes equal the transient peaks the passes allocate
-    beyond their outputs (y; dX, dW, db)."""
+def test_paths_memory_declarations_match_tracemalloc(rng, monkeypatch, path, shape, wshape, opts, threads):
+    """Every path: forward_workspace_bytes and workspace_bytes equal the transient peaks the
+    passes allocate beyond their outputs (y; dX, dW, db)."""
+    if path == "depthwise" and not channel_width():
+        pytest.skip("the channel-vectorized loops need AVX-512 or AVX2+FMA")
+    if path == "ocvec" and not ocvec_available():
+        pytest.skip("the output-channel-vectorized loops need AVX-512 or AVX2+FMA")
     cp.switch(monkeypatch, path, True)
     previous = fc.get_num_threads()
     fc.set_num_threads(threads)
