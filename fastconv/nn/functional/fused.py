@@ -24,7 +24,6 @@ from ..._kernels import elementwise as _ew
 from ..._kernels import norm as _norm
 from ..._validation import check_ndim
 from ...autograd.function import Function, shape_nbytes
-from ...autograd.grad_mode import is_grad_enabled
 from ...tensor import Tensor
 from ._args import as_float_tensor
 from .normalization import (
@@ -48,13 +47,11 @@ class BatchNormActivation(Function):
 
     ``fixed_stats=(mean, var)`` (per channel, float64) replaces the batch statistics (eval);
     ``running=(running_mean, running_var, momentum)`` updates those arrays in place (training).
-    ``residual_grad`` tells the memory declarations whether the activation's gradient becomes the
-    residual's gradient (then it is no transient buffer).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, residual, *, layout: _Layout, eps: float, max_value: float,
-                fixed_stats=None, running=None, residual_grad: bool = False):
+                fixed_stats=None, running=None):
         x3 = np.ascontiguousarray(x).reshape(layout.shape3)
         channels = layout.channels
         if fixed_stats is None:
@@ -101,10 +98,10 @@ class BatchNormActivation(Function):
         return total
 
     @staticmethod
-    def workspace_bytes(shapes, dtype, *, residual_grad: bool = False, **options) -> int:
+    def workspace_bytes(shapes, dtype, *, needs_input_grad=(True, True, True, False), **options) -> int:
         """Transient bytes of backward beyond its results: the activation's gradient, unless it
         is handed on as the residual's gradient."""
-        return 0 if residual_grad else shape_nbytes(shapes[0], dtype)
+        return 0 if needs_input_grad[3] else shape_nbytes(shapes[0], dtype)
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -193,10 +190,8 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, tr
                          f"got input of shape {tuple(x.shape)}")
     fixed = None if use_batch else (rm.numpy().astype(np.float64), rv.numpy().astype(np.float64))
     running = (rm.numpy(), rv.numpy(), momentum) if (training and rm is not None) else None
-    residual_grad = r is not None and r.requires_grad and is_grad_enabled()
     return BatchNormActivation.apply(x, w, b, r, layout=_Layout((n, c, s), cpg=1, channels=c), eps=eps,
-                                     max_value=hi, fixed_stats=fixed, running=running,
-                                     residual_grad=residual_grad)
+                                     max_value=hi, fixed_stats=fixed, running=running)
 
 
 def add_relu(input, other, max_value: Optional[float] = None) -> Tensor:
