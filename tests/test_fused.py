@@ -317,6 +317,9 @@ def test_resnet_blocks_fuse_their_tails():
     gn = models.resnet20(norm_layer=lambda c: nn.GroupNorm(4, c))
     ran = functions_run(lambda: gn(fc.randn(2, 3, 16, 16)))
     assert ran.count(AddActivation) == 9 and BatchNormActivation not in ran
+    # MobileNetV2: every BN + ReLU6 of a Conv2dNormActivation fuses; the linear projections' BNs do not
+    ran = functions_run(lambda: models.mobilenet_v2(num_classes=3)(fc.randn(2, 3, 32, 32)))
+    assert ran.count(BatchNormActivation) == 35 and ran.count(Normalize) == 17
 
 
 # ---- memory profiler on fused networks ------------------------------------------------------------
