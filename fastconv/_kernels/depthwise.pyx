@@ -215,6 +215,8 @@ def depthwise_grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t ldwork = work.shape[1]
     for k in prange(K, nogil=True, schedule="guided", num_threads=team(threads)):
         # per-column partial sums of every tap (and of dY for db), summed at the end
+        lo = 0  # assigned in the body, so private to each thread (tap_range writes them through pointers)
+        hi = 0
         acc = workb + threadid() * ldwork
         accb = acc + taps * width
         for t in range((taps + 1) * width):
