@@ -1,0 +1,504 @@
+"""One emitter per Function class: the ONNX nodes computing what that call computed.
+
+Emitters read the call's options as the kernels received them (a conv's ConvGeometry, a pool's
+window, a norm's statistics layout) and write nodes whose output equals fastconv's, including
+PyTorch's edge rules: ceil-mode windows and clipped average-pool divisors are expressed with
+explicit end padding instead of ONNX's ``ceil_mode`` (whose last-window rule differs between
+runtimes), max-pool indices are made per plane as PyTorch's, and batch-sized reshapes use -1.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+from .. import _tensor_ops as ops
+from ..nn.functional import activation as act
+from ..nn.functional.dropout import Dropout, Dropout2d
+from ..nn.functional.linear import LinearFunction
+from ..nn.functional import normalization as norm
+from ..nn.functional import pooling as pool
+from ..nn.functional.conv import Conv2dFunction, ConvTranspose2dFunction
+from ..tensor import Tensor
+from ._graph import INT64_MAX, INT64_MIN, Emit, array_of
+
+EMITTERS: Dict[type, Callable[[Emit], None]] = {}
+
+
+def emits(*functions):
+    def register(fn):
+        for function in functions:
+            EMITTERS[function] = fn
+        return fn
+    return register
+
+
+def onnx_dtype(onnx, dtype) -> int:
+    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def _operand(e: Emit, i: int) -> str:
+    """Argument ``i`` in the output's dtype (numbers and constants converted, traced values cast)."""
+    obj = e.call.args[i]
+    if obj is None or not isinstance(obj, (Tensor, np.ndarray)):
+        return e.value(i)
+    name = e.value(i)
+    if array_of(obj).dtype != e.dtype:
+        name = e.one("Cast", [name], to=onnx_dtype(e.g.onnx, e.dtype))
+    return name
+
+
+# ---- elementwise -----------------------------------------------------------------------------------
+
+_BINARY = {ops.Add: "Add", ops.Sub: "Sub", ops.Mul: "Mul", ops.Div: "Div", ops.Pow: "Pow"}
+_UNARY = {ops.Neg: "Neg", ops.Exp: "Exp", ops.Log: "Log", ops.Sqrt: "Sqrt", ops.Abs: "Abs",
+          act.ReLU: "Relu", act.Sigmoid: "Sigmoid", act.Tanh: "Tanh"}
+
+
+@emits(*_BINARY)
+def _binary(e: Emit) -> None:
+    e.bind(e.one(_BINARY[e.call.function], [_operand(e, 0), _operand(e, 1)]))
+
+
+@emits(*_UNARY)
+def _unary(e: Emit) -> None:
+    e.bind(e.one(_UNARY[e.call.function], [e.value(0)]))
+
+
+@emits(act.LeakyReLU)
+def _leaky_relu(e: Emit) -> None:
+    e.bind(e.one("LeakyRelu", [e.value(0)], alpha=float(e.kw.get("slope", 0.01))))
+
+
+@emits(act.ELU)
+def _elu(e: Emit) -> None:
+    e.bind(e.one("Elu", [e.value(0)], alpha=float(e.kw.get("alpha", 1.0))))
+
+
+@emits(act.Softmax, act.LogSoftmax)
+def _softmax(e: Emit) -> None:
+    op = "Softmax" if e.call.function is act.Softmax else "LogSoftmax"
+    e.bind(e.one(op, [e.value(0)], axis=int(e.kw.get("axis", -1))))
+
+
+@emits(ops.Clip)
+def _clip(e: Emit) -> None:
+    bounds = ["" if e.kw.get(k) is None else e.scalar(e.kw[k]) for k in ("lo", "hi")]
+    e.bind(e.one("Clip", [e.value(0)] + bounds))
+
+
+@emits(ops.Cast)
+def _cast(e: Emit) -> None:
+    e.bind(e.one("Cast", [e.value(0)], to=onnx_dtype(e.g.onnx, e.dtype)))
+
+
+@emits(ops.Where)
+def _where(e: Emit) -> None:
+    cond = e.value(0)
+    if array_of(e.call.args[0]).dtype != np.bool_:
+        cond = e.one("Cast", [cond], to=onnx_dtype(e.g.onnx, np.bool_))
+    e.bind(e.one("Where", [cond, _operand(e, 1), _operand(e, 2)]))
+
+
+@emits(ops.MatMul)
+def _matmul(e: Emit) -> None:
+    e.bind(e.one("MatMul", [_operand(e, 0), _operand(e, 1)]))
+
+
+# ---- reductions ------------------------------------------------------------------------------------
+
+@emits(ops.Sum, ops.Mean, ops.Extremum)
+def _reduction(e: Emit) -> None:
+    if e.call.function is ops.Extremum:
+        op = "ReduceMax" if e.kw.get("largest", True) else "ReduceMin"
+    else:
+        op = "ReduceSum" if e.call.function is ops.Sum else "ReduceMean"
+    axes = e.kw.get("axis")
+    e.bind(e.reduce(op, e.value(0), None if axes is None else list(axes), bool(e.kw.get("keepdims", False))))
+
+
+@emits(ops.Var)
+def _var(e: Emit) -> None:
+    x, axes, ddof = e.value(0), e.kw.get("axis"), e.kw.get("ddof", 0)
+    shape = e.shape(0)
+    axes = list(range(len(shape))) if axes is None else list(axes)
+    mean = e.reduce("ReduceMean", x, axes, True)
+    centered = e.one("Sub", [x, mean])
+    out = e.reduce("ReduceMean", e.one("Mul", [centered, centered]), axes, bool(e.kw.get("keepdims", False)))
+    if ddof:
+        if e.other is not None and any(shape[a] != e.other.args[0].shape[a] for a in axes):
+            raise e.fail("a variance with ddof over the batch axis cannot be exported with dynamic_batch=True")
+        count = int(np.prod([shape[a] for a in axes]))
+        out = e.one("Mul", [out, e.scalar(count / max(count - ddof, 0) if count > ddof else np.inf)])
+    e.bind(out)
+
+
+# ---- shapes ----------------------------------------------------------------------------------------
+
+@emits(ops.Reshape)
+def _reshape(e: Emit) -> None:
+    x, out_shape = e.value(0), e.out_shape()
+    axis = _flatten_axis(e)
+    if axis is not None:  # (rows, features): ONNX Flatten, free of the batch size by construction
+        e.bind(e.one("Flatten", [x], axis=axis))
+        return
+    varying = e.varying()
+    if len(varying) > 1:
+        raise e.fail(f"reshape to {out_shape} has several batch-sized dimensions; export with dynamic_batch=False")
+    target = list(out_shape)
+    if varying:
+        target[varying[0]] = -1
+    e.bind(e.one("Reshape", [x, e.ints(target)]))
+
+
+def _flatten_axis(e: Emit):
+    """The axis for which the reshape is ONNX's Flatten in every trace, or None."""
+    pairs = [(e.shape(0), e.out_shape())]
+    if e.other is not None:
+        pairs.append((tuple(array_of(e.other.args[0]).shape), tuple(e.other.outputs[0].shape)))
+    if len(pairs[0][1]) != 2:
+        return None
+    for axis in range(1, len(pairs[0][0]) + 1):
+        if all((int(np.prod(i[:axis])), int(np.prod(i[axis:]))) == o for i, o in pairs):
+            return axis
+    return None
+
+
+@emits(ops.Permute)
+def _permute(e: Emit) -> None:
+    e.bind(e.one("Transpose", [e.value(0)], perm=[int(a) for a in e.kw["axes"]]))
+
+
+@emits(ops.Concatenate)
+def _concat(e: Emit) -> None:
+    e.bind(e.one("Concat", [_operand(e, i) for i in range(len(e.call.args))], axis=int(e.kw.get("axis", 0))))
+
+
+@emits(ops.Stack)
+def _stack(e: Emit) -> None:
+    axis = int(e.kw.get("axis", 0))
+    parts = [e.one("Unsqueeze", [_operand(e, i), e.ints([axis])]) for i in range(len(e.call.args))]
+    e.bind(e.one("Concat", parts, axis=axis))
+
+
+@emits(ops.Pad)
+def _pad(e: Emit) -> None:
+    widths = e.kw["pad_width"]
+    pads = [int(lo) for lo, _ in widths] + [int(hi) for _, hi in widths]
+    e.bind(e.one("Pad", [e.value(0), e.ints(pads), e.scalar(e.kw.get("value", 0.0))], mode="constant"))
+
+
+@emits(ops.GetItem)
+def _getitem(e: Emit) -> None:
+    index = e.kw["index"]
+    items = list(index) if isinstance(index, tuple) else [index]
+    ndim = len(e.shape(0))
+    advanced = [i for i, item in enumerate(items) if isinstance(item, (list, np.ndarray))]
+    if any(isinstance(item, (bool, np.bool_)) or (isinstance(item, np.ndarray) and item.dtype == np.bool_)
+           for item in items):
+        raise e.fail("boolean-mask indexing has a data-dependent shape and cannot be exported")
+    if Ellipsis in [i for i in items if not isinstance(i, (list, np.ndarray))]:
+        at = next(i for i, item in enumerate(items) if item is Ellipsis)
+        used = sum(1 for item in items if item is not None and item is not Ellipsis)
+        items[at:at + 1] = [slice(None)] * (ndim - used)
+    x = e.value(0)
+    starts, ends, axes, steps, squeeze, unsqueeze = [], [], [], [], [], []
+    axis = out_axis = 0
+    gather = None
+    for item in items:
+        if item is None:
+            unsqueeze.append(out_axis)
+            out_axis += 1
+            continue
+        if isinstance(item, (list, np.ndarray)):
+            if len(advanced) > 1 or any(isinstance(it, (int, np.integer)) or it is None for it in items):
+                raise e.fail(f"index {index!r} mixes an integer array with other integers or None; "
+                             "only one integer array with slices can be exported")
+            gather = (axis, np.asarray(item, dtype=np.int64))
+        elif isinstance(item, (int, np.integer)):
+            i = int(item)
+            starts.append(i)
+            ends.append(i + 1 if i != -1 else INT64_MAX)
+            axes.append(axis)
+            steps.append(1)
+            squeeze.append(axis)
+        elif isinstance(item, slice):
+            step = 1 if item.step is None else int(item.step)
+            if item != slice(None):
+                starts.append(int(item.start) if item.start is not None else (0 if step > 0 else INT64_MAX))
+                ends.append(int(item.stop) if item.stop is not None else (INT64_MAX if step > 0 else INT64_MIN))
+                axes.append(axis)
+                steps.append(step)
+            out_axis += 1
+        else:
+            raise e.fail(f"index item {item!r} cannot be exported")
+        axis += 1
+    if axes:
+        x = e.one("Slice", [x, e.ints(starts), e.ints(ends), e.ints(axes), e.ints(steps)])
+    if gather is not None:
+        x = e.one("Gather", [x, e.const(gather[1], "indices")], axis=gather[0])
+    if squeeze:
+        x = e.one("Squeeze", [x, e.ints(squeeze)])
+    if unsqueeze:
+        x = e.one("Unsqueeze", [x, e.ints(unsqueeze)])
+    if x == e.value(0):
+        x = e.one("Identity", [x])
+    e.bind(x)
+
+
+# ---- layers ------------------------------------------------------------------------------------------
+
+@emits(LinearFunction)
+def _linear(e: Emit) -> None:
+    x, w, b = e.value(0), e.value(1), e.value(2)
+    if len(e.shape(0)) == 2:
+        e.bind(e.one("Gemm", [x, w, b] if b else [x, w], transB=1))
+        return
+    y = e.one("MatMul", [x, e.one("Transpose", [w], perm=[1, 0])])
+    e.bind(e.one("Add", [y, b]) if b else y)
+
+
+def _end_pads(sizes, kernels, strides, pads, dilations, outs) -> List[int]:
+    """Bottom/right padding that makes a floor-mode window count give exactly ``outs``: the last
+    window's end minus the input and the top/left padding, never negative."""
+    return [max(0, (o - 1) * s + d * (k - 1) + 1 - n - p)
+            for n, k, s, p, d, o in zip(sizes, kernels, strides, pads, dilations, outs)]
+
+
+@emits(Conv2dFunction)
+def _conv(e: Emit) -> None:
+    g = e.kw["geometry"]
+    x, w, b = e.value(0), e.value(1), e.value(2)
+    hw = e.shape(0)[-2:]
+    begin = [g.ph, g.pw]
+    end = _end_pads(hw, (g.kh, g.kw), (g.sh, g.sw), begin, (g.dh, g.dw), (g.out_h, g.out_w))
+    e.bind(e.one("Conv", [x, w, b] if b else [x, w], kernel_shape=[g.kh, g.kw], strides=[g.sh, g.sw],
+                 pads=begin + end, dilations=[g.dh, g.dw], group=g.groups))
+
+
+@emits(ConvTranspose2dFunction)
+def _conv_transpose(e: Emit) -> None:
+    g = e.kw["geometry"]
+    x, w, b = e.value(0), e.value(1), e.value(2)
+    h, wd = e.shape(0)[-2:]
+    out_h, out_w = e.kw["out_shape"][-2:]
+    base = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in
+            ((h, g.sh, g.ph, g.dh, g.kh), (wd, g.sw, g.pw, g.dw, g.kw))]
+    e.bind(e.one("ConvTranspose", [x, w, b] if b else [x, w], kernel_shape=[g.kh, g.kw], strides=[g.sh, g.sw],
+                 pads=[g.ph, g.pw, g.ph, g.pw], dilations=[g.dh, g.dw], group=g.groups,
+                 output_padding=[out_h - base[0], out_w - base[1]]))
+
+
+def _batched(e: Emit, x: str):
+    """ONNX pools take (N, C, H, W): an unbatched (C, H, W) input gets a batch axis."""
+    return (e.one("Unsqueeze", [x, e.ints([0])]), True) if len(e.shape(0)) == 3 else (x, False)
+
+
+def _unbatched(e: Emit, names, squeezed: bool):
+    return [e.one("Squeeze", [n, e.ints([0])]) for n in names] if squeezed else list(names)
+
+
+@emits(pool.MaxPool2d)
+def _max_pool(e: Emit) -> None:
+    k, s, p, d = (list(e.kw[n]) for n in ("kernel_size", "stride", "padding", "dilation"))
+    hw, out_hw = e.shape(0)[-2:], e.out_shape()[-2:]
+    end = _end_pads(hw, k, s, p, d, out_hw)
+    with_indices = bool(e.kw.get("return_indices"))
+    x, squeezed = _batched(e, e.value(0))
+    pads = p + end
+    if any(pad >= kk for pad, kk in zip(pads, k + k)) and not with_indices:
+        # ONNX Runtime wants pads smaller than the kernel: pad with -inf explicitly instead
+        x = e.one("Pad", [x, e.ints([0, 0, p[0], p[1], 0, 0, end[0], end[1]]), e.scalar(-np.inf)], mode="constant")
+        pads = [0, 0, 0, 0]
+    outs = e.node("MaxPool", [x], 2 if with_indices else 1, kernel_shape=k, strides=s,
+                  pads=pads, dilations=d, ceil_mode=0)
+    if with_indices:
+        # ONNX numbers positions over the whole tensor; PyTorch within each (H, W) plane
+        outs[1] = e.one("Mod", [outs[1], e.const(np.array(hw[0] * hw[1], dtype=np.int64), "plane_size")])
+    e.bind(*_unbatched(e, outs, squeezed))
+
+
+@emits(pool.AvgPool2d)
+def _avg_pool(e: Emit) -> None:
+    k, s, p = (list(e.kw[n]) for n in ("kernel_size", "stride", "padding"))
+    hw, out_hw = e.shape(0)[-2:], e.out_shape()[-2:]
+    extent = [(o - 1) * st + kk for o, st, kk in zip(out_hw, s, k)]  # rows/columns the windows span
+    beyond = [ext - n - pp for ext, n, pp in zip(extent, hw, p)]  # past the input's end (padding included)
+    x, squeezed = _batched(e, e.value(0))
+    divisor = e.kw.get("divisor_override")
+    if divisor:
+        # every window lies inside the (end-extended) padding: mean·k² is the window sum
+        y = e.one("AveragePool", [x], kernel_shape=k, strides=s, pads=p + [max(0, r) for r in beyond],
+                  count_include_pad=1)
+        y = e.one("Mul", [y, e.scalar(k[0] * k[1] / divisor)])
+    elif e.kw.get("count_include_pad", True):
+        # divisor: the window clipped to the padded input [-p, n + p); zeros outside it are not counted
+        if any(p):
+            x = e.one("Pad", [x, e.ints([0, 0, p[0], p[1], 0, 0, p[0], p[1]]), e.scalar(0.0)], mode="constant")
+        y = e.one("AveragePool", [x], kernel_shape=k, strides=s,
+                  pads=[0, 0] + [max(0, r - pp) for r, pp in zip(beyond, p)], count_include_pad=0)
+    else:
+        y = e.one("AveragePool", [x], kernel_shape=k, strides=s, pads=p + [max(0, r) for r in beyond],
+                  count_include_pad=0)
+    e.bind(*_unbatched(e, [y], squeezed))
+
+
+def _adaptive_bounds(n: int, out: int):
+    return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
+
+
+@emits(pool.AdaptiveAvgPool2d, pool.AdaptiveMaxPool2d)
+def _adaptive_pool(e: Emit) -> None:
+    is_max = e.call.function is pool.AdaptiveMaxPool2d
+    hw, out_hw = e.shape(0)[-2:], tuple(e.kw["output_size"])
+    x, squeezed = _batched(e, e.value(0))
+    with_indices = is_max and bool(e.kw.get("return_indices"))
+    if out_hw == (1, 1) and not with_indices:
+        outs = [e.one("GlobalMaxPool" if is_max else "GlobalAveragePool", [x])]
+    elif hw[0] % out_hw[0] == 0 and hw[1] % out_hw[1] == 0:  # equal windows: an ordinary pool
+        kernel = [hw[0] // out_hw[0], hw[1] // out_hw[1]]
+        if is_max:
+            outs = e.node("MaxPool", [x], 2 if with_indices else 1, kernel_shape=kernel, strides=kernel)
+            if with_indices:
+                outs[1] = e.one("Mod", [outs[1], e.const(np.array(hw[0] * hw[1], dtype=np.int64), "plane_size")])
+        else:
+            outs = [e.one("AveragePool", [x], kernel_shape=kernel, strides=kernel)]
+    elif with_indices:
+        raise e.fail(f"adaptive max pooling with return_indices from {hw} to {out_hw} (unequal windows) "
+                     "has no ONNX form")
+    else:
+        # unequal windows: pool rows, then columns (a window is a rectangle, so the two steps compose)
+        reduce = "ReduceMax" if is_max else "ReduceMean"
+        for axis, (n, out) in enumerate(zip(hw, out_hw)):
+            full = 2 + axis
+            parts = [e.reduce(reduce, e.one("Slice", [x, e.ints([a]), e.ints([b]), e.ints([full])]), [full], True)
+                     for a, b in _adaptive_bounds(n, out)]
+            x = e.one("Concat", parts, axis=full) if len(parts) > 1 else parts[0]
+        outs = [x]
+    e.bind(*_unbatched(e, outs, squeezed))
+
+
+@emits(pool.MaxUnpool2d)
+def _max_unpool(e: Emit) -> None:
+    x, indices = e.value(0), e.value(1)
+    out_hw = tuple(e.kw["output_hw"])
+    shape = e.shape(0)
+    plane = out_hw[0] * out_hw[1]
+    channels = shape[-3]
+    # per-plane switches -> positions in the whole output tensor, as ONNX MaxUnpool reads them
+    offsets = (np.arange(channels, dtype=np.int64) * plane).reshape(channels, 1, 1)
+    if len(shape) == 4:
+        n = e.one("Squeeze", [e.g.batch(), e.ints([0])])
+        rows = e.one("Range", [e.const(np.array(0, np.int64), "zero"), n, e.const(np.array(1, np.int64), "one")])
+        rows = e.one("Mul", [e.one("Reshape", [rows, e.ints([-1, 1, 1, 1])]),
+                             e.const(np.array(channels * plane, np.int64), "sample_size")])
+        offsets_value = e.one("Add", [rows, e.const(offsets[None], "plane_offsets")])
+        out_shape = e.one("Concat", [e.g.batch(), e.ints([channels, *out_hw])], axis=0)
+    else:
+        offsets_value = e.const(offsets, "plane_offsets")
+        out_shape = e.ints([1, channels, *out_hw])
+        x = e.one("Unsqueeze", [x, e.ints([0])])
+        indices = e.one("Unsqueeze", [indices, e.ints([0])])
+    if array_of(e.call.args[1]).dtype != np.int64:
+        indices = e.one("Cast", [indices], to=onnx_dtype(e.g.onnx, np.int64))
+    y = e.one("MaxUnpool", [x, e.one("Add", [indices, offsets_value]), out_shape],
+              kernel_shape=[1, 1], strides=[1, 1])
+    if len(shape) == 3:
+        y = e.one("Squeeze", [y, e.ints([0])])
+    e.bind(y)
+
+
+# ---- normalization ---------------------------------------------------------------------------------
+
+def _affine_or(e: Emit, i: int, fill: float, shape, suffix: str) -> str:
+    """The weight (i=1) or bias (i=2) argument, or a constant of ``fill`` when it is None."""
+    if e.call.args[i] is not None:
+        return e.value(i)
+    return e.const(np.full(shape, fill, dtype=e.dtype), suffix)
+
+
+def _buffer_name(e: Emit, buffer: str, fallback: str) -> str:
+    """The state_dict name of the calling module's buffer (running_mean, ...) for a constant."""
+    module = e.call.module
+    if module is not None and buffer in getattr(module, "_buffers", {}):
+        return f"{e.call.scope}.{buffer}" if e.call.scope else buffer
+    return f"{e.call.scope}.{fallback}" if e.call.scope else fallback
+
+
+def _channel_view(e: Emit, value: str, ndim: int) -> str:
+    """A per-channel (C,) value as (C, 1, ..., 1), to broadcast over an (N, C, *) input."""
+    return e.one("Unsqueeze", [value, e.ints(list(range(1, ndim - 1)))]) if ndim > 2 else value
+
+
+@emits(norm.Normalize)
+def _normalize(e: Emit) -> None:
+    layout, eps = e.kw["layout"], float(e.kw["eps"])
+    shape = e.shape(0)
+    x = e.value(0)
+    channels = shape[1] if len(shape) > 1 else 1
+    if e.kw.get("fixed_stats") is not None:  # batch norm (or instance norm) with running statistics
+        mean, var = (np.asarray(a, dtype=e.dtype) for a in e.kw["fixed_stats"])
+        names = (e.g.parameter(_buffer_name(e, "running_mean", "mean"), mean),
+                 e.g.parameter(_buffer_name(e, "running_var", "var"), var))
+        scale = _affine_or(e, 1, 1.0, (channels,), "scale")
+        bias = _affine_or(e, 2, 0.0, (channels,), "bias")
+        e.bind(e.one("BatchNormalization", [x, scale, bias, *names], epsilon=eps))
+        return
+    if layout.elementwise:  # layer norm over the trailing dimensions
+        _layer_norm(e, x, shape, eps)
+        return
+    batch_stats = layout.shape3[0] > 1 or (e.other is not None and
+                                           e.other.kwargs["layout"].shape3[0] != layout.shape3[0])
+    if batch_stats:  # batch norm with batch statistics (no running statistics)
+        axes = [0] + list(range(2, len(shape)))
+        y = _standardize(e, x, axes, eps)
+    elif layout.cpg == 1:  # instance norm (and group norm with one channel per group)
+        scale = _affine_or(e, 1, 1.0, (channels,), "scale")
+        bias = _affine_or(e, 2, 0.0, (channels,), "bias")
+        e.bind(e.one("InstanceNormalization", [x, scale, bias], epsilon=eps))
+        return
+    else:  # group norm: instance norm over (N, groups, C/groups·spatial), then per-channel affine
+        groups = channels // layout.cpg
+        grouped = e.one("Reshape", [x, e.ints([0, groups, -1])])
+        ones = e.const(np.ones(groups, dtype=e.dtype), "group_scale")
+        zeros = e.const(np.zeros(groups, dtype=e.dtype), "group_bias")
+        normed = e.one("InstanceNormalization", [grouped, ones, zeros], epsilon=eps)
+        y = e.one("Reshape", [normed, e.one("Shape", [x])])
+    if e.call.args[1] is not None:
+        y = e.one("Mul", [y, _channel_view(e, e.value(1), len(shape))])
+    if e.call.args[2] is not None:
+        y = e.one("Add", [y, _channel_view(e, e.value(2), len(shape))])
+    e.bind(y)
+
+
+def _standardize(e: Emit, x: str, axes: Sequence[int], eps: float) -> str:
+    """(x − mean) / sqrt(var + eps) over ``axes`` (population variance)."""
+    mean = e.reduce("ReduceMean", x, list(axes), True)
+    centered = e.one("Sub", [x, mean])
+    var = e.reduce("ReduceMean", e.one("Mul", [centered, centered]), list(axes), True)
+    return e.one("Div", [centered, e.one("Sqrt", [e.one("Add", [var, e.scalar(eps)])])])
+
+
+def _layer_norm(e: Emit, x: str, shape, eps: float) -> None:
+    m = e.kw["layout"].shape3[2]
+    weight = e.call.args[1]
+    k = array_of(weight).ndim if weight is not None else next(
+        k for k in range(1, len(shape) + 1) if int(np.prod(shape[len(shape) - k:])) == m)
+    normalized = shape[len(shape) - k:]
+    if e.g.opset >= 17:
+        scale = _affine_or(e, 1, 1.0, normalized, "scale")
+        inputs = [x, scale] + ([e.value(2)] if e.call.args[2] is not None else [])
+        e.bind(e.one("LayerNormalization", inputs, axis=-k, epsilon=eps))
+        return
+    y = _standardize(e, x, list(range(len(shape) - k, len(shape))), eps)
+    if weight is not None:
+        y = e.one("Mul", [y, e.value(1)])
+    if e.call.args[2] is not None:
+        y = e.one("Add", [y, e.value(2)])
+    e.bind(y)
+
+
+@emits(Dropout, Dropout2d)
+def _dropout(e: Emit) -> None:
+    raise e.fail("dropout ran in training mode (training=True passed explicitly); ONNX export records "
+                 "inference, where dropout is the identity")
