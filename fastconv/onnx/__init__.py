@@ -9,5 +9,6 @@ The ``onnx`` package is imported only inside these functions: ``pip install "fas
 """
 from ._export import export
 from ._graph import ExportError
+from ._import import OnnxModule, load
 
-__all__ = ["export", "ExportError"]
+__all__ = ["export", "load", "OnnxModule", "ExportError"]

@@ -20,6 +20,7 @@ from ..nn.functional import normalization as norm
 from ..nn.functional import pooling as pool
 from ..nn.functional.conv import Conv2dFunction, ConvTranspose2dFunction
 from ..tensor import Tensor
+from ._functions import Erf
 from ._graph import INT64_MAX, INT64_MIN, Emit, array_of
 
 EMITTERS: Dict[type, Callable[[Emit], None]] = {}
@@ -52,7 +53,7 @@ def _operand(e: Emit, i: int) -> str:
 
 _BINARY = {ops.Add: "Add", ops.Sub: "Sub", ops.Mul: "Mul", ops.Div: "Div", ops.Pow: "Pow"}
 _UNARY = {ops.Neg: "Neg", ops.Exp: "Exp", ops.Log: "Log", ops.Sqrt: "Sqrt", ops.Abs: "Abs",
-          act.ReLU: "Relu", act.Sigmoid: "Sigmoid", act.Tanh: "Tanh"}
+          act.ReLU: "Relu", act.Sigmoid: "Sigmoid", act.Tanh: "Tanh", Erf: "Erf"}
 
 
 @emits(*_BINARY)
@@ -414,7 +415,7 @@ def _affine_or(e: Emit, i: int, fill: float, shape, suffix: str) -> str:
     """The weight (i=1) or bias (i=2) argument, or a constant of ``fill`` when it is None."""
     if e.call.args[i] is not None:
         return e.value(i)
-    return e.const(np.full(shape, fill, dtype=e.dtype), suffix)
+    return e.fixed(np.full(shape, fill, dtype=e.dtype), suffix)
 
 
 def _buffer_name(e: Emit, buffer: str, fallback: str) -> str:
@@ -460,8 +461,8 @@ def _normalize(e: Emit) -> None:
     else:  # group norm: instance norm over (N, groups, C/groups·spatial), then per-channel affine
         groups = channels // layout.cpg
         grouped = e.one("Reshape", [x, e.ints([0, groups, -1])])
-        ones = e.const(np.ones(groups, dtype=e.dtype), "group_scale")
-        zeros = e.const(np.zeros(groups, dtype=e.dtype), "group_bias")
+        ones = e.fixed(np.ones(groups, dtype=e.dtype), "group_scale")
+        zeros = e.fixed(np.zeros(groups, dtype=e.dtype), "group_bias")
         normed = e.one("InstanceNormalization", [grouped, ones, zeros], epsilon=eps)
         y = e.one("Reshape", [normed, e.one("Shape", [x])])
     if e.call.args[1] is not None:

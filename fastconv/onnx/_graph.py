@@ -172,6 +172,12 @@ class Emit:
         base = f"{self.call.scope}.{suffix}" if self.call.scope else suffix
         return self.g.constant(np.asarray(array), base)
 
+    def fixed(self, array: np.ndarray, suffix: str) -> str:
+        """A Constant node: part of the computation, not a weight (importers keep it out of the
+        parameters, as for the ones and zeros standing in for an absent affine)."""
+        tensor = self.g.onnx.numpy_helper.from_array(np.ascontiguousarray(array), suffix)
+        return self.one("Constant", [], value=tensor)
+
     def ints(self, values: Sequence[int]) -> str:
         return self.g.int64s(values)
 
