@@ -17,7 +17,6 @@ from . import data
 from . import pretrain
 from . import distributed  # mpi4py is imported only under an MPI launcher
 from . import viz  # matplotlib/scikit-learn are imported only by the functions that need them
-from . import onnx  # the onnx package is imported only by export/load
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "arange",
@@ -26,3 +25,12 @@ __all__ = [
     "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "data", "pretrain", "distributed", "viz", "onnx",
     "float32", "float64", "int32", "int64", "bool_",
 ]
+
+
+def __getattr__(name):
+    """``fc.onnx`` is imported on first use: the export/import tooling is not needed to train."""
+    if name == "onnx":
+        import importlib
+
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'fastconv' has no attribute '{name}'")

@@ -14,10 +14,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..nn import functional as F
-from scipy import special
-
 from ..tensor import Tensor, cat, pad as tensor_pad, where
-from ._functions import Erf
+from ._functions import Erf, erf
 
 HANDLERS: Dict[str, Callable] = {}
 
@@ -212,7 +210,7 @@ def _prelu(m, node, inputs):
 def _erf(m, node, inputs):
     x = inputs[0]
     if _is_const(x):
-        return [special.erf(x).astype(x.dtype, copy=False)]
+        return [erf(x)]
     return [Erf.apply(x)]
 
 
