@@ -336,3 +336,19 @@ def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r'pip install "fastconv\[onnx\]"'):
         fc.onnx.export(nn.ReLU(), randn(1, 2), tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("opset", [13, 15, 18, 21])
+def test_opsets(tmp_path, opset):
+    """Reductions (axes attribute before 18, input after), layer norm (a node from 17), Squeeze/Unsqueeze,
+    Pad and Clip forms, across the supported opsets."""
+    fc.manual_seed(0)
+
+    def forward(m, x):
+        y = m.pool(F.relu(m.ln(m.gn(m.conv(x)))))
+        z = y.mean(dim=(2, 3), keepdim=True) + y.var(dim=1, keepdim=True) - y.max(dim=3, keepdim=True)
+        return m.adaptive(z)[:, None, 1:].clip(-1.0, 1.0), fc.stack([x[:, 0], x[:, 1]], dim=1).sum(dim=1)
+
+    model = Lambda(forward, conv=nn.Conv2d(3, 4, 3, padding=1), gn=nn.GroupNorm(2, 4), ln=nn.LayerNorm(7),
+                   pool=nn.MaxPool2d(2, ceil_mode=True), adaptive=nn.AdaptiveAvgPool2d((3, 2)))
+    check(model, randn(2, 3, 6, 7), tmp_path, opset=opset)
