@@ -20,11 +20,15 @@ import io
 import os
 import pickle
 import struct
+import threading
 import zipfile
 from collections import OrderedDict
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+
+from .nn.module import Parameter
+from .tensor import Tensor
 
 __all__ = ["load_torch_checkpoint", "is_torch_checkpoint", "TorchCheckpointError"]
 
@@ -128,6 +132,15 @@ class _Call(_Frozen):
         return self.qualname
 
 
+_flags = threading.local()  # per load: id(array) -> (requires_grad, is a Parameter)
+
+
+def _record(array, requires_grad, parameter: bool) -> None:
+    table = getattr(_flags, "table", None)
+    if table is not None and isinstance(array, np.ndarray):
+        table[id(array)] = (bool(requires_grad), parameter)
+
+
 _TENSOR_TYPE = _DType("Tensor")  # torch.Tensor / Parameter as the type argument of _rebuild_from_type_v2
 _PARAMETER_TYPE = _DType("nn.Parameter")
 
@@ -170,7 +183,9 @@ def _rebuild_tensor(storage, offset, size, stride, *unused):
 
 
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-    return _tensor_view(storage, offset, size, stride)
+    view = _tensor_view(storage, offset, size, stride)
+    _record(view, requires_grad, False)
+    return view
 
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
@@ -183,6 +198,7 @@ def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_ho
 def _rebuild_parameter(data, requires_grad=True, backward_hooks=None, state=None):
     if not isinstance(data, np.ndarray):
         raise pickle.UnpicklingError(f"expected a tensor inside a Parameter, got {type(data).__name__}")
+    _record(data, requires_grad, True)
     return data
 
 
@@ -376,63 +392,94 @@ class _LegacyStorages:
 
 # ---- the two formats ---------------------------------------------------------------------------
 
-def _load_zip(path: str) -> Any:
-    with zipfile.ZipFile(path) as archive:
+def _load_zip(f, source: str) -> Any:
+    with zipfile.ZipFile(f) as archive:
         names = archive.namelist()
         pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
         if len(pkl) != 1:
-            raise TorchCheckpointError(f"load: {path} is a zip archive but not a PyTorch checkpoint "
+            raise TorchCheckpointError(f"load: {source} is a zip archive but not a PyTorch checkpoint "
                                        "(no single <archive>/data.pkl record)")
         prefix = pkl[0][:-len("data.pkl")]
         order = b"little"
         if f"{prefix}byteorder" in names:
             order = archive.read(f"{prefix}byteorder").strip()
             if order not in (b"little", b"big"):
-                raise TorchCheckpointError(f"load: {path} declares an unknown byte order {order!r}")
-        storages = _ZipStorages(archive, prefix, order == b"big", path)
+                raise TorchCheckpointError(f"load: {source} declares an unknown byte order {order!r}")
+        storages = _ZipStorages(archive, prefix, order == b"big", source)
         data = archive.read(pkl[0])
-        return _AllowListUnpickler(io.BytesIO(data), storages, path).load()
+        return _AllowListUnpickler(io.BytesIO(data), storages, source).load()
 
 
-def _load_legacy(path: str) -> Any:
-    with open(path, "rb") as f:
-        magic = _small_pickle(f, path)
-        if magic != _LEGACY_MAGIC:
-            raise TorchCheckpointError(f"load: {path} is not a PyTorch checkpoint (bad magic number)")
-        protocol = _small_pickle(f, path)
-        if protocol != 1001:
-            raise TorchCheckpointError(f"load: {path} uses PyTorch's legacy protocol {protocol!r}; only 1001 is read")
-        sys_info = _small_pickle(f, path)
-        little = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
-        storages = _LegacyStorages()
-        result = _AllowListUnpickler(f, storages, path).load()
-        keys = _small_pickle(f, path)
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise TorchCheckpointError(f"load: {path} has a malformed storage key list")
-        for key in keys:
-            if key not in storages.roots:
-                raise TorchCheckpointError(f"load: {path} stores data for storage '{key}' that no tensor uses")
-            storage_type, numel = storages.roots[key]
-            header = f.read(8)
-            if len(header) != 8:
-                raise TorchCheckpointError(f"load: {path} is truncated (storage '{key}')")
-            (count,) = struct.unpack("<q" if little else ">q", header)
-            if count != numel:
-                raise TorchCheckpointError(f"load: {path}: storage '{key}' holds {count} elements, expected {numel}")
-            nbytes = numel * _itemsize(storage_type.dtype)
-            raw = np.frombuffer(f.read(nbytes), dtype=np.uint8)
-            if raw.size != nbytes:
-                raise TorchCheckpointError(f"load: {path} is truncated (storage '{key}')")
-            storages.storages[key].array[...] = _decode_storage(raw, storage_type.dtype, not little)
-        return result
+def _load_legacy(f, source: str) -> Any:
+    magic = _small_pickle(f)
+    if magic != _LEGACY_MAGIC:
+        raise TorchCheckpointError(f"load: {source} is not a PyTorch checkpoint (bad magic number)")
+    protocol = _small_pickle(f)
+    if protocol != 1001:
+        raise TorchCheckpointError(f"load: {source} uses PyTorch's legacy protocol {protocol!r}; only 1001 is read")
+    sys_info = _small_pickle(f)
+    little = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
+    storages = _LegacyStorages()
+    result = _AllowListUnpickler(f, storages, source).load()
+    keys = _small_pickle(f)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise TorchCheckpointError(f"load: {source} has a malformed storage key list")
+    for key in keys:
+        if key not in storages.roots:
+            raise TorchCheckpointError(f"load: {source} stores data for storage '{key}' that no tensor uses")
+        storage_type, numel = storages.roots[key]
+        header = f.read(8)
+        if len(header) != 8:
+            raise TorchCheckpointError(f"load: {source} is truncated (storage '{key}')")
+        (count,) = struct.unpack("<q" if little else ">q", header)
+        if count != numel:
+            raise TorchCheckpointError(f"load: {source}: storage '{key}' holds {count} elements, expected {numel}")
+        nbytes = numel * _itemsize(storage_type.dtype)
+        raw = np.frombuffer(f.read(nbytes), dtype=np.uint8)
+        if raw.size != nbytes:
+            raise TorchCheckpointError(f"load: {source} is truncated (storage '{key}')")
+        storages.storages[key].array[...] = _decode_storage(raw, storage_type.dtype, not little)
+    return result
 
 
-def _small_pickle(f, path: str) -> Any:
+def _small_pickle(f) -> Any:
     """One of the legacy format's header pickles: plain values only, no globals at all."""
     class _NoGlobals(pickle.Unpickler):
         def find_class(self, module, name):
             raise _ForbiddenGlobal(f"{module}.{name}")
     return _NoGlobals(f).load()
+
+
+def _as_tensors(obj: Any, flags: Dict[int, Tuple[bool, bool]], memo: Dict[int, Any]) -> Any:
+    """Arrays that were tensors become Tensors (Parameters for torch Parameters, requires_grad
+    kept), one object per array; containers keep their types."""
+    key = id(obj)
+    if key in memo:
+        return memo[key]
+    if isinstance(obj, np.ndarray):
+        requires_grad, parameter = flags.get(key, (False, False))
+        float_data = obj.dtype.kind == "f"
+        if parameter and float_data:
+            out = Parameter(obj, requires_grad=requires_grad)
+        else:
+            out = Tensor(obj, requires_grad=requires_grad and float_data)
+    elif isinstance(obj, dict):
+        out = type(obj)() if isinstance(obj, OrderedDict) else {}
+        memo[key] = out
+        for k, v in obj.items():
+            out[k] = _as_tensors(v, flags, memo)
+        return out
+    elif isinstance(obj, list):
+        out = []
+        memo[key] = out
+        out.extend(_as_tensors(v, flags, memo) for v in obj)
+        return out
+    elif isinstance(obj, tuple):
+        out = tuple(_as_tensors(v, flags, memo) for v in obj)
+    else:
+        return obj
+    memo[key] = out
+    return out
 
 
 # ---- public entry points -----------------------------------------------------------------------
@@ -458,31 +505,45 @@ def _hint(global_name: str) -> str:
             "model.state_dict() (tensors only)")
 
 
-def load_torch_checkpoint(path) -> Any:
-    """Read a ``torch.save`` file as nested dicts/lists of numpy arrays (tensors) and plain values.
+def load_torch_checkpoint(f, tensors: bool = False, source: Optional[str] = None) -> Any:
+    """Read a ``torch.save`` file (a path or a seekable binary file object) as nested
+    dicts/lists/tuples of tensors and plain values.
 
-    Safe for untrusted files: only the globals ``torch.load(weights_only=True)`` allows for plain
-    tensors are honoured, each by a fastconv stand-in; anything else raises TorchCheckpointError
-    naming the file and the global before it is imported. Tensors are numpy views of their
-    storage (tensors sharing a storage share memory); bfloat16 loads as float32. Both the zip
-    format and the legacy (PyTorch < 1.6) format are read.
+    Tensors are numpy arrays — views of their storage, so tensors sharing a storage share
+    memory — or, with ``tensors=True``, fastconv Tensors over those arrays (torch Parameters as
+    Parameters, ``requires_grad`` kept). bfloat16 loads as float32. Both the zip format and the
+    legacy (PyTorch < 1.6) format are read. Safe for untrusted files: only the globals
+    ``torch.load(weights_only=True)`` allows for plain tensors are honoured, each by a fastconv
+    stand-in; anything else raises TorchCheckpointError naming the file and the global before it
+    is imported, and nothing in the file runs.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"load: no such file: {path}")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    reader = _load_zip if head.startswith(b"PK") else _load_legacy
+    opened = None
+    if not hasattr(f, "read"):
+        path = os.fspath(f)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"load: no such file: {path}")
+        opened = f = open(path, "rb")
+        source = source or path
+    source = source or getattr(f, "name", None) or f"<{type(f).__name__}>"
+    _flags.table = {}
     try:
-        return reader(path)
+        start = f.tell()
+        head = f.read(4)
+        f.seek(start)
+        result = (_load_zip if head.startswith(b"PK") else _load_legacy)(f, source)
+        return _as_tensors(result, _flags.table, {}) if tensors else result
     except TorchCheckpointError:
         raise
     except _ForbiddenGlobal as exc:
         raise TorchCheckpointError(
-            f"load: {path} is a PyTorch checkpoint that refers to the global '{exc}', which is not allowed: "
+            f"load: {source} is a PyTorch checkpoint that refers to the global '{exc}', which is not allowed: "
             "only tensors, storages and plain containers are read (as torch.load(weights_only=True)); "
             f"nothing in the file was run{_hint(str(exc))}") from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, ValueError, TypeError,
             AttributeError, IndexError, KeyError, OverflowError, MemoryError, UnicodeDecodeError) as exc:
-        raise TorchCheckpointError(f"load: {path} is not a readable PyTorch checkpoint (truncated, corrupt or "
-                                   f"unsupported): {type(exc).__name__}: {exc}") from None
+        raise TorchCheckpointError(f"load: {source} is not a readable PyTorch checkpoint (truncated, corrupt or "
+                                   f"unsupported): {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    finally:
+        _flags.table = None
+        if opened is not None:
+            opened.close()

@@ -225,3 +225,23 @@ def test_a_whole_pickled_model_gets_a_hint(torch, tmp_path):
     torch.save(torch.nn.Linear(2, 2), path)
     with pytest.raises(TorchCheckpointError, match=r"torch\.nn\.modules\.linear\.Linear.*state_dict"):
         load_torch_checkpoint(path)
+
+
+def test_as_tensors_keeps_parameters_requires_grad_and_sharing(torch, tmp_path):
+    import fastconv as fc
+
+    lin = torch.nn.Linear(3, 2)
+    frozen = torch.nn.Parameter(torch.ones(2), requires_grad=False)
+    shared = torch.arange(4.0)
+    obj = {"weight": lin.weight, "frozen": frozen, "grad_tensor": torch.zeros(2, requires_grad=True),
+           "plain": torch.ones(3), "ints": torch.arange(3), "a": shared, "b": shared, "pair": (shared, 1)}
+    path = _save(torch, obj, tmp_path / "t.pth")
+    with open(path, "rb") as f:  # a file object works as well as a path
+        loaded = load_torch_checkpoint(f, tensors=True)
+    assert isinstance(loaded["weight"], fc.nn.Parameter) and loaded["weight"].requires_grad
+    assert isinstance(loaded["frozen"], fc.nn.Parameter) and not loaded["frozen"].requires_grad
+    assert type(loaded["grad_tensor"]) is fc.Tensor and loaded["grad_tensor"].requires_grad
+    assert type(loaded["plain"]) is fc.Tensor and not loaded["plain"].requires_grad
+    assert loaded["ints"].numpy().dtype == np.int64
+    assert loaded["a"] is loaded["b"] and loaded["pair"][0] is loaded["a"]
+    np.testing.assert_array_equal(loaded["weight"].numpy(), lin.weight.detach().numpy())
