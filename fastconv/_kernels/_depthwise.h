@@ -1,0 +1,172 @@
+/* Channel-vectorized depthwise convolution (groups == C == K), float32, AVX-512 or AVX2+FMA.
+
+   Images are copied channel-minor (pixels × Cp channels, Cp = C rounded up to the vector width,
+   zeros past C), so every tap of every output pixel is a run of whole vectors over channels:
+   the loops below keep up to four vectors of output channels in registers while they sum over
+   the taps, with no per-column border arithmetic and no short loops, whatever the image size,
+   stride, dilation or padding. This is oneDNN's channel-blocked layout used inside one pass;
+   the public layout stays NCHW (the caller transposes in and out).
+
+   All three passes are gathers (each output element is written once, by one thread):
+   forward y[p] = Σ_taps w[tap] · x[p's tap]; dX[q] = Σ over the taps and output pixels that
+   read q of w[tap] · dY[p]; dW/db partials of one row block of one image. */
+#ifndef FC_DEPTHWISE_H
+#define FC_DEPTHWISE_H
+
+#include "_shallow.h"
+#include "_ocvec.h"
+
+#define FC_DWC_ACC4(VT, VL, EXPR_W, EXPR_X)                                                    \
+    {   const float *wp_ = (EXPR_W), *xp_ = (EXPR_X);                                          \
+        a0 += FC_LD(VT, wp_) * FC_LD(VT, xp_);                                                 \
+        a1 += FC_LD(VT, wp_ + VL) * FC_LD(VT, xp_ + VL);                                       \
+        a2 += FC_LD(VT, wp_ + 2 * VL) * FC_LD(VT, xp_ + 2 * VL);                               \
+        a3 += FC_LD(VT, wp_ + 3 * VL) * FC_LD(VT, xp_ + 3 * VL); }
+
+/* Output rows [oy0, oy1) of one image: yt (Ho·Wo × Cp) from xt (H·W × Cp), wt (taps × Cp),
+   bias (Cp, zeros when the layer has none). */
+#define FC_DWC_FWD_BODY(VT)                                                                    \
+{                                                                                              \
+    const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
+    for (ptrdiff_t oy = oy0; oy < oy1; oy++)                                                   \
+    for (ptrdiff_t ox = 0; ox < Wo; ox++) {                                                    \
+        float *out = yt + (oy * Wo + ox) * Cp;                                                 \
+        ptrdiff_t c = 0;                                                                       \
+        for (; c + 4 * VL <= Cp; c += 4 * VL) {                                                \
+            VT a0 = FC_LD(VT, bias + c), a1 = FC_LD(VT, bias + c + VL);                        \
+            VT a2 = FC_LD(VT, bias + c + 2 * VL), a3 = FC_LD(VT, bias + c + 3 * VL);           \
+            for (ptrdiff_t ky = 0; ky < kh; ky++) {                                            \
+                ptrdiff_t iy = oy * sh - ph + ky * dh;                                         \
+                if (iy < 0 || iy >= H) continue;                                               \
+                for (ptrdiff_t kx = 0; kx < kw; kx++) {                                        \
+                    ptrdiff_t ix = ox * sw - pw + kx * dw;                                     \
+                    if (ix < 0 || ix >= W) continue;                                           \
+                    FC_DWC_ACC4(VT, VL, wt + (ky * kw + kx) * Cp + c, xt + (iy * W + ix) * Cp + c) \
+                }                                                                              \
+            }                                                                                  \
+            FC_ST(VT, out + c, a0); FC_ST(VT, out + c + VL, a1);                               \
+            FC_ST(VT, out + c + 2 * VL, a2); FC_ST(VT, out + c + 3 * VL, a3);                  \
+        }                                                                                      \
+        for (; c < Cp; c += VL) {                                                              \
+            VT a0 = FC_LD(VT, bias + c);                                                       \
+            for (ptrdiff_t ky = 0; ky < kh; ky++) {                                            \
+                ptrdiff_t iy = oy * sh - ph + ky * dh;                                         \
+                if (iy < 0 || iy >= H) continue;                                               \
+                for (ptrdiff_t kx = 0; kx < kw; kx++) {                                        \
+                    ptrdiff_t ix = ox * sw - pw + kx * dw;                                     \
+                    if (ix < 0 || ix >= W) continue;                                           \
+                    a0 += FC_LD(VT, wt + (ky * kw + kx) * Cp + c)                              \
+                          * FC_LD(VT, xt + (iy * W + ix) * Cp + c);                            \
+                }                                                                              \
+            }                                                                                  \
+            FC_ST(VT, out + c, a0);                                                            \
+        }                                                                                      \
+    }                                                                                          \
+}
+
+/* Input rows [iy0, iy1) of one image's dX: dxt (H·W × Cp) from dyt (Ho·Wo × Cp): the output
+   pixels that read input pixel (iy, ix) through tap (ky, kx) are oy = (iy + ph − ky·dh) / sh
+   when that divides exactly and lies in [0, Ho), the same across. */
+#define FC_DWC_DX_BODY(VT)                                                                     \
+{                                                                                              \
+    const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
+    for (ptrdiff_t iy = iy0; iy < iy1; iy++)                                                   \
+    for (ptrdiff_t ix = 0; ix < W; ix++) {                                                     \
+        float *out = dxt + (iy * W + ix) * Cp;                                                 \
+        for (ptrdiff_t c = 0; c < Cp; c += VL) {                                               \
+            VT a0 = FC_LD(VT, zero);                                                           \
+            for (ptrdiff_t ky = 0; ky < kh; ky++) {                                            \
+                ptrdiff_t ty = iy + ph - ky * dh;                                              \
+                if (ty < 0 || ty % sh) continue;                                               \
+                ptrdiff_t oy = ty / sh;                                                        \
+                if (oy >= Ho) continue;                                                        \
+                for (ptrdiff_t kx = 0; kx < kw; kx++) {                                        \
+                    ptrdiff_t tx = ix + pw - kx * dw;                                          \
+                    if (tx < 0 || tx % sw) continue;                                           \
+                    ptrdiff_t ox = tx / sw;                                                    \
+                    if (ox >= Wo) continue;                                                    \
+                    a0 += FC_LD(VT, wt + (ky * kw + kx) * Cp + c)                              \
+                          * FC_LD(VT, dyt + (oy * Wo + ox) * Cp + c);                          \
+                }                                                                              \
+            }                                                                                  \
+            FC_ST(VT, out + c, a0);                                                            \
+        }                                                                                      \
+    }                                                                                          \
+}
+
+/* dW/db partial sums of output rows [oy0, oy1) of one image: part ((taps + 1) × Cp, the last
+   row db) = Σ dY[p] · x[p's tap] over those rows, tap by tap with the sums in registers. */
+#define FC_DWC_DW_BODY(VT)                                                                     \
+{                                                                                              \
+    const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
+    for (ptrdiff_t c = 0; c < Cp; c += VL) {                                                   \
+        for (ptrdiff_t ky = 0; ky < kh; ky++)                                                  \
+        for (ptrdiff_t kx = 0; kx < kw; kx++) {                                                \
+            VT a0 = FC_LD(VT, zero);                                                           \
+            for (ptrdiff_t oy = oy0; oy < oy1; oy++) {                                         \
+                ptrdiff_t iy = oy * sh - ph + ky * dh;                                         \
+                if (iy < 0 || iy >= H) continue;                                               \
+                for (ptrdiff_t ox = 0; ox < Wo; ox++) {                                        \
+                    ptrdiff_t ix = ox * sw - pw + kx * dw;                                     \
+                    if (ix < 0 || ix >= W) continue;                                           \
+                    a0 += FC_LD(VT, dyt + (oy * Wo + ox) * Cp + c)                             \
+                          * FC_LD(VT, xt + (iy * W + ix) * Cp + c);                            \
+                }                                                                              \
+            }                                                                                  \
+            FC_ST(VT, part + (ky * kw + kx) * Cp + c, a0);                                     \
+        }                                                                                      \
+        if (need_db) {                                                                         \
+            VT a0 = FC_LD(VT, zero);                                                           \
+            for (ptrdiff_t p = oy0 * Wo; p < oy1 * Wo; p++) a0 += FC_LD(VT, dyt + p * Cp + c); \
+            FC_ST(VT, part + kh * kw * Cp + c, a0);                                            \
+        }                                                                                      \
+    }                                                                                          \
+}
+
+#define FC_DWC_GEOM ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,          \
+    ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,          \
+    ptrdiff_t dh, ptrdiff_t dw
+#define FC_DWC_FWD_PARAMS (const float *xt, const float *wt, const float *bias, float *yt,      \
+    FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
+#define FC_DWC_DX_PARAMS (const float *dyt, const float *wt, const float *zero, float *dxt,     \
+    FC_DWC_GEOM, ptrdiff_t iy0, ptrdiff_t iy1)
+#define FC_DWC_DW_PARAMS (const float *xt, const float *dyt, const float *zero, float *part,     \
+    int need_db, FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
+
+#if FC_SGEMM_X86
+static FC_AVX512 void fc_dwc_fwd_avx512 FC_DWC_FWD_PARAMS FC_DWC_FWD_BODY(fc_vf64)
+static FC_AVX2 void fc_dwc_fwd_avx2 FC_DWC_FWD_PARAMS FC_DWC_FWD_BODY(fc_vf32)
+static FC_AVX512 void fc_dwc_dx_avx512 FC_DWC_DX_PARAMS FC_DWC_DX_BODY(fc_vf64)
+static FC_AVX2 void fc_dwc_dx_avx2 FC_DWC_DX_PARAMS FC_DWC_DX_BODY(fc_vf32)
+static FC_AVX512 void fc_dwc_dw_avx512 FC_DWC_DW_PARAMS FC_DWC_DW_BODY(fc_vf64)
+static FC_AVX2 void fc_dwc_dw_avx2 FC_DWC_DW_PARAMS FC_DWC_DW_BODY(fc_vf32)
+#define FC_DWC_ARGS_GEOM Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw
+static void fc_dwc_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
+                       FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
+{
+    if (level == 3) fc_dwc_fwd_avx512(xt, wt, bias, yt, FC_DWC_ARGS_GEOM, oy0, oy1);
+    else fc_dwc_fwd_avx2(xt, wt, bias, yt, FC_DWC_ARGS_GEOM, oy0, oy1);
+}
+static void fc_dwc_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
+                      FC_DWC_GEOM, ptrdiff_t iy0, ptrdiff_t iy1)
+{
+    if (level == 3) fc_dwc_dx_avx512(dyt, wt, zero, dxt, FC_DWC_ARGS_GEOM, iy0, iy1);
+    else fc_dwc_dx_avx2(dyt, wt, zero, dxt, FC_DWC_ARGS_GEOM, iy0, iy1);
+}
+static void fc_dwc_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
+                      int need_db, FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
+{
+    if (level == 3) fc_dwc_dw_avx512(xt, dyt, zero, part, need_db, FC_DWC_ARGS_GEOM, oy0, oy1);
+    else fc_dwc_dw_avx2(xt, dyt, zero, part, need_db, FC_DWC_ARGS_GEOM, oy0, oy1);
+}
+#undef FC_DWC_ARGS_GEOM
+#else
+static void fc_dwc_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
+                       FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
+static void fc_dwc_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
+                      FC_DWC_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) {}
+static void fc_dwc_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
+                      int need_db, FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
+#endif
+
+#endif /* FC_DEPTHWISE_H */
