@@ -25,7 +25,8 @@ KERNEL_DIR = os.path.join("fastconv", "_kernels")
 TAPE_MODULES = ([os.path.join("fastconv", name) for name in ("tensor.py", "_tensor_ops.py", "_validation.py")]
                 + [os.path.join("fastconv", "autograd", name) for name in
                    ("function.py", "engine.py", "grad_mode.py")]
-                + [path for path in sorted(glob.glob(os.path.join("fastconv", "nn", "functional", "*.py")))
+                + [path for pattern in ("*.py", os.path.join("conv", "*.py"))
+                   for path in sorted(glob.glob(os.path.join("fastconv", "nn", "functional", pattern)))
                    if not path.endswith("__init__.py")])
 # Python's semantics: annotations are not types (Cython would otherwise coerce an ``int``-annotated
 # 3.0 instead of letting the op reject it), indexing checked and wrapping.

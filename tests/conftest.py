@@ -27,3 +27,15 @@ def torch():
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     return torch
+
+
+@pytest.fixture(autouse=True)
+def conv_planner_heuristic():
+    """Tests see the convolution planner's heuristic (deterministic path choices); the planner's
+    own tests turn measuring back on."""
+    from fastconv.nn.functional.conv import planner
+
+    previous = planner.settings.benchmark
+    planner.settings.benchmark = False
+    yield
+    planner.settings.benchmark = previous

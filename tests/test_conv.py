@@ -13,12 +13,12 @@ from fastconv.nn.functional.conv import Conv2dFunction, ConvTranspose2dFunction
 @pytest.fixture(autouse=True, scope="module")
 def parallel_even_when_tiny():
     """Run the multi-threaded schemes on these small shapes too (they would run serially)."""
-    from fastconv.nn.functional import conv as conv_module
+    import _conv_paths as cp
 
-    previous = conv_module.MIN_FLOPS_PER_THREAD
-    conv_module.MIN_FLOPS_PER_THREAD = 0
+    previous = cp.common.MIN_FLOPS_PER_THREAD
+    cp.common.MIN_FLOPS_PER_THREAD = 0
     yield
-    conv_module.MIN_FLOPS_PER_THREAD = previous
+    cp.common.MIN_FLOPS_PER_THREAD = previous
 
 
 # ---- direct numpy references --------------------------------------------------------------------
@@ -216,9 +216,9 @@ def test_conv2d_unbatched_input(rng):
 
 def test_conv2d_many_rows_are_blocked(rng, monkeypatch):
     """Column buffers smaller than an image: row blocks must tile the output exactly."""
-    from fastconv.nn.functional import conv as conv_module
+    import _conv_paths as cp
 
-    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_ELEMENTS", 50)
+    monkeypatch.setattr(cp.common, "COLUMN_BLOCK_ELEMENTS", 50)
     x = rng.standard_normal((3, 2, 9, 7))
     w = rng.standard_normal((4, 2, 3, 3))
     X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)

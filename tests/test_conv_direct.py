@@ -11,6 +11,7 @@ import fastconv.nn.functional as F
 from fastconv._kernels import direct as direct_kernels
 from fastconv.autograd import gradcheck
 from fastconv.nn.functional import conv as conv_module
+import _conv_paths as cp
 from fastconv.nn.functional.conv import Conv2dFunction
 from test_conv_small import reference
 
@@ -18,8 +19,8 @@ from test_conv_small import reference
 @pytest.fixture(autouse=True)
 def direct_path_parallel_when_tiny(monkeypatch):
     """Force the implicit-GEMM path, and its multi-threaded scheme even on tiny shapes."""
-    monkeypatch.setattr(conv_module, "_DIRECT", True)
-    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+    cp.switch(monkeypatch, "implicit", True)
+    monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
 
 
 def same_side_paddings(kernel, dilation):
@@ -80,7 +81,7 @@ def test_direct_matches_reference(cfg, seed):
     fc.set_num_threads(cfg["threads"])
     try:
         y = F.conv2d(x, w, b, padding=cfg["padding"], dilation=cfg["dilation"])
-        assert y.grad_fn is None or y.grad_fn.path == "direct"
+        assert y.grad_fn is None or y.grad_fn.path == "implicit"
         y_ref, grads = reference_asymmetric(x_np, w_np, b_np, cfg["pads"], cfg["dilation"])
         tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(y.numpy(), y_ref, **tol)
@@ -113,7 +114,7 @@ def test_every_variant_matches_reference(level):
                           rng.standard_normal((k, shape[1], *kernel)).astype(dt), rng.standard_normal(k).astype(dt))
                 x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
                 y = F.conv2d(x, w, b, padding=padding)
-                assert y.grad_fn.path == "direct"
+                assert y.grad_fn.path == "implicit"
                 y_ref, grads = reference(*arrays, (1, 1), padding, (1, 1))
                 dy = rng.standard_normal(y_ref.shape).astype(dt)
                 y.backward(dy)
@@ -131,7 +132,7 @@ def test_direct_gradcheck(padding, dilation):
     w = fc.tensor(rng.standard_normal((4, 3, 3, 2)), requires_grad=True)
     b = fc.tensor(rng.standard_normal(4), requires_grad=True)
     f = lambda x, w, b: F.conv2d(x, w, b, padding=padding, dilation=dilation)
-    assert f(x, w, b).grad_fn.path == "direct"
+    assert f(x, w, b).grad_fn.path == "implicit"
     assert gradcheck(f, (x, w, b))
 
 
@@ -142,7 +143,7 @@ def test_direct_matches_torch(torch):
     x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     y = F.conv2d(x, w, b, padding=1)
-    assert y.grad_fn.path == "direct"
+    assert y.grad_fn.path == "implicit"
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     dy = rng.standard_normal(ty.shape).astype(np.float32)
     y.backward(dy)
@@ -152,10 +153,10 @@ def test_direct_matches_torch(torch):
 
 
 def test_direct_dispatch_rule(monkeypatch):
-    monkeypatch.setattr(conv_module, "_DIRECT", None)
-    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 1e6)
+    cp.switch(monkeypatch, "implicit", None)
+    monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 1e6)
     z = lambda *s: fc.tensor(np.zeros(s, dtype=np.float32), requires_grad=True)
-    direct = lambda x, w, **kw: F.conv2d(x, w, **kw).grad_fn.path == "direct"
+    direct = lambda x, w, **kw: F.conv2d(x, w, **kw).grad_fn.path == "implicit"
     assert direct(z(1, 3, 32, 32), z(16, 3, 3, 3), padding=1)                  # the batch-1 case
     assert direct(z(2, 8, 16, 16), z(32, 8, 3, 3), padding=1)                  # depth 72, K 32
     assert direct(z(2, 2, 9, 9), z(4, 2, 2, 2), padding="same")                # asymmetric padding
@@ -165,9 +166,9 @@ def test_direct_dispatch_rule(monkeypatch):
     assert not direct(z(2, 3, 16, 16), z(16, 3, 3, 3), padding=1, stride=2)    # stride 2
     assert not direct(z(2, 4, 16, 16), z(16, 2, 3, 3), padding=1, groups=2)    # groups
     assert not direct(z(2, 3, 16, 16), z(16, 3, 3, 3), padding=3)              # padding > d·(k − 1)
-    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", True)                     # a forced shallow path wins
+    cp.switch(monkeypatch, "shallow", True)                     # a forced shallow path wins
     assert not direct(z(1, 3, 32, 32), z(16, 3, 3, 3), padding=1)
-    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", None)
+    cp.switch(monkeypatch, "shallow", None)
     previous = fc.get_num_threads()
     fc.set_num_threads(2)
     try:  # a parallel call needs an image per thread (images are the path's only parallel axis)
@@ -175,9 +176,9 @@ def test_direct_dispatch_rule(monkeypatch):
         assert direct(z(2, 3, 64, 64), z(32, 3, 3, 3), padding=1)
     finally:
         fc.set_num_threads(previous)
-    monkeypatch.setattr(conv_module, "_DIRECT", False)
+    cp.switch(monkeypatch, "implicit", False)
     assert not direct(z(1, 3, 32, 32), z(16, 3, 3, 3), padding=1)
-    monkeypatch.setattr(conv_module, "_DIRECT", True)                          # forced: any shallowness
+    cp.switch(monkeypatch, "implicit", True)                          # forced: any shallowness
     assert direct(z(1, 1, 8, 8), z(64, 1, 3, 3), padding=1)
     assert not direct(z(1, 3, 16, 16), z(16, 3, 3, 3), padding=1, stride=2)    # never ineligible
 
@@ -188,7 +189,7 @@ def test_direct_declarations(needs):
     shapes = ((2, 3, 9, 7), (6, 3, 3, 3), (6,))
     x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=r) for s, r in zip(shapes, needs))
     ctx = F.conv2d(x, w, b, padding=1).grad_fn
-    assert ctx.path == "direct"
+    assert ctx.path == "implicit"
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
 
 

@@ -12,6 +12,7 @@ import fastconv as fc
 import fastconv.nn.functional as F
 from fastconv._kernels import direct as direct_kernels
 from fastconv.nn.functional import conv as conv_module
+import _conv_paths as cp
 from fastconv.nn.functional.conv import Conv2dFunction
 from test_conv_small import reference
 
@@ -87,7 +88,7 @@ def test_ocvec_rule():
     for partly used blocks, 1×1 filters, few or very many taps, or rows the pixel tiles
     overshoot."""
     block = direct_kernels.ocvec_block(64)
-    path = lambda shape, k, f, s, p: conv_module._conv_path(shape, (k, shape[1], f, f),  # noqa: E731
+    path = lambda shape, k, f, s, p: cp.chosen_path(shape, (k, shape[1], f, f),  # noqa: E731
                                                              geometry(shape, k, f, s, p))[0]
     assert path((8, 3, 224, 224), 64, 11, 4, 2) == "ocvec"
     assert path((2, 64, 56, 56), 2 * block, 3, 2, 1) == "ocvec"
@@ -110,14 +111,14 @@ def test_ocvec_rule():
 def test_conv2d_through_ocvec_matches_reference(monkeypatch):
     """conv2d with the path forced: float32 forward by the vectorized loops, its gradients by the
     im2col backward; float64 takes im2col for both."""
-    monkeypatch.setattr(conv_module, "_OCVEC", True)
+    cp.switch(monkeypatch, "ocvec", True)
     rng = np.random.default_rng(5)
     for dt, stride, padding in [(np.float32, 2, 1), (np.float32, 3, 2), (np.float64, 2, 1)]:
         arrays = (rng.standard_normal((2, 3, 11, 9)).astype(dt), rng.standard_normal((20, 3, 3, 3)).astype(dt),
                   rng.standard_normal(20).astype(dt))
         x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
         g = geometry((2, 3, 11, 9), 20, 3, stride, padding)
-        assert conv_module._conv_path((2, 3, 11, 9), (20, 3, 3, 3), g)[0] == "ocvec"
+        assert cp.chosen_path((2, 3, 11, 9), (20, 3, 3, 3), g)[0] == "ocvec"
         y = F.conv2d(x, w, b, stride=stride, padding=padding)
         y_ref, grads = reference(*arrays, (stride, stride), (padding, padding), (1, 1))
         dy = rng.standard_normal(y_ref.shape).astype(dt)
@@ -131,7 +132,7 @@ def test_conv2d_through_ocvec_matches_reference(monkeypatch):
 def two_threads(monkeypatch):
     """2 threads, and the parallel schemes even on small shapes (the per-thread scratch the
     memory declarations count)."""
-    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+    monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
     previous = fc.get_num_threads()
     fc.set_num_threads(2)
     yield
@@ -156,7 +157,7 @@ def assert_backward_workspace(shape, wshape, stride, padding, seed):
     x = fc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
     w = fc.tensor(rng.standard_normal(wshape).astype(np.float32), requires_grad=True)
     g = geometry(shape, wshape[0], wshape[2], stride, padding)
-    assert conv_module._conv_path(shape, wshape, g)[0] == "ocvec"
+    assert cp.chosen_path(shape, wshape, g)[0] == "ocvec"
     dy = rng.standard_normal((shape[0], wshape[0], g.out_h, g.out_w)).astype(np.float32)
     F.conv2d(x, w, stride=stride, padding=padding).backward(dy)
     x.grad = w.grad = None
@@ -177,7 +178,7 @@ def test_ocvec_forward_workspace_matches_tracemalloc(shape, two_threads):
     x = fc.tensor(rng.standard_normal(shape).astype(np.float32))
     w = fc.tensor(rng.standard_normal((64, 3, 5, 5)).astype(np.float32))
     g = geometry(shape, 64, 5, 2, 2)
-    assert conv_module._conv_path(shape, (64, 3, 5, 5), g)[0] == "ocvec"
+    assert cp.chosen_path(shape, (64, 3, 5, 5), g)[0] == "ocvec"
     with fc.no_grad():
         F.conv2d(x, w, stride=2, padding=2)  # warm up caches outside the measurement
         peak, y = traced_peak(lambda: F.conv2d(x, w, stride=2, padding=2))
@@ -218,12 +219,11 @@ def test_conv2d_forced_ocvec_any_geometry(n, c, h, w, k, kh, kw, stride, dilatio
     xp = np.pad(x_np, ((0, 0), (0, 0), pads[0], pads[1]))
     ref, _ = reference(xp, wt, b, (stride, stride), (0, 0), (dilation, dilation))
     with pytest.MonkeyPatch.context() as mp:
-        for switch, value in (("_OCVEC", True), ("_WINOGRAD", False), ("_DIRECT", False), ("_SMALL_DEPTH", False)):
-            mp.setattr(conv_module, switch, value)
+        cp.switch(mp, "ocvec", True)
         with fc.no_grad():
             y = F.conv2d(fc.tensor(x_np), fc.tensor(wt), fc.tensor(b), stride=stride, padding=padding,
                          dilation=dilation)
-        assert conv_module._conv_path(x_np.shape, wt.shape, y_geometry(x_np, wt, stride, pads, dilation))[0] == "ocvec"
+        assert cp.chosen_path(x_np.shape, wt.shape, y_geometry(x_np, wt, stride, pads, dilation))[0] == "ocvec"
     scale = np.abs(x_np).max() * np.abs(wt).sum(axis=(1, 2, 3)).max() + 1
     np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=1e-6 * scale)
 
@@ -266,16 +266,16 @@ def test_ocvec_backward_workspace_matches_tracemalloc(shape, two_threads):
     """The declared transient bytes of backward on the ocvec path are what numpy allocates beyond
     the gradients: the larger of the dX pass (im2col's Wᵀ·dY buffers) and the dW pass."""
     g = assert_backward_workspace(shape, (64, 3, 5, 5), 2, 2, seed=1)
-    assert not conv_module._ocvec_dx_as_conv(shape, 64, g)
+    assert not cp.dx_as_conv(shape, 64, g)
 
 
 @pytest.mark.parametrize("kernel, padding, dilation", [(3, 1, 1), (4, "same", 1), (3, 2, 2), (5, 0, 1)])
 def test_ocvec_dx_as_convolution(kernel, padding, dilation, monkeypatch):
     """Stride 1 with C a multiple of the channel block: dX is the vectorized forward of dY with
     the rotated, transposed filter ('same' with an even kernel pads asymmetrically)."""
-    monkeypatch.setattr(conv_module, "_OCVEC", True)
-    monkeypatch.setattr(conv_module, "_WINOGRAD", False)
-    monkeypatch.setattr(conv_module, "_DIRECT", False)
+    cp.switch(monkeypatch, "ocvec", True)
+    cp.switch(monkeypatch, "winograd", False)
+    cp.switch(monkeypatch, "implicit", False)
     rng = np.random.default_rng(kernel)
     c, k = 32, 20
     arrays = (rng.standard_normal((2, c, 9, 8)).astype(np.float32),
@@ -283,7 +283,7 @@ def test_ocvec_dx_as_convolution(kernel, padding, dilation, monkeypatch):
     x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
     y = F.conv2d(x, w, b, padding=padding, dilation=dilation)
     assert y.grad_fn.path == "ocvec"
-    assert conv_module._ocvec_dx_as_conv(x.shape, k, y.grad_fn.geometry)
+    assert cp.dx_as_conv(x.shape, k, y.grad_fn.geometry)
     if padding == "same":
         total = dilation * (kernel - 1)
         pads = ((total // 2, total - total // 2),) * 2
@@ -303,4 +303,4 @@ def test_ocvec_dx_as_convolution_workspace_matches_tracemalloc(two_threads):
     """The declared backward workspace when dX runs as a convolution: the larger of that pass
     (rotated filter, padded dY per thread, repacked weights) and the dW pass."""
     g = assert_backward_workspace((3, 64, 20, 20), (64, 64, 5, 5), 1, 2, seed=2)
-    assert conv_module._ocvec_dx_as_conv((3, 64, 20, 20), 64, g)
+    assert cp.dx_as_conv((3, 64, 20, 20), 64, g)

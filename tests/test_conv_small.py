@@ -9,14 +9,15 @@ import fastconv.nn.functional as F
 from fastconv.autograd import gradcheck
 from fastconv._kernels import conv as conv_kernels
 from fastconv.nn.functional import conv as conv_module
+import _conv_paths as cp
 from fastconv.nn.functional.conv import Conv2dFunction
 
 
 @pytest.fixture(autouse=True)
 def small_path_parallel_when_tiny(monkeypatch):
     """Force the shallow path, and the multi-threaded schemes even on tiny shapes."""
-    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", True)
-    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+    cp.switch(monkeypatch, "shallow", True)
+    monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
 
 
 def reference(x, w, b, stride, padding, dilation):
@@ -75,7 +76,7 @@ def test_small_path_matches_reference(cfg):
     w = fc.tensor(w_np, requires_grad=True)
     b = None if b_np is None else fc.tensor(b_np, requires_grad=True)
     y = F.conv2d(x, w, b, stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"])
-    assert y.grad_fn.path == "small" and y.dtype == dt
+    assert y.grad_fn.path == "shallow" and y.dtype == dt
     y_ref, grads = reference(x_np, w_np, b_np, cfg["stride"], cfg["padding"], cfg["dilation"])
     tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(y.numpy(), y_ref, **tol)
@@ -105,7 +106,7 @@ def test_every_shallow_variant_matches_reference(level):
                 b_np = rng.standard_normal(k).astype(dt)
                 x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
                 y = F.conv2d(x, w, b, padding=padding)
-                assert y.grad_fn.path == "small"
+                assert y.grad_fn.path == "shallow"
                 y_ref, grads = reference(x_np, w_np, b_np, (1, 1), (padding, padding), (1, 1))
                 dy = rng.standard_normal(y_ref.shape).astype(dt)
                 y.backward(dy)
@@ -123,7 +124,7 @@ def test_small_path_gradcheck(stride, padding, dilation):
     w = fc.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     b = fc.tensor(rng.standard_normal(4), requires_grad=True)
     f = lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)
-    assert f(x, w, b).grad_fn.path == "small"
+    assert f(x, w, b).grad_fn.path == "shallow"
     assert gradcheck(f, (x, w, b))
 
 
@@ -135,7 +136,7 @@ def test_small_path_matches_torch(torch, shape, k):
     b_np = rng.standard_normal(k).astype(np.float32)
     x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     y = F.conv2d(x, w, b, padding=1)
-    assert y.grad_fn.path == "small"
+    assert y.grad_fn.path == "shallow"
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     dy = rng.standard_normal(ty.shape).astype(np.float32)
@@ -146,25 +147,25 @@ def test_small_path_matches_torch(torch, shape, k):
 
 
 def test_dispatch_rule(monkeypatch):
-    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", None)
+    cp.switch(monkeypatch, "shallow", None)
     z = lambda *s: fc.tensor(np.zeros(s, dtype=np.float32), requires_grad=True)
-    assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3), padding=1).grad_fn.path == "small"       # depth 9
-    assert F.conv2d(z(1, 1, 9, 9), z(4, 1, 3, 3), stride=2, dilation=2).grad_fn.path == "small"
-    assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3), stride=2).grad_fn.path == "small"        # depth 9
-    assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.path == "small"                 # any K
-    monkeypatch.setattr(conv_module, "_PACKED_SGEMM", False)                            # BLAS sgemm:
-    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path == "small"       # 27, K 32
-    assert F.conv2d(z(1, 3, 8, 8), z(33, 3, 3, 3)).grad_fn.path != "small"             # 27, K 33
-    monkeypatch.setattr(conv_module, "_PACKED_SGEMM", True)                             # packed sgemm:
-    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path != "small"   # depth 9 only
-    assert F.conv2d(z(1, 4, 8, 8), z(4, 4, 3, 3)).grad_fn.path != "small"              # depth 36
-    assert F.conv2d(z(1, 3, 16, 16), z(4, 3, 5, 5)).grad_fn.path != "small"            # depth 75
-    assert F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.path != "small"    # groups
-    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", False)
-    assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3)).grad_fn.path != "small"
-    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", True)
-    assert F.conv2d(z(1, 8, 8, 8), z(4, 8, 3, 3)).grad_fn.path == "small"
-    assert F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.path != "small"    # never groups > 1
+    assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3), padding=1).grad_fn.path == "shallow"       # depth 9
+    assert F.conv2d(z(1, 1, 9, 9), z(4, 1, 3, 3), stride=2, dilation=2).grad_fn.path == "shallow"
+    assert F.conv2d(z(1, 3, 8, 8), z(4, 3, 1, 3), stride=2).grad_fn.path == "shallow"        # depth 9
+    assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.path == "shallow"                 # any K
+    monkeypatch.setattr(cp.path_gemm, "PACKED_SGEMM", False)                            # BLAS sgemm:
+    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path == "shallow"       # 27, K 32
+    assert F.conv2d(z(1, 3, 8, 8), z(33, 3, 3, 3)).grad_fn.path != "shallow"             # 27, K 33
+    monkeypatch.setattr(cp.path_gemm, "PACKED_SGEMM", True)                             # packed sgemm:
+    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path != "shallow"   # depth 9 only
+    assert F.conv2d(z(1, 4, 8, 8), z(4, 4, 3, 3)).grad_fn.path != "shallow"              # depth 36
+    assert F.conv2d(z(1, 3, 16, 16), z(4, 3, 5, 5)).grad_fn.path != "shallow"            # depth 75
+    assert F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.path != "shallow"    # groups
+    cp.switch(monkeypatch, "shallow", False)
+    assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3)).grad_fn.path != "shallow"
+    cp.switch(monkeypatch, "shallow", True)
+    assert F.conv2d(z(1, 8, 8, 8), z(4, 8, 3, 3)).grad_fn.path == "shallow"
+    assert F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.path != "shallow"    # never groups > 1
 
 
 def test_small_path_equals_blas_path(monkeypatch):
@@ -173,10 +174,10 @@ def test_small_path_equals_blas_path(monkeypatch):
     dy = rng.standard_normal((3, 5, 7, 3))
     results = []
     for small in (True, False):
-        monkeypatch.setattr(conv_module, "_SMALL_DEPTH", small)
+        cp.switch(monkeypatch, "shallow", small)
         x, w, b = (fc.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
         y = F.conv2d(x, w, b, stride=(2, 2), padding=(1, 0), dilation=(1, 2))
-        assert (y.grad_fn.path == "small") == small
+        assert (y.grad_fn.path == "shallow") == small
         y.backward(dy)
         results.append([y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()])
     for a, b in zip(*results):
@@ -189,7 +190,7 @@ def test_small_path_declarations(needs):
     shapes = ((2, 3, 9, 7), (6, 3, 3, 3), (6,))
     x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=r) for s, r in zip(shapes, needs))
     ctx = F.conv2d(x, w, b, padding=1).grad_fn
-    assert ctx.path == "small"
+    assert ctx.path == "shallow"
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
 
 
@@ -200,7 +201,7 @@ def test_small_path_partial_gradients(needs):
     arrays = (rng.standard_normal((3, 1, 7, 6)), rng.standard_normal((5, 1, 3, 3)), rng.standard_normal(5))
     x, w, b = (fc.tensor(a, requires_grad=r) for a, r in zip(arrays, needs))
     y = F.conv2d(x, w, b, padding=1)
-    assert y.grad_fn.path == "small"
+    assert y.grad_fn.path == "shallow"
     dy = rng.standard_normal(y.shape)
     y.backward(dy)
     refs = reference(*arrays, (1, 1), (1, 1), (1, 1))[1](dy)
@@ -214,8 +215,8 @@ def test_small_path_partial_gradients(needs):
 def test_small_path_workspace_declares_db_partials():
     shapes = ((4, 1, 16, 16), (8, 1, 3, 3), (8,))
     ctx = F.conv2d(*(fc.tensor(np.zeros(s, np.float32), requires_grad=True) for s in shapes), padding=1).grad_fn
-    plan = conv_module._backward_plan(shapes[0], 8, ctx.geometry)
-    columns = conv_module._backward_workspace(shapes[0], 8, ctx.geometry, 4)
+    plan = cp.path_gemm.backward_plan(shapes[0], 8, ctx.geometry)
+    columns = cp.path_gemm.backward_workspace(shapes[0], 8, ctx.geometry, 4)
     partials = plan.buffers * 8 * 4 if plan.buffers > 1 else 0
     assert Conv2dFunction.workspace_bytes(shapes, np.float32, geometry=ctx.geometry) == columns + partials
     assert Conv2dFunction.workspace_bytes(shapes[:2] + (None,), np.float32, geometry=ctx.geometry) == columns
@@ -225,7 +226,7 @@ def test_small_path_workspace_declares_db_partials():
 @pytest.mark.parametrize("k", [1, 5])
 def test_batch_one_backward_split_over_threads(monkeypatch, small, k):
     """Fewer images than threads: dW split over output channels, dX over columns (both paths)."""
-    monkeypatch.setattr(conv_module, "_SMALL_DEPTH", small)
+    cp.switch(monkeypatch, "shallow", small)
     previous = fc.get_num_threads()
     fc.set_num_threads(2)
     try:
@@ -233,7 +234,7 @@ def test_batch_one_backward_split_over_threads(monkeypatch, small, k):
         arrays = (rng.standard_normal((1, 2, 9, 11)), rng.standard_normal((k, 2, 3, 3)), rng.standard_normal(k))
         x, w, b = (fc.tensor(a, requires_grad=True) for a in arrays)
         y = F.conv2d(x, w, b, stride=(1, 2), padding=1)
-        assert (y.grad_fn.path == "small") == small
+        assert (y.grad_fn.path == "shallow") == small
         dy = rng.standard_normal(y.shape)
         y.backward(dy)
         y_ref, grads = reference(*arrays, (1, 2), (1, 1), (1, 1))

@@ -21,14 +21,15 @@ import fastconv.nn.functional as F
 from fastconv._kernels import winograd as winograd_kernels
 from fastconv.autograd import gradcheck
 from fastconv.nn.functional import conv as conv_module
+import _conv_paths as cp
 from fastconv.nn.functional.conv import Conv2dFunction
 
 
 @pytest.fixture
 def winograd(monkeypatch):
     """Force the Winograd path (and the parallel schemes even on tiny shapes)."""
-    monkeypatch.setattr(conv_module, "_WINOGRAD", True)
-    monkeypatch.setattr(conv_module, "MIN_FLOPS_PER_THREAD", 0)
+    cp.switch(monkeypatch, "winograd", True)
+    monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
 
 
 # ---- direct numpy reference -----------------------------------------------------------------------
@@ -103,11 +104,12 @@ def test_winograd_matches_direct_convolution(case):
     x = make_input(rng, (case["n"], case["c"], case["h"], case["w"]), dt, case["layout"])
     w = rng.standard_normal((case["k"], case["c"], 3, 3)).astype(dt)
     b = rng.standard_normal(case["k"]).astype(dt) if case["bias"] else None
-    saved = (conv_module._WINOGRAD, conv_module.MIN_FLOPS_PER_THREAD, conv_module.WINOGRAD_BLOCK_ELEMENTS)
+    saved = (cp.planner.settings.forced, cp.common.MIN_FLOPS_PER_THREAD, cp.common.WINOGRAD_BLOCK_ELEMENTS)
     previous_threads = fc.get_num_threads()
-    conv_module._WINOGRAD, conv_module.MIN_FLOPS_PER_THREAD = True, 0
+    cp.planner.settings.forced = {p: "winograd" for p in cp.PASSES}
+    cp.common.MIN_FLOPS_PER_THREAD = 0
     if case["block"] is not None:  # blocks of 1 tile, or a few tiles ending mid-row
-        conv_module.WINOGRAD_BLOCK_ELEMENTS = case["block"] * 16 * (case["c"] + case["k"])
+        cp.common.WINOGRAD_BLOCK_ELEMENTS = case["block"] * 16 * (case["c"] + case["k"])
     try:
         fc.set_num_threads(case["threads"])
         X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)
@@ -118,7 +120,7 @@ def test_winograd_matches_direct_convolution(case):
         y.backward(dy)
     finally:
         fc.set_num_threads(previous_threads)
-        conv_module._WINOGRAD, conv_module.MIN_FLOPS_PER_THREAD, conv_module.WINOGRAD_BLOCK_ELEMENTS = saved
+        cp.planner.settings.forced, cp.common.MIN_FLOPS_PER_THREAD, cp.common.WINOGRAD_BLOCK_ELEMENTS = saved
     ref, ref_grads = ref_conv3x3(x, w, b, case["padding"])
     dx, dw, db = ref_grads(dy)
     assert y.dtype == dt and y.shape == ref.shape
@@ -153,7 +155,7 @@ def test_winograd_float32_error_is_like_direct_convolution(rng, monkeypatch):
     unit = np.finfo(np.float32).eps * abs_terms(x, w, 1).max()
     errors = {}
     for path in (True, False):
-        monkeypatch.setattr(conv_module, "_WINOGRAD", path)
+        cp.switch(monkeypatch, "winograd", path)
         errors[path] = np.abs(F.conv2d(fc.tensor(x), fc.tensor(w), padding=1).numpy() - ref).max() / unit
     assert errors[True] < 2.0 and errors[True] < 2 * errors[False] + 0.5
 
@@ -216,10 +218,10 @@ def test_automatic_dispatch_rule(rng, shape, weight, opts, expected):
 def test_switch_forces_either_path(rng, monkeypatch):
     x = fc.tensor(rng.standard_normal((2, 16, 8, 8)), requires_grad=True)
     w = fc.tensor(rng.standard_normal((16, 16, 3, 3)))
-    monkeypatch.setattr(conv_module, "_WINOGRAD", False)
+    cp.switch(monkeypatch, "winograd", False)
     direct = F.conv2d(x, w, padding=1)
     assert direct.grad_fn.path != "winograd"
-    monkeypatch.setattr(conv_module, "_WINOGRAD", True)
+    cp.switch(monkeypatch, "winograd", True)
     wino = F.conv2d(x, w, padding=1)
     assert wino.grad_fn.path == "winograd"
     assert F.conv2d(x, w, stride=2).grad_fn.path != "winograd"  # forcing never takes an ineligible config

@@ -292,7 +292,7 @@ cdef void to_channel_minor(int level, const float* src, Py_ssize_t C, Py_ssize_t
 
 
 cdef void from_channel_minor(int level, const float* src, Py_ssize_t P, Py_ssize_t Cp,
-                             Py_ssize_t C, float* dst, float* scratch, Py_ssize_t Pp) noexcept nogil:
+                             Py_ssize_t C, float* dst, float* scratch) noexcept nogil:
     """dst (C × P) = the first C channels of src (P × Cp) transposed. The register transposes
     store whole vectors of pixels, so the whole vectors go straight into dst and the last
     P mod VL pixels of each channel through scratch (C × VL)."""
@@ -341,11 +341,11 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
                     Py_ssize_t rows_per_item, int threads):
     """y (N, C, Ho·Wo) = depthwise conv2d of x (N, C, H·W) with wt (taps, Cp) and bias (Cp),
     through channel-minor copies xt (·, H·W, Cp) and yt (·, Ho·Wo, Cp): one per thread when
-    ``channel_images_per_thread``, else one per image; scratch holds one (C × Pp) block per
+    ``channel_images_per_thread``, else one per image; scratch holds one (C × VL) block per
     thread for the transposes back."""
     cdef int level = fc_ocvec_level()
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], Cp = xt.shape[2], P = H * W, Po = Ho * Wo
-    cdef Py_ssize_t vl = channel_width(), Pp = ceil_div(Po, max(vl, 1)) * max(vl, 1)
+    cdef Py_ssize_t vl = channel_width()
     threads = max(threads, 1)
     cdef bint per_thread = channel_images_per_thread(N, threads)
     cdef Py_ssize_t copies = threads if per_thread else N
@@ -353,7 +353,7 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
             or wt.shape[1] != Cp or bias.shape[0] != Cp or y.shape[0] != N or y.shape[1] != C \
             or y.shape[2] != Po or xt.shape[0] < copies or xt.shape[1] != P or yt.shape[0] < copies \
             or yt.shape[1] != Po or yt.shape[2] != Cp or scratch.shape[0] < threads \
-            or scratch.shape[1] < C * Pp or rows_per_item < 1:
+            or scratch.shape[1] < C * vl or rows_per_item < 1:
         raise ValueError("depthwise channel_forward: arrays disagree with the geometry")
     if N == 0 or C == 0 or Po == 0:
         return
@@ -364,7 +364,7 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
             to_channel_minor(level, &x[n, 0, 0], C, P, &xt[t, 0, 0], Cp)
             fc_dwc_fwd(level, &xt[t, 0, 0], &wt[0, 0], &bias[0], &yt[t, 0, 0], Cp, H, W, Ho, Wo,
                        kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
-            from_channel_minor(level, &yt[t, 0, 0], Po, Cp, C, &y[n, 0, 0], &scratch[t, 0], Pp)
+            from_channel_minor(level, &yt[t, 0, 0], Po, Cp, C, &y[n, 0, 0], &scratch[t, 0])
         return
     for n in prange(N, nogil=True, schedule="static", num_threads=threads):
         to_channel_minor(level, &x[n, 0, 0], C, P, &xt[n, 0, 0], Cp)
@@ -376,7 +376,7 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
                    kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
     for n in prange(N, nogil=True, schedule="static", num_threads=threads):
         from_channel_minor(level, &yt[n, 0, 0], Po, Cp, C, &y[n, 0, 0],
-                           &scratch[threadid(), 0], Pp)
+                           &scratch[threadid(), 0])
 
 
 def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const float[:, ::1] wt,
@@ -391,7 +391,7 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
     and dX (dxt), per thread or per image as in ``channel_forward``."""
     cdef int level = fc_ocvec_level()
     cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], Cp = dyt.shape[2], P = H * W, Po = Ho * Wo
-    cdef Py_ssize_t vl = channel_width(), Pp = ceil_div(P, max(vl, 1)) * max(vl, 1)
+    cdef Py_ssize_t vl = channel_width()
     cdef Py_ssize_t dx_blocks = ceil_div(H, max(dx_rows_per_item, 1))
     cdef Py_ssize_t dw_blocks = ceil_div(Ho, max(dw_rows_per_item, 1)), item, n, r0, r1, t, b
     cdef float zero[16]
@@ -406,7 +406,7 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
         raise ValueError("depthwise channel_backward: arrays disagree with the geometry")
     if need_dx and (dx.shape[0] != N or dx.shape[1] != C or dx.shape[2] != P
                     or dxt.shape[0] < copies or dxt.shape[1] != P or dxt.shape[2] != Cp
-                    or scratch.shape[0] < threads or scratch.shape[1] < C * Pp):
+                    or scratch.shape[0] < threads or scratch.shape[1] < C * vl):
         raise ValueError("depthwise channel_backward: dX arrays disagree with the geometry")
     if need_dw and (x.shape[0] != N or x.shape[1] != C or x.shape[2] != P or xt.shape[0] < copies
                     or xt.shape[1] != P or xt.shape[2] != Cp or parts.shape[0] != N * dw_blocks
@@ -427,7 +427,7 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
             if need_dx:
                 fc_dwc_dx(level, &dyt[t, 0, 0], &wt[0, 0], zero, &dxt[t, 0, 0], Cp, H, W, Ho, Wo,
                           kh, kw, sh, sw, ph, pw, dh, dw, 0, H)
-                from_channel_minor(level, &dxt[t, 0, 0], P, Cp, C, &dx[n, 0, 0], &scratch[t, 0], Pp)
+                from_channel_minor(level, &dxt[t, 0, 0], P, Cp, C, &dx[n, 0, 0], &scratch[t, 0])
             if need_dw:
                 to_channel_minor(level, &x[n, 0, 0], C, P, &xt[t, 0, 0], Cp)
                 for b in range(dw_blocks):
@@ -448,7 +448,7 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
                       kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
         for n in prange(N, nogil=True, schedule="static", num_threads=threads):
             from_channel_minor(level, &dxt[n, 0, 0], P, Cp, C, &dx[n, 0, 0],
-                               &scratch[threadid(), 0], Pp)
+                               &scratch[threadid(), 0])
     if need_dw:
         for item in prange(N * dw_blocks, nogil=True, schedule="static", num_threads=threads):
             n = item // dw_blocks

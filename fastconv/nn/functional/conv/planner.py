@@ -1,0 +1,230 @@
+"""The convolution planner: which registered path runs each pass of a call.
+
+On the first call with a new (problem, thread count, pass) it times every eligible path on the
+call's own arrays and caches the fastest, as FFTW's planner and cuDNN's benchmark mode do; the
+call returns the fastest path's result, so measuring costs the other candidates' run time
+once per geometry and nothing after. With measuring off (``benchmark = False``) or in
+deterministic mode, a cheap heuristic picks: the eligible path of highest priority whose rule
+prefers the call. Plans can be saved as JSON and loaded, so a deployment skips measuring.
+Tests force a path on (``force``) or off (``disable``) per pass."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+from ...._kernels import _omp
+from . import registry
+from .geometry import ConvGeometry, ConvProblem
+from .registry import PASSES
+
+# Repeats of a candidate shorter than this (seconds) when measuring: the minimum of a few runs
+# is steadier than one run on a busy machine, and short calls cost little to repeat.
+MEASURE_REPEAT_BELOW = 2e-3
+MEASURE_REPEATS = 3
+_PLAN_CACHE_SIZE = 4096
+
+
+class _Settings:
+    benchmark = True         # measure on first use (else the heuristic)
+    deterministic = False    # heuristic only: the same path on every run
+    forced: Dict[str, str] = {}      # pass -> path name, when eligible
+    disabled: frozenset = frozenset()
+
+
+settings = _Settings()
+# (problem, threads, pass) -> (path name, how it was chosen: "measured", "loaded")
+_PLANS: Dict[Tuple[ConvProblem, int, str], Tuple[str, str]] = {}
+# seconds spent measuring, and candidates timed: the reported planning cost
+stats = {"measure_seconds": 0.0, "measured_plans": 0}
+
+
+def _candidates(problem: ConvProblem, pass_: str):
+    return [p for p in registry.eligible(problem, pass_) if p.name not in settings.disabled]
+
+
+def heuristic(problem: ConvProblem, pass_: str) -> str:
+    """The eligible, enabled path of highest priority whose rule prefers the call (im2col +
+    GEMM when none does)."""
+    best = None
+    for path in _candidates(problem, pass_):
+        if (best is None or path.priority > best.priority) and path.preferred(problem, pass_):
+            best = path
+    return best.name if best is not None else "gemm"
+
+
+def _forced(problem: ConvProblem, pass_: str) -> Optional[str]:
+    name = settings.forced.get(pass_)
+    if name is not None and registry.get(name).eligible(problem, pass_):
+        return name
+    return None
+
+
+def choose(problem: ConvProblem, pass_: str) -> Tuple[str, str]:
+    """(path name, source) without measuring: "forced", a cached plan ("measured" or
+    "loaded"), else the heuristic's choice: "heuristic" when that is what ``run`` will use,
+    "pending" when ``run`` will measure first. The memory declarations use this."""
+    if settings.forced:
+        name = _forced(problem, pass_)
+        if name is not None:
+            return name, "forced"
+    if settings.deterministic:
+        return heuristic(problem, pass_), "heuristic"
+    entry = _PLANS.get((problem, _omp.get_max_threads(), pass_))
+    if entry is not None and entry[0] not in settings.disabled:
+        return entry
+    return heuristic(problem, pass_), ("pending" if settings.benchmark else "heuristic")
+
+
+def run(problem: ConvProblem, pass_: str, execute: Callable):
+    """Run ``pass_`` of ``problem`` by its planned path: ``execute(path)`` computes the pass on
+    the call's arrays. Returns (path name, result). Measures first when no plan exists yet."""
+    if settings.forced:
+        name = _forced(problem, pass_)
+        if name is not None:
+            return name, execute(registry.get(name))
+    if settings.deterministic:
+        name = heuristic(problem, pass_)
+        return name, execute(registry.get(name))
+    key = (problem, _omp.get_max_threads(), pass_)
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0] not in settings.disabled:
+        return entry[0], execute(registry.get(entry[0]))
+    if not settings.benchmark:
+        name = heuristic(problem, pass_)
+        return name, execute(registry.get(name))
+    return _measure(key, _candidates(problem, pass_), execute)
+
+
+def _measure(key, candidates, execute: Callable):
+    """Time every candidate on the call's arrays, cache the fastest, return its result."""
+    start = time.perf_counter()
+    best_name, best_time, best_result = None, float("inf"), None
+    for path in candidates:
+        elapsed, result = float("inf"), None
+        for _ in range(MEASURE_REPEATS):
+            t0 = time.perf_counter()
+            result = execute(path)
+            elapsed = min(elapsed, time.perf_counter() - t0)
+            if elapsed >= MEASURE_REPEAT_BELOW or len(candidates) == 1:
+                break
+        if elapsed < best_time:
+            best_name, best_time, best_result = path.name, elapsed, result
+        result = None
+    if len(_PLANS) >= _PLAN_CACHE_SIZE:
+        _PLANS.clear()
+    _PLANS[key] = (best_name, "measured")
+    stats["measure_seconds"] += time.perf_counter() - start
+    stats["measured_plans"] += 1
+    return best_name, best_result
+
+
+# ---- switches, inspection and persistence --------------------------------------------------------
+
+@contextlib.contextmanager
+def force(name: str, passes: Iterable[str] = PASSES):
+    """Within the block, run ``passes`` by path ``name`` whenever it is eligible."""
+    registry.get(name)
+    passes = tuple(passes)
+    for p in passes:
+        if p not in PASSES:
+            raise ValueError(f"conv planner: unknown pass {p!r}; expected one of {PASSES}")
+    previous = dict(settings.forced)
+    settings.forced = {**settings.forced, **{p: name for p in passes}}
+    try:
+        yield
+    finally:
+        settings.forced = previous
+
+
+@contextlib.contextmanager
+def disable(*names: str):
+    """Within the block, never choose the paths ``names``."""
+    for name in names:
+        registry.get(name)
+    previous = settings.disabled
+    settings.disabled = previous | frozenset(names)
+    try:
+        yield
+    finally:
+        settings.disabled = previous
+
+
+@contextlib.contextmanager
+def heuristic_only():
+    """Within the block, passes without a plan take the heuristic's path and are not measured:
+    the memory profiler measures a step whose paths its declarations (``choose``) predict."""
+    previous = settings.benchmark
+    settings.benchmark = False
+    try:
+        yield
+    finally:
+        settings.benchmark = previous
+
+
+def clear_plans() -> None:
+    _PLANS.clear()
+
+
+def plans():
+    """The cached plans as JSON-ready records."""
+    return [{"image_shape": list(problem.image_shape), "weight_shape": list(problem.weight_shape),
+             "geometry": list(problem.geometry), "dtype": problem.dtype, "threads": threads,
+             "pass": pass_, "path": name}
+            for (problem, threads, pass_), (name, _) in _PLANS.items()]
+
+
+def save_plans(path) -> None:
+    """Write the cached plans as JSON (atomically: a temporary file in the folder, renamed)."""
+    text = json.dumps({"fastconv_conv_plans": 1, "plans": plans()}, indent=1)
+    target = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), prefix=".plans.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _record_key(record, where: str):
+    try:
+        geometry = ConvGeometry(*[int(v) for v in record["geometry"]])
+        problem = ConvProblem(tuple(int(v) for v in record["image_shape"]),
+                              tuple(int(v) for v in record["weight_shape"]), geometry, str(record["dtype"]))
+        threads, pass_, name = int(record["threads"]), str(record["pass"]), str(record["path"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: malformed plan record {record!r} ({exc})") from None
+    if len(problem.image_shape) != 4 or len(problem.weight_shape) != 4 or problem.dtype not in (
+            "float32", "float64") or pass_ not in PASSES or threads < 1:
+        raise ValueError(f"{where}: malformed plan record {record!r}")
+    if name not in registry.names():
+        raise ValueError(f"{where}: unknown conv path {name!r} in record {record!r}")
+    if not registry.get(name).eligible(problem, pass_):
+        raise ValueError(f"{where}: path {name!r} cannot run {pass_} of {record!r}")
+    return (problem, threads, pass_), name
+
+
+def load_plans(path) -> int:
+    """Read plans written by ``save_plans``; later calls with those geometries skip measuring.
+    Returns how many were loaded. A file that is not such a plan file raises ValueError."""
+    where = f"load_plans({os.fspath(path)!r})"
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            document = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{where}: not a readable conv plan file ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(document, dict) or document.get("fastconv_conv_plans") != 1 or not isinstance(
+            document.get("plans"), list):
+        raise ValueError(f"{where}: not a fastconv conv plan file")
+    entries = [_record_key(record, where) for record in document["plans"]]
+    for key, name in entries:
+        _PLANS[key] = (name, "loaded")
+    return len(entries)

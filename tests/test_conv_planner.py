@@ -1,0 +1,318 @@
+"""The convolution planner and the paths it chooses among: every path forced on (where eligible)
+against a numpy reference on hypothesis geometries, the depthwise and pointwise paths against
+PyTorch and in float64 gradchecks, the planner's measuring, cache, JSON round trip and
+switches, deterministic mode, and each new path's memory declaration against tracemalloc."""
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastconv as fc
+import fastconv.nn.functional as F
+from fastconv.nn.functional.conv import Conv2dFunction, planner, registry
+from fastconv.nn.functional.conv.geometry import problem_from_shapes
+from test_conv import make_input, ref_conv2d, tolerance
+
+import _conv_paths as cp
+
+ALL_PATHS = registry.names()
+
+
+@st.composite
+def geometries(draw, depthwise=None):
+    """A conv2d call: depthwise (groups = C, K = m·C), pointwise (1×1), or general."""
+    kind = depthwise or draw(st.sampled_from(["depthwise", "pointwise", "general"]))
+    n = draw(st.integers(1, 3))
+    c = draw(st.integers(1, 20))
+    h, w = draw(st.integers(1, 11)), draw(st.integers(1, 11))
+    if kind == "depthwise":
+        groups, k = c, c * draw(st.sampled_from([1, 1, 2]))
+        kh = kw = draw(st.sampled_from([1, 3, 5]))
+    elif kind == "pointwise":
+        groups, k, kh, kw = 1, draw(st.integers(1, 24)), 1, 1
+    else:
+        groups = draw(st.sampled_from([1, 1, 2]))
+        c = c - c % groups or groups
+        k = groups * draw(st.integers(1, 6))
+        kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 3))
+    dilation = 1 if kind == "pointwise" else draw(st.integers(1, 2))
+    padding = 0 if kind == "pointwise" else draw(st.integers(0, 3))
+    if h + 2 * padding < dilation * (kh - 1) + 1 or w + 2 * padding < dilation * (kw - 1) + 1:
+        padding = max(dilation * (kh - 1), dilation * (kw - 1))  # kernel ≥ input: padding makes room
+    return dict(n=n, c=c, h=h, w=w, k=k, kh=kh, kw=kw, stride=stride, padding=padding,
+                dilation=dilation, groups=groups, dtype=draw(st.sampled_from([np.float32, np.float64])),
+                layout=draw(st.sampled_from(["contiguous", "strided"])), bias=draw(st.booleans()),
+                path=draw(st.sampled_from(ALL_PATHS)))
+
+
+def _check_against_reference(case, monkeypatch):
+    rng = np.random.default_rng(0)
+    dt = case["dtype"]
+    x = make_input(rng, (case["n"], case["c"], case["h"], case["w"]), dt, case["layout"])
+    w = rng.standard_normal((case["k"], case["c"] // case["groups"], case["kh"], case["kw"])).astype(dt)
+    b = rng.standard_normal(case["k"]).astype(dt) if case["bias"] else None
+    opts = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"], groups=case["groups"])
+    cp.switch(monkeypatch, case["path"], True)
+    X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)
+    B = fc.tensor(b, requires_grad=True) if b is not None else None
+    y = F.conv2d(X, W, B, **opts)
+    problem = y.grad_fn.problem
+    for pass_ in registry.PASSES:  # a forced path runs wherever it can
+        if registry.get(case["path"]).eligible(problem, pass_):
+            assert planner.choose(problem, pass_) == (case["path"], "forced")
+    ref, grads = ref_conv2d(x.astype(np.float64), w.astype(np.float64), b, (case["stride"],) * 2,
+                            case["padding"], (case["dilation"],) * 2, case["groups"])
+    dy = rng.standard_normal(y.shape).astype(dt)
+    y.backward(dy)
+    dx, dw, db = grads(dy.astype(np.float64))
+    tol = tolerance(dt)
+    scale = 1 + np.abs(ref).max()
+    np.testing.assert_allclose(y.numpy(), ref, rtol=tol["rtol"], atol=tol["atol"] * scale)
+    np.testing.assert_allclose(X.grad.numpy(), dx, rtol=tol["rtol"], atol=tol["atol"] * (1 + np.abs(dx).max()))
+    np.testing.assert_allclose(W.grad.numpy(), dw, rtol=tol["rtol"], atol=tol["atol"] * (1 + np.abs(dw).max()))
+    if b is not None:
+        np.testing.assert_allclose(B.grad.numpy(), db, rtol=tol["rtol"], atol=tol["atol"] * (1 + np.abs(db).max()))
+
+
+@given(geometries())
+def test_every_path_forced_matches_reference(case):
+    with pytest.MonkeyPatch.context() as mp:
+        _check_against_reference(case, mp)
+
+
+@given(geometries(depthwise="depthwise"))
+def test_depthwise_paths_match_reference(case):
+    for path in ("depthwise", "depthwise_planes"):
+        with pytest.MonkeyPatch.context() as mp:
+            _check_against_reference(dict(case, path=path), mp)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", ["depthwise", "depthwise_planes", "pointwise", "pointwise_batched"])
+def test_new_paths_thread_counts_and_batch_split(rng, monkeypatch, path, threads):
+    """Batch 1 and batch 5 at 1 and 2 threads (images per thread vs row blocks per image)."""
+    monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(threads)
+    try:
+        for n in (1, 5):
+            one = path.startswith("pointwise")
+            case = dict(n=n, c=32, h=15, w=13, k=32, kh=1 if one else 3, kw=1 if one else 3, stride=2,
+                        padding=0 if one else 1, dilation=1, groups=1 if one else 32, dtype=np.float32,
+                        layout="contiguous", bias=True, path=path)
+            _check_against_reference(case, monkeypatch)
+    finally:
+        fc.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("path, opts, wshape", [
+    ("depthwise", dict(stride=2, padding=1, groups=4), (4, 1, 3, 3)),
+    ("depthwise_planes", dict(stride=1, padding=2, dilation=2, groups=3), (6, 1, 3, 3)),
+    ("pointwise", dict(stride=2), (5, 3, 1, 1)),
+    ("pointwise_batched", dict(stride=1), (5, 3, 1, 1)),
+])
+def test_new_paths_gradcheck(rng, monkeypatch, path, opts, wshape):
+    cp.switch(monkeypatch, path, True)
+    c = wshape[1] * opts.get("groups", 1)
+    x = fc.tensor(rng.standard_normal((2, c, 6, 5)), requires_grad=True)
+    w = fc.tensor(rng.standard_normal(wshape), requires_grad=True)
+    b = fc.tensor(rng.standard_normal(wshape[0]), requires_grad=True)
+    if path == "depthwise":  # float32 only: the float64 gradcheck runs its plane twin; check the
+        assert not registry.get(path).eligible(  # float32 path against torch below instead
+            problem_from_shapes(x.shape, w.shape, F.conv2d(x, w, b, **opts).grad_fn.geometry, "float64"),
+            "forward")
+        return
+    assert fc.autograd.gradcheck(lambda a, k, c_: F.conv2d(a, k, c_, **opts), [x, w, b])
+
+
+@pytest.mark.parametrize("path, shape, wshape, opts", [
+    ("depthwise", (3, 64, 16, 16), (64, 1, 3, 3), dict(stride=2, padding=1, groups=64)),
+    ("depthwise", (1, 40, 9, 11), (40, 1, 5, 5), dict(stride=1, padding=2, groups=40)),
+    ("depthwise_planes", (2, 8, 9, 9), (16, 1, 3, 3), dict(stride=1, padding=1, groups=8)),
+    ("pointwise", (2, 24, 7, 9), (48, 24, 1, 1), dict(stride=1)),
+    ("pointwise", (1, 16, 8, 8), (32, 16, 1, 1), dict(stride=2)),
+    ("pointwise_batched", (3, 24, 4, 5), (40, 24, 1, 1), dict(stride=1)),
+    ("pointwise_batched", (2, 16, 8, 7), (32, 16, 1, 1), dict(stride=2)),
+])
+def test_new_paths_match_torch(torch, rng, monkeypatch, path, shape, wshape, opts):
+    cp.switch(monkeypatch, path, True)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(wshape).astype(np.float32)
+    b = rng.standard_normal(wshape[0]).astype(np.float32)
+    X, W, B = (fc.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(X, W, B, **opts)
+    assert y.grad_fn.path == path
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(dy)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, **opts)
+    ty.backward(torch.tensor(dy))
+    for ours, theirs in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_planner_measures_once_then_caches(rng, monkeypatch):
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    planner.clear_plans()
+    x = fc.tensor(rng.standard_normal((2, 16, 12, 12)).astype(np.float32), requires_grad=True)
+    w = fc.tensor(rng.standard_normal((16, 1, 3, 3)).astype(np.float32), requires_grad=True)
+    before = planner.stats["measured_plans"]
+    y = F.conv2d(x, w, padding=1, groups=16)
+    problem = y.grad_fn.problem
+    y.sum().backward()
+    assert planner.stats["measured_plans"] == before + 3  # forward, dX, dW
+    for pass_ in registry.PASSES:
+        name, source = planner.choose(problem, pass_)
+        assert source == "measured" and registry.get(name).eligible(problem, pass_)
+    F.conv2d(x, w, padding=1, groups=16).sum().backward()
+    assert planner.stats["measured_plans"] == before + 3  # cached: nothing measured again
+
+
+def test_plans_json_round_trip(rng, tmp_path, monkeypatch):
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    planner.clear_plans()
+    x = fc.tensor(rng.standard_normal((1, 8, 10, 10)).astype(np.float32), requires_grad=True)
+    w = fc.tensor(rng.standard_normal((12, 8, 1, 1)).astype(np.float32), requires_grad=True)
+    y = F.conv2d(x, w)
+    problem = y.grad_fn.problem
+    y.sum().backward()
+    chosen = {p: planner.choose(problem, p)[0] for p in registry.PASSES}
+    path = tmp_path / "plans.json"
+    fc.backends.conv.save_plans(path)
+    records = json.loads(path.read_text())["plans"]
+    assert {r["pass"] for r in records} == set(registry.PASSES)
+    planner.clear_plans()
+    assert fc.backends.conv.load_plans(path) == len(records)
+    before = planner.stats["measured_plans"]
+    F.conv2d(x, w).sum().backward()
+    assert planner.stats["measured_plans"] == before  # loaded plans: no measuring
+    assert {p: planner.choose(problem, p) for p in registry.PASSES} == {p: (chosen[p], "loaded") for p in chosen}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "not a readable conv plan file"),
+    ("[1, 2]", "not a fastconv conv plan file"),
+    ('{"fastconv_conv_plans": 1, "plans": [{"path": "gemm"}]}', "malformed plan record"),
+    ('{"fastconv_conv_plans": 1, "plans": [{"image_shape": [1, 2, 3, 3], "weight_shape": [2, 2, 1, 1], '
+     '"geometry": [1, 1, 1, 1, 0, 0, 1, 1, 1, 3, 3], "dtype": "float32", "threads": 1, "pass": "forward", '
+     '"path": "warp"}]}', "unknown conv path 'warp'"),
+    ('{"fastconv_conv_plans": 1, "plans": [{"image_shape": [1, 2, 3, 3], "weight_shape": [2, 2, 1, 1], '
+     '"geometry": [1, 1, 1, 1, 0, 0, 1, 1, 1, 3, 3], "dtype": "float32", "threads": 1, "pass": "forward", '
+     '"path": "winograd"}]}', "cannot run forward"),
+])
+def test_load_plans_rejects_bad_files(tmp_path, text, message):
+    path = tmp_path / "plans.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        fc.backends.conv.load_plans(path)
+    assert "plans.json" in str(info.value)
+
+
+def test_backend_switches_and_plan(monkeypatch):
+    conv = fc.backends.conv
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    conv.benchmark = False
+    assert planner.settings.benchmark is False and conv.benchmark is False
+    conv.deterministic = True
+    try:
+        assert planner.settings.deterministic
+        shown = conv.plan((8, 32, 16, 16), (32, 1, 3, 3), stride=1, padding=1, groups=32)
+        assert set(shown) == set(registry.PASSES)
+        assert all(source == "heuristic" for _, source in shown.values())
+        assert conv.plan((8, 32, 16, 16), (64, 32, 1, 1))["forward"][0] == "pointwise"
+    finally:
+        conv.deterministic = False
+    with conv.force("gemm", passes=["forward"]):
+        assert conv.plan((1, 4, 8, 8), (4, 1, 3, 3), padding=1, groups=4)["forward"] == ("gemm", "forced")
+    with conv.disable("depthwise", "depthwise_planes"):
+        assert conv.plan((1, 4, 8, 8), (4, 1, 3, 3), padding=1, groups=4)["forward"][0] == "gemm"
+    with pytest.raises(ValueError, match="unknown path 'nope'"):
+        with conv.force("nope"):
+            pass
+    with pytest.raises(ValueError, match="disagree with groups"):
+        conv.plan((1, 4, 8, 8), (4, 2, 3, 3), groups=4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_deterministic_mode_same_bits_across_thread_counts(rng, monkeypatch, threads):
+    """The new paths' reductions do not depend on the thread count: deterministic mode gives
+    the same bits at 1 and 2 threads."""
+    monkeypatch.setattr(planner.settings, "deterministic", True)
+    monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
+    cases = [((3, 32, 12, 12), (32, 1, 3, 3), dict(padding=1, groups=32)),
+             ((1, 32, 12, 12), (32, 1, 3, 3), dict(stride=2, padding=1, groups=32)),
+             ((2, 16, 9, 9), (24, 16, 1, 1), {})]
+    previous = fc.get_num_threads()
+    results = []
+    try:
+        for t in (1, 2):
+            fc.set_num_threads(t)
+            out = []
+            for shape, wshape, opts in cases:
+                r = np.random.default_rng(7)
+                x = fc.tensor(r.standard_normal(shape).astype(np.float32), requires_grad=True)
+                w = fc.tensor(r.standard_normal(wshape).astype(np.float32), requires_grad=True)
+                b = fc.tensor(r.standard_normal(wshape[0]).astype(np.float32), requires_grad=True)
+                y = F.conv2d(x, w, b, **opts)
+                y.backward(fc.tensor(r.standard_normal(y.shape).astype(np.float32)))
+                out.append([a.copy() for a in (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())])
+            results.append(out)
+    finally:
+        fc.set_num_threads(previous)
+    for one, two in zip(*results):
+        for a, b in zip(one, two):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("path, shape, wshape, opts", [
+    ("depthwise", (4, 32, 14, 14), (32, 1, 3, 3), dict(stride=1, padding=1, groups=32)),
+    ("depthwise", (1, 24, 20, 20), (24, 1, 3, 3), dict(stride=2, padding=1, groups=24)),
+    ("depthwise_planes", (2, 16, 12, 12), (32, 1, 5, 5), dict(stride=1, padding=2, groups=16)),
+    ("pointwise", (2, 32, 14, 14), (64, 32, 1, 1), dict(stride=2)),
+    ("pointwise", (2, 32, 14, 14), (64, 32, 1, 1), dict(stride=1)),
+    ("pointwise_batched", (4, 32, 6, 6), (64, 32, 1, 1), dict(stride=1)),
+    ("pointwise_batched", (4, 32, 12, 12), (64, 32, 1, 1), dict(stride=2)),
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_new_paths_memory_declarations_match_tracemalloc(rng, monkeypatch, path, shape, wshape, opts, threads):
+    """forward_workspace_bytes and workspace_bytes equal the transient peaks the passes allocate
+    beyond their outputs (y; dX, dW, db)."""
+    cp.switch(monkeypatch, path, True)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(threads)
+    try:
+        x = fc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+        w = fc.tensor(rng.standard_normal(wshape).astype(np.float32), requires_grad=True)
+        b = fc.tensor(rng.standard_normal(wshape[0]).astype(np.float32), requires_grad=True)
+        F.conv2d(x, w, b, **opts).sum().backward()  # warm caches
+        x.grad = w.grad = b.grad = None  # the measured backward allocates the gradients anew
+        y = F.conv2d(x, w, b, **opts)
+        geometry = y.grad_fn.geometry
+        shapes = (x.shape, w.shape, b.shape)
+        dy = fc.tensor(np.ones(y.shape, np.float32))
+        y_bytes = y.numpy().nbytes
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            y2 = F.conv2d(x.detach(), w.detach(), b.detach(), **opts)
+            forward_peak = tracemalloc.get_traced_memory()[1] - start - y_bytes
+            del y2
+            start = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            y.backward(dy)
+            grads = x.grad.numpy().nbytes + w.grad.numpy().nbytes + b.grad.numpy().nbytes
+            backward_peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+        declared_fwd = Conv2dFunction.forward_workspace_bytes(shapes, np.float32, (False, False, False), geometry)
+        declared_bwd = Conv2dFunction.workspace_bytes(shapes, np.float32, geometry)
+        assert abs(forward_peak - declared_fwd) <= 0.05 * declared_fwd + 4096, (forward_peak, declared_fwd)
+        assert backward_peak - grads <= declared_bwd + 0.05 * declared_bwd + 4096, (backward_peak, grads, declared_bwd)
+        assert backward_peak >= 0.5 * declared_bwd, (backward_peak, declared_bwd)
+    finally:
+        fc.set_num_threads(previous)
