@@ -41,7 +41,8 @@ import fastconv as fc  # noqa: E402
 from fastconv._kernels import direct as _direct  # noqa: E402
 from fastconv._kernels import gemm as _gemm  # noqa: E402
 from fastconv._kernels import winograd as _winograd  # noqa: E402
-from fastconv.nn.functional import conv as _conv  # noqa: E402
+from fastconv.nn.functional.conv import path_gemm, path_winograd, planner  # noqa: E402
+from fastconv.nn.functional.conv.geometry import ConvGeometry, problem_from_shapes  # noqa: E402
 
 
 def _product(trans_a: bool, trans_b: bool, m: int, n: int, k: int):
@@ -133,16 +134,18 @@ def _reference():
 def _phases(n, c, h, k, f, s, p):
     """(path, [(label, trans_a, trans_b, m, n, k), ...]) of the GEMMs one image's conv runs."""
     out = (h + 2 * p - f) // s + 1
-    g = _conv.ConvGeometry(f, f, s, s, p, p, 1, 1, 1, out, out)
-    if _conv._use_winograd((n, c, h, h), (k, c, f, f), g):
-        tiles = _conv._winograd_plan(n, c, k, out, out, 4).block_tiles
-        dw_tiles = _conv._winograd_plan(n, c, k, out, out, 4, weight_grad=True).block_tiles
+    g = ConvGeometry(f, f, s, s, p, p, 1, 1, 1, out, out)
+    # the heuristic's forward path (the planner's choice when measuring is off)
+    path = planner.heuristic(problem_from_shapes((n, c, h, h), (k, c, f, f), g, "float32"), "forward")
+    if path == "winograd":
+        tiles = path_winograd.winograd_plan(n, c, k, out, out, 4).block_tiles
+        dw_tiles = path_winograd.winograd_plan(n, c, k, out, out, 4, weight_grad=True).block_tiles
         if _winograd.panel_layout(True):
             return "winograd", [(f"fwd 16 x U.V(C x {tiles}) packed", "packed", False, k, tiles, c),
                                 (f"dW 16 x V.M^T({dw_tiles} x K) packed", "packed", False, c, k, dw_tiles)]
         return "winograd", [(f"fwd 16 x U(K x C).V(C x {tiles})", False, False, k, tiles, c),
                             (f"dW 16 x M(K x {dw_tiles}).V^T", False, True, k, c, dw_tiles)]
-    if _conv._use_direct((n, c, h, h), k, g):
+    if path == "implicit":
         hp = out + f - 1          # rows of the shifted copies (of out columns)
         hq = h + f - 1            # padded dY of the dX pass
         dx_cols = -(-((h - 1) * hq + h) // 64) * 64
@@ -151,12 +154,12 @@ def _phases(n, c, h, k, f, s, p):
         return "implicit", [("fwd W.x_shifted", (False, k, depth, c, f, hp, out, fwd_cols, True)),
                             ("dW dY.x_shifted^T", (True, k, depth, c, f, hp, out, out * out, True)),
                             ("dX W_rot.dY_pad", (False, c, k * f * f, k, f, hq, hq, dx_cols))]
-    if _conv._use_small_depth((n, c, h, h), k, g):
+    if path == "shallow":
         return "shallow loops", []
     depth = c * f * f
-    pixels = _conv._row_block(out, depth * out) * out
+    pixels = path_gemm._row_block(out, depth * out) * out
     dx = ("dX W^T.dY", True, False, depth, pixels, k)
-    if _conv._conv_path((n, c, h, h), (k, c, f, f), g)[0] == "ocvec":
+    if path == "ocvec":
         return "ocvec", [("fwd loops (no GEMM)", "ocvec", "fwd", c, h, k, f, s, p),
                          ("dW loops (no GEMM)", "ocvec", "dw", c, h, k, f, s, p), dx]
     return "im2col", [("fwd W.cols", False, False, k, pixels, depth),

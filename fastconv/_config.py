@@ -6,6 +6,7 @@ import platform
 import sys
 
 from ._kernels import _omp
+from ._validation import check_int_limit
 from ._kernels import gemm as _gemm
 
 _num_threads = None
@@ -86,6 +87,7 @@ def set_num_threads(n: int) -> None:
     global _num_threads
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    check_int_limit(n, "set_num_threads", "n (the thread count)")
     pinned, _ = _kernel_blas or _find_kernel_blas()
     _omp.set_num_threads(n)
     for lib in (_kernel_blas_free_controllers(pinned)):

@@ -35,8 +35,19 @@ def check_ndim(array: np.ndarray, ndim: Union[int, Sequence[int]], op: str, name
         raise ValueError(f"{op}: expected {want}{lay} {name}, got {name} of shape {tuple(array.shape)}")
 
 
+# Geometry (sizes, strides, paddings, dilations) and thread counts reach the kernels as C ints.
+INT_LIMIT = 2 ** 31
+
+
+def check_int_limit(value: int, op: str, name: str, limit: int = INT_LIMIT) -> None:
+    """``value`` below ``limit`` (2**31: what the kernels' C ints hold), else the op's ValueError."""
+    if value >= limit:
+        bound = "2**31" if limit == INT_LIMIT else str(limit)
+        raise ValueError(f"{op}: expected {name} below {bound}, got {value!r}")
+
+
 def int_pair(value, op: str, name: str, minimum: int = 0) -> Tuple[int, int]:
-    """An int or a pair of ints, each >= minimum, as a tuple (h, w)."""
+    """An int or a pair of ints, each >= minimum and below 2**31, as a tuple (h, w)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
     elif (isinstance(value, (tuple, list)) and len(value) == 2
@@ -46,6 +57,7 @@ def int_pair(value, op: str, name: str, minimum: int = 0) -> Tuple[int, int]:
         raise TypeError(f"{op}: expected {name} as an int or a pair of ints, got {value!r}")
     if pair[0] < minimum or pair[1] < minimum:
         raise ValueError(f"{op}: expected {name} >= {minimum}, got {value!r}")
+    check_int_limit(max(pair), op, name)
     return pair
 
 

@@ -10,9 +10,10 @@ from typing import List, Optional
 
 import numpy as np
 
+from . import _runs
+from ._atomic import atomic_write
+
 DEMO_ARCH = "INPUT -> [CONV(32, k=3, p=same) -> RELU -> POOL]*2 -> FC(128) -> RELU -> FC"
-CONFIG_NAME = "config.json"
-MODEL_NAME = "model.npz"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,24 +56,12 @@ _positive_int = _positive(int, "integer")
 _positive_float = _positive(float, "number")
 
 
-# ---- data and model -------------------------------------------------------------------------
-
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
-
-def _datasets(name: str, root: Optional[str]):
-    """(train, test, input_shape, num_classes) for a dataset name."""
-    from fastconv import data
-
-    if name != "mnist":
-        raise CLIError(f"unknown dataset {name!r} (available: mnist)")
-    return data.MNIST(root=root, split="train"), data.MNIST(root=root, split="test"), (1, 28, 28), 10
-
+# ---- data and model (run folders and the factories: fastconv._runs) ------------------------------
 
 def _loaders(cfg: dict, train_set, test_set):
     from fastconv import data
 
-    normalize = data.Normalize([MNIST_MEAN], [MNIST_STD])
+    normalize = _runs.normalize()
     train_tf = data.Compose([data.RandomCrop(28, padding=2), normalize]) if cfg["augment"] else normalize
     sampler = None
     if cfg.get("distributed"):
@@ -83,16 +72,6 @@ def _loaders(cfg: dict, train_set, test_set):
                                    seed=cfg["seed"], transform=train_tf, sampler=sampler)
     test_loader = data.DataLoader(test_set, batch_size=1000, shuffle=False, transform=normalize)
     return train_loader, test_loader
-
-
-def _build_model(arch: str, input_shape, num_classes: int):
-    import warnings
-
-    from fastconv import nn
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", nn.BlueprintWarning)
-        return nn.blueprint(arch, input_shape, num_classes)
 
 
 def _optimizer(cfg: dict, params):
@@ -110,13 +89,8 @@ def _optimizer(cfg: dict, params):
 
 
 def _write_json(path: str, obj) -> None:
-    """Atomic JSON write: temporary file in the same folder, then rename."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _train(cfg: dict, verbose: bool = True) -> dict:
@@ -134,8 +108,8 @@ def _train(cfg: dict, verbose: bool = True) -> dict:
         dist.init()
     main = dist is None or dist.is_main()
     fc.manual_seed(cfg["seed"])
-    train_set, test_set, input_shape, num_classes = _datasets(cfg["data"], cfg.get("data_root"))
-    model = _build_model(cfg["arch"], input_shape, num_classes)
+    train_set, test_set, input_shape, num_classes = _runs.datasets(cfg["data"], cfg.get("data_root"))
+    model = _runs.build_model(cfg["arch"], input_shape, num_classes)
     if dist is not None:
         # running statistics: each rank's own during the epoch, averaged over ranks at its end
         model = dist.DistributedDataParallel(model, broadcast_buffers=False)
@@ -145,7 +119,7 @@ def _train(cfg: dict, verbose: bool = True) -> dict:
     out = cfg["out"]
     if main:
         os.makedirs(out, exist_ok=True)
-        _write_json(os.path.join(out, CONFIG_NAME), cfg)
+        _write_json(os.path.join(out, _runs.CONFIG_NAME), cfg)
     callbacks = []
     if dist is not None:
         callbacks.append(dist.SyncBuffersCallback(model))
@@ -166,7 +140,7 @@ def _train(cfg: dict, verbose: bool = True) -> dict:
         "history": history,
     }
     if main:
-        fc.save(plain.state_dict(), os.path.join(out, MODEL_NAME))
+        fc.save(plain.state_dict(), os.path.join(out, _runs.MODEL_NAME))
         _write_json(os.path.join(out, "metrics.json"), metrics)
     if dist is not None:
         dist.barrier()
@@ -198,37 +172,14 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _load_run(checkpoint: str, arch: Optional[str]):
-    """Model rebuilt from a run folder or a model/checkpoint file (+ its config.json or --arch)."""
-    import fastconv as fc
-
-    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
-    path = os.path.join(checkpoint, MODEL_NAME) if os.path.isdir(checkpoint) else checkpoint
-    if not os.path.exists(path):
-        raise CLIError(f"no such checkpoint: {path}")
-    cfg = {}
-    cfg_path = os.path.join(folder, CONFIG_NAME)
-    if os.path.exists(cfg_path):
-        with open(cfg_path) as f:
-            cfg = json.load(f)
-    arch = arch or cfg.get("arch")
-    if not arch:
-        raise CLIError(f"{path}: no {CONFIG_NAME} beside it; pass --arch")
-    _, _, input_shape, num_classes = _datasets(cfg.get("data", "mnist"), cfg.get("data_root"))
-    model = _build_model(arch, input_shape, num_classes)
-    state = fc.load(path)
-    model.load_state_dict(state["model"] if "model" in state and isinstance(state["model"], dict) else state)
-    return model, cfg
-
-
 def _cmd_eval(args) -> int:
     from fastconv import data, train
     from fastconv.nn import functional as F
 
-    model, cfg = _load_run(args.checkpoint, args.arch)
-    _, test_set, _, _ = _datasets(cfg.get("data", "mnist"), args.data_root or cfg.get("data_root"))
-    ds = test_set if args.split == "test" else _datasets(cfg.get("data", "mnist"), args.data_root)[0]
-    loader = data.DataLoader(ds, batch_size=1000, transform=data.Normalize([MNIST_MEAN], [MNIST_STD]))
+    model, cfg = _runs.load_run(args.checkpoint, args.arch)
+    train_set, test_set, _, _ = _runs.datasets(cfg.get("data", "mnist"), args.data_root or cfg.get("data_root"))
+    ds = test_set if args.split == "test" else train_set
+    loader = data.DataLoader(ds, batch_size=1000, transform=_runs.normalize())
     result = train.evaluate(model, loader, F.cross_entropy)
     print(f"{args.split}: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
           f"on {result['samples']} samples")
@@ -238,7 +189,7 @@ def _cmd_eval(args) -> int:
 def _cmd_summary(args) -> int:
     from fastconv import profile
 
-    model = _build_model(args.arch, args.input, args.num_classes)
+    model = _runs.build_model(args.arch, args.input, args.num_classes)
     print(model)
     print(profile.memory_summary(model, args.input, args.batch_size, optimizer=args.optimizer))
     return 0
@@ -262,7 +213,7 @@ def _cmd_profile(args) -> int:
     from fastconv import profile
     from fastconv.nn import functional as F
 
-    model = _build_model(args.arch, args.input, args.num_classes)
+    model = _runs.build_model(args.arch, args.input, args.num_classes)
     summary = profile.memory_summary(model, args.input, args.batch_size, dtype=args.dtype,
                                      optimizer=args.optimizer, mode=args.mode)
     print(summary)
@@ -294,7 +245,7 @@ def _cmd_demo(args) -> int:
         "lr": 0.002, "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "out": args.out,
         "resume": False, "threads": args.threads, "seed": args.seed, "augment": True, "cosine": True,
     }
-    model = _build_model(DEMO_ARCH, (1, 28, 28), 10)
+    model = _runs.build_model(DEMO_ARCH, (1, 28, 28), 10)
     print(f"fastconv demo: {DEMO_ARCH}\n  on the bundled MNIST subset (5,000 training images, 10,000 test images)")
     print(profile.memory_summary(model, (1, 28, 28), 64, optimizer="adam"))
     metrics = _train(cfg)
@@ -316,25 +267,22 @@ def _demo_figures(out: str, metrics: dict) -> None:
     from fastconv.viz.command import demo_figures
 
     _training_curve(out, metrics)
-    model, _ = _load_run(out, None)
+    model, _ = _runs.load_run(out, None)
     test_set = data.MNIST(split="test")
-    images = data.TensorDataset(test_set.data, test_set.targets,
-                                transform=data.Normalize([MNIST_MEAN], [MNIST_STD]))
+    images = data.TensorDataset(test_set.data, test_set.targets, transform=_runs.normalize())
     for path in demo_figures(model, images, out):
         print(f"wrote {path}")
     return 0
 
 
 def _training_curve(out: str, metrics: dict) -> None:
-    """Loss and accuracy per epoch as training_curve.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Loss and accuracy per epoch as training_curve.png (written atomically)."""
+    from fastconv.viz.plotting import new_figure, save_figure
 
     hist = metrics["history"]
     epochs = [h["epoch"] for h in hist]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = new_figure("fastconv demo", 9, 3.5)
+    ax = fig.subplots(1, 2)
     ax[0].plot(epochs, [h["train_loss"] for h in hist], marker="o")
     ax[0].set_xlabel("epoch")
     ax[0].set_ylabel("train loss")
@@ -344,10 +292,7 @@ def _training_curve(out: str, metrics: dict) -> None:
     ax[1].set_ylabel("accuracy %")
     ax[1].legend()
     fig.tight_layout()
-    path = os.path.join(out, "training_curve.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
+    print(f"wrote {save_figure(fig, os.path.join(out, 'training_curve.png'))}")
 
 
 def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
@@ -430,6 +375,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"fastconv {args.command}: error: {exc}", file=sys.stderr)
+    except (CLIError, ValueError, TypeError, OSError, ImportError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the message
+        print(f"fastconv {args.command}: error: {message}", file=sys.stderr)
         return 2

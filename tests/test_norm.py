@@ -438,7 +438,7 @@ def test_errors_name_the_op(rng):
         F.instance_norm(x, use_input_stats=False)
     with pytest.raises(TypeError, match="layer_norm: expected normalized_shape as an int or a sequence of ints"):
         F.layer_norm(x, (3.0,))
-    with pytest.raises(ValueError, match="layer_norm: expected eps as a float >= 0"):
+    with pytest.raises(ValueError, match="layer_norm: expected eps as a finite float >= 0"):
         F.layer_norm(x, (3,), eps=-1.0)
 
 

@@ -426,14 +426,14 @@ def test_every_plot_writes_a_png(tmp_path):
 def test_viz_command_and_demo_figures_write_pngs(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
-    from fastconv import cli
+    from fastconv import _runs
     from fastconv.viz import command
 
     arch = "INPUT -> CONV(4, k=3, p=same) -> RELU -> POOL -> FC"
     run = tmp_path / "run"
     run.mkdir()
     fc.manual_seed(0)
-    model = _seeded(cli._build_model(arch, (1, 28, 28), 10))
+    model = _seeded(_runs.build_model(arch, (1, 28, 28), 10))
     fc.save(model.state_dict(), str(run / "model.npz"))
     (run / "config.json").write_text(json.dumps({"arch": arch, "data": "mnist"}))
     parser = argparse.ArgumentParser(prog="fastconv")

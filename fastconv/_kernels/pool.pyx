@@ -123,11 +123,15 @@ cdef inline void _max_row_interior(const floating* plane, Py_ssize_t W, Py_ssize
 
     Taps are visited in the same row-major order for every output, but the loop over outputs is
     innermost: the max chains of neighbouring outputs are independent, so they overlap in the CPU.
+    Without such outputs (windows clipped by a huge kernel or padding) nothing is visited: the
+    tap loops would cost kh·kw with nothing to compute.
     """
     cdef Py_ssize_t ow, i, j, w, off, row_start
     cdef const floating* row
     cdef floating v
     cdef int upd
+    if c1 <= c0:
+        return
     for ow in range(c0, c1):
         o_row[ow] = -INFINITY
         if i_row != NULL:

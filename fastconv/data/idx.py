@@ -9,12 +9,12 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from typing import Union
 
 import numpy as np
 
+from .._atomic import atomic_write
 from ..tensor import Tensor
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -92,8 +92,7 @@ def read_idx(path: PathLike) -> np.ndarray:
 def write_idx(path: PathLike, array) -> None:
     """Write ``array`` as an IDX file, gzip-compressed when ``path`` ends in ``.gz``; atomic.
 
-    The file appears complete or not at all: it is written to a temporary file in the same folder,
-    flushed to disk and moved into place with ``os.replace``.
+    The file appears complete or not at all (``fastconv._atomic.atomic_write``).
     """
     name = os.fspath(path)
     arr = array.data if isinstance(array, Tensor) else np.asarray(array)
@@ -110,15 +109,5 @@ def write_idx(path: PathLike, array) -> None:
                + np.ascontiguousarray(arr, dtype=TYPE_CODES[code]).tobytes())
     if name.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    folder = os.path.dirname(os.path.abspath(name))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(name) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(name) as f:
+        f.write(payload)

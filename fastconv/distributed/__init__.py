@@ -20,6 +20,11 @@ from .ddp import DistributedDataParallel
 from .failure import abort_on_error, report_and_abort, run_guarded
 from .sampler import DistributedSampler
 from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
+from . import _comm
+from ..train import set_process_group as _set_process_group
+
+# fit and save_checkpoint ask this group which rank writes and how epoch sums are reduced
+_set_process_group(_comm)
 
 __all__ = [
     "init", "rank", "world_size", "is_main", "barrier", "broadcast", "broadcast_object", "all_reduce",

@@ -68,8 +68,8 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
 
 
 def _as_array(value, key: str) -> np.ndarray:
-    if isinstance(value, Tensor):
-        return value.data
+    if isinstance(value, Tensor):  # what fc.load returns for saved Tensors
+        return value.detach().numpy()
     try:
         arr = np.asarray(value)
     except Exception as exc:  # noqa: BLE001 - any conversion failure is reported with the key
@@ -404,8 +404,8 @@ class Module:
             if unexpected:
                 problems.append("unexpected keys: " + ", ".join(repr(k) for k in unexpected))
         if problems:
-            raise ValueError(f"load_state_dict: error(s) loading state_dict for {type(self).__name__}:\n  "
-                             + "\n  ".join(problems))
+            raise ValueError(f"load_state_dict: error(s) loading state_dict for {type(self).__name__}: "
+                             + "; ".join(problems))  # one line: CLIs and logs show it whole
         for target, value in updates:
             if not target.data.flags.writeable:
                 target.data = target.data.copy()

@@ -11,6 +11,7 @@ from typing import List
 
 import numpy as np
 
+from .._runs import datasets, load_run, normalize
 from ..nn.module import Module
 from ..nn.modules import Conv2d, CoordConv2d, Flatten, Linear, ReLU
 from ..nn.modules.container import Sequential
@@ -144,13 +145,11 @@ def _figures(args, model: Module, dataset) -> List[str]:
 
 
 def _run(args) -> int:
-    from .. import cli
-    from ..data import TensorDataset, Normalize
+    from ..data import TensorDataset
 
-    model, cfg = cli._load_run(args.checkpoint, args.arch)
-    _, test_set, _, _ = cli._datasets(cfg.get("data", "mnist"), args.data_root or cfg.get("data_root"))
-    dataset = TensorDataset(test_set.data, test_set.targets,
-                            transform=Normalize([cli.MNIST_MEAN], [cli.MNIST_STD]))
+    model, cfg = load_run(args.checkpoint, args.arch)
+    _, test_set, _, _ = datasets(cfg.get("data", "mnist"), args.data_root or cfg.get("data_root"))
+    dataset = TensorDataset(test_set.data, test_set.targets, transform=normalize())
     if not 0 <= args.index < len(dataset):
         raise ValueError(f"fastconv viz: --index {args.index} is out of range for {len(dataset)} test images")
     _figures(args, model, dataset)

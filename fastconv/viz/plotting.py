@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .._atomic import atomic_write
+
 VIZ_EXTRA = 'pip install "fastconv[viz]"'
 
 
@@ -92,15 +94,12 @@ def draw_box(ax, box, color: str = "red") -> None:
 
 
 def save_figure(fig, path: str, dpi: int = 100) -> str:
-    """Write ``fig`` to ``path`` atomically (temporary file in the same folder, then rename); returns path."""
+    """Write ``fig`` to ``path`` atomically (``fastconv._atomic.atomic_write``); returns path.
+
+    The folder is created if needed; the format comes from the suffix (PNG without one)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
     return path

@@ -223,8 +223,10 @@ def _optional(p, op: str, name: str, x: Tensor, shape: Tuple[int, ...], context:
 
 
 def _check_eps(eps, op: str) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) or not eps >= 0:
-        raise ValueError(f"{op}: expected eps as a float >= 0, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{op}: expected eps as a float, got {eps!r}")
+    if not 0 <= eps < float("inf"):  # NaN and inf fail too
+        raise ValueError(f"{op}: expected eps as a finite float >= 0, got {eps!r}")
     return float(eps)
 
 
@@ -234,6 +236,8 @@ def _check_momentum(momentum, op: str) -> float:
                         "form; pass the factor 1/num_batches_tracked as a float")
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating, np.integer)):
         raise TypeError(f"{op}: expected momentum as a float, got {momentum!r}")
+    if not 0.0 <= momentum <= 1.0:  # NaN fails too: it would silently turn the running statistics into NaN
+        raise ValueError(f"{op}: expected momentum in [0, 1], got {momentum!r}")
     return float(momentum)
 
 

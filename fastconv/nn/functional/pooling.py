@@ -187,7 +187,8 @@ def _scatter_through_switches(grad_out: np.ndarray, idx: np.ndarray, input_shape
     """Gradient of a max pool: each output gradient added at its switch, zero elsewhere."""
     g = np.ascontiguousarray(grad_out).reshape(-1, idx.shape[-2] * idx.shape[-1])
     grad_in = np.empty(input_shape, dtype=g.dtype)  # not a view: see _plane_gradient
-    _pool.scatter_add_planes(g, idx.reshape(g.shape), grad_in.reshape(g.shape[0], -1))
+    # explicit plane size: a -1 cannot be inferred when there are no planes (batch 0)
+    _pool.scatter_add_planes(g, idx.reshape(g.shape), grad_in.reshape(g.shape[0], input_shape[-2] * input_shape[-1]))
     return grad_in
 
 
@@ -213,7 +214,7 @@ class MaxUnpool2d(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (idx,) = ctx.saved_tensors
-        g = np.ascontiguousarray(grad_out).reshape(idx.shape[0], -1)
+        g = np.ascontiguousarray(grad_out).reshape(idx.shape[0], grad_out.shape[-2] * grad_out.shape[-1])
         grad_in = np.empty(ctx.input_shape, dtype=g.dtype)  # not a view: see _plane_gradient
         _pool.gather_planes(g, idx, grad_in.reshape(idx.shape))
         return grad_in, None

@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
+from ...._atomic import atomic_write
 from ...._kernels import _omp
 from . import registry
 from .geometry import ConvGeometry, ConvProblem
@@ -178,20 +178,10 @@ def plans():
 
 
 def save_plans(path) -> None:
-    """Write the cached plans as JSON (atomically: a temporary file in the folder, renamed)."""
+    """Write the cached plans as JSON, atomically (``fastconv._atomic.atomic_write``)."""
     text = json.dumps({"fastconv_conv_plans": 1, "plans": plans()}, indent=1)
-    target = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), prefix=".plans.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def _record_key(record, where: str):
