@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .tensor import Tensor
 
 __all__ = ["save_file", "load_file", "save", "load", "safe_open", "SafetensorError"]
@@ -71,15 +71,16 @@ def save(tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]] = Non
                 isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise TypeError("save_file: metadata must map str to str (as safetensors requires)")
         header[_METADATA] = dict(metadata)
-    # largest alignment first, then by name: every buffer starts aligned to its element size
+    # buffers: largest alignment first, then by name, so every buffer starts aligned to its element
+    # size (the reference writer's layout); the header lists the tensors in the mapping's order
     order = sorted(arrays, key=lambda n: (-arrays[n].dtype.itemsize, n))
-    offset = 0
+    offsets, offset = {}, 0
     for name in order:
-        arr = arrays[name]
-        header[name] = {"dtype": _NAMES[arr.dtype.newbyteorder("=").str if arr.dtype.byteorder != "|"
-                                       else arr.dtype.str],
-                        "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
-        offset += arr.nbytes
+        offsets[name] = [offset, offset + arrays[name].nbytes]
+        offset += arrays[name].nbytes
+    for name, arr in arrays.items():
+        key = arr.dtype.newbyteorder("=").str if arr.dtype.byteorder != "|" else arr.dtype.str
+        header[name] = {"dtype": _NAMES[key], "shape": list(arr.shape), "data_offsets": offsets[name]}
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-(8 + len(text)) % 8)
     parts = [struct.pack("<Q", len(text)), text]
@@ -91,28 +92,9 @@ def save(tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]] = Non
 
 def save_file(tensors: Mapping[str, Any], filename, metadata: Optional[Mapping[str, str]] = None) -> None:
     """Write ``tensors`` (names to arrays/Tensors) as a safetensors file, atomically."""
-    _write_atomically(os.fspath(filename), save(tensors, metadata))
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    """Temporary file in the target's folder, fsync, then ``os.replace`` (an interrupted write
-    leaves the old file intact)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save_file: folder {folder} does not exist (saving to {path})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    data = save(tensors, metadata)
+    with atomic_write(filename) as f:
+        f.write(data)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -189,17 +171,25 @@ def _decode(raw: np.ndarray, dtype: str, shape) -> np.ndarray:
 class safe_open:
     """Lazy access to one file, as ``safetensors.safe_open``: ``keys()``, ``metadata()``,
     ``get_tensor(name)`` (reads only that tensor). ``framework`` is accepted for compatibility
-    ("np"/"numpy"/"pt"/"fastconv"); tensors are numpy arrays."""
+    ("np"/"numpy"/"pt"/"fastconv"); tensors are numpy arrays. ``filename`` may also be a
+    seekable binary file object (read from its start; ``source`` names it in errors)."""
 
-    def __init__(self, filename, framework: str = "numpy", device: str = "cpu"):
+    def __init__(self, filename, framework: str = "numpy", device: str = "cpu", *, source: Optional[str] = None):
         if device != "cpu":
             raise ValueError(f"safe_open: fastconv runs on the CPU, got device={device!r}")
-        self._path = os.fspath(filename)
-        if not os.path.exists(self._path):
-            raise FileNotFoundError(f"load_file: no such file: {self._path}")
-        self._file = open(self._path, "rb")
+        self._owned = not hasattr(filename, "read")
+        if self._owned:
+            self._path = os.fspath(filename)
+            if not os.path.exists(self._path):
+                raise FileNotFoundError(f"load_file: no such file: {self._path}")
+            self._file = open(self._path, "rb")
+        else:
+            self._file = filename
+            name = getattr(filename, "name", None)
+            self._path = source or (name if isinstance(name, str) else f"<{type(filename).__name__}>")
         try:
-            size = os.fstat(self._file.fileno()).st_size
+            size = self._file.seek(0, os.SEEK_END)
+            self._file.seek(0)
             head = self._file.read(8)
             if len(head) < 8:
                 raise _error(self._path, f"{size} bytes is too short for the 8-byte header length")
@@ -210,7 +200,7 @@ class safe_open:
             self._start = 8 + n
             self._entries, self._metadata = _parse_header(self._file.read(n), size - self._start, self._path)
         except BaseException:
-            self._file.close()
+            self.close()
             raise
 
     def __enter__(self) -> "safe_open":
@@ -220,7 +210,8 @@ class safe_open:
         self.close()
 
     def close(self) -> None:
-        self._file.close()
+        if self._owned:
+            self._file.close()
 
     def keys(self):
         """Tensor names in the file's header order."""
@@ -245,7 +236,8 @@ class safe_open:
 
 
 def load_file(filename) -> "OrderedDict[str, np.ndarray]":
-    """Every tensor of a safetensors file as numpy arrays, in the header's order."""
+    """Every tensor of a safetensors file (a path or binary file object) as numpy arrays, in the
+    header's order."""
     with safe_open(filename) as f:
         return OrderedDict((name, f.get_tensor(name)) for name in f.keys())
 

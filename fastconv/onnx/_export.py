@@ -11,11 +11,11 @@ any other constant that differs — a value computed from the input outside fast
 """
 from __future__ import annotations
 
-import os
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._atomic import atomic_write
 from ..tensor import Tensor
 from ._graph import Emit, ExportError, Graph, array_of
 from ._export_ops import EMITTERS, onnx_dtype
@@ -218,11 +218,6 @@ def export(model, example_input, path, opset_version: int = 17, dynamic_batch: b
     """
     proto = build(model, example_input, opset_version, dynamic_batch, input_names, output_names)
     data = proto.SerializeToString()
-    _write_atomically(os.fspath(path), data)
+    with atomic_write(path) as f:
+        f.write(data)
     return proto
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    from ..safetensors import _write_atomically as write
-
-    write(path, data)
