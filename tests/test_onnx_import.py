@@ -318,3 +318,25 @@ def test_bad_files_and_inputs(tmp_path):
         module(fc.randn(2, 4))
     with pytest.raises(TypeError, match="takes 1 input"):
         module(fc.randn(2, 3), fc.randn(2, 3))
+
+
+@pytest.mark.parametrize("attrs,scales,sizes", [
+    ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, [1, 1, 2, 2], None),
+    ({"mode": "nearest"}, None, [2, 3, 7, 5]),
+    ({"mode": "nearest", "nearest_mode": "ceil", "coordinate_transformation_mode": "half_pixel"}, [1, 1, 1.5, 0.5], None),
+    ({"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}, [1, 1, 2, 2], None),
+    ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, None, [2, 3, 9, 3]),
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel"}, [1, 1, 0.5, 1.75], None),
+    ({"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, [1, 1, 3, 1], None),
+])
+def test_resize(attrs, scales, sizes):
+    extra = [("roi", np.zeros(0, np.float32)), ("scales", np.array(scales or [], np.float32))]
+    names = ["roi", "scales"]
+    if sizes is not None:
+        extra.append(("sizes", np.array(sizes, np.int64)))
+        names.append("sizes")
+    module = single("Resize", (2, 3, 4, 6), attrs, extra, names)
+    module.train()
+    x = fc.tensor(randn(2, 3, 4, 6), requires_grad=True)
+    module(x).sum().backward()  # differentiable: gathers and weighted sums
+    assert x.grad is not None and x.grad.shape == x.shape

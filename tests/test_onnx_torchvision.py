@@ -111,3 +111,19 @@ def test_torch_state_dict_loads_into_an_imported_module(torch, torchvision, tmp_
     with torch.no_grad():
         ref = other(x).numpy()
     assert_close(module(fc.tensor(x.numpy())).numpy(), ref)
+
+
+@pytest.mark.parametrize("kwargs", [dict(scale_factor=2, mode="nearest"), dict(size=(9, 7), mode="nearest"),
+                                    dict(scale_factor=2, mode="bilinear", align_corners=False),
+                                    dict(scale_factor=1.5, mode="bilinear", align_corners=True)])
+def test_torch_upsampling_through_onnx(torch, tmp_path, kwargs):
+    """A small segmentation-style decoder: torch's Resize nodes run as fastconv gathers."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Upsample(**kwargs),
+                              torch.nn.Conv2d(4, 2, 1)).eval()
+    x = torch.randn(2, 3, 5, 6)
+    torch_export(torch, net, x, tmp_path / "up.onnx")
+    module = fc.onnx.load(tmp_path / "up.onnx")
+    with torch.no_grad():
+        ref = net(x).numpy()
+    assert_close(module(fc.tensor(x.numpy())).numpy(), ref)

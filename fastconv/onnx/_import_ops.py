@@ -687,3 +687,96 @@ def _reduce(m, node, inputs):
     if _is_const(x):
         return [getattr(np, name if name in ("mean", "sum") else "a" + name)(x, axis=tuple(axes), keepdims=keep)]
     return [getattr(x, name)(tuple(axes), keep)]
+
+
+# ---- resizing ----------------------------------------------------------------------------------------
+
+def _source_positions(mode: str, out_len: int, in_len: int, scale: float) -> np.ndarray:
+    """ONNX Resize's coordinate_transformation_mode: the input coordinate of every output pixel."""
+    x = np.arange(out_len, dtype=np.float64)
+    if mode == "half_pixel":
+        return (x + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (x + 0.5) / scale - 0.5 if out_len > 1 else np.zeros(out_len)
+    if mode == "align_corners":
+        return x * (in_len - 1) / (out_len - 1) if out_len > 1 else np.zeros(out_len)
+    if mode == "asymmetric":
+        return x / scale
+    if mode == "tf_half_pixel_for_nn":
+        return (x + 0.5) / scale
+    if mode == "half_pixel_symmetric":
+        adjustment = out_len / (in_len * scale)
+        center = in_len / 2
+        return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
+    raise ValueError(mode)
+
+
+def _nearest_index(position: np.ndarray, rule: str, in_len: int) -> np.ndarray:
+    frac = position - np.floor(position)
+    if rule == "floor":
+        index = np.floor(position)
+    elif rule == "ceil":
+        index = np.ceil(position)
+    elif rule == "round_prefer_ceil":
+        index = np.where(frac == 0.5, np.ceil(position), np.round(position))
+    else:  # round_prefer_floor, the default
+        index = np.where(frac == 0.5, np.floor(position), np.round(position))
+    return np.clip(index, 0, in_len - 1).astype(np.int64)
+
+
+def _resample_axis(x, axis: int, in_len: int, out_len: int, scale: float, mode: str, transform: str,
+                   rule: str):
+    """x resampled along ``axis`` by differentiable gathers (and a weighted sum for linear)."""
+    lead = (slice(None),) * axis
+    position = _source_positions(transform, out_len, in_len, scale)
+    if mode == "nearest":
+        return x[lead + (_nearest_index(position, rule, in_len),)]
+    position = np.clip(position, 0, in_len - 1)
+    i0 = np.floor(position).astype(np.int64)
+    i1 = np.minimum(i0 + 1, in_len - 1)
+    dtype = _array(x).dtype
+    w1 = (position - i0).astype(dtype)
+    shape = (out_len,) + (1,) * (_array(x).ndim - axis - 1)
+    w0 = Tensor._wrap((1 - w1).reshape(shape))
+    return x[lead + (i0,)] * w0 + x[lead + (i1,)] * Tensor._wrap(w1.reshape(shape))
+
+
+@handles("Resize", "Upsample")
+def _resize(m, node, inputs):
+    x = _tensor(inputs[0])
+    shape = x.shape
+    attrs = node.attrs
+    mode = attrs.get("mode", "nearest")
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise node.fail(f"mode {mode!r} is not supported (nearest and linear are)")
+    mode = "linear" if mode == "bilinear" else mode
+    if attrs.get("antialias", 0):
+        raise node.fail("antialias=1 is not supported")
+    if node.op_type == "Upsample":
+        scales = attrs.get("scales") or _array(inputs[1]).astype(np.float64).tolist()
+        sizes = None
+        transform, rule = "asymmetric", "floor"
+    else:
+        transform = attrs.get("coordinate_transformation_mode", "half_pixel")
+        rule = attrs.get("nearest_mode", "round_prefer_floor")
+        if transform == "tf_crop_and_resize":
+            raise node.fail("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
+        if attrs.get("axes") is not None or attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+            raise node.fail("the axes and keep_aspect_ratio_policy attributes are not supported")
+        scales = _array(inputs[2]).astype(np.float64).tolist() if len(inputs) > 2 and inputs[2] is not None \
+            and np.size(_array(inputs[2])) else None
+        sizes = _ints(inputs[3]) if len(inputs) > 3 and inputs[3] is not None and np.size(_array(inputs[3])) else None
+    if scales is None and sizes is None:
+        raise node.fail("neither scales nor sizes is given")
+    if sizes is None:
+        sizes = [int(np.floor(n * s)) for n, s in zip(shape, scales)]
+    else:
+        scales = [o / n for o, n in zip(sizes, shape)]
+    y = x
+    for axis in range(len(shape)):
+        if sizes[axis] == shape[axis] and scales[axis] == 1.0:
+            continue
+        if axis < len(shape) - 2:
+            raise node.fail(f"resizing axis {axis} (batch or channels) is not supported")
+        y = _resample_axis(y, axis, shape[axis], sizes[axis], scales[axis], mode, transform, rule)
+    return [y]
