@@ -245,3 +245,43 @@ def test_as_tensors_keeps_parameters_requires_grad_and_sharing(torch, tmp_path):
     assert loaded["ints"].numpy().dtype == np.int64
     assert loaded["a"] is loaded["b"] and loaded["pair"][0] is loaded["a"]
     np.testing.assert_array_equal(loaded["weight"].numpy(), lin.weight.detach().numpy())
+
+
+def test_random_views_of_one_storage(torch, tmp_path):
+    """Any slicing/transposition/expansion of a saved storage loads as the same values, and every
+    view shares the one storage's memory (hypothesis over view recipes)."""
+    from hypothesis import given, settings, strategies as st
+
+    base = torch.arange(2 * 3 * 4 * 5, dtype=torch.float64).reshape(2, 3, 4, 5)
+    recipe = st.lists(st.sampled_from(["t01", "t23", "s1", "s3", "step", "sel0", "exp"]), max_size=4)
+
+    @given(recipes=st.lists(recipe, min_size=1, max_size=4), legacy=st.booleans())
+    @settings(max_examples=20, deadline=None)
+    def check(recipes, legacy):
+        views = []
+        for steps in recipes:
+            v = base
+            for step in steps:
+                if step == "t01" and v.dim() >= 2:
+                    v = v.transpose(0, 1)
+                elif step == "t23" and v.dim() >= 4:
+                    v = v.transpose(2, 3)
+                elif step == "s1" and v.dim() >= 2 and v.shape[1] > 1:
+                    v = v[:, 1:]
+                elif step == "s3" and v.dim() >= 4 and v.shape[3] > 2:
+                    v = v[..., 1:-1]
+                elif step == "step" and v.shape[-1] > 1:
+                    v = v[..., ::2]
+                elif step == "sel0" and v.dim() >= 2:
+                    v = v[0]
+                elif step == "exp" and v.dim() >= 1:
+                    v = v.unsqueeze(0).expand(3, *v.shape)
+            views.append(v)
+        path = tmp_path / ("v_legacy.pth" if legacy else "v.pth")
+        torch.save({"base": base, "views": views}, path, _use_new_zipfile_serialization=not legacy)
+        loaded = load_torch_checkpoint(path)
+        for got, want in zip(loaded["views"], views):
+            np.testing.assert_array_equal(got, want.numpy())
+            assert np.shares_memory(got, loaded["base"])
+
+    check()
