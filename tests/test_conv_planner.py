@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 import fastconv as fc
 import fastconv.nn.functional as F
 from fastconv.nn.functional.conv import Conv2dFunction, planner, registry
+from fastconv._kernels.depthwise import channel_width
+from fastconv._kernels.direct import ocvec_available
 from fastconv.nn.functional.conv.geometry import problem_from_shapes
 from test_conv import make_input, ref_conv2d, tolerance
 
@@ -24,7 +26,7 @@ ALL_PATHS = registry.names()
 @st.composite
 def geometries(draw, depthwise=None):
     """A conv2d call: depthwise (groups = C, K = m·C), pointwise (1×1), or general."""
-    kind = depthwise or draw(st.sampled_from(["depthwise", "pointwise", "general"]))
+    kind = depthwise or draw(st.sampled_from(["depthwise", "pointwise", "grouped", "general"]))
     n = draw(st.integers(1, 3))
     c = draw(st.integers(1, 20))
     h, w = draw(st.integers(1, 11)), draw(st.integers(1, 11))
@@ -33,6 +35,11 @@ def geometries(draw, depthwise=None):
         kh = kw = draw(st.sampled_from([1, 3, 5]))
     elif kind == "pointwise":
         groups, k, kh, kw = 1, draw(st.integers(1, 24)), 1, 1
+    elif kind == "grouped":  # G = C/groups = K/groups channels per group (ResNeXt)
+        size = draw(st.sampled_from([2, 4, 8, 3]))
+        groups = draw(st.integers(1, 5))
+        c = k = groups * size
+        kh = kw = draw(st.sampled_from([1, 3]))
     else:
         groups = draw(st.sampled_from([1, 1, 2]))
         c = c - c % groups or groups
@@ -91,6 +98,12 @@ def test_depthwise_paths_match_reference(case):
             _check_against_reference(dict(case, path=path), mp)
 
 
+@given(geometries(depthwise="grouped"))
+def test_grouped_path_matches_reference(case):
+    with pytest.MonkeyPatch.context() as mp:
+        _check_against_reference(dict(case, path="grouped", dtype=np.float32), mp)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("path", ["depthwise", "depthwise_planes", "pointwise", "pointwise_batched"])
 def test_new_paths_thread_counts_and_batch_split(rng, monkeypatch, path, threads):
@@ -136,6 +149,9 @@ def test_new_paths_gradcheck(rng, monkeypatch, path, opts, wshape):
     ("pointwise", (2, 24, 7, 9), (48, 24, 1, 1), dict(stride=1)),
     ("pointwise", (1, 16, 8, 8), (32, 16, 1, 1), dict(stride=2)),
     ("pointwise_batched", (3, 24, 4, 5), (40, 24, 1, 1), dict(stride=1)),
+    ("grouped", (2, 128, 9, 9), (128, 4, 3, 3), dict(stride=1, padding=1, groups=32)),
+    ("grouped", (1, 64, 10, 10), (64, 8, 3, 3), dict(stride=2, padding=1, groups=8)),
+    ("grouped", (3, 32, 7, 7), (32, 16, 1, 1), dict(groups=2)),
     ("pointwise_batched", (2, 16, 8, 7), (32, 16, 1, 1), dict(stride=2)),
 ])
 def test_new_paths_match_torch(torch, rng, monkeypatch, path, shape, wshape, opts):
@@ -276,11 +292,22 @@ def test_deterministic_mode_same_bits_across_thread_counts(rng, monkeypatch, thr
     ("pointwise", (2, 32, 14, 14), (64, 32, 1, 1), dict(stride=1)),
     ("pointwise_batched", (4, 32, 6, 6), (64, 32, 1, 1), dict(stride=1)),
     ("pointwise_batched", (4, 32, 12, 12), (64, 32, 1, 1), dict(stride=2)),
+    ("gemm", (2, 8, 12, 12), (16, 8, 3, 3), dict(stride=2, padding=1)),
+    ("grouped", (2, 64, 12, 12), (64, 4, 3, 3), dict(padding=1, groups=16)),
+    ("gemm", (2, 8, 12, 12), (16, 4, 3, 3), dict(padding=1, groups=2)),
+    ("shallow", (2, 1, 12, 12), (16, 1, 3, 3), dict(padding=1)),
+    ("winograd", (2, 32, 12, 12), (32, 32, 3, 3), dict(padding=1)),
+    ("implicit", (2, 4, 12, 12), (16, 4, 3, 3), dict(padding=1)),
+    ("ocvec", (2, 16, 14, 14), (64, 16, 3, 3), dict(stride=2, padding=1)),
 ])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_new_paths_memory_declarations_match_tracemalloc(rng, monkeypatch, path, shape, wshape, opts, threads):
-    """forward_workspace_bytes and workspace_bytes equal the transient peaks the passes allocate
-    beyond their outputs (y; dX, dW, db)."""
+def test_paths_memory_declarations_match_tracemalloc(rng, monkeypatch, path, shape, wshape, opts, threads):
+    """Every path: forward_workspace_bytes and workspace_bytes equal the transient peaks the
+    passes allocate beyond their outputs (y; dX, dW, db)."""
+    if path in ("depthwise", "grouped") and not channel_width():
+        pytest.skip("the channel-vectorized loops need AVX-512 or AVX2+FMA")
+    if path == "ocvec" and not ocvec_available():
+        pytest.skip("the output-channel-vectorized loops need AVX-512 or AVX2+FMA")
     cp.switch(monkeypatch, path, True)
     previous = fc.get_num_threads()
     fc.set_num_threads(threads)

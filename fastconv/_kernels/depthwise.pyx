@@ -254,6 +254,55 @@ def depthwise_grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :
 
 # ---- channel-vectorized path (float32, groups == C == K; _depthwise.h) ---------------------------
 
+cdef extern from "_grouped.h" nogil:
+    void fc_grp_fwd(int level, ptrdiff_t G, const float* xt, const float* wt, const float* bias,
+                    float* yt, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,
+                    ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
+                    ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oy0, ptrdiff_t oy1)
+    void fc_grp_dx(int level, ptrdiff_t G, const float* dyt, const float* wt, const float* zero,
+                   float* dxt, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,
+                   ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
+                   ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t iy0, ptrdiff_t iy1)
+    void fc_grp_dw(int level, ptrdiff_t G, const float* xt, const float* dyt, const float* zero,
+                   float* part, int need_db, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho,
+                   ptrdiff_t Wo, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                   ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oy0, ptrdiff_t oy1)
+
+
+cdef void rows_forward(int level, Py_ssize_t G, const float* xt, const float* wt, const float* bias,
+                       float* yt, Py_ssize_t Cp, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
+                       Py_ssize_t Wo, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                       Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Output rows [r0, r1) by the depthwise loops (G = 1) or the grouped ones."""
+    if G == 1:
+        fc_dwc_fwd(level, xt, wt, bias, yt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+    else:
+        fc_grp_fwd(level, G, xt, wt, bias, yt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+
+
+cdef void rows_grad_input(int level, Py_ssize_t G, const float* dyt, const float* wt,
+                          const float* zero, float* dxt, Py_ssize_t Cp, Py_ssize_t H, Py_ssize_t W,
+                          Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw, int sh, int sw, int ph,
+                          int pw, int dh, int dw, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    if G == 1:
+        fc_dwc_dx(level, dyt, wt, zero, dxt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+    else:
+        fc_grp_dx(level, G, dyt, wt, zero, dxt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+
+
+cdef void rows_grad_weight(int level, Py_ssize_t G, const float* xt, const float* dyt,
+                           const float* zero, float* part, bint need_db, Py_ssize_t Cp,
+                           Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw,
+                           int sh, int sw, int ph, int pw, int dh, int dw, Py_ssize_t r0,
+                           Py_ssize_t r1) noexcept nogil:
+    if G == 1:
+        fc_dwc_dw(level, xt, dyt, zero, part, need_db, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
+                  dh, dw, r0, r1)
+    else:
+        fc_grp_dw(level, G, xt, dyt, zero, part, need_db, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
+                  dh, dw, r0, r1)
+
+
 cdef extern from "_depthwise.h" nogil:
     int fc_ocvec_level()
     void fc_ocvec_transpose(int level, const float* src, ptrdiff_t rows, ptrdiff_t cols,
@@ -338,8 +387,10 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
                     float[:, :, ::1] y, float[:, :, ::1] xt, float[:, :, ::1] yt,
                     float[:, ::1] scratch, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
                     int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-                    Py_ssize_t rows_per_item, int threads):
-    """y (N, C, Ho·Wo) = depthwise conv2d of x (N, C, H·W) with wt (taps, Cp) and bias (Cp),
+                    Py_ssize_t rows_per_item, int threads, Py_ssize_t G=1):
+    """y (N, C, Ho·Wo) = depthwise (G = 1) or grouped (G = C/groups = K/groups channels per
+    group, a power of two up to the vector width) conv2d of x (N, C, H·W) with wt (taps·G, Cp:
+    w[k, j, tap] at row tap·G + j, lane k) and bias (Cp),
     through channel-minor copies xt (·, H·W, Cp) and yt (·, Ho·Wo, Cp): one per thread when
     ``channel_images_per_thread``, else one per image; scratch holds one (C × VL) block per
     thread for the transposes back."""
@@ -349,8 +400,8 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
     threads = max(threads, 1)
     cdef bint per_thread = channel_images_per_thread(N, threads)
     cdef Py_ssize_t copies = threads if per_thread else N
-    if level < 2 or Cp % vl or Cp < C or x.shape[2] != P or wt.shape[0] != kh * kw \
-            or wt.shape[1] != Cp or bias.shape[0] != Cp or y.shape[0] != N or y.shape[1] != C \
+    if level < 2 or Cp % vl or Cp < C or x.shape[2] != P or wt.shape[0] != kh * kw * G \
+            or G < 1 or G > vl or vl % G or C % G or wt.shape[1] != Cp or bias.shape[0] != Cp or y.shape[0] != N or y.shape[1] != C \
             or y.shape[2] != Po or xt.shape[0] < copies or xt.shape[1] != P or yt.shape[0] < copies \
             or yt.shape[1] != Po or yt.shape[2] != Cp or scratch.shape[0] < threads \
             or scratch.shape[1] < C * vl or rows_per_item < 1:
@@ -362,8 +413,8 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
         for n in prange(N, nogil=True, schedule="static", num_threads=threads):
             t = threadid()
             to_channel_minor(level, &x[n, 0, 0], C, P, &xt[t, 0, 0], Cp)
-            fc_dwc_fwd(level, &xt[t, 0, 0], &wt[0, 0], &bias[0], &yt[t, 0, 0], Cp, H, W, Ho, Wo,
-                       kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
+            rows_forward(level, G, &xt[t, 0, 0], &wt[0, 0], &bias[0], &yt[t, 0, 0], Cp, H, W, Ho,
+                         Wo, kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
             from_channel_minor(level, &yt[t, 0, 0], Po, Cp, C, &y[n, 0, 0], &scratch[t, 0])
         return
     for n in prange(N, nogil=True, schedule="static", num_threads=threads):
@@ -372,8 +423,8 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
         n = item // blocks
         r0 = (item % blocks) * rows_per_item
         r1 = min(r0 + rows_per_item, Ho)
-        fc_dwc_fwd(level, &xt[n, 0, 0], &wt[0, 0], &bias[0], &yt[n, 0, 0], Cp, H, W, Ho, Wo,
-                   kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+        rows_forward(level, G, &xt[n, 0, 0], &wt[0, 0], &bias[0], &yt[n, 0, 0], Cp, H, W, Ho, Wo,
+                     kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
     for n in prange(N, nogil=True, schedule="static", num_threads=threads):
         from_channel_minor(level, &yt[n, 0, 0], Po, Cp, C, &y[n, 0, 0],
                            &scratch[threadid(), 0])
@@ -384,8 +435,9 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
                      bint need_db, float[:, :, ::1] xt, float[:, :, ::1] dyt, float[:, :, ::1] dxt,
                      float[:, ::1] scratch, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
                      Py_ssize_t Wo, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-                     Py_ssize_t dx_rows_per_item, Py_ssize_t dw_rows_per_item, int threads):
-    """dx (N, C, H·W) and/or the dW/db partials (items, taps + 1, Cp; summed by the caller in
+                     Py_ssize_t dx_rows_per_item, Py_ssize_t dw_rows_per_item, int threads,
+                     Py_ssize_t G=1):
+    """dx (N, C, H·W) and/or the dW/db partials (items, taps·G + 1, Cp; summed by the caller in
     item order; items are row blocks of ``channel_dw_rows_per_item``, the same at any thread
     count) of a depthwise conv2d, through channel-minor copies of dY (dyt), x (xt, for dW)
     and dX (dxt), per thread or per image as in ``channel_forward``."""
@@ -400,8 +452,8 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
     cdef Py_ssize_t copies = threads if per_thread else N
     for item in range(16):
         zero[item] = 0
-    if level < 2 or Cp % vl or Cp < C or dy.shape[2] != Po or wt.shape[0] != kh * kw \
-            or wt.shape[1] != Cp or dyt.shape[0] < copies or dyt.shape[1] != Po \
+    if level < 2 or Cp % vl or Cp < C or dy.shape[2] != Po or wt.shape[0] != kh * kw * G \
+            or G < 1 or G > vl or vl % G or C % G or wt.shape[1] != Cp or dyt.shape[0] < copies or dyt.shape[1] != Po \
             or dx_rows_per_item < 1 or dw_rows_per_item < 1:
         raise ValueError("depthwise channel_backward: arrays disagree with the geometry")
     if need_dx and (dx.shape[0] != N or dx.shape[1] != C or dx.shape[2] != P
@@ -410,7 +462,7 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
         raise ValueError("depthwise channel_backward: dX arrays disagree with the geometry")
     if need_dw and (x.shape[0] != N or x.shape[1] != C or x.shape[2] != P or xt.shape[0] < copies
                     or xt.shape[1] != P or xt.shape[2] != Cp or parts.shape[0] != N * dw_blocks
-                    or parts.shape[1] != kh * kw + 1 or parts.shape[2] != Cp):
+                    or parts.shape[1] != kh * kw * G + 1 or parts.shape[2] != Cp):
         raise ValueError("depthwise channel_backward: dW arrays disagree with the geometry")
     if N == 0 or C == 0:
         return
@@ -425,15 +477,16 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
             t = threadid()
             to_channel_minor(level, &dy[n, 0, 0], C, Po, &dyt[t, 0, 0], Cp)
             if need_dx:
-                fc_dwc_dx(level, &dyt[t, 0, 0], &wt[0, 0], zero, &dxt[t, 0, 0], Cp, H, W, Ho, Wo,
-                          kh, kw, sh, sw, ph, pw, dh, dw, 0, H)
+                rows_grad_input(level, G, &dyt[t, 0, 0], &wt[0, 0], zero, &dxt[t, 0, 0], Cp, H, W,
+                                Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, 0, H)
                 from_channel_minor(level, &dxt[t, 0, 0], P, Cp, C, &dx[n, 0, 0], &scratch[t, 0])
             if need_dw:
                 to_channel_minor(level, &x[n, 0, 0], C, P, &xt[t, 0, 0], Cp)
                 for b in range(dw_blocks):
-                    fc_dwc_dw(level, &xt[t, 0, 0], &dyt[t, 0, 0], zero, &parts[n * dw_blocks + b, 0, 0],
-                              need_db, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw,
-                              b * dw_rows_per_item, min((b + 1) * dw_rows_per_item, Ho))
+                    rows_grad_weight(level, G, &xt[t, 0, 0], &dyt[t, 0, 0], zero,
+                                     &parts[n * dw_blocks + b, 0, 0], need_db, Cp, H, W, Ho, Wo, kh,
+                                     kw, sh, sw, ph, pw, dh, dw, b * dw_rows_per_item,
+                                     min((b + 1) * dw_rows_per_item, Ho))
         return
     for n in prange(N, nogil=True, schedule="static", num_threads=threads):
         to_channel_minor(level, &dy[n, 0, 0], C, Po, &dyt[n, 0, 0], Cp)
@@ -444,8 +497,8 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
             n = item // dx_blocks
             r0 = (item % dx_blocks) * dx_rows_per_item
             r1 = min(r0 + dx_rows_per_item, H)
-            fc_dwc_dx(level, &dyt[n, 0, 0], &wt[0, 0], zero, &dxt[n, 0, 0], Cp, H, W, Ho, Wo,
-                      kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+            rows_grad_input(level, G, &dyt[n, 0, 0], &wt[0, 0], zero, &dxt[n, 0, 0], Cp, H, W, Ho,
+                            Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
         for n in prange(N, nogil=True, schedule="static", num_threads=threads):
             from_channel_minor(level, &dxt[n, 0, 0], P, Cp, C, &dx[n, 0, 0],
                                &scratch[threadid(), 0])
@@ -454,5 +507,5 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
             n = item // dw_blocks
             r0 = (item % dw_blocks) * dw_rows_per_item
             r1 = min(r0 + dw_rows_per_item, Ho)
-            fc_dwc_dw(level, &xt[n, 0, 0], &dyt[n, 0, 0], zero, &parts[item, 0, 0], need_db,
-                      Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+            rows_grad_weight(level, G, &xt[n, 0, 0], &dyt[n, 0, 0], zero, &parts[item, 0, 0],
+                             need_db, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)

@@ -10,6 +10,7 @@ tape saved at the two trace batches. Peaks come from ``peak.replay_*``.
 from __future__ import annotations
 
 import copy
+import inspect
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -22,8 +23,10 @@ from .peak import ReplayCall, replay_eval, replay_train
 from .summary import MemorySummary
 from .trace import PARAM, TRACE_BATCHES, Trace, TracedCall, trace_model
 
-STATE_COPIES = {None: 0, "sgd": 0, "sgd-momentum": 1, "adam": 2}   # persistent parameter-sized state
-STEP_TEMPORARIES = {None: 0, "sgd": 0, "sgd-momentum": 0, "adam": 0}  # of the largest parameter, in step() (none: fused in-place kernels)
+# persistent parameter-sized state (rmsprop without momentum or centering; adagrad's sum, adadelta's two averages)
+STATE_COPIES = {None: 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2, "adagrad": 1, "rmsprop": 1, "adadelta": 2}
+# of the largest parameter, in step() (none: fused in-place kernels)
+STEP_TEMPORARIES = {name: 0 for name in STATE_COPIES}
 
 
 # ---- tracing without side effects ------------------------------------------------------------
@@ -55,6 +58,18 @@ def _in_dtype(model: Module, dtype: np.dtype) -> Module:
 
 # ---- evaluating one call at a batch ------------------------------------------------------------
 
+_TAKES_NEEDS: dict = {}
+
+
+def _workspace_takes_needs(fn) -> bool:
+    """Whether ``fn.workspace_bytes`` declares a ``needs_input_grad`` keyword (its backward then
+    depends on which gradients are wanted, as conv2d's dX and dW passes do)."""
+    takes = _TAKES_NEEDS.get(fn)
+    if takes is None:
+        takes = _TAKES_NEEDS[fn] = "needs_input_grad" in inspect.signature(fn.workspace_bytes).parameters
+    return takes
+
+
 class CallCost:
     """Declared costs of one call at one batch size."""
 
@@ -69,7 +84,10 @@ class CallCost:
             self.saved = call.saved_nbytes.at(batch)
         self.param_saved = sum(trace.buffer_bytes[b].at(batch) for b in set(call.saved_bufs)
                                if trace.buffer_kind[b] == PARAM)
-        self.workspace = int(fn.workspace_bytes(shapes, dtype, **kwargs)) if hasattr(fn, "workspace_bytes") else 0
+        self.workspace = 0
+        if hasattr(fn, "workspace_bytes"):
+            needs = {"needs_input_grad": call.needs} if _workspace_takes_needs(fn) else {}
+            self.workspace = int(fn.workspace_bytes(shapes, dtype, **kwargs, **needs))
         self.forward_workspace = (int(fn.forward_workspace_bytes(shapes, dtype, call.needs, **kwargs))
                                   if hasattr(fn, "forward_workspace_bytes") else self.workspace)
         if hasattr(fn, "macs"):

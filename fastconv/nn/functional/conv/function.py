@@ -89,12 +89,14 @@ class Conv2dFunction(Function):
         return total
 
     @staticmethod
-    def workspace_bytes(shapes, dtype, geometry=None) -> int:
-        """Largest transient bytes of backward (both gradients, db with a bias): its dX and dW
-        passes run one after the other, or as one kernel call when both take a path with one."""
+    def workspace_bytes(shapes, dtype, geometry=None, needs_input_grad=(True, True, True)) -> int:
+        """Largest transient bytes of backward for the wanted gradients (all by default): its
+        dX and dW passes run one after the other, or as one kernel call when both take a path
+        with one."""
         problem = _problem(shapes, dtype, geometry)
-        need_dx = need_dw = True
-        need_db = len(shapes) > 2 and shapes[2] is not None
+        need_dx, need_dw = bool(needs_input_grad[0]), bool(needs_input_grad[1])
+        need_db = (len(needs_input_grad) > 2 and bool(needs_input_grad[2]) and len(shapes) > 2
+                   and shapes[2] is not None)
         dx_name = planner.choose(problem, "grad_input")[0]
         dw_name = planner.choose(problem, "grad_weight")[0]
         if need_dx and need_dw and dx_name == dw_name:
