@@ -81,6 +81,8 @@ def test_conv2d(tmp_path, kwargs):
 @given(k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), d=st.integers(1, 2), size=st.integers(5, 9))
 @settings(max_examples=15, deadline=None)
 def test_conv2d_geometry_property(tmp_path_factory, k, s, p, d, size):
+    if d * (k - 1) + 1 > size + 2 * p:
+        return
     fc.manual_seed(1)
     check(nn.Conv2d(2, 3, k, stride=s, padding=p, dilation=d), randn(1, 2, size, size + 1),
           tmp_path_factory.mktemp("c"), other_batch=2)
@@ -352,3 +354,42 @@ def test_opsets(tmp_path, opset):
     model = Lambda(forward, conv=nn.Conv2d(3, 4, 3, padding=1), gn=nn.GroupNorm(2, 4), ln=nn.LayerNorm(7),
                    pool=nn.MaxPool2d(2, ceil_mode=True), adaptive=nn.AdaptiveAvgPool2d((3, 2)))
     check(model, randn(2, 3, 6, 7), tmp_path, opset=opset)
+
+
+# ---- the PyTorch drop-in layers: activations, padding modes, interpolation ---------------------------
+
+@pytest.mark.parametrize("layer,opset", [
+    (nn.ReLU6(), 17), (nn.SiLU(), 17), (nn.GELU(), 17), (nn.GELU(approximate="tanh"), 17), (nn.GELU(), 20),
+    (nn.GELU(approximate="tanh"), 20), (nn.Hardswish(), 17), (nn.Hardsigmoid(), 17), (nn.Mish(), 17),
+    (nn.Mish(), 18), (nn.Softplus(), 17), (nn.Softplus(beta=2.0, threshold=3.0), 17), (nn.PReLU(), 17),
+    (nn.PReLU(3, init=0.1), 17),
+], ids=lambda v: repr(v))
+def test_dropin_activations(tmp_path, layer, opset):
+    check(layer, randn(2, 3, 4, 5) * 4, tmp_path, opset=opset)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("opset", [17, 19])
+def test_conv_padding_modes(tmp_path, mode, opset):
+    fc.manual_seed(0)
+    check(nn.Conv2d(3, 4, 3, padding=(2, 1), padding_mode=mode), randn(2, 3, 6, 7), tmp_path, opset=opset)
+
+
+def test_pad_layers_and_negative_amounts(tmp_path):
+    model = nn.Sequential(nn.ReflectionPad2d((1, 2, 0, 1)), nn.ReplicationPad2d(1), nn.CircularPad2d((2, 0, 1, 1)),
+                          nn.ZeroPad2d((1, 1, 2, 0)), nn.ConstantPad2d(1, -0.5),
+                          Lambda(lambda m, x: F.pad(x, (-1, 2, 1, -2), value=0.25)))
+    check(model, randn(2, 3, 5, 6), tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(scale_factor=2, mode="nearest"), dict(size=(7, 9), mode="nearest"), dict(scale_factor=1.5, mode="nearest-exact"),
+    dict(scale_factor=2, mode="bilinear"), dict(size=(9, 4), mode="bilinear", align_corners=True),
+    dict(scale_factor=0.5, mode="bilinear"), dict(size=(3, 4), mode="area"),
+])
+def test_interpolate(tmp_path, kwargs):
+    check(nn.Upsample(**kwargs), randn(2, 3, 6, 5), tmp_path)
+
+
+def test_interpolate_1d(tmp_path):
+    check(Lambda(lambda m, x: F.interpolate(x, scale_factor=2.5, mode="linear")), randn(2, 3, 7), tmp_path)

@@ -340,3 +340,16 @@ def test_resize(attrs, scales, sizes):
     x = fc.tensor(randn(2, 3, 4, 6), requires_grad=True)
     module(x).sum().backward()  # differentiable: gathers and weighted sums
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("mode,opset", [("reflect", 17), ("edge", 17), ("wrap", 19), ("constant", 17)])
+def test_pad_modes(mode, opset):
+    init = [("pads", np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64))]
+    single("Pad", (2, 3, 4, 5), {"mode": mode}, init, ["pads"], opset=opset)
+
+
+def test_clip_as_relu6_and_prelu_shapes():
+    single("Clip", (2, 3), initializers=[("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32))],
+           extra_inputs=["lo", "hi"], seed=3)
+    single("PRelu", (2, 3, 4), initializers=[("slope", randn(4) * 0.1)], extra_inputs=["slope"])
+    single("PRelu", (2, 3, 4, 4), initializers=[("slope", np.array([0.2], np.float32))], extra_inputs=["slope"])

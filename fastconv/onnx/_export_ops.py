@@ -16,7 +16,9 @@ from .. import _tensor_ops as ops
 from ..nn.functional import activation as act
 from ..nn.functional.dropout import Dropout, Dropout2d
 from ..nn.functional.linear import LinearFunction
+from ..nn.functional import interpolation
 from ..nn.functional import normalization as norm
+from ..nn.functional import padding
 from ..nn.functional import pooling as pool
 from ..nn.functional.conv import Conv2dFunction, ConvTranspose2dFunction
 from ..tensor import Tensor
@@ -503,3 +505,130 @@ def _layer_norm(e: Emit, x: str, shape, eps: float) -> None:
 def _dropout(e: Emit) -> None:
     raise e.fail("dropout ran in training mode (training=True passed explicitly); ONNX export records "
                  "inference, where dropout is the identity")
+
+
+# ---- activations, padding and resampling of fastconv.nn.functional (PyTorch drop-in) ----------------
+
+@emits(act.ReLU6)
+def _relu6(e: Emit) -> None:
+    e.bind(e.one("Clip", [e.value(0), e.scalar(0.0), e.scalar(6.0)]))
+
+
+@emits(act.SiLU)
+def _silu(e: Emit) -> None:
+    x = e.value(0)
+    e.bind(e.one("Mul", [x, e.one("Sigmoid", [x])]))
+
+
+@emits(act.Hardswish)
+def _hardswish(e: Emit) -> None:
+    e.bind(e.one("HardSwish", [e.value(0)]))
+
+
+@emits(act.Hardsigmoid)
+def _hardsigmoid(e: Emit) -> None:
+    e.bind(e.one("HardSigmoid", [e.value(0)], alpha=1.0 / 6.0, beta=0.5))
+
+
+@emits(act.GELU)
+def _gelu(e: Emit) -> None:
+    x = e.value(0)
+    approximate = e.kw.get("approximate", "none")
+    if e.g.opset >= 20:
+        e.bind(e.one("Gelu", [x], approximate=approximate))
+        return
+    if approximate == "tanh":  # 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+        cube = e.one("Mul", [e.one("Mul", [x, x]), x])
+        inner = e.one("Mul", [e.one("Add", [x, e.one("Mul", [cube, e.scalar(0.044715)])]),
+                              e.scalar(np.sqrt(2.0 / np.pi))])
+        gate = e.one("Add", [e.one("Tanh", [inner]), e.scalar(1.0)])
+    else:  # 0.5·x·(1 + erf(x/√2))
+        gate = e.one("Add", [e.one("Erf", [e.one("Div", [x, e.scalar(np.sqrt(2.0))])]), e.scalar(1.0)])
+    e.bind(e.one("Mul", [e.one("Mul", [x, gate]), e.scalar(0.5)]))
+
+
+@emits(act.Softplus)
+def _softplus(e: Emit) -> None:
+    x = e.value(0)
+    beta, threshold = float(e.kw.get("beta", 1.0)), float(e.kw.get("threshold", 20.0))
+    scaled = x if beta == 1.0 else e.one("Mul", [x, e.scalar(beta)])
+    soft = e.one("Softplus", [scaled])
+    if beta != 1.0:
+        soft = e.one("Div", [soft, e.scalar(beta)])
+    linear = e.one("Greater", [scaled, e.scalar(threshold)])
+    e.bind(e.one("Where", [linear, x, soft]))
+
+
+@emits(act.Mish)
+def _mish(e: Emit) -> None:
+    x = e.value(0)
+    if e.g.opset >= 18:
+        e.bind(e.one("Mish", [x]))
+        return
+    e.bind(e.one("Mul", [x, e.one("Tanh", [e.one("Softplus", [x])])]))
+
+
+@emits(act.PReLU)
+def _prelu(e: Emit) -> None:
+    x, slope = e.value(0), e.value(1)
+    ndim, weight = len(e.shape(0)), e.array(1)
+    if weight.size == 1 or ndim < 2:
+        slope = e.one("Reshape", [slope, e.ints([1])]) if weight.ndim != 1 else slope
+    else:  # one slope per channel (axis 1): (C, 1, ..., 1) broadcasts against (N, C, *)
+        slope = e.one("Reshape", [slope, e.ints([-1] + [1] * (ndim - 2))])
+    e.bind(e.one("PRelu", [x, slope]))
+
+
+@emits(padding.Pad)
+def _pad_modes(e: Emit) -> None:
+    x = e.value(0)
+    crops, widths = e.kw.get("crops", ()), e.kw.get("widths", ())
+    mode = e.kw.get("mode", "constant")
+    if any(lo or hi for lo, hi in crops):  # negative amounts crop first
+        axes = [a for a, (lo, hi) in enumerate(crops) if lo or hi]
+        x = e.one("Slice", [x, e.ints([crops[a][0] for a in axes]),
+                            e.ints([-crops[a][1] if crops[a][1] else INT64_MAX for a in axes]), e.ints(axes)])
+    if not any(lo or hi for lo, hi in widths):
+        e.bind(x if x != e.value(0) else e.one("Identity", [x]))
+        return
+    pads = [int(lo) for lo, _ in widths] + [int(hi) for _, hi in widths]
+    if mode == "constant":
+        e.bind(e.one("Pad", [x, e.ints(pads), e.scalar(e.kw.get("value", 0.0))], mode="constant"))
+    elif mode in ("reflect", "replicate"):
+        e.bind(e.one("Pad", [x, e.ints(pads)], mode="reflect" if mode == "reflect" else "edge"))
+    elif e.g.opset >= 19:
+        e.bind(e.one("Pad", [x, e.ints(pads)], mode="wrap"))
+    else:  # circular before opset 19: the wrapped borders sliced off and concatenated
+        for axis, (lo, hi) in enumerate(widths):
+            if lo or hi:
+                parts = ([e.one("Slice", [x, e.ints([-lo]), e.ints([INT64_MAX]), e.ints([axis])])] if lo else []) \
+                    + [x] + ([e.one("Slice", [x, e.ints([0]), e.ints([hi]), e.ints([axis])])] if hi else [])
+                x = e.one("Concat", parts, axis=axis)
+        e.bind(x)
+
+
+def _resample(e: Emit, x: str, axis: int, table, in_len: int) -> str:
+    """One axis of Nearest2d/Linear2d as gathers (and a weighted sum): exactly fastconv's tables."""
+    if isinstance(table, np.ndarray):  # nearest: source index per output position
+        if len(table) == in_len and np.array_equal(table, np.arange(in_len)):
+            return x
+        return e.one("Gather", [x, e.const(table.astype(np.int64), "indices")], axis=axis)
+    i0, i1, l0, l1 = table
+    if len(i0) == in_len and np.array_equal(i0, np.arange(in_len)) and not np.any(l1):
+        return x
+    shape = (len(i0),) + (1,) * (len(e.shape(0)) - 1 - axis)
+    low = e.one("Gather", [x, e.const(np.asarray(i0, np.int64), "indices")], axis=axis)
+    high = e.one("Gather", [x, e.const(np.asarray(i1, np.int64), "indices")], axis=axis)
+    return e.one("Add", [e.one("Mul", [low, e.const(np.asarray(l0, e.dtype).reshape(shape), "weights")]),
+                         e.one("Mul", [high, e.const(np.asarray(l1, e.dtype).reshape(shape), "weights")])])
+
+
+@emits(interpolation.Nearest2d, interpolation.Linear2d)
+def _interpolate(e: Emit) -> None:
+    x = e.value(0)
+    shape = e.shape(0)
+    rows, cols = e.kw["rows"], e.kw["cols"]
+    if len(shape) == 4:
+        x = _resample(e, x, 2, rows, shape[2])
+    y = _resample(e, x, len(shape) - 1, cols, shape[-1])
+    e.bind(y if y != e.value(0) else e.one("Identity", [y]))

@@ -176,34 +176,42 @@ def _clip(m, node, inputs):
     x = inputs[0]
     if _is_const(x):
         return [np.clip(x, lo, hi)]
+    if lo == 0.0 and hi == 6.0:
+        return [F.relu6(x)]
     return [x.clip(lo, hi)]
 
 
 @handles("HardSigmoid", "HardSwish")
 def _hard(m, node, inputs):
     x = _tensor(inputs[0])
-    alpha, beta = (node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)) if node.op_type == "HardSigmoid" \
-        else (1.0 / 6.0, 0.5)
-    gate = (x * alpha + beta).clip(0.0, 1.0)
-    return [gate if node.op_type == "HardSigmoid" else x * gate]
+    if node.op_type == "HardSwish":
+        return [F.hardswish(x)]
+    alpha, beta = node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)
+    if np.float32(alpha) == np.float32(1.0 / 6.0) and beta == 0.5:
+        return [F.hardsigmoid(x)]
+    return [(x * alpha + beta).clip(0.0, 1.0)]
 
 
-def _softplus(x: Tensor) -> Tensor:
-    """log(1 + exp(x)) = relu(x) + log(1 + exp(−|x|)), stable for any x."""
-    return F.relu(x) + ((-x.abs()).exp() + 1.0).log()
+@handles("Softplus")
+def _softplus(m, node, inputs):
+    return [F.softplus(_tensor(inputs[0]))]
 
 
-@handles("Softplus", "Mish")
-def _softplus_like(m, node, inputs):
-    x = _tensor(inputs[0])
-    sp = _softplus(x)
-    return [sp if node.op_type == "Softplus" else x * F.tanh(sp)]
+@handles("Mish")
+def _mish(m, node, inputs):
+    return [F.mish(_tensor(inputs[0]))]
 
 
 @handles("PRelu")
 def _prelu(m, node, inputs):
-    x, slope = _tensor(inputs[0]), inputs[1]
-    return [F.relu(x) - _tensor(slope) * F.relu(-x)]
+    x, slope = _tensor(inputs[0]), _tensor(inputs[1])
+    s = tuple(slope.shape)
+    channels = x.shape[1] if x.ndim >= 2 else None
+    if slope.numel() == 1:
+        return [F.prelu(x, slope.reshape(1))]
+    if channels is not None and slope.numel() == channels and len(s) == x.ndim - 1 and s[0] == channels:
+        return [F.prelu(x, slope.reshape(channels))]  # (C, 1, ..., 1): one slope per channel
+    return [F.relu(x) - slope * F.relu(-x)]
 
 
 @handles("Erf")
@@ -216,11 +224,7 @@ def _erf(m, node, inputs):
 
 @handles("Gelu")
 def _gelu(m, node, inputs):
-    x = _tensor(inputs[0])
-    if node.attrs.get("approximate", "none") == "tanh":
-        inner = (x + x * x * x * 0.044715) * float(np.sqrt(2.0 / np.pi))
-        return [x * 0.5 * (F.tanh(inner) + 1.0)]
-    return [x * 0.5 * (Erf.apply(x * float(1.0 / np.sqrt(2.0))) + 1.0)]
+    return [F.gelu(_tensor(inputs[0]), approximate=node.attrs.get("approximate", "none"))]
 
 
 # ---- linear algebra --------------------------------------------------------------------------------
@@ -668,9 +672,15 @@ def _pad(m, node, inputs):
         if _is_const(x):
             return [np.pad(x, widths, constant_values=value)]
         return [tensor_pad(x, widths, value=value)]
+    modes = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+    if mode not in modes:
+        raise node.fail(f"Pad mode {mode!r} is not supported")
     if _is_const(x):
-        return [np.pad(x, widths, mode={"reflect": "reflect", "edge": "edge"}[mode])]
-    raise node.fail(f"Pad mode {mode!r} is not supported")
+        return [np.pad(x, widths, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]
+    padded = [a for a in range(ndim) if widths[a] != [0, 0]]
+    first = padded[0] if padded else ndim
+    flat = [w for a in range(ndim - 1, first - 1, -1) for w in widths[a]]  # torch's order: last axis first
+    return [F.pad(x, tuple(flat), mode=modes[mode])]
 
 
 @handles("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin")
