@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._config import get_num_threads, run_with_kernel_blas
+from ..._config import plan_threads, run_with_kernel_blas
 from ..._kernels import gemm as _gemm
 from ..._validation import check_ndim, check_same_dtype
 from ...autograd.function import Function, shape_nbytes
@@ -19,7 +19,7 @@ def _product(a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool, shape=N
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     out = np.empty((m, n) if shape is None else shape, dtype=a.dtype)
-    run_with_kernel_blas(_gemm.matmul, trans_a, trans_b, a, b, out.reshape(m, n), get_num_threads())
+    run_with_kernel_blas(_gemm.matmul, trans_a, trans_b, a, b, out.reshape(m, n), plan_threads())
     return out
 
 

@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..._config import get_num_threads
+from ..._config import plan_threads
 from ..._kernels import norm as _norm
 from ..._validation import check_ndim, check_same_dtype
 from ...autograd.function import Function, shape_nbytes
@@ -67,14 +67,14 @@ def _fits_in_cache(layout: "_Layout", itemsize: int, arrays: int) -> bool:
     arrays fit in cache, and enough groups to keep every thread busy."""
     a, _, l = layout.shape3
     return (a == 1 and layout.cpg * l * itemsize * arrays <= _GROUP_CACHE_BYTES
-            and layout.groups >= 2 * get_num_threads())
+            and layout.groups >= 2 * plan_threads())
 
 
 def _band_rows(layout: "_Layout", itemsize: int) -> int:
     """Rows per band of ``backward_rows`` (layer norm), or 0 when it does not apply: it needs
     contiguous rows, two rows of dy and x in a thread's cache and two rows per thread."""
     a, rows, l = layout.shape3
-    if not (a == 1 and layout.elementwise and rows >= 2 * get_num_threads()):
+    if not (a == 1 and layout.elementwise and rows >= 2 * plan_threads()):
         return 0
     band = _BAND_CACHE_BYTES // max(1, 2 * l * itemsize)
     return min(band, _BAND_MAX_ROWS) if band >= 2 else 0
@@ -190,7 +190,7 @@ class Normalize(Function):
             with_x = x3 is not None
             band = _band_rows(layout, dy.itemsize) if kernel_dx else 0
             if band:
-                _norm.backward_rows(dy, x3, mean, rstd, w, has_w, band, get_num_threads(), dx, dw64, db64,
+                _norm.backward_rows(dy, x3, mean, rstd, w, has_w, band, plan_threads(), dx, dw64, db64,
                                     need_affine)
             elif kernel_dx and not layout.elementwise and _fits_in_cache(layout, dy.itemsize, 2):
                 _norm.backward_groups(dy, x3, mean, rstd, w, has_w, layout.cpg, layout.channels,
