@@ -1,7 +1,7 @@
 """Functional ops (PyTorch names and arguments): each validates in Python, then runs a Function."""
 from .activation import (
-    elu, gelu, hardsigmoid, hardswish, leaky_relu, log_softmax, mish, prelu, relu, relu6, sigmoid, silu, softmax,
-    softplus, tanh,
+    elu, gelu, hardsigmoid, hardswish, leaky_relu, leaky_relu_, log_softmax, mish, prelu, relu, relu_, relu6,
+    sigmoid, silu, softmax, softplus, tanh,
 )
 from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,

@@ -75,8 +75,8 @@ def linear(input, weight, bias=None) -> Tensor:
     weight = as_float_tensor(weight, op, "weight")
     if bias is not None:
         bias = as_float_tensor(bias, op, "bias")
-    check_same_dtype(op, input=x.data, weight=weight.data, bias=None if bias is None else bias.data)
-    check_ndim(weight.data, 2, op, "weight", "(out_features, in_features)")
+    check_same_dtype(op, weight=weight._array, input=x._array, bias=None if bias is None else bias._array)
+    check_ndim(weight._array, 2, op, "weight", "(out_features, in_features)")
     if x.ndim < 1:
         raise ValueError(f"{op}: expected input with at least 1 dimension, got a 0-D input")
     out_features, in_features = weight.shape
