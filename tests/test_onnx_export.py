@@ -248,9 +248,9 @@ def test_tensor_operations(tmp_path):
         d = fc.stack([x, a], dim=2).mean(dim=2)
         e = c[:, 1:5:2, ::-1, 1] + d[:, :2, :, -1].sum(1, keepdim=True).exp().clip(0, 5).log()
         f = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, 3).transpose(1, 2)
-        g = fc.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1)), value=0.5).max(dim=3, keepdim=True) * x.var(dim=(2, 3), keepdim=True)
+        g = fc.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1)), value=0.5).max(dim=3, keepdim=True).values * x.var(dim=(2, 3), keepdim=True)
         h = fc.where(m.mask, x, x.abs().sqrt()) @ m.w
-        i = x[..., None, 2][:, None] + x.min(dim=1)[:, :, 1].unsqueeze(-1).mean()
+        i = x[..., None, 2][:, None] + x.min(dim=1).values[:, :, 1].unsqueeze(-1).mean()
         return e, f, g, h, i, x.astype(np.float64).astype(np.float32).tanh()
 
     model = Lambda(forward)
@@ -348,7 +348,7 @@ def test_opsets(tmp_path, opset):
 
     def forward(m, x):
         y = m.pool(F.relu(m.ln(m.gn(m.conv(x)))))
-        z = y.mean(dim=(2, 3), keepdim=True) + y.var(dim=1, keepdim=True) - y.max(dim=3, keepdim=True)
+        z = y.mean(dim=(2, 3), keepdim=True) + y.var(dim=1, keepdim=True) - y.amax(dim=3, keepdim=True)
         return m.adaptive(z)[:, None, 1:].clip(-1.0, 1.0), fc.stack([x[:, 0], x[:, 1]], dim=1).sum(dim=1)
 
     model = Lambda(forward, conv=nn.Conv2d(3, 4, 3, padding=1), gn=nn.GroupNorm(2, 4), ln=nn.LayerNorm(7),
@@ -393,3 +393,27 @@ def test_interpolate(tmp_path, kwargs):
 
 def test_interpolate_1d(tmp_path):
     check(Lambda(lambda m, x: F.interpolate(x, scale_factor=2.5, mode="linear")), randn(2, 3, 7), tmp_path)
+
+
+def test_pytorch_style_tensor_operations(tmp_path):
+    """Tensor methods of the PyTorch drop-in: elementwise max/min/clamp with tensors, clone, std,
+    norms, expand/repeat/split, max/min with indices, topk/sort, gather, index_select, masked_fill."""
+    def forward(m, x):
+        a = fc.maximum(x, m.w) + fc.minimum(x, 0.5 * m.w) + x.clamp(min=m.lo, max=m.hi).clone()
+        b = x.std(dim=2, keepdim=True) + x.norm(dim=(1, 3), keepdim=True) + x.norm(p=1, dim=3, keepdim=True)
+        c = x[:, :1].expand(x.shape[0], 3, 4, 5) + x.repeat(1, 1, 1, 1)
+        first, rest = x.split([2, 3], dim=3)
+        values, indices = x.max(dim=1)
+        top, top_idx = x.topk(2, dim=3)
+        ordered, order = x.sort(dim=2, descending=True)
+        return (a + b + c, first * 2, rest, values, indices, top, top_idx, ordered, order, x.gather(3, m.index),
+                x.index_select(1, m.channels), x.masked_fill(m.mask, -1.0))
+
+    model = Lambda(forward)
+    model.register_buffer("w", randn(4, 5, seed=3))
+    model.register_buffer("lo", randn(5, seed=4) - 1)
+    model.register_buffer("hi", randn(5, seed=5) + 1)
+    model.register_buffer("index", np.random.default_rng(6).integers(0, 5, size=(1, 3, 4, 2)))
+    model.register_buffer("channels", np.array([2, 0, 2]))
+    model.register_buffer("mask", randn(4, 5, seed=7) > 0)
+    check(model, randn(2, 3, 4, 5), tmp_path, dynamic_batch=False)

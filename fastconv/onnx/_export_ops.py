@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
+from .. import _index_ops as index_ops
 from .. import _tensor_ops as ops
 from ..nn.functional import activation as act
 from ..nn.functional.dropout import Dropout, Dropout2d
@@ -632,3 +633,116 @@ def _interpolate(e: Emit) -> None:
         x = _resample(e, x, 2, rows, shape[2])
     y = _resample(e, x, len(shape) - 1, cols, shape[-1])
     e.bind(y if y != e.value(0) else e.one("Identity", [y]))
+
+
+# ---- tensor operations of the PyTorch-style Tensor ---------------------------------------------------
+
+@emits(ops.Maximum, ops.Minimum)
+def _max_min(e: Emit) -> None:
+    e.bind(e.one("Max" if e.call.function is ops.Maximum else "Min", [_operand(e, 0), _operand(e, 1)]))
+
+
+@emits(ops.ClampTensor)
+def _clamp_tensor(e: Emit) -> None:
+    y = _operand(e, 0)
+    if e.call.args[1] is not None:
+        y = e.one("Max", [y, _operand(e, 1)])
+    if e.call.args[2] is not None:
+        y = e.one("Min", [y, _operand(e, 2)])
+    e.bind(y if y != e.value(0) else e.one("Identity", [y]))
+
+
+@emits(ops.Clone)
+def _clone(e: Emit) -> None:
+    e.bind(e.one("Identity", [e.value(0)]))
+
+
+@emits(ops.Std)
+def _std(e: Emit) -> None:
+    _var(e)  # binds the variance; the standard deviation is its square root
+    variance = e.g.values[id(e.call.outputs[0])]
+    e.bind(e.one("Sqrt", [variance]))
+
+
+@emits(ops.Norm)
+def _norm(e: Emit) -> None:
+    x, p = e.value(0), e.kw.get("p", 2.0)
+    axes = e.kw.get("axis")
+    axes = list(range(len(e.shape(0)))) if axes is None else list(axes)
+    keep = bool(e.kw.get("keepdims", False))
+    if p == 2:
+        y = e.one("Sqrt", [e.reduce("ReduceSum", e.one("Mul", [x, x]), axes, keep)])
+    elif p == 1:
+        y = e.reduce("ReduceSum", e.one("Abs", [x]), axes, keep)
+    elif p in (np.inf, -np.inf):
+        y = e.reduce("ReduceMax" if p > 0 else "ReduceMin", e.one("Abs", [x]), axes, keep)
+    elif p == 0:
+        nonzero = e.one("Cast", [e.one("Not", [e.one("Equal", [x, e.scalar(0.0)])])], to=onnx_dtype(e.g.onnx, e.dtype))
+        y = e.reduce("ReduceSum", nonzero, axes, keep)
+    else:
+        powered = e.one("Pow", [e.one("Abs", [x]), e.scalar(p)])
+        y = e.one("Pow", [e.reduce("ReduceSum", powered, axes, keep), e.scalar(1.0 / p)])
+    e.bind(y)
+
+
+@emits(ops.Expand)
+def _expand(e: Emit) -> None:
+    shape = list(e.out_shape())
+    for d in e.varying():
+        shape[d] = 1  # Expand broadcasts: 1 keeps the input's (batch-sized) dimension
+    e.bind(e.one("Expand", [e.value(0), e.ints(shape)]))
+
+
+@emits(ops.Repeat)
+def _repeat(e: Emit) -> None:
+    reps = [int(r) for r in e.kw["reps"]]
+    x = e.value(0)
+    extra = len(reps) - len(e.shape(0))
+    if extra > 0:
+        x = e.one("Unsqueeze", [x, e.ints(list(range(extra)))])
+    e.bind(e.one("Tile", [x, e.ints(reps)]))
+
+
+@emits(ops.Split)
+def _split(e: Emit) -> None:
+    sizes = [int(s) for s in e.kw["sizes"]]
+    e.bind(*e.node("Split", [e.value(0), e.ints(sizes)], len(sizes), axis=int(e.kw.get("axis", 0))))
+
+
+@emits(index_ops.ExtremumDim)
+def _extremum_dim(e: Emit) -> None:
+    x, axis, keep = e.value(0), int(e.kw.get("axis", 0)), int(bool(e.kw.get("keepdims", False)))
+    largest = e.kw.get("largest", True)
+    values = e.reduce("ReduceMax" if largest else "ReduceMin", x, [axis], bool(keep))
+    indices = e.one("ArgMax" if largest else "ArgMin", [x], axis=axis, keepdims=keep, select_last_index=0)
+    e.bind(values, indices)
+
+
+@emits(index_ops.TopK, index_ops.Sort)
+def _topk(e: Emit) -> None:
+    x = e.value(0)
+    axis = int(e.kw.get("axis", -1))
+    if e.call.function is index_ops.TopK:
+        k, largest = int(e.kw.get("k", 1)), int(bool(e.kw.get("largest", True)))
+    else:
+        k, largest = e.shape(0)[axis], int(bool(e.kw.get("descending", False)))
+    values, indices = e.node("TopK", [x, e.ints([k])], 2, axis=axis, largest=largest, sorted=1)
+    e.bind(values, indices)
+
+
+@emits(index_ops.Gather)
+def _gather_elements(e: Emit) -> None:
+    index = np.asarray(e.kw["index"], dtype=np.int64)
+    e.bind(e.one("GatherElements", [e.value(0), e.const(index, "index")], axis=int(e.kw.get("axis", 0))))
+
+
+@emits(index_ops.IndexSelect)
+def _index_select(e: Emit) -> None:
+    index = np.asarray(e.kw["index"], dtype=np.int64)
+    e.bind(e.one("Gather", [e.value(0), e.const(index, "index")], axis=int(e.kw.get("axis", 0))))
+
+
+@emits(index_ops.MaskedFill)
+def _masked_fill(e: Emit) -> None:
+    mask = np.asarray(e.kw["mask"], dtype=bool)
+    e.bind(e.one("Where", [e.const(mask, "mask"), _operand(e, 1), e.value(0)]))
