@@ -119,6 +119,16 @@ def plan_threads() -> int:
     return _omp.get_max_threads()
 
 
+# Element-wise kernels (fastconv/_kernels/elementwise.pyx) use every thread from this many elements
+# on; below it one pass costs less than an OpenMP fork/join.
+ELEMENTWISE_PARALLEL_MIN = 1 << 16
+
+
+def elementwise_threads(size: int) -> int:
+    """Threads for an element-wise kernel over ``size`` elements."""
+    return get_num_threads() if size >= ELEMENTWISE_PARALLEL_MIN else 1
+
+
 def config() -> dict:
     """Versions, BLAS and threading as a dict (what ``show_config`` prints)."""
     import numpy

@@ -3,8 +3,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import normalize_axis
+from ._config import elementwise_threads
+from ._kernels import elementwise as _ew
+from ._validation import FLOAT_DTYPES, normalize_axis
 from .autograd.function import Function
+
+# Same-shape float arrays from this size on go through the OpenMP element-wise kernels (one pass,
+# all threads); smaller ones through numpy, whose single loop is then as fast as the kernel call.
+_KERNEL_MIN_ELEMENTS = 1 << 14
+
+
+def _kernel_operands(a, b) -> bool:
+    """Whether a (op) b can run on the element-wise kernels: contiguous float arrays of one shape and
+    dtype, large enough to be worth it."""
+    return (type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype
+            and a.size >= _KERNEL_MIN_ELEMENTS and a.dtype in FLOAT_DTYPES and a.flags.c_contiguous
+            and b.flags.c_contiguous)
+
+
+def _add(a, b):
+    if _kernel_operands(a, b):
+        y = np.empty(a.shape, dtype=a.dtype)
+        _ew.add(a.reshape(-1), b.reshape(-1), y.reshape(-1), False, 0.0, elementwise_threads(y.size))
+        return y
+    return np.asarray(a + b)
+
+
+def _mul(a, b):
+    if _kernel_operands(a, b):
+        y = np.empty(a.shape, dtype=a.dtype)
+        _ew.mul(a.reshape(-1), b.reshape(-1), y.reshape(-1), elementwise_threads(y.size))
+        return y
+    return np.asarray(a * b)
 
 
 def unbroadcast(grad: np.ndarray, shape) -> np.ndarray:
@@ -37,7 +67,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (np.shape(a), np.shape(b))
-        return np.asarray(a + b)
+        return _add(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -65,14 +95,14 @@ class Mul(Function):
         na, nb = ctx.needs_input_grad
         ctx.save_for_backward(b if na else None, a if nb else None)
         ctx.shapes = (np.shape(a), np.shape(b))
-        return np.asarray(a * b)
+        return _mul(a, b)
 
     @staticmethod
     def backward(ctx, g):
         b, a = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         sa, sb = ctx.shapes
-        return (unbroadcast(g * b, sa) if na else None, unbroadcast(g * a, sb) if nb else None)
+        return (unbroadcast(_mul(g, b), sa) if na else None, unbroadcast(_mul(g, a), sb) if nb else None)
 
 
 class Div(Function):

@@ -186,10 +186,28 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _network(args):
+    """The model of ``summary``/``profile``: a blueprint (--arch, needs --input) or a zoo model by name
+    (--model: --input defaults to the size it is designed for, --num-classes to its builder's)."""
+    if args.model is None:
+        if args.input is None:
+            raise CLIError("--input is required with --arch (e.g. --input 1x28x28)")
+        args.num_classes = args.num_classes or 10
+        return _runs.build_model(args.arch, args.input, args.num_classes)
+    from fastconv.vision import models
+
+    if args.model not in models.list_models():
+        raise CLIError(f"unknown model {args.model!r} (available: {', '.join(models.list_models())})")
+    args.input = args.input or models.default_input_shape(args.model)
+    model = models.get_model(args.model, **({} if args.num_classes is None else {"num_classes": args.num_classes}))
+    args.num_classes = args.num_classes or 10  # --measure's targets: every zoo model has at least 10 classes
+    return model
+
+
 def _cmd_summary(args) -> int:
     from fastconv import profile
 
-    model = _runs.build_model(args.arch, args.input, args.num_classes)
+    model = _network(args)
     print(model)
     print(profile.memory_summary(model, args.input, args.batch_size, optimizer=args.optimizer))
     return 0
@@ -213,7 +231,7 @@ def _cmd_profile(args) -> int:
     from fastconv import profile
     from fastconv.nn import functional as F
 
-    model = _runs.build_model(args.arch, args.input, args.num_classes)
+    model = _network(args)
     summary = profile.memory_summary(model, args.input, args.batch_size, dtype=args.dtype,
                                      optimizer=args.optimizer, mode=args.mode)
     print(summary)
@@ -316,6 +334,16 @@ def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
                    help="data-parallel over MPI ranks (run under mpiexec; needs fastconv[mpi])")
 
 
+def _add_network_options(p: argparse.ArgumentParser, example_input: str) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--arch", help="blueprint spec of the network")
+    which.add_argument("--model", help="a fastconv.vision.models name, e.g. resnet18 or resnet20")
+    p.add_argument("--input", type=_shape, default=None,
+                   help=f"input shape CxHxW, e.g. {example_input} (default with --model: the model's own)")
+    p.add_argument("--num-classes", type=_positive_int, default=None,
+                   help="classes (default: 10 for --arch, the builder's for --model)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fastconv", description="fastconv: CPU deep learning with Cython kernels.")
     sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
@@ -340,17 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(run=_cmd_eval)
 
     summary = sub.add_parser("summary", help="layers, output shapes, parameters and memory of a blueprint")
-    summary.add_argument("--arch", required=True)
-    summary.add_argument("--input", type=_shape, required=True, help="input shape CxHxW, e.g. 1x28x28")
-    summary.add_argument("--num-classes", type=_positive_int, default=10)
+    _add_network_options(summary, "1x28x28")
     summary.add_argument("--batch-size", type=_positive_int, default=1)
     summary.add_argument("--optimizer", choices=["sgd", "sgd-momentum", "adam"], default=None)
     summary.set_defaults(run=_cmd_summary)
 
     prof = sub.add_parser("profile", help="memory (params, grads, optimizer, activations, peak) and multiply-adds")
-    prof.add_argument("--arch", required=True, help="blueprint spec")
-    prof.add_argument("--input", type=_shape, required=True, help="input shape CxHxW, e.g. 3x224x224")
-    prof.add_argument("--num-classes", type=_positive_int, default=10)
+    _add_network_options(prof, "3x224x224")
     prof.add_argument("--batch-size", type=_positive_int, default=32)
     prof.add_argument("--optimizer", choices=["sgd", "sgd-momentum", "adam"], default=None)
     prof.add_argument("--mode", choices=["train", "eval"], default="train")

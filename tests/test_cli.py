@@ -89,6 +89,27 @@ def test_summary_command(capsys):
     assert "Linear(in_features=16, out_features=3" in out and f"{16 * 3 + 3}" in out
 
 
+def test_summary_and_profile_of_zoo_models(capsys):
+    """--model takes a fastconv.vision.models name; --input and --num-classes default to the model's."""
+    assert cli.main(["summary", "--model", "resnet20"]) == 0
+    out = capsys.readouterr().out
+    assert "CifarResNet: input [3, 32, 32]" in out and "Total params: 269,722" in out
+    assert cli.main(["summary", "--model", "resnet18", "--num-classes", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "input [3, 224, 224]" in out and "Linear(in_features=512, out_features=7" in out
+    assert cli.main(["profile", "--model", "lenet", "--batch-size", "4", "--measure"]) == 0
+    out = capsys.readouterr().out
+    assert "[4, 10]" in out and "Measured training step" in out
+    assert abs(float(out.rsplit("(", 1)[1].split("%")[0])) < 10
+    assert cli.main(["summary", "--model", "resnet9"]) == 2
+    assert "unknown model 'resnet9'" in capsys.readouterr().err
+    assert cli.main(["summary", "--arch", "INPUT -> FC"]) == 2
+    assert "--input is required with --arch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["summary", "--arch", "INPUT -> FC", "--model", "lenet"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_demo_end_to_end_one_epoch(tmp_path):
     """The README's main job, shortened to one epoch: summary, progress, metrics, figures."""
     out = tmp_path / "demo"

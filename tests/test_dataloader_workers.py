@@ -21,9 +21,9 @@ from fastconv.utils.data import _shm
 from fastconv.utils.data._worker import generate_state
 
 import _loader_datasets as L
+from _subprocess import NEUTRAL_CWD, child_env
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TESTS)
 
 
 def _alive(pid: int) -> bool:
@@ -330,9 +330,12 @@ def test_shutdown_skips_the_tasks_still_queued(tmp_path):
 
 
 def _run(script: str, **kwargs):
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}"},
-                            **kwargs)
+    """A child Python running ``script`` with the test process's fastconv (installed or built in
+    place, never a checkout's uncompiled sources) and the tests' helper modules importable."""
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join((env["PYTHONPATH"], TESTS))
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=NEUTRAL_CWD,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
 
 
 def test_ctrl_c_stops_the_workers_at_once():

@@ -176,7 +176,7 @@ class ModelProfile:
         fixed = self.persistent_bytes(batch, True, augment_copies)
         peak, _ = replay_train(self._replay_calls("train", costs, workspace), sizes, trace.buffer_kind,
                                             trace.output_bufs, fixed["step_temp_bytes"],
-                                            step=self.optimizer is not None)
+                                            step=self.optimizer is not None, holds=trace.holds)
         base = fixed["data_bytes"] + fixed["param_bytes"] + fixed["buffer_bytes"] + fixed["optimizer_state_bytes"]
         return base + peak.bytes, peak, costs
 
@@ -186,7 +186,7 @@ class ModelProfile:
         sizes = [a.at(batch) for a in trace.buffer_bytes]
         fixed = self.persistent_bytes(batch, False, augment_copies)
         peak = replay_eval(self._replay_calls("eval", costs, workspace), sizes, trace.buffer_kind,
-                           trace.output_bufs)
+                           trace.output_bufs, holds=trace.holds)
         return fixed["data_bytes"] + fixed["param_bytes"] + fixed["buffer_bytes"] + peak.bytes, peak, costs
 
     def peak(self, batch: int, mode: str, augment_copies: int = 0, workspace: bool = True) -> int:

@@ -5,7 +5,9 @@ batch (from the trace), and frees each one when its last holder lets go:
 
 * forward — a call's outputs and newly saved arrays appear; its transient buffer (im2col
   columns) exists while it runs. An activation dies after the last call that reads it (the
-  caller drops it, as ``Sequential`` does) unless the tape saved it or it is the model's output.
+  caller drops it, as ``Sequential`` does), or when the last module that received it as input
+  returns (a residual block holds its input until it returns), unless the tape saved it or it is
+  the model's output.
 * loss — the loss keeps one output-sized array (cross_entropy's log-probabilities) and creates
   the output-sized gradient that seeds backward.
 * backward (reverse call order, as the engine runs a chain) — while a call's backward runs,
@@ -59,18 +61,24 @@ class Peak:
             self.bytes, self.phase, self.call = total, phase, call
 
 
-def _last_uses(calls: Sequence[ReplayCall]) -> Dict[int, int]:
+def _last_uses(calls: Sequence[ReplayCall], holds: Sequence[Tuple[int, int]] = ()) -> Dict[int, int]:
+    """The last call during which each buffer is referenced: its last reader, or later when a module
+    that received it as input returns later (``holds``)."""
     last: Dict[int, int] = {}
     for i, c in enumerate(calls):
         for b in c.arg_bufs:
             if b is not None:
                 last[b] = i
+    for b, i in holds:
+        if b in last and i > last[b]:
+            last[b] = i
     return last
 
 
-def _forward(calls, sizes, kinds, outputs, train: bool, peak: Peak) -> Tuple[Dict[int, int], Dict[int, int]]:
+def _forward(calls, sizes, kinds, outputs, train: bool, peak: Peak,
+             holds: Sequence[Tuple[int, int]] = ()) -> Tuple[Dict[int, int], Dict[int, int]]:
     """Replay forward; returns (live activations at its end, number of unreleased savers per buffer)."""
-    last = _last_uses(calls)
+    last = _last_uses(calls, holds)
     live: Dict[int, int] = {}
     savers: Dict[int, int] = {}
     for i, c in enumerate(calls):
@@ -88,20 +96,21 @@ def _forward(calls, sizes, kinds, outputs, train: bool, peak: Peak) -> Tuple[Dic
 
 
 def replay_eval(calls: Sequence[ReplayCall], sizes: Sequence[int], kinds: Sequence[str],
-                outputs: Sequence[int]) -> Peak:
+                outputs: Sequence[int], holds: Sequence[Tuple[int, int]] = ()) -> Peak:
     """Peak of an inference under no_grad."""
     peak = Peak()
-    _forward(calls, sizes, kinds, set(outputs), False, peak)
+    _forward(calls, sizes, kinds, set(outputs), False, peak, holds)
     return peak
 
 
 def replay_train(calls: Sequence[ReplayCall], sizes: Sequence[int], kinds: Sequence[str],
-                 outputs: Sequence[int], optimizer_temp_bytes: int, step: bool) -> Tuple[Peak, int]:
+                 outputs: Sequence[int], optimizer_temp_bytes: int, step: bool,
+                 holds: Sequence[Tuple[int, int]] = ()) -> Tuple[Peak, int]:
     """Peak of forward + loss + backward (+ optimizer step when ``step``); also the bytes alive at
     the end of forward (saved arrays and the output)."""
     peak = Peak()
     outputs = set(outputs)
-    live, savers = _forward(calls, sizes, kinds, outputs, True, peak)
+    live, savers = _forward(calls, sizes, kinds, outputs, True, peak, holds)
     end_of_forward = sum(live.values())
     out_bytes = sum(sizes[b] for b in outputs if kinds[b] == ACT)
     # loss: its saved log-probabilities and, from its backward, the gradient of the output

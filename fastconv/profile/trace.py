@@ -116,6 +116,9 @@ class RawTrace:
     buffer_kind: List[str] = field(default_factory=list)
     module_outputs: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
     output_bufs: Tuple[int, ...] = ()
+    # (buffer, call index): a module's input stays referenced until the module returns (its caller
+    # and its forward hold it), which may be after the last call that reads it
+    holds: List[Tuple[int, int]] = field(default_factory=list)
 
 
 def _root(array: np.ndarray) -> np.ndarray:
@@ -135,6 +138,7 @@ class _Recorder:
         self._ids: Dict[int, int] = {}
         self._keep: List[np.ndarray] = []  # keeps roots alive so ids stay unique during the trace
         self._stack: List[str] = []
+        self._inputs: List[Tuple[int, ...]] = []  # buffers of the arguments of the modules running
         self.input_root_id: Optional[int] = None
 
     def buffer(self, array: np.ndarray) -> int:
@@ -152,13 +156,18 @@ class _Recorder:
     def pre_hook(self, name):
         def hook(module, args):
             self._stack.append(name)
+            self._inputs.append(tuple(self.buffer(a.numpy()) for a in args if isinstance(a, Tensor)))
+        hook._fastconv_observer = True  # only observes: fused layers stay fused (nn/modules/fusion.py)
         return hook
 
     def post_hook(self, name):
         def hook(module, args, output):
             self._stack.pop()
+            last = len(self.trace.calls) - 1
+            self.trace.holds.extend((b, last) for b in self._inputs.pop())
             if name not in self.trace.module_outputs and isinstance(output, Tensor):
                 self.trace.module_outputs[name] = tuple(output.shape)
+        hook._fastconv_observer = True
         return hook
 
     def __call__(self, cls, ctx, args, kwargs, outputs):
@@ -255,6 +264,7 @@ class Trace:
     module_outputs: Dict[str, Scalable]
     output_bufs: Tuple[int, ...]
     train: bool
+    holds: Tuple[Tuple[int, int], ...] = ()
 
 
 def combine(t2: RawTrace, t3: RawTrace, train: bool) -> Trace:
@@ -286,7 +296,8 @@ def combine(t2: RawTrace, t3: RawTrace, train: bool) -> Trace:
     outputs = {name: Scalable(shape, t3.module_outputs.get(name), f"the output shape of '{name}'")
                for name, shape in t2.module_outputs.items()}
     return Trace(calls=calls, buffer_bytes=[_fit_int(x, y) for x, y in zip(t2.buffer_bytes, t3.buffer_bytes)],
-                 buffer_kind=list(t2.buffer_kind), module_outputs=outputs, output_bufs=t2.output_bufs, train=train)
+                 buffer_kind=list(t2.buffer_kind), module_outputs=outputs, output_bufs=t2.output_bufs, train=train,
+                 holds=tuple(t2.holds))
 
 
 def trace_model(model, input_shape: Sequence[int], dtype: np.dtype, train: bool) -> Trace:

@@ -17,3 +17,4 @@ from .normalization import batch_norm, group_norm, instance_norm, layer_norm
 from .dropout import dropout, dropout2d
 from .padding import pad
 from .interpolation import interpolate, upsample, upsample_bilinear, upsample_nearest
+from .fused import add_relu, batch_norm_relu

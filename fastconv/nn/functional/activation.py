@@ -7,19 +7,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._config import get_num_threads
+from ..._config import elementwise_threads, get_num_threads
 from ..._kernels import activation as _act
+from ..._kernels import elementwise as _ew
 from ...autograd.function import Function, shape_nbytes
 from ._args import as_float_tensor
 from ...tensor import Tensor
 
+_NO_MASK = np.empty(0, dtype=np.uint8)
+
 
 class ReLU(Function):
+    """max(x, 0) in one pass of an OpenMP kernel that also writes the mask x > 0 (NaN propagates);
+    backward is g where the mask is set."""
+
     @staticmethod
     def forward(ctx, x, inplace=False):
-        mask = x > 0
+        # in place the kernel writes y over x element by element; the mask, from y, is the same
+        y = x if inplace and x.flags.c_contiguous else np.empty(x.shape, dtype=x.dtype)
+        mask = np.empty(x.shape, dtype=np.bool_) if ctx.needs_input_grad[0] else None
+        _ew.relu(np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+                 _NO_MASK if mask is None else mask.reshape(-1).view(np.uint8), elementwise_threads(y.size))
         ctx.save_for_backward(mask)  # one byte per element, all backward needs
-        return np.multiply(x, mask, out=x) if inplace else x * mask
+        if inplace and y is not x:
+            x[...] = y
+            return x
+        return y
 
     @staticmethod
     def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
@@ -33,13 +46,17 @@ class ReLU(Function):
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
-        """Transient bytes of forward beyond output and saved arrays: the mask when not saved."""
-        return 0 if needs_input_grad[0] else int(np.prod(shapes[0], dtype=np.int64))
+        """Transient bytes of forward beyond output and saved arrays: none (the kernel writes the
+        output and, when saved, the mask)."""
+        return 0
 
     @staticmethod
     def backward(ctx, g):
         (mask,) = ctx.saved_tensors
-        return g * mask
+        dx = np.empty(mask.shape, dtype=g.dtype)
+        _ew.mask_grad(np.ascontiguousarray(g).reshape(-1), mask.reshape(-1).view(np.uint8), dx.reshape(-1),
+                      elementwise_threads(dx.size))
+        return dx
 
 
 class LeakyReLU(Function):

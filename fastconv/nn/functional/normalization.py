@@ -100,9 +100,11 @@ def _update_running(running, mean: np.ndarray, var: np.ndarray, count: int, chan
     """running ← (1 - momentum)·running + momentum·batch value, in place, with the unbiased
     variance; statistics of several groups per channel (instance norm) are averaged first."""
     running_mean, running_var, momentum = running
-    batch_mean = mean.reshape(-1, channels).mean(axis=0)
-    unbiased = var * (count / (count - 1)) if count > 1 else var
-    batch_var = unbiased.reshape(-1, channels).mean(axis=0)
+    batch_mean = mean
+    batch_var = var * (count / (count - 1)) if count > 1 else var
+    if mean.size != channels:  # (numpy's mean costs ~10 µs even over one row: only when needed)
+        batch_mean = mean.reshape(-1, channels).mean(axis=0)
+        batch_var = batch_var.reshape(-1, channels).mean(axis=0)
     running_mean[...] = (1.0 - momentum) * running_mean + momentum * batch_mean
     running_var[...] = (1.0 - momentum) * running_var + momentum * batch_var
 
@@ -164,47 +166,54 @@ class Normalize(Function):
     @staticmethod
     def backward(ctx, grad):
         x3, mean, rstd, weight = ctx.saved_tensors
-        layout = ctx.layout
-        needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
-        dtype = grad.dtype
-        dy = np.ascontiguousarray(grad).reshape(layout.shape3)
-        w = _flat_param(weight, dtype)
-        has_w = weight is not None
-        dx = dx_out = None
-        if needs_x:
-            # allocated in the input's shape: the engine keeps an array it owns as the leaf's
-            # .grad but copies a view; the kernels write it through a (A, B, L) view
-            dx_out = np.empty(ctx.shape, dtype=dtype)
-            dx = dx_out.reshape(layout.shape3)
-        if needs_x and not ctx.batch_stats:
-            # fixed statistics: y is affine in x, dx = dy·w/σ (the normalize kernel with mean 0)
-            _norm.normalize(dy, np.zeros_like(rstd), rstd, w, w[:0], has_w, False, layout.cpg,
-                            layout.channels, layout.elementwise, dx)
-        need_affine = needs_w or needs_b
-        kernel_dx = needs_x and ctx.batch_stats
-        dweight = dbias = None
-        if need_affine or kernel_dx:
-            n_affine = layout.shape3[2] if layout.elementwise else layout.channels
-            dw64 = np.empty(n_affine if need_affine else 0, dtype=np.float64)
-            db64 = np.empty_like(dw64)
-            with_x = x3 is not None
-            band = _band_rows(layout, dy.itemsize) if kernel_dx else 0
-            if band:
-                _norm.backward_rows(dy, x3, mean, rstd, w, has_w, band, plan_threads(), dx, dw64, db64,
-                                    need_affine)
-            elif kernel_dx and not layout.elementwise and _fits_in_cache(layout, dy.itemsize, 2):
-                _norm.backward_groups(dy, x3, mean, rstd, w, has_w, layout.cpg, layout.channels,
-                                      dx, dw64, db64, need_affine)
-            else:
-                out_dx = dx if kernel_dx else np.empty((0, 0, 0), dtype=dtype)
-                _norm.backward(dy, x3 if with_x else dy, mean if with_x else rstd, rstd, w, has_w,
-                               layout.cpg, layout.channels, layout.elementwise, with_x,
-                               out_dx, kernel_dx, dw64, db64, need_affine)
-            if needs_w:
-                dweight = dw64.reshape(ctx.weight_shape).astype(dtype)
-            if needs_b:
-                dbias = db64.reshape(ctx.bias_shape).astype(dtype)
-        return dx_out, dweight, dbias
+        return normalize_backward(grad, x3, mean, rstd, weight, ctx.layout, ctx.batch_stats, ctx.needs_input_grad,
+                                  ctx.shape, ctx.weight_shape, ctx.bias_shape)
+
+
+def normalize_backward(grad, x3, mean, rstd, weight, layout: _Layout, batch_stats: bool, needs_input_grad,
+                       shape, weight_shape, bias_shape):
+    """(dx, dweight, dbias) of ``Normalize`` from what its forward saved (each None when not needed);
+    also the backward of the normalization inside the fused batch norm + activation."""
+    needs_x, needs_w, needs_b = needs_input_grad[:3]
+    dtype = grad.dtype
+    dy = np.ascontiguousarray(grad).reshape(layout.shape3)
+    w = _flat_param(weight, dtype)
+    has_w = weight is not None
+    dx = dx_out = None
+    if needs_x:
+        # allocated in the input's shape: the engine keeps an array it owns as the leaf's
+        # .grad but copies a view; the kernels write it through a (A, B, L) view
+        dx_out = np.empty(shape, dtype=dtype)
+        dx = dx_out.reshape(layout.shape3)
+    if needs_x and not batch_stats:
+        # fixed statistics: y is affine in x, dx = dy·w/σ (the normalize kernel with mean 0)
+        _norm.normalize(dy, np.zeros_like(rstd), rstd, w, w[:0], has_w, False, layout.cpg,
+                        layout.channels, layout.elementwise, dx)
+    need_affine = needs_w or needs_b
+    kernel_dx = needs_x and batch_stats
+    dweight = dbias = None
+    if need_affine or kernel_dx:
+        n_affine = layout.shape3[2] if layout.elementwise else layout.channels
+        dw64 = np.empty(n_affine if need_affine else 0, dtype=np.float64)
+        db64 = np.empty_like(dw64)
+        with_x = x3 is not None
+        band = _band_rows(layout, dy.itemsize) if kernel_dx else 0
+        if band:
+            _norm.backward_rows(dy, x3, mean, rstd, w, has_w, band, plan_threads(), dx, dw64, db64,
+                                need_affine)
+        elif kernel_dx and not layout.elementwise and _fits_in_cache(layout, dy.itemsize, 2):
+            _norm.backward_groups(dy, x3, mean, rstd, w, has_w, layout.cpg, layout.channels,
+                                  dx, dw64, db64, need_affine)
+        else:
+            out_dx = dx if kernel_dx else np.empty((0, 0, 0), dtype=dtype)
+            _norm.backward(dy, x3 if with_x else dy, mean if with_x else rstd, rstd, w, has_w,
+                           layout.cpg, layout.channels, layout.elementwise, with_x,
+                           out_dx, kernel_dx, dw64, db64, need_affine)
+        if needs_w:
+            dweight = dw64.reshape(weight_shape).astype(dtype)
+        if needs_b:
+            dbias = db64.reshape(bias_shape).astype(dtype)
+    return dx_out, dweight, dbias
 
 
 # ---- validation -------------------------------------------------------------------------------

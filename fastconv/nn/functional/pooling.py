@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..._config import elementwise_threads
+from ..._kernels import elementwise as _ew
 from ..._kernels import pool as _pool
 from ..._validation import check_ndim, int_pair
 from ...autograd.function import Function, shape_nbytes
@@ -246,13 +248,18 @@ class AvgPool2d(Function):
 
 
 class AdaptiveAvgPool2d(Function):
-    """Means over adaptive windows; backward spreads grad/area over each window (nothing saved)."""
+    """Means over adaptive windows; backward spreads grad/area over each window (nothing saved).
+    A 1×1 output (global average pooling) runs the element-wise kernels' per-plane mean."""
 
     @staticmethod
     def forward(ctx, x, output_size):
         planes = _planes(x)
         out = np.empty((planes.shape[0],) + tuple(output_size), dtype=x.dtype)
-        _pool.adaptive_avg_pool2d_forward(planes, out)
+        if tuple(output_size) == (1, 1):
+            flat = planes.reshape(planes.shape[0], -1)
+            _ew.plane_mean(flat, out.reshape(-1), elementwise_threads(flat.size))
+        else:
+            _pool.adaptive_avg_pool2d_forward(planes, out)
         ctx.input_shape = x.shape
         return out.reshape(x.shape[:-2] + tuple(output_size))
 
@@ -262,6 +269,11 @@ class AdaptiveAvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        if grad_out.shape[-2:] == (1, 1):
+            g = np.ascontiguousarray(grad_out).reshape(-1)
+            grad_in = np.empty(ctx.input_shape, dtype=g.dtype)
+            _ew.plane_mean_backward(g, grad_in.reshape(g.shape[0], -1), elementwise_threads(grad_in.size))
+            return (grad_in,)
         return (_plane_gradient(_pool.adaptive_avg_pool2d_backward, grad_out, ctx.input_shape),)
 
 

@@ -1,6 +1,7 @@
 """Activation layers: thin Modules over ``fastconv.nn.functional``'s activations."""
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Optional
 
@@ -13,7 +14,13 @@ from ._args import cpu_device, float_dtype, positive_int
 
 
 class ReLU(Module):
-    """max(x, 0); ``inplace=True`` overwrites the input (as in PyTorch) and returns it."""
+    """max(x, 0); ``inplace=True`` overwrites the input (as in PyTorch) and returns it.
+
+    After a BatchNorm in a ``Sequential`` (or a block using ``fastconv.nn.fusion``) it runs fused
+    into the batch norm's pass (``_fused_max_value``: the clamp the fused kernel applies; the fused
+    call writes a new array, the batch norm's output being invisible anyway)."""
+
+    _fused_max_value = math.inf
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -122,9 +129,10 @@ class _InplaceFlag(Module):
 
 
 class ReLU6(_InplaceFlag):
-    """min(max(x, 0), 6)."""
+    """min(max(x, 0), 6). After a BatchNorm it runs fused into the batch norm's pass, as ReLU does."""
 
     _function = staticmethod(F.relu6)
+    _fused_max_value = 6.0
 
 
 class SiLU(_InplaceFlag):

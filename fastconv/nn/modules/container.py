@@ -10,6 +10,7 @@ import numpy as np
 
 from ...tensor import Tensor
 from ..module import Module, Parameter
+from .fusion import run_sequence
 
 
 def _position(index, length: int, owner: str) -> int:
@@ -29,6 +30,8 @@ def _check_module(module, owner: str) -> Module:
 
 class Sequential(Module):
     """Applies its modules in order; ``Sequential(a, b)`` or ``Sequential(OrderedDict(name=module))``.
+    A BatchNorm directly followed by a ReLU (or ReLU6) runs as one fused call when neither carries
+    hooks (same results; see ``fastconv.nn.modules.fusion``).
 
     Keys are '0', '1', ... like PyTorch's, so state_dict keys match (``0.weight``). Slicing returns a
     Sequential that shares the same layer objects under their original keys: ``model[:-1]`` is the
@@ -103,9 +106,8 @@ class Sequential(Module):
         return self
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
-        return input
+        # a batch norm directly followed by a ReLU/ReLU6 runs as one fused call (see fusion.py)
+        return run_sequence(list(self._modules.values()), input)
 
 
 class ModuleList(Module):

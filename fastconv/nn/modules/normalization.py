@@ -83,6 +83,11 @@ class _BatchNorm(_NormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, device)
 
     def forward(self, input: Tensor) -> Tensor:
+        return F.batch_norm(input, *self._functional_args(input))
+
+    def _functional_args(self, input) -> tuple:
+        """Check the input, count the batch (running statistics) and return ``F.batch_norm``'s
+        arguments after the input (also used by the fused batch norm + ReLU)."""
         layer = type(self).__name__
         data = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
         check_ndim(data, self._ranks, layer, layout=self._layout)
@@ -91,8 +96,7 @@ class _BatchNorm(_NormBase):
                              f"of shape {tuple(data.shape)}")
         factor = self._update_factor()
         use_batch_stats = self.training or not self.track_running_stats
-        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=factor, eps=self.eps)
+        return (self.running_mean, self.running_var, self.weight, self.bias, use_batch_stats, factor, self.eps)
 
 
 class BatchNorm1d(_BatchNorm):

@@ -168,7 +168,8 @@ class DepthwisePath(ConvPath):
             _dw.channel_rows_per_item(n, h, w * cp, threads), dw_rows, threads, group)
         dw = db = None
         if need_dw:
-            total = parts.sum(axis=0)  # item order: the same at any thread count
+            # item order: the same at any thread count; db's row is written only when wanted
+            total = parts[:, :taps * group + int(bool(need_db))].sum(axis=0)
             dw = np.empty(problem.weight_shape, dtype=f32)  # its own array: kept as .grad, no copy
             k = problem.out_channels
             dw.reshape(k, group, taps)[...] = total[:taps * group, :k].reshape(taps, group, k).transpose(2, 1, 0)
