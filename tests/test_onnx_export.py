@@ -417,3 +417,21 @@ def test_pytorch_style_tensor_operations(tmp_path):
     model.register_buffer("channels", np.array([2, 0, 2]))
     model.register_buffer("mask", randn(4, 5, seed=7) > 0)
     check(model, randn(2, 3, 4, 5), tmp_path, dynamic_batch=False)
+
+
+@pytest.mark.parametrize("max_value", [None, 6.0])
+@pytest.mark.parametrize("train_stats", [False, True])
+def test_fused_batch_norm_activation_and_add_relu(tmp_path, max_value, train_stats):
+    """The zoo's fused Functions called directly (module fusion is off while tracing, since the
+    tracer's hooks are not observer hooks): BN [+ residual] + ReLU/ReLU6, add + ReLU."""
+    fc.manual_seed(0)
+    bn = _trained(nn.BatchNorm2d(3), randn(4, 3, 4, 4) * 2 + 1)
+    bn.weight.numpy()[...] = randn(3, seed=2)
+
+    def forward(m, x):
+        stats = (None, None) if train_stats else (m.bn.running_mean, m.bn.running_var)
+        y = F.batch_norm_relu(x, *stats, m.bn.weight, m.bn.bias, training=train_stats, residual=x,
+                              max_value=max_value)
+        return F.add_relu(y, -x, max_value=max_value)
+
+    check(Lambda(forward, bn=bn), randn(2, 3, 4, 4), tmp_path, dynamic_batch=not train_stats)

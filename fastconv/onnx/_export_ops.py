@@ -17,7 +17,7 @@ from .. import _tensor_ops as ops
 from ..nn.functional import activation as act
 from ..nn.functional.dropout import Dropout, Dropout2d
 from ..nn.functional.linear import LinearFunction
-from ..nn.functional import interpolation
+from ..nn.functional import fused, interpolation
 from ..nn.functional import normalization as norm
 from ..nn.functional import padding
 from ..nn.functional import pooling as pool
@@ -746,3 +746,39 @@ def _index_select(e: Emit) -> None:
 def _masked_fill(e: Emit) -> None:
     mask = np.asarray(e.kw["mask"], dtype=bool)
     e.bind(e.one("Where", [e.const(mask, "mask"), _operand(e, 1), e.value(0)]))
+
+
+# ---- fused Functions of the model zoo (batch norm [+ residual] + ReLU/ReLU6, add + ReLU) ------------
+
+def _clamp_activation(e: Emit, y: str, max_value: float) -> str:
+    """ReLU (max_value inf) or Clip(0, max_value) (ReLU6)."""
+    if np.isinf(max_value):
+        return e.one("Relu", [y])
+    return e.one("Clip", [y, e.scalar(0.0), e.scalar(float(max_value))])
+
+
+@emits(fused.BatchNormActivation)
+def _batch_norm_activation(e: Emit) -> None:
+    shape = e.shape(0)
+    x, eps = e.value(0), float(e.kw["eps"])
+    channels = shape[1]
+    if e.kw.get("fixed_stats") is not None:
+        mean, var = (np.asarray(a, dtype=e.dtype) for a in e.kw["fixed_stats"])
+        names = (e.g.parameter(_buffer_name(e, "running_mean", "mean"), mean),
+                 e.g.parameter(_buffer_name(e, "running_var", "var"), var))
+        y = e.one("BatchNormalization", [x, _affine_or(e, 1, 1.0, (channels,), "scale"),
+                                         _affine_or(e, 2, 0.0, (channels,), "bias"), *names], epsilon=eps)
+    else:  # batch statistics
+        y = _standardize(e, x, [0] + list(range(2, len(shape))), eps)
+        if e.call.args[1] is not None:
+            y = e.one("Mul", [y, _channel_view(e, e.value(1), len(shape))])
+        if e.call.args[2] is not None:
+            y = e.one("Add", [y, _channel_view(e, e.value(2), len(shape))])
+    if e.call.args[3] is not None:
+        y = e.one("Add", [y, e.value(3)])
+    e.bind(_clamp_activation(e, y, float(e.kw["max_value"])))
+
+
+@emits(fused.AddActivation)
+def _add_activation(e: Emit) -> None:
+    e.bind(_clamp_activation(e, e.one("Add", [_operand(e, 0), _operand(e, 1)]), float(e.kw["max_value"])))
