@@ -435,3 +435,19 @@ def test_fused_batch_norm_activation_and_add_relu(tmp_path, max_value, train_sta
         return F.add_relu(y, -x, max_value=max_value)
 
     check(Lambda(forward, bn=bn), randn(2, 3, 4, 4), tmp_path, dynamic_batch=not train_stats)
+
+
+def test_in_place_operations_follow_the_tensor(tmp_path):
+    """relu(inplace=True), +=, *= update a Tensor that later ops read: they must read the result."""
+    fc.manual_seed(0)
+
+    def forward(m, x):
+        out = m.conv(x)
+        identity = out
+        out = F.relu(out, inplace=True)
+        out += x[:, :1]
+        out *= 0.5
+        y = m.act(out)  # nn.ReLU(inplace=True)
+        return y + identity
+
+    check(Lambda(forward, conv=nn.Conv2d(3, 4, 3, padding=1), act=nn.ReLU(inplace=True)), randn(2, 3, 5, 5), tmp_path)

@@ -69,6 +69,10 @@ def _flat_outputs(output, where: str = "output") -> List[Tensor]:
                       "expected a Tensor or a tuple/list of Tensors")
 
 
+def _flat_keys(keys) -> list:
+    return [k for item in keys for k in _flat_keys(item)] if isinstance(keys, list) else [keys]
+
+
 def _param_names(model) -> dict:
     names = {}
     for prefix, members in (("p", model.named_parameters()), ("b", model.named_buffers())):
@@ -146,9 +150,9 @@ def build(model, example_input, opset_version: int = 17, dynamic_batch: bool = T
         raise ValueError(f"onnx.export: {len(input_names)} input_names for {len(inputs)} inputs")
     graph = Graph(onnx, opset_version, _param_names(model))
     batch_dims = [0] if dynamic_batch else []
-    for name, t in zip(input_names, first.inputs):
+    for name, t, key in zip(input_names, first.inputs, first.input_keys):
         graph.unique(name)
-        graph.bind(t, name)
+        graph.bind(key, t.numpy(), name)
     graph.batch_source = input_names[0]
 
     for k, call in enumerate(first.calls):
@@ -160,14 +164,15 @@ def build(model, example_input, opset_version: int = 17, dynamic_batch: bool = T
         emitter(Emit(graph, call, None if second is None else second.calls[k], _check_constant))
 
     outputs = _flat_outputs(first.output)
+    output_keys = _flat_keys(first.output_keys)
     output_names = list(output_names) if output_names else (
         ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))])
     if len(output_names) != len(outputs):
         raise ValueError(f"onnx.export: {len(output_names)} output_names for {len(outputs)} outputs")
     other_outputs = _flat_outputs(second.output) if second is not None else None
     infos = []
-    for k, (name, t) in enumerate(zip(output_names, outputs)):
-        value = graph.values.get(id(t))
+    for k, (name, t, key) in enumerate(zip(output_names, outputs, output_keys)):
+        value = graph.lookup(key)
         if value is None:
             raise ExportError(f"onnx.export: output {k} of the model was not computed by fastconv operations "
                               "from the input, so ONNX would store it as a constant")

@@ -660,7 +660,7 @@ def _clone(e: Emit) -> None:
 @emits(ops.Std)
 def _std(e: Emit) -> None:
     _var(e)  # binds the variance; the standard deviation is its square root
-    variance = e.g.values[id(e.call.outputs[0])]
+    variance = e.g.lookup(e.call.output_keys[0])
     e.bind(e.one("Sqrt", [variance]))
 
 

@@ -31,7 +31,7 @@ class Graph:
         self.opset = opset
         self.nodes: List[Any] = []
         self.initializers: "OrderedDict[str, np.ndarray]" = OrderedDict()
-        self.values: Dict[int, str] = {}  # id of a traced Tensor or of its array -> value name
+        self.values: Dict[tuple, str] = {}  # Graph.key of a traced Tensor, or ("array", id) -> value name
         self.traced_arrays: List[np.ndarray] = []
         self.params = params  # id(Parameter/buffer Tensor or its array) -> state_dict name
         self._param_values: Dict[str, str] = {}
@@ -49,11 +49,16 @@ class Graph:
         self._names.add(name)
         return name
 
-    def bind(self, tensor: Tensor, name: str) -> None:
-        """``tensor`` (and its array, which some ops pass on unwrapped) is the ONNX value ``name``."""
-        self.values[id(tensor)] = name
-        self.values.setdefault(id(tensor.numpy()), name)
-        self.traced_arrays.append(tensor.numpy())
+    def lookup(self, key):
+        """The ONNX value of a traced value key (``_trace.value_key``, or ("array", id) for an
+        array passed on unwrapped), else None."""
+        return self.values.get(key)
+
+    def bind(self, key, array: np.ndarray, name: str) -> None:
+        """The traced value ``key`` (and its array, which some ops pass on unwrapped) is ``name``."""
+        self.values[key] = name
+        self.values.setdefault(("array", id(array)), name)
+        self.traced_arrays.append(array)
 
     # ---- nodes and constants -------------------------------------------------------------------
     def node(self, op: str, inputs: Sequence[str], n_out: int = 1, scope: str = "", **attrs) -> List[str]:
@@ -147,8 +152,11 @@ class Emit:
         obj = self.call.args[i]
         if obj is None:
             return ""
-        if isinstance(obj, (Tensor, np.ndarray)) and id(obj) in self.g.values:
-            return self.g.values[id(obj)]
+        key = self.call.arg_keys[i] if isinstance(obj, Tensor) else ("array", id(obj)) \
+            if isinstance(obj, np.ndarray) else None
+        traced = None if key is None else self.g.lookup(key)
+        if traced is not None:
+            return traced
         name = self.g.params.get(id(obj)) or (self.g.params.get(id(obj.numpy())) if isinstance(obj, Tensor) else None)
         if name is not None:
             return self.g.parameter(name, array_of(obj))
@@ -185,8 +193,8 @@ class Emit:
         return self.g.reduce(op, x, axes, keepdims, scope=self.call.scope)
 
     def bind(self, *names: str) -> None:
-        for tensor, name in zip(self.call.outputs, names):
-            self.g.bind(tensor, name)
+        for tensor, key, name in zip(self.call.outputs, self.call.output_keys, names):
+            self.g.bind(key, tensor.numpy(), name)
 
     def fail(self, problem: str) -> ExportError:
         return ExportError(f"onnx.export: {self.where}: {problem}")

@@ -21,10 +21,19 @@ from ..autograd.grad_mode import enable_grad
 from ..tensor import Tensor
 
 
+def value_key(tensor: Tensor):
+    """What identifies a traced value: the tape node and output that produced it — a Tensor updated
+    in place (``x += y``, ``relu(x, inplace=True)``) takes over the node of the op's result, so
+    its later uses name that result — or the Tensor itself for inputs and values off the tape."""
+    node = tensor.grad_fn
+    return ("node", id(node), tensor._output_index) if node is not None else ("tensor", id(tensor))
+
+
 @dataclass
 class Call:
     """One Function call: its class, positional arguments as passed (Tensors, arrays, numbers,
-    None), keyword options, output Tensors and the module it ran in."""
+    None), keyword options, output Tensors, the module it ran in, and the value keys of its
+    Tensor arguments and outputs at the time of the call."""
 
     function: type
     args: Tuple[Any, ...]
@@ -32,6 +41,8 @@ class Call:
     outputs: Tuple[Tensor, ...]
     scope: str
     module: Any
+    arg_keys: Tuple[Any, ...] = ()
+    output_keys: Tuple[Any, ...] = ()
 
 
 @dataclass
@@ -40,6 +51,8 @@ class Trace:
     calls: List[Call]
     output: Any  # the forward's return value (a Tensor or a tuple/list of Tensors)
     keep: List[Any] = field(default_factory=list)  # keeps every traced object alive (ids stay unique)
+    output_keys: Any = None  # value keys of the output, in its structure
+    input_keys: Tuple[Any, ...] = ()
 
 
 def record(model, inputs: Tuple[Tensor, ...]) -> Trace:
@@ -56,7 +69,9 @@ def record(model, inputs: Tuple[Tensor, ...]) -> Trace:
     def observe(function, ctx, args, kwargs, results):
         outputs = results if isinstance(results, tuple) else (results,)
         scope, module = stack[-1]
-        calls.append(Call(function, tuple(args), dict(kwargs), outputs, scope, module))
+        calls.append(Call(function, tuple(args), dict(kwargs), outputs, scope, module,
+                          tuple(value_key(a) if isinstance(a, Tensor) else None for a in args),
+                          tuple(value_key(o) for o in outputs)))
 
     add_observer(observe)
     try:
@@ -66,7 +81,16 @@ def record(model, inputs: Tuple[Tensor, ...]) -> Trace:
         remove_observer(observe)
         for handle in handles:
             handle.remove()
-    return Trace(tuple(inputs), calls, output, keep=[calls, output, inputs])
+    return Trace(tuple(inputs), calls, output, keep=[calls, output, inputs],
+                 output_keys=_keys_of(output), input_keys=tuple(value_key(t) for t in inputs))
+
+
+def _keys_of(output):
+    if isinstance(output, Tensor):
+        return value_key(output)
+    if isinstance(output, (tuple, list)):
+        return [_keys_of(o) for o in output]
+    return None
 
 
 def _enter(stack, name):
