@@ -65,7 +65,7 @@ __all__ = [
     "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "manual_seed", "seed", "initial_seed",
     "Generator", "default_generator", "get_rng_state", "set_rng_state", "set_num_threads",
     "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "utils", "data",
-    "pretrain", "distributed", "viz", "vision", "device", "cuda", "backends", "accelerator", "return_types",
+    "pretrain", "distributed", "viz", "vision", "onnx", "device", "cuda", "backends", "accelerator", "return_types",
     "float32", "float64", "float16", "half", "double", "int8", "int16", "int32", "int64", "long", "short",
     "uint8", "bool_", "float", "int", "bool", "Size", "get_default_dtype", "is_floating_point",
     "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full_like", "is_tensor", "linspace", "logspace",
@@ -77,3 +77,12 @@ __all__ = [
     "scatter", "scatter_add", "sigmoid", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std",
     "sub", "sum", "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "vstack",
 ]
+
+
+def __getattr__(name):
+    """``fc.onnx`` is imported on first use: the export/import tooling is not needed to train."""
+    if name == "onnx":
+        import importlib
+
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'fastconv' has no attribute '{name}'")

@@ -1,4 +1,5 @@
-"""``save`` / ``load``: checkpoints as ``.npz`` archives that never need pickle.
+"""``save`` / ``load``: checkpoints as ``.npz`` archives that never need pickle; ``load`` also reads
+PyTorch checkpoints and safetensors files.
 
 What can be saved is what ``torch.save`` users put in checkpoints: Tensors and Parameters
 (``requires_grad`` kept; loaded back as Tensors/Parameters), numpy arrays (loaded back as arrays),
@@ -12,10 +13,12 @@ in the member ``__fastconv_meta__`` (docs/design.md, "Files and errors"). A plai
 written by ``np.savez(path, **arrays)`` (e.g. PyTorch weights exported as numpy arrays) loads as a
 dict of arrays. The same object saved twice (tied weights) is stored once and loads as one object.
 
-Writing goes through ``fastconv._atomic.atomic_write``. Loading never unpickles and never
-trusts a header: ``load`` first detects what the file is (``fastconv._formats``), then hands it
-to the reader registered for that kind in ``_READERS``; other kinds get a ValueError naming the
-file and what it looks like.
+Writing goes through ``fastconv._atomic.atomic_write``. Loading never runs code from a file and
+never trusts a header: ``load`` first detects what the file is (``fastconv._formats``), then
+hands it to the reader registered for that kind in ``_READERS``: fastconv's own files, plain
+``.npz``, PyTorch checkpoints (``torch.save``, zip and legacy, through the allow-list unpickler
+of ``fastconv._torch_checkpoint``, as ``torch.load(weights_only=True)`` reads them) and
+safetensors files; other kinds get a ValueError naming the file and what it looks like.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ from numpy.lib import format as npy_format
 from ._atomic import atomic_write
 from ._formats import FASTCONV_META, FileFormat, detect_format
 from ._npz import NpzError, read_npz
+from ._torch_checkpoint import TorchCheckpointError, load_torch_checkpoint
+from . import safetensors
 from .nn.module import Parameter
 from .tensor import Tensor
 
@@ -171,8 +176,13 @@ def save(obj: Any, f: FileLike, compress: bool = False) -> None:
     """Write ``obj`` (state dicts, checkpoints: see the module docstring) to a path or binary file.
 
     A path is written atomically, exactly at ``f`` (no suffix is added); a file object (e.g.
-    ``io.BytesIO``) is written at its position. ``compress`` deflates the members.
+    ``io.BytesIO``) is written at its position. ``compress`` deflates the members. A path ending
+    in ``.safetensors`` gets a safetensors file instead (``obj`` must then map names to
+    Tensors/arrays, as a state_dict does; see ``fastconv.safetensors``).
     """
+    if not hasattr(f, "write") and os.fspath(f).endswith(".safetensors"):
+        safetensors.save_file(obj, f)
+        return
     encoder = _Encoder()
     root = encoder.encode(obj, [])
     meta = {"format": "fastconv", "version": encoder.version, "root": root}
@@ -355,21 +365,37 @@ def _read_arrays(f: IO[bytes], size: int, source: str) -> Dict[str, np.ndarray]:
         raise LoadError(f"load: {source}: {exc}") from None
 
 
+def _read_pytorch(f: IO[bytes], size: int, source: str, fmt: FileFormat) -> Any:
+    """torch.save files (zip and legacy) through the allow-list unpickler: Tensors come back as
+    Tensors (Parameters as Parameters), as torch.load(weights_only=True) returns them."""
+    try:
+        return load_torch_checkpoint(f, tensors=True, source=source)
+    except TorchCheckpointError as exc:
+        raise LoadError(str(exc)) from None
+
+
+def _read_safetensors(f: IO[bytes], size: int, source: str, fmt: FileFormat) -> Any:
+    """A safetensors file as an OrderedDict of Tensors (in the header's order)."""
+    try:
+        with safetensors.safe_open(f, source=source) as st:
+            return OrderedDict((name, Tensor(st.get_tensor(name))) for name in st.keys())
+    except safetensors.SafetensorError as exc:
+        raise LoadError(str(exc).replace("load_file:", "load:", 1)) from None
+
+
 Reader = Callable[[IO[bytes], int, str, FileFormat], Any]
 _READERS: Dict[str, Reader] = {
     "fastconv": _read_fastconv,
     "npz": _read_plain_npz,
+    "pytorch-zip": _read_pytorch,
+    "pytorch-legacy": _read_pytorch,
+    "safetensors": _read_safetensors,
 }
 
 _HINTS = {
-    "pytorch-zip": "; fastconv cannot read PyTorch checkpoints yet (export the tensors as numpy arrays: "
-                   "np.savez(path, **{k: v.numpy() for k, v in state_dict.items()}))",
-    "pytorch-legacy": "; fastconv never loads pickles (re-save it with a current torch.save, or export the "
-                      "tensors with np.savez)",
     "pickle": "; fastconv never loads pickles (they can run arbitrary code)",
     "torchscript": "; fastconv does not run TorchScript",
     "npy": "; fastconv files are .npz archives (read an .npy array with numpy.load)",
-    "safetensors": "; read it with safetensors.numpy.load_file and pass the dict to load_state_dict",
     "gzip": "; fastconv files are not compressed this way (decompress it first)",
     "empty": " (an interrupted copy or download?)",
     "damaged-zip": "",

@@ -230,7 +230,14 @@ def _writers(tmp_path):
         ("write_idx", tmp_path / "t.idx.gz", lambda p: write_idx(p, np.arange(6, dtype=np.uint8).reshape(2, 3))),
         ("cli json", tmp_path / "metrics.json", lambda p: cli._write_json(str(p), {"a": 1})),
         ("save_plans", tmp_path / "plans.json", lambda p: fc.backends.conv.save_plans(p)),
+        ("safetensors", tmp_path / "m.safetensors", lambda p: fc.save(model.state_dict(), p)),
     ]
+    try:
+        import onnx  # noqa: F401
+
+        writers.append(("onnx.export", tmp_path / "m.onnx", lambda p: fc.onnx.export(model, np.ones((2, 4), np.float32), p)))
+    except ImportError:
+        pass
     try:
         import matplotlib  # noqa: F401
 

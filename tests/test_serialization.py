@@ -498,15 +498,8 @@ def _foreign_files(tmp_path, torch_module=None):
 
     payload = pickle.dumps(_Payload(), protocol=4)
     add("evil.pkl", payload, "a Python pickle (protocol 4)")
-    add("legacy.pt", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19." + payload, "a legacy PyTorch checkpoint")
-    add("ckpt.pth", lambda p: _zip_with(p, {"ckpt/data.pkl": payload, "ckpt/version": b"3\n",
-                                            "ckpt/data/0": b"\0" * 16}),
-        "a PyTorch checkpoint (torch.save zip archive with ckpt/data.pkl)")
     add("script.pt", lambda p: _zip_with(p, {"m/constants.pkl": payload, "m/code/__torch__.py": b"",
                                              "m/data.pkl": payload}), "a TorchScript archive")
-    add("weights.safetensors", lambda p: p.write_bytes(
-        (lambda h: len(h).to_bytes(8, "little") + h)(b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}')
-        + b"\0" * 4), "a safetensors file")
     add("one.npy", lambda p: np.save(p, np.ones(2)), "a single NumPy .npy array")
     add("ckpt.npz.gz", gzip.compress(b"PK\x03\x04" + b"\0" * 100)[:30], "gzip-compressed data")
     add("c.bz2", bz2.compress(b"data"), "bzip2-compressed data")
@@ -519,21 +512,11 @@ def _foreign_files(tmp_path, torch_module=None):
         "unrecognized binary data (first bytes")
     add("docs.zip", lambda p: _zip_with(p, {"a.txt": b"x", "b/c.npy": b"y"}),
         "a zip archive that is not a NumPy .npz (members: a.txt, b/c.npy)")
-    if torch_module is not None:
-        add("real.pth", lambda p: torch_module.save(torch_module.nn.Linear(2, 2).state_dict(), p),
-            "a PyTorch checkpoint (torch.save zip archive with real/data.pkl)")
-        add("real_legacy.pt", lambda p: torch_module.save({"w": torch_module.ones(2)}, p,
-                                                          _use_new_zipfile_serialization=False),
-            "a legacy PyTorch checkpoint")
     return files
 
 
 def test_foreign_formats_are_named_not_read(tmp_path):
-    try:
-        import torch as torch_module
-    except ImportError:
-        torch_module = None
-    for path, looks_like in _foreign_files(tmp_path, torch_module):
+    for path, looks_like in _foreign_files(tmp_path):
         with pytest.raises(ValueError) as info:
             fc.load(path)
         message = str(info.value)
@@ -542,12 +525,50 @@ def test_foreign_formats_are_named_not_read(tmp_path):
     assert EXECUTED == []
 
 
-def test_torch_state_dict_file_is_refused_not_listed_as_keys(tmp_path, torch):
-    """The issue's repro: fc.load('x.pth') used to return {'lin/data.pkl': b'...'}."""
-    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "x.pth")
-    with pytest.raises(ValueError, match=r"is not a fastconv file: it looks like a PyTorch checkpoint \(torch.save zip "
-                                         r"archive with x/data.pkl\); fastconv cannot read PyTorch checkpoints yet"):
-        fc.load(tmp_path / "x.pth")
+def test_pytorch_files_whose_pickle_calls_code_are_refused_without_running_it(tmp_path):
+    """PyTorch checkpoints are read through the allow-list unpickler: a pickled call is named, not made."""
+    payload = pickle.dumps(_Payload(), protocol=2)
+    legacy = tmp_path / "legacy.pt"
+    legacy.write_bytes(b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19." + payload)
+    archive = tmp_path / "ckpt.pth"
+    _zip_with(archive, {"ckpt/data.pkl": payload, "ckpt/version": b"3\n", "ckpt/data/0": b"\0" * 16})
+    for path in (legacy, archive):
+        with pytest.raises(ValueError) as info:
+            fc.load(path)
+        message = str(info.value)
+        assert message.startswith(f"load: {path} ") and "_record_execution" in message and "not allowed" in message
+        assert "\n" not in message
+    assert EXECUTED == []
+
+
+def test_torch_state_dict_file_loads_as_tensors(tmp_path, torch):
+    """The issue's repro: fc.load('x.pth') used to return {'lin/data.pkl': b'...'}; now it reads the
+    tensors, as torch.load(weights_only=True) does, and load_state_dict takes them."""
+    lin = torch.nn.Linear(2, 2)
+    torch.save(lin.state_dict(), tmp_path / "x.pth")
+    torch.save(lin.state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    for name in ("x.pth", "legacy.pt"):
+        loaded = fc.load(tmp_path / name)
+        assert list(loaded) == ["weight", "bias"] and isinstance(loaded["weight"], fc.Tensor)
+        model = fc.nn.Linear(2, 2)
+        model.load_state_dict(loaded)
+        np.testing.assert_array_equal(model.weight.numpy(), lin.weight.detach().numpy())
+
+
+def test_safetensors_files_load_and_save_by_suffix(tmp_path):
+    model = fc.nn.Linear(3, 2)
+    fc.save(model.state_dict(), tmp_path / "m.safetensors")
+    from fastconv import safetensors
+
+    assert list(safetensors.load_file(tmp_path / "m.safetensors")) == ["weight", "bias"]
+    loaded = fc.load(tmp_path / "m.safetensors", map_location="cpu")
+    assert isinstance(loaded["weight"], fc.Tensor)
+    np.testing.assert_array_equal(loaded["weight"].numpy(), model.weight.numpy())
+    with pytest.raises(TypeError, match="expected an ndarray or Tensor for 'nested'"):
+        fc.save({"nested": {"a": fc.ones(1)}}, tmp_path / "bad.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "m.safetensors").read_bytes()[:-4])
+    with pytest.raises(ValueError, match=r"^load: .*cut.safetensors is not a valid safetensors file: tensor"):
+        fc.load(tmp_path / "cut.safetensors")
 
 
 def test_a_reader_is_one_dispatch_entry(tmp_path, monkeypatch):
