@@ -343,3 +343,21 @@ def test_paths_memory_declarations_match_tracemalloc(rng, monkeypatch, path, sha
         assert backward_peak >= 0.5 * declared_bwd, (backward_peak, declared_bwd)
     finally:
         fc.set_num_threads(previous)
+
+
+def test_planner_skips_paths_far_outside_their_shapes(rng, monkeypatch):
+    """Planning cost is bounded: the shallow loops are not timed on a 576-deep layer, nor the
+    implicit GEMM on 128 output channels of depth 576 (both would be many times slower)."""
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    planner.clear_plans()
+    timed = []
+    for name in ("shallow", "implicit", "gemm"):
+        path = registry.get(name)
+        original = type(path).forward
+        monkeypatch.setattr(type(path), "forward",
+                            lambda self, *a, _o=original, _n=name: (timed.append(_n), _o(self, *a))[1])
+    x = fc.tensor(rng.standard_normal((1, 64, 8, 8)).astype(np.float32))
+    w = fc.tensor(rng.standard_normal((128, 64, 3, 3)).astype(np.float32))
+    with fc.no_grad():
+        F.conv2d(x, w, padding=1)
+    assert "gemm" in timed and "shallow" not in timed and "implicit" not in timed

@@ -195,6 +195,10 @@ class ShallowPath(GemmPath):
     def eligible(self, problem, pass_):
         return problem.geometry.groups == 1
 
+    def worth_measuring(self, problem, pass_):
+        # register-blocked loops for depths of a few dozen: far deeper, a GEMM always wins
+        return problem.in_channels * problem.geometry.kh * problem.geometry.kw <= 4 * SMALL_DEPTH_NARROW
+
     def preferred(self, problem, pass_):
         depth = problem.in_channels * problem.geometry.kh * problem.geometry.kw
         return (depth <= SMALL_DEPTH or (not PACKED_SGEMM and depth <= SMALL_DEPTH_NARROW

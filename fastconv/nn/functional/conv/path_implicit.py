@@ -59,6 +59,12 @@ class ImplicitPath(ConvPath):
     def eligible(self, problem, pass_):
         return geometry_eligible(problem.image_shape, problem.geometry)
 
+    def worth_measuring(self, problem, pass_):
+        # shallow loops over the depth: within a few times the rule's bounds
+        g = problem.geometry
+        return (problem.in_channels * g.kh * g.kw <= 4 * MAX_DEPTH
+                and problem.out_channels <= 4 * MAX_K)
+
     def preferred(self, problem, pass_):
         g = problem.geometry
         channels, k = problem.in_channels, problem.out_channels

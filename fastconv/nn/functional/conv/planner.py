@@ -103,7 +103,10 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
     if not settings.benchmark:
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
-    return _measure(key, _candidates(problem, pass_), execute)
+    candidates = _candidates(problem, pass_)
+    pick = heuristic(problem, pass_)
+    timed = [p for p in candidates if p.name == pick or p.worth_measuring(problem, pass_)]
+    return _measure(key, timed, execute)
 
 
 def _measure(key, candidates, execute: Callable):

@@ -30,6 +30,11 @@ class ConvPath:
         """Whether this path computes ``pass_`` of ``problem`` at all (correctness, not speed)."""
         raise NotImplementedError
 
+    def worth_measuring(self, problem: ConvProblem, pass_: str) -> bool:
+        """Whether the planner should time this path for ``pass_`` (bounds planning: a path far
+        outside the shapes it was built for can take many times the best one's time)."""
+        return True
+
     def preferred(self, problem: ConvProblem, pass_: str) -> bool:
         """The cheap heuristic: whether this path should run ``pass_`` when nothing is measured
         (the planner takes the eligible preferred path of highest priority)."""
