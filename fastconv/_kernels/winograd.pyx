@@ -181,9 +181,16 @@ cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py
                      Py_ssize_t block_tiles, bint panels, Tiling* t) except -1:
     """Fill ``t`` for N images, C channels in, K out, an Ho×Wo output and blocks of
     ``block_tiles`` tiles."""
-    cdef Py_ssize_t w
     if block_tiles < 1:
         raise ValueError("winograd: block_tiles must be positive")
+    fill_tiling(N, C, K, Ho, Wo, block_tiles, panels, t)
+    return 0
+
+
+cdef void fill_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
+                      Py_ssize_t block_tiles, bint panels, Tiling* t) noexcept nogil:
+    """``make_tiling`` without the argument check (block_tiles ≥ 1)."""
+    cdef Py_ssize_t w
     t.tiles_w = (Wo + 1) // 2
     t.tiles_img = ((Ho + 1) // 2) * t.tiles_w
     t.tiles = N * t.tiles_img
@@ -201,7 +208,6 @@ cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py
     t.m_scratch = 4 * block_tiles
     t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
     t.m_elements = 16 * t.mxs + t.m_scratch
-    return 0
 
 
 cdef inline Py_ssize_t piece_at(const Tiling* t, Py_ssize_t p, Py_ssize_t end, Piece* pc) noexcept nogil:
@@ -899,3 +905,37 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
                 s0 = b * t.max_tiles
                 weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[0, 0], C, H, W, K, Ho, Wo,
                                   ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), &vwork[0, 0], &mwork[0, 0])
+
+
+# ---- nogil entry point (winograd.pxd): the compiled predictor's executor calls it -----------------
+
+cdef void winograd_forward_f32(const float* x, const float* u, const float* bias, float* y,
+                               float* vwork, Py_ssize_t vstride, float* mwork, Py_ssize_t mstride,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
+                               Py_ssize_t Ho, Py_ssize_t Wo, int ph, int pw, Py_ssize_t block_tiles,
+                               bint panels, bint parallel, int num_threads) noexcept nogil:
+    """``winograd_forward`` on raw contiguous float32 arrays (u from ``winograd_filter`` with the
+    same ``panels``; bias NULL: none), V/M buffers one per thread, ``vstride``/``mstride``
+    elements apart, each at least ``work_elements`` long. No parallel region unless
+    ``parallel``."""
+    cdef Tiling t
+    cdef Py_ssize_t nblocks, b, s0, th
+    if N == 0 or Ho == 0 or Wo == 0 or K == 0 or C == 0 or block_tiles < 1:
+        return
+    fill_tiling(N, C, K, Ho, Wo, block_tiles, panels, &t)
+    nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles
+    if panels:  # the columns of the last B panel past L must hold finite values
+        for b in range(num_threads if parallel else 1):
+            memset(vwork + b * vstride, 0, t.v_elements * sizeof(float))
+    if parallel:
+        for b in prange(nblocks, schedule='static', num_threads=num_threads):
+            th = threadid()
+            s0 = b * t.max_tiles
+            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, &t, s0,
+                          min(s0 + t.max_tiles, t.tiles), panels, vwork + th * vstride,
+                          mwork + th * mstride)
+    else:
+        for b in range(nblocks):
+            s0 = b * t.max_tiles
+            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, &t, s0,
+                          min(s0 + t.max_tiles, t.tiles), panels, vwork, mwork)
