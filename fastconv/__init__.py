@@ -19,6 +19,7 @@ from . import distributed  # mpi4py is imported only under an MPI launcher
 from . import viz  # matplotlib/scikit-learn are imported only by the functions that need them
 from . import vision
 from . import backends
+from . import inference
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "arange",

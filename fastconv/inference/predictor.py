@@ -1,0 +1,225 @@
+"""``Predictor``: the compiled model, callable at any batch size from any number of threads.
+
+A predictor holds the optimized graph and, per (batch size, thread count), a runner: its
+plans (``program.build_plan``) and a pool of arenas. A call takes an arena from the pool (or
+allocates one when every arena is in use by another thread), runs the program with the GIL
+released and puts the arena back, so concurrent calls never share buffers.
+
+Two ways to use several threads: with at least as many samples as threads and a graph whose
+samples never mix (``samplewise``), each thread runs the whole program on its own share of the
+batch with single-threaded kernels (no synchronization between layers); otherwise one program
+runs with every kernel parallel inside.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .._config import get_num_threads, run_with_kernel_blas
+from .._kernels import infer as _infer
+from ..tensor import Tensor
+from . import fileformat
+from .graph import Affine, Graph
+from .program import Plan, Prepared, build_plan
+
+
+def samplewise(graph: Graph) -> bool:
+    """Whether every sample's outputs depend on that sample alone: every computed value is
+    (batch, fixed sizes...) and no node reduces, normalizes, concatenates, slices or moves
+    across the batch axis."""
+    for vid, v in graph.values.items():
+        if v.is_const:
+            continue
+        if not v.shape or v.shape[0] != Affine(0, 1) or any(isinstance(d, Affine) for d in v.shape[1:]):
+            return False
+    for node in graph.nodes:
+        a = node.attrs
+        if node.op == "normalize" and isinstance(a["shape3"][0], Affine):
+            return False
+        if node.op == "reduce" and 0 in a["axes"] or node.op == "softmax" and a["axis"] == 0:
+            return False
+        if node.op == "concat" and a["axis"] == 0 or node.op == "transpose" and a["axes"][0] != 0:
+            return False
+        if node.op == "slice":
+            first = a["index"][0] if a["index"] else {"ellipsis": True}
+            if not (first.get("slice") == [None, None, None] or first.get("ellipsis")):
+                return False
+        if node.op == "pad" and a["widths"][0] != [0, 0]:
+            return False
+        if node.op == "matmul" and len(graph.values[node.inputs[0]].shape) < 3:
+            return False
+    return True
+
+
+def _chunks(n: int, parts: int) -> List[Tuple[int, int]]:
+    return [(n * t // parts, n * (t + 1) // parts) for t in range(parts)]
+
+
+class _Runner:
+    """The plans and arenas of one (batch size, thread count)."""
+
+    def __init__(self, predictor: "Predictor", batch: int, threads: int):
+        graph = predictor._graph
+        self.split = threads > 1 and batch >= threads and predictor._samplewise
+        if self.split:
+            self.chunks = _chunks(batch, threads)
+            sizes = sorted({hi - lo for lo, hi in self.chunks})
+            plans = {size: build_plan(graph, size, 1, predictor._prepared) for size in sizes}
+            self.plans = [plans[hi - lo] for lo, hi in self.chunks]
+        else:
+            self.chunks = [(0, batch)]
+            self.plans = [build_plan(graph, batch, threads, predictor._prepared)]
+        self.output_shapes = [tuple([batch] + list(s[1:])) if self.split else s
+                              for s in self.plans[0].output_shapes]
+        self._free: List[List[np.ndarray]] = []
+        self._lock = threading.Lock()
+
+    def arena_elements(self) -> int:
+        return sum(p.arena_elements for p in self.plans)
+
+    def _take(self) -> List[np.ndarray]:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return [np.empty(max(p.arena_elements, 1), dtype=np.float32) for p in self.plans]
+
+    def _give(self, arenas: List[np.ndarray]) -> None:
+        with self._lock:
+            self._free.append(arenas)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+        outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
+        arenas = self._take()
+        try:
+            if not self.split:
+                plan = self.plans[0]
+                run_with_kernel_blas(_infer.run, plan.program, [arenas[0], plan.pool] + list(inputs) + outputs)
+            else:
+                bases = [[arena, plan.pool] + [a[lo:hi] for a in inputs] + [o[lo:hi] for o in outputs]
+                         for arena, plan, (lo, hi) in zip(arenas, self.plans, self.chunks)]
+                run_with_kernel_blas(_infer.run_split, [p.program for p in self.plans], bases)
+        finally:
+            self._give(arenas)
+        return outputs
+
+
+class Predictor:
+    """A compiled model: ``predictor(x)`` runs the forward the model was compiled from (float32),
+    at any batch size; see ``fastconv.inference.compile``."""
+
+    def __init__(self, graph: Graph, info: Optional[dict] = None):
+        self._graph = graph
+        self._samplewise = samplewise(graph)
+        self._prepared = Prepared()
+        self._runners: Dict[Tuple[int, int], _Runner] = {}
+        self._build_lock = threading.Lock()
+        self.info = dict(info or {})
+
+    # -- calling
+    @property
+    def input_shapes(self) -> List[Tuple[Any, ...]]:
+        """Each input's shape without the batch axis."""
+        return [tuple(self._graph.values[v].shape_at(1)[1:]) for v in self._graph.inputs]
+
+    def _arrays(self, inputs) -> Tuple[List[np.ndarray], bool, int]:
+        expected = len(self._graph.inputs)
+        if len(inputs) != expected:
+            raise TypeError(f"Predictor: expected {expected} input{'s' if expected != 1 else ''}, got {len(inputs)}")
+        arrays, any_tensor, batch = [], False, None
+        for i, (x, vid) in enumerate(zip(inputs, self._graph.inputs)):
+            if isinstance(x, Tensor):
+                any_tensor = True
+                x = x.numpy()
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"Predictor: expected input {i} as a float32 ndarray or Tensor, got {type(x).__name__}")
+            if x.dtype != np.float32:
+                raise TypeError(f"Predictor: expected input {i} of dtype float32 (the compiled predictor runs float32), "
+                                f"got {x.dtype}")
+            shape = self._graph.values[vid].shape
+            if x.ndim != len(shape) or x.ndim == 0:
+                raise ValueError(f"Predictor: expected input {i} with {len(shape)} dimensions (batch, "
+                                 f"{', '.join(str(d) for d in self.input_shapes[i])}), got shape {x.shape}")
+            n = x.shape[0]
+            if n < 1:
+                raise ValueError(f"Predictor: expected a batch of at least one sample, got input {i} of shape {x.shape}")
+            want = self._graph.values[vid].shape_at(n)
+            if tuple(x.shape) != want:
+                raise ValueError(f"Predictor: expected input {i} of shape {want} at batch {n}, got {x.shape}")
+            if batch is not None and n != batch:
+                raise ValueError(f"Predictor: inputs have different batch sizes ({batch} and {n})")
+            batch = n
+            arrays.append(np.ascontiguousarray(x))
+        return arrays, any_tensor, batch
+
+    def runner(self, batch: int, threads: Optional[int] = None) -> _Runner:
+        """The plans for ``batch`` samples on ``threads`` threads (built on first use)."""
+        threads = get_num_threads() if threads is None else threads
+        key = (batch, threads)
+        runner = self._runners.get(key)
+        if runner is None:
+            with self._build_lock:
+                runner = self._runners.get(key)
+                if runner is None:
+                    runner = self._runners[key] = _Runner(self, batch, threads)
+        return runner
+
+    def __call__(self, *inputs):
+        arrays, as_tensor, batch = self._arrays(inputs)
+        outputs = self.runner(batch).run(arrays)
+        if as_tensor:
+            outputs = [Tensor._wrap(o) for o in outputs]
+        structure = self._graph.output_structure
+        if structure == "tensor" or structure is None:
+            return outputs[0]
+        return _nest(structure, outputs)
+
+    # -- inspection
+    def plan(self, batch: int, threads: Optional[int] = None) -> List[Plan]:
+        """The plans a call with ``batch`` samples runs (one per thread in the split mode)."""
+        return self.runner(batch, threads).plans
+
+    def conv_paths(self, batch: int, threads: Optional[int] = None) -> List[Tuple[str, str]]:
+        """(layer, convolution path) of every convolution, as frozen in the plan for ``batch``."""
+        return self.plan(batch, threads)[0].conv_paths
+
+    def memory_bytes(self, batch: int, threads: Optional[int] = None) -> Dict[str, int]:
+        """What one call at ``batch`` holds: constants (weights, pre-transformed weights, tables),
+        the arena (activations and workspace), inputs and outputs."""
+        runner = self.runner(batch, threads)
+        consts = sum(v.data.nbytes for v in self._graph.values.values() if v.is_const)
+        tables = sum(p.pool.nbytes for p in {id(p): p for p in runner.plans}.values())
+        arena = 4 * runner.arena_elements()
+        io = 4 * sum(int(np.prod(s)) for s in runner.output_shapes)
+        io += 4 * sum(int(np.prod(self._graph.values[v].shape_at(batch))) for v in self._graph.inputs)
+        prepared = self._prepared.nbytes()
+        return {"constants": consts + prepared + tables, "arena": arena, "inputs_outputs": io,
+                "total": consts + prepared + tables + arena + io}
+
+    def __repr__(self) -> str:
+        ops: Dict[str, int] = {}
+        for node in self._graph.nodes:
+            ops[node.op] = ops.get(node.op, 0) + 1
+        fused = sum(1 for n in self._graph.nodes if n.act or n.residual is not None)
+        listing = ", ".join(f"{k} {v}" for k, v in sorted(ops.items()))
+        return (f"Predictor({len(self._graph.nodes)} operations: {listing}; {fused} with fused epilogues; "
+                f"inputs {self.input_shapes} per sample)")
+
+    # -- files
+    def save(self, path) -> None:
+        """Write the predictor to one pickle-free file (``fastconv.save``'s .npz format: the graph as
+        JSON, the constants as arrays); ``fastconv.inference.load`` reads it without the model."""
+        fileformat.save(self._graph, self.info, path)
+
+
+def _nest(structure, outputs):
+    if isinstance(structure, int):
+        return outputs[structure]
+    return tuple(_nest(s, outputs) for s in structure)
+
+
+def load(path) -> Predictor:
+    """A predictor written by ``Predictor.save``."""
+    graph, info = fileformat.load(path)
+    return Predictor(graph, info)
