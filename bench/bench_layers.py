@@ -37,10 +37,11 @@ MAX_BYTES = 8 << 30
 # ---- the layers ------------------------------------------------------------------------------------
 # a layer: (C, H, K, kernel, stride, padding, groups), square images
 
-def _resnet18():
-    layers = [(3, 224, 64, 7, 2, 3, 1)]
-    size, c = 56, 64
-    for k, s in ((64, 1), (128, 2), (256, 2), (512, 2)):
+def _basic_resnet(first, size, channels, stages):
+    """ResNet of basic blocks: the stem ``first``, then per stage (width, stride) a strided 3×3
+    with its 1×1 shortcut and the stage's 3×3 at its width."""
+    layers, c = [first], channels
+    for k, s in stages:
         layers.append((c, size, k, 3, s, 1, 1))
         if s != 1:
             layers.append((c, size, k, 1, s, 0, 1))
@@ -48,6 +49,10 @@ def _resnet18():
         layers.append((k, size, k, 3, 1, 1, 1))
         c = k
     return layers
+
+
+def _resnet18():
+    return _basic_resnet((3, 224, 64, 7, 2, 3, 1), 56, 64, ((64, 1), (128, 2), (256, 2), (512, 2)))
 
 
 def _resnet50():
@@ -63,16 +68,7 @@ def _resnet50():
 
 
 def _resnet_cifar():
-    layers = [(3, 32, 16, 3, 1, 1, 1)]
-    size, c = 32, 16
-    for k, s in ((16, 1), (32, 2), (64, 2)):
-        layers.append((c, size, k, 3, s, 1, 1))
-        if s != 1:
-            layers.append((c, size, k, 1, s, 0, 1))
-        size //= s
-        layers.append((k, size, k, 3, 1, 1, 1))
-        c = k
-    return layers
+    return _basic_resnet((3, 32, 16, 3, 1, 1, 1), 32, 16, ((16, 1), (32, 2), (64, 2)))
 
 
 def _mobilenet_v2(size, first_stride, strides):

@@ -13,6 +13,7 @@ from . import nn
 from .serialization import load, save
 from . import optim
 from . import profile
+from . import utils
 from . import data
 from . import pretrain
 from . import distributed  # mpi4py is imported only under an MPI launcher
@@ -25,6 +26,7 @@ __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "arange",
     "cat", "stack", "pad", "where", "matmul", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "manual_seed", "get_rng_state", "set_rng_state", "set_num_threads",
-    "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "data", "pretrain", "distributed", "viz", "vision", "backends",
+    "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "utils", "data",
+    "pretrain", "distributed", "viz", "vision", "backends", "inference",
     "float32", "float64", "int32", "int64", "bool_",
 ]

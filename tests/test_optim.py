@@ -366,7 +366,7 @@ def _plain_only(obj):
         return all(isinstance(k, (str, int)) and _plain_only(v) for k, v in obj.items())
     if isinstance(obj, list):
         return all(_plain_only(v) for v in obj)
-    return isinstance(obj, (np.ndarray, bool, int, float, str))
+    return obj is None or isinstance(obj, (np.ndarray, bool, int, float, str))  # None: torch's foreach/fused
 
 
 @pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),

@@ -123,50 +123,35 @@
     }                                                                                          \
 }
 
+/* NAME_avx512 and NAME_avx2 compiled from BODY with the types T512 / T256 (parenthesized
+   argument lists of BODY), and NAME(level, ...) calling the one for `level` (3 AVX-512, else
+   AVX2+FMA). P is the parameter list and A the argument list, as macros. Without x86 NAME does
+   nothing: the Python side offers these paths only where fc_ocvec_level() >= 2. */
+#if FC_SGEMM_X86
+#define FC_CHANNEL_VARIANTS(NAME, P, A, BODY, T512, T256)                                      \
+static FC_AVX512 void NAME##_avx512(P) BODY T512                                               \
+static FC_AVX2 void NAME##_avx2(P) BODY T256                                                   \
+static void NAME(int level, P) { if (level == 3) NAME##_avx512(A); else NAME##_avx2(A); }
+#else
+#define FC_CHANNEL_VARIANTS(NAME, P, A, BODY, T512, T256) static void NAME(int level, P) {}
+#endif
+
 #define FC_DWC_GEOM ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,          \
     ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,          \
     ptrdiff_t dh, ptrdiff_t dw
-#define FC_DWC_FWD_PARAMS (const float *xt, const float *wt, const float *bias, float *yt,      \
-    FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
-#define FC_DWC_DX_PARAMS (const float *dyt, const float *wt, const float *zero, float *dxt,     \
-    FC_DWC_GEOM, ptrdiff_t iy0, ptrdiff_t iy1)
-#define FC_DWC_DW_PARAMS (const float *xt, const float *dyt, const float *zero, float *part,     \
-    int need_db, FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
+#define FC_DWC_GEOM_A Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw
+#define FC_DWC_FWD_P const float *xt, const float *wt, const float *bias, float *yt, FC_DWC_GEOM,  \
+    ptrdiff_t oy0, ptrdiff_t oy1
+#define FC_DWC_FWD_A xt, wt, bias, yt, FC_DWC_GEOM_A, oy0, oy1
+#define FC_DWC_DX_P const float *dyt, const float *wt, const float *zero, float *dxt, FC_DWC_GEOM, \
+    ptrdiff_t iy0, ptrdiff_t iy1
+#define FC_DWC_DX_A dyt, wt, zero, dxt, FC_DWC_GEOM_A, iy0, iy1
+#define FC_DWC_DW_P const float *xt, const float *dyt, const float *zero, float *part,            \
+    int need_db, FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1
+#define FC_DWC_DW_A xt, dyt, zero, part, need_db, FC_DWC_GEOM_A, oy0, oy1
 
-#if FC_SGEMM_X86
-static FC_AVX512 void fc_dwc_fwd_avx512 FC_DWC_FWD_PARAMS FC_DWC_FWD_BODY(fc_vf64)
-static FC_AVX2 void fc_dwc_fwd_avx2 FC_DWC_FWD_PARAMS FC_DWC_FWD_BODY(fc_vf32)
-static FC_AVX512 void fc_dwc_dx_avx512 FC_DWC_DX_PARAMS FC_DWC_DX_BODY(fc_vf64)
-static FC_AVX2 void fc_dwc_dx_avx2 FC_DWC_DX_PARAMS FC_DWC_DX_BODY(fc_vf32)
-static FC_AVX512 void fc_dwc_dw_avx512 FC_DWC_DW_PARAMS FC_DWC_DW_BODY(fc_vf64)
-static FC_AVX2 void fc_dwc_dw_avx2 FC_DWC_DW_PARAMS FC_DWC_DW_BODY(fc_vf32)
-#define FC_DWC_ARGS_GEOM Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw
-static void fc_dwc_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
-                       FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
-{
-    if (level == 3) fc_dwc_fwd_avx512(xt, wt, bias, yt, FC_DWC_ARGS_GEOM, oy0, oy1);
-    else fc_dwc_fwd_avx2(xt, wt, bias, yt, FC_DWC_ARGS_GEOM, oy0, oy1);
-}
-static void fc_dwc_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
-                      FC_DWC_GEOM, ptrdiff_t iy0, ptrdiff_t iy1)
-{
-    if (level == 3) fc_dwc_dx_avx512(dyt, wt, zero, dxt, FC_DWC_ARGS_GEOM, iy0, iy1);
-    else fc_dwc_dx_avx2(dyt, wt, zero, dxt, FC_DWC_ARGS_GEOM, iy0, iy1);
-}
-static void fc_dwc_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
-                      int need_db, FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
-{
-    if (level == 3) fc_dwc_dw_avx512(xt, dyt, zero, part, need_db, FC_DWC_ARGS_GEOM, oy0, oy1);
-    else fc_dwc_dw_avx2(xt, dyt, zero, part, need_db, FC_DWC_ARGS_GEOM, oy0, oy1);
-}
-#undef FC_DWC_ARGS_GEOM
-#else
-static void fc_dwc_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
-                       FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
-static void fc_dwc_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
-                      FC_DWC_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) {}
-static void fc_dwc_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
-                      int need_db, FC_DWC_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
-#endif
+FC_CHANNEL_VARIANTS(fc_dwc_fwd, FC_DWC_FWD_P, FC_DWC_FWD_A, FC_DWC_FWD_BODY, (fc_vf64), (fc_vf32))
+FC_CHANNEL_VARIANTS(fc_dwc_dx, FC_DWC_DX_P, FC_DWC_DX_A, FC_DWC_DX_BODY, (fc_vf64), (fc_vf32))
+FC_CHANNEL_VARIANTS(fc_dwc_dw, FC_DWC_DW_P, FC_DWC_DW_A, FC_DWC_DW_BODY, (fc_vf64), (fc_vf32))
 
 #endif /* FC_DEPTHWISE_H */

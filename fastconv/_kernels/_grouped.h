@@ -13,7 +13,7 @@
 #ifndef FC_GROUPED_H
 #define FC_GROUPED_H
 
-#include "_shallow.h"
+#include "_depthwise.h"
 
 typedef int fc_vi64 __attribute__((vector_size(64)));
 typedef int fc_vi32 __attribute__((vector_size(32)));
@@ -24,37 +24,82 @@ typedef int fc_vi32 __attribute__((vector_size(32)));
     for (int j_ = 0; j_ < G; j_++)                                                             \
         for (int l_ = 0; l_ < (int)(VL); l_++) masks[j_][l_] = l_ - l_ % (int)G + j_;
 
-/* Output rows [oy0, oy1): yt from xt, wt ((taps · G) × Cp: tap-major, then j) and bias (Cp). */
+/* One output pixel's vector of channels c: a = bias + Σ taps, j of w · permuted x. */
+#define FC_GRP_PIXEL(VT, OY, OX, OUT)                                                          \
+{                                                                                              \
+    VT a0 = FC_LD(VT, bias + c), a1 = {0}, a2 = {0}, a3 = {0};                                 \
+    for (ptrdiff_t ky = 0; ky < kh; ky++) {                                                    \
+        ptrdiff_t iy = (OY) * sh - ph + ky * dh;                                               \
+        if (iy < 0 || iy >= H) continue;                                                       \
+        for (ptrdiff_t kx = 0; kx < kw; kx++) {                                                \
+            ptrdiff_t ix = (OX) * sw - pw + kx * dw;                                           \
+            if (ix < 0 || ix >= W) continue;                                                   \
+            VT xv = FC_LD(VT, xt + (iy * W + ix) * Cp + c);                                    \
+            const float *wp = wt + (ky * kw + kx) * G * Cp + c;                                \
+            ptrdiff_t j = 0;                                                                   \
+            for (; j + 4 <= G; j += 4) {                                                       \
+                a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]);                \
+                a1 += FC_LD(VT, wp + (j + 1) * Cp) * __builtin_shuffle(xv, masks[j + 1]);      \
+                a2 += FC_LD(VT, wp + (j + 2) * Cp) * __builtin_shuffle(xv, masks[j + 2]);      \
+                a3 += FC_LD(VT, wp + (j + 3) * Cp) * __builtin_shuffle(xv, masks[j + 3]);      \
+            }                                                                                  \
+            for (; j < G; j++) a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]); \
+        }                                                                                      \
+    }                                                                                          \
+    FC_ST(VT, (OUT) + c, (a0 + a1) + (a2 + a3));                                               \
+}
+
+/* Output rows [oy0, oy1): yt from xt, wt ((taps · G) × Cp: tap-major, then j) and bias (Cp).
+   Tiles of 4 pixels along a row keep 4 independent sums and load each weight vector once for
+   them (one pixel at a time, the G multiply-adds of a tap form one dependent chain); a tap
+   whose 4 input pixels are not all inside the row, and the row's last pixels, go pixel by
+   pixel. */
 #define FC_GRP_FWD_BODY(VT, VI)                                                                \
 {                                                                                              \
     const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
     FC_GRP_MASKS(VI, VL)                                                                       \
-    for (ptrdiff_t oy = oy0; oy < oy1; oy++)                                                   \
-    for (ptrdiff_t ox = 0; ox < Wo; ox++) {                                                    \
-        float *out = yt + (oy * Wo + ox) * Cp;                                                 \
+    for (ptrdiff_t oy = oy0; oy < oy1; oy++) {                                                 \
+        ptrdiff_t ox = 0;                                                                      \
+        for (; ox + 4 <= Wo; ox += 4)                                                          \
         for (ptrdiff_t c = 0; c < Cp; c += VL) {                                               \
-            VT a0 = FC_LD(VT, bias + c), a1 = {0}, a2 = {0}, a3 = {0};                      \
+            VT a0 = FC_LD(VT, bias + c), a1 = a0, a2 = a0, a3 = a0;                            \
             for (ptrdiff_t ky = 0; ky < kh; ky++) {                                            \
                 ptrdiff_t iy = oy * sh - ph + ky * dh;                                         \
                 if (iy < 0 || iy >= H) continue;                                               \
                 for (ptrdiff_t kx = 0; kx < kw; kx++) {                                        \
-                    ptrdiff_t ix = ox * sw - pw + kx * dw;                                     \
-                    if (ix < 0 || ix >= W) continue;                                           \
-                    VT xv = FC_LD(VT, xt + (iy * W + ix) * Cp + c);                            \
+                    ptrdiff_t ix0 = ox * sw - pw + kx * dw;                                    \
                     const float *wp = wt + (ky * kw + kx) * G * Cp + c;                        \
-                    ptrdiff_t j = 0;                                                           \
-                    for (; j + 4 <= G; j += 4) {                                               \
-                        a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]);        \
-                        a1 += FC_LD(VT, wp + (j + 1) * Cp) * __builtin_shuffle(xv, masks[j + 1]); \
-                        a2 += FC_LD(VT, wp + (j + 2) * Cp) * __builtin_shuffle(xv, masks[j + 2]); \
-                        a3 += FC_LD(VT, wp + (j + 3) * Cp) * __builtin_shuffle(xv, masks[j + 3]); \
+                    if (ix0 >= 0 && ix0 + 3 * sw < W) {                                        \
+                        const float *xp = xt + (iy * W + ix0) * Cp + c;                        \
+                        VT x0 = FC_LD(VT, xp), x1 = FC_LD(VT, xp + sw * Cp);                   \
+                        VT x2 = FC_LD(VT, xp + 2 * sw * Cp), x3 = FC_LD(VT, xp + 3 * sw * Cp); \
+                        for (ptrdiff_t j = 0; j < G; j++) {                                    \
+                            VT wv = FC_LD(VT, wp + j * Cp);                                    \
+                            a0 += wv * __builtin_shuffle(x0, masks[j]);                        \
+                            a1 += wv * __builtin_shuffle(x1, masks[j]);                        \
+                            a2 += wv * __builtin_shuffle(x2, masks[j]);                        \
+                            a3 += wv * __builtin_shuffle(x3, masks[j]);                        \
+                        }                                                                      \
+                    } else {                                                                   \
+                        for (ptrdiff_t q = 0; q < 4; q++) {                                    \
+                            ptrdiff_t ix = ix0 + q * sw;                                       \
+                            if (ix < 0 || ix >= W) continue;                                   \
+                            VT xv = FC_LD(VT, xt + (iy * W + ix) * Cp + c), s = {0};           \
+                            for (ptrdiff_t j = 0; j < G; j++)                                  \
+                                s += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]); \
+                            if (q == 0) a0 += s; else if (q == 1) a1 += s;                     \
+                            else if (q == 2) a2 += s; else a3 += s;                            \
+                        }                                                                      \
                     }                                                                          \
-                    for (; j < G; j++)                                                         \
-                        a0 += FC_LD(VT, wp + j * Cp) * __builtin_shuffle(xv, masks[j]);        \
                 }                                                                              \
             }                                                                                  \
-            FC_ST(VT, out + c, (a0 + a1) + (a2 + a3));                                         \
+            float *out = yt + (oy * Wo + ox) * Cp + c;                                         \
+            FC_ST(VT, out, a0); FC_ST(VT, out + Cp, a1);                                       \
+            FC_ST(VT, out + 2 * Cp, a2); FC_ST(VT, out + 3 * Cp, a3);                          \
         }                                                                                      \
+        for (; ox < Wo; ox++)                                                                  \
+            for (ptrdiff_t c = 0; c < Cp; c += VL)                                             \
+                FC_GRP_PIXEL(VT, oy, ox, yt + (oy * Wo + ox) * Cp)                             \
     }                                                                                          \
 }
 
@@ -140,50 +185,15 @@ typedef int fc_vi32 __attribute__((vector_size(32)));
     }                                                                                          \
 }
 
-#define FC_GRP_GEOM ptrdiff_t G, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho,          \
-    ptrdiff_t Wo, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,          \
-    ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw
-#define FC_GRP_ARGS_GEOM G, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw
+#define FC_GRP_FWD_P ptrdiff_t G, FC_DWC_FWD_P
+#define FC_GRP_FWD_A G, FC_DWC_FWD_A
+#define FC_GRP_DX_P ptrdiff_t G, FC_DWC_DX_P
+#define FC_GRP_DX_A G, FC_DWC_DX_A
+#define FC_GRP_DW_P ptrdiff_t G, FC_DWC_DW_P
+#define FC_GRP_DW_A G, FC_DWC_DW_A
 
-#if FC_X86
-static FC_AVX512 void fc_grp_fwd_avx512(const float *xt, const float *wt, const float *bias, float *yt,
-    FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_FWD_BODY(fc_vf64, fc_vi64)
-static FC_AVX2 void fc_grp_fwd_avx2(const float *xt, const float *wt, const float *bias, float *yt,
-    FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_FWD_BODY(fc_vf32, fc_vi32)
-static FC_AVX512 void fc_grp_dx_avx512(const float *dyt, const float *wt, const float *zero, float *dxt,
-    FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) FC_GRP_DX_BODY(fc_vf64, fc_vi64)
-static FC_AVX2 void fc_grp_dx_avx2(const float *dyt, const float *wt, const float *zero, float *dxt,
-    FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) FC_GRP_DX_BODY(fc_vf32, fc_vi32)
-static FC_AVX512 void fc_grp_dw_avx512(const float *xt, const float *dyt, const float *zero, float *part,
-    int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_DW_BODY(fc_vf64, fc_vi64)
-static FC_AVX2 void fc_grp_dw_avx2(const float *xt, const float *dyt, const float *zero, float *part,
-    int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) FC_GRP_DW_BODY(fc_vf32, fc_vi32)
-
-static void fc_grp_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
-                       FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
-{
-    if (level == 3) fc_grp_fwd_avx512(xt, wt, bias, yt, FC_GRP_ARGS_GEOM, oy0, oy1);
-    else fc_grp_fwd_avx2(xt, wt, bias, yt, FC_GRP_ARGS_GEOM, oy0, oy1);
-}
-static void fc_grp_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
-                      FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1)
-{
-    if (level == 3) fc_grp_dx_avx512(dyt, wt, zero, dxt, FC_GRP_ARGS_GEOM, iy0, iy1);
-    else fc_grp_dx_avx2(dyt, wt, zero, dxt, FC_GRP_ARGS_GEOM, iy0, iy1);
-}
-static void fc_grp_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
-                      int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1)
-{
-    if (level == 3) fc_grp_dw_avx512(xt, dyt, zero, part, need_db, FC_GRP_ARGS_GEOM, oy0, oy1);
-    else fc_grp_dw_avx2(xt, dyt, zero, part, need_db, FC_GRP_ARGS_GEOM, oy0, oy1);
-}
-#else  /* the Python side offers this path only where fc_ocvec_level() >= 2 (x86) */
-static void fc_grp_fwd(int level, const float *xt, const float *wt, const float *bias, float *yt,
-                       FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
-static void fc_grp_dx(int level, const float *dyt, const float *wt, const float *zero, float *dxt,
-                      FC_GRP_GEOM, ptrdiff_t iy0, ptrdiff_t iy1) {}
-static void fc_grp_dw(int level, const float *xt, const float *dyt, const float *zero, float *part,
-                      int need_db, FC_GRP_GEOM, ptrdiff_t oy0, ptrdiff_t oy1) {}
-#endif
+FC_CHANNEL_VARIANTS(fc_grp_fwd, FC_GRP_FWD_P, FC_GRP_FWD_A, FC_GRP_FWD_BODY, (fc_vf64, fc_vi64), (fc_vf32, fc_vi32))
+FC_CHANNEL_VARIANTS(fc_grp_dx, FC_GRP_DX_P, FC_GRP_DX_A, FC_GRP_DX_BODY, (fc_vf64, fc_vi64), (fc_vf32, fc_vi32))
+FC_CHANNEL_VARIANTS(fc_grp_dw, FC_GRP_DW_P, FC_GRP_DW_A, FC_GRP_DW_BODY, (fc_vf64, fc_vi64), (fc_vf32, fc_vi32))
 
 #endif /* FC_GROUPED_H */

@@ -255,16 +255,16 @@ def depthwise_grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :
 # ---- channel-vectorized path (float32, groups == C == K; _depthwise.h) ---------------------------
 
 cdef extern from "_grouped.h" nogil:
-    void fc_grp_fwd(int level, const float* xt, const float* wt, const float* bias, float* yt,
-                    ptrdiff_t G, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,
+    void fc_grp_fwd(int level, ptrdiff_t G, const float* xt, const float* wt, const float* bias,
+                    float* yt, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,
                     ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
                     ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oy0, ptrdiff_t oy1)
-    void fc_grp_dx(int level, const float* dyt, const float* wt, const float* zero, float* dxt,
-                   ptrdiff_t G, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,
+    void fc_grp_dx(int level, ptrdiff_t G, const float* dyt, const float* wt, const float* zero,
+                   float* dxt, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo,
                    ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
                    ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t iy0, ptrdiff_t iy1)
-    void fc_grp_dw(int level, const float* xt, const float* dyt, const float* zero, float* part,
-                   int need_db, ptrdiff_t G, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho,
+    void fc_grp_dw(int level, ptrdiff_t G, const float* xt, const float* dyt, const float* zero,
+                   float* part, int need_db, ptrdiff_t Cp, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho,
                    ptrdiff_t Wo, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
                    ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oy0, ptrdiff_t oy1)
 
@@ -277,7 +277,7 @@ cdef void rows_forward(int level, Py_ssize_t G, const float* xt, const float* wt
     if G == 1:
         fc_dwc_fwd(level, xt, wt, bias, yt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
     else:
-        fc_grp_fwd(level, xt, wt, bias, yt, G, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+        fc_grp_fwd(level, G, xt, wt, bias, yt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
 
 
 cdef void rows_grad_input(int level, Py_ssize_t G, const float* dyt, const float* wt,
@@ -287,7 +287,7 @@ cdef void rows_grad_input(int level, Py_ssize_t G, const float* dyt, const float
     if G == 1:
         fc_dwc_dx(level, dyt, wt, zero, dxt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
     else:
-        fc_grp_dx(level, dyt, wt, zero, dxt, G, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+        fc_grp_dx(level, G, dyt, wt, zero, dxt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
 
 
 cdef void rows_grad_weight(int level, Py_ssize_t G, const float* xt, const float* dyt,
@@ -299,7 +299,7 @@ cdef void rows_grad_weight(int level, Py_ssize_t G, const float* xt, const float
         fc_dwc_dw(level, xt, dyt, zero, part, need_db, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
                   dh, dw, r0, r1)
     else:
-        fc_grp_dw(level, xt, dyt, zero, part, need_db, G, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
+        fc_grp_dw(level, G, xt, dyt, zero, part, need_db, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
                   dh, dw, r0, r1)
 
 

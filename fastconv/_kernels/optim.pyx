@@ -116,10 +116,104 @@ cdef extern from *:
         }                                                                                           \
     }
 
+    /* The direction d = +-g (+ wd*p) of a chunk, through the buffer d only when it differs from g
+       (the first stage of every rule below; as in FC_SGD_BLOCK). */
+    #define FC_DIRECTION(T, src, g, pc, d, m)                                                       \
+        const T *src = (g);                                                                         \
+        if (has_wd) {                                                                               \
+            const T sign = maximize ? (T)-1 : (T)1;                                                 \
+            for (ptrdiff_t i = 0; i < m; i++) d[i] = sign * (g)[i] + wd * pc[i];                    \
+            src = d;                                                                                \
+        } else if (maximize) {                                                                      \
+            for (ptrdiff_t i = 0; i < m; i++) d[i] = -(g)[i];                                       \
+            src = d;                                                                                \
+        }
+
+    /* Adagrad: s <- s + d*d; p <- p - clr * (d / (sqrt(s) + eps)). */
+    #define FC_ADAGRAD_BLOCK(T, SQRT, NAME)                                                         \
+    FC_OPTIM_CLONES static void NAME(T *p, const T *g, T *sum, ptrdiff_t n, T clr, T wd, T eps,    \
+                                     int has_wd, int maximize) {                                    \
+        T d[FC_OPTIM_CHUNK];                                                                        \
+        for (ptrdiff_t c = 0; c < n; c += FC_OPTIM_CHUNK) {                                         \
+            const ptrdiff_t m = n - c < FC_OPTIM_CHUNK ? n - c : FC_OPTIM_CHUNK;                    \
+            T *pc = p + c, *sc = sum + c;                                                           \
+            FC_DIRECTION(T, src, g + c, pc, d, m)                                                   \
+            for (ptrdiff_t i = 0; i < m; i++) {                                                     \
+                const T di = src[i];                                                                \
+                const T si = sc[i] + di * di;                                                       \
+                sc[i] = si;                                                                         \
+                pc[i] = pc[i] - clr * (di / (SQRT(si) + eps));                                      \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+    /* RMSprop: v <- alpha*v + (1-alpha)*d*d; centered: a <- a + (1-alpha)*(d - a), r = sqrt(v - a*a)
+       + eps, else r = sqrt(v) + eps; with momentum b <- mu*b + d/r, p <- p - lr*b, else
+       p <- p - lr*(d/r). */
+    #define FC_RMSPROP_BLOCK(T, SQRT, NAME)                                                         \
+    FC_OPTIM_CLONES static void NAME(T *p, const T *g, T *sq, T *gavg, T *buf, ptrdiff_t n, T alpha,\
+                                     T one_m_alpha, T lr, T eps, T mom, T wd, int has_wd,           \
+                                     int centered, int has_momentum, int maximize) {                \
+        T d[FC_OPTIM_CHUNK], r[FC_OPTIM_CHUNK];                                                     \
+        for (ptrdiff_t c = 0; c < n; c += FC_OPTIM_CHUNK) {                                         \
+            const ptrdiff_t m = n - c < FC_OPTIM_CHUNK ? n - c : FC_OPTIM_CHUNK;                    \
+            T *pc = p + c, *vc = sq + c;                                                            \
+            FC_DIRECTION(T, src, g + c, pc, d, m)                                                   \
+            for (ptrdiff_t i = 0; i < m; i++) vc[i] = alpha * vc[i] + one_m_alpha * src[i] * src[i];\
+            if (centered) {                                                                         \
+                T *ac = gavg + c;                                                                   \
+                for (ptrdiff_t i = 0; i < m; i++) {                                                 \
+                    const T ai = ac[i] + one_m_alpha * (src[i] - ac[i]);                            \
+                    ac[i] = ai;                                                                     \
+                    r[i] = SQRT(vc[i] - ai * ai) + eps;                                             \
+                }                                                                                   \
+            } else {                                                                                \
+                for (ptrdiff_t i = 0; i < m; i++) r[i] = SQRT(vc[i]) + eps;                         \
+            }                                                                                       \
+            if (has_momentum) {                                                                     \
+                T *bc = buf + c;                                                                    \
+                for (ptrdiff_t i = 0; i < m; i++) {                                                 \
+                    const T bi = mom * bc[i] + src[i] / r[i];                                       \
+                    bc[i] = bi;                                                                     \
+                    pc[i] = pc[i] - lr * bi;                                                        \
+                }                                                                                   \
+            } else {                                                                                \
+                for (ptrdiff_t i = 0; i < m; i++) pc[i] = pc[i] - lr * (src[i] / r[i]);             \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+    /* Adadelta: v <- rho*v + (1-rho)*d*d; u = sqrt(a + eps) / sqrt(v + eps) * d;
+       a <- rho*a + (1-rho)*u*u; p <- p - lr*u. */
+    #define FC_ADADELTA_BLOCK(T, SQRT, NAME)                                                        \
+    FC_OPTIM_CLONES static void NAME(T *p, const T *g, T *sq, T *acc, ptrdiff_t n, T rho,          \
+                                     T one_m_rho, T lr, T eps, T wd, int has_wd, int maximize) {    \
+        T d[FC_OPTIM_CHUNK];                                                                        \
+        for (ptrdiff_t c = 0; c < n; c += FC_OPTIM_CHUNK) {                                         \
+            const ptrdiff_t m = n - c < FC_OPTIM_CHUNK ? n - c : FC_OPTIM_CHUNK;                    \
+            T *pc = p + c, *vc = sq + c, *ac = acc + c;                                             \
+            FC_DIRECTION(T, src, g + c, pc, d, m)                                                   \
+            for (ptrdiff_t i = 0; i < m; i++) {                                                     \
+                const T di = src[i];                                                                \
+                const T vi = rho * vc[i] + one_m_rho * di * di;                                     \
+                const T ui = SQRT(ac[i] + eps) / SQRT(vi + eps) * di;                               \
+                vc[i] = vi;                                                                         \
+                ac[i] = rho * ac[i] + one_m_rho * ui * ui;                                          \
+                pc[i] = pc[i] - lr * ui;                                                            \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
     FC_SGD_BLOCK(float, fc_sgd_block_f32)
     FC_SGD_BLOCK(double, fc_sgd_block_f64)
     FC_ADAM_BLOCK(float, sqrtf, fc_adam_block_f32)
     FC_ADAM_BLOCK(double, sqrt, fc_adam_block_f64)
+    FC_ADAGRAD_BLOCK(float, sqrtf, fc_adagrad_block_f32)
+    FC_ADAGRAD_BLOCK(double, sqrt, fc_adagrad_block_f64)
+    FC_RMSPROP_BLOCK(float, sqrtf, fc_rmsprop_block_f32)
+    FC_RMSPROP_BLOCK(double, sqrt, fc_rmsprop_block_f64)
+    FC_ADADELTA_BLOCK(float, sqrtf, fc_adadelta_block_f32)
+    FC_ADADELTA_BLOCK(double, sqrt, fc_adadelta_block_f64)
     """
     void fc_sgd_block_f32(float* p, const float* g, float* buf, Py_ssize_t n, float lr, float mom,
                           float damp1, float wd, int has_wd, int has_momentum, int first, int nesterov,
@@ -135,6 +229,21 @@ cdef extern from *:
                            double one_m_b1, double b2, double one_m_b2, double wd, double decay,
                            double bc2_sqrt, double eps, double step_size, int has_wd, int decoupled,
                            int amsgrad, int maximize) noexcept nogil
+    void fc_adagrad_block_f32(float* p, const float* g, float* sum, Py_ssize_t n, float clr, float wd, float eps,
+                              int has_wd, int maximize) noexcept nogil
+    void fc_adagrad_block_f64(double* p, const double* g, double* sum, Py_ssize_t n, double clr, double wd,
+                              double eps, int has_wd, int maximize) noexcept nogil
+    void fc_rmsprop_block_f32(float* p, const float* g, float* sq, float* gavg, float* buf, Py_ssize_t n,
+                              float alpha, float one_m_alpha, float lr, float eps, float mom, float wd, int has_wd,
+                              int centered, int has_momentum, int maximize) noexcept nogil
+    void fc_rmsprop_block_f64(double* p, const double* g, double* sq, double* gavg, double* buf, Py_ssize_t n,
+                              double alpha, double one_m_alpha, double lr, double eps, double mom, double wd,
+                              int has_wd, int centered, int has_momentum, int maximize) noexcept nogil
+    void fc_adadelta_block_f32(float* p, const float* g, float* sq, float* acc, Py_ssize_t n, float rho,
+                               float one_m_rho, float lr, float eps, float wd, int has_wd, int maximize) noexcept nogil
+    void fc_adadelta_block_f64(double* p, const double* g, double* sq, double* acc, Py_ssize_t n, double rho,
+                               double one_m_rho, double lr, double eps, double wd, int has_wd,
+                               int maximize) noexcept nogil
 
 cdef enum:
     BLOCK = 8192  # elements per parallel work item
@@ -231,3 +340,117 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
         _adam_block(p + start, g + start, m + start, v + start, vmax + start if amsgrad else NULL, length,
                     one_m_b1, b2, one_m_b2, wd, decay, bc2, eps_, step, has_wd, decoupled, amsgrad,
                     maximize)
+
+
+cdef inline void _adagrad_block(floating* p, const floating* g, floating* s, Py_ssize_t n, floating clr,
+                                floating wd, floating eps, bint has_wd, bint maximize) noexcept nogil:
+    if floating is float:
+        fc_adagrad_block_f32(p, g, s, n, clr, wd, eps, has_wd, maximize)
+    else:
+        fc_adagrad_block_f64(p, g, s, n, clr, wd, eps, has_wd, maximize)
+
+
+def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum, double clr,
+                   double weight_decay, double eps, bint maximize, int threads):
+    """Adagrad on one parameter in place: d ← ±grad (+ wd·p); s ← s + d·d; p ← p − clr·(d / (√s + eps)),
+    clr = lr / (1 + (step − 1)·lr_decay) computed by the caller."""
+    cdef Py_ssize_t n = param.shape[0]
+    cdef Py_ssize_t blocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t k, start, length
+    cdef floating* p = &param[0] if n > 0 else NULL
+    cdef const floating* g = &grad[0] if n > 0 else NULL
+    cdef floating* s = &state_sum[0] if n > 0 else NULL
+    cdef floating clr_ = <floating>clr, wd = <floating>weight_decay, eps_ = <floating>eps
+    cdef bint has_wd = weight_decay != 0
+    if n == 0:
+        return
+    if threads <= 1 or blocks < 2:
+        _adagrad_block(p, g, s, n, clr_, wd, eps_, has_wd, maximize)
+        return
+    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+        start = k * BLOCK
+        length = n - start if n - start < BLOCK else BLOCK
+        _adagrad_block(p + start, g + start, s + start, length, clr_, wd, eps_, has_wd, maximize)
+
+
+cdef inline void _rmsprop_block(floating* p, const floating* g, floating* sq, floating* gavg, floating* buf,
+                                Py_ssize_t n, floating alpha, floating one_m_alpha, floating lr, floating eps,
+                                floating mom, floating wd, bint has_wd, bint centered, bint has_momentum,
+                                bint maximize) noexcept nogil:
+    if floating is float:
+        fc_rmsprop_block_f32(p, g, sq, gavg, buf, n, alpha, one_m_alpha, lr, eps, mom, wd, has_wd, centered,
+                             has_momentum, maximize)
+    else:
+        fc_rmsprop_block_f64(p, g, sq, gavg, buf, n, alpha, one_m_alpha, lr, eps, mom, wd, has_wd, centered,
+                             has_momentum, maximize)
+
+
+def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[::1] square_avg,
+                   floating[::1] grad_avg, floating[::1] momentum_buffer, double lr, double alpha, double eps,
+                   double weight_decay, double momentum, bint centered, bint maximize, int threads):
+    """RMSprop on one parameter in place: d ← ±grad (+ wd·p); v ← α·v + (1−α)·d·d; centered:
+    a ← a + (1−α)·(d − a), r = √(v − a·a) + eps, else r = √v + eps; with momentum
+    b ← μ·b + d/r, p ← p − lr·b, else p ← p − lr·(d/r).
+
+    ``grad_avg`` is read and written only when centered, ``momentum_buffer`` only with momentum.
+    """
+    cdef Py_ssize_t n = param.shape[0]
+    cdef Py_ssize_t blocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t k, start, length
+    cdef bint has_momentum = momentum != 0
+    cdef floating* p = &param[0] if n > 0 else NULL
+    cdef const floating* g = &grad[0] if n > 0 else NULL
+    cdef floating* v = &square_avg[0] if n > 0 else NULL
+    cdef floating* a = &grad_avg[0] if centered and n > 0 else NULL
+    cdef floating* b = &momentum_buffer[0] if has_momentum and n > 0 else NULL
+    cdef floating alpha_ = <floating>alpha, one_m_alpha = <floating>(1.0 - alpha), lr_ = <floating>lr
+    cdef floating eps_ = <floating>eps, mom = <floating>momentum, wd = <floating>weight_decay
+    cdef bint has_wd = weight_decay != 0
+    if n == 0:
+        return
+    if threads <= 1 or blocks < 2:
+        _rmsprop_block(p, g, v, a, b, n, alpha_, one_m_alpha, lr_, eps_, mom, wd, has_wd, centered,
+                       has_momentum, maximize)
+        return
+    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+        start = k * BLOCK
+        length = n - start if n - start < BLOCK else BLOCK
+        _rmsprop_block(p + start, g + start, v + start, a + start if centered else NULL,
+                       b + start if has_momentum else NULL, length, alpha_, one_m_alpha, lr_, eps_, mom, wd,
+                       has_wd, centered, has_momentum, maximize)
+
+
+cdef inline void _adadelta_block(floating* p, const floating* g, floating* sq, floating* acc, Py_ssize_t n,
+                                 floating rho, floating one_m_rho, floating lr, floating eps, floating wd,
+                                 bint has_wd, bint maximize) noexcept nogil:
+    if floating is float:
+        fc_adadelta_block_f32(p, g, sq, acc, n, rho, one_m_rho, lr, eps, wd, has_wd, maximize)
+    else:
+        fc_adadelta_block_f64(p, g, sq, acc, n, rho, one_m_rho, lr, eps, wd, has_wd, maximize)
+
+
+def adadelta_update(floating[::1] param, const floating[::1] grad, floating[::1] square_avg,
+                    floating[::1] acc_delta, double lr, double rho, double eps, double weight_decay,
+                    bint maximize, int threads):
+    """Adadelta on one parameter in place: d ← ±grad (+ wd·p); v ← ρ·v + (1−ρ)·d·d;
+    u = √(a + eps) / √(v + eps) · d; a ← ρ·a + (1−ρ)·u·u; p ← p − lr·u."""
+    cdef Py_ssize_t n = param.shape[0]
+    cdef Py_ssize_t blocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t k, start, length
+    cdef floating* p = &param[0] if n > 0 else NULL
+    cdef const floating* g = &grad[0] if n > 0 else NULL
+    cdef floating* v = &square_avg[0] if n > 0 else NULL
+    cdef floating* a = &acc_delta[0] if n > 0 else NULL
+    cdef floating rho_ = <floating>rho, one_m_rho = <floating>(1.0 - rho), lr_ = <floating>lr
+    cdef floating eps_ = <floating>eps, wd = <floating>weight_decay
+    cdef bint has_wd = weight_decay != 0
+    if n == 0:
+        return
+    if threads <= 1 or blocks < 2:
+        _adadelta_block(p, g, v, a, n, rho_, one_m_rho, lr_, eps_, wd, has_wd, maximize)
+        return
+    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+        start = k * BLOCK
+        length = n - start if n - start < BLOCK else BLOCK
+        _adadelta_block(p + start, g + start, v + start, a + start, length, rho_, one_m_rho, lr_, eps_, wd,
+                        has_wd, maximize)

@@ -2,11 +2,12 @@
 
 Every dataset answers ``len(ds)`` and ``ds[i] -> (x, y)``. ``get_batch(indices, rng)`` returns a
 whole batch at once; array-backed datasets (and Subsets of them) gather it with one vectorized
-index per array, which is the DataLoader's fast path.
+index per array, which is the DataLoader's fast path. They are ``fastconv.utils.data`` datasets
+(``Dataset`` and ``Subset`` derive from its classes), so ``fastconv.utils.data.DataLoader`` and
+its samplers take them too; their samples stay numpy arrays.
 """
 from __future__ import annotations
 
-import math
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -16,6 +17,9 @@ import numpy as np
 
 from ..random import get_generator
 from ..tensor import Tensor
+from ..utils import data as _torch_data
+from ..utils.data.collate import numpy_collate
+from ..utils.data.dataset import split_lengths
 from .idx import read_idx
 from .transforms import apply_transform
 
@@ -66,17 +70,18 @@ def _single_index(index, length: int, op: str) -> int:
 
 
 def _collate(samples: Sequence, op: str) -> Tuple[np.ndarray, ...]:
-    """Stack a list of samples (tuples of array-likes) field by field."""
+    """Stack a list of samples (tuples of array-likes) field by field into numpy arrays
+    (``fastconv.utils.data``'s collation with numpy leaves; a list field is one array per sample)."""
     if not samples:
         raise ValueError(f"{op}: cannot build a batch from zero samples")
     rows = [s if isinstance(s, (tuple, list)) else (s,) for s in samples]
     width = len(rows[0])
     if any(len(r) != width for r in rows):
         raise ValueError(f"{op}: samples have different numbers of fields")
-    return tuple(np.stack([_as_array(r[k], op, "sample field") for r in rows]) for k in range(width))
+    return tuple(numpy_collate([_as_array(r[k], op, "sample field") for r in rows]) for k in range(width))
 
 
-class Dataset(ABC):
+class Dataset(_torch_data.Dataset, ABC):
     """A map-style dataset: ``len(ds)`` samples, ``ds[i]`` returns ``(x, y)``."""
 
     @abstractmethod
@@ -203,14 +208,13 @@ class MNIST(TensorDataset):
         return f"MNIST(split={self.split!r}, root={str(self.root)!r}, samples={len(self)})"
 
 
-class Subset(Dataset):
-    """The samples of ``dataset`` at ``indices`` (in that order); batches stay vectorized."""
+class Subset(_torch_data.Subset, Dataset):
+    """The samples of ``dataset`` at ``indices`` (in that order, an int64 array); batches stay vectorized."""
 
     def __init__(self, dataset: Dataset, indices):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"Subset: expected a dataset with __len__ and __getitem__, got {type(dataset).__name__}")
-        self.dataset = dataset
-        self.indices = _checked_indices(indices, len(dataset), "Subset")
+        super().__init__(dataset, _checked_indices(indices, len(dataset), "Subset"))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -278,24 +282,8 @@ def random_split(dataset: Dataset, lengths: Sequence[Union[int, float]], seed: O
 
     ``seed=None`` draws from fastconv's global generator, so ``fastconv.manual_seed`` fixes it.
     """
-    op = "random_split"
     n = len(dataset)
-    lengths = list(lengths)
-    if not lengths:
-        raise ValueError(f"{op}: expected at least one length")
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in lengths):
-        sizes = [int(v) for v in lengths]
-        if any(v < 0 for v in sizes) or sum(sizes) != n:
-            raise ValueError(f"{op}: lengths {sizes} must be non-negative and sum to the dataset length {n}")
-    elif all(isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool) for v in lengths):
-        fractions = [float(v) for v in lengths]
-        if any(not 0.0 <= f <= 1.0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
-            raise ValueError(f"{op}: fractions {fractions} must lie in [0, 1] and sum to 1")
-        sizes = [int(math.floor(n * f)) for f in fractions]
-        for k in range(n - sum(sizes)):  # hand out the remainder round-robin
-            sizes[k % len(sizes)] += 1
-    else:
-        raise TypeError(f"{op}: expected lengths as ints or fractions, got {lengths!r}")
+    sizes = split_lengths(n, lengths)  # PyTorch's rule for ints and fractions
     rng = get_generator() if seed is None else np.random.default_rng(seed)
     order = rng.permutation(n)
     bounds = np.cumsum([0] + sizes)

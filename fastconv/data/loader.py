@@ -3,15 +3,20 @@
 Randomness is a pure function of ``(seed, epoch, batch number)``: the shuffle order of an epoch comes
 from ``(seed, epoch)`` and each batch's augmentation generator from ``(seed, epoch, batch)``. So a
 run resumed from ``state_dict()`` (even mid-epoch) sees exactly the batches the uninterrupted run
-would have seen.
+would have seen. The order comes from ``fastconv.utils.data``'s samplers (a RandomSampler driven by
+the epoch's generator, a SequentialSampler, or the sampler given), grouped by its BatchSampler;
+samples are stacked by its collation with numpy leaves (PyTorch-style loading with Tensor batches
+is ``fastconv.utils.data.DataLoader``).
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
 from ..random import get_generator
+from ..utils.data.sampler import BatchSampler, RandomSampler, SequentialSampler
 from .datasets import _collate
 from .transforms import apply_transform
 
@@ -123,22 +128,27 @@ class DataLoader:
         self._skip = done
 
     # -- iteration -------------------------------------------------------------------------------
-    def _epoch_indices(self, epoch: int) -> np.ndarray:
+    def _epoch_sampler(self, epoch: int):
+        """The sampler giving epoch ``epoch``'s order (a shuffle drawn from ``(seed, epoch)``)."""
         if self.sampler is not None:
             if hasattr(self.sampler, "set_epoch"):
                 self.sampler.set_epoch(epoch)
-            try:
-                return np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"DataLoader: the sampler must yield integer indices ({exc})") from exc
-        n = len(self.dataset)
+            return self.sampler
         if self.shuffle:
-            return np.random.default_rng([self.seed, epoch, _ORDER]).permutation(n)
-        return np.arange(n)
+            return RandomSampler(self.dataset, generator=np.random.default_rng([self.seed, epoch, _ORDER]))
+        return SequentialSampler(self.dataset)
+
+    def _epoch_indices(self, epoch: int) -> np.ndarray:
+        try:
+            return np.fromiter((int(i) for i in self._epoch_sampler(epoch)), dtype=np.int64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"DataLoader: the sampler must yield integer indices ({exc})") from exc
 
     def _fetch(self, indices: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, ...]:
         if callable(getattr(self.dataset, "get_batch", None)):
             batch = tuple(self.dataset.get_batch(indices, rng))
+        elif callable(getattr(self.dataset, "__getitems__", None)):  # e.g. fastconv.utils.data datasets
+            batch = _collate(self.dataset.__getitems__(indices.tolist()), "DataLoader")
         else:
             batch = _collate([self.dataset[int(i)] for i in indices], "DataLoader")
         if self.transform is not None:
@@ -153,11 +163,10 @@ class DataLoader:
         return self._batches(self._epoch_indices(epoch), epoch, skip, progress)
 
     def _batches(self, order: np.ndarray, epoch: int, skip: int, progress: list):
-        bs = self.batch_size
-        stop = len(order) - len(order) % bs if self.drop_last else len(order)
-        for number, start in enumerate(range(skip * bs, stop, bs), start=skip):
+        batches = BatchSampler(order, self.batch_size, self.drop_last)
+        for number, indices in enumerate(itertools.islice(iter(batches), skip, None), start=skip):
             rng = np.random.default_rng([self.seed, epoch, _AUGMENT, number])
-            batch = self._fetch(order[start:start + bs], rng)
+            batch = self._fetch(np.asarray(indices, dtype=np.int64), rng)
             progress[1] = number + 1
             yield batch
         progress[2] = True

@@ -6,6 +6,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from ..utils.data.sampler import Sampler
 from . import _comm
 
 
@@ -17,7 +18,7 @@ def _check_int(name: str, value, low: int) -> int:
     return int(value)
 
 
-class DistributedSampler:
+class DistributedSampler(Sampler[int]):
     """Indices of ``dataset`` for one rank: ``num_replicas`` disjoint shards of equal length.
 
     Every epoch the indices are permuted with a generator seeded by ``(seed, epoch)`` (the same

@@ -131,10 +131,10 @@ class Module:
                 f"{type(self).__name__}: cannot assign '{name}' before Module.__init__() is called")
         params, modules, buffers = self._parameters, self._modules, self._buffers
         if isinstance(value, Parameter):
-            self._forget(name)
+            self._forget(name, keep=params)
             params[name] = value
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, keep=modules)
             modules[name] = value
         elif name in params:
             if value is not None:
@@ -151,10 +151,14 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: Optional[dict] = None) -> None:
+        """Drop ``name`` from every registry but ``keep`` (where a re-registration then replaces it in
+        place, keeping its position in state_dict order as PyTorch does) and from plain attributes."""
         for store in (self._parameters, self._modules, self._buffers):
-            store.pop(name, None)
-        self._non_persistent_buffers.discard(name)
+            if store is not keep:
+                store.pop(name, None)
+        if keep is not self._buffers:
+            self._non_persistent_buffers.discard(name)
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name: str) -> Any:
@@ -189,15 +193,17 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: expected a Parameter or None for '{name}', "
                             f"got {type(param).__name__}")
-        self._forget(name)
+        self._forget(name, keep=self._parameters)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """Add non-trainable state (array or Tensor, stored as a Tensor); ``persistent`` puts it in state_dict."""
         self._check_name("buffer", name)
-        self._forget(name)
+        self._forget(name, keep=self._buffers)
         self._buffers[name] = None if tensor is None else self._buffer_tensor(tensor, name)
-        if not persistent:
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
             self._non_persistent_buffers.add(name)
 
     @staticmethod
@@ -215,7 +221,7 @@ class Module:
         self._check_name("module", name)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: expected a Module for '{name}', got {type(module).__name__}")
-        self._forget(name)
+        self._forget(name, keep=self._modules)
         self._modules[name] = module
 
     register_module = add_module

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._kernels import optim as _optim
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_option, fused_update, placeholder, state_array
+from .optimizer import Optimizer, check_option, compat_options, fused_update, placeholder, state_array
 
 
 class Adam(Optimizer):
@@ -22,10 +22,12 @@ class Adam(Optimizer):
     _name = "Adam"
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 maximize: bool = False, decoupled_weight_decay: bool = False) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False, fused=None,
+                 decoupled_weight_decay: bool = False) -> None:
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
                         weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        **compat_options(self._name, foreach, differentiable, fused, capturable),
                         decoupled_weight_decay=decoupled_weight_decay)
         self._validate_group(defaults)
         super().__init__(params, defaults)
@@ -75,6 +77,8 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach=None, capturable: bool = False, differentiable: bool = False,
+                 fused=None) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize, decoupled_weight_decay=True)
+                         foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)

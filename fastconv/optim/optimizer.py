@@ -75,6 +75,33 @@ def _check_params(params: list, op: str) -> None:
             raise ValueError(f"{op}: can't optimize a non-leaf Tensor (shape {p.shape}); pass leaf tensors")
 
 
+def _split_names(items: list, op: str) -> Tuple[list, Optional[List[str]]]:
+    """(tensors, names) of a group given as tensors or as ``(name, tensor)`` pairs (``named_parameters()``,
+    accepted as by PyTorch, which then keeps 'param_names' in the group); names are None without pairs."""
+    pairs = [isinstance(p, tuple) for p in items]
+    if not any(pairs):
+        return items, None
+    if not all(pairs) or any(len(p) != 2 or not isinstance(p[0], str) for p in items):
+        raise ValueError(f"{op}: all optimizer params should be with/without names (name, Tensor) pairs; "
+                         f"some param names are missing")
+    return [p[1] for p in items], [p[0] for p in items]
+
+
+def compat_options(op: str, foreach=None, differentiable: bool = False, fused=None, capturable=None) -> dict:
+    """PyTorch's implementation switches, kept in the groups as PyTorch keeps them. ``foreach``,
+    ``fused`` and ``capturable`` change nothing here (every update is one fused CPU kernel call per
+    parameter); ``differentiable=True`` (autograd through the step) is not supported."""
+    if differentiable:
+        raise ValueError(f"{op}: differentiable=True (autograd through the optimizer step) is not supported")
+    for flag, value in (("foreach", foreach), ("fused", fused)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{op}: expected {flag} as None or a bool, got {value!r}")
+    options = {"foreach": foreach, "differentiable": False, "fused": fused}
+    if capturable is not None:
+        options["capturable"] = bool(capturable)
+    return options
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` (dicts with 'params' and options) and ``state``."""
 
@@ -106,7 +133,7 @@ class Optimizer:
             params = [params]
         elif isinstance(params, (set, frozenset)):
             raise TypeError(f"{name}: parameters need to be organized in ordered collections, got a set")
-        params = list(params)
+        params, names = _split_names(list(params), name)
         _check_params(params, name)
         ids = {id(p) for p in params}
         if len(ids) != len(params):
@@ -114,11 +141,16 @@ class Optimizer:
         for group in self.param_groups:
             if ids & {id(p) for p in group["params"]}:
                 raise ValueError(f"{name}: some parameters appear in more than one parameter group")
-        group = {k: v for k, v in param_group.items() if k != "params"}
+        group = {k: v for k, v in param_group.items() if k not in ("params", "param_names")}
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         self._validate_group(group)
+        if self.param_groups and ("param_names" in self.param_groups[0]) != (names is not None):
+            raise ValueError(f"{name}: all optimizer params should be with/without names; some param groups have "
+                             f"names and others do not")
         group["params"] = params
+        if names is not None:
+            group["param_names"] = names
         self.param_groups.append(group)
 
     def _validate_group(self, group: dict) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._kernels import optim as _optim
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_option, fused_update, placeholder, state_array
+from .optimizer import Optimizer, check_option, compat_options, fused_update, placeholder, state_array
 
 
 class SGD(Optimizer):
@@ -18,9 +18,11 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False, foreach=None,
+                 differentiable: bool = False, fused=None) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize,
+                        **compat_options("SGD", foreach, differentiable, fused))
         self._validate_group(defaults)
         super().__init__(params, defaults)
 

@@ -5,7 +5,7 @@ from typing import Tuple
 
 import numpy as np
 
-OPTIMIZERS = (None, "sgd", "sgd-momentum", "adam")
+OPTIMIZERS = (None, "sgd", "sgd-momentum", "adam", "adamw", "adagrad", "rmsprop", "adadelta")
 MODES = ("train", "eval")
 
 

@@ -23,8 +23,10 @@ from .peak import ReplayCall, replay_eval, replay_train
 from .summary import MemorySummary
 from .trace import PARAM, TRACE_BATCHES, Trace, TracedCall, trace_model
 
-STATE_COPIES = {None: 0, "sgd": 0, "sgd-momentum": 1, "adam": 2}   # persistent parameter-sized state
-STEP_TEMPORARIES = {None: 0, "sgd": 0, "sgd-momentum": 0, "adam": 0}  # of the largest parameter, in step() (none: fused in-place kernels)
+# persistent parameter-sized state (rmsprop without momentum or centering; adagrad's sum, adadelta's two averages)
+STATE_COPIES = {None: 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2, "adagrad": 1, "rmsprop": 1, "adadelta": 2}
+# of the largest parameter, in step() (none: fused in-place kernels)
+STEP_TEMPORARIES = {name: 0 for name in STATE_COPIES}
 
 
 # ---- tracing without side effects ------------------------------------------------------------

@@ -1,9 +1,14 @@
-"""Activations as Functions with closed-form backward; softmax/log_softmax are overflow-free."""
+"""Activations as Functions with closed-form backward; softmax/log_softmax are overflow-free.
+
+ReLU6, SiLU, GELU and Hardswish run Cython kernels (``fastconv/_kernels/activation.pyx``);
+the others are numpy expressions.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from ..._config import elementwise_threads
+from ..._config import elementwise_threads, get_num_threads
+from ..._kernels import activation as _act
 from ..._kernels import elementwise as _ew
 from ...autograd.function import Function, shape_nbytes
 from ._args import as_float_tensor
@@ -250,3 +255,349 @@ def log_softmax(x, dim: int = -1) -> Tensor:
     """x − logsumexp(x) along ``dim``, stable at logits of ±1e4."""
     x = as_float_tensor(x, "log_softmax")
     return LogSoftmax.apply(x, axis=_check_dim(x, dim, "log_softmax"))
+
+
+# ---- ReLU6, SiLU, GELU, Hardswish: Cython kernels (fastconv/_kernels/activation.pyx) -------------
+# Below this many elements one thread does the whole array (an OpenMP region costs more than the
+# memory-bound pass it would split).
+PARALLEL_MIN_ELEMENTS = 1 << 15
+_NO_MASK = np.empty(0, dtype=np.uint8)
+
+
+def _kernel_threads(n: int) -> int:
+    return get_num_threads() if n >= PARALLEL_MIN_ELEMENTS else 1
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of a C-contiguous array (the layout the kernels take)."""
+    return a.reshape(-1)
+
+
+def _elements(shapes) -> int:
+    return int(np.prod(shapes[0], dtype=np.int64))
+
+
+class ReLU6(Function):
+    """min(max(x, 0), 6); saves the mask 0 < x < 6 (one byte per element), as ReLU does."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+        mask = np.empty(x.shape, dtype=np.bool_) if ctx.recording else _NO_MASK
+        _act.relu6_forward(_flat(x), _flat(out), _flat(mask).view(np.uint8), ctx.recording,
+                           _kernel_threads(x.size))
+        ctx.save_for_backward(mask)
+        return out
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The boolean mask 0 < x < 6: one byte per element."""
+        return _elements(shapes) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: none (g·mask)."""
+        return 0
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: none."""
+        return 0
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return g * mask
+
+
+class _SavesInput(Function):
+    """A kernel activation whose backward recomputes its derivative from the saved input."""
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The input (a contiguous copy when it was not contiguous)."""
+        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: none (one kernel pass writes dx)."""
+        return 0
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: none."""
+        return 0
+
+    @staticmethod
+    def _run(ctx, x, kernel, *options):
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+        kernel(_flat(x), _flat(out), *options, _kernel_threads(x.size))
+        ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def _grad(ctx, g, kernel, *options):
+        (x,) = ctx.saved_tensors
+        g = np.ascontiguousarray(g, dtype=x.dtype)
+        dx = np.empty_like(x)
+        kernel(_flat(x), _flat(g), _flat(dx), *options, _kernel_threads(x.size))
+        return dx
+
+
+class SiLU(_SavesInput):
+    """x·sigmoid(x) (swish)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _SavesInput._run(ctx, x, _act.silu_forward)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _SavesInput._grad(ctx, g, _act.silu_backward)
+
+
+class GELU(_SavesInput):
+    """x·Φ(x) with Φ the standard normal CDF (erf), or PyTorch's tanh approximation."""
+
+    @staticmethod
+    def forward(ctx, x, approximate="none"):
+        ctx.tanh = approximate == "tanh"
+        return _SavesInput._run(ctx, x, _act.gelu_forward, ctx.tanh)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _SavesInput._grad(ctx, g, _act.gelu_backward, ctx.tanh)
+
+
+class Hardswish(_SavesInput):
+    """x·min(max(x + 3, 0), 6)/6 (MobileNetV3)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _SavesInput._run(ctx, x, _act.hardswish_forward)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _SavesInput._grad(ctx, g, _act.hardswish_backward)
+
+
+# ---- Hardsigmoid, Softplus, Mish, PReLU: numpy ----------------------------------------------------
+class Hardsigmoid(Function):
+    """min(max(x + 3, 0), 6)/6; saves the mask −3 < x < 3 (where the slope is 1/6)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward((x > -3) & (x < 3))
+        return np.clip(x + 3, 0, 6) / x.dtype.type(6)
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The boolean mask −3 < x < 3: one byte per element."""
+        return _elements(shapes) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: g/6."""
+        return shape_nbytes(shapes[0], dtype)
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: x + 3, its clip, two compares."""
+        n = _elements(shapes)
+        return 2 * shape_nbytes(shapes[0], dtype) + 2 * n + (0 if needs_input_grad[0] else n)
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return g * g.dtype.type(1 / 6) * mask
+
+
+def _softplus_of(z: np.ndarray) -> np.ndarray:
+    """log(1 + exp(z)) without overflow."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+class Softplus(Function):
+    """log(1 + exp(β·x))/β, or x where β·x > threshold (PyTorch's switch to the linear branch)."""
+
+    @staticmethod
+    def forward(ctx, x, beta=1.0, threshold=20.0):
+        z = x * x.dtype.type(beta)
+        ctx.save_for_backward(x)
+        ctx.options = (beta, threshold)
+        soft = _softplus_of(z)
+        if beta != 1:
+            soft /= x.dtype.type(beta)
+        return np.where(z > threshold, x, soft)
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The input."""
+        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: β·x, the sigmoid's temporaries, g·σ."""
+        return 4 * shape_nbytes(shapes[0], dtype) + _elements(shapes)
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: β·x, softplus and its temporaries."""
+        return 4 * shape_nbytes(shapes[0], dtype) + _elements(shapes)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        beta, threshold = ctx.options
+        z = x * x.dtype.type(beta)
+        return np.where(z > threshold, g, g * _sigmoid_of(z))
+
+
+class Mish(Function):
+    """x·tanh(softplus(x)); backward recomputes from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * np.tanh(_softplus_of(x))
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The input."""
+        return shape_nbytes(shapes[0], dtype) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: softplus, tanh, sigmoid and products."""
+        return 5 * shape_nbytes(shapes[0], dtype) + _elements(shapes)
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: softplus and its temporaries."""
+        return 3 * shape_nbytes(shapes[0], dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        t = np.tanh(_softplus_of(x))
+        return g * (t + x * _sigmoid_of(x) * (1 - t * t))
+
+
+class PReLU(Function):
+    """x where x > 0, a·x elsewhere, with a learnable slope per channel (axis 1) or one for all."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        a = _channel_view(weight, x.ndim)
+        positive = x > 0
+        ctx.save_for_backward(x, a, positive)
+        ctx.weight_shape = weight.shape
+        return np.where(positive, x, a * x)
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The input, the weight (a view) and the mask x > 0."""
+        if not any(needs_input_grad):
+            return 0
+        return shape_nbytes(shapes[0], dtype) + shape_nbytes(shapes[1], dtype) + _elements(shapes)
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its results: a·g and x·g."""
+        return 2 * shape_nbytes(shapes[0], dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, a, positive = ctx.saved_tensors
+        dx = np.where(positive, g, a * g) if ctx.needs_input_grad[0] else None
+        dw = None
+        if ctx.needs_input_grad[1]:
+            contrib = np.where(positive, 0, x * g)
+            if int(np.prod(ctx.weight_shape, dtype=np.int64)) == 1 or x.ndim < 2:
+                dw = np.asarray(contrib.sum(), dtype=g.dtype).reshape(ctx.weight_shape)
+            else:
+                axes = (0,) + tuple(range(2, x.ndim))
+                dw = contrib.sum(axis=axes).astype(g.dtype, copy=False).reshape(ctx.weight_shape)
+        return dx, dw
+
+
+def _channel_view(weight: np.ndarray, ndim: int) -> np.ndarray:
+    """The PReLU weight shaped to broadcast along axis 1 of an ``ndim``-D input."""
+    if weight.size == 1 or ndim < 2:
+        return weight.reshape(())
+    return weight.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _sigmoid_of(z: np.ndarray) -> np.ndarray:
+    """Sigmoid on arrays without recording (exp of −|z| never overflows)."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+
+
+def relu6(x, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6). ``inplace`` is accepted for PyTorch compatibility (the result is a new tensor)."""
+    return ReLU6.apply(as_float_tensor(x, "relu6"))
+
+
+def silu(x, inplace: bool = False) -> Tensor:
+    """x·sigmoid(x). ``inplace`` is accepted for PyTorch compatibility (the result is a new tensor)."""
+    return SiLU.apply(as_float_tensor(x, "silu"))
+
+
+def gelu(x, approximate: str = "none") -> Tensor:
+    """x·Φ(x) (``approximate='none'``, erf) or 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) ('tanh')."""
+    x = as_float_tensor(x, "gelu")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: expected approximate 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(x, approximate=approximate)
+
+
+def hardswish(x, inplace: bool = False) -> Tensor:
+    """x·min(max(x + 3, 0), 6)/6. ``inplace`` is accepted for PyTorch compatibility."""
+    return Hardswish.apply(as_float_tensor(x, "hardswish"))
+
+
+def hardsigmoid(x, inplace: bool = False) -> Tensor:
+    """min(max(x + 3, 0), 6)/6. ``inplace`` is accepted for PyTorch compatibility."""
+    return Hardsigmoid.apply(as_float_tensor(x, "hardsigmoid"))
+
+
+def mish(x, inplace: bool = False) -> Tensor:
+    """x·tanh(softplus(x)). ``inplace`` is accepted for PyTorch compatibility."""
+    return Mish.apply(as_float_tensor(x, "mish"))
+
+
+def _real(value, op: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: expected {name} as a real number, got {value!r}")
+    return float(value)
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(β·x))/β, linear (x) where β·x > threshold; never overflows."""
+    x = as_float_tensor(x, "softplus")
+    beta = _real(beta, "softplus", "beta")
+    threshold = _real(threshold, "softplus", "threshold")
+    if beta == 0:
+        raise ValueError("softplus: expected a non-zero beta, got 0")
+    return Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+def prelu(x, weight) -> Tensor:
+    """x where x > 0, weight·x elsewhere; ``weight`` has one element or one per channel (axis 1)."""
+    x = as_float_tensor(x, "prelu")
+    weight = as_float_tensor(weight, "prelu", "weight")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"prelu: expected weight of the input's dtype {x.dtype}, got {weight.dtype}")
+    if weight.ndim > 1:
+        raise ValueError(f"prelu: expected weight as a scalar or 1-D tensor, got shape {tuple(weight.shape)}")
+    if weight.size != 1:
+        if x.ndim == 0:
+            raise ValueError(f"prelu: a 0-D input needs a one-element weight, got weight of shape {tuple(weight.shape)}")
+        channels = x.shape[1] if x.ndim > 1 else 1
+        if weight.size != channels:
+            raise ValueError(f"prelu: expected weight with 1 or {channels} elements (the channels, axis 1, of "
+                             f"input of shape {tuple(x.shape)}), got {weight.size}")
+    return PReLU.apply(x, weight)

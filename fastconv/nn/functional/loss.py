@@ -7,6 +7,7 @@ inputs share one code path.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional, Union
 
 import numpy as np
@@ -82,6 +83,20 @@ def _nbytes(array) -> int:
 def _check_reduction(op: str, reduction: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+def legacy_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: str, op: str) -> str:
+    """``reduction`` from PyTorch's deprecated ``size_average``/``reduce`` pair when either is given
+    (with PyTorch's warning and mapping: both true or unset → 'mean', reduce alone → 'sum', reduce
+    false → 'none'), else ``reduction`` itself."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    result = "mean" if size_average and reduce else ("sum" if reduce else "none")
+    warnings.warn(f"{op}: size_average and reduce args will be deprecated, please use reduction='{result}' instead.",
+                  UserWarning, stacklevel=3)
+    return result
 
 
 def _target_array(target, op: str) -> np.ndarray:
@@ -248,7 +263,8 @@ class CrossEntropy(Function):
 
 
 def cross_entropy(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] = None, ignore_index: int = -100,
-                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+                  reduction: str = "mean", label_smoothing: float = 0.0, *, size_average: Optional[bool] = None,
+                  reduce: Optional[bool] = None) -> Tensor:
     """Softmax cross entropy of logits ``input`` (C,), (N, C) or (N, C, d1, ...) against class indices
     (shape (), (N,) or (N, d1, ...)) or class probabilities (the input's shape).
 
@@ -256,6 +272,7 @@ def cross_entropy(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] 
     Stable for any logit magnitude (log-sum-exp on shifted logits).
     """
     op = "cross_entropy"
+    reduction = legacy_reduction(size_average, reduce, reduction, op)
     input = as_float_tensor(input, op)
     _check_reduction(op, reduction)
     w = _check_class_args(input, weight, ignore_index, op)
@@ -307,9 +324,10 @@ class NLLLoss(Function):
 
 
 def nll_loss(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Tensor:
+             reduction: str = "mean", *, size_average: Optional[bool] = None, reduce: Optional[bool] = None) -> Tensor:
     """Negative log likelihood of log-probabilities ``input`` (e.g. log_softmax output) at class ``target``."""
     op = "nll_loss"
+    reduction = legacy_reduction(size_average, reduce, reduction, op)
     input = as_float_tensor(input, op)
     _check_reduction(op, reduction)
     w = _check_class_args(input, weight, ignore_index, op)
@@ -392,20 +410,26 @@ class HuberLoss(_DifferenceLoss):
         return np.where(np.abs(d) < delta, d, delta * np.sign(d))
 
 
-def mse_loss(input: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor:
+def mse_loss(input: Tensor, target: ArrayLike, reduction: str = "mean", *, size_average: Optional[bool] = None,
+             reduce: Optional[bool] = None) -> Tensor:
     """(input − target)², reduced."""
+    reduction = legacy_reduction(size_average, reduce, reduction, "mse_loss")
     _check_reduction("mse_loss", reduction)
     return MSELoss.apply(*_check_pair(input, target, "mse_loss"), reduction=reduction)
 
 
-def l1_loss(input: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor:
+def l1_loss(input: Tensor, target: ArrayLike, reduction: str = "mean", *, size_average: Optional[bool] = None,
+            reduce: Optional[bool] = None) -> Tensor:
     """|input − target|, reduced."""
+    reduction = legacy_reduction(size_average, reduce, reduction, "l1_loss")
     _check_reduction("l1_loss", reduction)
     return L1Loss.apply(*_check_pair(input, target, "l1_loss"), reduction=reduction)
 
 
-def smooth_l1_loss(input: Tensor, target: ArrayLike, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(input: Tensor, target: ArrayLike, reduction: str = "mean", beta: float = 1.0, *,
+                   size_average: Optional[bool] = None, reduce: Optional[bool] = None) -> Tensor:
     """Quadratic below ``beta``, linear above: robust to outliers (Fast R-CNN's box loss)."""
+    reduction = legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
     _check_reduction("smooth_l1_loss", reduction)
     if not isinstance(beta, (int, float)) or beta < 0:
         raise ValueError(f"smooth_l1_loss: expected beta >= 0, got {beta!r}")
@@ -480,12 +504,14 @@ def _broadcast_option(arr: Optional[np.ndarray], input: Tensor, op: str, name: s
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] = None,
-                                     reduction: str = "mean", pos_weight: Optional[ArrayLike] = None) -> Tensor:
+                                     reduction: str = "mean", pos_weight: Optional[ArrayLike] = None, *,
+                                     size_average: Optional[bool] = None, reduce: Optional[bool] = None) -> Tensor:
     """Sigmoid + binary cross entropy in one stable step (softplus form, no overflow at large |x|).
 
     ``pos_weight`` (per class, broadcast along the last axis) weighs positive targets.
     """
     op = "binary_cross_entropy_with_logits"
+    reduction = legacy_reduction(size_average, reduce, reduction, op)
     _check_reduction(op, reduction)
     input, target = _check_pair(input, target, op)
     w = _option_array(weight, input.data, op, "weight")
@@ -533,9 +559,11 @@ class BinaryCrossEntropy(Function):
 
 
 def binary_cross_entropy(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] = None,
-                         reduction: str = "mean") -> Tensor:
+                         reduction: str = "mean", *, size_average: Optional[bool] = None,
+                         reduce: Optional[bool] = None) -> Tensor:
     """Binary cross entropy of probabilities ``input`` in [0, 1] (prefer the with_logits form)."""
     op = "binary_cross_entropy"
+    reduction = legacy_reduction(size_average, reduce, reduction, op)
     _check_reduction(op, reduction)
     input, target = _check_pair(input, target, op)
     x = input.data

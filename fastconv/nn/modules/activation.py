@@ -5,9 +5,12 @@ import math
 import warnings
 from typing import Optional
 
+import numpy as np
+
 from ...tensor import Tensor
 from .. import functional as F
-from ..module import Module
+from ..module import Module, Parameter
+from ._args import cpu_device, float_dtype, positive_int
 
 
 class ReLU(Module):
@@ -106,3 +109,108 @@ class LogSoftmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class _InplaceFlag(Module):
+    """An activation with PyTorch's ``inplace`` flag (accepted; the result is always a new tensor)."""
+
+    _function = None
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._function(input)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU6(_InplaceFlag):
+    """min(max(x, 0), 6)."""
+
+    _function = staticmethod(F.relu6)
+
+
+class SiLU(_InplaceFlag):
+    """x·sigmoid(x) (swish)."""
+
+    _function = staticmethod(F.silu)
+
+
+class Hardswish(_InplaceFlag):
+    """x·min(max(x + 3, 0), 6)/6."""
+
+    _function = staticmethod(F.hardswish)
+
+
+class Hardsigmoid(_InplaceFlag):
+    """min(max(x + 3, 0), 6)/6."""
+
+    _function = staticmethod(F.hardsigmoid)
+
+
+class Mish(_InplaceFlag):
+    """x·tanh(softplus(x))."""
+
+    _function = staticmethod(F.mish)
+
+
+class GELU(Module):
+    """x·Φ(x) (``approximate='none'``) or its tanh approximation (``'tanh'``)."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: expected approximate 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Softplus(Module):
+    """log(1 + exp(β·x))/β, linear where β·x > threshold."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        for name, value in (("beta", beta), ("threshold", threshold)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"Softplus: expected {name} as a real number, got {value!r}")
+        if beta == 0:
+            raise ValueError("Softplus: expected a non-zero beta, got 0")
+        self.beta = beta
+        self.threshold = threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class PReLU(Module):
+    """x where x > 0, a·x elsewhere, ``a`` learnable: one slope (``num_parameters=1``) or one per
+    channel (axis 1), initialised to ``init``. state_dict key ``weight`` as in PyTorch."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        cpu_device(device, "PReLU")
+        self.num_parameters = positive_int(num_parameters, "PReLU", "num_parameters")
+        if isinstance(init, bool) or not isinstance(init, (int, float, np.integer, np.floating)):
+            raise TypeError(f"PReLU: expected init as a real number, got {init!r}")
+        self.init = float(init)
+        self.weight = Parameter(np.full(self.num_parameters, self.init, dtype=float_dtype(dtype, "PReLU")))
+
+    def reset_parameters(self) -> None:
+        self.weight.numpy()[...] = self.init
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"

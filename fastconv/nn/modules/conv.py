@@ -24,6 +24,7 @@ class _ConvNd(Module):
     """Shared construction of convolution layers (argument checks, weight/bias, repr)."""
 
     _layer = "Conv"
+    _padding_modes: Tuple[str, ...] = ("zeros",)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, dilation, groups, bias,
                  padding_mode, weight_shape_of, dtype, device):
@@ -39,8 +40,9 @@ class _ConvNd(Module):
         self.kernel_size = int_pair(kernel_size, name, "kernel_size", minimum=1)
         self.stride = int_pair(stride, name, "stride", minimum=1)
         self.dilation = int_pair(dilation, name, "dilation", minimum=1)
-        if padding_mode != "zeros":
-            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        if padding_mode not in self._padding_modes:
+            allowed = ", ".join(repr(m) for m in self._padding_modes)
+            raise ValueError(f"{name}: expected padding_mode {allowed}, got {padding_mode!r}")
         self.padding_mode = padding_mode
         dt = float_dtype(dtype, name)
         self.weight = Parameter(np.empty(weight_shape_of(self), dtype=dt))
@@ -62,6 +64,8 @@ class _ConvNd(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
@@ -70,10 +74,14 @@ class Conv2d(_ConvNd):
 
     ``padding`` is an int, a pair, 'valid' (no padding) or 'same' (output size = input size; stride
     must be 1; an odd total padding puts the extra pixel at the bottom/right, as PyTorch does).
+    ``padding_mode`` 'zeros' pads inside the convolution; 'reflect', 'replicate' and 'circular'
+    pad the input with ``F.pad`` first and convolve without padding (as PyTorch does; the
+    parameters and state_dict are the same in every mode).
     Initialization: He (kaiming_normal_, fan_in, relu) for the weight, zeros for the bias.
     """
 
     _layer = "Conv2d"
+    _padding_modes = ("zeros", "reflect", "replicate", "circular")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
@@ -90,7 +98,21 @@ class Conv2d(_ConvNd):
         else:
             self.padding = int_pair(padding, "Conv2d", "padding")
 
+    def _pad_amounts(self) -> Tuple[int, int, int, int]:
+        """(left, right, top, bottom) of a non-zeros padding_mode, PyTorch's reversed padding."""
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":
+            (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+            th, tw = dh * (kh - 1), dw * (kw - 1)
+            return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+        ph, pw = self.padding
+        return (pw, pw, ph, ph)
+
     def forward(self, input: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            return F.conv2d(F.pad(input, self._pad_amounts(), mode=self.padding_mode), self.weight, self.bias,
+                            stride=self.stride, padding=0, dilation=self.dilation, groups=self.groups)
         return F.conv2d(input, self.weight, self.bias, stride=self.stride, padding=self.padding,
                         dilation=self.dilation, groups=self.groups)
 

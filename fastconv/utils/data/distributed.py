@@ -1,0 +1,4 @@
+"""``torch.utils.data.distributed``'s name for fastconv's ``DistributedSampler`` (``fastconv.distributed``)."""
+from ...distributed.sampler import DistributedSampler
+
+__all__ = ["DistributedSampler"]
