@@ -237,6 +237,8 @@ FC_INF_CLONES static double fc_inf_sum(const float *p, ptrdiff_t n) {
     return total;
 }
 
+static inline float fc_inf_nanmax(float m, float v);
+
 /* ---- pooling ------------------------------------------------------------------------------
  * A window axis is a table of (base, first, end) per output index: taps base + i·dilation for
  * first ≤ i < end, all inside the input (computed once per plan, in Python). */
@@ -257,16 +259,185 @@ static void fc_inf_max_pool(const float *x, float *y, ptrdiff_t p0, ptrdiff_t p1
                 for (ptrdiff_t i = r0; i < r1; i++) {
                     const float *row = plane + (rb + i * dh) * W + cb;
                     for (ptrdiff_t j = c0; j < c1; j++) {
-                        float v = row[j * dw];
-                        if (v > best || v != v) best = v;
-                        if (best != best) goto done;
+                        best = fc_inf_nanmax(best, row[j * dw]);
                     }
                 }
-            done:
                 out[oy * Wo + ox] = best;
             }
         }
     }
+}
+
+/* ---- max pooling with one window shape: explicit AVX-512 / AVX2 code --------------------------
+ * GCC leaves these loops scalar (rows of 7–112 outputs are shorter than its vector loops pay
+ * for, and the NaN-propagating select defeats it), so they are written with intrinsics and a
+ * masked tail, picked at run time. nanmax(m, v) = v when v > m or v is NaN, and keeps a NaN m. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define FC_INF_X86 1
+#endif
+
+static inline float fc_inf_nanmax(float m, float v) { return ((v > m) | (v != v)) && (m == m) ? v : m; }
+
+static int fc_inf_isa(void) {
+    static int level = -1;
+    if (level < 0) {
+#ifdef FC_INF_X86
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx512f") ? 3 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 2 : 1;
+#else
+        level = 1;
+#endif
+    }
+    return level;
+}
+
+#ifdef FC_INF_X86
+__attribute__((target("avx512f"))) static inline __m512 fc_nanmax16(__m512 m, __m512 v) {
+    __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q);
+    return _mm512_mask_mov_ps(m, take, v);
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 fc_nanmax8(__m256 m, __m256 v) {
+    __m256 take = _mm256_and_ps(_mm256_cmp_ps(v, m, _CMP_NLE_UQ), _mm256_cmp_ps(m, m, _CMP_ORD_Q));
+    return _mm256_blendv_ps(m, v, take);
+}
+
+static inline __mmask16 fc_mask16(ptrdiff_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* b[c] = nanmax(b[c], src[c]) (or = src[c] when first) for c < n */
+__attribute__((target("avx512f"))) static void fc_rowmax_512(float *b, const float *src, ptrdiff_t n, int first) {
+    for (ptrdiff_t c = 0; c < n; c += 16) {
+        __mmask16 k = fc_mask16(n - c);
+        __m512 v = _mm512_maskz_loadu_ps(k, src + c);
+        _mm512_mask_storeu_ps(b + c, k, first ? v : fc_nanmax16(_mm512_maskz_loadu_ps(k, b + c), v));
+    }
+}
+
+/* out[ox] = nanmax over j < kw of buf[ox·sw + j·dw], sw ∈ {1, 2} vectorized */
+__attribute__((target("avx512f"))) static void fc_colmax_512(const float *buf, float *out, ptrdiff_t Wo, ptrdiff_t kw,
+                                                            ptrdiff_t sw, ptrdiff_t dw) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (ptrdiff_t ox = 0; ox < Wo; ox += 16) {
+        ptrdiff_t n = Wo - ox < 16 ? Wo - ox : 16;
+        __mmask16 k = fc_mask16(n);
+        __m512 m = _mm512_setzero_ps();
+        for (ptrdiff_t j = 0; j < kw; j++) {
+            const float *src = buf + ox * sw + j * dw;
+            __m512 v;
+            if (sw == 1) {
+                v = _mm512_maskz_loadu_ps(k, src);
+            } else {  /* stride 2: the even elements of 2n values */
+                __m512 lo = _mm512_maskz_loadu_ps(fc_mask16(2 * n - 1), src);
+                __m512 hi = _mm512_maskz_loadu_ps(n > 8 ? fc_mask16(2 * n - 17) : 0, src + 16);
+                v = _mm512_permutex2var_ps(lo, ev, hi);
+            }
+            m = j ? fc_nanmax16(m, v) : v;
+        }
+        _mm512_mask_storeu_ps(out + ox, k, m);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void fc_rowmax_256(float *b, const float *src, ptrdiff_t n, int first) {
+    ptrdiff_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 v = _mm256_loadu_ps(src + c);
+        _mm256_storeu_ps(b + c, first ? v : fc_nanmax8(_mm256_loadu_ps(b + c), v));
+    }
+    for (; c < n; c++) b[c] = first ? src[c] : fc_inf_nanmax(b[c], src[c]);
+}
+#endif
+
+static void fc_inf_rowmax(int isa, float *b, const float *src, ptrdiff_t n, int first) {
+#ifdef FC_INF_X86
+    if (isa == 3) { fc_rowmax_512(b, src, n, first); return; }
+    if (isa == 2) { fc_rowmax_256(b, src, n, first); return; }
+#endif
+    for (ptrdiff_t c = 0; c < n; c++) b[c] = first ? src[c] : fc_inf_nanmax(b[c], src[c]);
+}
+
+static void fc_inf_colmax(int isa, const float *buf, float *out, ptrdiff_t Wo, ptrdiff_t kw, ptrdiff_t sw,
+                          ptrdiff_t dw) {
+#ifdef FC_INF_X86
+    if (isa == 3 && (sw == 1 || sw == 2)) { fc_colmax_512(buf, out, Wo, kw, sw, dw); return; }
+#endif
+    for (ptrdiff_t ox = 0; ox < Wo; ox++) {
+        float m = buf[ox * sw];
+        for (ptrdiff_t j = 1; j < kw; j++) m = fc_inf_nanmax(m, buf[ox * sw + j * dw]);
+        out[ox] = m;
+    }
+}
+
+/* max pooling with one window shape (kernel kh×kw, stride, padding, dilation): per output row
+ * the maxima down its window's rows into buf (the padded row: −inf outside the image, Wp =
+ * (Wo − 1)·sw + (kw − 1)·dw + 1 elements), then along each window of buf; rows come from the
+ * (base, first, end) table of fc_inf_max_pool. With no padding, the rows are maxed straight
+ * from the image when a window spans one row (kh = 1) and into buf otherwise. */
+static void fc_inf_max_pool_sep(const float *x, float *y, ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t H, ptrdiff_t W,
+                                ptrdiff_t Ho, ptrdiff_t Wo, const ptrdiff_t *rows, ptrdiff_t dh, ptrdiff_t kw,
+                                ptrdiff_t sw, ptrdiff_t pw, ptrdiff_t dw, float *buf) {
+    int isa = fc_inf_isa();
+    ptrdiff_t Wp = (Wo - 1) * sw + (kw - 1) * dw + 1;
+    ptrdiff_t n = W < Wp - pw ? W : Wp - pw;
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const float *plane = x + p * H * W;
+        for (ptrdiff_t oy = 0; oy < Ho; oy++) {
+            ptrdiff_t rb = rows[3 * oy], r0 = rows[3 * oy + 1], r1 = rows[3 * oy + 2];
+            float *out = y + (p * Ho + oy) * Wo;
+            if (r0 >= r1 || n <= 0) {
+                for (ptrdiff_t ox = 0; ox < Wo; ox++) out[ox] = -INFINITY;
+                continue;
+            }
+            for (ptrdiff_t i = 0; i < pw; i++) buf[i] = -INFINITY;
+            for (ptrdiff_t i = pw + n; i < Wp; i++) buf[i] = -INFINITY;
+            for (ptrdiff_t r = r0; r < r1; r++)
+                fc_inf_rowmax(isa, buf + pw, plane + (rb + r * dh) * W, n, r == r0);
+            fc_inf_colmax(isa, buf, out, Wo, kw, sw, dw);
+        }
+    }
+}
+
+/* 2×2 windows at stride 2 inside the image (the common case): both rows and the pairs in one pass */
+static void fc_inf_max_pool_2x2(const float *x, float *y, ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t H,
+                                ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo, float *buf) {
+    int isa = fc_inf_isa();
+    for (ptrdiff_t p = p0; p < p1; p++)
+        for (ptrdiff_t oy = 0; oy < Ho; oy++) {
+            const float *a = x + (p * H + 2 * oy) * W;
+            fc_inf_rowmax(isa, buf, a, 2 * Wo, 1);
+            fc_inf_rowmax(isa, buf, a + W, 2 * Wo, 0);
+            fc_inf_colmax(isa, buf, y + (p * Ho + oy) * Wo, Wo, 2, 2, 1);
+        }
+}
+
+/* average pooling with one window shape: window sums down the rows into buf (double, 0 outside
+ * the image), then along each window, times the divisor's factors rs[oy]·cs[ox] */
+FC_INF_CLONES static void fc_inf_sum_rows(const float *plane, ptrdiff_t W, const ptrdiff_t *row, double *buf,
+                                          ptrdiff_t Wp, ptrdiff_t pw) {
+    ptrdiff_t rb = row[0], r0 = row[1], r1 = row[2];
+    ptrdiff_t n = W < Wp - pw ? W : Wp - pw;
+    for (ptrdiff_t i = 0; i < Wp; i++) buf[i] = 0;
+    double *b = buf + pw;
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        const float *src = plane + (rb + r) * W;
+        for (ptrdiff_t c = 0; c < n; c++) b[c] += src[c];
+    }
+}
+
+static void fc_inf_avg_pool_sep(const float *x, float *y, ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t H, ptrdiff_t W,
+                                ptrdiff_t Ho, ptrdiff_t Wo, const ptrdiff_t *rows, const double *rs,
+                                const double *cs, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t pw, double *buf) {
+    ptrdiff_t Wp = (Wo - 1) * sw + kw;
+    for (ptrdiff_t p = p0; p < p1; p++)
+        for (ptrdiff_t oy = 0; oy < Ho; oy++) {
+            fc_inf_sum_rows(x + p * H * W, W, rows + 3 * oy, buf, Wp, pw);
+            float *out = y + (p * Ho + oy) * Wo;
+            for (ptrdiff_t ox = 0; ox < Wo; ox++) {
+                double acc = 0;
+                for (ptrdiff_t j = 0; j < kw; j++) acc += buf[ox * sw + j];
+                out[ox] = (float)(acc * rs[oy] * cs[ox]);
+            }
+        }
 }
 
 /* planes [p0, p1): window sums (double) times rs[oy]·cs[ox] (the divisor's factors) */

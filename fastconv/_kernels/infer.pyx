@@ -19,6 +19,7 @@ Python threads may run one program at once on different arenas.
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport numpy as cnp
 import numpy as np
@@ -47,6 +48,14 @@ cdef extern from "_infer.h" nogil:
     void fc_inf_max_pool(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, const Py_ssize_t* cols,
                          Py_ssize_t dh, Py_ssize_t dw)
+    void fc_inf_max_pool_2x2(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t Ho, Py_ssize_t Wo, float* buf)
+    void fc_inf_max_pool_sep(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, Py_ssize_t dh, Py_ssize_t kw,
+                             Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t dw, float* buf)
+    void fc_inf_avg_pool_sep(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, const double* rs,
+                             const double* cs, Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t pw, double* buf)
     void fc_inf_avg_pool(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, const Py_ssize_t* cols,
                          const double* rs, const double* cs)
@@ -307,23 +316,12 @@ cdef int run_step(const Step* s, float** bases) noexcept nogil:
                 fc_inf_copy(x, i + 7, y, i + 13, i + 1, <int>i[0], part(n, t, j), part(n, t, j + 1))
     elif s.op == OP_FILL:
         fc_inf_fill(y, i[0], <float>s.f[0])
-    elif s.op == OP_MAX_POOL:
+    elif s.op == OP_MAX_POOL or s.op == OP_AVG_POOL:
         if t <= 1 or i[0] < 2 * t:
-            fc_inf_max_pool(x, y, 0, i[0], i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
-                            <const Py_ssize_t*>s.c[1], i[5], i[6])
+            pool_planes(s, x, y, at(bases, s.work), 0, i[0])
         else:
             for j in prange(t, schedule='static', num_threads=t):
-                fc_inf_max_pool(x, y, part(i[0], t, j), part(i[0], t, j + 1), i[1], i[2], i[3], i[4],
-                                <const Py_ssize_t*>s.c[0], <const Py_ssize_t*>s.c[1], i[5], i[6])
-    elif s.op == OP_AVG_POOL:
-        if t <= 1 or i[0] < 2 * t:
-            fc_inf_avg_pool(x, y, 0, i[0], i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
-                            <const Py_ssize_t*>s.c[1], <const double*>s.c[2], <const double*>s.c[3])
-        else:
-            for j in prange(t, schedule='static', num_threads=t):
-                fc_inf_avg_pool(x, y, part(i[0], t, j), part(i[0], t, j + 1), i[1], i[2], i[3], i[4],
-                                <const Py_ssize_t*>s.c[0], <const Py_ssize_t*>s.c[1], <const double*>s.c[2],
-                                <const double*>s.c[3])
+                pool_planes(s, x, y, at(bases, s.work) + j * i[11], part(i[0], t, j), part(i[0], t, j + 1))
     elif s.op == OP_PLANE_MEAN:
         if t <= 1 or i[0] < 2 * t:
             fc_inf_plane_mean(x, y, 0, i[0], i[1])
@@ -367,6 +365,28 @@ cdef int run_step(const Step* s, float** bases) noexcept nogil:
             for j in prange(t, schedule='static', num_threads=t):
                 linear2d(s, x, y, part(i[0], t, j), part(i[0], t, j + 1))
     return 0
+
+
+cdef void pool_planes(const Step* s, const float* x, float* y, float* buf, Py_ssize_t p0,
+                      Py_ssize_t p1) noexcept nogil:
+    """Planes [p0, p1) of a pooling step: i = (planes, H, W, Ho, Wo, dh, dw, kw, sw, pw, separable,
+    buffer elements per thread); c = (row table, column table, row scales, column scales)."""
+    cdef const Py_ssize_t* i = s.i
+    if s.op == OP_MAX_POOL:
+        if i[10] == 2:
+            fc_inf_max_pool_2x2(x, y, p0, p1, i[1], i[2], i[3], i[4], buf)
+        elif i[10]:
+            fc_inf_max_pool_sep(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0], i[5], i[7],
+                                i[8], i[9], i[6], buf)
+        else:
+            fc_inf_max_pool(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
+                            <const Py_ssize_t*>s.c[1], i[5], i[6])
+    elif i[10]:
+        fc_inf_avg_pool_sep(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
+                            <const double*>s.c[2], <const double*>s.c[3], i[7], i[8], i[9], <double*>buf)
+    else:
+        fc_inf_avg_pool(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
+                        <const Py_ssize_t*>s.c[1], <const double*>s.c[2], <const double*>s.c[3])
 
 
 cdef inline void linear2d(const Step* s, const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
@@ -427,6 +447,11 @@ cdef class Program:
 
     def __len__(self):
         return self.count
+
+    def ops(self):
+        """The operation name of every step."""
+        names = {v: k for k, v in OPCODES.items()}
+        return [names[self.steps[k].op] for k in range(self.count)]
 
     def add(self, str op, int threads, srcs, dst, work=None, ints=(), floats=(), consts=(), int act=0,
             double a0=0, double a1=0, res=None, str name=""):
@@ -545,3 +570,29 @@ def run_split(list programs, list bases_per_thread):
                                   f"({programs[t].names[failed[t]]})")
     finally:
         free(ptrs); free(steps); free(counts); free(failed)
+
+
+cdef inline double now() noexcept nogil:
+    cdef timespec t
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return t.tv_sec + 1e-9 * t.tv_nsec
+
+
+def run_timed(Program program, list bases):
+    """``run``, returning the seconds each step took (a profile of the program)."""
+    cdef float* ptrs[MAX_BASES]
+    fill_bases(bases, ptrs)
+    cdef Py_ssize_t k, count = program.count
+    cdef double[::1] seconds = np.zeros(max(count, 1))
+    cdef double t0
+    cdef int failed = -1
+    with nogil:
+        for k in range(count):
+            t0 = now()
+            if run_step(&program.steps[k], ptrs) != 0:
+                failed = <int>k
+                break
+            seconds[k] = now() - t0
+    if failed >= 0:
+        raise MemoryError(f"inference: out of memory in step {failed} ({program.names[failed]})")
+    return np.asarray(seconds)[:count]

@@ -197,6 +197,19 @@ class Predictor:
         return {"constants": consts + prepared + tables, "arena": arena, "inputs_outputs": io,
                 "total": consts + prepared + tables + arena + io}
 
+    def profile(self, *inputs, repeats: int = 5) -> List[Tuple[str, str, float]]:
+        """(step, operation, median seconds) of every step of the program a call on ``inputs`` runs
+        (the whole batch as one program on the current thread count, kernels threaded inside)."""
+        arrays, _, batch = self._arrays(inputs)
+        runner = self.runner(batch)
+        plan = build_plan(self._graph, batch, get_num_threads(), self._prepared) if runner.split else runner.plans[0]
+        arena = np.empty(max(plan.arena_elements, 1), dtype=np.float32)
+        outputs = [np.empty(s, dtype=np.float32) for s in plan.output_shapes]
+        bases = [arena, plan.pool] + list(arrays) + outputs
+        times = np.median([run_with_kernel_blas(_infer.run_timed, plan.program, bases) for _ in range(repeats)], axis=0)
+        ops = {v: k for k, v in _infer.OPCODES.items()}
+        return [(name, op, float(t)) for name, op, t in zip(plan.program.names, plan.program.ops(), times)]
+
     def __repr__(self) -> str:
         ops: Dict[str, int] = {}
         for node in self._graph.nodes:

@@ -12,6 +12,7 @@ then the graph inputs, then the outputs. Graph inputs are never written.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -39,6 +40,10 @@ REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2, "min": 3}
 MAX_DIMS = 6
 # Loops of the executor over fewer elements than this run on one thread (a fork/join costs more).
 PARALLEL_MIN_ELEMENTS = 1 << 15
+# Measuring a convolution's candidate paths when a plan is built: the minimum of MEASURE_REPEATS
+# runs for calls shorter than MEASURE_REPEAT_BELOW seconds (one run above).
+MEASURE_REPEAT_BELOW = 0.05
+MEASURE_REPEATS = 5
 # Convolution paths the executor runs (every registered path but these is disabled when planning).
 CONV_STEPS = {"gemm": "conv_gemm", "shallow": "conv_gemm", "winograd": "conv_winograd",
               "implicit": "conv_implicit", "ocvec": "conv_ocvec", "depthwise": "conv_channel",
@@ -108,6 +113,18 @@ def _collapse(shape: List[int], *strides: List[int]) -> Tuple[List[int], List[Li
             for o, s in zip(out_strides, strides):
                 o.append(s[d])
     return out_shape, out_strides
+
+
+@contextlib.contextmanager
+def _careful_measuring():
+    """Measure plans on more repeats than a training step's first call does: a plan is built
+    once and served many times, and one sample on a busy machine can be off by 2x."""
+    saved = planner.MEASURE_REPEAT_BELOW, planner.MEASURE_REPEATS
+    planner.MEASURE_REPEAT_BELOW, planner.MEASURE_REPEATS = MEASURE_REPEAT_BELOW, MEASURE_REPEATS
+    try:
+        yield
+    finally:
+        planner.MEASURE_REPEAT_BELOW, planner.MEASURE_REPEATS = saved
 
 
 @dataclass
@@ -325,8 +342,9 @@ class _Builder:
             if source == "pending":
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal(problem.image_shape).astype(np.float32)
-                name, _ = planner.run(problem, "forward",
-                                      lambda path: path.forward(x, weight, bias, problem))
+                with _careful_measuring():
+                    name, _ = planner.run(problem, "forward",
+                                          lambda path: path.forward(x, weight, bias, problem))
         return name
 
     @staticmethod
@@ -480,13 +498,31 @@ class _Builder:
         end = np.maximum(end, first)
         return np.ascontiguousarray(np.stack([start, first, end], axis=1).reshape(-1), dtype=np.intp)
 
+    def pool_step(self, node: Node, op: str, x: int, planes: int, h: int, w: int, ho: int, wo: int,
+                  consts: list, dil=(1, 1), window=None) -> None:
+        """A pooling step; ``window`` (kw, sw, pw) for one window shape: the separable loops, with
+        one padded row buffer per thread in the workspace."""
+        threads = self.loop_threads(planes * ho * wo * 4)
+        sep = [0, 0, 0, 0, 0]
+        work = 0
+        if window is not None:
+            kw, sw, pw = window
+            row = aligned((wo - 1) * sw + (kw - 1) * dil[1] + 1) * (2 if op == "avg_pool" else 1)
+            sep = [kw, sw, pw, 1, row]
+            work = threads * row
+        self.emit(op, threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
+                  ints=[planes, h, w, ho, wo, dil[0], dil[1]] + sep, consts=consts, work=work)
+
     def op_max_pool2d(self, node: Node) -> None:
         x, planes, h, w, ho, wo = self.pool_shapes(node)
         a = node.attrs
         rows = self.window_table(ho, h, a["kernel"][0], a["stride"][0], a["padding"][0], a["dilation"][0])
         cols = self.window_table(wo, w, a["kernel"][1], a["stride"][1], a["padding"][1], a["dilation"][1])
-        self.emit("max_pool", self.loop_threads(planes * ho * wo * 4), [self.ref(x)], self.ref(node.output), [x],
-                  [node.output], ints=[planes, h, w, ho, wo, a["dilation"][0], a["dilation"][1]], consts=[rows, cols])
+        self.pool_step(node, "max_pool", x, planes, h, w, ho, wo, [rows, cols], tuple(a["dilation"]),
+                       (a["kernel"][1], a["stride"][1], a["padding"][1]))
+        if (a["kernel"], a["stride"], a["padding"], a["dilation"]) == ([2, 2], [2, 2], [0, 0], [1, 1]) \
+                and 2 * ho <= h and 2 * wo <= w:
+            self.steps[-1].ints[10] = 2  # whole 2×2 windows: the one-pass loop
 
     @staticmethod
     def avg_table(n_out: int, size: int, kernel: int, stride: int, pad: int, include_pad: bool, divisor: int):
@@ -510,8 +546,8 @@ class _Builder:
                                   a["divisor"])
         cols, cs = self.avg_table(wo, w, a["kernel"][1], a["stride"][1], a["padding"][1], a["count_include_pad"],
                                   1 if a["divisor"] else 0)
-        self.emit("avg_pool", self.loop_threads(planes * ho * wo * 4), [self.ref(x)], self.ref(node.output), [x],
-                  [node.output], ints=[planes, h, w, ho, wo], consts=[rows, cols, rs, cs])
+        self.pool_step(node, "avg_pool", x, planes, h, w, ho, wo, [rows, cols, rs, cs],
+                       window=(a["kernel"][1], a["stride"][1], a["padding"][1]))
 
     @staticmethod
     def adaptive_table(n_out: int, size: int):
@@ -528,14 +564,12 @@ class _Builder:
             return
         rows, rs = self.adaptive_table(ho, h)
         cols, cs = self.adaptive_table(wo, w)
-        self.emit("avg_pool", self.loop_threads(planes * h * w), [self.ref(x)], self.ref(node.output), [x],
-                  [node.output], ints=[planes, h, w, ho, wo], consts=[rows, cols, rs, cs])
+        self.pool_step(node, "avg_pool", x, planes, h, w, ho, wo, [rows, cols, rs, cs])
 
     def op_adaptive_max_pool2d(self, node: Node) -> None:
         x, planes, h, w, ho, wo = self.pool_shapes(node)
         rows, cols = self.adaptive_table(ho, h)[0], self.adaptive_table(wo, w)[0]
-        self.emit("max_pool", self.loop_threads(planes * h * w), [self.ref(x)], self.ref(node.output), [x],
-                  [node.output], ints=[planes, h, w, ho, wo, 1, 1], consts=[rows, cols])
+        self.pool_step(node, "max_pool", x, planes, h, w, ho, wo, [rows, cols])
 
     # data movement
     def emit_copy(self, src_vid: Optional[int], shape, src_strides, dst, dst_strides, src_ref=None, dst_vid=None,
