@@ -57,14 +57,14 @@ static inline float fc_inf_act1(float z, int act, float a0, float a1) {
     case FC_ACT_ELU: return z > 0 ? z : a0 * expm1f(z < 0 ? z : 0);
     case FC_ACT_SIGMOID: return fc_inf_sigmoid(z);
     case FC_ACT_TANH: return tanhf(z);
-    case FC_ACT_SILU: return z * fc_inf_sigmoid(z);
+    case FC_ACT_SILU: return z / (1.0f + expf(-z));
     case FC_ACT_GELU: return (float)(0.5 * (double)z * (1.0 + erf((double)z * 0.70710678118654752440)));
     case FC_ACT_GELU_TANH: {
-        double d = z;
-        return (float)(0.5 * d * (1.0 + tanh(0.79788456080286535588 * (d + 0.044715 * d * d * d))));
+        float u = 0.79788456080286535588f * (z + 0.044715f * z * z * z);
+        return z / (1.0f + expf(-2.0f * u));
     }
     case FC_ACT_HARDSWISH: { float t = z + 3.0f; t = t < 0 ? 0 : t; t = t > 6 ? 6 : t; return z * t / 6.0f; }
-    case FC_ACT_HARDSIGMOID: { float t = z / 6.0f + 0.5f; t = t < 0 ? 0 : t; return t > 1 ? 1 : t; }
+    case FC_ACT_HARDSIGMOID: { float t = z + 3.0f; t = t < 0 ? 0 : t; t = t > 6 ? 6 : t; return t / 6.0f; }
     case FC_ACT_AFFINE: return a0 * z + a1;
     case FC_ACT_EXP: return expf(z);
     case FC_ACT_LOG: return logf(z);
@@ -107,10 +107,10 @@ FC_INF_CLONES static void fc_inf_act(const float *x, const float *r, float *y, p
         return;
     }
     if (act == FC_ACT_LEAKY) {
-        for (i = 0; i < n; i++) {
-            float z = r ? x[i] + r[i] : x[i];
-            y[i] = z > 0 ? z : z * a0;
-        }
+        if (r)
+            for (i = 0; i < n; i++) { float z = x[i] + r[i]; y[i] = z > 0 ? z : z * a0; }
+        else
+            for (i = 0; i < n; i++) { float z = x[i]; y[i] = z > 0 ? z : z * a0; }
         return;
     }
     if (act == FC_ACT_AFFINE && !r) {
@@ -576,9 +576,9 @@ static void fc_inf_linear2d(const float *x, float *y, ptrdiff_t p0, ptrdiff_t p1
             float wa = rl0[oy], wb = rl1[oy];
             float *out = y + (p * Ho + oy) * Wo;
             for (ptrdiff_t ox = 0; ox < Wo; ox++) {
-                float top = cl0[ox] * a[ci0[ox]] + cl1[ox] * a[ci1[ox]];
-                float bot = cl0[ox] * b[ci0[ox]] + cl1[ox] * b[ci1[ox]];
-                out[ox] = wa * top + wb * bot;
+                float top = a[ci0[ox]] * cl0[ox] + a[ci1[ox]] * cl1[ox];
+                float bot = b[ci0[ox]] * cl0[ox] + b[ci1[ox]] * cl1[ox];
+                out[ox] = top * wa + bot * wb;
             }
         }
 }

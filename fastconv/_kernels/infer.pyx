@@ -27,7 +27,7 @@ import numpy as np
 cnp.import_array()
 
 from .conv cimport conv_forward_f32, conv_transpose_forward_f32
-from .winograd cimport winograd_forward_f32
+from .winograd cimport winograd_filter_f32, winograd_forward_f32
 from .direct cimport direct_forward_f32, ocvec_forward_packed_f32
 from .depthwise cimport channel_forward_f32, depthwise_forward_f32
 from .pointwise cimport pointwise_forward_f32
@@ -180,8 +180,11 @@ cdef int run_conv(const Step* s, float** bases) noexcept nogil:
                          <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11], <int>i[12],
                          <int>i[13], <int>i[14], <int>i[15], <int>i[16], <bint>i[17], t, <bint>i[18])
     elif s.op == OP_CONV_WINOGRAD:
-        winograd_forward_f32(x, w, bias, y, work, i[12], work + i[14], i[13], i[0], i[1], i[2], i[3],
-                             i[4], i[5], i[6], <int>i[7], <int>i[8], i[9], <bint>i[10], <bint>i[11], t)
+        # the filter transformed into the workspace first (u, i[15] elements), then V and M buffers
+        winograd_filter_f32(w, work, i[4], i[1], i[16], t)
+        winograd_forward_f32(x, work, bias, y, work + i[15], i[12], work + i[15] + i[14], i[13], i[0], i[1],
+                             i[2], i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], i[9], <bint>i[10],
+                             <bint>i[11], t)
     elif s.op == OP_CONV_IMPLICIT:
         if direct_forward_f32(x, w, bias, y, work, i[14], i[0], i[1], i[2], i[3], i[4], <int>i[5],
                               <int>i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], i[11], i[12],

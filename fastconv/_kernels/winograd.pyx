@@ -939,3 +939,36 @@ cdef void winograd_forward_f32(const float* x, const float* u, const float* bias
             s0 = b * t.max_tiles
             forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, &t, s0,
                           min(s0 + t.max_tiles, t.tiles), panels, vwork, mwork)
+
+
+cdef void winograd_filter_f32(const float* w, float* u, Py_ssize_t K, Py_ssize_t C, Py_ssize_t panel_rows,
+                              int num_threads) noexcept nogil:
+    """``winograd_filter`` (forward orientation: c_out = K, c_in = C) on raw float32 arrays, u of
+    ``filter_elements(C, K, panel_rows > 1)`` elements; serial with one thread."""
+    cdef Py_ssize_t panels = (K + panel_rows - 1) // panel_rows, padded, stride, o, i, op, oo
+    padded = panels * panel_rows
+    stride = padded * C
+    if K == 0 or C == 0 or panel_rows < 1:
+        return
+    if padded != K:
+        memset(u, 0, 16 * stride * sizeof(float))
+    if panel_rows > 1:
+        if num_threads > 1:
+            for op in prange(panels, schedule='static', num_threads=num_threads):
+                filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
+        else:
+            for op in range(panels):
+                filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
+    else:
+        for o in range(K):
+            for i in range(0, C, FILTER_BATCH):
+                filter_batch(w + (o * C + i) * 9, 9, min(FILTER_BATCH, C - i), False, u + o * C + i, stride)
+
+
+cdef inline void filter_panel(const float* w, float* u, Py_ssize_t o, Py_ssize_t K, Py_ssize_t C,
+                              Py_ssize_t panel_rows, Py_ssize_t stride) noexcept nogil:
+    cdef Py_ssize_t i, oo
+    for i in range(C):
+        for oo in range(0, min(panel_rows, K - o), FILTER_BATCH):
+            filter_batch(w + ((o + oo) * C + i) * 9, C * 9, min(FILTER_BATCH, panel_rows - oo, K - o - oo),
+                         False, u + o * C + i * panel_rows + oo, stride)

@@ -34,7 +34,8 @@ def save(graph: Graph, info: dict, path) -> None:
         "inputs": graph.inputs, "outputs": graph.outputs, "output_structure": graph.output_structure,
         "info": info,
     }
-    constants = {str(v.id): v.data for v in graph.values.values() if v.is_const}
+    # packed convolution weights are stored as their original layout (np.asarray unpacks them)
+    constants = {str(v.id): np.ascontiguousarray(v.data) for v in graph.values.values() if v.is_const}
     fc_save({"format": FORMAT, "version": VERSION, "graph": json.dumps(document), "constants": constants}, path)
 
 

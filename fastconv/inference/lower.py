@@ -374,7 +374,9 @@ def _pad(call: Call, b: _Builder) -> None:
     v = _scalar(value)
     if v is None:
         raise b.fail("pads with a tensor value; only a number is supported")
-    b.node("pad", [b.value(x)], _out(call), {"widths": [[int(lo), int(hi)] for lo, hi in widths], "value": v})
+    b.node("pad", [b.value(x)], _out(call), {"widths": [[max(int(lo), 0), max(int(hi), 0)] for lo, hi in widths],
+                                             "crops": [[max(-int(lo), 0), max(-int(hi), 0)] for lo, hi in widths],
+                                             "value": v})
 
 
 def _cast(call: Call, b: _Builder) -> None:
@@ -411,6 +413,72 @@ def _adaptive_avg_pool(call: Call, b: _Builder) -> None:
     b.node("adaptive_avg_pool2d", [b.value(_bound(call)["x"])], _out(call))
 
 
+def _gelu(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    b.node("act", [b.value(a["x"])], _out(call), act=("gelu_tanh" if a["approximate"] == "tanh" else "gelu", 0.0, 0.0))
+
+
+def _softplus(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    b.node("act", [b.value(a["x"])], _out(call), act=("softplus", float(a["beta"]), float(a["threshold"])))
+
+
+def _prelu(call: Call, b: _Builder) -> None:
+    """x > 0 ? x : a·x as max(x, 0) + a·min(x, 0), a per channel of axis 1 (or one for all)."""
+    a = _bound(call)
+    x, weight = a["x"], _array(a["weight"])
+    out = _out(call)
+    shape = tuple(x.shape)
+    slope = weight.reshape(-1)
+    if slope.size > 1:
+        slope = slope.reshape((slope.size,) + (1,) * (len(shape) - 2))
+    xv = b.value(x)
+    pos = b.node("act", [xv], shape, act=("clamp", 0.0, math.inf)).output
+    neg = b.node("act", [xv], shape, act=("clamp", -math.inf, 0.0)).output
+    scaled = b.node("binary", [neg, b.const(np.ascontiguousarray(slope, dtype=np.float32))], shape, {"op": "mul"})
+    b.node("binary", [pos, scaled.output], out, {"op": "add"})
+
+
+def _padding(call: Call, b: _Builder) -> None:
+    """F.pad: crop, then pad (constant: a pad node; reflect/replicate/circular on the last two
+    axes: a gather by per-axis source indices)."""
+    a = _bound(call)
+    x, widths, crops, mode = a["x"], a["widths"], a["crops"], a["mode"]
+    shape = tuple(x.shape)
+    widths = [[int(lo), int(hi)] for lo, hi in widths] or [[0, 0]] * len(shape)
+    crops = [[int(lo), int(hi)] for lo, hi in crops] or [[0, 0]] * len(shape)
+    if mode == "constant":
+        v = _scalar(a["value"])
+        b.node("pad", [b.value(x)], _out(call), {"widths": widths, "crops": crops, "value": v})
+        return
+    if any(w != [0, 0] or c != [0, 0] for w, c in list(zip(widths, crops))[:-2]) or len(shape) < 2:
+        raise b.fail(f"pads in mode {mode!r} outside the last two axes; only constant padding is supported there")
+    numpy_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
+    tables = []
+    for n, (plo, phi), (clo, chi) in zip(shape[-2:], widths[-2:], crops[-2:]):
+        tables.append([int(i) for i in np.pad(np.arange(n)[clo:n - chi], (plo, phi), mode=numpy_mode)])
+    b.node("interpolate", [b.value(x)], _out(call), {"mode": "nearest", "rows": tables[0], "cols": tables[1]})
+
+
+def _nearest2d(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    x = a["x"]
+    rows = [0] if len(x.shape) == 3 else [int(i) for i in np.asarray(a["rows"])]
+    b.node("interpolate", [b.value(x)], _out(call), {"mode": "nearest", "rows": rows,
+                                                     "cols": [int(i) for i in np.asarray(a["cols"])]})
+
+
+def _linear2d(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    x, rows, cols = a["x"], a["rows"], a["cols"]
+    if len(x.shape) == 3:  # 1-d: one row of weight 1
+        rows = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, np.float32), np.zeros(1, np.float32))
+    axis = lambda t: {"i0": [int(i) for i in t[0]], "i1": [int(i) for i in t[1]],
+                      "l0": [float(v) for v in np.asarray(t[2], np.float32)],
+                      "l1": [float(v) for v in np.asarray(t[3], np.float32)]}
+    b.node("interpolate", [b.value(x)], _out(call), {"mode": "linear", "rows": axis(rows), "cols": axis(cols)})
+
+
 _LOWERINGS: Dict[type, Callable[[Call, _Builder], None]] = {
     Conv2dFunction: _conv2d, ConvTranspose2dFunction: _conv_transpose2d, LinearFunction: _linear,
     N.Normalize: _normalize,
@@ -428,6 +496,17 @@ _LOWERINGS: Dict[type, Callable[[Call, _Builder], None]] = {
 # Functions defined in modules the core does not import (model zoo layers, fused kernels):
 # "module:Class" → lowering, registered when the module is importable.
 _OPTIONAL = {
+    "fastconv.nn.functional.activation:ReLU6": _act("clamp", 0.0, 6.0),
+    "fastconv.nn.functional.activation:SiLU": _act("silu"),
+    "fastconv.nn.functional.activation:GELU": _gelu,
+    "fastconv.nn.functional.activation:Hardswish": _act("hardswish"),
+    "fastconv.nn.functional.activation:Hardsigmoid": _act("hardsigmoid"),
+    "fastconv.nn.functional.activation:Softplus": _softplus,
+    "fastconv.nn.functional.activation:Mish": _act("mish"),
+    "fastconv.nn.functional.activation:PReLU": _prelu,
+    "fastconv.nn.functional.padding:Pad": _padding,
+    "fastconv.nn.functional.interpolation:Nearest2d": _nearest2d,
+    "fastconv.nn.functional.interpolation:Linear2d": _linear2d,
     "fastconv.nn.functional.fused:BatchNormActivation": _batch_norm_activation,
     "fastconv.nn.functional.fused:AddActivation": _add_activation,
     "fastconv.vision.models._layers:_ReLU6Function": _relu6_like,

@@ -22,7 +22,7 @@ from .._kernels import infer as _infer
 from ..tensor import Tensor
 from . import fileformat
 from .graph import Affine, Graph
-from .program import Plan, Prepared, build_plan
+from .program import Plan, build_plan
 
 
 def samplewise(graph: Graph) -> bool:
@@ -63,14 +63,15 @@ class _Runner:
     def __init__(self, predictor: "Predictor", batch: int, threads: int):
         graph = predictor._graph
         self.split = threads > 1 and batch >= threads and predictor._samplewise
+        first = not predictor._runners
         if self.split:
             self.chunks = _chunks(batch, threads)
-            sizes = sorted({hi - lo for lo, hi in self.chunks})
-            plans = {size: build_plan(graph, size, 1, predictor._prepared) for size in sizes}
+            sizes = sorted({hi - lo for lo, hi in self.chunks}, reverse=True)
+            plans = {size: build_plan(graph, size, 1, first) for size in sizes}
             self.plans = [plans[hi - lo] for lo, hi in self.chunks]
         else:
             self.chunks = [(0, batch)]
-            self.plans = [build_plan(graph, batch, threads, predictor._prepared)]
+            self.plans = [build_plan(graph, batch, threads, first)]
         self.output_shapes = [tuple([batch] + list(s[1:])) if self.split else s
                               for s in self.plans[0].output_shapes]
         self._free: List[List[np.ndarray]] = []
@@ -112,7 +113,6 @@ class Predictor:
     def __init__(self, graph: Graph, info: Optional[dict] = None):
         self._graph = graph
         self._samplewise = samplewise(graph)
-        self._prepared = Prepared()
         self._runners: Dict[Tuple[int, int], _Runner] = {}
         self._build_lock = threading.Lock()
         self.info = dict(info or {})
@@ -193,16 +193,15 @@ class Predictor:
         arena = 4 * runner.arena_elements()
         io = 4 * sum(int(np.prod(s)) for s in runner.output_shapes)
         io += 4 * sum(int(np.prod(self._graph.values[v].shape_at(batch))) for v in self._graph.inputs)
-        prepared = self._prepared.nbytes()
-        return {"constants": consts + prepared + tables, "arena": arena, "inputs_outputs": io,
-                "total": consts + prepared + tables + arena + io}
+        return {"constants": consts + tables, "arena": arena, "inputs_outputs": io,
+                "total": consts + tables + arena + io}
 
     def profile(self, *inputs, repeats: int = 5) -> List[Tuple[str, str, float]]:
         """(step, operation, median seconds) of every step of the program a call on ``inputs`` runs
         (the whole batch as one program on the current thread count, kernels threaded inside)."""
         arrays, _, batch = self._arrays(inputs)
         runner = self.runner(batch)
-        plan = build_plan(self._graph, batch, get_num_threads(), self._prepared) if runner.split else runner.plans[0]
+        plan = build_plan(self._graph, batch, get_num_threads()) if runner.split else runner.plans[0]
         arena = np.empty(max(plan.arena_elements, 1), dtype=np.float32)
         outputs = [np.empty(s, dtype=np.float32) for s in plan.output_shapes]
         bases = [arena, plan.pool] + list(arrays) + outputs

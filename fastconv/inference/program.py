@@ -13,6 +13,7 @@ then the graph inputs, then the outputs. Graph inputs are never written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -28,7 +29,7 @@ from ..nn.functional.conv import path_gemm, path_implicit, path_winograd, planne
 from ..nn.functional.conv.common import threads_for
 from ..nn.functional.conv.geometry import ConvGeometry, ConvProblem
 from ..nn.functional.conv.path_depthwise import DepthwisePath, _group_size
-from .graph import Graph, GraphError, Node
+from .graph import Graph, GraphError, Node, resolve
 from .memory import aligned, assign_offsets
 
 ARENA, POOL = 0, 1
@@ -65,24 +66,55 @@ class Plan:
     conv_paths: List[Tuple[str, str]] = field(default_factory=list)  # (layer, path) per convolution
 
 
-class Prepared:
-    """Constants transformed once for a path (shared by the plans of every batch size)."""
+# Paths whose weight layout is prepared once at compile time (the layer's original weight is then
+# dropped: one copy of each weight in memory); every other path reads the original weight.
+PACKED_PATHS = ("ocvec", "depthwise", "grouped")
 
-    def __init__(self):
-        self._cache: Dict[Tuple, Any] = {}
 
-    def get(self, key: Tuple, make):
-        value = self._cache.get(key)
-        if value is None:
-            value = self._cache[key] = make()
-        return value
+class PackedWeight:
+    """A convolution weight held only in the layout its layer's frozen path reads (``PACKED_PATHS``):
+    the output-channel-vectorized blocks ([block][tap][channel], bias padded to the block) or the
+    channel-minor depthwise/grouped filter ((taps·G, Cp), bias padded to Cp). ``np.asarray`` of it
+    gives back the original (K, C/groups, kh, kw) weight exactly (files store that: the layouts
+    depend on the CPU's vector width)."""
 
+    def __init__(self, path: str, weight: np.ndarray, bias: Optional[np.ndarray]):
+        self.path = path
+        self.shape = tuple(weight.shape)
+        self.dtype = np.dtype(np.float32)
+        k = weight.shape[0]
+        if path == "ocvec":
+            self.block = _direct.ocvec_block(k)
+            self.arrays = _direct.ocvec_pack(np.ascontiguousarray(weight.reshape(k, -1)), bias)
+        else:
+            cp = _dw.channel_padded(k)
+            bias_p = np.zeros(cp, dtype=np.float32)
+            if bias is not None:
+                bias_p[:k] = bias
+            self.cp = cp
+            self.arrays = (DepthwisePath._filter(weight, cp), bias_p)
+
+    @property
     def nbytes(self) -> int:
-        total = 0
-        for v in self._cache.values():
-            for a in (v if isinstance(v, tuple) else (v,)):
-                total += a.nbytes
-        return total
+        return sum(a.nbytes for a in self.arrays)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __array__(self, dtype=None, copy=None):
+        k = self.shape[0]
+        taps = int(np.prod(self.shape[1:]))
+        if self.path == "ocvec":
+            blocks = -(-k // self.block)
+            w = self.arrays[0][:blocks * self.block * taps].reshape(blocks, taps, self.block)
+            out = w.transpose(0, 2, 1).reshape(blocks * self.block, taps)[:k]
+        else:
+            g = self.shape[1]
+            kh, kw = self.shape[2], self.shape[3]
+            out = self.arrays[0].reshape(kh * kw, g, self.cp)[:, :, :k].transpose(2, 1, 0)
+        out = np.ascontiguousarray(out, dtype=np.float32).reshape(self.shape)
+        return out if dtype is None else out.astype(dtype)
 
 
 def _contiguous_strides(shape: Sequence[int]) -> List[int]:
@@ -147,8 +179,8 @@ class _Step:
 class _Builder:
     """Emits the steps of one plan."""
 
-    def __init__(self, graph: Graph, batch: int, threads: int, prepared: Prepared):
-        self.graph, self.batch, self.threads, self.prepared = graph, batch, threads, prepared
+    def __init__(self, graph: Graph, batch: int, threads: int, freeze: bool):
+        self.graph, self.batch, self.threads, self.freeze = graph, batch, threads, freeze
         self.shapes: Dict[int, Tuple[int, ...]] = {}
         for vid, v in graph.values.items():
             self.shapes[vid] = tuple(v.data.shape) if v.is_const else v.shape_at(batch)
@@ -204,8 +236,8 @@ class _Builder:
     def emit(self, op: str, threads: int, srcs: Sequence[Any], dst, reads: Sequence[int], writes: Sequence[int],
              **kw) -> _Step:
         node = self.node
-        step = _Step(op, max(1, int(threads)), list(srcs), dst, reads=list(reads), writes=list(writes),
-                     name=node.where() if node is not None else op, **kw)
+        kw.setdefault("name", node.where() if node is not None else op)
+        step = _Step(op, max(1, int(threads)), list(srcs), dst, reads=list(reads), writes=list(writes), **kw)
         self.steps.append(step)
         return step
 
@@ -221,6 +253,7 @@ class _Builder:
     # -- nodes
     def build(self) -> None:
         for node in self.graph.nodes:
+            node = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
             self.node = node
             handler = getattr(self, "op_" + node.op, None)
             if handler is None:
@@ -242,21 +275,30 @@ class _Builder:
 
     # convolutions
     def op_conv2d(self, node: Node) -> None:
+        """A convolution on its layer's path: frozen when its weight is packed for one, else the
+        planner's choice at this batch size among the paths reading the original weight (the
+        first plan of a predictor may also choose a packed path, which then freezes it)."""
         x = node.inputs[0]
-        weight = self.const(node.inputs[1])
+        wvalue = self.graph.values[node.inputs[1]]
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
         image = self.shapes[x]
         if len(image) != 4:
             raise GraphError(f"inference: {node.where()}: expected a 4-d input, got shape {image}")
         g = ConvGeometry(*node.attrs["geometry"])
-        problem = ConvProblem(tuple(image), tuple(weight.shape), g, "float32")
-        path = self.choose_path(problem, weight, bias)
+        problem = ConvProblem(tuple(image), tuple(wvalue.shape), g, "float32")
+        if isinstance(wvalue.data, PackedWeight):
+            path, weight = wvalue.data.path, None
+        else:
+            weight = self.const(node.inputs[1])
+            path = self.choose_path(problem, weight, bias, allow_packed=self.freeze)
+            if path in PACKED_PATHS:
+                wvalue.data = PackedWeight(path, weight, bias)
+        packed = wvalue.data if isinstance(wvalue.data, PackedWeight) else None
         self.conv_paths.append((node.scope or node.where(), path))
         n, c, h, w = image
-        k = weight.shape[0]
+        k = wvalue.shape[0]
         ho, wo = g.out_h, g.out_w
         out = n * k * ho * wo
-        key = node.inputs[1]
         geo = [g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw]
         if path in ("gemm", "shallow"):
             threads, block, parallel, row_elems = path_gemm.forward_setup(tuple(image), k, g)
@@ -265,13 +307,16 @@ class _Builder:
                                                      row_elems * block, out]
             consts = [weight.reshape(k, -1), bias]
         elif path == "winograd":
+            # the filter is transformed per call into the workspace: at the ≥ 64 tiles the path needs
+            # that is ≤ 2/tiles of its multiply-adds, where a kept copy would cost 16/9 of the weight
             plan = path_winograd.winograd_plan(n, c, k, ho, wo, 4)
             threads = plan.threads
-            u = self.prepared.get((key, "winograd", plan.panels), lambda: self.winograd_filter(weight, plan))
-            work = plan.buffers * (plan.v_elements + plan.m_elements)
+            u = aligned(plan.u_elements)
+            work = u + plan.buffers * (plan.v_elements + plan.m_elements)
             ints = [n, c, h, w, k, ho, wo, g.ph, g.pw, plan.block_tiles, int(plan.panels), int(plan.parallel),
-                    plan.v_elements, plan.m_elements, plan.buffers * plan.v_elements, 0, 0, 0, 0, 0, out]
-            consts = [u, bias]
+                    plan.v_elements, plan.m_elements, plan.buffers * plan.v_elements, u,
+                    _winograd.PANEL_ROWS if plan.panels else 1, 0, 0, 0, out]
+            consts = [weight, bias]
         elif path == "implicit":
             plan = path_implicit.direct_plan(tuple(image), k, g)
             threads = plan.threads
@@ -283,15 +328,13 @@ class _Builder:
             threads = threads_for(problem.flops)
             frame, copies = _direct.ocvec_frame_elements(n, c, k, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, ho, wo,
                                                         threads)
-            wt, bp = self.prepared.get((key, "ocvec", len(node.inputs) > 2 and node.inputs[2]),
-                                       lambda: _direct.ocvec_pack(weight.reshape(k, -1), bias))
+            wt, bp = packed.arrays
             work = copies * frame
             ints = [n, c, h, w, k] + geo + [ho, wo, frame, 0, 0, 0, 0, out]
             consts = [wt, bp]
         elif path in ("depthwise", "grouped"):
             cp, copies, threads = DepthwisePath._layout(problem)
-            wt, bias_p = self.prepared.get((key, "channel", cp, len(node.inputs) > 2 and node.inputs[2]),
-                                           lambda: self.channel_filter(weight, bias, cp, c))
+            wt, bias_p = packed.arrays
             rows = _dw.channel_rows_per_item(n, ho, wo * cp, threads)
             xt, yt = copies * h * w * cp, copies * ho * wo * cp
             work = xt + yt + threads * c * _dw.channel_width()
@@ -333,10 +376,11 @@ class _Builder:
                          ints=ints, consts=[weight.reshape(cin, -1), bias], work=work)
         self.with_epilogue(step, node)
 
-    def choose_path(self, problem: ConvProblem, weight: np.ndarray, bias) -> str:
+    def choose_path(self, problem: ConvProblem, weight: np.ndarray, bias, allow_packed: bool) -> str:
         """The planner's path for this forward (measured now when benchmarking and unplanned),
-        among the paths the executor runs."""
-        unsupported = [name for name in registry.names() if name not in CONV_STEPS]
+        among the paths the executor runs (and reading the original weight unless ``allow_packed``)."""
+        unsupported = [name for name in registry.names()
+                       if name not in CONV_STEPS or (name in PACKED_PATHS and not allow_packed)]
         with planner.disable(*unsupported):
             name, source = planner.choose(problem, "forward")
             if source == "pending":
@@ -346,20 +390,6 @@ class _Builder:
                     name, _ = planner.run(problem, "forward",
                                           lambda path: path.forward(x, weight, bias, problem))
         return name
-
-    @staticmethod
-    def winograd_filter(weight: np.ndarray, plan) -> np.ndarray:
-        u = np.empty(plan.u_elements, dtype=np.float32)
-        _winograd.winograd_filter(np.ascontiguousarray(weight), u, False,
-                                  _winograd.PANEL_ROWS if plan.panels else 1, _omp.get_max_threads())
-        return u
-
-    @staticmethod
-    def channel_filter(weight: np.ndarray, bias, cp: int, c: int):
-        bias_p = np.zeros(cp, dtype=np.float32)
-        if bias is not None:
-            bias_p[:c] = bias
-        return DepthwisePath._filter(weight, cp), bias_p
 
     # dense
     def op_linear(self, node: Node) -> None:
@@ -635,24 +665,46 @@ class _Builder:
             offset += shape[axis]
 
     def op_pad(self, node: Node) -> None:
+        """Crop (crops ≥ 0), then pad with the value (widths ≥ 0): fill, then copy the kept part."""
         x = node.inputs[0]
         shape, out = self.shapes[x], self.shapes[node.output]
-        widths = node.attrs["widths"]
         n = _numel(out)
         self.emit("fill", 1, [], self.ref(node.output), [], [node.output], ints=[n],
                   floats=[node.attrs["value"]])
         ost, xst = _contiguous_strides(out), _contiguous_strides(shape)
         src_off = dst_off = 0
         inner = []
-        for d, (lo, hi) in enumerate(widths):
-            take_lo = max(-lo, 0)  # negative padding crops
-            take = shape[d] - take_lo - max(-hi, 0)
+        for d, ((lo, _), (clo, chi)) in enumerate(zip(node.attrs["widths"], node.attrs["crops"])):
+            take = shape[d] - clo - chi
             if take <= 0:
                 return
-            src_off += take_lo * xst[d]
-            dst_off += max(lo, 0) * ost[d]
+            src_off += clo * xst[d]
+            dst_off += lo * ost[d]
             inner.append(take)
         self.emit_copy(x, inner, xst, self.ref(node.output, dst_off), ost, dst_vid=node.output, src_offset=src_off)
+
+    def op_interpolate(self, node: Node) -> None:
+        """Resampling of the last two axes by per-axis source indices (nearest, and the border
+        modes of F.pad) or index pairs and weights (linear); 1-d inputs are planes of one row."""
+        x = node.inputs[0]
+        shape, out = self.shapes[x], self.shapes[node.output]
+        h, w = (shape[-2], shape[-1]) if len(shape) >= 4 else (1, shape[-1])
+        ho, wo = (out[-2], out[-1]) if len(out) >= 4 else (1, out[-1])
+        planes = _numel(shape[:-2]) if len(shape) >= 4 else _numel(shape[:-1])
+        a = node.attrs
+        ints = [planes, h, w, ho, wo]
+        threads = self.loop_threads(planes * ho * wo)
+        idx = lambda v: np.ascontiguousarray(v, dtype=np.intp)
+        if a["mode"] == "nearest":
+            rows = a["rows"] if len(shape) >= 4 else [0]
+            self.emit("nearest", threads, [self.ref(x)], self.ref(node.output), [x], [node.output], ints=ints,
+                      consts=[idx(rows), idx(a["cols"])])
+            return
+        f32 = lambda v: np.ascontiguousarray(v, dtype=np.float32)
+        r, c = a["rows"], a["cols"]
+        self.emit("linear2d", threads, [self.ref(x)], self.ref(node.output), [x], [node.output], ints=ints,
+                  consts=[idx(r["i0"]), idx(r["i1"]), f32(r["l0"]), f32(r["l1"]), idx(c["i0"]), idx(c["i1"]),
+                          f32(c["l0"]), f32(c["l1"])])
 
     # -- memory and the program
     def finish(self) -> Plan:
@@ -750,14 +802,15 @@ class _Builder:
                     self.conv_paths)
 
 
-def build_plan(graph: Graph, batch: int, threads: int, prepared: Prepared) -> Plan:
+def build_plan(graph: Graph, batch: int, threads: int, freeze: bool = False) -> Plan:
     """The plan of ``graph`` at ``batch`` with kernels on ``threads`` threads (the OpenMP thread
     count of the calling thread is set to it while the paths are chosen and planned, then
-    restored)."""
+    restored). With ``freeze`` (a predictor's first plan) a convolution may take a path that packs
+    its weight (``PACKED_PATHS``), which freezes that layer's path for every later plan."""
     previous = _omp.get_max_threads()
     _omp.set_num_threads(threads)
     try:
-        builder = _Builder(graph, batch, threads, prepared)
+        builder = _Builder(graph, batch, threads, freeze)
         builder.build()
         return builder.finish()
     finally:
