@@ -397,16 +397,54 @@ static void fc_inf_max_pool_sep(const float *x, float *y, ptrdiff_t p0, ptrdiff_
     }
 }
 
+#ifdef FC_INF_X86
+/* 16 outputs of a 2×2/2 window row from input rows a and b (n ≤ 16 outputs) */
+__attribute__((target("avx512f"))) static void fc_pool2x2_512(const float *a, const float *b, float *o, ptrdiff_t Wo) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (ptrdiff_t ox = 0; ox < Wo; ox += 16) {
+        ptrdiff_t n = Wo - ox < 16 ? Wo - ox : 16;
+        __mmask16 m0 = fc_mask16(2 * n), m1 = n > 8 ? fc_mask16(2 * n - 16) : 0;
+        __m512 v0 = fc_nanmax16(_mm512_maskz_loadu_ps(m0, a + 2 * ox), _mm512_maskz_loadu_ps(m0, b + 2 * ox));
+        __m512 v1 = fc_nanmax16(_mm512_maskz_loadu_ps(m1, a + 2 * ox + 16),
+                                _mm512_maskz_loadu_ps(m1, b + 2 * ox + 16));
+        __m512 r = fc_nanmax16(_mm512_permutex2var_ps(v0, ev, v1), _mm512_permutex2var_ps(v0, od, v1));
+        _mm512_mask_storeu_ps(o + ox, fc_mask16(n), r);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void fc_pool2x2_256(const float *a, const float *b, float *o, ptrdiff_t Wo) {
+    ptrdiff_t ox = 0;
+    for (; ox + 8 <= Wo; ox += 8) {
+        __m256 v0 = fc_nanmax8(_mm256_loadu_ps(a + 2 * ox), _mm256_loadu_ps(b + 2 * ox));
+        __m256 v1 = fc_nanmax8(_mm256_loadu_ps(a + 2 * ox + 8), _mm256_loadu_ps(b + 2 * ox + 8));
+        /* even/odd lanes of (v0, v1): shuffle within 128-bit halves, then order the 64-bit pairs */
+        __m256 e = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 d = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m256 r = fc_nanmax8(e, d);
+        r = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), _MM_SHUFFLE(3, 1, 2, 0)));
+        _mm256_storeu_ps(o + ox, r);
+    }
+    for (; ox < Wo; ox++)
+        o[ox] = fc_inf_nanmax(fc_inf_nanmax(a[2 * ox], a[2 * ox + 1]), fc_inf_nanmax(b[2 * ox], b[2 * ox + 1]));
+}
+#endif
+
 /* 2×2 windows at stride 2 inside the image (the common case): both rows and the pairs in one pass */
 static void fc_inf_max_pool_2x2(const float *x, float *y, ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t H,
                                 ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo, float *buf) {
     int isa = fc_inf_isa();
+    (void)buf;
     for (ptrdiff_t p = p0; p < p1; p++)
         for (ptrdiff_t oy = 0; oy < Ho; oy++) {
-            const float *a = x + (p * H + 2 * oy) * W;
-            fc_inf_rowmax(isa, buf, a, 2 * Wo, 1);
-            fc_inf_rowmax(isa, buf, a + W, 2 * Wo, 0);
-            fc_inf_colmax(isa, buf, y + (p * Ho + oy) * Wo, Wo, 2, 2, 1);
+            const float *a = x + (p * H + 2 * oy) * W, *b = a + W;
+            float *o = y + (p * Ho + oy) * Wo;
+#ifdef FC_INF_X86
+            if (isa == 3) { fc_pool2x2_512(a, b, o, Wo); continue; }
+            if (isa == 2) { fc_pool2x2_256(a, b, o, Wo); continue; }
+#endif
+            for (ptrdiff_t ox = 0; ox < Wo; ox++)
+                o[ox] = fc_inf_nanmax(fc_inf_nanmax(a[2 * ox], a[2 * ox + 1]), fc_inf_nanmax(b[2 * ox], b[2 * ox + 1]));
         }
 }
 

@@ -165,7 +165,7 @@ cdef void epilogue(const Step* s, float* y, float* r, Py_ssize_t n) noexcept nog
         fc_inf_act(y + lo, r + lo if r != NULL else NULL, y + lo, min(BLOCK, n - lo), s.act, s.a0, s.a1)
 
 
-cdef int run_conv(const Step* s, float** bases) noexcept nogil:
+cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
     cdef const float* x = at(bases, s.src[0])
     cdef float* y = at(bases, s.dst)
     cdef float* work = at(bases, s.work)
@@ -181,7 +181,8 @@ cdef int run_conv(const Step* s, float** bases) noexcept nogil:
                          <int>i[13], <int>i[14], <int>i[15], <int>i[16], <bint>i[17], t, <bint>i[18])
     elif s.op == OP_CONV_WINOGRAD:
         # the filter transformed into the workspace first (u, i[15] elements), then V and M buffers
-        winograd_filter_f32(w, work, i[4], i[1], i[16], t)
+        if first:  # the chunks of one step share the transformed filter
+            winograd_filter_f32(w, work, i[4], i[1], i[16], t)
         winograd_forward_f32(x, work, bias, y, work + i[15], i[12], work + i[15] + i[14], i[13], i[0], i[1],
                              i[2], i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], i[9], <bint>i[10],
                              <bint>i[11], t)
@@ -217,6 +218,24 @@ cdef int run_conv(const Step* s, float** bases) noexcept nogil:
                                    i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11],
                                    <int>i[12], <int>i[13], <int>i[14], <int>i[15], <int>i[16],
                                    <bint>i[17], t)
+    return 0
+
+
+cdef int run_conv_chunked(const Step* s, float** bases, float* y, float* r) noexcept nogil:
+    """A one-thread convolution over i[23] images at a time, each chunk's epilogue right after it
+    while its output is still in cache (i[21], i[22]: elements of one input and output image)."""
+    cdef Step sub = s[0]
+    cdef Py_ssize_t n0, count, N = s.i[0], chunk = s.i[23], xs = s.i[21], ys = s.i[22]
+    n0 = 0
+    while n0 < N:
+        count = min(chunk, N - n0)
+        sub.i[0] = count
+        sub.src[0].off = s.src[0].off + n0 * xs
+        sub.dst.off = s.dst.off + n0 * ys
+        if run_conv(&sub, bases, n0 == 0) != 0:
+            return -1
+        epilogue(&sub, y + n0 * ys, r + n0 * ys if r != NULL else NULL, count * ys)
+        n0 += count
     return 0
 
 
@@ -265,9 +284,11 @@ cdef int run_step(const Step* s, float** bases) noexcept nogil:
     cdef int t = s.threads
     cdef Py_ssize_t j, lo, hi, n
     if s.op <= OP_CONV_TRANSPOSE:
-        if run_conv(s, bases) != 0:
+        if t <= 1 and 0 < i[23] < i[0] and (s.act != 0 or r != NULL):
+            return run_conv_chunked(s, bases, y, r)
+        if run_conv(s, bases, True) != 0:
             return -1
-        epilogue(s, y, r, i[20] if s.op != OP_CONV_TRANSPOSE else i[20])
+        epilogue(s, y, r, i[20])
     elif s.op == OP_LINEAR:
         # y (M, K) = x (M, C) · wᵀ, then bias + residual + activation per row
         matmul_f32(False, True, x, <const float*>s.c[0], y, <int>i[0], <int>i[2], <int>i[1], t)

@@ -41,6 +41,8 @@ REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2, "min": 3}
 MAX_DIMS = 6
 # Loops of the executor over fewer elements than this run on one thread (a fork/join costs more).
 PARALLEL_MIN_ELEMENTS = 1 << 15
+# Output elements of one chunk of a one-thread convolution with an epilogue (256 KiB: in L2).
+CHUNK_ELEMENTS = 1 << 16
 # Measuring a convolution's candidate paths when a plan is built: the minimum of MEASURE_REPEATS
 # runs for calls shorter than MEASURE_REPEAT_BELOW seconds (one run above).
 MEASURE_REPEAT_BELOW = 0.05
@@ -355,6 +357,7 @@ class _Builder:
             consts = [weight.reshape(k, -1), bias]
         else:  # pragma: no cover - CONV_STEPS lists every path choose_path may return
             raise GraphError(f"inference: no executor step for conv path {path!r}")
+        ints = ints + [c * h * w, k * ho * wo, self.chunk(k * ho * wo)]
         step = self.emit(CONV_STEPS[path], threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
                          ints=ints, consts=consts, work=work)
         self.with_epilogue(step, node)
@@ -370,11 +373,17 @@ class _Builder:
         work = plan.buffers * plan.row_elements * plan.block_rows
         ints = [n, out[1], out[2], out[3], cin, hin, win, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                 g.groups, plan.block_rows, int(plan.parallel), 0, plan.row_elements * plan.block_rows,
-                _numel(out)]
+                _numel(out), cin * hin * win, _numel(out[1:]), self.chunk(_numel(out[1:]))]
         self.conv_paths.append((node.scope or node.where(), "gemm (transposed)"))
         step = self.emit("conv_transpose", plan.threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
                          ints=ints, consts=[weight.reshape(cin, -1), bias], work=work)
         self.with_epilogue(step, node)
+
+    @staticmethod
+    def chunk(image_elements: int) -> int:
+        """Images per chunk of a one-thread convolution whose epilogue runs chunk by chunk: an
+        output chunk of about CHUNK_ELEMENTS stays in cache for the epilogue."""
+        return max(1, CHUNK_ELEMENTS // max(image_elements, 1))
 
     def choose_path(self, problem: ConvProblem, weight: np.ndarray, bias, allow_packed: bool) -> str:
         """The planner's path for this forward (measured now when benchmarking and unplanned),
