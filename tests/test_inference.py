@@ -491,3 +491,29 @@ def test_arena_offsets_never_overlap_live_buffers():
             for j, (sj, fj, lj) in enumerate(buffers[:i]):
                 if fi <= lj and fj <= li:
                     assert offsets[i] + aligned(si) <= offsets[j] or offsets[j] + aligned(sj) <= offsets[i]
+
+
+# ---- command line -----------------------------------------------------------------------------------
+
+def test_cli_export_and_serve(tmp_path, capsys):
+    from fastconv.cli import main
+
+    fc.manual_seed(0)
+    model = models.lenet()
+    fc.save(model.state_dict(), tmp_path / "lenet.npz")
+    out = tmp_path / "lenet.fcp"
+    assert main(["export", "--model", "lenet", "--weights", str(tmp_path / "lenet.npz"), "--out", str(out),
+                 "--batches", "1", "3", "--seconds", "0.05", "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "batch norms folded" in text and "images/s" in text
+    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["serve", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"),
+                 "--batch-size", "2"]) == 0
+    assert_close(np.load(tmp_path / "y.npy"), eager(model.eval(), x))
+    assert main(["serve", str(out), "--batches", "2", "--seconds", "0.05"]) == 0
+    assert "latency ms" in capsys.readouterr().out
+    # errors are one line
+    assert main(["serve", str(tmp_path / "x.npy")]) == 2
+    assert main(["export", "--out", str(out)]) == 2
+    assert "one of --checkpoint" in capsys.readouterr().err
