@@ -260,17 +260,23 @@ def test_several_inputs_and_nested_outputs():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_thread_counts_and_split_batches_agree(threads):
+def test_thread_counts_and_micro_batches_agree(threads):
+    from fastconv.inference.predictor import _Runner
+
     fc.manual_seed(2)
     model = randomize_norms(models.resnet20(num_classes=10)).eval()
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 3, 32, 32)).astype(np.float32)
     pred = fc.inference.compile(model, x[:2])
+    want = eager(model, x)
     fc.set_num_threads(threads)
     try:
-        assert_close(pred(x), eager(model, x))
-        runner = pred.runner(5)
-        assert runner.split == (threads > 1)
+        assert_close(pred(x), want)
+        assert pred.runner(5).split  # sample-wise: each thread its share, in micro-batches
+        for micro in (1, 2, 3):
+            runner = _Runner(pred, 5, threads, micro=micro)
+            assert runner.micro == min(micro, -(-5 // threads) if threads > 1 else 5)
+            assert_close(runner.run([x])[0], want)
     finally:
         fc.set_num_threads(os.cpu_count() or 1)
 

@@ -565,35 +565,59 @@ def run(Program program, list bases):
         raise MemoryError(f"inference: out of memory in step {failed} ({program.names[failed]})")
 
 
-def run_split(list programs, list bases_per_thread):
-    """Run ``programs[t]`` on ``bases_per_thread[t]`` for every t at once, one OpenMP thread
-    each (the data-parallel mode: disjoint parts of the batch, their own arenas)."""
-    cdef Py_ssize_t T = len(programs), t
-    if T != len(bases_per_thread) or not 0 < T <= MAX_THREADS:
-        raise ValueError("run_split: one buffer list per program, at most 256")
-    cdef float** ptrs = <float**>malloc(T * MAX_BASES * sizeof(float*))
-    cdef Step** steps = <Step**>malloc(T * sizeof(Step*))
-    cdef Py_ssize_t* counts = <Py_ssize_t*>malloc(T * sizeof(Py_ssize_t))
-    cdef int* failed = <int*>malloc(T * sizeof(int))
+def run_jobs(list jobs_per_thread):
+    """Run jobs, each a (program, buffers) pair: the jobs of ``jobs_per_thread[t]`` one after
+    another on thread t, the threads at once in a ``prange`` (one thread: no parallel region).
+    The data-parallel mode gives each thread its part of the batch in micro-batches, each with
+    the thread's own arena."""
+    cdef Py_ssize_t T = len(jobs_per_thread), t, j, total = 0
+    if not 0 < T <= MAX_THREADS:
+        raise ValueError("run_jobs: between 1 and 256 threads")
+    for jobs in jobs_per_thread:
+        total += len(jobs)
+    cdef float** ptrs = <float**>malloc(max(total, 1) * MAX_BASES * sizeof(float*))
+    cdef Step** steps = <Step**>malloc(max(total, 1) * sizeof(Step*))
+    cdef Py_ssize_t* counts = <Py_ssize_t*>malloc(max(total, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* first = <Py_ssize_t*>malloc((T + 1) * sizeof(Py_ssize_t))
+    cdef int* failed = <int*>malloc(max(total, 1) * sizeof(int))
     cdef Program p
-    if ptrs == NULL or steps == NULL or counts == NULL or failed == NULL:
-        free(ptrs); free(steps); free(counts); free(failed)
+    if ptrs == NULL or steps == NULL or counts == NULL or first == NULL or failed == NULL:
+        free(ptrs); free(steps); free(counts); free(first); free(failed)
         raise MemoryError()
     try:
+        j = 0
         for t in range(T):
-            p = programs[t]
-            steps[t] = p.steps
-            counts[t] = p.count
-            fill_bases(bases_per_thread[t], ptrs + t * MAX_BASES)
+            first[t] = j
+            for p, bases in jobs_per_thread[t]:
+                steps[j] = p.steps
+                counts[j] = p.count
+                fill_bases(bases, ptrs + j * MAX_BASES)
+                failed[j] = -1
+                j += 1
+        first[T] = j
         with nogil:
-            for t in prange(T, schedule='static', num_threads=T):
-                failed[t] = run_steps(steps[t], counts[t], ptrs + t * MAX_BASES)
+            if T == 1:
+                run_thread_jobs(steps, counts, ptrs, failed, 0, first[1])
+            else:
+                for t in prange(T, schedule='static', num_threads=T):
+                    run_thread_jobs(steps, counts, ptrs, failed, first[t], first[t + 1])
+        j = 0
         for t in range(T):
-            if failed[t] >= 0:
-                raise MemoryError(f"inference: out of memory in step {failed[t]} "
-                                  f"({programs[t].names[failed[t]]})")
+            for p, _ in jobs_per_thread[t]:
+                if failed[j] >= 0:
+                    raise MemoryError(f"inference: out of memory in step {failed[j]} ({p.names[failed[j]]})")
+                j += 1
     finally:
-        free(ptrs); free(steps); free(counts); free(failed)
+        free(ptrs); free(steps); free(counts); free(first); free(failed)
+
+
+cdef void run_thread_jobs(Step** steps, Py_ssize_t* counts, float** ptrs, int* failed, Py_ssize_t j0,
+                          Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        failed[j] = run_steps(steps[j], counts[j], ptrs + j * MAX_BASES)
+        if failed[j] >= 0:
+            return
 
 
 cdef inline double now() noexcept nogil:

@@ -53,38 +53,78 @@ def samplewise(graph: Graph) -> bool:
     return True
 
 
+def _sample_bytes(graph: Graph) -> int:
+    """Bytes one sample's two largest values take: about what a layer reads and writes."""
+    sizes = sorted((4 * int(np.prod(v.shape_at(1))) for v in graph.values.values() if not v.is_const), reverse=True)
+    return max(sum(sizes[:2]), 1)
+
+
 def _chunks(n: int, parts: int) -> List[Tuple[int, int]]:
     return [(n * t // parts, n * (t + 1) // parts) for t in range(parts)]
 
 
-class _Runner:
-    """The plans and arenas of one (batch size, thread count)."""
+# A micro-batch keeps its activations in about this many bytes per thread (a share of the L3),
+# so one sample's way through the network stays in cache instead of every layer streaming the
+# whole batch through memory.
+MICROBATCH_BYTES = 16 << 20
 
-    def __init__(self, predictor: "Predictor", batch: int, threads: int):
+
+def _sizes(total: int, micro: int) -> List[int]:
+    """``total`` samples in micro-batches of ``micro`` (the last ones evened out)."""
+    parts = -(-total // micro)
+    return [hi - lo for lo, hi in _chunks(total, parts)]
+
+
+class _Runner:
+    """The plans and arenas of one (batch size, thread count).
+
+    Sample-wise graphs run in micro-batches: each thread takes its share of the batch (with
+    several threads and at least as many samples) and runs it micro-batch by micro-batch, with
+    one-thread kernels and its own arena; the micro-batch is the largest whose arena fits
+    ``MICROBATCH_BYTES`` (at least one sample). Other graphs run the whole batch as one program,
+    kernels threaded inside."""
+
+    def __init__(self, predictor: "Predictor", batch: int, threads: int, micro: Optional[int] = None):
         graph = predictor._graph
-        self.split = threads > 1 and batch >= threads and predictor._samplewise
         first = not predictor._runners
+        self.split = predictor._samplewise and (threads == 1 or batch >= threads)
+        cache: Dict[Tuple[int, int], Plan] = {}
+
+        def plan(size: int, kernel_threads: int) -> Plan:
+            if (size, kernel_threads) not in cache:
+                cache[size, kernel_threads] = build_plan(graph, size, kernel_threads, first and not cache)
+            return cache[size, kernel_threads]
+
         if self.split:
-            self.chunks = _chunks(batch, threads)
-            sizes = sorted({hi - lo for lo, hi in self.chunks}, reverse=True)
-            plans = {size: build_plan(graph, size, 1, first) for size in sizes}
-            self.plans = [plans[hi - lo] for lo, hi in self.chunks]
+            shares = _chunks(batch, threads if batch >= threads else 1)
+            kernel_threads = 1 if len(shares) > 1 else threads
+            if micro is None:
+                micro = max(1, MICROBATCH_BYTES // predictor._sample_bytes)
+            self.jobs = []  # per thread: (plan, first sample, samples)
+            for lo, hi in shares:
+                start, work = lo, []
+                for size in _sizes(hi - lo, min(micro, hi - lo)):
+                    work.append((plan(size, kernel_threads), start, size))
+                    start += size
+                self.jobs.append(work)
         else:
-            self.chunks = [(0, batch)]
-            self.plans = [build_plan(graph, batch, threads, first)]
-        self.output_shapes = [tuple([batch] + list(s[1:])) if self.split else s
-                              for s in self.plans[0].output_shapes]
+            self.jobs = [[(plan(batch, threads), 0, batch)]]
+        self.plans = [p for p in cache.values()]
+        self.micro = max(size for work in self.jobs for _, _, size in work)
+        self.output_shapes = [(batch,) + tuple(s[1:]) for s in self.jobs[0][0][0].output_shapes]
         self._free: List[List[np.ndarray]] = []
         self._lock = threading.Lock()
 
     def arena_elements(self) -> int:
-        return sum(p.arena_elements for p in self.plans)
+        """Elements of the arenas of one call: per thread, the largest of its plans."""
+        return sum(max(p.arena_elements for p, _, _ in work) for work in self.jobs)
 
     def _take(self) -> List[np.ndarray]:
         with self._lock:
             if self._free:
                 return self._free.pop()
-        return [np.empty(max(p.arena_elements, 1), dtype=np.float32) for p in self.plans]
+        return [np.empty(max(max(p.arena_elements for p, _, _ in work), 1), dtype=np.float32)
+                for work in self.jobs]
 
     def _give(self, arenas: List[np.ndarray]) -> None:
         with self._lock:
@@ -94,13 +134,9 @@ class _Runner:
         outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
         arenas = self._take()
         try:
-            if not self.split:
-                plan = self.plans[0]
-                run_with_kernel_blas(_infer.run, plan.program, [arenas[0], plan.pool] + list(inputs) + outputs)
-            else:
-                bases = [[arena, plan.pool] + [a[lo:hi] for a in inputs] + [o[lo:hi] for o in outputs]
-                         for arena, plan, (lo, hi) in zip(arenas, self.plans, self.chunks)]
-                run_with_kernel_blas(_infer.run_split, [p.program for p in self.plans], bases)
+            jobs = [[(p.program, [arena, p.pool] + [a[lo:lo + n] for a in inputs] + [o[lo:lo + n] for o in outputs])
+                     for p, lo, n in work] for arena, work in zip(arenas, self.jobs)]
+            run_with_kernel_blas(_infer.run_jobs, jobs)
         finally:
             self._give(arenas)
         return outputs
@@ -113,6 +149,7 @@ class Predictor:
     def __init__(self, graph: Graph, info: Optional[dict] = None):
         self._graph = graph
         self._samplewise = samplewise(graph)
+        self._sample_bytes = _sample_bytes(graph)
         self._runners: Dict[Tuple[int, int], _Runner] = {}
         self._build_lock = threading.Lock()
         self.info = dict(info or {})
@@ -177,7 +214,7 @@ class Predictor:
 
     # -- inspection
     def plan(self, batch: int, threads: Optional[int] = None) -> List[Plan]:
-        """The plans a call with ``batch`` samples runs (one per thread in the split mode)."""
+        """The plans a call with ``batch`` samples runs (one per micro-batch size)."""
         return self.runner(batch, threads).plans
 
     def conv_paths(self, batch: int, threads: Optional[int] = None) -> List[Tuple[str, str]]:
@@ -189,7 +226,7 @@ class Predictor:
         the arena (activations and workspace), inputs and outputs."""
         runner = self.runner(batch, threads)
         consts = sum(v.data.nbytes for v in self._graph.values.values() if v.is_const)
-        tables = sum(p.pool.nbytes for p in {id(p): p for p in runner.plans}.values())
+        tables = sum(p.pool.nbytes for p in runner.plans)
         arena = 4 * runner.arena_elements()
         io = 4 * sum(int(np.prod(s)) for s in runner.output_shapes)
         io += 4 * sum(int(np.prod(self._graph.values[v].shape_at(batch))) for v in self._graph.inputs)
@@ -200,13 +237,11 @@ class Predictor:
         """(step, operation, median seconds) of every step of the program a call on ``inputs`` runs
         (the whole batch as one program on the current thread count, kernels threaded inside)."""
         arrays, _, batch = self._arrays(inputs)
-        runner = self.runner(batch)
-        plan = build_plan(self._graph, batch, get_num_threads()) if runner.split else runner.plans[0]
+        plan = build_plan(self._graph, batch, get_num_threads())
         arena = np.empty(max(plan.arena_elements, 1), dtype=np.float32)
         outputs = [np.empty(s, dtype=np.float32) for s in plan.output_shapes]
         bases = [arena, plan.pool] + list(arrays) + outputs
         times = np.median([run_with_kernel_blas(_infer.run_timed, plan.program, bases) for _ in range(repeats)], axis=0)
-        ops = {v: k for k, v in _infer.OPCODES.items()}
         return [(name, op, float(t)) for name, op, t in zip(plan.program.names, plan.program.ops(), times)]
 
     def __repr__(self) -> str:
