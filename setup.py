@@ -22,7 +22,8 @@ from setuptools.command.build_ext import build_ext
 
 OPENMP_FLAG = "-fopenmp"
 KERNEL_DIR = os.path.join("fastconv", "_kernels")
-TAPE_MODULES = ([os.path.join("fastconv", name) for name in ("tensor.py", "_tensor_ops.py", "_validation.py")]
+TAPE_MODULES = ([os.path.join("fastconv", name) for name in ("tensor.py", "_tensor_ops.py", "_index_ops.py",
+                                                             "_promotion.py", "_validation.py")]
                 + [os.path.join("fastconv", "autograd", name) for name in
                    ("function.py", "engine.py", "grad_mode.py")]
                 + [path for pattern in ("*.py", os.path.join("conv", "*.py"))

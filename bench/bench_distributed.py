@@ -87,7 +87,7 @@ def worker(steps: int) -> None:
     rank, size = dist.rank(), dist.world_size()
     fc.manual_seed(0)
     ddp = dist.DistributedDataParallel(demo_network())
-    n_params = sum(p.data.size for p in ddp.parameters())
+    n_params = sum(p.numpy().size for p in ddp.parameters())
     finalize_times = []
     if size > 1:
         inner = ddp._finalize

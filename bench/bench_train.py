@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _harness import common_args, interleaved_median_seconds, median_seconds, setup_threads  # noqa: E402
 
 import fastconv as fc  # noqa: E402
-from fastconv.cli import DEMO_ARCH, _build_model  # noqa: E402
+from fastconv._runs import build_model as _build_model  # noqa: E402
+from fastconv.cli import DEMO_ARCH  # noqa: E402
 
 
 def torch_twin(torch, model):

@@ -5,11 +5,10 @@ import os
 import platform
 import sys
 
+from . import _kernels
 from ._kernels import _omp
 from ._validation import check_int_limit
 from ._kernels import gemm as _gemm
-
-_num_threads = None
 
 # ---- the BLAS the kernels call ------------------------------------------------------------------
 # The kernels call the BLAS behind scipy.linalg.cython_blas from inside OpenMP regions (conv,
@@ -82,9 +81,9 @@ def _default_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads: the OpenMP kernels run ``n`` threads (their BLAS calls stay single-threaded
-    inside them, see above) and every other BLAS pool (numpy's ``@``) gets ``n`` threads."""
-    global _num_threads
+    """Use at most ``n`` threads, in every Python thread of the process (started before or after
+    this call): the OpenMP kernels run at most ``n`` threads (their BLAS calls stay
+    single-threaded inside them, see above) and every other BLAS pool (numpy's ``@``) gets ``n``."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
     check_int_limit(n, "set_num_threads", "n (the thread count)")
@@ -94,7 +93,6 @@ def set_num_threads(n: int) -> None:
         lib.set_num_threads(n)
     for lib in pinned:
         lib.set_num_threads(1)
-    _num_threads = n
 
 
 def _kernel_blas_free_controllers(pinned):
@@ -106,8 +104,19 @@ def _kernel_blas_free_controllers(pinned):
 
 
 def get_num_threads() -> int:
-    """Threads used by the kernels (the machine's cores unless set)."""
-    return _num_threads if _num_threads is not None else (_omp.get_max_threads() if _omp.openmp_enabled() else 1)
+    """The most threads a kernel region uses, the same in every Python thread: the last
+    ``set_num_threads``, else ``OMP_NUM_THREADS`` or the CPUs this process may use (1 when the
+    kernels were built without OpenMP). Regions may use fewer: small ones, and while other
+    processes keep CPUs busy (``config()["openmp_threads_now"]``; docs/design.md §2)."""
+    return _omp.get_num_threads()
+
+
+def plan_threads() -> int:
+    """Threads a kernel call plans its work for (how many partitions and partial sums, which of
+    two kernels): ``get_num_threads()``, or in deterministic mode (``fastconv.backends``) a fixed
+    partition count, so that results do not depend on the thread count. Never the load: teams
+    may be smaller than the plan, which changes no bit."""
+    return _omp.get_max_threads()
 
 
 # Element-wise kernels (fastconv/_kernels/elementwise.pyx) use every thread from this many elements
@@ -143,6 +152,9 @@ def config() -> dict:
         "scipy": scipy.__version__,
         "openmp": _omp.openmp_enabled(),
         "openmp_threads": get_num_threads(),
+        "openmp_wait": _kernels.OPENMP_WAIT_POLICY,
+        "openmp_threads_now": min(get_num_threads(), _omp.load_cap()[0]),
+        "other_cpus_busy": round(_omp.load_cap()[1], 2),
         "cpu_count": _default_threads(),
         "blas": blas,
         "sgemm": f"fastconv {_gemm.packed_sgemm_variant()}" if _gemm.packed_sgemm_available() else "BLAS",
@@ -170,6 +182,8 @@ def show_config() -> None:
     print(f"scipy    {c['scipy']}")
     print(f"OpenMP   {'on' if c['openmp'] else 'off (kernels built serially)'}, threads: {c['openmp_threads']}"
           f" (cpus available: {c['cpu_count']})")
+    print(f"         now: {c['openmp_threads_now']} (other processes keep {c['other_cpus_busy']:.2f} CPUs busy);"
+          f" wait policy: {c['openmp_wait']}")
     print(f"sgemm    {c['sgemm']} (float32 products; float64 always on BLAS)")
     print(f"tape     {c['tape']} (autograd, Tensor and nn.functional modules)")
     if not c["blas"]:

@@ -277,6 +277,73 @@ class Clip(Function):
         return g * inside
 
 
+class Maximum(Function):
+    """Elementwise max(a, b); where a == b each side gets half the gradient (as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.asarray(np.maximum(a, b))
+
+    @staticmethod
+    def backward(ctx, g):
+        return _select_backward(ctx, g, np.greater)
+
+
+class Minimum(Function):
+    """Elementwise min(a, b); ties share the gradient equally."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.asarray(np.minimum(a, b))
+
+    @staticmethod
+    def backward(ctx, g):
+        return _select_backward(ctx, g, np.less)
+
+
+def _select_backward(ctx, g, wins):
+    """Gradients of an elementwise choice between a and b: all of g to the winner, half on ties."""
+    a, b = ctx.saved_tensors
+    na, nb = ctx.needs_input_grad
+    sa, sb = ctx.shapes
+    half = (a == b) * g.dtype.type(0.5)
+    ga = unbroadcast(g * (wins(a, b) + half), sa) if na else None
+    gb = unbroadcast(g * (wins(b, a) + half), sb) if nb else None
+    return ga, gb
+
+
+class ClampTensor(Function):
+    """min(max(a, lo), hi) with tensor bounds (either may be None); each bound gets the gradient
+    where it was chosen."""
+
+    @staticmethod
+    def forward(ctx, a, lo, hi):
+        out = a
+        if lo is not None:
+            out = np.maximum(out, lo)
+        if hi is not None:
+            out = np.minimum(out, hi)
+        ctx.save_for_backward(a, lo, hi)
+        ctx.shapes = (np.shape(a), np.shape(lo), np.shape(hi))
+        return np.asarray(out, dtype=a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, lo, hi = ctx.saved_tensors
+        na, nlo, nhi = ctx.needs_input_grad
+        below = (a < lo) if lo is not None else False
+        above = (a > hi) if hi is not None else False
+        inside = ~(below | above) if (lo is not None or hi is not None) else True
+        sa, slo, shi = ctx.shapes
+        return (unbroadcast(g * inside, sa) if na else None,
+                unbroadcast(g * (below & ~above), slo) if nlo else None,
+                unbroadcast(g * above, shi) if nhi else None)
+
+
 # ---- reductions -------------------------------------------------------------------------------
 
 class Sum(Function):
@@ -322,6 +389,8 @@ class Extremum(Function):
 
 
 class Var(Function):
+    """Variance with ``ddof`` (PyTorch's ``correction``; 1 is the unbiased estimate)."""
+
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False, ddof=0):
         mean = a.mean(axis=axis, keepdims=True)
@@ -341,9 +410,76 @@ class Var(Function):
             return g * (2.0 / ctx.denom) * centered
 
 
+class Std(Function):
+    """Standard deviation with ``ddof``; where it is 0 the gradient is 0 (as in PyTorch), not nan."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False, ddof=0):
+        var = Var.forward(ctx, a, axis=axis, keepdims=keepdims, ddof=ddof)
+        out = np.sqrt(var)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g_var = np.where(ctx.out == 0, 0, g / (2 * ctx.out)).astype(g.dtype, copy=False)
+        return Var.backward(ctx, g_var)
+
+
+class Norm(Function):
+    """The p-norm over axes (p = 2, 1, inf, -inf, 0 or any other real)."""
+
+    @staticmethod
+    def forward(ctx, a, p=2.0, axis=None, keepdims=False):
+        mag = np.abs(a)
+        if p == 2:
+            out = np.sqrt((a * a).sum(axis=axis, keepdims=True))
+        elif p == 1:
+            out = mag.sum(axis=axis, keepdims=True)
+        elif p == np.inf:
+            out = mag.max(axis=axis, keepdims=True)
+        elif p == -np.inf:
+            out = mag.min(axis=axis, keepdims=True)
+        elif p == 0:
+            out = (a != 0).sum(axis=axis, keepdims=True).astype(a.dtype)
+        else:
+            out = (mag ** p).sum(axis=axis, keepdims=True) ** (1.0 / p)
+        out = np.asarray(out, dtype=a.dtype)
+        ctx.save_for_backward(a, out)
+        ctx.p, ctx.shape, ctx.axis, ctx.keepdims = p, a.shape, axis, keepdims
+        if keepdims:
+            return out
+        return np.asarray(out.reshape(()) if axis is None else out.squeeze(axis=axis))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved_tensors
+        p = ctx.p
+        g = g.reshape(out.shape)  # reduced axes as 1s, so g broadcasts against a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                scale = np.where(out == 0, 0, g / out)
+                return a * scale
+            if p == 1:
+                return np.sign(a) * g
+            if p in (np.inf, -np.inf):
+                hit = np.abs(a) == out
+                return np.sign(a) * hit * (g / hit.sum(axis=ctx.axis, keepdims=True))
+            if p == 0:
+                return np.zeros(ctx.shape, dtype=a.dtype)
+            mag = np.abs(a)
+            scale = np.where(out == 0, 0, g / out ** (p - 1))
+            return np.sign(a) * mag ** (p - 1) * scale
+
+
 # ---- shape ------------------------------------------------------------------------------------
 
 class Reshape(Function):
+    @staticmethod
+    def view(a, shape=None):
+        return a.reshape(shape)
+
     @staticmethod
     def forward(ctx, a, shape=None):
         ctx.shape = a.shape
@@ -356,6 +492,10 @@ class Reshape(Function):
 
 class Permute(Function):
     @staticmethod
+    def view(a, axes=None):
+        return np.transpose(a, axes)
+
+    @staticmethod
     def forward(ctx, a, axes=None):
         ctx.axes = axes
         return np.transpose(a, axes)
@@ -365,6 +505,68 @@ class Permute(Function):
         return np.transpose(g, np.argsort(ctx.axes))
 
 
+class Clone(Function):
+    """A C-contiguous copy (clone, contiguous); the gradient passes through."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return np.array(a, order="C", copy=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Expand(Function):
+    """A read-only broadcast view of a in a larger shape; backward sums over the broadcast dims."""
+
+    @staticmethod
+    def view(a, shape=None):
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def forward(ctx, a, shape=None):
+        ctx.shape = a.shape
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return unbroadcast(g, ctx.shape)
+
+
+class Repeat(Function):
+    """a tiled ``reps`` times per dim (PyTorch's repeat: leading reps add new dims)."""
+
+    @staticmethod
+    def forward(ctx, a, reps=None):
+        padded = a.reshape((1,) * (len(reps) - a.ndim) + a.shape)
+        ctx.shape, ctx.padded, ctx.reps = a.shape, padded.shape, reps
+        return np.tile(padded, reps)
+
+    @staticmethod
+    def backward(ctx, g):
+        interleaved = []
+        for r, n in zip(ctx.reps, ctx.padded):
+            interleaved += [r, n]
+        summed = g.reshape(interleaved).sum(axis=tuple(range(0, 2 * len(ctx.reps), 2)))
+        return summed.reshape(ctx.shape)
+
+
+class Split(Function):
+    """Consecutive pieces of ``sizes`` along an axis (views of a); backward concatenates their
+    gradients (zeros for pieces no gradient reached)."""
+
+    @staticmethod
+    def forward(ctx, a, axis=0, sizes=()):
+        ctx.axis = axis
+        bounds = np.cumsum(sizes)[:-1]
+        return tuple(np.split(a, bounds, axis=axis))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return np.concatenate(grads, axis=ctx.axis)
+
+
 def _has_advanced_index(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return any(isinstance(i, (list, np.ndarray)) for i in items)
@@ -372,9 +574,17 @@ def _has_advanced_index(index) -> bool:
 
 class GetItem(Function):
     @staticmethod
+    def view(a, index=None):
+        """a[index]; an integer index of every dim gives a 0-d view (numpy would give a scalar copy)."""
+        out = a[index]
+        if not isinstance(out, np.ndarray):
+            out = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+        return out
+
+    @staticmethod
     def forward(ctx, a, index=None):
         ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
-        return np.asarray(a[index])
+        return GetItem.view(a, index)
 
     @staticmethod
     def backward(ctx, g):

@@ -34,6 +34,10 @@ class Call:
     outputs: Tuple[Tensor, ...]
     scope: str
     module: Any
+    ctx: Any = None  # the call's tape node: its outputs' grad_fn
+    # per positional argument, (tape node, output index) of the Tensor when the call ran, else None:
+    # in-place ops later rebind a Tensor object to another node (x += y; relu(x, inplace=True))
+    arg_nodes: Tuple[Any, ...] = ()
 
 
 @dataclass
@@ -58,7 +62,9 @@ def record(model, inputs: Tuple[Tensor, ...]) -> Trace:
     def observe(function, ctx, args, kwargs, results):
         outputs = results if isinstance(results, tuple) else (results,)
         scope, module = stack[-1]
-        calls.append(Call(function, tuple(args), dict(kwargs), outputs, scope, module))
+        nodes = tuple((a.grad_fn, a._output_index) if isinstance(a, Tensor) and a.grad_fn is not None else None
+                      for a in args)
+        calls.append(Call(function, tuple(args), dict(kwargs), outputs, scope, module, ctx, nodes))
 
     add_observer(observe)
     try:

@@ -5,6 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Kernel regions run the teams the thread count asks for, however busy the machine is: the load
+# governor (docs/design.md §2) would otherwise run them on one thread on a busy CI runner, and
+# the tests would never exercise two threads at once.
+os.environ.setdefault("FASTCONV_ADAPTIVE_THREADS", "0")
+
 settings.register_profile(
     "ci", max_examples=25, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

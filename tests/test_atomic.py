@@ -180,7 +180,8 @@ def _open_mode(call: ast.Call):
 
 
 def _writing_calls(tree):
-    """Calls that create or replace files, except writes into a file object (``savefig(f, ...)``)."""
+    """Calls that create or replace files, except writes into a file object (``savefig(f, ...)``,
+    ``imsave(f, ...)``)."""
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -189,7 +190,8 @@ def _writing_calls(tree):
         owner = getattr(func.value, "id", "") if isinstance(func, ast.Attribute) else ""
         if name in ("open", "fdopen") and owner in ("", "os", "io") and any(c in str(_open_mode(node)) for c in "wax+"):
             yield node
-        elif name in _WRITING_CALLS and not (name == "savefig" and node.args and isinstance(node.args[0], ast.Name)):
+        elif name in _WRITING_CALLS and not (name in ("savefig", "imsave") and node.args
+                                             and isinstance(node.args[0], ast.Name)):
             if name in ("save", "replace", "rename") and owner not in ("np", "os"):
                 continue  # fc.save, dataclasses.replace, str.replace, ...
             yield node

@@ -188,4 +188,4 @@ def test_built_model_trains_and_has_pytorch_keys():
     loss = model(fc.randn(4, 1, 8, 8)).sum()
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
-    np.testing.assert_equal(int(model[1].num_batches_tracked.data), 1)
+    np.testing.assert_equal(int(model[1].num_batches_tracked.numpy()), 1)

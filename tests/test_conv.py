@@ -430,7 +430,7 @@ def test_repeated_calls_are_validated_like_the_first(rng):
         F.conv2d(x, w, stride=True, padding=1)
     with pytest.raises(TypeError, match="conv2d: expected stride as an int or a pair of ints"):
         F.conv2d(x, w, stride=(True, 1), padding=1)
-    with pytest.raises(TypeError, match="conv2d: expected weight of dtype float32"):
+    with pytest.raises(TypeError, match="conv2d: expected input of dtype float64 like weight, got float32"):
         F.conv2d(x, fc.tensor(w.numpy().astype(np.float64)), stride=1, padding=1)
     with pytest.raises(ValueError, match="conv2d: expected input with 3 channels"):
         F.conv2d(fc.tensor(np.zeros((2, 2, 8, 8), np.float32)), w, stride=1, padding=1)

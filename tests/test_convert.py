@@ -37,7 +37,7 @@ def test_same_outputs_at_the_original_size():
     assert fcn[0] is model[0]  # the features are shared, not copied
     assert "6" not in fcn._modules and "8.weight" in fcn.state_dict()
     x = fc.randn(3, 2, 12, 12, dtype=np.float64)
-    np.testing.assert_allclose(fcn(x).data.reshape(3, 5), model(x).data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fcn(x).numpy().reshape(3, 5), model(x).numpy(), rtol=1e-12, atol=1e-12)
     assert isinstance(model[8], nn.Linear)  # the original is unchanged
 
 
@@ -49,11 +49,11 @@ def test_each_heatmap_location_is_the_net_on_its_crop(extra_h, extra_w):
     sh, sw = nn.output_stride(model)
     assert (sh, sw) == (4, 4)
     x = np.random.default_rng(extra_h * 10 + extra_w).standard_normal((2, 2, 12 + extra_h, 12 + extra_w))
-    heat = fcn(fc.tensor(x)).data
+    heat = fcn(fc.tensor(x)).numpy()
     assert heat.shape == (2, 5, extra_h // 4 + 1, extra_w // 4 + 1)
     crops = [(i, j) for i in range(heat.shape[2]) for j in range(heat.shape[3])]
     batch = np.concatenate([x[:, :, i * sh:i * sh + 12, j * sw:j * sw + 12] for i, j in crops])
-    expected = model(fc.tensor(batch)).data.reshape(len(crops), 2, 5)
+    expected = model(fc.tensor(batch)).numpy().reshape(len(crops), 2, 5)
     for k, (i, j) in enumerate(crops):
         np.testing.assert_allclose(heat[:, :, i, j], expected[k], rtol=1e-10, atol=1e-12)
 
@@ -66,7 +66,7 @@ def test_float32_and_blueprint_model():
     fcn = nn.to_fully_convolutional(model, (1, 18, 18))
     assert dict(fcn.named_children())["7"].weight.dtype == np.float32
     x = fc.randn(2, 1, 18, 18)
-    np.testing.assert_allclose(fcn(x).data.reshape(2, 4), model(x).data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fcn(x).numpy().reshape(2, 4), model(x).numpy(), rtol=1e-5, atol=1e-6)
     assert fcn(fc.randn(1, 1, 42, 26)).shape == (1, 4, 7, 3)
 
 

@@ -125,9 +125,9 @@ def test_inplace_overwrites_and_keeps_gradients_right():
     fc.manual_seed(5)
     x = nonzero_input((4, 6, 3, 3), np.float64)
     h = x * 3.0                      # non-leaf whose producer saves nothing aliasing h
-    buf = h.data
+    buf = h.numpy()
     out = F.dropout(h, 0.5, inplace=True)
-    assert out is h and h.data is buf
+    assert out is h and h.numpy() is buf
     kept = h.numpy() != 0
     np.testing.assert_allclose(h.numpy()[kept], x.numpy()[kept] * 6.0)
     h.sum().backward()
@@ -140,11 +140,12 @@ def test_inplace_overwrites_and_keeps_gradients_right():
 
 def test_inplace_refuses_to_corrupt_the_graph():
     x = fc.randn(4, 4, requires_grad=True)
-    with pytest.raises(RuntimeError, match="dropout: a leaf tensor that requires grad cannot be modified in place"):
+    with pytest.raises(RuntimeError, match="dropout: a leaf Variable that requires grad is being used in an in-place"):
         F.dropout(x, 0.5, inplace=True)
     s = F.sigmoid(x)                 # sigmoid saves its output for backward
-    with pytest.raises(RuntimeError, match="dropout2d: inplace=True would overwrite an array that backward needs"):
-        F.dropout2d(s.reshape(1, 4, 2, 2), 0.5, inplace=True)
+    F.dropout2d(s.reshape(1, 4, 2, 2), 0.5, inplace=True)   # a view of s: allowed, as in PyTorch...
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        s.sum().backward()           # ...but backward refuses the overwritten output
     with fc.no_grad():
         F.dropout(x, 0.5, inplace=True)  # allowed without autograd, as in PyTorch
 

@@ -164,7 +164,9 @@ def test_activations_and_broadcasting(threads):
                     F.gelu(x, approximate="tanh"), F.hardswish(x), F.hardsigmoid(x), F.softplus(x, 2.0, 5.0),
                     F.mish(x), F.leaky_relu(x, 0.2), F.elu(x, 0.5), x.clip(-0.5, 0.25), x.abs().sqrt(),
                     (x * x + 1).log(), (-x).exp(), x ** 2, 2.0 / (x.abs() + 1), x / 3 - 1, 1 - x, x * self.bias,
-                    x - x.mean(1, keepdims=True), x.max(3, keepdims=True) + x]
+                    x - x.mean(1, keepdim=True), x.max(3, keepdim=True).values + x, x.amax(2, keepdim=True) * x,
+                    fc.maximum(x, self.bias), x * self.bias.expand(1, 4, 6, 5), x[:, :1].expand(-1, 3, 6, 5) + 1,
+                    *x.split([1, 3], 1), *x.chunk(2, 1)]
             return fc.cat(outs, 1)
 
     fc.set_num_threads(threads)
@@ -523,3 +525,33 @@ def test_cli_export_and_serve(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "x.npy")]) == 2
     assert main(["export", "--out", str(out)]) == 2
     assert "one of --checkpoint" in capsys.readouterr().err
+
+
+def test_in_place_operations_in_the_forward():
+    class TorchStyleBlock(nn.Module):
+        """PyTorch's BasicBlock idiom: out += identity; relu(inplace=True)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            identity = x
+            out = self.bn(self.conv(x))
+            out += identity
+            F.relu(out, inplace=True)
+            y = out * 2
+            out.mul_(0.5)  # out changes after y was computed from it
+            return y + out
+
+    check(randomize_norms(TorchStyleBlock()), (4, 6, 6))
+
+    class ViewWrite(nn.Module):
+        def forward(self, x):
+            y = x * 1
+            y[:, :2] += 1  # an in-place write into a view: not compiled
+            return y
+
+    with pytest.raises(GraphError, match="is not supported"):
+        fc.inference.compile(ViewWrite(), np.zeros((1, 4), np.float32))

@@ -29,7 +29,7 @@ def test_calculate_gain_rejects_unknown():
 
 
 def _empirical_std(t):
-    return float(np.std(t.data.astype(np.float64)))
+    return float(np.std(t.numpy().astype(np.float64)))
 
 
 @pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
@@ -41,7 +41,7 @@ def test_kaiming_normal_std_over_a_large_conv(mode):
     fan = 128 * 9 if mode == "fan_in" else 256 * 9
     std = math.sqrt(2) / math.sqrt(fan)
     assert _empirical_std(w) == pytest.approx(std, rel=0.02)
-    assert abs(float(w.data.mean())) < 0.05 * std
+    assert abs(float(w.numpy().mean())) < 0.05 * std
 
 
 def test_kaiming_uniform_bounds_and_std():
@@ -50,7 +50,7 @@ def test_kaiming_uniform_bounds_and_std():
     init.kaiming_uniform_(w, a=0.1, nonlinearity="leaky_relu")
     std = init.calculate_gain("leaky_relu", 0.1) / math.sqrt(400)
     assert _empirical_std(w) == pytest.approx(std, rel=0.02)
-    assert np.abs(w.data).max() <= math.sqrt(3) * std + 1e-7
+    assert np.abs(w.numpy()).max() <= math.sqrt(3) * std + 1e-7
 
 
 def test_xavier_std():
@@ -60,7 +60,7 @@ def test_xavier_std():
     assert _empirical_std(w) == pytest.approx(2.0 * math.sqrt(2 / 800), rel=0.02)
     init.xavier_uniform_(w)
     bound = math.sqrt(6 / 800)
-    assert np.abs(w.data).max() <= bound + 1e-7
+    assert np.abs(w.numpy()).max() <= bound + 1e-7
     assert _empirical_std(w) == pytest.approx(bound / math.sqrt(3), rel=0.02)
 
 
@@ -68,34 +68,34 @@ def test_default_layers_use_he_init():
     fc.manual_seed(3)
     conv = nn.Conv2d(64, 256, 5)
     assert _empirical_std(conv.weight) == pytest.approx(math.sqrt(2 / (64 * 25)), rel=0.02)
-    assert np.all(conv.bias.data == 0)
+    assert np.all(conv.bias.numpy() == 0)
     lin = nn.Linear(1000, 500)
     assert _empirical_std(lin.weight) == pytest.approx(math.sqrt(2 / 1000), rel=0.02)
-    assert np.all(lin.bias.data == 0)
+    assert np.all(lin.bias.numpy() == 0)
 
 
 def test_simple_fills_and_dtype_kept():
     t = fc.zeros(3, 4, dtype=np.float64)
-    assert init.constant_(t, 2.5) is t and np.all(t.data == 2.5) and t.dtype == np.float64
+    assert init.constant_(t, 2.5) is t and np.all(t.numpy() == 2.5) and t.dtype == np.float64
     init.ones_(t)
-    assert np.all(t.data == 1)
+    assert np.all(t.numpy() == 1)
     init.zeros_(t)
-    assert np.all(t.data == 0)
+    assert np.all(t.numpy() == 0)
     fc.manual_seed(4)
     big = fc.zeros(200000)
     init.uniform_(big, -2.0, 3.0)
-    assert big.data.min() >= -2 and big.data.max() < 3 and big.data.mean() == pytest.approx(0.5, abs=0.02)
+    assert big.numpy().min() >= -2 and big.numpy().max() < 3 and big.numpy().mean() == pytest.approx(0.5, abs=0.02)
     init.normal_(big, mean=1.0, std=0.5)
-    assert big.data.mean() == pytest.approx(1.0, abs=0.01) and big.data.std() == pytest.approx(0.5, rel=0.02)
+    assert big.numpy().mean() == pytest.approx(1.0, abs=0.01) and big.numpy().std() == pytest.approx(0.5, rel=0.02)
     init.trunc_normal_(big, std=1.0, a=-1.0, b=1.0)
-    assert np.abs(big.data).max() <= 1.0
+    assert np.abs(big.numpy()).max() <= 1.0
 
 
 def test_orthogonal_rows_are_orthonormal():
     fc.manual_seed(5)
     w = fc.zeros(6, 3, 2, 2)
     init.orthogonal_(w)
-    flat = w.data.reshape(6, 12).astype(np.float64)
+    flat = w.numpy().reshape(6, 12).astype(np.float64)
     np.testing.assert_allclose(flat @ flat.T, np.eye(6), atol=1e-5)
 
 
@@ -103,10 +103,10 @@ def test_init_is_reproducible_with_manual_seed_and_records_nothing():
     p = nn.Parameter(np.zeros((4, 5), dtype=np.float32))
     fc.manual_seed(7)
     init.kaiming_normal_(p)
-    first = p.data.copy()
+    first = p.numpy().copy()
     fc.manual_seed(7)
     init.kaiming_normal_(p)
-    np.testing.assert_array_equal(first, p.data)
+    np.testing.assert_array_equal(first, p.numpy())
     assert p.grad_fn is None and p.requires_grad
 
 

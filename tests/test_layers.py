@@ -79,8 +79,8 @@ def test_gradcheck_through_module(name, factory, shape):
     fc.manual_seed(0)
     module = factory()
     if "eval" in name:  # give the running statistics non-trivial values
-        module.running_mean.data[...] = [0.3, -0.2]
-        module.running_var.data[...] = [1.5, 0.5]
+        module.running_mean.numpy()[...] = [0.3, -0.2]
+        module.running_var.numpy()[...] = [1.5, 0.5]
     assert module_gradcheck(module, x64(*shape))
 
 
@@ -98,9 +98,9 @@ def test_gradcheck_max_unpool():
     restored = unpool(out, idx)
     assert restored.shape == x.shape
     # each window keeps exactly its maximum, at the maximum's position, zeros elsewhere
-    window_max = x.data.reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5)).repeat(2, axis=2).repeat(2, axis=3)
-    expected = np.where(x.data == window_max, x.data, 0.0)
-    np.testing.assert_array_equal(restored.data, expected)
+    window_max = x.numpy().reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5)).repeat(2, axis=2).repeat(2, axis=3)
+    expected = np.where(x.numpy() == window_max, x.numpy(), 0.0)
+    np.testing.assert_array_equal(restored.numpy(), expected)
 
 
 # ---- equivalence with PyTorch (outputs and state_dict keys) -------------------------------------------
@@ -146,13 +146,13 @@ def test_matches_torch_with_torch_weights(torch, name, ours, theirs, shape):
     mod.load_state_dict(torch_state)
     x = np.random.default_rng(1).standard_normal(shape)
     for _ in range(2):  # twice: batch norm's running statistics evolve identically
-        np.testing.assert_allclose(mod(fc.tensor(x)).data, ref(torch.from_numpy(x)).detach().numpy(),
+        np.testing.assert_allclose(mod(fc.tensor(x)).numpy(), ref(torch.from_numpy(x)).detach().numpy(),
                                    rtol=1e-10, atol=1e-10)
     for k, v in ref.state_dict().items():
         np.testing.assert_allclose(mod.state_dict()[k], v.numpy(), rtol=1e-10, atol=1e-12)
     mod.eval()
     ref.eval()
-    np.testing.assert_allclose(mod(fc.tensor(x)).data, ref(torch.from_numpy(x)).detach().numpy(),
+    np.testing.assert_allclose(mod(fc.tensor(x)).numpy(), ref(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-10, atol=1e-10)
 
 
@@ -163,13 +163,13 @@ def test_batchnorm_cumulative_average_and_untracked(torch):
         x = rng.standard_normal((4, 2, 3, 3)) * 3 + 1
         ours(fc.tensor(x))
         ref(torch.from_numpy(x))
-    assert int(ours.num_batches_tracked.data) == 3
-    np.testing.assert_allclose(ours.running_var.data, ref.running_var.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(ours.running_mean.data, ref.running_mean.numpy(), rtol=1e-12)
+    assert int(ours.num_batches_tracked.numpy()) == 3
+    np.testing.assert_allclose(ours.running_var.numpy(), ref.running_var.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.running_mean.numpy(), ref.running_mean.numpy(), rtol=1e-12)
     free = nn.BatchNorm2d(2, track_running_stats=False).double().eval()
     assert free.running_mean is None and list(free.state_dict()) == ["weight", "bias"]
     x = rng.standard_normal((4, 2, 3, 3))
-    y = free(fc.tensor(x)).data  # batch statistics even in eval mode, as PyTorch does
+    y = free(fc.tensor(x)).numpy()  # batch statistics even in eval mode, as PyTorch does
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-6)
 
 
@@ -200,14 +200,14 @@ def test_dropout_train_and_eval():
     x = fc.ones(200, 50)
     layer = nn.Dropout(0.4)
     fc.manual_seed(0)
-    y = layer(x).data
+    y = layer(x).numpy()
     kept = y != 0
     assert 0.55 < kept.mean() < 0.65
     np.testing.assert_allclose(y[kept], 1 / 0.6, rtol=1e-6)
     layer.eval()
-    np.testing.assert_array_equal(layer(x).data, x.data)
+    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
     spatial = nn.Dropout2d(0.5)
-    z = spatial(fc.ones(8, 16, 3, 3)).data
+    z = spatial(fc.ones(8, 16, 3, 3)).numpy()
     per_channel = z.reshape(8, 16, 9)
     assert np.all((per_channel == 0).all(axis=2) | (per_channel == 2).all(axis=2))
 
@@ -215,7 +215,7 @@ def test_dropout_train_and_eval():
 def test_softmax_implicit_dim_warns_like_torch():
     with pytest.warns(UserWarning, match="implicit dimension"):
         y = nn.Softmax()(fc.randn(2, 3, 4, 5))
-    np.testing.assert_allclose(y.data.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(y.numpy().sum(axis=1), 1, rtol=1e-5)
 
 
 # ---- CoordConv ------------------------------------------------------------------------------------
@@ -223,9 +223,9 @@ def test_softmax_implicit_dim_warns_like_torch():
 def test_coordconv_channels_exact_at_corners_and_centre():
     layer = nn.CoordConv2d(2, 3, 1, with_r=True)
     x = fc.randn(2, 2, 5, 7)
-    out = layer.add_coords(x).data
+    out = layer.add_coords(x).numpy()
     assert out.shape == (2, 5, 5, 7)
-    np.testing.assert_array_equal(out[:, :2], x.data)
+    np.testing.assert_array_equal(out[:, :2], x.numpy())
     i, j, r = out[0, 2], out[0, 3], out[0, 4]
     assert (i[0, 0], i[0, 6], i[4, 0], i[4, 6], i[2, 3]) == (-1, -1, 1, 1, 0)  # i runs along the height
     assert (j[0, 0], j[4, 0], j[0, 6], j[4, 6], j[2, 3]) == (-1, -1, 1, 1, 0)  # j runs along the width
@@ -237,7 +237,7 @@ def test_coordconv_channels_exact_at_corners_and_centre():
 
 def test_coordconv_size_one_dimension_gives_zero_and_any_size_works():
     layer = nn.CoordConv2d(1, 2, 1)
-    out = layer.add_coords(fc.zeros(1, 1, 1, 4)).data
+    out = layer.add_coords(fc.zeros(1, 1, 1, 4)).numpy()
     assert np.all(out[0, 1] == 0)
     np.testing.assert_allclose(out[0, 2, 0], [-1, -1 / 3, 1 / 3, 1], atol=1e-7)
     for h, w in [(3, 3), (8, 5), (1, 1)]:
@@ -253,8 +253,8 @@ def test_coordconv_equals_conv_on_concatenated_coordinates():
     cols = np.ones((6, 1)) * (-1 + 2 * np.arange(4) / 3)[None, :]
     manual = np.concatenate([x, np.broadcast_to(np.stack([rows, cols]), (2, 2, 6, 4))], axis=1)
     ref = nn.Conv2d(5, 4, 3, padding=1).double()
-    ref.load_state_dict({"weight": layer.conv.weight.data, "bias": layer.conv.bias.data})
-    np.testing.assert_allclose(layer(fc.tensor(x)).data, ref(fc.tensor(manual)).data, rtol=1e-12)
+    ref.load_state_dict({"weight": layer.conv.weight.numpy(), "bias": layer.conv.bias.numpy()})
+    np.testing.assert_allclose(layer(fc.tensor(x)).numpy(), ref(fc.tensor(manual)).numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="CoordConv2d: expected input with 3 channels"):
         layer(fc.zeros(1, 4, 3, 3, dtype=np.float64))
 
@@ -305,10 +305,10 @@ def test_replacing_the_head_trains_only_the_new_head():
     model.requires_grad_(False)
     model[-1] = nn.Linear(8 * 4 * 4, 3)
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["7.weight", "7.bias"]
-    before = model[0].weight.data.copy()
+    before = model[0].weight.numpy().copy()
     loss = model(fc.randn(2, 1, 16, 16)).sum()
     loss.backward()
     assert model[-1].weight.grad.shape == (3, 128)
-    np.testing.assert_array_equal(model[0].weight.data, before)
+    np.testing.assert_array_equal(model[0].weight.numpy(), before)
     codes = model[:-1](fc.randn(2, 1, 16, 16))  # the "CNN codes" feature extractor
     assert codes.shape == (2, 128)

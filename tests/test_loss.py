@@ -48,8 +48,8 @@ def test_cross_entropy_matches_torch(torch, problem, label_smoothing):
     w = None if weight is None else torch.tensor(weight)
     ref, (gx, _) = _torch_grads(torch, lambda xx, tt: torch.nn.functional.cross_entropy(
         xx, tt, weight=w, reduction=reduction, label_smoothing=label_smoothing), [x, t], g)
-    np.testing.assert_allclose(out.data, ref, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(a.grad.data, gx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), gx, rtol=1e-10, atol=1e-12)
 
 
 @_torch_ok
@@ -65,8 +65,8 @@ def test_nll_loss_matches_torch(torch, problem):
     w = None if weight is None else torch.tensor(weight)
     ref, (gx, _) = _torch_grads(torch, lambda xx, tt: torch.nn.functional.nll_loss(
         xx, tt, weight=w, reduction=reduction), [x, t], g)
-    np.testing.assert_allclose(out.data, ref, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(a.grad.data, gx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), gx, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 2), (5,)])
@@ -87,9 +87,9 @@ def test_cross_entropy_probability_targets_match_torch(torch, rng, shape, label_
     w = None if weight is None else torch.tensor(weight)
     ref, (gx, gp) = _torch_grads(torch, lambda xx, pp: torch.nn.functional.cross_entropy(
         xx, pp, weight=w, label_smoothing=label_smoothing), [x, p], np.array(1.0))
-    np.testing.assert_allclose(out.data, ref, rtol=1e-10)
-    np.testing.assert_allclose(a.grad.data, gx, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(tp.grad.data, gp, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-10)
+    np.testing.assert_allclose(a.grad.numpy(), gx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(tp.grad.numpy(), gp, rtol=1e-10, atol=1e-12)
 
 
 def test_cross_entropy_numpy_formula_and_unbatched(rng):
@@ -112,7 +112,7 @@ def test_cross_entropy_dense_fcn_targets_equal_per_pixel_rows(rng):
     dense = F.cross_entropy(fc.tensor(x), t, reduction="none")
     assert dense.shape == (2, 3, 4)
     flat = F.cross_entropy(fc.tensor(rows), t.reshape(-1), reduction="none")
-    np.testing.assert_allclose(dense.data.reshape(-1), flat.data, rtol=1e-12)
+    np.testing.assert_allclose(dense.numpy().reshape(-1), flat.numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(5, 4), (1, 10), (2, 4, 3, 2), (4,)])
@@ -126,8 +126,8 @@ def test_cross_entropy_plain_indices_path_equals_the_weighted_path(rng, shape, r
     for weight in (None, np.ones(x.shape[0] if x.ndim == 1 else x.shape[1], dtype=np.float32)):
         a = fc.tensor(x, requires_grad=True)
         out = F.cross_entropy(a, t, weight=weight, reduction=reduction)
-        out.backward(np.linspace(0.5, 2.0, out.data.size).astype(np.float32).reshape(out.shape))
-        results.append((out.data, a.grad.data))
+        out.backward(np.linspace(0.5, 2.0, out.numpy().size).astype(np.float32).reshape(out.shape))
+        results.append((out.numpy(), a.grad.numpy()))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     assert results[0][1].dtype == np.float32
@@ -140,11 +140,11 @@ def test_cross_entropy_stable_at_large_logits(dtype):
     out = F.cross_entropy(a, np.array([1, 0]), reduction="none")
     assert out.dtype == dtype
     # row 0: log-sum-exp is 1e4, the target logit -1e4; row 1: lse = 1e4 + log 2, target -1e4
-    np.testing.assert_allclose(out.data, [2e4, 2e4 + np.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(out.numpy(), [2e4, 2e4 + np.log(2)], rtol=1e-6)
     out.sum().backward()
     expected = np.array([[1.0, -1.0, 0.0], [-1.0, 0.5, 0.5]])
-    np.testing.assert_allclose(a.grad.data, expected, atol=1e-6)
-    assert np.isfinite(a.grad.data).all()
+    np.testing.assert_allclose(a.grad.numpy(), expected, atol=1e-6)
+    assert np.isfinite(a.grad.numpy()).all()
 
 
 @pytest.mark.parametrize("name,kwargs", [("cross_entropy", {}), ("cross_entropy", {"label_smoothing": 0.1}),
@@ -159,7 +159,7 @@ def test_all_targets_ignored_mean_like_torch(torch, name, kwargs):
     ref, (gx, _) = _torch_grads(torch, lambda xx, tt: getattr(torch.nn.functional, name)(xx, tt, **kwargs),
                                 [x, t], np.array(1.0))
     assert np.isnan(ours.item()) and np.isnan(ref)
-    np.testing.assert_array_equal(a.grad.data, gx)
+    np.testing.assert_array_equal(a.grad.numpy(), gx)
 
 
 def test_cross_entropy_float32_keeps_dtype_and_custom_ignore_index(torch, rng):
@@ -209,9 +209,9 @@ def test_pairwise_losses_match_torch(torch, rng, name, kwargs, reduction):
     out.backward(g)
     tfn = getattr(torch.nn.functional, name)
     ref, (gx, gy) = _torch_grads(torch, lambda p, q: tfn(p, q, reduction=reduction, **kwargs), [x, y], g)
-    np.testing.assert_allclose(out.data, ref, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(a.grad.data, gx, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(b.grad.data, gy, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.grad.numpy(), gx, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(b.grad.numpy(), gy, rtol=1e-12, atol=1e-14)
 
 
 def test_mse_numpy_formula_and_float32(rng):
@@ -249,9 +249,9 @@ def test_bce_with_logits_matches_torch(torch, rng, reduction, with_weight, with_
     tp = None if pos is None else torch.tensor(pos)
     ref, (gx, gt) = _torch_grads(torch, lambda p, q: torch.nn.functional.binary_cross_entropy_with_logits(
         p, q, weight=tw, reduction=reduction, pos_weight=tp), [x, t], g)
-    np.testing.assert_allclose(out.data, ref, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(a.grad.data, gx, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(b.grad.data, gt, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), gx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), gt, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -260,9 +260,9 @@ def test_bce_with_logits_stable_at_large_logits(dtype):
     t = np.array([1.0, 0.0, 0.0, 1.0], dtype=dtype)
     a = fc.tensor(x, requires_grad=True)
     out = F.binary_cross_entropy_with_logits(a, t, reduction="none")
-    np.testing.assert_allclose(out.data, [0.0, 0.0, 1e4, 1e4], rtol=1e-6)
+    np.testing.assert_allclose(out.numpy(), [0.0, 0.0, 1e4, 1e4], rtol=1e-6)
     out.sum().backward()
-    np.testing.assert_allclose(a.grad.data, [0.0, 0.0, 1.0, -1.0], atol=1e-6)
+    np.testing.assert_allclose(a.grad.numpy(), [0.0, 0.0, 1.0, -1.0], atol=1e-6)
 
 
 @pytest.mark.parametrize("with_weight", [False, True])
@@ -280,13 +280,13 @@ def test_bce_matches_torch(torch, rng, with_weight):
     tw = None if weight is None else torch.tensor(weight)
     ref, (gx, gt) = _torch_grads(torch, lambda p, q: torch.nn.functional.binary_cross_entropy(
         p, q, weight=tw, reduction="sum"), [x, t], np.array(1.0))
-    np.testing.assert_allclose(out.data, ref, rtol=1e-10)
-    np.testing.assert_allclose(a.grad.data, gx, rtol=1e-8)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-10)
+    np.testing.assert_allclose(a.grad.numpy(), gx, rtol=1e-8)
     # torch differentiates the unclamped log there (inf); the clamped loss −(t·(−100) + (1−t)·log 1)
     # has slope 100 in t, times the weight
     w00 = 1.0 if weight is None else weight[0, 0]
-    assert np.isinf(gt[0, 0]) and b.grad.data[0, 0] == pytest.approx(100 * w00)
-    np.testing.assert_allclose(b.grad.data.reshape(-1)[1:], gt.reshape(-1)[1:], rtol=1e-10)
+    assert np.isinf(gt[0, 0]) and b.grad.numpy()[0, 0] == pytest.approx(100 * w00)
+    np.testing.assert_allclose(b.grad.numpy().reshape(-1)[1:], gt.reshape(-1)[1:], rtol=1e-10)
 
 
 def test_bce_gradchecks(rng):

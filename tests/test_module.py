@@ -31,7 +31,7 @@ def test_parameter_is_float_leaf_requiring_grad():
     with pytest.raises(TypeError, match="Parameter: expected float32 or float64"):
         nn.Parameter(np.arange(3))
     arr = np.zeros(3, dtype=np.float32)
-    assert nn.Parameter(arr).data is arr  # shares, like torch.nn.Parameter
+    assert nn.Parameter(arr).numpy() is arr  # shares, like torch.nn.Parameter
     assert repr(p).startswith("Parameter containing:")
 
 
@@ -98,7 +98,7 @@ def test_zero_grad_and_requires_grad():
     m(fc.randn(5, 4)).sum().backward()
     assert all(p.grad is not None for p in m.parameters())
     m.zero_grad(set_to_none=False)
-    assert all(np.all(p.grad.data == 0) for p in m.parameters())
+    assert all(np.all(p.grad.numpy() == 0) for p in m.parameters())
     m.zero_grad()
     assert all(p.grad is None for p in m.parameters())
     m.requires_grad_(False)
@@ -149,11 +149,11 @@ def test_state_dict_copies_and_round_trip():
     assert "cache" not in sd  # non-persistent
     assert all(isinstance(v, np.ndarray) for v in sd.values())
     sd["fc1.weight"][...] = 7.0
-    assert not np.any(a.fc1.weight.data == 7.0)  # copies
+    assert not np.any(a.fc1.weight.numpy() == 7.0)  # copies
     result = b.load_state_dict(a.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
     x = fc.randn(3, 4)
-    np.testing.assert_array_equal(a(x).data, b(x).data)
+    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
     # tensors are accepted as values and dtypes are kept
     b.load_state_dict({k: fc.tensor(v.astype(np.float64)) if v.dtype.kind == "f" else v
                        for k, v in a.state_dict().items()})
@@ -210,7 +210,7 @@ def test_sequential_indexing_slicing_and_head_replacement():
     assert isinstance(features, nn.Sequential) and features[0] is layers[0]
     assert list(features.state_dict()) == ["0.weight", "0.bias"]
     x = fc.randn(2, 4)
-    np.testing.assert_array_equal(features(x).data, np.maximum(layers[0](x).data, 0))
+    np.testing.assert_array_equal(features(x).numpy(), np.maximum(layers[0](x).numpy(), 0))
     tail = model[1:]
     assert list(tail.state_dict()) == ["2.weight", "2.bias"]  # original keys kept, as in PyTorch
     head = nn.Linear(8, 5)
@@ -261,8 +261,8 @@ def test_deepcopy_gives_independent_parameters_and_forward_is_required():
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     clone = copy.deepcopy(model)
     assert isinstance(clone[0].weight, nn.Parameter) and clone[0].weight is not model[0].weight
-    clone[0].weight.data[...] = 0
-    assert np.any(model[0].weight.data != 0)
+    clone[0].weight.numpy()[...] = 0
+    assert np.any(model[0].weight.numpy() != 0)
     assert list(clone.state_dict()) == list(model.state_dict())
     with pytest.raises(NotImplementedError, match="must define forward"):
         nn.Module()(fc.zeros(1))

@@ -421,7 +421,7 @@ def test_errors_name_the_op(rng):
         F.batch_norm(fc.tensor(np.ones((2, 3), dtype=np.int64)), None, None, training=True)
     with pytest.raises(TypeError, match="layer_norm: expected input of dtype float32 or float64, got float16"):
         F.layer_norm(np.ones((2, 3), dtype=np.float16), 3)
-    with pytest.raises(TypeError, match="group_norm: expected weight of dtype float64 like input, got float32"):
+    with pytest.raises(TypeError, match="group_norm: expected input of dtype float32 like weight, got float64"):
         F.group_norm(x, 2, fc.ones(4, dtype=np.float32))
     with pytest.raises(ValueError, match=r"group_norm: expected num_groups >= 1 dividing the 4 channels"):
         F.group_norm(x, 3)

@@ -26,7 +26,7 @@ def _run_ours(cls, groups_of, init, steps, **kwargs):
     params = [fc.tensor(a.copy(), requires_grad=True) for a in init]
     opt = cls(groups_of(params), **kwargs)
     for k in range(steps):
-        for p, g in zip(params, _grad_fn([p.data for p in params], k)):
+        for p, g in zip(params, _grad_fn([p.numpy() for p in params], k)):
             p.grad = fc.tensor(g)
         opt.step()
     return params, opt
@@ -48,7 +48,7 @@ def _single(params):
 
 def _assert_same(ours, theirs, atol=1e-6, rtol=0.0):
     for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), atol=atol, rtol=rtol)
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), atol=atol, rtol=rtol)
 
 
 SGD_CASES = [
@@ -76,7 +76,7 @@ def test_sgd_matches_torch(torch, kwargs):
     ours, _ = _run_ours(optim.SGD, _single, init, 20, **kwargs)
     theirs, _ = _run_torch(torch, torch.optim.SGD, _single, init, 20, **kwargs)
     _assert_same(ours, theirs)
-    assert not np.allclose(ours[0].data, init[0])  # the parameters did move
+    assert not np.allclose(ours[0].numpy(), init[0])  # the parameters did move
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
@@ -141,7 +141,7 @@ def _compare_with_numpy(cls, reference, kwargs, dtype, shapes, steps=6, threads=
     if transpose:  # parameters that are non-contiguous views
         init = [a.T for a in init]
     params = [fc.Tensor(a.copy(order="K"), requires_grad=True) for a in init]
-    assert all(p.data.flags.c_contiguous != transpose for p in params)
+    assert all(p.numpy().flags.c_contiguous != transpose for p in params)
     refs = [a.copy() for a in init]
     states = [{} for _ in init]
     ref_kwargs = {("decoupled" if k == "decoupled_weight_decay" else k): v for k, v in kwargs.items()}
@@ -163,7 +163,7 @@ def _compare_with_numpy(cls, reference, kwargs, dtype, shapes, steps=6, threads=
         fc.set_num_threads(previous)
     for p, r, st in zip(params, refs, states):
         assert p.dtype == dtype
-        np.testing.assert_array_equal(p.data, r)
+        np.testing.assert_array_equal(p.numpy(), r)
         for key, value in st.items():
             np.testing.assert_array_equal(opt.state[p][key], value)
 
@@ -216,8 +216,8 @@ def test_large_float32_params_match_torch_on_two_threads(torch, name, kwargs):
             topt.step()
     finally:
         fc.set_num_threads(previous)
-    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(ours.data, init)
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ours.numpy(), init)
 
 
 def test_fused_update_takes_the_gradient_in_the_parameter_dtype_and_checks_its_shape():
@@ -226,7 +226,7 @@ def test_fused_update_takes_the_gradient_in_the_parameter_dtype_and_checks_its_s
     p.grad = fc.tensor(np.array([1.0, 2.0, 4.0]))  # float64 gradient of a float32 parameter
     opt.step()
     assert p.dtype == np.float32 and opt.state[p]["momentum_buffer"].dtype == np.float32
-    np.testing.assert_array_equal(p.data, np.array([0.5, 0.0, -1.0], dtype=np.float32))
+    np.testing.assert_array_equal(p.numpy(), np.array([0.5, 0.0, -1.0], dtype=np.float32))
     p.grad = fc.tensor(np.ones(4, dtype=np.float32))
     with pytest.raises(ValueError, match=r"SGD: gradient of shape \(4,\) does not match its parameter of shape \(3,\)"):
         opt.step()
@@ -253,13 +253,13 @@ def test_state_loaded_in_another_layout_continues_identically():
     opt_a.step()
     sd = opt_a.state_dict()
     sd["state"][0]["momentum_buffer"] = np.asfortranarray(sd["state"][0]["momentum_buffer"])
-    b.data[...] = a.data
+    b.numpy()[...] = a.numpy()
     opt_b.load_state_dict(sd)
     assert opt_b.state[b]["momentum_buffer"].flags.c_contiguous
     for opt, p in ((opt_a, a), (opt_b, b)):
         p.grad = fc.tensor(np.sin(init))
         opt.step()
-    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def _fine_tuning_groups(params):
@@ -310,8 +310,8 @@ def test_sgd_through_autograd_minimizes_a_loss():
         loss = fc.nn.functional.mse_loss(fc.tensor(x) @ w + b, y)
         loss.backward()
         opt.step()
-    np.testing.assert_allclose(w.data, [1.0, -2.0, 0.5], atol=1e-6)
-    np.testing.assert_allclose(b.data, [0.25], atol=1e-6)
+    np.testing.assert_allclose(w.numpy(), [1.0, -2.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(b.numpy(), [0.25], atol=1e-6)
 
 
 def test_params_without_grad_are_skipped():
@@ -320,7 +320,7 @@ def test_params_without_grad_are_skipped():
     for opt in (optim.SGD([a, frozen], lr=0.1, momentum=0.9, weight_decay=0.1), optim.Adam([a, frozen])):
         a.grad = fc.tensor(np.ones(3))
         opt.step()
-        np.testing.assert_array_equal(frozen.data, np.ones(3))
+        np.testing.assert_array_equal(frozen.numpy(), np.ones(3))
         assert frozen not in opt.state and a in opt.state
 
 
@@ -329,7 +329,7 @@ def test_zero_grad_modes():
     opt = optim.SGD([p], lr=0.1)
     p.grad = fc.tensor(np.array([1.0, 2.0]))
     opt.zero_grad(set_to_none=False)
-    np.testing.assert_array_equal(p.grad.data, [0.0, 0.0])
+    np.testing.assert_array_equal(p.grad.numpy(), [0.0, 0.0])
     opt.zero_grad()
     assert p.grad is None
 
@@ -346,7 +346,7 @@ def test_step_closure_returns_loss():
 
     loss = opt.step(closure)
     assert loss.item() == 4.0
-    np.testing.assert_allclose(p.data, [2.0 - 0.25 * 4.0])
+    np.testing.assert_allclose(p.numpy(), [2.0 - 0.25 * 4.0])
 
 
 def test_add_param_group_fills_defaults():
@@ -382,18 +382,18 @@ def test_state_dict_round_trip_continues_identically(name, kwargs, tmp_path):
     snapshot = {k: {n: v.copy() if isinstance(v, np.ndarray) else v for n, v in s.items()}
                 for k, s in sd["state"].items()}
 
-    clones = [fc.tensor(p.data.copy(), requires_grad=True) for p in params]
+    clones = [fc.tensor(p.numpy().copy(), requires_grad=True) for p in params]
     other = cls(_fine_tuning_groups(clones) if name == "SGD" else clones, lr=123.0)
     fc.save(sd, tmp_path / "opt.npz")  # through the pickle-free checkpoint format
     other.load_state_dict(fc.load(tmp_path / "opt.npz"))
     for k in range(10, 20):
         for group in (params, clones):
-            for p, g in zip(group, _grad_fn([p.data for p in group], k)):
+            for p, g in zip(group, _grad_fn([p.numpy() for p in group], k)):
                 p.grad = fc.tensor(g)
         opt.step()
         other.step()
     for p, q in zip(params, clones):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
     # the saved dict was a snapshot: later steps did not change it
     for k, s in sd["state"].items():
         for n, v in s.items():

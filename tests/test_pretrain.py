@@ -298,18 +298,18 @@ def test_pretrain_fills_every_conv_at_he_scale_with_active_relus(rng):
     fc.manual_seed(0)
     x = smooth_images(rng, 60, 2, 12, 12)
     model = small_net()
-    linear_before = model[6].weight.data.copy()
+    linear_before = model[6].weight.numpy().copy()
     reports = pretrain_conv_layers(model, x, n_patches=2000, iters=5, seed=np.random.default_rng(5))
     assert [r.index for r in reports] == [0, 3]
     assert all(not r.frozen and r.iterations >= 1 for r in reports)
-    np.testing.assert_array_equal(model[6].weight.data, linear_before)  # only convolutions change
+    np.testing.assert_array_equal(model[6].weight.numpy(), linear_before)  # only convolutions change
     with fc.no_grad():
         pre1 = model[0](fc.tensor(x)).numpy()
         pre2 = model[3](model[:3](fc.tensor(x))).numpy()
     for conv, pre in ((model[0], pre1), (model[3], pre2)):
-        w = conv.weight.data
+        w = conv.weight.numpy()
         fan_in = w[0].size
-        assert np.isfinite(w).all() and np.isfinite(conv.bias.data).all()
+        assert np.isfinite(w).all() and np.isfinite(conv.bias.numpy()).all()
         # every filter has the RMS of a He-initialized one, sqrt(2 / fan_in)
         np.testing.assert_allclose(np.sqrt((w.reshape(len(w), -1) ** 2).mean(axis=1)), np.sqrt(2 / fan_in),
                                    rtol=1e-5)
@@ -323,11 +323,11 @@ def test_pretrain_learns_layer_l_on_the_outputs_of_layers_before(rng):
     pretrain_conv_layers(model, x, n_patches=1500, iters=4, seed=np.random.default_rng(11))
     g = np.random.default_rng(11)  # the same stream, consumed layer by layer
     first = kmeans_filters(x, 4, 3, n_patches=1500, iters=4, seed=g)
-    np.testing.assert_allclose(model[0].weight.data, first * np.sqrt(2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model[0].weight.numpy(), first * np.sqrt(2), rtol=1e-5, atol=1e-6)
     with fc.no_grad():
         hidden = model[:3](fc.tensor(x)).numpy()
     second = kmeans_filters(hidden, 6, 3, n_patches=1500, iters=4, seed=g)
-    np.testing.assert_allclose(model[3].weight.data, second * np.sqrt(2), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model[3].weight.numpy(), second * np.sqrt(2), rtol=1e-4, atol=1e-5)
 
 
 def test_pretrain_freeze_leaves_convolutions_without_gradients(rng):

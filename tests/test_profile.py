@@ -193,7 +193,7 @@ def test_float64_doubles_parameters_and_leaves_model_alone():
     s64 = memory_summary(model, (1, 32, 32), 4, dtype="float64").totals
     assert s64["param_bytes"] == 2 * s32["param_bytes"]
     assert s64["data_bytes"] == 2 * s32["data_bytes"]
-    assert all(p.data.dtype == np.float32 for p in model.parameters())
+    assert all(p.numpy().dtype == np.float32 for p in model.parameters())
 
 
 def test_estimate_has_no_side_effects():

@@ -50,7 +50,7 @@ def test_state_dict_round_trip(tmp_path):
     other.load_state_dict(loaded)
     assert_same(model.state_dict(), other.state_dict())
     with np.load(path, allow_pickle=False) as raw:  # plain numpy can read it, entries named by key
-        np.testing.assert_array_equal(raw["0.weight"], model[0].weight.data)
+        np.testing.assert_array_equal(raw["0.weight"], model[0].weight.numpy())
 
 
 def test_nested_checkpoint_round_trip(tmp_path):
@@ -208,7 +208,7 @@ def test_torch_weights_exported_as_numpy_load_unchanged(torch, tmp_path, pair):
     ours.eval()
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     expected = theirs(torch.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(ours(fc.tensor(x)).data, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours(fc.tensor(x)).numpy(), expected, rtol=1e-4, atol=1e-5)
     # and back through fastconv.save: the same keys and arrays torch has
     fc.save(ours.state_dict(), tmp_path / "ours.npz")
     reloaded = fc.load(tmp_path / "ours.npz")

@@ -311,36 +311,31 @@ def test_iterable_dataset_batches_and_length_match_torch(torch, kwargs):
     assert len(ours) == len(theirs)
 
 
-def test_workers_run_in_process_with_worker_info_and_init_fn():
-    calls = []
-    seen = []
-
+def test_workers_report_worker_info_and_run_init_fn():
+    """Worker processes (see test_dataloader_workers.py for the rest): each sample says which worker
+    fetched it and whether that worker's init function ran there."""
     class Probe(D.Dataset):
         def __getitem__(self, i):
             info = D.get_worker_info()
-            seen.append(None if info is None else (info.id, info.num_workers))
-            return i
+            return np.array([i, -1 if info is None else info.id, -1 if info is None else info.num_workers,
+                             getattr(D, "_probe_init", -1), info is not None and info.dataset is self])
 
         def __len__(self):
             return 4
 
     def init(worker_id):
-        info = D.get_worker_info()
-        calls.append((worker_id, info.id, info.num_workers, info.dataset is probe))
+        D._probe_init = worker_id
 
     probe = Probe()
-    loader = D.DataLoader(probe, batch_size=2, num_workers=2, worker_init_fn=init)
-    assert [b.numpy().tolist() for b in loader] == [[0, 1], [2, 3]]
-    list(loader)
-    assert calls == [(0, 0, 1, True)] * 2 and set(seen) == {(0, 1)}  # once per epoch, worker 0 of 1
-    assert D.get_worker_info() is None  # back in the main process
-    calls.clear()
-    persistent = D.DataLoader(probe, batch_size=2, num_workers=2, worker_init_fn=init, persistent_workers=True)
-    list(persistent), list(persistent)
-    assert len(calls) == 1
-    seen.clear()
-    list(D.DataLoader(probe, batch_size=2))
-    assert set(seen) == {None}
+    loader = D.DataLoader(probe, batch_size=2, num_workers=2, worker_init_fn=init, multiprocessing_context="fork")
+    for _ in range(2):
+        rows = np.concatenate([b.numpy() for b in loader])
+        assert rows[:, 0].tolist() == [0, 1, 2, 3]
+        assert rows[:, 1].tolist() == [0, 0, 1, 1] and set(rows[:, 2]) == {2}  # batches go round-robin
+        assert rows[:, 3].tolist() == rows[:, 1].tolist() and rows[:, 4].all()
+    assert D.get_worker_info() is None and not hasattr(D, "_probe_init")  # the main process is untouched
+    rows = np.concatenate([b.numpy() for b in D.DataLoader(probe, batch_size=2)])
+    assert set(rows[:, 1]) == {-1}
     with pytest.raises(RuntimeError, match="cannot assign"):
         D.WorkerInfo(0, 1, 0, None).id = 3
 
@@ -435,18 +430,33 @@ def test_training_loop_with_a_pytorch_style_loader():
 
 
 def test_worker_seed_per_iterator_and_kept_by_persistent_workers():
-    seeds = []
+    class Seeds(D.Dataset):
+        def __getitem__(self, i):
+            return D.get_worker_info().seed
 
-    def init(worker_id):
-        seeds.append(D.get_worker_info().seed)
+        def __len__(self):
+            return 4
 
-    ds = D.TensorDataset(fc.tensor(np.arange(4)))
-    loader = D.DataLoader(ds, batch_size=2, num_workers=1, worker_init_fn=init,
-                          generator=np.random.default_rng(0))
-    list(loader), list(loader)
-    assert len(seeds) == 2 and seeds[0] != seeds[1]  # a new base seed every epoch
-    infos = []
-    persistent = D.DataLoader(ds, batch_size=2, num_workers=1, persistent_workers=True,
-                              collate_fn=lambda rows: infos.append(D.get_worker_info().seed) or len(rows))
-    list(persistent), list(persistent)
-    assert len(set(infos)) == 1 and len(infos) == 4  # the persistent worker keeps its seed
+    loader = D.DataLoader(Seeds(), batch_size=2, num_workers=1, generator=np.random.default_rng(0),
+                          multiprocessing_context="fork")
+    first, second = (set(np.concatenate([b.numpy() for b in loader]).tolist()) for _ in range(2))
+    assert len(first) == len(second) == 1 and first != second  # a new base seed every epoch
+    persistent = D.DataLoader(Seeds(), batch_size=2, num_workers=1, persistent_workers=True,
+                              multiprocessing_context="fork")
+    seeds = [set(np.concatenate([b.numpy() for b in persistent]).tolist()) for _ in range(2)]
+    assert len(seeds[0]) == 1 and seeds[0] == seeds[1]  # the persistent worker keeps its seed
+
+
+def test_tensor_dataset_batches_are_prestacked_and_subclasses_keep_their_getitem():
+    from fastconv.utils.data.collate import PrestackedBatch
+
+    class Doubled(D.TensorDataset):
+        def __getitem__(self, i):
+            (x,) = super().__getitem__(i)
+            return (x * 2,)
+
+    plain = D.TensorDataset(fc.tensor(np.arange(4.0)))
+    batch = plain.__getitems__([3, 1])
+    assert isinstance(batch, PrestackedBatch) and batch.stacked[0].tolist() == [3.0, 1.0]
+    assert [b[0].numpy().tolist() for b in D.DataLoader(Doubled(fc.tensor(np.arange(4.0))), batch_size=2)] == \
+        [[0.0, 2.0], [4.0, 6.0]]

@@ -262,9 +262,10 @@ def test_cifar_resnet_layout():
 # ---- LeNet (the README demo network) -----------------------------------------------------------------
 
 def test_lenet_is_the_demo_blueprint(torch):
-    from fastconv.cli import DEMO_ARCH, _build_model
+    from fastconv._runs import build_model
+    from fastconv.cli import DEMO_ARCH
 
-    demo = _build_model(DEMO_ARCH, (1, 28, 28), 10)
+    demo = build_model(DEMO_ARCH, (1, 28, 28), 10)
     model = models.lenet()
     assert [(k, v.shape) for k, v in model.state_dict().items()] == \
         [(k, v.shape) for k, v in demo.state_dict().items()]

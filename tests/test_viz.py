@@ -17,9 +17,9 @@ def _seeded(model, seed=0, bias=0.1):
     rng = np.random.default_rng(seed)
     for name, p in model.named_parameters():
         if name.endswith("bias"):
-            p.data[...] = bias * rng.standard_normal(p.data.shape)
+            p.numpy()[...] = bias * rng.standard_normal(p.numpy().shape)
         else:
-            p.data[...] = rng.standard_normal(p.data.shape) / np.sqrt(np.prod(p.data.shape[1:]))
+            p.numpy()[...] = rng.standard_normal(p.numpy().shape) / np.sqrt(np.prod(p.numpy().shape[1:]))
     return model
 
 
@@ -38,9 +38,9 @@ def _images(n, shape=(1, 16, 16), seed=1):
 
 def test_saliency_of_linear_model_is_abs_weight_max_over_channels(rng):
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 5 * 4, 4)).double()
-    model[1].weight.data[...] = rng.standard_normal((4, 60))
+    model[1].weight.numpy()[...] = rng.standard_normal((4, 60))
     x = rng.standard_normal((3, 5, 4))
-    want = np.abs(model[1].weight.data[2].reshape(3, 5, 4)).max(axis=0)
+    want = np.abs(model[1].weight.numpy()[2].reshape(3, 5, 4)).max(axis=0)
     np.testing.assert_allclose(viz.saliency(model, x, 2), want, rtol=1e-12)
     # the score is the logit: a constant gradient, so SmoothGrad averages to the same map
     np.testing.assert_allclose(viz.saliency(model, x, 2, samples=5, noise=0.3), want, rtol=1e-12)
@@ -73,8 +73,8 @@ def _region_model(h, w, rows, cols):
     mask = np.zeros((h, w))
     mask[rows, cols] = 1.0
     model = nn.Sequential(nn.Flatten(), nn.Linear(h * w, 2)).double()
-    model[1].weight.data[...] = np.stack([mask.ravel(), -mask.ravel()])
-    model[1].bias.data[...] = 0.0
+    model[1].weight.numpy()[...] = np.stack([mask.ravel(), -mask.ravel()])
+    model[1].bias.numpy()[...] = 0.0
     return model, mask
 
 
@@ -113,8 +113,8 @@ def test_occlusion_fill_mean_and_pixel_map():
 
 def test_class_model_of_linear_model_follows_the_closed_form(rng):
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3)).double()
-    model[1].weight.data[...] = rng.standard_normal((3, 12))
-    wc, bc, lr, l2 = model[1].weight.data[1], model[1].bias.data[1], 0.1, 0.05
+    model[1].weight.numpy()[...] = rng.standard_normal((3, 12))
+    wc, bc, lr, l2 = model[1].weight.numpy()[1], model[1].bias.numpy()[1], 0.1, 0.05
     image, scores = viz.class_model(model, (1, 3, 4), 1, steps=30, lr=lr, l2=l2)
     # I_t = w/(2λ)·(1 − (1 − 2λ·lr)^t), so S_t = b + |w|²/(2λ)·(1 − (1 − 2λ·lr)^t)
     t = np.arange(31)
@@ -205,7 +205,7 @@ def test_receptive_field_box_is_exactly_the_support_of_the_input_gradient():
     model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, stride=2),
                           nn.Conv2d(1, 1, 2, dilation=2)).double()
     for p in model.parameters():
-        p.data[...] = 1.0
+        p.numpy()[...] = 1.0
     x = fc.tensor(np.zeros((1, 1, 24, 24)), requires_grad=True)
     model(x)[0, 0, 2, 1].backward()
     support = np.argwhere(x.grad.numpy()[0, 0] != 0)
@@ -233,8 +233,8 @@ def test_activations_equal_the_prefix_output_and_hooks_are_removed():
 
 def _dying_model():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 4), nn.ReLU()).double()
-    model[0].bias.data[...] = -100.0
-    model[3].bias.data[...] = [1.0, -1.0, 0.5, 0.0]
+    model[0].bias.numpy()[...] = -100.0
+    model[3].bias.numpy()[...] = [1.0, -1.0, 0.5, 0.0]
     return model
 
 
@@ -249,8 +249,8 @@ def test_dead_relu_report_finds_a_layer_killed_by_a_large_negative_bias():
 
 def test_dead_relu_report_of_a_healthy_layer_counts_partial_sparsity():
     model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU()).double()
-    model[0].weight.data[...] = np.array([1.0, -1.0]).reshape(2, 1, 1, 1)
-    model[0].bias.data[...] = 0.0
+    model[0].weight.numpy()[...] = np.array([1.0, -1.0]).reshape(2, 1, 1, 1)
+    model[0].bias.numpy()[...] = 0.0
     x = np.linspace(-1, 1, 2 * 9).reshape(2, 1, 3, 3)
     entry = viz.dead_relu_report(model, x)["1"]
     assert entry["dead_fraction"] == 0.0
@@ -302,7 +302,7 @@ def test_deconv_reconstruction_is_non_zero_only_inside_the_receptive_field():
 
 def test_filters_are_normalized_per_filter():
     model = _cnn()
-    w = model[3].weight.data
+    w = model[3].weight.numpy()
     f = viz.filters(model[3])
     assert f.shape == w.shape
     for i in range(w.shape[0]):

@@ -20,6 +20,8 @@ side of each boundary a gradient takes), with two exact rewrites for float32: si
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._omp cimport team
+
 cdef extern from *:
     """
     #include <math.h>
@@ -298,7 +300,7 @@ cdef void _forward(int kind, const floating[::1] x, floating[::1] out, unsigned 
         with nogil:
             _forward_block(kind, &x[0], &out[0], mask, n)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _forward_block(kind, &x[start], &out[start], mask + start if mask != NULL else NULL, length)
@@ -315,7 +317,7 @@ cdef void _backward(int kind, const floating[::1] x, const floating[::1] grad, f
         with nogil:
             _backward_block(kind, &x[0], &grad[0], &out[0], n)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _backward_block(kind, &x[start], &grad[start], &out[start], length)

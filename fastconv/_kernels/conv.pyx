@@ -21,6 +21,7 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
+from ._omp cimport part_begin, team
 
 # Shallow GEMMs for the "small depth" path (C·kh·kw ≤ SMALL_DEPTH in nn/functional/conv.py):
 # the loops of _shallow.h with their B rows taken from the column buffer (B + t·ldb).
@@ -210,16 +211,17 @@ cdef Geometry make_geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t
 
 cdef void forward_item(const floating* x, const floating* w, const floating* bias, floating* y,
                        floating* cols, const Geometry* g, Py_ssize_t K, Py_ssize_t groups,
-                       Py_ssize_t oy0, Py_ssize_t oy1, bint parallel_channels,
+                       Py_ssize_t oy0, Py_ssize_t oy1, int channel_threads,
                        bint small) noexcept nogil:
     """y (one image, K×Ho×Wo) rows [oy0, oy1) = W·im2col(x) + bias, group by group
-    (``small``: groups 1, the shallow GEMM instead of BLAS)."""
+    (``small``: groups 1, the shallow GEMM instead of BLAS); im2col split over channels among
+    ``channel_threads`` threads when > 1."""
     cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
     cdef Py_ssize_t R = Cg * g.kh * g.kw, L = (oy1 - oy0) * g.Wo, plane = g.Ho * g.Wo
     cdef Py_ssize_t c, grp
     cdef floating beta = 0
-    if parallel_channels:
-        for c in prange(g.C, schedule='static'):
+    if channel_threads > 1:
+        for c in prange(g.C, schedule='guided', num_threads=team(channel_threads)):
             im2col_block(x, g, c, c + 1, oy0, oy1, cols)
     else:
         im2col_block(x, g, 0, g.C, oy0, oy1, cols)
@@ -271,19 +273,19 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const
         return
     with nogil:
         if parallel_items:
-            for item in prange(N * nblocks, schedule='static', num_threads=num_threads):
+            for item in prange(N * nblocks, schedule='dynamic', num_threads=team(num_threads)):
                 n = item // nblocks
                 oy0 = (item % nblocks) * block_rows
                 oy1 = min(oy0 + block_rows, Ho)
                 forward_item(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
-                             &work[threadid(), 0], &g, K, groups, oy0, oy1, False, small)
+                             &work[threadid(), 0], &g, K, groups, oy0, oy1, 1, small)
         else:
             for item in range(N * nblocks):
                 n = item // nblocks
                 oy0 = (item % nblocks) * block_rows
                 oy1 = min(oy0 + block_rows, Ho)
                 forward_item(&x[n, 0, 0, 0], &w[0, 0], bptr, &y[n, 0, 0, 0],
-                             &work[0, 0], &g, K, groups, oy0, oy1, num_threads > 1, small)
+                             &work[0, 0], &g, K, groups, oy0, oy1, num_threads, small)
 
 
 cdef void dw_panel(const floating* dy, const floating* cols, floating* dw_acc, floating* db_acc,
@@ -335,7 +337,7 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
     cdef bint parallel_channels = panels > 1
     if need_dx:
         if parallel_channels:
-            for c in prange(g.C, schedule='static', num_threads=panels):
+            for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
                 fill_channels(dx, c, c + 1, g.H * g.W, 0, g.H * g.W, dx_init)
         else:
             fill_channels(dx, 0, g.C, g.H * g.W, 0, g.H * g.W, dx_init)
@@ -345,9 +347,9 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
         L = (oy1 - oy0) * g.Wo
         if need_dw:
             if parallel_channels:
-                for c in prange(g.C, schedule='static', num_threads=panels):
+                for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
                     im2col_block(x, g, c, c + 1, oy0, oy1, cols)
-                for p in prange(panels, schedule='static', num_threads=panels):
+                for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
                     dw_panel(dy + oy0 * g.Wo, cols, dw_acc, db_acc, p * Kg // panels,
                              (p + 1) * Kg // panels, Kg, R, L, plane_out, groups, small)
             else:
@@ -356,10 +358,10 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
                          groups, small)
         if need_dx:
             if parallel_channels:
-                for p in prange(panels, schedule='static', num_threads=panels):
+                for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
                     dx_panel(w, dy + oy0 * g.Wo, dcols, p * L // panels, (p + 1) * L // panels,
                              Kg, R, L, plane_out, groups, small)
-                for c in prange(g.C, schedule='static', num_threads=panels):
+                for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
                     col2im_block(dcols, g, c, c + 1, oy0, oy1, dx)
             else:
                 dx_panel(w, dy + oy0 * g.Wo, dcols, 0, L, Kg, R, L, plane_out, groups, small)
@@ -375,19 +377,22 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                   bint need_dx, bint need_dw, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                   int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
                   int block_rows, bint parallel_items, int num_threads, bint small=False):
-    """Gradients of y = conv2d(x, w): dw_parts[t] += dY·colsᵀ per thread t, dx = col2im(Wᵀ·dY).
+    """Gradients of y = conv2d(x, w): dw_parts[p] += dY·colsᵀ per partition p, dx = col2im(Wᵀ·dY).
 
     The image (x and dx) is N×C×H×W with N from dy; ``x`` is read only when ``need_dw``,
     ``w`` only when ``need_dx``, ``dx`` written only when ``need_dx``. ``dx_init`` (per
     channel of dx) is the value dx starts from — conv_transpose2d's bias. ``work``/``dwork``
-    hold one column buffer per thread. The caller sums ``dw_parts`` over threads. ``small``
-    (groups 1 only) replaces BLAS by the shallow GEMM loops above; with it and ``need_dw``,
-    ``need_db`` also accumulates dY's channel sums into ``db_parts[t]`` (K each).
+    hold one column buffer per thread. With ``parallel_items`` the images are cut into
+    ``num_threads`` contiguous partitions, each summed in image order into its own row of
+    ``dw_parts`` by whichever thread takes it, so the sums do not depend on how many threads run;
+    the caller adds the rows up in order. ``small`` (groups 1 only) replaces BLAS by the shallow
+    GEMM loops above; with it and ``need_dw``, ``need_db`` also accumulates dY's channel sums
+    into ``db_parts[p]`` (K each).
     """
     cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
     cdef Geometry g = make_geometry(C, H, W, Ho, Wo,
                                     kh, kw, sh, sw, ph, pw, dh, dw)
-    cdef Py_ssize_t n, t
+    cdef Py_ssize_t n, t, p
     cdef Py_ssize_t image = g.C * g.H * g.W
     cdef const floating* xptr = &x[0, 0, 0, 0] if need_dw else NULL
     cdef const floating* wptr = &w[0, 0] if need_dx else NULL
@@ -410,15 +415,16 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
         return
     with nogil:
         if parallel_items:
-            for n in prange(N, schedule='static', num_threads=num_threads):
+            for p in prange(num_threads, schedule='dynamic', num_threads=team(num_threads)):
                 t = threadid()
-                backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
-                               dxptr + n * image if need_dx else NULL,
-                               dwptr + t * pstride if need_dw else NULL,
-                               dbptr + t * bstride if fuse_db else NULL, init,
-                               cptr + t * wstride if need_dw else NULL,
-                               dcptr + t * dwstride if need_dx else NULL,
-                               &g, K, groups, block_rows, need_dx, need_dw, 1, small)
+                for n in range(part_begin(p, num_threads, N), part_begin(p + 1, num_threads, N)):
+                    backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
+                                   dxptr + n * image if need_dx else NULL,
+                                   dwptr + p * pstride if need_dw else NULL,
+                                   dbptr + p * bstride if fuse_db else NULL, init,
+                                   cptr + t * wstride if need_dw else NULL,
+                                   dcptr + t * dwstride if need_dx else NULL,
+                                   &g, K, groups, block_rows, need_dx, need_dw, 1, small)
         else:
             for n in range(N):
                 backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],

@@ -21,6 +21,8 @@ shapes here), so no input makes them read or write out of bounds.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
+from ._omp cimport team
+
 
 cdef inline Py_ssize_t floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     """⌊a / b⌋ for b > 0 (C division truncates toward zero)."""
@@ -106,7 +108,7 @@ def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
     cdef const floating* wb = &w[0, 0]
     cdef floating* yb = &y[0, 0, 0, 0]
     cdef floating b
-    for p in prange(N * K, nogil=True, schedule="static", num_threads=max(threads, 1)):
+    for p in prange(N * K, nogil=True, schedule="guided", num_threads=team(threads)):
         n = p // K
         k = p % K
         b = bias[k] if has_bias else 0
@@ -157,7 +159,7 @@ def depthwise_grad_input(const floating[:, :, :, ::1] dy, const floating[:, ::1]
     cdef const floating* dyb = &dy[0, 0, 0, 0] if OH * OW > 0 else NULL
     cdef const floating* wb = &w[0, 0]
     cdef floating* dxb = &dx[0, 0, 0, 0]
-    for p in prange(N * C, nogil=True, schedule="static", num_threads=max(threads, 1)):
+    for p in prange(N * C, nogil=True, schedule="guided", num_threads=team(threads)):
         n = p // C
         c = p % C
         for q in range(plane):
@@ -211,7 +213,7 @@ def depthwise_grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef const floating* dyb = &dy[0, 0, 0, 0]
     cdef floating* workb = &work[0, 0]
     cdef Py_ssize_t ldwork = work.shape[1]
-    for k in prange(K, nogil=True, schedule="static", num_threads=threads):
+    for k in prange(K, nogil=True, schedule="guided", num_threads=team(threads)):
         # per-column partial sums of every tap (and of dY for db), summed at the end
         acc = workb + threadid() * ldwork
         accb = acc + taps * width
@@ -410,22 +412,22 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
         return
     cdef Py_ssize_t blocks = ceil_div(Ho, rows_per_item), item, n, r0, r1, t
     if per_thread:
-        for n in prange(N, nogil=True, schedule="static", num_threads=threads):
+        for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
             t = threadid()
             to_channel_minor(level, &x[n, 0, 0], C, P, &xt[t, 0, 0], Cp)
             rows_forward(level, G, &xt[t, 0, 0], &wt[0, 0], &bias[0], &yt[t, 0, 0], Cp, H, W, Ho,
                          Wo, kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
             from_channel_minor(level, &yt[t, 0, 0], Po, Cp, C, &y[n, 0, 0], &scratch[t, 0])
         return
-    for n in prange(N, nogil=True, schedule="static", num_threads=threads):
+    for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
         to_channel_minor(level, &x[n, 0, 0], C, P, &xt[n, 0, 0], Cp)
-    for item in prange(N * blocks, nogil=True, schedule="static", num_threads=threads):
+    for item in prange(N * blocks, nogil=True, schedule="dynamic", num_threads=team(threads)):
         n = item // blocks
         r0 = (item % blocks) * rows_per_item
         r1 = min(r0 + rows_per_item, Ho)
         rows_forward(level, G, &xt[n, 0, 0], &wt[0, 0], &bias[0], &yt[n, 0, 0], Cp, H, W, Ho, Wo,
                      kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
-    for n in prange(N, nogil=True, schedule="static", num_threads=threads):
+    for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
         from_channel_minor(level, &yt[n, 0, 0], Po, Cp, C, &y[n, 0, 0],
                            &scratch[threadid(), 0])
 
@@ -473,7 +475,7 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
             parts[:, :, :] = 0
         return
     if per_thread:
-        for n in prange(N, nogil=True, schedule="static", num_threads=threads):
+        for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
             t = threadid()
             to_channel_minor(level, &dy[n, 0, 0], C, Po, &dyt[t, 0, 0], Cp)
             if need_dx:
@@ -488,22 +490,22 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
                                      kw, sh, sw, ph, pw, dh, dw, b * dw_rows_per_item,
                                      min((b + 1) * dw_rows_per_item, Ho))
         return
-    for n in prange(N, nogil=True, schedule="static", num_threads=threads):
+    for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
         to_channel_minor(level, &dy[n, 0, 0], C, Po, &dyt[n, 0, 0], Cp)
         if need_dw:
             to_channel_minor(level, &x[n, 0, 0], C, P, &xt[n, 0, 0], Cp)
     if need_dx:
-        for item in prange(N * dx_blocks, nogil=True, schedule="static", num_threads=threads):
+        for item in prange(N * dx_blocks, nogil=True, schedule="dynamic", num_threads=team(threads)):
             n = item // dx_blocks
             r0 = (item % dx_blocks) * dx_rows_per_item
             r1 = min(r0 + dx_rows_per_item, H)
             rows_grad_input(level, G, &dyt[n, 0, 0], &wt[0, 0], zero, &dxt[n, 0, 0], Cp, H, W, Ho,
                             Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
-        for n in prange(N, nogil=True, schedule="static", num_threads=threads):
+        for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
             from_channel_minor(level, &dxt[n, 0, 0], P, Cp, C, &dx[n, 0, 0],
                                &scratch[threadid(), 0])
     if need_dw:
-        for item in prange(N * dw_blocks, nogil=True, schedule="static", num_threads=threads):
+        for item in prange(N * dw_blocks, nogil=True, schedule="dynamic", num_threads=team(threads)):
             n = item // dw_blocks
             r0 = (item % dw_blocks) * dw_rows_per_item
             r1 = min(r0 + dw_rows_per_item, Ho)

@@ -30,6 +30,8 @@ each image, so strided and large filters need no column buffer.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+
+from ._omp cimport part_begin, team
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 cimport numpy as cnp
@@ -403,7 +405,7 @@ cdef void forward_all(const floating* x, const floating* w, const floating* bias
                       const Shape* s, bint parallel, int num_threads) noexcept nogil:
     cdef Py_ssize_t n, xs = s.C * s.H * s.W, ys = s.K * s.Ho * s.Wo
     if parallel:
-        for n in prange(N, schedule='static', num_threads=num_threads):
+        for n in prange(N, schedule='dynamic', num_threads=team(num_threads)):
             forward_image(x + n * xs, w, bias, y + n * ys, work + threadid() * stride, off, s)
     else:
         for n in range(N):
@@ -504,19 +506,22 @@ cdef void backward_all(const floating* x, const floating* w, const floating* dy,
                        floating* wt, Py_ssize_t N, const Py_ssize_t* off_x,
                        const Py_ssize_t* off_dy, const Shape* s, bint need_dx, bint need_dw,
                        bint parallel, int num_threads) noexcept nogil:
-    """Every image's backward_image; thread t adds into dw_parts/db_parts row t when parallel."""
-    cdef Py_ssize_t n, t, image = s.C * s.H * s.W, out = s.K * s.Ho * s.Wo
+    """Every image's backward_image. When parallel, the images are cut into ``num_threads``
+    contiguous partitions, each summed in image order into its own row of dw_parts/db_parts by
+    whichever thread takes it (the sums do not depend on how many threads run)."""
+    cdef Py_ssize_t n, t, p, image = s.C * s.H * s.W, out = s.K * s.Ho * s.Wo
     cdef Py_ssize_t size = s.K * s.C * s.kh * s.kw
     if need_dx:
         rotated_transpose(w, s, wt)
     if parallel:
-        for n in prange(N, schedule='static', num_threads=num_threads):
+        for p in prange(num_threads, schedule='dynamic', num_threads=team(num_threads)):
             t = threadid()
-            backward_image(x + n * image if need_dw else NULL, wt, dy + n * out,
-                           dx + n * image if need_dx else NULL,
-                           dw_parts + t * size if need_dw else NULL,
-                           db_parts + t * s.K if db_parts != NULL else NULL,
-                           work + t * stride, off_x, off_dy, s, need_dx, need_dw)
+            for n in range(part_begin(p, num_threads, N), part_begin(p + 1, num_threads, N)):
+                backward_image(x + n * image if need_dw else NULL, wt, dy + n * out,
+                               dx + n * image if need_dx else NULL,
+                               dw_parts + p * size if need_dw else NULL,
+                               db_parts + p * s.K if db_parts != NULL else NULL,
+                               work + t * stride, off_x, off_dy, s, need_dx, need_dw)
     else:
         for n in range(N):
             backward_image(x + n * image if need_dw else NULL, wt, dy + n * out,
@@ -773,7 +778,7 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     with nogil:
         pack_ocvec_weights(level, pw_, pb, K, T, KB, wt, bp)
         if by_image:
-            for n in prange(N, schedule='static', num_threads=threads):
+            for n in prange(N, schedule='dynamic', num_threads=team(threads)):
                 fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + threadid() * frame)
                 fc_ocvec_image(level, frames + threadid() * frame, C, f.Hp, f.Wp, wt, bp, K, kh, kw,
                                sh, sw, dh, dw, out_h, out_w, 0, out_h, py + n * out)
@@ -781,7 +786,7 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
             rows_per = (out_h + threads - 1) // threads
             for n in range(N):
                 fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames)
-                for r in prange(threads, schedule='static', num_threads=threads):
+                for r in prange(threads, schedule='dynamic', num_threads=team(threads)):
                     fc_ocvec_image(level, frames, C, f.Hp, f.Wp, wt, bp, K, kh, kw, sh, sw, dh, dw,
                                    out_h, out_w, min(r * rows_per, out_h), min((r + 1) * rows_per, out_h),
                                    py + n * out)
@@ -809,8 +814,9 @@ def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int
     """dW (K, C, kh, kw) of y = conv2d(x, w) (groups 1, float32) for dY ``dy`` (N, K, Ho, Wo), by
     the output-channel-vectorized loops of ``_ocvec.h``: each image padded once and its dY
     transposed to pixel-major rows, then register tiles of taps × channels over the pixels.
-    Images run in a prange with a dW partial per thread when there are at least
-    ``num_threads``, else one after another."""
+    When there are at least ``num_threads`` images they are cut into that many contiguous
+    partitions, each summed into its own dW partial by whichever thread takes it; else one
+    after another."""
     cdef str op = "ocvec_weight_grad"
     check_kind(dy, cnp.NPY_FLOAT32, 4, op, "dy")  # its shape gives the output size checked next
     cdef int level = ocvec_checks(op, x, kh, kw, sh, sw, ph, pw, dh, dw, dim(dy, 2), dim(dy, 3))
@@ -836,16 +842,17 @@ def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int
     cdef float* pwork = <float*>data(work)
     cdef float* pdw = <float*>data(dw_out)
     cdef float* pparts = <float*>data(partials) if parts > 1 else NULL
-    cdef Py_ssize_t n, image = C * H * W, out = K * L
+    cdef Py_ssize_t n, p, image = C * H * W, out = K * L
     cdef float* scratch
     with nogil:
         if by_image:
-            for n in prange(N, schedule='static', num_threads=threads):
+            for p in prange(parts, schedule='dynamic', num_threads=team(<int>parts)):
                 scratch = pwork + threadid() * stride
-                fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, scratch)
-                transpose_channels(level, pdy + n * out, K, L, Kp, scratch + frame)
-                fc_ocvec_dw(level, scratch, f.Wp, off, T, scratch + frame, Kp, K, sh, sw, Ho, Wo,
-                            pparts + threadid() * K * T)
+                for n in range(part_begin(p, parts, N), part_begin(p + 1, parts, N)):
+                    fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, scratch)
+                    transpose_channels(level, pdy + n * out, K, L, Kp, scratch + frame)
+                    fc_ocvec_dw(level, scratch, f.Wp, off, T, scratch + frame, Kp, K, sh, sw, Ho, Wo,
+                                pparts + p * K * T)
         else:
             for n in range(N):
                 fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, pwork)

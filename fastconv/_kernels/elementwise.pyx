@@ -14,8 +14,9 @@ followed by the separate add and ReLU.
 NaN propagates through ReLU and clamps (``x < 0 ? 0 : x``), as in PyTorch; gradients flow only
 where the input (or the saved output) lies strictly inside the active range.
 
-Large arrays are split into blocks run in a prange (``threads`` > 1); every element (plane) is
-independent, so results do not depend on the thread count. Arrays are contiguous and shapes
+Large arrays are split into blocks run in a prange (``threads`` > 1, the team from the runtime's
+``_omp.team``: fewer while other processes keep CPUs busy); every element (plane) is independent,
+so results do not depend on the thread count. Arrays are contiguous and shapes
 checked in Python (fastconv/nn/functional) before any call here.
 """
 import numpy as np
@@ -24,6 +25,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdint cimport uint8_t
+
+from ._omp cimport team
 
 cdef extern from *:
     """
@@ -159,7 +162,7 @@ def relu(const floating[::1] x, floating[::1] y, uint8_t[::1] mask, int threads)
     if threads <= 1 or _blocks(n) < 2:
         _relu(xp, yp, mp, n)
         return
-    for k in prange(_blocks(n), nogil=True, schedule='static', num_threads=threads):
+    for k in prange(_blocks(n), nogil=True, schedule='guided', num_threads=team(threads)):
         _relu(xp + k * BLOCK, yp + k * BLOCK, mp + k * BLOCK if with_mask else NULL, _len(n, k))
 
 
@@ -178,7 +181,7 @@ def mask_grad(const floating[::1] g, const uint8_t[::1] mask, floating[::1] dx, 
     if threads <= 1 or _blocks(n) < 2:
         _mask_grad(&g[0], &mask[0], &dx[0], n)
         return
-    for k in prange(_blocks(n), nogil=True, schedule='static', num_threads=threads):
+    for k in prange(_blocks(n), nogil=True, schedule='guided', num_threads=team(threads)):
         _mask_grad(&g[k * BLOCK], &mask[k * BLOCK], &dx[k * BLOCK], _len(n, k))
 
 
@@ -200,7 +203,7 @@ def clamp_grad(const floating[::1] g, const floating[::1] y, double hi, floating
     if threads <= 1 or _blocks(n) < 2:
         _clamp_grad(&g[0], &y[0], h, &dx[0], n)
         return
-    for k in prange(_blocks(n), nogil=True, schedule='static', num_threads=threads):
+    for k in prange(_blocks(n), nogil=True, schedule='guided', num_threads=team(threads)):
         _clamp_grad(&g[k * BLOCK], &y[k * BLOCK], h, &dx[k * BLOCK], _len(n, k))
 
 
@@ -223,7 +226,7 @@ def add(const floating[::1] a, const floating[::1] b, floating[::1] y, bint act,
     if threads <= 1 or _blocks(n) < 2:
         _add(&a[0], &b[0], &y[0], n, act, h)
         return
-    for k in prange(_blocks(n), nogil=True, schedule='static', num_threads=threads):
+    for k in prange(_blocks(n), nogil=True, schedule='guided', num_threads=team(threads)):
         _add(&a[k * BLOCK], &b[k * BLOCK], &y[k * BLOCK], _len(n, k), act, h)
 
 
@@ -242,7 +245,7 @@ def mul(const floating[::1] a, const floating[::1] b, floating[::1] y, int threa
     if threads <= 1 or _blocks(n) < 2:
         _mul(&a[0], &b[0], &y[0], n)
         return
-    for k in prange(_blocks(n), nogil=True, schedule='static', num_threads=threads):
+    for k in prange(_blocks(n), nogil=True, schedule='guided', num_threads=team(threads)):
         _mul(&a[k * BLOCK], &b[k * BLOCK], &y[k * BLOCK], _len(n, k))
 
 
@@ -292,7 +295,7 @@ def batch_norm_act(const floating[:, :, ::1] x, const floating[:, :, ::1] residu
             _affine(xp + row * S, rp + row * S if with_r else NULL, yp + row * S, S, mean[c], scale[c],
                     shift[c], act, h)
         return
-    for row in prange(rows, nogil=True, schedule='static', num_threads=threads):
+    for row in prange(rows, nogil=True, schedule='guided', num_threads=team(threads)):
         c = row % C
         _affine(xp + row * S, rp + row * S if with_r else NULL, yp + row * S, S, mean[c], scale[c],
                 shift[c], act, h)
@@ -322,7 +325,7 @@ def plane_mean(const floating[:, ::1] x, floating[::1] out, int threads):
         for p in range(P):
             op[p] = <floating>(_sum(xp + p * S, S) / S)
         return
-    for p in prange(P, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(P, nogil=True, schedule='guided', num_threads=team(threads)):
         op[p] = <floating>(_sum(xp + p * S, S) / S)
 
 
@@ -345,5 +348,5 @@ def plane_mean_backward(const floating[::1] g, floating[:, ::1] dx, int threads)
         for p in range(P):
             _fill(dp + p * S, gp[p] / count, S)
         return
-    for p in prange(P, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(P, nogil=True, schedule='guided', num_threads=team(threads)):
         _fill(dp + p * S, gp[p] / count, S)

@@ -12,6 +12,7 @@ from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport dgemv, sgemv
 
 from ._blas cimport gemm
+from ._omp cimport team
 
 
 cdef extern from "_sgemm.h" nogil:
@@ -89,7 +90,7 @@ def matmul(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[
             with nogil:
                 row_times_matrix(trans_b, n, k, pa, lda if trans_a else 1, pb, ldb, pc)
             return
-        for t in prange(panels, nogil=True, num_threads=panels, schedule="static"):
+        for t in prange(panels, nogil=True, num_threads=team(panels), schedule="dynamic"):
             lo = <int>((<Py_ssize_t>t * n) // panels)
             hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
             if hi > lo:
@@ -102,7 +103,7 @@ def matmul(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[
         return
     if m >= n or m >= 8 * panels:
         # row panels: rows lo..hi of op(A) and of C
-        for t in prange(panels, nogil=True, num_threads=panels, schedule="static"):
+        for t in prange(panels, nogil=True, num_threads=team(panels), schedule="dynamic"):
             lo = <int>((<Py_ssize_t>t * m) // panels)
             hi = <int>((<Py_ssize_t>(t + 1) * m) // panels)
             if hi > lo:
@@ -111,7 +112,7 @@ def matmul(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[
                      zero, pc + <Py_ssize_t>lo * ldc, ldc)
     else:
         # column panels: columns lo..hi of op(B) and of C
-        for t in prange(panels, nogil=True, num_threads=panels, schedule="static"):
+        for t in prange(panels, nogil=True, num_threads=team(panels), schedule="dynamic"):
             lo = <int>((<Py_ssize_t>t * n) // panels)
             hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
             if hi > lo:

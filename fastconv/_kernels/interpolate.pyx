@@ -13,6 +13,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
+from ._omp cimport team
+
 
 def linear_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                    const int64_t[::1] h0, const int64_t[::1] h1, const floating[::1] lh0, const floating[::1] lh1,
@@ -27,7 +29,7 @@ def linear_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     cdef floating a, b, t0, t1
     if planes == 0 or out_h == 0 or out_w == 0:
         return
-    for r in prange(planes * out_h, nogil=True, schedule='static', num_threads=threads):
+    for r in prange(planes * out_h, nogil=True, schedule='guided', num_threads=team(threads)):
         p = r // out_h
         i = r - p * out_h
         row0 = &x[p, h0[i], 0]
@@ -54,7 +56,7 @@ def linear_backward(const floating[:, :, ::1] grad, floating[:, :, ::1] dx,
     cdef floating a, b, v
     if planes == 0 or out_h == 0 or out_w == 0:
         return
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='guided', num_threads=team(threads)):
         for i in range(out_h):
             row0 = &dx[p, h0[i], 0]
             row1 = &dx[p, h1[i], 0]
@@ -78,7 +80,7 @@ def nearest_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, const 
     cdef floating* dst
     if planes == 0 or out_h == 0 or out_w == 0:
         return
-    for r in prange(planes * out_h, nogil=True, schedule='static', num_threads=threads):
+    for r in prange(planes * out_h, nogil=True, schedule='guided', num_threads=team(threads)):
         p = r // out_h
         i = r - p * out_h
         row = &x[p, hi[i], 0]
@@ -96,7 +98,7 @@ def nearest_backward(const floating[:, :, ::1] grad, floating[:, :, ::1] dx, con
     cdef const floating* src
     if planes == 0 or out_h == 0 or out_w == 0:
         return
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='guided', num_threads=team(threads)):
         for i in range(out_h):
             row = &dx[p, hi[i], 0]
             src = &grad[p, i, 0]

@@ -34,11 +34,16 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 
+from ._omp cimport team, team_for_work
+
 cdef enum:
     TILE = 4096       # elements per statistics / normalize work item
     COL_BLOCK = 1024  # columns per work item of the elementwise (layer norm) gradient sums
     ROW_BLOCK = 64    # rows per work item of the elementwise (layer norm) gradient sums
     BLOCK = 64        # elements per block of a reduction accumulated in the input type
+
+# Calls touching fewer elements per thread run on fewer threads (docs/design.md §2).
+cdef double MIN_ELEMENTS_PER_THREAD = 1 << 15
 
 
 cdef inline void _tiling(Py_ssize_t A, Py_ssize_t L, Py_ssize_t* rows, Py_ssize_t* cols,
@@ -295,7 +300,8 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
     cdef Py_ssize_t i, b, t, a, a0, a1, l0, l1
     cdef double s, m, q, n_t, n_acc, d
     with nogil:
-        for i in prange(B * T, schedule='static'):
+        for i in prange(B * T, schedule='guided',
+                        num_threads=team_for_work(<double>A * B * L, MIN_ELEMENTS_PER_THREAD)):
             # items in memory order (row tile, b, column tile); t = the tile's index within b
             b = (i // col_tiles) % B
             t = (i // (B * col_tiles)) * col_tiles + i % col_tiles
@@ -345,7 +351,8 @@ def normalize(const floating[:, :, ::1] x, const double[::1] mean, const double[
     cdef const floating* bp = &bias[0] if has_bias else NULL
     cdef Py_ssize_t i, row, b, g, c, l0, l1, off
     cdef double scale, shift
-    for i in prange(A * B * chunks, nogil=True, schedule='static'):
+    for i in prange(A * B * chunks, nogil=True, schedule='guided',
+                    num_threads=team_for_work(<double>A * B * L, MIN_ELEMENTS_PER_THREAD)):
         row = i // chunks
         b = row % B
         g = b // cpg
@@ -378,7 +385,8 @@ def normalize_groups(const floating[:, :, ::1] x, const floating[::1] weight, co
     cdef const floating* bp = &bias[0] if has_bias else NULL
     cdef Py_ssize_t g, j, b, c, off, t0, nt
     cdef double m, v, d, q, r, scale, shift, mt, n_acc
-    for g in prange(G, nogil=True, schedule='static'):
+    for g in prange(G, nogil=True, schedule='guided',
+                    num_threads=team_for_work(<double>B * L, MIN_ELEMENTS_PER_THREAD)):
         # corrected two-pass per tile (the second pass from L1), tiles merged with Chan's
         # formula: one sweep over the group, the normalize sweep then reads it from cache
         m = 0.0
@@ -450,7 +458,7 @@ def backward_groups(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     cdef Py_ssize_t g, j, b, off
     cdef double m, r, s1, s2, t1, t2, u
     with nogil:
-        for g in prange(G, schedule='static'):
+        for g in prange(G, schedule='guided', num_threads=team_for_work(<double>B * L, MIN_ELEMENTS_PER_THREAD)):
             m = mean[g]
             r = rstd[g]
             t1 = 0.0
@@ -501,7 +509,8 @@ cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, :
     cdef Py_ssize_t i, rb, cbk, r0, r1, row, l, l0, l1, off
     cdef double m, s1, s2, s1a, s2a
     with nogil:
-        for i in prange(row_blocks * col_blocks, schedule='static'):
+        for i in prange(row_blocks * col_blocks, schedule='guided',
+                        num_threads=team_for_work(<double>R * L, MIN_ELEMENTS_PER_THREAD)):
             rb = i // col_blocks
             cbk = i % col_blocks
             l0 = cbk * COL_BLOCK
@@ -542,7 +551,8 @@ cdef void _elementwise_sums(const floating[:, :, ::1] dy, const floating[:, :, :
                 sums[0, row] = s1a
                 sums[1, row] = s2a
         if need_cols:
-            for l in prange(L, schedule='static'):
+            for l in prange(L, schedule='guided',
+                            num_threads=team_for_work(<double>row_blocks * L, MIN_ELEMENTS_PER_THREAD)):
                 s1a = 0.0
                 s2a = 0.0
                 for rb in range(row_blocks):
@@ -559,7 +569,8 @@ def backward_rows(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     """``backward`` (input gradient included) for a (1, R, L) view with affine parameters per l
     (layer norm) whose bands of ``band`` rows (dy and x) fit in a thread's share of the cache.
 
-    Each thread takes a contiguous share of the rows, a band at a time. One sweep over the band
+    The rows are cut into ``num_threads`` contiguous partitions (each with its own column sums,
+    whichever thread runs it, so the sums do not depend on the team), taken a band at a time. One sweep over the band
     from memory, in column chunks of COL_BLOCK, adds dy·x̂ and dy of its rows (two at a time)
     into the thread's column sums in the input type and gives the row sums (the chunk re-read
     from L1); dx then re-reads the band from cache. The column sums are flushed into the
@@ -599,7 +610,7 @@ def backward_rows(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     cdef double r, p1, p2
     cdef Py_ssize_t t, r0, r1, b0, b1, row, k, l, l0, l1, n, off, pending
     with nogil:
-        for t in prange(T, schedule='static', num_threads=T):
+        for t in prange(T, schedule='dynamic', num_threads=team(T)):
             r0 = t * R // T
             r1 = (t + 1) * R // T
             s1 = &rsum[t, 0, 0]
@@ -659,7 +670,7 @@ def backward_rows(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                         pb[l] = 0
                     pending = 0
         if need_affine:
-            for l in prange(L, schedule='static', num_threads=T):
+            for l in prange(L, schedule='guided', num_threads=team(T)):
                 p1 = 0.0
                 p2 = 0.0
                 for t in range(T):
@@ -706,7 +717,8 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
     cdef double[:, ::1] sums = sums_arr
     if row_sums:
         with nogil:
-            for i in prange(B * T, schedule='static'):
+            for i in prange(B * T, schedule='guided',
+                            num_threads=team_for_work(<double>A * B * L, MIN_ELEMENTS_PER_THREAD)):
                 b = (i // col_tiles) % B
                 t = (i // (B * col_tiles)) * col_tiles + i % col_tiles
                 a0 = (t // col_tiles) * rows
@@ -756,7 +768,8 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
             coef[0, g] = s1 / count
             coef[1, g] = s2 / count
         chunks = (L + TILE - 1) // TILE
-        for i in prange(A * B * chunks, schedule='static'):
+        for i in prange(A * B * chunks, schedule='guided',
+                        num_threads=team_for_work(<double>A * B * L, MIN_ELEMENTS_PER_THREAD)):
             row = i // chunks
             b = row % B
             g = b // cpg

@@ -20,6 +20,8 @@ independent, so the result does not depend on the thread count.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._omp cimport team
+
 cdef extern from *:
     """
     #include <math.h>
@@ -284,7 +286,7 @@ def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] mome
     if threads <= 1 or blocks < 2:
         _sgd_block(p, g, b, n, lr_, mom, damp1, wd, has_wd, has_momentum, first, nesterov, maximize)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _sgd_block(p + start, g + start, b + start if has_momentum else NULL, length, lr_, mom, damp1, wd,
@@ -334,7 +336,7 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
         _adam_block(p, g, m, v, vmax, n, one_m_b1, b2, one_m_b2, wd, decay, bc2, eps_, step,
                     has_wd, decoupled, amsgrad, maximize)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _adam_block(p + start, g + start, m + start, v + start, vmax + start if amsgrad else NULL, length,
@@ -367,7 +369,7 @@ def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] 
     if threads <= 1 or blocks < 2:
         _adagrad_block(p, g, s, n, clr_, wd, eps_, has_wd, maximize)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _adagrad_block(p + start, g + start, s + start, length, clr_, wd, eps_, has_wd, maximize)
@@ -412,7 +414,7 @@ def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[::1] 
         _rmsprop_block(p, g, v, a, b, n, alpha_, one_m_alpha, lr_, eps_, mom, wd, has_wd, centered,
                        has_momentum, maximize)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _rmsprop_block(p + start, g + start, v + start, a + start if centered else NULL,
@@ -449,7 +451,7 @@ def adadelta_update(floating[::1] param, const floating[::1] grad, floating[::1]
     if threads <= 1 or blocks < 2:
         _adadelta_block(p, g, v, a, n, rho_, one_m_rho, lr_, eps_, wd, has_wd, maximize)
         return
-    for k in prange(blocks, nogil=True, schedule='static', num_threads=threads):
+    for k in prange(blocks, nogil=True, schedule='guided', num_threads=team(threads)):
         start = k * BLOCK
         length = n - start if n - start < BLOCK else BLOCK
         _adadelta_block(p + start, g + start, v + start, a + start, length, rho_, one_m_rho, lr_, eps_, wd,

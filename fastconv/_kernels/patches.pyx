@@ -14,6 +14,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy
 
+from ._omp cimport team
+
 
 def extract_windows(const floating[:, :, :, ::1] images, const Py_ssize_t[::1] index,
                     const Py_ssize_t[::1] top, const Py_ssize_t[::1] left,
@@ -26,7 +28,7 @@ def extract_windows(const floating[:, :, :, ::1] images, const Py_ssize_t[::1] i
     if n == 0 or channels == 0 or kh == 0 or kw == 0:
         return
     with nogil:
-        for p in prange(n, schedule="static", num_threads=num_threads):
+        for p in prange(n, schedule="guided", num_threads=team(num_threads)):
             for c in range(channels):
                 for i in range(kh):
                     memcpy(&out[p, (c * kh + i) * kw], &images[index[p], c, top[p] + i, left[p]],
@@ -43,7 +45,7 @@ def abs_argmax_rows(const floating[:, ::1] responses, Py_ssize_t[::1] labels, fl
     if n == 0 or m == 0:
         return
     with nogil:
-        for i in prange(n, schedule="static", num_threads=num_threads):
+        for i in prange(n, schedule="guided", num_threads=team(num_threads)):
             best = 0
             best_abs = responses[i, 0] if responses[i, 0] >= 0 else -responses[i, 0]
             for j in range(1, m):

@@ -18,6 +18,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from ._blas cimport gemm
+from ._omp cimport team
 
 
 cdef inline Py_ssize_t panel_start(Py_ssize_t t, Py_ssize_t total, Py_ssize_t panels,
@@ -55,7 +56,7 @@ def pointwise_forward(const floating[:, ::1] w, const floating[:, :, ::1] x, con
     cdef const floating* xb = &x[0, 0, 0] if C > 0 else NULL
     cdef floating* yb = &y[0, 0, 0]
     cdef floating b
-    for item in prange(N * panels, nogil=True, schedule="static", num_threads=threads):
+    for item in prange(N * panels, nogil=True, schedule="dynamic", num_threads=team(threads)):
         n = item // panels
         lo = panel_start(item % panels, P, panels, 16)
         hi = panel_start(item % panels + 1, P, panels, 16)
@@ -90,7 +91,7 @@ def pointwise_grad_input(const floating[:, ::1] w, const floating[:, :, ::1] dy,
     cdef const floating* wb = &w[0, 0] if K > 0 else NULL
     cdef const floating* dyb = &dy[0, 0, 0] if K > 0 else NULL
     cdef floating* dxb = &dx[0, 0, 0]
-    for item in prange(N * panels, nogil=True, schedule="static", num_threads=threads):
+    for item in prange(N * panels, nogil=True, schedule="dynamic", num_threads=team(threads)):
         n = item // panels
         lo = panel_start(item % panels, P, panels, 16)
         hi = panel_start(item % panels + 1, P, panels, 16)
@@ -127,7 +128,7 @@ def pointwise_grad_weight(const floating[:, :, ::1] x, const floating[:, :, ::1]
         return
     xb = &x[0, 0, 0]
     dyb = &dy[0, 0, 0]
-    for t in prange(panels, nogil=True, schedule="static", num_threads=panels):
+    for t in prange(panels, nogil=True, schedule="dynamic", num_threads=team(<int>panels)):
         lo = panel_start(t, K, panels, 4)
         hi = panel_start(t + 1, K, panels, 4)
         if hi <= lo:

@@ -2,7 +2,11 @@
 """Pooling kernels on (planes, H, W) arrays: max with switches, unpool, average, adaptive windows.
 
 Every kernel parallelizes over planes (N·C), so each thread owns whole output and input planes:
-scatter-adds in backward never race. Shapes, dtypes, contiguity, index ranges and window
+scatter-adds in backward never race, and every plane is computed the same way whatever the
+thread count (results are deterministic). Planes are handed out with a guided schedule (a thread
+that is preempted leaves its remaining planes to the others), and calls touching fewer than
+MIN_ELEMENTS_PER_THREAD elements per thread use fewer threads (one region's fork/join costs more
+than such a share of the work). Shapes, dtypes, contiguity, index ranges and window
 geometry are validated in Python (fastconv/nn/functional/pooling.py) before any call here.
 """
 from cython cimport floating
@@ -12,6 +16,9 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+from ._omp cimport team_for_work
+
+cdef double MIN_ELEMENTS_PER_THREAD = 1 << 15  # see docs/design.md §2, "When to go parallel"
 
 ctypedef fused index_t:
     # switches: int32 when only backward needs them (half the memory traffic), int64 when returned
@@ -234,7 +241,8 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, ind
         free(cols)
         raise MemoryError()
     try:
-        for p in prange(P, nogil=True, schedule='static'):
+        for p in prange(P, nogil=True, schedule='guided',
+                            num_threads=team_for_work(<double>P * (H * W), MIN_ELEMENTS_PER_THREAD)):
             plane = &x[p, 0, 0]
             for oh in range(OH):
                 h0 = oh * sh - ph
@@ -265,7 +273,8 @@ def adaptive_max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1]
     cdef Py_ssize_t p, oh, ow, h, w, h0, h1, w0, w1, best_pos
     cdef floating v, best
     cdef int upd
-    for p in prange(P, nogil=True, schedule='static'):
+    for p in prange(P, nogil=True, schedule='guided',
+                        num_threads=team_for_work(<double>P * (H * W), MIN_ELEMENTS_PER_THREAD)):
         for oh in range(OH):
             h0 = (oh * H) // OH
             h1 = ((oh + 1) * H + OH - 1) // OH
@@ -292,7 +301,8 @@ def scatter_add_planes(const floating[:, ::1] src, const index_t[:, ::1] idx, fl
     """
     cdef Py_ssize_t P = dst.shape[0], L = dst.shape[1], M = src.shape[1]
     cdef Py_ssize_t p, k, q
-    for p in prange(P, nogil=True, schedule='static'):
+    for p in prange(P, nogil=True, schedule='guided',
+                        num_threads=team_for_work(<double>P * (L + M), MIN_ELEMENTS_PER_THREAD)):
         memset(&dst[p, 0], 0, L * sizeof(floating))
         for k in range(M):
             q = idx[p, k]
@@ -304,7 +314,8 @@ def scatter_planes(const floating[:, ::1] src, const int64_t[:, ::1] idx, floati
     """dst[p] = 0, then dst[p, idx[p, k]] = src[p, k] (later k wins): the max-unpool forward."""
     cdef Py_ssize_t P = dst.shape[0], L = dst.shape[1], M = src.shape[1]
     cdef Py_ssize_t p, k, q
-    for p in prange(P, nogil=True, schedule='static'):
+    for p in prange(P, nogil=True, schedule='guided',
+                        num_threads=team_for_work(<double>P * (L + M), MIN_ELEMENTS_PER_THREAD)):
         memset(&dst[p, 0], 0, L * sizeof(floating))
         for k in range(M):
             q = idx[p, k]
@@ -316,7 +327,8 @@ def gather_planes(const floating[:, ::1] src, const int64_t[:, ::1] idx, floatin
     """dst[p, k] = src[p, idx[p, k]]: the max-unpool backward."""
     cdef Py_ssize_t P = dst.shape[0], M = dst.shape[1], L = src.shape[1]
     cdef Py_ssize_t p, k, q
-    for p in prange(P, nogil=True, schedule='static'):
+    for p in prange(P, nogil=True, schedule='guided',
+                        num_threads=team_for_work(<double>P * (L + M), MIN_ELEMENTS_PER_THREAD)):
         for k in range(M):
             q = idx[p, k]
             dst[p, k] = src[p, q] if 0 <= q < L else 0
@@ -373,7 +385,8 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
         free(cols)
         raise MemoryError()
     try:
-        for p in prange(P, nogil=True, schedule='static'):
+        for p in prange(P, nogil=True, schedule='guided',
+                            num_threads=team_for_work(<double>P * (H * W), MIN_ELEMENTS_PER_THREAD)):
             plane = &x[p, 0, 0]
             for oh in range(OH):
                 ha = rows[oh].lo
@@ -412,7 +425,8 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
         raise MemoryError()
     cdef bint disjoint = sh >= kh and sw >= kw
     try:
-        for p in prange(P, nogil=True, schedule='static'):
+        for p in prange(P, nogil=True, schedule='guided',
+                            num_threads=team_for_work(<double>P * (H * W), MIN_ELEMENTS_PER_THREAD)):
             plane = &grad_in[p, 0, 0]
             if disjoint:
                 _avg_backward_disjoint(&grad_out[p, 0, 0], OH, OW, plane, H, W, rows, cols)
@@ -475,7 +489,8 @@ def adaptive_avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
     cdef Py_ssize_t p, oh, ow, h, w, h0, h1, w0, w1
     cdef double acc
-    for p in prange(P, nogil=True, schedule='static'):
+    for p in prange(P, nogil=True, schedule='guided',
+                        num_threads=team_for_work(<double>P * (H * W), MIN_ELEMENTS_PER_THREAD)):
         for oh in range(OH):
             h0 = (oh * H) // OH
             h1 = ((oh + 1) * H + OH - 1) // OH
@@ -495,7 +510,8 @@ def adaptive_avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:,
     cdef Py_ssize_t OH = grad_out.shape[1], OW = grad_out.shape[2]
     cdef Py_ssize_t p, oh, ow, h, w, h0, h1, w0, w1
     cdef floating g
-    for p in prange(P, nogil=True, schedule='static'):
+    for p in prange(P, nogil=True, schedule='guided',
+                        num_threads=team_for_work(<double>P * (H * W), MIN_ELEMENTS_PER_THREAD)):
         memset(&grad_in[p, 0, 0], 0, H * W * sizeof(floating))
         for oh in range(OH):
             h0 = (oh * H) // OH

@@ -47,6 +47,8 @@ dU_ξ = Σ_tiles (A dY Aᵀ)_ξ · V_ξᵀ, then dg = Gᵀ dU G (dY read as zero
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+
+from ._omp cimport part_begin, team
 from libc.stdint cimport uintptr_t
 from libc.string cimport memcpy, memset
 
@@ -181,15 +183,33 @@ cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py
                      Py_ssize_t block_tiles, bint panels, Tiling* t) except -1:
     """Fill ``t`` for N images, C channels in, K out, an Ho×Wo output and blocks of
     ``block_tiles`` tiles."""
+    cdef Py_ssize_t w
     if block_tiles < 1:
         raise ValueError("winograd: block_tiles must be positive")
-    fill_tiling(N, C, K, Ho, Wo, block_tiles, panels, t)
+    t.tiles_w = (Wo + 1) // 2
+    t.tiles_img = ((Ho + 1) // 2) * t.tiles_w
+    t.tiles = N * t.tiles_img
+    t.max_tiles = block_tiles
+    t.vpw = FC_SGEMM_NR if panels else block_tiles
+    t.vxs = C * ((block_tiles + t.vpw - 1) // t.vpw) * t.vpw + XI_PAD
+    t.ldm = block_tiles
+    t.mxs = K * t.ldm + XI_PAD
+    # input transform: one padded input row of a piece (≤ w tiles wide), then 8 arrays
+    # (4 column combinations × even/odd input rows) of (rows + 1)·w ≤ block_tiles + w elements
+    # (+ slack: the vector transforms of _winograd_fwd.h use the same layout)
+    w = min(t.tiles_w, block_tiles)
+    t.v_scratch = 2 * w + 2 + 8 * (block_tiles + w + FC_WF_SLACK)
+    # gradient transform: 4 dY arrays (the output transform needs none)
+    t.m_scratch = 4 * block_tiles
+    t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
+    t.m_elements = 16 * t.mxs + t.m_scratch
     return 0
 
 
-cdef void fill_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
-                      Py_ssize_t block_tiles, bint panels, Tiling* t) noexcept nogil:
-    """``make_tiling`` without the argument check (block_tiles ≥ 1)."""
+cdef inline void fill_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
+                             Py_ssize_t block_tiles, bint panels, Tiling* t) noexcept nogil:
+    """``make_tiling``'s layout for the nogil entry point (block_tiles ≥ 1, checked by the caller;
+    the two must stay alike)."""
     cdef Py_ssize_t w
     t.tiles_w = (Wo + 1) // 2
     t.tiles_img = ((Ho + 1) // 2) * t.tiles_w
@@ -610,7 +630,7 @@ def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_t
         if padded != c_out:
             memset(u0, 0, 16 * stride * sizeof(floating))
         if panel_rows > 1:  # the ≤ panel_rows filters of a panel at one input channel are contiguous
-            for op in prange(panels, schedule='static', num_threads=max(num_threads, 1)):
+            for op in prange(panels, schedule='guided', num_threads=team(num_threads)):
                 o = op * panel_rows
                 for i in range(c_in):
                     for oo in range(0, min(panel_rows, c_out - o), FILTER_BATCH):
@@ -619,7 +639,7 @@ def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_t
                                      min(FILTER_BATCH, panel_rows - oo, c_out - o - oo), flip_transpose,
                                      u0 + o * c_in + i * panel_rows + oo, stride)
         else:  # plain rows: a row's filters (all input channels) are contiguous
-            for o in prange(c_out, schedule='static', num_threads=max(num_threads, 1)):
+            for o in prange(c_out, schedule='guided', num_threads=team(num_threads)):
                 for i in range(0, c_in, FILTER_BATCH):
                     filter_batch(w0 + ((i * C + o) if flip_transpose else (o * C + i)) * 9,
                                  (C if flip_transpose else 1) * 9, min(FILTER_BATCH, c_in - i), flip_transpose,
@@ -670,12 +690,12 @@ def winograd_filter_grad(const floating[:, :, ::1] du, floating[:, :, :, ::1] dw
     s1 = du.strides[1] // sizeof(floating)
     with nogil:
         if transposed:
-            for c in prange(C, schedule='static', num_threads=max(num_threads, 1)):
+            for c in prange(C, schedule='guided', num_threads=team(num_threads)):
                 for k in range(0, K, FILTER_BATCH):
                     filter_grad_batch(&du[0, 0, 0] + c * s1 + k, s0, min(FILTER_BATCH, K - k),
                                       &dw[k, c, 0, 0], 9 * C)
         else:
-            for k in prange(K, schedule='static', num_threads=max(num_threads, 1)):
+            for k in prange(K, schedule='guided', num_threads=team(num_threads)):
                 for c in range(0, C, FILTER_BATCH):
                     filter_grad_batch(&du[0, 0, 0] + k * s1 + c, s0, min(FILTER_BATCH, C - c),
                                       &dw[k, c, 0, 0], 9)
@@ -775,7 +795,7 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
             else:
                 memset(&vwork[0, 0], 0, t.v_elements * sizeof(floating))
         if parallel:
-            for b in prange(nblocks, schedule='static', num_threads=num_threads):
+            for b in prange(nblocks, schedule='dynamic', num_threads=team(num_threads)):
                 th = threadid()
                 s0 = b * t.max_tiles
                 forward_block(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
@@ -849,17 +869,20 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
                          floating[:, ::1] du_parts, floating[:, ::1] vwork, floating[:, ::1] mwork,
                          int ph, int pw, Py_ssize_t block_tiles, bint parallel, int num_threads,
                          bint panels=False):
-    """du_parts[t] += Σ over thread t's tile blocks of (A dY Aᵀ)_ξ · V_ξᵀ (16×K×C each), or with
+    """du_parts[p] += Σ over partition p's tile blocks of (A dY Aᵀ)_ξ · V_ξᵀ (16×K×C each), or with
     ``panels`` (float32 with the packed sgemm, see ``panel_layout``) its transpose V_ξ · (A dY
     Aᵀ)_ξᵀ (16×C×K each), computed on sgemm panels the transforms write directly.
 
-    The caller sums the parts over threads and maps them back with ``winograd_filter_grad``.
+    With ``parallel`` the blocks are cut into ``num_threads`` contiguous partitions, each summed
+    in block order into its own part by whichever thread takes it (so the sums do not depend on
+    how many threads run). The caller sums the parts in order and maps them back with
+    ``winograd_filter_grad``.
     Blocks and buffers as in ``winograd_forward``: plain layout (``work_elements`` without
     panels), or ``weight_grad_elements`` with ``panels``.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
-    cdef Py_ssize_t nblocks, b, s0, th, threads = num_threads if parallel else 1
+    cdef Py_ssize_t nblocks, b, s0, th, p, threads = num_threads if parallel else 1
     cdef Tiling t
     cdef GradPanels g
     cdef bint panels_ok = fc_sgemm_packed_available() if floating is float else False
@@ -879,12 +902,13 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
         if floating is float:
             with nogil:
                 if parallel:
-                    for b in prange(nblocks, schedule='static', num_threads=num_threads):
+                    for p in prange(threads, schedule='dynamic', num_threads=team(num_threads)):
                         th = threadid()
-                        s0 = b * t.max_tiles
-                        weight_grad_block_panels(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[th, 0], C, H, W,
-                                                 K, Ho, Wo, ph, pw, &t, &g, s0, min(s0 + t.max_tiles, t.tiles),
-                                                 &vwork[th, 0], &mwork[th, 0])
+                        for b in range(part_begin(p, threads, nblocks), part_begin(p + 1, threads, nblocks)):
+                            s0 = b * t.max_tiles
+                            weight_grad_block_panels(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[p, 0], C, H,
+                                                     W, K, Ho, Wo, ph, pw, &t, &g, s0,
+                                                     min(s0 + t.max_tiles, t.tiles), &vwork[th, 0], &mwork[th, 0])
                 else:
                     for b in range(nblocks):
                         s0 = b * t.max_tiles
@@ -895,11 +919,13 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
     check_work(vwork, mwork, &t, parallel, num_threads)
     with nogil:
         if parallel:
-            for b in prange(nblocks, schedule='static', num_threads=num_threads):
+            for p in prange(threads, schedule='dynamic', num_threads=team(num_threads)):
                 th = threadid()
-                s0 = b * t.max_tiles
-                weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[th, 0], C, H, W, K, Ho, Wo,
-                                  ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), &vwork[th, 0], &mwork[th, 0])
+                for b in range(part_begin(p, threads, nblocks), part_begin(p + 1, threads, nblocks)):
+                    s0 = b * t.max_tiles
+                    weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[p, 0], C, H, W, K, Ho,
+                                      Wo, ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), &vwork[th, 0],
+                                      &mwork[th, 0])
         else:
             for b in range(nblocks):
                 s0 = b * t.max_tiles

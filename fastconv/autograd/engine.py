@@ -67,13 +67,13 @@ def _accumulate_leaf(leaf, grad: np.ndarray, owned: bool = False) -> None:
     for hook in leaf._hooks or ():
         out = hook(Tensor._wrap(grad))
         if out is not None:
-            grad = out.data if isinstance(out, Tensor) else np.asarray(out)
+            grad = out._array if isinstance(out, Tensor) else np.asarray(out)
             owned = False
     if leaf.grad is None:
-        keep = owned and grad.base is None and grad.dtype == leaf.data.dtype and grad.flags.writeable
-        leaf.grad = Tensor._wrap(grad if keep else np.array(grad, dtype=leaf.data.dtype, copy=True))
+        keep = owned and grad.base is None and grad.dtype == leaf._array.dtype and grad.flags.writeable
+        leaf.grad = Tensor._wrap(grad if keep else np.array(grad, dtype=leaf._array.dtype, copy=True))
     else:
-        leaf.grad = Tensor._wrap(leaf.grad.data + grad)
+        leaf.grad = Tensor._wrap(leaf.grad._array + grad)
     for hook in leaf._post_hooks or ():
         hook(leaf)
 
@@ -85,12 +85,12 @@ def _run_output_hooks(node, grads: List) -> None:
             for hook in hooks:
                 out = hook(Tensor._wrap(grads[i]))
                 if out is not None:
-                    grads[i] = out.data if isinstance(out, Tensor) else np.asarray(out)
+                    grads[i] = out._array if isinstance(out, Tensor) else np.asarray(out)
     if node.retained:
         for i, ref in node.retained.items():
             t = ref()
             if t is not None:
-                t.grad = Tensor._wrap(grads[i].copy()) if t.grad is None else Tensor._wrap(t.grad.data + grads[i])
+                t.grad = Tensor._wrap(grads[i].copy()) if t.grad is None else Tensor._wrap(t.grad._array + grads[i])
 
 
 def run_backward(tensors: Sequence, grads: Sequence[np.ndarray], retain_graph: bool = False) -> None:
@@ -168,6 +168,8 @@ def _call_backward(node, grads_out: List, retain_graph: bool):
         _run_output_hooks(node, grads_out)
     if node._released:
         node.saved_tensors  # raises the "backward a second time" error
+    if node.saved_versions is not None:
+        node.check_versions()
     grads_in = node.function.backward(node, *grads_out)
     if type(grads_in) is not tuple:
         grads_in = (grads_in,)
@@ -197,7 +199,7 @@ def _deliver_to_leaf(node, i, leaf, g, grads_in, grads_out) -> None:
     """Accumulate ``g`` (``node``'s gradient for its input ``i``) into ``leaf.grad``, after checking
     it against the leaf's shape and dtype. A fresh array made by this backward (not a view, given
     to this input only, not one of the output gradients passed in) is kept instead of copied."""
-    data = leaf.data
+    data = leaf._array
     if type(g) is np.ndarray and g.shape == data.shape and g.dtype == data.dtype:
         checked = g  # what _check_grad would return, without the call
         if (leaf.grad is None and leaf._hooks is None and leaf._post_hooks is None

@@ -62,7 +62,7 @@ class Context:
     __slots__ = (
         "function", "needs_input_grad", "recording", "next_edges", "output_meta",
         "_saved", "_released", "non_differentiable", "tensor_hooks",
-        "retained", "__dict__", "__weakref__",
+        "retained", "saved_versions", "__dict__", "__weakref__",
     )
 
     def __init__(self, function, needs_input_grad, recording):
@@ -76,6 +76,7 @@ class Context:
         self.non_differentiable = ()
         self.tensor_hooks = None
         self.retained = None
+        self.saved_versions = None
 
     def save_for_backward(self, *arrays) -> None:
         """Keep arrays for backward; a no-op when the call is not recorded (no_grad, frozen inputs)."""
@@ -106,7 +107,29 @@ class Context:
         """Drop saved arrays (after backward without retain_graph)."""
         self._saved = ()
         self._released = True
+        self.saved_versions = None
         self.__dict__.clear()
+
+    def check_versions(self) -> None:
+        """Raise if a tensor whose array this call saved was modified in place since (PyTorch's
+        version check: backward would otherwise read the new values)."""
+        for counter, version, position in self.saved_versions:
+            if counter[0] != version:
+                where = (f"input {position}" if position >= 0 else f"output {-1 - position}")
+                raise RuntimeError(
+                    f"{self.function.__name__}.backward: one of the variables needed for gradient "
+                    f"computation has been modified by an inplace operation: the {where} of "
+                    f"{self.function.__name__} is at version {counter[0]}; expected version {version} "
+                    "instead. Use an out-of-place op (y = y + 1 instead of y += 1, inplace=False) "
+                    "or clone() the tensor before modifying it")
+
+    def keep_original(self, array, counter) -> None:
+        """Save a copy in place of ``array`` (and forget ``counter``'s version): the call is an
+        in-place op about to overwrite ``array``, whose old values its backward needs."""
+        base = array.base
+        self._saved = tuple([s.copy() if _same_memory(s, array, base) else s for s in self._saved])
+        if self.saved_versions is not None:
+            self.saved_versions = tuple([r for r in self.saved_versions if r[0] is not counter]) or None
 
     def __repr__(self):
         return f"<{self.function.__name__}Backward>"
@@ -143,10 +166,51 @@ class Function:
             else:
                 ctx.output_meta = ((out.shape, out.dtype),)
                 results = (Tensor._wrap(out, None if 0 in ctx.non_differentiable else ctx, 0),)
+            if ctx._saved:
+                _record_versions(ctx, args, arrays, results, Tensor)
         if _observers:
             for obs in _observers:
                 obs(cls, ctx, args, kwargs, results)
         return results if multiple else results[0]
+
+
+def _same_memory(saved, array, array_base) -> bool:
+    """Whether ``saved`` is ``array`` or a view of the same buffer (numpy's .base is the owner)."""
+    if saved is array:
+        return True
+    base = saved.base if isinstance(saved, np.ndarray) else None
+    return base is not None and (base is array or base is array_base)
+
+
+def _record_versions(ctx, args, arrays, results, Tensor) -> None:
+    """Note the version of every Tensor (input or output) whose array the call saved, so that
+    backward can detect an in-place change of it (``Context.check_versions``)."""
+    inputs = []
+    for i, a in enumerate(args):  # a loop, not a comprehension: Python 3.11 makes a frame for one
+        if isinstance(a, Tensor):
+            inputs.append((i, a, arrays[i]))
+    records = []
+    for saved in ctx._saved:
+        if not isinstance(saved, np.ndarray):
+            continue
+        base = saved.base
+        owner, position = None, 0
+        for i, a, arr in inputs:
+            if saved is arr or (base is not None and (base is arr or base is arr.base)):
+                owner, position = a, i
+                break
+        else:
+            for j, t in enumerate(results):
+                if saved is t._array:
+                    owner, position = t, -1 - j
+                    break
+        if owner is not None:
+            counter = owner._version_counter
+            if counter is None:
+                counter = owner._version_counter = [0]
+            records.append((counter, counter[0], position))
+    if records:
+        ctx.saved_versions = tuple(records)
 
 
 def _unpack_args(args, Tensor, grad_on):
@@ -163,7 +227,10 @@ def _unpack_args(args, Tensor, grad_on):
     recording = False
     for a in args:
         if isinstance(a, Tensor):
-            arrays.append(a.data)
+            view = a._view
+            if view is not None and grad_on and view[0]._version_counter[0] != view[2]:
+                a._refresh_view()  # the base changed in place since: take its new history
+            arrays.append(a._array)
             if grad_on and a._requires_grad:
                 recording = True
                 needs.append(True)

@@ -51,7 +51,7 @@ def gradcheck(
     prepared = []
     for x in inputs:
         if isinstance(x, Tensor) and np.issubdtype(x.dtype, np.floating):
-            prepared.append(Tensor(x.data.astype(np.float64), requires_grad=x.requires_grad))
+            prepared.append(Tensor(x.numpy().astype(np.float64), requires_grad=x.requires_grad))
         else:
             prepared.append(x)
     checked = [i for i, x in enumerate(prepared) if isinstance(x, Tensor) and x.requires_grad]
@@ -72,15 +72,15 @@ def gradcheck(
     def value_at_perturbation() -> float:
         outs = [o for o in _as_outputs(fn(*prepared)) if isinstance(o, Tensor)
                 and np.issubdtype(o.dtype, np.floating)]
-        return float(sum(np.sum(o.data.astype(np.float64) * v) for o, v in zip(outs, cotangents)))
+        return float(sum(np.sum(o.numpy().astype(np.float64) * v) for o, v in zip(outs, cotangents)))
 
     from .grad_mode import no_grad
 
     for i in checked:
         x = prepared[i]
-        analytical = np.zeros(x.shape) if x.grad is None else x.grad.data.astype(np.float64)
+        analytical = np.zeros(x.shape) if x.grad is None else x.grad.numpy().astype(np.float64)
         numerical = np.zeros(x.shape)
-        flat = x.data.reshape(-1)
+        flat = x.numpy().reshape(-1)
         num_flat = numerical.reshape(-1)
         with no_grad():
             for j in range(flat.size):

@@ -30,7 +30,7 @@ BUNDLED_MNIST = Path(__file__).resolve().parent / "mnist"
 
 def _as_array(value, op: str, name: str) -> np.ndarray:
     if isinstance(value, Tensor):
-        return value.data
+        return value.numpy()
     if isinstance(value, np.ndarray):
         return value
     try:

@@ -95,7 +95,7 @@ def write_idx(path: PathLike, array) -> None:
     The file appears complete or not at all (``fastconv._atomic.atomic_write``).
     """
     name = os.fspath(path)
-    arr = array.data if isinstance(array, Tensor) else np.asarray(array)
+    arr = array.numpy() if isinstance(array, Tensor) else np.asarray(array)
     native = arr.dtype.newbyteorder("=")
     if native not in _CODE_OF:
         allowed = ", ".join(dt.name for dt in _CODE_OF)

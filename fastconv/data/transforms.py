@@ -3,6 +3,10 @@
 Random transforms draw from the ``numpy.random.Generator`` they are called with; the DataLoader
 passes one derived from its seed, epoch and batch number, so augmentation is reproducible. Called
 without one they fall back to fastconv's global generator (``fastconv.manual_seed``).
+
+Crops and flips are index maps over the batch applied by one Cython pass (``_remap``), and
+Normalize is one pass too; ``fastconv.vision.transforms`` fuses per-sample pipelines onto the same
+kernels.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import numpy as np
 
 from .._validation import int_pair
 from ..random import get_generator
+from . import _remap
 
 __all__ = ["Transform", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "apply_transform"]
 
@@ -99,9 +104,7 @@ class Normalize(Transform):
             if len(v) not in (1, c):
                 raise ValueError(f"Normalize: {label} has {len(v)} values, batch has {c} channels "
                                  f"(shape {tuple(x.shape)})")
-        mean = self.mean.astype(x.dtype).reshape(1, -1, 1, 1)
-        std = self.std.astype(x.dtype).reshape(1, -1, 1, 1)
-        return (x - mean) / std
+        return _remap.normalize(x, self.mean.astype(x.dtype), self.std.astype(x.dtype), "Normalize")
 
     def __repr__(self) -> str:
         return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
@@ -124,13 +127,11 @@ class RandomCrop(Transform):
         if ch > hp or cw > wp:
             raise ValueError(f"RandomCrop: crop size {self.size} is larger than the padded image "
                              f"({hp}, {wp}) for batch of shape {tuple(x.shape)} with padding {self.padding}")
-        padded = np.zeros((n, c, hp, wp), dtype=x.dtype)
-        padded[:, :, ph:ph + h, pw:pw + w] = x
         top = rng.integers(0, hp - ch + 1, size=n)
         left = rng.integers(0, wp - cw + 1, size=n)
-        rows = (top[:, None] + np.arange(ch))[:, None, :, None]
-        cols = (left[:, None] + np.arange(cw))[:, None, None, :]
-        return padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
+        rows = _remap.crop(_remap.pad(_remap.identity(n, h), ph, ph), top, ch)
+        cols = _remap.crop(_remap.pad(_remap.identity(n, w), pw, pw), left, cw)
+        return _remap.remap_float(x, rows, cols, 0.0, "RandomCrop")
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
@@ -147,10 +148,10 @@ class RandomHorizontalFlip(Transform):
     def __call__(self, x, rng=None):
         _check_batch(x, "RandomHorizontalFlip")
         rng = get_generator() if rng is None else rng
-        flip = rng.random(x.shape[0]) < self.p
-        out = x.copy()
-        out[flip] = x[flip, :, :, ::-1]
-        return out
+        n, _, h, w = x.shape
+        flip = rng.random(n) < self.p
+        return _remap.remap_float(x, _remap.identity(n, h), _remap.flip(_remap.identity(n, w), flip), 0.0,
+                                  "RandomHorizontalFlip")
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"

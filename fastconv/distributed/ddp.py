@@ -46,7 +46,7 @@ class _Bucket:
         self.params = params
         self.indices: List[int] = []  # each parameter's position in DDP's used-flags array
         self.dtype = np.dtype(dtype)
-        self.offsets = np.cumsum([0] + [p.data.size for p in params]).tolist()
+        self.offsets = np.cumsum([0] + [p.numpy().size for p in params]).tolist()
         self.size = self.offsets[-1]
         self.flat: Optional[np.ndarray] = None
         self.ready = 0
@@ -60,7 +60,7 @@ class _Bucket:
             if p.grad is None:
                 self.flat[start:stop] = 0
             else:
-                self.flat[start:stop] = p.grad.data.reshape(-1)
+                self.flat[start:stop] = p.grad.numpy().reshape(-1)
         return self.flat
 
     def unpack(self, scale: float, used: np.ndarray) -> None:
@@ -68,7 +68,7 @@ class _Bucket:
         self.flat *= scale
         for p, i, start, stop in zip(self.params, self.indices, self.offsets, self.offsets[1:]):
             if used[i]:
-                p.grad = Tensor._wrap(self.flat[start:stop].reshape(p.data.shape).copy())
+                p.grad = Tensor._wrap(self.flat[start:stop].reshape(p.numpy().shape).copy())
 
 
 def _assign_buckets(params: List, cap_bytes: float) -> List[_Bucket]:
@@ -77,15 +77,15 @@ def _assign_buckets(params: List, cap_bytes: float) -> List[_Bucket]:
     closed = []        # (position of first parameter, params, dtype)
     open_groups = {}   # dtype -> [position of first parameter, params, bytes]
     for position, p in enumerate(reversed(params)):
-        dt = p.data.dtype
+        dt = p.numpy().dtype
         group = open_groups.get(dt)
-        if group is not None and group[2] + p.data.nbytes > cap_bytes:
+        if group is not None and group[2] + p.numpy().nbytes > cap_bytes:
             closed.append((group[0], group[1], dt))
             group = None
         if group is None:
             group = open_groups[dt] = [position, [], 0]
         group[1].append(p)
-        group[2] += p.data.nbytes
+        group[2] += p.numpy().nbytes
     closed += [(g[0], g[1], dt) for dt, g in open_groups.items()]
     return [_Bucket(group, dt) for _, group, dt in sorted(closed, key=lambda c: c[0])]
 
@@ -191,17 +191,17 @@ class DistributedDataParallel(Module):
         if self._comm is None:
             return
         buffers = list(self.module.buffers())
-        floats = [b for b in buffers if b.data.dtype.kind == "f"]
-        others = [b for b in buffers if b.data.dtype.kind != "f"]
+        floats = [b for b in buffers if b.numpy().dtype.kind == "f"]
+        others = [b for b in buffers if b.numpy().dtype.kind != "f"]
         coalesced(floats, lambda flat: _comm.all_reduce(flat, "mean"))
         coalesced(others, lambda flat: _comm.broadcast(flat, 0))
 
     # ---- construction ----------------------------------------------------------------------------
     def _verify_replicas(self) -> None:
         """All ranks must wrap the same architecture; report the first difference from rank 0."""
-        mine = [("parameter", n, tuple(p.data.shape), p.data.dtype.str, bool(p.requires_grad))
+        mine = [("parameter", n, tuple(p.numpy().shape), p.numpy().dtype.str, bool(p.requires_grad))
                 for n, p in self.module.named_parameters()]
-        mine += [("buffer", n, tuple(b.data.shape), b.data.dtype.str, False)
+        mine += [("buffer", n, tuple(b.numpy().shape), b.numpy().dtype.str, False)
                  for n, b in self.module.named_buffers()]
         everyone = _comm.all_gather_object(mine)
         reference = everyone[0]

@@ -92,14 +92,14 @@ class SyncBatchNorm(_BatchNorm):
     def forward(self, input: Tensor) -> Tensor:
         if not self.training or _comm.world_size() == 1:
             return super().forward(input)
-        data = input.data if isinstance(input, Tensor) else np.asarray(input)
+        data = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
         if data.ndim not in self._ranks or data.shape[1] != self.num_features:
             raise ValueError(f"SyncBatchNorm: expected input of shape (N, {self.num_features}, *), got "
                              f"{tuple(data.shape)}")
         factor = self._update_factor()
         running = None
         if self.track_running_stats:
-            running = (self.running_mean.data, self.running_var.data, factor)
+            running = (self.running_mean.numpy(), self.running_var.numpy(), factor)
         x = input if isinstance(input, Tensor) else Tensor._wrap(data)
         return _SyncBatchNormFunction.apply(x, self.weight, self.bias, eps=self.eps, running=running)
 

@@ -20,7 +20,7 @@ FORMAT = "fastconv-predictor"
 VERSION = 1
 OPS = {"conv2d", "conv_transpose2d", "linear", "matmul", "channel_affine", "normalize", "act", "binary",
        "softmax", "reduce", "reshape", "transpose", "slice", "concat", "pad", "max_pool2d", "avg_pool2d",
-       "adaptive_avg_pool2d", "adaptive_max_pool2d", "interpolate"}
+       "adaptive_avg_pool2d", "adaptive_max_pool2d", "interpolate", "expand"}
 
 
 def save(graph: Graph, info: dict, path) -> None:

@@ -36,6 +36,9 @@ class _Builder:
         self.graph = Graph({}, [], [], [])
         self.by_tensor: Dict[int, int] = {}
         self.by_array: Dict[int, int] = {}
+        self.tensors_of: Dict[int, List[int]] = {}  # id(array) → ids of the tensors bound to it
+        self.by_node: Dict[Tuple[int, int], int] = {}  # (id(tape node), output index) → value
+        self.arg_nodes: Dict[int, Any] = {}  # id(argument) → its (tape node, index) when the call ran
         self.traced: List[np.ndarray] = []
         self.unusable: Dict[int, str] = {}  # value-like tensors the predictor cannot compute
         self.known = known_arrays           # id(array) → parameter/buffer name
@@ -47,9 +50,15 @@ class _Builder:
             self._bind(t, v.id)
 
     def _bind(self, t, vid: int) -> None:
-        self.by_tensor[id(t)] = vid
         arr = t.numpy() if isinstance(t, Tensor) else t
+        if id(arr) in self.by_array and self.by_array[id(arr)] != vid:
+            # the op wrote into an existing array (in place, e.g. relu(x, inplace=True), x += y):
+            # every tensor on that array now holds the new value
+            for tid in self.tensors_of.get(id(arr), ()):
+                self.by_tensor[tid] = vid
+        self.by_tensor[id(t)] = vid
         self.by_array[id(arr)] = vid
+        self.tensors_of.setdefault(id(arr), []).append(id(t))
         self.traced.append(arr)
 
     def where(self) -> str:
@@ -61,9 +70,16 @@ class _Builder:
 
     # -- operands
     def lookup(self, t) -> Optional[int]:
-        vid = self.by_tensor.get(id(t))
+        # a computed tensor by its tape node first: an in-place op (x += y, relu(x, inplace=True),
+        # x.mul_(2)) leaves x's Tensor object with the op's node (and its array, or a copy into it)
+        vid = None
+        node = self.arg_nodes.get(id(t))
+        if node is not None:
+            vid = self.by_node.get((id(node[0]), node[1]))
         if vid is None and isinstance(t, (Tensor, np.ndarray)):
             vid = self.by_array.get(id(t.numpy() if isinstance(t, Tensor) else t))
+        if vid is None:
+            vid = self.by_tensor.get(id(t))
         if vid is None and id(t) in self.unusable:
             raise self.fail(self.unusable[id(t)])
         return vid
@@ -479,6 +495,51 @@ def _linear2d(call: Call, b: _Builder) -> None:
     b.node("interpolate", [b.value(x)], _out(call), {"mode": "linear", "rows": axis(rows), "cols": axis(cols)})
 
 
+def _expand(call: Call, b: _Builder) -> None:
+    b.node("expand", [b.value(call.args[0])], _out(call))
+
+
+def _split(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    x, axis = a["a"], int(a["axis"]) % len(a["a"].shape)
+    start = 0
+    for out in call.outputs:
+        n = out.shape[axis]
+        index = [{"slice": [None, None, None]}] * axis + [{"slice": [start, start + n, 1]}]
+        b.node("slice", [b.value(x)], out, {"index": index})
+        start += n
+
+
+def _extremum_dim(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    x = a["a"]
+    b.node("reduce", [b.value(x)], _out(call), {"op": "max" if a["largest"] else "min",
+                                                "axes": _axes(a["axis"], len(x.shape)),
+                                                "keepdims": bool(a["keepdims"])})
+    b.unusable_output(call.outputs[1], "the indices of max/min along a dimension are not computed by the "
+                                       "compiled predictor")
+
+
+def _maximum(op: str) -> Callable:
+    def lower(call: Call, b: _Builder) -> None:
+        b.node("binary", [b.value(call.args[0]), b.value(call.args[1])], _out(call), {"op": op})
+    return lower
+
+
+def _clamp_tensor(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    x, lo, hi = a["a"], a["lo"], a["hi"]
+    out = _out(call)
+    v = b.value(x)
+    if lo is not None:
+        node = b.node("binary", [v, b.value(lo)], out if hi is None else tuple(out.shape), {"op": "max"})
+        v = node.output
+    if hi is not None:
+        b.node("binary", [v, b.value(hi)], out, {"op": "min"})
+    elif lo is None:
+        b.node("reshape", [v], out)
+
+
 _LOWERINGS: Dict[type, Callable[[Call, _Builder], None]] = {
     Conv2dFunction: _conv2d, ConvTranspose2dFunction: _conv_transpose2d, LinearFunction: _linear,
     N.Normalize: _normalize,
@@ -496,6 +557,13 @@ _LOWERINGS: Dict[type, Callable[[Call, _Builder], None]] = {
 # Functions defined in modules the core does not import (model zoo layers, fused kernels):
 # "module:Class" → lowering, registered when the module is importable.
 _OPTIONAL = {
+    "fastconv._tensor_ops:Clone": _alias,
+    "fastconv._tensor_ops:Expand": _expand,
+    "fastconv._tensor_ops:Maximum": _maximum("max"),
+    "fastconv._tensor_ops:Minimum": _maximum("min"),
+    "fastconv._tensor_ops:ClampTensor": _clamp_tensor,
+    "fastconv._tensor_ops:Split": _split,
+    "fastconv._index_ops:ExtremumDim": _extremum_dim,
     "fastconv.nn.functional.activation:ReLU6": _act("clamp", 0.0, 6.0),
     "fastconv.nn.functional.activation:SiLU": _act("silu"),
     "fastconv.nn.functional.activation:GELU": _gelu,
@@ -553,11 +621,17 @@ def _lower_trace(trace: Trace, known: Dict[int, str], table) -> Graph:
     b = _Builder(trace, known)
     for call in trace.calls:
         b.call = call
+        b.arg_nodes = {id(a): n for a, n in zip(call.args, call.arg_nodes) if n is not None}
         lower = table.get(call.function)
         if lower is None:
             raise GraphError(f"inference.compile: {b.where()} is not supported by the compiled predictor "
                              f"(supported operations: {', '.join(supported_functions())})")
         lower(call, b)
+        if call.ctx is not None:
+            for i, out in enumerate(call.outputs):
+                vid = b.by_tensor.get(id(out))
+                if vid is not None:
+                    b.by_node[(id(call.ctx), i)] = vid
     b.call = None
     outputs, structure = _flat_outputs(trace.output, b)
     for t in outputs:

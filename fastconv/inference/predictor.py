@@ -46,7 +46,7 @@ def samplewise(graph: Graph) -> bool:
             first = a["index"][0] if a["index"] else {"ellipsis": True}
             if not (first.get("slice") == [None, None, None] or first.get("ellipsis")):
                 return False
-        if node.op == "pad" and a["widths"][0] != [0, 0]:
+        if node.op == "pad" and (a["widths"][0] != [0, 0] or a["crops"][0] != [0, 0]):
             return False
         if node.op == "matmul" and len(graph.values[node.inputs[0]].shape) < 3:
             return False

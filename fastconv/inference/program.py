@@ -633,6 +633,15 @@ class _Builder:
         self.emit_copy(x, out, [st[a] for a in axes], self.ref(node.output), _contiguous_strides(out),
                        dst_vid=node.output)
 
+    def op_expand(self, node: Node) -> None:
+        """A broadcast (``expand``): a copy reading the input with stride 0 along the expanded axes."""
+        x = node.inputs[0]
+        out = list(self.shapes[node.output])
+        shape = [1] * (len(out) - len(self.shapes[x])) + list(self.shapes[x])
+        st = _contiguous_strides(shape)
+        self.emit_copy(x, out, [0 if shape[d] == 1 and out[d] != 1 else st[d] for d in range(len(out))],
+                       self.ref(node.output), _contiguous_strides(out), dst_vid=node.output)
+
     def op_slice(self, node: Node) -> None:
         x = node.inputs[0]
         shape = self.shapes[x]

@@ -46,12 +46,12 @@ def _layer_input_shapes(model: Sequential, input_shape: Tuple[int, ...]) -> List
 def _linear_as_conv(linear: Linear, in_shape: Tuple[int, ...]) -> Conv2d:
     """A Conv2d computing ``linear`` on a (C, H, W) map (kernel H×W) or on (F,) features (1×1)."""
     c, h, w = in_shape if len(in_shape) == 3 else (in_shape[0], 1, 1)
-    weight = linear.weight.data
+    weight = linear.weight.numpy()
     conv = Conv2d(c, linear.out_features, (h, w), bias=linear.bias is not None, dtype=weight.dtype)
     conv.weight = Parameter(weight.reshape(linear.out_features, c, h, w).copy(),
                             requires_grad=linear.weight.requires_grad)
     if linear.bias is not None:
-        conv.bias = Parameter(linear.bias.data.copy(), requires_grad=linear.bias.requires_grad)
+        conv.bias = Parameter(linear.bias.numpy().copy(), requires_grad=linear.bias.requires_grad)
     return conv
 
 

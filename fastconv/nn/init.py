@@ -1,7 +1,8 @@
 """Weight initialization (``fastconv.nn.init``), PyTorch's names and formulas.
 
 Every function fills the tensor's array in place with draws from fastconv's seeded generator
-(``fastconv.manual_seed``), keeps its dtype, records nothing on the tape and returns the tensor.
+(``fastconv.manual_seed``), keeps its dtype, records nothing on the tape (as PyTorch's, which run
+under no_grad; a Parameter or its ``.data`` may be passed) and returns the tensor.
 He initialization (He et al. 2015, "Delving deep into rectifiers"): std = gain / sqrt(fan), so that
 the variance of activations (fan_in) or of gradients (fan_out) is preserved through ReLU layers.
 """
@@ -47,11 +48,11 @@ def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
 def _array(tensor, op: str) -> np.ndarray:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{op}: expected a Tensor (e.g. a Parameter), got {type(tensor).__name__}")
-    if tensor.data.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a float32 or float64 tensor, got {tensor.data.dtype}")
-    if not tensor.data.flags.writeable:
-        tensor.data = tensor.data.copy()
-    return tensor.data
+    if tensor.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a float32 or float64 tensor, got {tensor.dtype}")
+    if not tensor.numpy().flags.writeable:
+        tensor.data = tensor.numpy().copy()
+    return tensor.numpy()
 
 
 def _calculate_fan_in_and_fan_out(tensor: Tensor, op: str = "init") -> Tuple[int, int]:
@@ -80,6 +81,7 @@ def _fan(tensor: Tensor, mode: str, op: str) -> int:
 def _fill(tensor: Tensor, values: np.ndarray, op: str) -> Tensor:
     arr = _array(tensor, op)
     arr[...] = values.astype(arr.dtype, copy=False)
+    tensor._bump_version()  # an in-place change, as under PyTorch's no_grad
     return tensor
 
 
@@ -119,6 +121,7 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with ``val``."""
     arr = _array(tensor, "constant_")
     arr.fill(val)
+    tensor._bump_version()
     return tensor
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, 
 
 import numpy as np
 
+from .._device import cpu_only_error, cuda_device, to_args
 from ..tensor import Tensor, _to_array
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -30,7 +31,7 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
             data = np.empty(0, dtype=np.float32)
-        arr = data.data if isinstance(data, Tensor) else _to_array(data)
+        arr = data.numpy() if isinstance(data, Tensor) else _to_array(data)
         if arr.dtype not in _FLOATS:
             raise TypeError(f"Parameter: expected float32 or float64 data, got dtype {arr.dtype}")
         super().__init__(arr, requires_grad=requires_grad)
@@ -319,7 +320,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad = Tensor._wrap(np.zeros_like(p.data))
+                p.grad = Tensor._wrap(np.zeros_like(p.numpy()))
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every descendant, then on self (e.g. custom initialization)."""
@@ -332,13 +333,13 @@ class Module:
         """Convert float parameters, gradients and buffers in place (Parameter objects are kept)."""
         dtype = np.dtype(dtype)
         for p in self.parameters():
-            p.data = p.data.astype(dtype, copy=False)
+            p.data = p.numpy().astype(dtype, copy=False)
             if p.grad is not None:
-                p.grad = Tensor._wrap(p.grad.data.astype(dtype, copy=False))
+                p.grad = Tensor._wrap(p.grad.numpy().astype(dtype, copy=False))
         for m in self.modules():
             for name, b in m._buffers.items():
-                if b is not None and b.data.dtype in _FLOATS:
-                    b.data = b.data.astype(dtype, copy=False)
+                if b is not None and b.dtype in _FLOATS:
+                    b.data = b.numpy().astype(dtype, copy=False)
         return self
 
     def double(self) -> "Module":
@@ -349,17 +350,21 @@ class Module:
         """float32 parameters and buffers."""
         return self._cast_floats(np.float32)
 
-    def to(self, dtype=None) -> "Module":
-        """``to(np.float64)`` / ``to('float32')``; device strings other than 'cpu' are rejected."""
-        if dtype is None or (isinstance(dtype, str) and dtype == "cpu"):
+    def to(self, *args, **kwargs) -> "Module":
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)`` (its dtype), as PyTorch's:
+        float parameters and buffers take a float dtype; the only device is the CPU (others raise)."""
+        dtype, _ = to_args(args, kwargs, "Module.to", Tensor)
+        if dtype is None:
             return self
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"to: fastconv runs on the CPU only and supports float32/float64, got {dtype!r}")
-        if dt not in _FLOATS:
-            raise TypeError(f"to: expected float32 or float64, got {dt}")
-        return self._cast_floats(dt)
+        if dtype not in _FLOATS:
+            raise TypeError(f"Module.to: only floating point dtypes (float32, float64) are accepted, got {dtype}")
+        return self._cast_floats(dtype)
+
+    def cpu(self) -> "Module":
+        return self
+
+    def cuda(self, device=None) -> "Module":
+        raise cpu_only_error(cuda_device(device), "Module.cuda")
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self, destination: Optional[Dict[str, np.ndarray]] = None, prefix: str = "",
@@ -373,10 +378,10 @@ class Module:
             head = f"{mod_prefix}." if mod_prefix else ""
             for name, p in mod._parameters.items():
                 if p is not None:
-                    out[head + name] = p if keep_vars else p.data.copy()
+                    out[head + name] = p if keep_vars else p.numpy().copy()
             for name, b in mod._buffers.items():
                 if b is not None and name not in mod._non_persistent_buffers:
-                    out[head + name] = b if keep_vars else b.data.copy()
+                    out[head + name] = b if keep_vars else b.numpy().copy()
         return out
 
     def _state_targets(self) -> "OrderedDict[str, Tensor]":
@@ -399,8 +404,8 @@ class Module:
             if key not in state_dict:
                 continue
             value = _as_array(state_dict[key], key)
-            if value.shape != target.data.shape:
-                problems.append(f"size mismatch for '{key}': expected shape {tuple(target.data.shape)} "
+            if value.shape != target.shape:
+                problems.append(f"size mismatch for '{key}': expected shape {tuple(target.shape)} "
                                 f"(from the model), got {tuple(value.shape)} (from the state_dict)")
             else:
                 updates.append((target, value))
@@ -413,9 +418,9 @@ class Module:
             raise ValueError(f"load_state_dict: error(s) loading state_dict for {type(self).__name__}: "
                              + "; ".join(problems))  # one line: CLIs and logs show it whole
         for target, value in updates:
-            if not target.data.flags.writeable:
-                target.data = target.data.copy()
-            target.data[...] = value.astype(target.data.dtype, copy=False)
+            if not target.numpy().flags.writeable:
+                target.data = target.numpy().copy()
+            target.numpy()[...] = value.astype(target.dtype, copy=False)
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- representation ------------------------------------------------------------------------

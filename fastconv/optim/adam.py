@@ -62,9 +62,9 @@ class Adam(Optimizer):
             if amsgrad and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = np.zeros(p.shape, dtype=p.dtype)
             state["step"] = step = int(state["step"]) + 1
-            exp_avg = state_array(state, "exp_avg", p.data, name)
-            exp_avg_sq = state_array(state, "exp_avg_sq", p.data, name)
-            max_sq = state_array(state, "max_exp_avg_sq", p.data, name) if amsgrad else placeholder(p.dtype)
+            exp_avg = state_array(state, "exp_avg", p.numpy(), name)
+            exp_avg_sq = state_array(state, "exp_avg_sq", p.numpy(), name)
+            max_sq = state_array(state, "max_exp_avg_sq", p.numpy(), name) if amsgrad else placeholder(p.dtype)
             fused_update(name, _optim.adam_update, p, (exp_avg, exp_avg_sq, max_sq), lr, beta1, beta2, eps,
                          weight_decay, decoupled, amsgrad, maximize, lr / (1 - beta1 ** step),
                          math.sqrt(1 - beta2 ** step))

@@ -1,7 +1,7 @@
 """``Optimizer``: parameter groups with per-group options, per-parameter state, PyTorch's state_dict layout.
 
-Subclasses implement ``_update(group, params)``; updates run in place on ``param.data`` (never
-recorded on the tape), one fused kernel call per parameter (``fastconv._kernels.optim``, see
+Subclasses implement ``_update(group, params)``; updates run in place on the parameters' arrays (``param.numpy()``, never
+recorded on the tape); one fused kernel call per parameter (``fastconv._kernels.optim``, see
 ``fused_update``), and skip parameters whose ``grad`` is None.
 """
 from __future__ import annotations
@@ -165,7 +165,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad.numpy()[...] = 0
 
     def step(self, closure: Optional[Callable[[], Any]] = None):
         """One update of every parameter with a gradient; ``closure`` re-evaluates the loss first."""
@@ -279,15 +279,15 @@ def state_array(state: dict, key: str, param: np.ndarray, op: str) -> np.ndarray
 
 def fused_update(op: str, kernel, param: Tensor, states: Tuple[np.ndarray, ...], *options) -> None:
     """Run ``kernel(param, grad, *states, *options, threads)`` of ``fastconv._kernels.optim`` in place
-    on ``param.data``, on 1-D views.
+    on ``param.numpy()``, on 1-D views.
 
     The gradient is taken in the parameter's dtype (PyTorch requires them to agree); a parameter
     that is not C-contiguous is updated through a contiguous copy written back afterwards.
     ``states`` are arrays from ``state_array`` (or fresh C-contiguous arrays), or placeholders the
     kernel does not read.
     """
-    data = param.data
-    grad = param.grad.data
+    data = param.numpy()
+    grad = param.grad.numpy()
     if grad.shape != data.shape:
         raise ValueError(f"{op}: gradient of shape {grad.shape} does not match its parameter of shape {data.shape}")
     if grad.dtype != data.dtype or not grad.flags.c_contiguous:
@@ -297,6 +297,7 @@ def fused_update(op: str, kernel, param: Tensor, states: Tuple[np.ndarray, ...],
     kernel(work.ravel(), grad.ravel(), *[s.ravel() for s in states], *options, threads)  # views: all contiguous
     if work is not data:
         data[...] = work
+    param._bump_version()  # an in-place change: a graph that saved the old values refuses backward
 
 
 def check_option(op: str, name: str, value: Any, minimum: float = 0.0, maximum: Optional[float] = None,

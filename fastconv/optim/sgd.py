@@ -51,7 +51,7 @@ class SGD(Optimizer):
                     state["momentum_buffer"] = buf = np.empty(p.shape, dtype=p.dtype)
                     first = True
                 else:
-                    buf = state_array(state, "momentum_buffer", p.data, "SGD")
+                    buf = state_array(state, "momentum_buffer", p.numpy(), "SGD")
             else:
                 buf = placeholder(p.dtype)
             fused_update("SGD", _optim.sgd_update, p, (buf,), lr, momentum, dampening, weight_decay,

@@ -36,7 +36,7 @@ def generator(seed: SeedLike, op: str) -> np.random.Generator:
 def as_images(images, op: str) -> np.ndarray:
     """A float32/float64 C-contiguous (N, C, H, W) array of finite values from an ndarray or Tensor."""
     if isinstance(images, Tensor):
-        images = images.data
+        images = images.numpy()
     if not isinstance(images, np.ndarray):
         raise TypeError(f"{op}: expected images as a float ndarray or Tensor of shape (N, C, H, W), "
                         f"got {type(images).__name__}")
@@ -52,7 +52,7 @@ def as_images(images, op: str) -> np.ndarray:
 def as_patches(patches, op: str, name: str = "patches") -> np.ndarray:
     """A float32/float64 C-contiguous 2-D (n, d) array of finite values, n >= 1, d >= 1."""
     if isinstance(patches, Tensor):
-        patches = patches.data
+        patches = patches.numpy()
     if not isinstance(patches, np.ndarray):
         raise TypeError(f"{op}: expected {name} as a float ndarray of shape (n, d), got {type(patches).__name__}")
     check_float(patches, op, name)

@@ -69,7 +69,7 @@ def _check_model(model, op: str) -> List[int]:
 
 def _forward(layer: Module, x: np.ndarray, batch: int) -> np.ndarray:
     with no_grad():
-        return np.concatenate([layer(Tensor(x[s:s + batch])).data for s in range(0, len(x), batch)])
+        return np.concatenate([layer(Tensor(x[s:s + batch])).numpy() for s in range(0, len(x), batch)])
 
 
 def _set_layer(layer: Conv2d, filters: np.ndarray, patches: np.ndarray, active_fraction: float) -> float:
@@ -79,9 +79,9 @@ def _set_layer(layer: Conv2d, filters: np.ndarray, patches: np.ndarray, active_f
     responses = sample @ weight.reshape(len(weight), -1).T
     if layer.bias is not None:
         bias = -np.quantile(responses.astype(np.float64), 1.0 - active_fraction, axis=0)
-        layer.bias.data[...] = bias.astype(layer.bias.data.dtype)
+        layer.bias.numpy()[...] = bias.astype(layer.bias.numpy().dtype)
         responses = responses + bias
-    layer.weight.data[...] = weight.astype(layer.weight.data.dtype)
+    layer.weight.numpy()[...] = weight.astype(layer.weight.numpy().dtype)
     return float(np.mean(responses > 0))
 
 
@@ -113,7 +113,7 @@ def pretrain_conv_layers(model, images, n_patches: int = 50000, method: str = "k
     if convs[0] == 0 and x.shape[1] != first.in_channels:
         raise ValueError(f"{op}: expected images with {first.in_channels} channels for layer 0 ({first!r}), "
                          f"got images of shape {x.shape}")
-    x = np.ascontiguousarray(x, dtype=first.weight.data.dtype)
+    x = np.ascontiguousarray(x, dtype=first.weight.numpy().dtype)
     rng = generator(seed, op)
     reports: List[LayerReport] = []
     was_training = model.training

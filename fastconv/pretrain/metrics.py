@@ -21,7 +21,7 @@ def mean_pairwise_correlation(filters, max_shift: int = 0) -> float:
     it count as redundant — the redundancy convolutional k-means is meant to remove.
     """
     op = "mean_pairwise_correlation"
-    f = filters.data if isinstance(filters, Tensor) else filters
+    f = filters.numpy() if isinstance(filters, Tensor) else filters
     if not isinstance(f, np.ndarray) or f.dtype.kind != "f":
         raise TypeError(f"{op}: expected filters as a float ndarray or Tensor, got {type(filters).__name__}")
     if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) or max_shift < 0:

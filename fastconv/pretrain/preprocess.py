@@ -71,12 +71,12 @@ class PatchPreprocessor:
         filters, offset = self.fold(centroids)
         weight = filters.reshape(len(filters), c, kh, kw)
         with no_grad():
-            out = F.conv2d(Tensor(windows), Tensor(weight)).data
+            out = F.conv2d(Tensor(windows), Tensor(weight)).numpy()
             if self.normalize:
                 d = c * kh * kw
                 box = Tensor(np.ones((1, c, kh, kw), dtype=windows.dtype))
-                mean = F.conv2d(Tensor(windows), box).data / d
-                sq = F.conv2d(Tensor(windows * windows), box).data / d
+                mean = F.conv2d(Tensor(windows), box).numpy() / d
+                sq = F.conv2d(Tensor(windows * windows), box).numpy() / d
                 std = np.sqrt(np.maximum(sq - mean * mean, 0) + windows.dtype.type(self.eps_norm))
                 out = (out - mean * filters.sum(axis=1)[None, :, None, None]) / std
         return out - offset[None, :, None, None]

@@ -35,7 +35,7 @@ STEP_TEMPORARIES = {name: 0 for name in STATE_COPIES}
 def _preserved(model: Module, train: bool):
     """Put the model in train/eval state; restore modes, buffers (running stats) and the RNG after."""
     modes = [(m, m.training) for m in model.modules()]
-    buffers = [(t, t.data.copy()) for t in model.buffers()]
+    buffers = [(t, t.numpy().copy()) for t in model.buffers()]
     rng = get_rng_state()
     model.train(train)
     try:
@@ -44,13 +44,13 @@ def _preserved(model: Module, train: bool):
         for m, flag in modes:
             object.__setattr__(m, "training", flag)
         for t, saved in buffers:
-            t.data[...] = saved
+            t.numpy()[...] = saved
         set_rng_state(rng)
 
 
 def _in_dtype(model: Module, dtype: np.dtype) -> Module:
     """The model itself when its floating parameters already have ``dtype``, else a cast copy."""
-    floats = [p.data.dtype for p in model.parameters() if p.data.dtype.kind == "f"]
+    floats = [p.numpy().dtype for p in model.parameters() if p.numpy().dtype.kind == "f"]
     if all(d == dtype for d in floats):
         return model
     return copy.deepcopy(model).to(dtype)
@@ -157,12 +157,12 @@ class ModelProfile:
     # -- peaks ------------------------------------------------------------------------------
     def persistent_bytes(self, batch: int, train: bool, augment_copies: int) -> Dict[str, int]:
         params = [p for p in self.model.parameters()]
-        trainable = sum(p.data.nbytes for p in params if p.requires_grad)
-        largest = max([p.data.nbytes for p in params if p.requires_grad], default=0)
+        trainable = sum(p.numpy().nbytes for p in params if p.requires_grad)
+        largest = max([p.numpy().nbytes for p in params if p.requires_grad], default=0)
         return {
             "data_bytes": (1 + augment_copies) * batch * int(np.prod(self.input_shape)) * self.dtype.itemsize,
-            "param_bytes": sum(p.data.nbytes for p in params),
-            "buffer_bytes": sum(t.data.nbytes for t in self.model.buffers()),
+            "param_bytes": sum(p.numpy().nbytes for p in params),
+            "buffer_bytes": sum(t.numpy().nbytes for t in self.model.buffers()),
             "optimizer_state_bytes": STATE_COPIES[self.optimizer] * trainable if train else 0,
             "step_temp_bytes": STEP_TEMPORARIES[self.optimizer] * largest,
         }
@@ -202,8 +202,8 @@ class ModelProfile:
         params = list(self.model.parameters())
         trace = self.traces[mode]
         totals = {
-            "params": sum(int(p.data.size) for p in params),
-            "trainable_params": sum(int(p.data.size) for p in params if p.requires_grad),
+            "params": sum(int(p.numpy().size) for p in params),
+            "trainable_params": sum(int(p.numpy().size) for p in params if p.requires_grad),
             "data_bytes": fixed["data_bytes"],
             "param_bytes": fixed["param_bytes"],
             "buffer_bytes": fixed["buffer_bytes"],
@@ -253,14 +253,14 @@ class ModelProfile:
                 continue
             idx = by_layer.get(name, [])
             tidx = train_by_layer.get(name, [])
-            trainable = sum(p.data.nbytes for p in own if p.requires_grad)
+            trainable = sum(p.numpy().nbytes for p in own if p.requires_grad)
             shape = trace.module_outputs.get(name)
             rows.append({
                 "name": name or self.name,
                 "type": type(module).__name__,
                 "output_shape": None if shape is None else tuple(shape.at(batch)),
-                "params": sum(int(p.data.size) for p in own),
-                "param_bytes": sum(p.data.nbytes for p in own),
+                "params": sum(int(p.numpy().size) for p in own),
+                "param_bytes": sum(p.numpy().nbytes for p in own),
                 "saved_bytes": sum(costs[i].activation_saved for i in idx) if train else 0,
                 "tape_bytes": sum(costs[i].saved for i in idx) if train else 0,
                 "grad_bytes": trainable if train else 0,

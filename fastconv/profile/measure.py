@@ -65,10 +65,10 @@ def _distinct_nbytes(arrays) -> int:
 
 def _existing_arrays(model: Module, optimizer, x: Tensor, target) -> list:
     """Arrays alive before the step that the step needs (for inference: no grads, no optimizer)."""
-    arrays = [t.data for t in list(model.parameters()) + list(model.buffers())]
-    arrays.append(x.data)
+    arrays = [t.numpy() for t in list(model.parameters()) + list(model.buffers())]
+    arrays.append(x.numpy())
     if isinstance(target, Tensor):
-        arrays.append(target.data)
+        arrays.append(target.numpy())
     elif isinstance(target, np.ndarray):
         arrays.append(target)
     if optimizer is not None:

@@ -173,7 +173,7 @@ class _Recorder:
     def __call__(self, cls, ctx, args, kwargs, outputs):
         shapes, bufs = [], []
         for a in args:
-            array = a.data if isinstance(a, Tensor) else a
+            array = a.numpy() if isinstance(a, Tensor) else a
             if isinstance(array, np.ndarray):
                 shapes.append(tuple(array.shape))
                 bufs.append(self.buffer(array))
@@ -188,7 +188,7 @@ class _Recorder:
             arg_bufs=tuple(bufs),
             needs=tuple(ctx.needs_input_grad),
             kwargs=dict(kwargs),
-            out_bufs=tuple(self.buffer(o.data) for o in outputs),
+            out_bufs=tuple(self.buffer(o.numpy()) for o in outputs),
             out_shapes=tuple(tuple(o.shape) for o in outputs),
             saved_bufs=tuple(self.buffer(s) for s in saved if isinstance(s, np.ndarray)),
             saved_nbytes=int(ctx.saved_nbytes),
@@ -200,7 +200,7 @@ def param_roots(model) -> Dict[int, np.ndarray]:
     """Buffers owned by the model's parameters and registered buffers, by id of their root array."""
     roots = {}
     for t in list(model.parameters()) + list(model.buffers()):
-        r = _root(t.data)
+        r = _root(t.numpy())
         roots[id(r)] = r
     return roots
 
@@ -224,7 +224,7 @@ def record_forward(model, input_shape: Sequence[int], batch: int, dtype: np.dtyp
         for h in handles:
             h.remove()
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    recorder.trace.output_bufs = tuple(recorder.buffer(o.data) for o in outs if isinstance(o, Tensor))
+    recorder.trace.output_bufs = tuple(recorder.buffer(o.numpy()) for o in outs if isinstance(o, Tensor))
     return recorder.trace
 
 

@@ -59,7 +59,7 @@ def _scores(model: Module, image: np.ndarray) -> np.ndarray:
     from .layers import as_image, evaluating, model_dtype
 
     with evaluating(model), no_grad():
-        return model(Tensor._wrap(as_image(image, "fastconv viz", model_dtype(model)))).data[0]
+        return model(Tensor._wrap(as_image(image, "fastconv viz", model_dtype(model)))).numpy()[0]
 
 
 def _num_classes(model: Module, image: np.ndarray) -> int:

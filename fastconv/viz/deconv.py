@@ -39,13 +39,13 @@ def _forward(chain, image: np.ndarray):
                              f"(supported: Conv2d, MaxPool2d, ReLU and pointwise layers)")
         records.append((mod, x.shape, switches))
         x = out
-    return x.data, records
+    return x.numpy(), records
 
 
 def _conv_back(signal: np.ndarray, conv: Conv2d, input_shape) -> np.ndarray:
     """Transposed convolution with ``conv``'s weights (no bias), cropped to the conv's input size."""
     full = F.conv_transpose2d(Tensor._wrap(signal), conv.weight.detach(), None, stride=conv.stride,
-                              padding=0, groups=conv.groups, dilation=conv.dilation).data
+                              padding=0, groups=conv.groups, dilation=conv.dilation).numpy()
     top, left = _conv_padding(conv)
     h, w = input_shape[-2:]
     out = np.zeros((signal.shape[0], full.shape[1], h, w), dtype=signal.dtype)
@@ -62,7 +62,7 @@ def _backward(signal: np.ndarray, records) -> np.ndarray:
             k = int_pair(mod.kernel_size, "deconv_reconstruction", "kernel_size")
             d = int_pair(mod.dilation, "deconv_reconstruction", "dilation")
             signal = F.max_unpool2d(Tensor._wrap(signal), switches, tuple(di * (ki - 1) + 1 for ki, di in zip(k, d)),
-                                    mod.stride, mod.padding, output_size=input_shape[-2:]).data
+                                    mod.stride, mod.padding, output_size=input_shape[-2:]).numpy()
         elif isinstance(mod, CoordConv2d):
             signal = _conv_back(signal, mod.conv, input_shape)[:, :mod.in_channels]
         elif isinstance(mod, Conv2d):

@@ -40,7 +40,7 @@ def cnn_codes(model: Module, dataset, layer: Optional[LayerRef] = None, indices=
         for _, x, y in iterate_batches(dataset, batch_size, op, indices):
             t = Tensor._wrap(np.ascontiguousarray(x, dtype=dtype))
             out = trunk(t) if layer is None else run_to(model, t, layer, op)
-            codes.append(out.data.reshape(len(x), -1).copy())
+            codes.append(out.numpy().reshape(len(x), -1).copy())
             labels.append(y)
     labels_out = None if labels[0] is None else np.concatenate(labels)
     return np.concatenate(codes), labels_out

@@ -25,7 +25,7 @@ def _conv_of(layer, model: Optional[Module], op: str) -> Conv2d:
 
 def filters(layer: LayerRef, model: Optional[Module] = None) -> np.ndarray:
     """The layer's weights (out, in/groups, kh, kw), each filter min-max scaled to [0, 1] over all its values."""
-    w = _conv_of(layer, model, "filters").weight.data
+    w = _conv_of(layer, model, "filters").weight.numpy()
     return np.stack([unit_range(f) for f in w]).astype(np.float32)
 
 

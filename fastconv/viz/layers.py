@@ -22,13 +22,13 @@ LayerRef = Union[int, str, Module]
 def model_dtype(model: Module) -> np.dtype:
     """The dtype of the model's first parameter (float32 for a model without parameters)."""
     for p in model.parameters():
-        return p.data.dtype
+        return p.numpy().dtype
     return np.dtype(np.float32)
 
 
 def as_batch(x, op: str, dtype=None) -> np.ndarray:
     """An (N, C, H, W) float array from an (N, C, H, W) or (C, H, W) ndarray or Tensor."""
-    arr = x.data if isinstance(x, Tensor) else x
+    arr = x.numpy() if isinstance(x, Tensor) else x
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{op}: expected the input as an ndarray or Tensor, got {type(x).__name__}")
     if arr.dtype.kind != "f" or arr.dtype == np.float16:
@@ -144,7 +144,7 @@ def layer_output(model: Module, x, layer: LayerRef, op: str) -> np.ndarray:
     """``run_to`` in eval mode under no_grad, returned as an ndarray."""
     batch = Tensor._wrap(as_batch(x, op, model_dtype(model)))
     with evaluating(model), no_grad():
-        return run_to(model, batch, layer, op).data
+        return run_to(model, batch, layer, op).numpy()
 
 
 def record_outputs(model: Module, x: Tensor, modules: Sequence[Tuple[str, Module]]) -> Dict[str, np.ndarray]:
@@ -154,7 +154,7 @@ def record_outputs(model: Module, x: Tensor, modules: Sequence[Tuple[str, Module
     try:
         for name, module in modules:
             def keep(mod, inputs, output, name=name):
-                outputs.setdefault(name, _first(output).data)
+                outputs.setdefault(name, _first(output).numpy())
             handles.append(module.register_forward_hook(keep))
         model(x)
     finally:

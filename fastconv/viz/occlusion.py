@@ -28,7 +28,7 @@ def _probabilities(model: Module, batch: np.ndarray, target: int, op: str) -> np
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected the model to return (N, classes) scores, got shape {logits.shape}")
     check_index(target, logits.shape[1], op, "target", "the model's output")
-    return F.softmax(logits, dim=1).data[:, target].astype(np.float64)
+    return F.softmax(logits, dim=1).numpy()[:, target].astype(np.float64)
 
 
 def occlusion(model: Module, x, target: int, size: int = 8, stride: int = 4,

@@ -22,7 +22,7 @@ def score_gradient(model: Module, batch: np.ndarray, target: int, op: str):
             raise ValueError(f"{op}: expected the model to return (N, classes) scores, got shape {scores.shape}")
         check_index(target, scores.shape[1], op, "target", "the model's output")
         scores[:, target].sum().backward()
-    return x.grad.data, scores.data[:, target].copy()
+    return x.grad.numpy(), scores.numpy()[:, target].copy()
 
 
 def saliency(model: Module, x, target: int, samples: int = 0, noise: float = 0.15, seed: int = 0) -> np.ndarray:

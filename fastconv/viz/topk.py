@@ -43,7 +43,7 @@ def top_k(model: Module, dataset, layer: LayerRef, channel: int, k: int = 9, bat
         for idx, x, _ in iterate_batches(dataset, batch_size, op):
             if isinstance(x, np.ndarray) and x.dtype.kind != "f":
                 raise TypeError(f"{op}: expected float inputs from the dataset, got dtype {x.dtype}")
-            out = run_to(model, Tensor._wrap(np.ascontiguousarray(x, dtype=dtype)), layer, op).data
+            out = run_to(model, Tensor._wrap(np.ascontiguousarray(x, dtype=dtype)), layer, op).numpy()
             check_index(channel, out.shape[1], op, "channel", f"layer {layer!r} output {out.shape[1:]}")
             maps = out[:, channel].reshape(len(idx), -1)
             spatial = out.ndim == 4

@@ -54,18 +54,18 @@ def main():
 
     # buffers: construction copies rank 0's; sync_buffers averages floats, copies rank 0's ints
     bn = nn.BatchNorm2d(2, momentum=0.0)
-    bn.running_mean.data[...] = r + 1.0
+    bn.running_mean.numpy()[...] = r + 1.0
     ddp = dist.DistributedDataParallel(bn, broadcast_buffers=False)
     seen["bn_after_construction"] = bn.running_mean.numpy().tolist()
-    bn.running_mean.data[...] = r + 1.0
-    bn.num_batches_tracked.data[...] = 10 * (r + 1)
+    bn.running_mean.numpy()[...] = r + 1.0
+    bn.num_batches_tracked.numpy()[...] = 10 * (r + 1)
     dist.SyncBuffersCallback().on_epoch_end(0, {}, ddp)
     seen["bn_after_sync"] = bn.running_mean.numpy().tolist()
     seen["bn_batches_after_sync"] = int(bn.num_batches_tracked.numpy())
     # broadcast_buffers=True: a training forward first copies rank 0's buffers (momentum 0 keeps them)
     bn2 = nn.BatchNorm2d(2, momentum=0.0)
     ddp2 = dist.DistributedDataParallel(bn2, broadcast_buffers=True)
-    bn2.running_var.data[...] = r + 2.0
+    bn2.running_var.numpy()[...] = r + 2.0
     ddp2(fc.randn(4, 2, 3, 3, requires_grad=True))
     seen["bn_broadcast_forward"] = bn2.running_var.numpy().tolist()
 

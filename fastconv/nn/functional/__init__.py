@@ -1,7 +1,7 @@
 """Functional ops (PyTorch names and arguments): each validates in Python, then runs a Function."""
 from .activation import (
-    elu, gelu, hardsigmoid, hardswish, leaky_relu, log_softmax, mish, prelu, relu, relu6, sigmoid, silu, softmax,
-    softplus, tanh,
+    elu, gelu, hardsigmoid, hardswish, leaky_relu, leaky_relu_, log_softmax, mish, prelu, relu, relu_, relu6,
+    sigmoid, silu, softmax, softplus, tanh,
 )
 from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,
@@ -15,6 +15,6 @@ from .pooling import (
 )
 from .normalization import batch_norm, group_norm, instance_norm, layer_norm
 from .dropout import dropout, dropout2d
-from .fused import add_relu, batch_norm_relu
 from .padding import pad
 from .interpolation import interpolate, upsample, upsample_bilinear, upsample_nearest
+from .fused import add_relu, batch_norm_relu

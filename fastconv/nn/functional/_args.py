@@ -19,5 +19,5 @@ def as_float_tensor(x, op: str, name: str = "input") -> Tensor:
         t = Tensor._wrap(x)
     else:
         raise TypeError(f"{op}: expected {name} as a Tensor or ndarray, got {type(x).__name__}")
-    check_float(t.data, op, name)
+    check_float(t._array, op, name)
     return t

@@ -22,13 +22,16 @@ class ReLU(Function):
     backward is g where the mask is set."""
 
     @staticmethod
-    def forward(ctx, x):
-        xc = np.ascontiguousarray(x)
-        y = np.empty(x.shape, dtype=x.dtype)
+    def forward(ctx, x, inplace=False):
+        # in place the kernel writes y over x element by element; the mask, from y, is the same
+        y = x if inplace and x.flags.c_contiguous else np.empty(x.shape, dtype=x.dtype)
         mask = np.empty(x.shape, dtype=np.bool_) if ctx.needs_input_grad[0] else None
-        _ew.relu(xc.reshape(-1), y.reshape(-1), _NO_MASK if mask is None else mask.reshape(-1).view(np.uint8),
-                 elementwise_threads(y.size))
+        _ew.relu(np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+                 _NO_MASK if mask is None else mask.reshape(-1).view(np.uint8), elementwise_threads(y.size))
         ctx.save_for_backward(mask)  # one byte per element, all backward needs
+        if inplace and y is not x:
+            x[...] = y
+            return x
         return y
 
     @staticmethod
@@ -58,10 +61,13 @@ class ReLU(Function):
 
 class LeakyReLU(Function):
     @staticmethod
-    def forward(ctx, x, slope=0.01):
+    def forward(ctx, x, slope=0.01, inplace=False):
         mask = x > 0
         ctx.save_for_backward(mask)
         ctx.slope = slope
+        if inplace:
+            np.multiply(x, x.dtype.type(slope), out=x, where=~mask)
+            return x
         return np.where(mask, x, x * x.dtype.type(slope))
 
     @staticmethod
@@ -221,19 +227,42 @@ def _check_dim(x: Tensor, dim: int, op: str) -> int:
     return dim
 
 
+def _inplace(x: Tensor, function, op: str, **options) -> Tensor:
+    """``function`` written into x's array; x takes over its history (PyTorch's inplace=True)."""
+    x._check_inplace(op)
+    return x._commit(function.apply(x, inplace=True, **options), op)
+
+
 def relu(x, inplace: bool = False) -> Tensor:
-    """max(x, 0)."""
-    return ReLU.apply(as_float_tensor(x, "relu"))
+    """max(x, 0); ``inplace`` overwrites x and returns it."""
+    x = as_float_tensor(x, "relu")
+    return _inplace(x, ReLU, "relu") if inplace else ReLU.apply(x)
+
+
+def relu_(x) -> Tensor:
+    return relu(x, inplace=True)
 
 
 def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """x for x > 0, negative_slope·x otherwise."""
-    return LeakyReLU.apply(as_float_tensor(x, "leaky_relu"), slope=negative_slope)
+    """x for x > 0, negative_slope·x otherwise; ``inplace`` overwrites x and returns it."""
+    x = as_float_tensor(x, "leaky_relu")
+    if inplace:
+        return _inplace(x, LeakyReLU, "leaky_relu", slope=negative_slope)
+    return LeakyReLU.apply(x, slope=negative_slope)
+
+
+def leaky_relu_(x, negative_slope: float = 0.01) -> Tensor:
+    return leaky_relu(x, negative_slope, inplace=True)
 
 
 def elu(x, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x for x > 0, alpha·(exp(x) − 1) otherwise."""
-    return ELU.apply(as_float_tensor(x, "elu"), alpha=alpha)
+    """x for x > 0, alpha·(exp(x) − 1) otherwise; ``inplace`` overwrites x and returns it."""
+    x = as_float_tensor(x, "elu")
+    out = ELU.apply(x, alpha=alpha)
+    if not inplace:
+        return out
+    x._check_inplace("elu")
+    return x._commit(out, "elu")
 
 
 def sigmoid(x) -> Tensor:

@@ -13,7 +13,6 @@ import numpy as np
 from ..._validation import check_ndim
 from ...autograd.function import Function
 from ._args import as_float_tensor
-from ...autograd.grad_mode import is_grad_enabled
 from ...random import get_generator
 from ...tensor import Tensor
 
@@ -94,44 +93,13 @@ def _check_p(p, op: str) -> float:
     return float(p)
 
 
-def _shares_memory_with_graph(x: Tensor) -> bool:
-    """True when x's buffer overlaps an array that a node behind x saved, or a leaf requiring grad."""
-    seen = set()
-    stack = [x.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        for saved in getattr(node, "_saved", ()):
-            if isinstance(saved, np.ndarray) and np.may_share_memory(saved, x.data):
-                return True
-        for edge in node.next_edges:
-            if isinstance(edge, Tensor):
-                if np.may_share_memory(edge.data, x.data):
-                    return True
-            elif edge is not None:
-                stack.append(edge[0])
-    return False
-
-
 def _run(fn, x: Tensor, p: float, inplace: bool, op: str) -> Tensor:
-    """Apply ``fn``; in place, the result overwrites x's buffer and x takes over the new history."""
+    """Apply ``fn``; in place, the result overwrites x's buffer and x takes over the new history
+    (the version counter then stops a backward that needs x's old values)."""
     if not inplace:
         return fn.apply(x, p=p, inplace=False)
-    recording = is_grad_enabled() and x.requires_grad
-    if recording and x.grad_fn is None:
-        raise RuntimeError(f"{op}: a leaf tensor that requires grad cannot be modified in place; "
-                           "use inplace=False")
-    if recording and _shares_memory_with_graph(x):
-        raise RuntimeError(f"{op}: inplace=True would overwrite an array that backward needs "
-                           "(saved by an earlier op or a view of a parameter); use inplace=False")
-    if not x.data.flags.writeable:
-        raise ValueError(f"{op}: inplace=True on a read-only array")
-    out = fn.apply(x, p=p, inplace=True)
-    if recording:  # x now is the dropout's output, as in PyTorch
-        x.grad_fn, x._output_index = out.grad_fn, out._output_index
-    return x
+    x._check_inplace(op)
+    return x._commit(fn.apply(x, p=p, inplace=True), op)
 
 
 # ---- public functions --------------------------------------------------------------------------------
@@ -144,7 +112,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     op = "dropout"
     x = as_float_tensor(input, op)
     p = _check_p(p, op)
-    if not training or p == 0.0 or x.data.size == 0:
+    if not training or p == 0.0 or x._array.size == 0:
         return x
     return _run(Dropout, x, p, inplace, op)
 
@@ -158,8 +126,8 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     """
     op = "dropout2d"
     x = as_float_tensor(input, op)
-    check_ndim(x.data, (3, 4), op, layout="(N, C, H, W)")
+    check_ndim(x._array, (3, 4), op, layout="(N, C, H, W)")
     p = _check_p(p, op)
-    if not training or p == 0.0 or x.data.size == 0:
+    if not training or p == 0.0 or x._array.size == 0:
         return x
     return _run(Dropout2d, x, p, inplace, op)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._config import get_num_threads, run_with_kernel_blas
+from ..._config import plan_threads, run_with_kernel_blas
 from ..._kernels import gemm as _gemm
 from ..._validation import check_ndim, check_same_dtype
 from ...autograd.function import Function, shape_nbytes
@@ -19,7 +19,7 @@ def _product(a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool, shape=N
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     out = np.empty((m, n) if shape is None else shape, dtype=a.dtype)
-    run_with_kernel_blas(_gemm.matmul, trans_a, trans_b, a, b, out.reshape(m, n), get_num_threads())
+    run_with_kernel_blas(_gemm.matmul, trans_a, trans_b, a, b, out.reshape(m, n), plan_threads())
     return out
 
 
@@ -75,8 +75,8 @@ def linear(input, weight, bias=None) -> Tensor:
     weight = as_float_tensor(weight, op, "weight")
     if bias is not None:
         bias = as_float_tensor(bias, op, "bias")
-    check_same_dtype(op, input=x.data, weight=weight.data, bias=None if bias is None else bias.data)
-    check_ndim(weight.data, 2, op, "weight", "(out_features, in_features)")
+    check_same_dtype(op, weight=weight._array, input=x._array, bias=None if bias is None else bias._array)
+    check_ndim(weight._array, 2, op, "weight", "(out_features, in_features)")
     if x.ndim < 1:
         raise ValueError(f"{op}: expected input with at least 1 dimension, got a 0-D input")
     out_features, in_features = weight.shape

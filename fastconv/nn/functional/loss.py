@@ -101,7 +101,7 @@ def legacy_reduction(size_average: Optional[bool], reduce: Optional[bool], reduc
 
 def _target_array(target, op: str) -> np.ndarray:
     if isinstance(target, Tensor):
-        return target.data
+        return target._array
     try:
         return np.asarray(target)
     except (TypeError, ValueError) as exc:
@@ -112,7 +112,7 @@ def _option_array(value, like: np.ndarray, op: str, name: str) -> Optional[np.nd
     """A non-differentiable weight argument as an array of the input's dtype (None stays None)."""
     if value is None:
         return None
-    arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+    arr = value._array if isinstance(value, Tensor) else np.asarray(value)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{op}: expected {name} as a numeric array, got dtype {arr.dtype}")
     return arr.astype(like.dtype, copy=False)
@@ -123,7 +123,7 @@ def _check_pair(input: Tensor, target, op: str):
     input = as_float_tensor(input, op)
     target_arr = _target_array(target, op)
     check_float(target_arr, op, "target")
-    check_same_dtype(op, input=input.data, target=target_arr)
+    check_same_dtype(op, input=input._array, target=target_arr)
     if target_arr.shape != input.shape:
         raise ValueError(
             f"{op}: expected target of the input's shape {tuple(input.shape)}, got {tuple(target_arr.shape)}")
@@ -158,7 +158,7 @@ def _check_class_args(input: Tensor, weight, ignore_index, op: str) -> Optional[
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{op}: expected ignore_index as an int, got {ignore_index!r}")
     classes = input.shape[0] if input.ndim == 1 else input.shape[1]
-    w = _option_array(weight, input.data, op, "weight")
+    w = _option_array(weight, input._array, op, "weight")
     if w is not None and w.shape != (classes,):
         raise ValueError(
             f"{op}: expected weight of shape ({classes},) for input of shape {tuple(input.shape)}, "
@@ -280,10 +280,10 @@ def cross_entropy(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] 
         raise ValueError(f"{op}: expected label_smoothing in [0, 1], got {label_smoothing!r}")
     t = _target_array(target, op)
     if t.dtype.kind == "f" and t.shape == input.shape:
-        check_same_dtype(op, input=input.data, target=t)
+        check_same_dtype(op, input=input._array, target=t)
         target_arg = target if isinstance(target, Tensor) else t
     else:
-        _class_indices(input.data, t, op, ignore_index)
+        _class_indices(input._array, t, op, ignore_index)
         target_arg = t
     return CrossEntropy.apply(input, target_arg, weight=w, ignore_index=int(ignore_index), reduction=reduction,
                               label_smoothing=float(label_smoothing))
@@ -332,7 +332,7 @@ def nll_loss(input: Tensor, target: ArrayLike, weight: Optional[ArrayLike] = Non
     _check_reduction(op, reduction)
     w = _check_class_args(input, weight, ignore_index, op)
     t = _target_array(target, op)
-    _class_indices(input.data, t, op, ignore_index)
+    _class_indices(input._array, t, op, ignore_index)
     return NLLLoss.apply(input, t, weight=w, ignore_index=int(ignore_index), reduction=reduction)
 
 
@@ -514,8 +514,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: ArrayLike, weight: O
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     _check_reduction(op, reduction)
     input, target = _check_pair(input, target, op)
-    w = _option_array(weight, input.data, op, "weight")
-    pw = _option_array(pos_weight, input.data, op, "pos_weight")
+    w = _option_array(weight, input._array, op, "weight")
+    pw = _option_array(pos_weight, input._array, op, "pos_weight")
     _broadcast_option(w, input, op, "weight")
     _broadcast_option(pw, input, op, "pos_weight")
     return BinaryCrossEntropyWithLogits.apply(input, target, weight=w, pos_weight=pw, reduction=reduction)
@@ -566,11 +566,11 @@ def binary_cross_entropy(input: Tensor, target: ArrayLike, weight: Optional[Arra
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     _check_reduction(op, reduction)
     input, target = _check_pair(input, target, op)
-    x = input.data
+    x = input._array
     if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
         bad = x[(x < 0) | (x > 1) | np.isnan(x)].reshape(-1)[0]
         raise ValueError(f"{op}: expected input values in [0, 1] (probabilities), got {bad!r}")
-    w = _option_array(weight, input.data, op, "weight")
+    w = _option_array(weight, input._array, op, "weight")
     _broadcast_option(w, input, op, "weight")
     return BinaryCrossEntropy.apply(input, target, weight=w, reduction=reduction)
 

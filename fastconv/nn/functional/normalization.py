@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..._config import get_num_threads
+from ..._config import plan_threads
 from ..._kernels import norm as _norm
 from ..._validation import check_ndim, check_same_dtype
 from ...autograd.function import Function, shape_nbytes
@@ -67,14 +67,14 @@ def _fits_in_cache(layout: "_Layout", itemsize: int, arrays: int) -> bool:
     arrays fit in cache, and enough groups to keep every thread busy."""
     a, _, l = layout.shape3
     return (a == 1 and layout.cpg * l * itemsize * arrays <= _GROUP_CACHE_BYTES
-            and layout.groups >= 2 * get_num_threads())
+            and layout.groups >= 2 * plan_threads())
 
 
 def _band_rows(layout: "_Layout", itemsize: int) -> int:
     """Rows per band of ``backward_rows`` (layer norm), or 0 when it does not apply: it needs
     contiguous rows, two rows of dy and x in a thread's cache and two rows per thread."""
     a, rows, l = layout.shape3
-    if not (a == 1 and layout.elementwise and rows >= 2 * get_num_threads()):
+    if not (a == 1 and layout.elementwise and rows >= 2 * plan_threads()):
         return 0
     band = _BAND_CACHE_BYTES // max(1, 2 * l * itemsize)
     return min(band, _BAND_MAX_ROWS) if band >= 2 else 0
@@ -199,7 +199,7 @@ def normalize_backward(grad, x3, mean, rstd, weight, layout: _Layout, batch_stat
         with_x = x3 is not None
         band = _band_rows(layout, dy.itemsize) if kernel_dx else 0
         if band:
-            _norm.backward_rows(dy, x3, mean, rstd, w, has_w, band, get_num_threads(), dx, dw64, db64,
+            _norm.backward_rows(dy, x3, mean, rstd, w, has_w, band, plan_threads(), dx, dw64, db64,
                                 need_affine)
         elif kernel_dx and not layout.elementwise and _fits_in_cache(layout, dy.itemsize, 2):
             _norm.backward_groups(dy, x3, mean, rstd, w, has_w, layout.cpg, layout.channels,
@@ -225,7 +225,7 @@ def _optional(p, op: str, name: str, x: Tensor, shape: Tuple[int, ...], context:
         return None
     p = as_float_tensor(p, op, name)
     if same_dtype:
-        check_same_dtype(op, input=x.data, **{name: p.data})
+        check_same_dtype(op, **{name: p._array}, input=x._array)
     if tuple(p.shape) != tuple(shape):
         raise ValueError(f"{op}: expected {name} of shape {tuple(shape)} {context}, got {tuple(p.shape)}")
     return p
@@ -264,7 +264,7 @@ def _running_stats(op: str, x: Tensor, running_mean, running_var, channels: int)
 
 
 def _data(t: Optional[Tensor]):
-    return None if t is None else t.data
+    return None if t is None else t._array
 
 
 def _spatial_size(shape: Sequence[int]) -> int:
@@ -297,7 +297,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """
     op = "batch_norm"
     x = as_float_tensor(input, op)
-    check_ndim(x.data, (2, 3, 4, 5), op, layout="(N, C, *)")
+    check_ndim(x._array, (2, 3, 4, 5), op, layout="(N, C, *)")
     n, c, s, rm, rv, w, b, eps, momentum = _per_channel_args(op, x, running_mean, running_var, weight, bias,
                                                              eps, momentum)
     layout = _Layout((n, c, s), cpg=1, channels=c)
@@ -305,8 +305,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training and n * s == 1:
         raise ValueError(f"{op}: Expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(x.shape)}")
-    fixed = None if use_batch else (rm.data.astype(np.float64), rv.data.astype(np.float64))
-    running = (rm.data, rv.data, momentum) if (training and rm is not None) else None
+    fixed = None if use_batch else (rm._array.astype(np.float64), rv._array.astype(np.float64))
+    running = (rm._array, rv._array, momentum) if (training and rm is not None) else None
     return Normalize.apply(x, w, b, layout=layout, eps=eps, fixed_stats=fixed, running=running)
 
 
@@ -349,7 +349,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     """
     op = "instance_norm"
     x = as_float_tensor(input, op)
-    check_ndim(x.data, (3, 4, 5), op, layout="(N, C, *spatial)")
+    check_ndim(x._array, (3, 4, 5), op, layout="(N, C, *spatial)")
     n, c, s, rm, rv, w, b, eps, momentum = _per_channel_args(op, x, running_mean, running_var, weight, bias,
                                                              eps, momentum)
     layout = _Layout((1, n * c, s), cpg=1, channels=c)
@@ -357,11 +357,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         if s == 1:
             raise ValueError(f"{op}: Expected more than 1 spatial element when training, "
                              f"got input of shape {tuple(x.shape)}")
-        running = None if rm is None else (rm.data, rv.data, momentum)
+        running = None if rm is None else (rm._array, rv._array, momentum)
         return Normalize.apply(x, w, b, layout=layout, eps=eps, running=running)
     if rm is None:
         raise ValueError(f"{op}: expected running_mean and running_var when use_input_stats=False, got None")
-    fixed = (rm.data.astype(np.float64), rv.data.astype(np.float64))
+    fixed = (rm._array.astype(np.float64), rv._array.astype(np.float64))
     return Normalize.apply(x, w, b, layout=layout, eps=eps, fixed_stats=fixed)
 
 
@@ -370,7 +370,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     weight and bias are per channel."""
     op = "group_norm"
     x = as_float_tensor(input, op)
-    check_ndim(x.data, (2, 3, 4, 5), op, layout="(N, C, *)")
+    check_ndim(x._array, (2, 3, 4, 5), op, layout="(N, C, *)")
     n, c = x.shape[0], x.shape[1]
     if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
         raise TypeError(f"{op}: expected num_groups as an int, got {num_groups!r}")

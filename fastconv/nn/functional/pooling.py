@@ -72,7 +72,7 @@ def _switch_dtype(input_hw: Sequence[int], return_indices: bool) -> np.dtype:
 def _check_input(x, op: str) -> Tensor:
     """A float Tensor of shape (N, C, H, W) or (C, H, W) with non-empty C, H, W."""
     x = as_float_tensor(x, op)
-    check_ndim(x.data, (3, 4), op, layout="(N, C, H, W)")
+    check_ndim(x._array, (3, 4), op, layout="(N, C, H, W)")
     if any(s == 0 for s in x.shape[-3:]):
         raise ValueError(f"{op}: expected non-empty channel and spatial dimensions, got input of shape {x.shape}")
     return x
@@ -325,7 +325,7 @@ def max_unpool2d(input, indices, kernel_size: IntPair, stride: Optional[IntPair]
     """
     op = "max_unpool2d"
     x = _check_input(input, op)
-    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    idx = indices._array if isinstance(indices, Tensor) else np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: expected integer indices (int64, as returned by max_pool2d), got {idx.dtype}")
     if idx.shape != x.shape:

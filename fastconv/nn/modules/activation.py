@@ -14,10 +14,11 @@ from ._args import cpu_device, float_dtype, positive_int
 
 
 class ReLU(Module):
-    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility (results are always new arrays).
+    """max(x, 0); ``inplace=True`` overwrites the input (as in PyTorch) and returns it.
 
     After a BatchNorm in a ``Sequential`` (or a block using ``fastconv.nn.fusion``) it runs fused
-    into the batch norm's pass (``_fused_max_value``: the clamp the fused kernel applies)."""
+    into the batch norm's pass (``_fused_max_value``: the clamp the fused kernel applies; the fused
+    call writes a new array, the batch norm's output being invisible anyway)."""
 
     _fused_max_value = math.inf
 
@@ -26,14 +27,14 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.relu(input)
+        return F.relu(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
-    """x for x > 0, negative_slope·x otherwise."""
+    """x for x > 0, negative_slope·x otherwise; ``inplace=True`` overwrites the input."""
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
@@ -41,7 +42,7 @@ class LeakyReLU(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.leaky_relu(input, self.negative_slope)
+        return F.leaky_relu(input, self.negative_slope, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
@@ -56,7 +57,7 @@ class ELU(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.elu(input, self.alpha)
+        return F.elu(input, self.alpha, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
@@ -128,9 +129,10 @@ class _InplaceFlag(Module):
 
 
 class ReLU6(_InplaceFlag):
-    """min(max(x, 0), 6)."""
+    """min(max(x, 0), 6). After a BatchNorm it runs fused into the batch norm's pass, as ReLU does."""
 
     _function = staticmethod(F.relu6)
+    _fused_max_value = 6.0
 
 
 class SiLU(_InplaceFlag):

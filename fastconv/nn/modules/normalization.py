@@ -47,9 +47,9 @@ class _NormBase(Module):
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            self.running_mean.numpy()[...] = 0
+            self.running_var.numpy()[...] = 1
+            self.num_batches_tracked.numpy()[...] = 0
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
@@ -64,9 +64,9 @@ class _NormBase(Module):
         """
         if not (self.training and self.track_running_stats):
             return 0.0 if self.momentum is None else self.momentum
-        self.num_batches_tracked.data[...] += 1
+        self.num_batches_tracked.numpy()[...] += 1
         if self.momentum is None:
-            return 1.0 / float(self.num_batches_tracked.data)
+            return 1.0 / float(self.num_batches_tracked.numpy())
         return self.momentum
 
     def extra_repr(self) -> str:
@@ -123,7 +123,7 @@ class InstanceNorm2d(_NormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, device)
 
     def forward(self, input: Tensor) -> Tensor:
-        data = input.data if isinstance(input, Tensor) else np.asarray(input)
+        data = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
         check_ndim(data, (4,), "InstanceNorm2d", layout="(N, C, H, W)")
         if data.shape[1] != self.num_features:
             raise ValueError(f"InstanceNorm2d: expected input with {self.num_features} channels (dim 1), got "

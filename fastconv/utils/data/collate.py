@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections.abc
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -81,10 +81,31 @@ def _as_tensor(array: np.ndarray) -> Tensor:
     return Tensor._wrap(array)
 
 
+class PrestackedBatch(list):
+    """What a dataset's ``__getitems__`` may return when it built some fields of the batch at once:
+    the list of samples (tuples), plus ``stacked[k]``, the array equal to stacking field ``k`` of
+    every sample (each sample's field is a view of a row of it). ``default_collate`` uses the
+    stacked arrays instead of stacking again; any other ``collate_fn`` sees a plain list of samples."""
+
+    def __init__(self, samples=(), stacked: Optional[dict] = None) -> None:
+        super().__init__(samples)
+        self.stacked = {} if stacked is None else stacked
+
+
+def _collate_prestacked(batch: PrestackedBatch, leaf: Callable, op: str):
+    width = len(batch[0])
+    if any(not isinstance(s, tuple) or len(s) != width for s in batch):
+        return _collate(list(batch), leaf, op)
+    return [leaf(batch.stacked[k]) if k in batch.stacked else _collate([s[k] for s in batch], leaf, op)
+            for k in range(width)]
+
+
 def default_collate(batch: Sequence):
     """Stack a list of samples into a batch of fastconv Tensors, keeping the samples' structure."""
     if not isinstance(batch, collections.abc.Sequence) or isinstance(batch, (str, bytes)) or len(batch) == 0:
         raise TypeError(f"default_collate: expected a non-empty list of samples, got {type(batch).__name__}")
+    if isinstance(batch, PrestackedBatch):
+        return _collate_prestacked(batch, _as_tensor, "default_collate")
     return _collate(batch, _as_tensor, "default_collate")
 
 
@@ -124,4 +145,4 @@ def default_convert(data):
     return data
 
 
-__all__ = ["default_collate", "default_convert", "numpy_collate"]
+__all__ = ["default_collate", "default_convert", "numpy_collate", "PrestackedBatch"]

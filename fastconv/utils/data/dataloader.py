@@ -5,14 +5,13 @@ are grouped by a BatchSampler (unless ``batch_size=None``), fetched from the dat
 ``__getitems__(batch)`` call when the dataset has it, else ``dataset[i]`` per index; an
 IterableDataset is iterated instead) and turned into a batch by ``collate_fn`` (``default_collate``).
 
-Workers. ``num_workers > 0`` does not start processes yet: the main process plays a single worker
-(``get_worker_info()`` reports worker 0 of 1 while it fetches, ``worker_init_fn(0)`` runs once per
-iterator — once in all with ``persistent_workers`` — and an IterableDataset that shards itself by
-worker yields each sample once). Batches and their order are those of ``num_workers=0``.
-``prefetch_factor`` and ``timeout`` are validated as PyTorch does and otherwise unused;
+Workers. ``num_workers > 0`` loads in worker processes (``_multiprocessing``: one kernel thread
+each, ``fork``/``spawn``/``forkserver`` through ``multiprocessing_context``, batches through shared
+memory, ``prefetch_factor`` batches per worker in flight, ``persistent_workers``,
+``worker_init_fn``, ``get_worker_info()``, per-worker seeds as PyTorch derives them, ``timeout``).
+Batches and their order are those of ``num_workers=0`` (``in_order=False``: arrival order).
 ``pin_memory`` is a no-op (there is no device memory to pin on a CPU-only framework). The iterator
-class for ``num_workers > 0`` is ``DataLoader.worker_iterator``: worker processes replace it without
-touching the rest.
+class for ``num_workers > 0`` is ``DataLoader.worker_iterator``.
 """
 from __future__ import annotations
 
@@ -20,50 +19,12 @@ import math
 import numbers
 from typing import Any, Callable, Iterable, Optional
 
-from ._random import draw_seed, numpy_generator
+from ._fetch import WorkerInfo, _BaseDataLoaderIter, _SingleProcessDataLoaderIter, get_worker_info
+from ._multiprocessing import _MultiProcessingDataLoaderIter
+from ._random import numpy_generator
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
-
-
-class WorkerInfo:
-    """What a worker knows about itself: ``id``, ``num_workers``, ``seed``, ``dataset`` (read-only)."""
-
-    __slots__ = ("id", "num_workers", "seed", "dataset", "_frozen")
-
-    def __init__(self, id: int, num_workers: int, seed: int, dataset) -> None:
-        for name, value in (("id", id), ("num_workers", num_workers), ("seed", seed), ("dataset", dataset)):
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_frozen", True)
-
-    def __setattr__(self, name: str, value) -> None:
-        raise RuntimeError(f"WorkerInfo: cannot assign attributes ({name}) of a worker's info")
-
-    def __repr__(self) -> str:
-        return f"WorkerInfo(id={self.id}, num_workers={self.num_workers}, seed={self.seed}, dataset={self.dataset!r})"
-
-
-_current_worker: Optional[WorkerInfo] = None
-
-
-def get_worker_info() -> Optional[WorkerInfo]:
-    """The ``WorkerInfo`` of the worker running this code, or None in the main process."""
-    return _current_worker
-
-
-class _WorkerScope:
-    """Makes ``get_worker_info()`` return ``info`` while a worker's code runs in this process."""
-
-    def __init__(self, info: Optional[WorkerInfo]) -> None:
-        self.info = info
-
-    def __enter__(self) -> None:
-        global _current_worker
-        self.previous, _current_worker = _current_worker, self.info
-
-    def __exit__(self, *exc) -> None:
-        global _current_worker
-        _current_worker = self.previous
 
 
 class _InfiniteConstantSampler(Sampler[None]):
@@ -72,113 +33,6 @@ class _InfiniteConstantSampler(Sampler[None]):
     def __iter__(self):
         while True:
             yield None
-
-
-# ---- fetching --------------------------------------------------------------------------------------
-class _MapFetcher:
-    def __init__(self, dataset, auto_collation: bool, collate_fn: Callable, drop_last: bool) -> None:
-        self.dataset, self.auto_collation, self.collate_fn = dataset, auto_collation, collate_fn
-        fetch_many = getattr(dataset, "__getitems__", None)
-        self.fetch_many = fetch_many if callable(fetch_many) else None
-
-    def fetch(self, index):
-        if self.auto_collation:
-            if self.fetch_many is not None:
-                data = self.fetch_many(index)
-            else:
-                data = [self.dataset[i] for i in index]
-        else:
-            data = self.dataset[index]
-        return self.collate_fn(data)
-
-
-class _IterableFetcher:
-    def __init__(self, dataset, auto_collation: bool, collate_fn: Callable, drop_last: bool) -> None:
-        self.auto_collation, self.collate_fn, self.drop_last = auto_collation, collate_fn, drop_last
-        self.dataset_iter = iter(dataset)
-        self.ended = False
-
-    def fetch(self, batch_slots):
-        if self.ended:
-            raise StopIteration
-        if self.auto_collation:
-            data = []
-            for _ in batch_slots:
-                try:
-                    data.append(next(self.dataset_iter))
-                except StopIteration:
-                    self.ended = True
-                    break
-            if not data or (self.drop_last and len(data) < len(batch_slots)):
-                raise StopIteration
-        else:
-            data = next(self.dataset_iter)
-        return self.collate_fn(data)
-
-
-# ---- iterators ----------------------------------------------------------------------------------------
-class _BaseDataLoaderIter:
-    """One pass over the loader (an epoch): ``next()`` gives the next batch."""
-
-    def __init__(self, loader: "DataLoader") -> None:
-        self._dataset = loader.dataset
-        self._auto_collation = loader._auto_collation
-        self._drop_last = loader.drop_last
-        self._index_sampler = loader._index_sampler
-        self._collate_fn = loader.collate_fn
-        self._is_iterable = loader._is_iterable
-        self._loader = loader
-        self._sampler_iter = iter(self._index_sampler)
-        self._num_yielded = 0
-        self._fetcher = None
-
-    def _new_fetcher(self):
-        kind = _IterableFetcher if self._is_iterable else _MapFetcher
-        return kind(self._dataset, self._auto_collation, self._collate_fn, self._drop_last)
-
-    def _reset(self, loader: "DataLoader", first_iter: bool = False) -> None:
-        """Start another epoch (persistent iterators are reused instead of rebuilt)."""
-        self._sampler_iter = iter(self._index_sampler)
-        self._num_yielded = 0
-        self._fetcher = None
-
-    def __iter__(self) -> "_BaseDataLoaderIter":
-        return self
-
-    def __len__(self) -> int:
-        return len(self._loader)
-
-    def _next_batch(self):
-        if self._fetcher is None:
-            self._fetcher = self._new_fetcher()
-        return self._fetcher.fetch(next(self._sampler_iter))
-
-    def __next__(self):
-        data = self._next_batch()
-        self._num_yielded += 1
-        return data
-
-
-class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
-    """``num_workers=0``: the main process fetches each batch when asked."""
-
-
-class _InProcessWorkerDataLoaderIter(_BaseDataLoaderIter):
-    """``num_workers > 0`` until worker processes exist: the main process acts as worker 0 of 1 (its
-    ``worker_init_fn`` runs once per iterator, ``get_worker_info()`` describes it while fetching)."""
-
-    def __init__(self, loader: "DataLoader") -> None:
-        super().__init__(loader)
-        # one base seed per iterator (a persistent one keeps it), as PyTorch's workers get theirs
-        self._base_seed = draw_seed(loader.generator, "DataLoader")
-        self._info = WorkerInfo(id=0, num_workers=1, seed=self._base_seed, dataset=self._dataset)
-        if loader.worker_init_fn is not None:
-            with _WorkerScope(self._info):
-                loader.worker_init_fn(0)
-
-    def _next_batch(self):
-        with _WorkerScope(self._info):
-            return super()._next_batch()
 
 
 # ---- the loader ---------------------------------------------------------------------------------------
@@ -198,7 +52,7 @@ class DataLoader:
     ``persistent_workers``, ``pin_memory_device``, ``in_order``.
     """
 
-    worker_iterator = _InProcessWorkerDataLoaderIter  # the iterator class for num_workers > 0
+    worker_iterator = _MultiProcessingDataLoaderIter  # the iterator class for num_workers > 0
     _frozen_after_init = ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset", "persistent_workers")
 
     def __init__(self, dataset: Dataset, batch_size: Optional[int] = 1, shuffle: Optional[bool] = None,

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...tensor import Tensor
 from ._random import numpy_generator
+from .collate import PrestackedBatch
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -78,12 +79,17 @@ class TensorDataset(Dataset[Tuple[Tensor, ...]]):
         return tuple(_row(t, index) for t in self.tensors)
 
     def __getitems__(self, indices: List[int]) -> List[tuple]:
+        """The rows at ``indices``, gathered with one index per tensor (``PrestackedBatch``: the
+        default collate uses the gathered columns as they are). A subclass that overrides
+        ``__getitem__`` is served through it, sample by sample."""
+        if type(self).__getitem__ is not TensorDataset.__getitem__:
+            return [self[i] for i in indices]
         idx = np.asarray(indices, dtype=np.int64)
         columns = [t.numpy()[idx] if not t.requires_grad else None for t in self.tensors]
         rows = []
         for j, i in enumerate(indices):
             rows.append(tuple(Tensor._wrap(c[j]) if c is not None else t[i] for c, t in zip(columns, self.tensors)))
-        return rows
+        return PrestackedBatch(rows, {k: c for k, c in enumerate(columns) if c is not None})
 
     def __len__(self) -> int:
         return self.tensors[0].shape[0] if self.tensors else 0

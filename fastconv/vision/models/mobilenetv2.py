@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Sequence
 
 from ... import nn
-from ._layers import Conv2dNormActivation, ReLU6
+from ._layers import Conv2dNormActivation
 from ._utils import check_builder_args, make_divisible
 
 __all__ = ["MobileNetV2", "InvertedResidual", "mobilenet_v2"]
@@ -32,10 +32,10 @@ class InvertedResidual(nn.Module):
         layers: List[nn.Module] = []
         if expand_ratio != 1:
             layers.append(Conv2dNormActivation(inp, hidden_dim, kernel_size=1, norm_layer=norm_layer,
-                                               activation_layer=ReLU6))
+                                               activation_layer=nn.ReLU6))
         layers.extend([
             Conv2dNormActivation(hidden_dim, hidden_dim, stride=stride, groups=hidden_dim, norm_layer=norm_layer,
-                                 activation_layer=ReLU6),
+                                 activation_layer=nn.ReLU6),
             nn.Conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
             norm_layer(oup),
         ])
@@ -73,7 +73,7 @@ class MobileNetV2(nn.Module):
         input_channel = make_divisible(input_channel * width_mult, round_nearest)
         self.last_channel = make_divisible(last_channel * max(1.0, width_mult), round_nearest)
         features: List[nn.Module] = [Conv2dNormActivation(3, input_channel, stride=2, norm_layer=norm_layer,
-                                                          activation_layer=ReLU6)]
+                                                          activation_layer=nn.ReLU6)]
         for t, c, n, s in setting:
             output_channel = make_divisible(c * width_mult, round_nearest)
             for i in range(n):
@@ -81,7 +81,7 @@ class MobileNetV2(nn.Module):
                                       norm_layer=norm_layer))
                 input_channel = output_channel
         features.append(Conv2dNormActivation(input_channel, self.last_channel, kernel_size=1, norm_layer=norm_layer,
-                                             activation_layer=ReLU6))
+                                             activation_layer=nn.ReLU6))
         self.features = nn.Sequential(*features)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(self.last_channel, num_classes))

@@ -19,8 +19,8 @@ def _check_operands(op: str, x, weight, bias):
     weight = as_float_tensor(weight, op, "weight")
     if bias is not None:
         bias = as_float_tensor(bias, op, "bias")
-    check_same_dtype(op, input=x.data, weight=weight.data, bias=None if bias is None else bias.data)
-    check_ndim(weight.data, 4, op, "weight")
+    check_same_dtype(op, weight=weight._array, input=x._array, bias=None if bias is None else bias._array)
+    check_ndim(weight._array, 4, op, "weight")
     if 0 in weight.shape:
         raise ValueError(f"{op}: expected a weight with no empty dimension, got weight of shape "
                          f"{tuple(weight.shape)}")
@@ -85,9 +85,9 @@ def _validated_key(input, weight, bias, options):
         if kind is not int and kind is not str and not (
                 kind is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int):
             return None
-    x, w = input.data, weight.data
+    x, w = input._array, weight._array
     return (x.shape, x.dtype, w.shape, w.dtype,
-            None if bias is None else (bias.data.shape, bias.data.dtype), options)
+            None if bias is None else (bias._array.shape, bias._array.dtype), options)
 
 
 def conv2d(input, weight, bias=None, stride: IntPair = 1, padding: Union[IntPair, str] = 0,
@@ -115,7 +115,7 @@ def _conv2d_geometry(input, weight, bias, stride, padding, dilation, groups):
     """Validate a conv2d call: its ConvGeometry, or for unbatched input the result itself."""
     op = "conv2d"
     x, weight, bias = _check_operands(op, input, weight, bias)
-    check_ndim(x.data, (3, 4), op, "input", "(N, C, H, W)")
+    check_ndim(x._array, (3, 4), op, "input", "(N, C, H, W)")
     if x.ndim == 3:
         return conv2d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     k_out, c_per_group, kh, kw = weight.shape
@@ -149,7 +149,7 @@ def conv_transpose2d(input, weight, bias=None, stride: IntPair = 1, padding: Int
     """
     op = "conv_transpose2d"
     x, weight, bias = _check_operands(op, input, weight, bias)
-    check_ndim(x.data, (3, 4), op, "input", "(N, C, H, W)")
+    check_ndim(x._array, (3, 4), op, "input", "(N, C, H, W)")
     if x.ndim == 3:
         return conv_transpose2d(x.unsqueeze(0), weight, bias, stride, padding, output_padding, groups,
                                 dilation).squeeze(0)

@@ -63,6 +63,13 @@ def _forced(problem: ConvProblem, pass_: str) -> Optional[str]:
     return None
 
 
+def _heuristic_only() -> bool:
+    """Paths by the heuristic alone: this planner's ``deterministic`` switch, or the process-wide
+    deterministic mode (``fastconv.backends.deterministic``), where timing noise must not pick
+    the path."""
+    return settings.deterministic or _omp.deterministic_partitions() > 0
+
+
 def choose(problem: ConvProblem, pass_: str) -> Tuple[str, str]:
     """(path name, source) without measuring: "forced", a cached plan ("measured" or
     "loaded"), else the heuristic's choice: "heuristic" when that is what ``run`` will use,
@@ -71,7 +78,7 @@ def choose(problem: ConvProblem, pass_: str) -> Tuple[str, str]:
         name = _forced(problem, pass_)
         if name is not None:
             return name, "forced"
-    if settings.deterministic:
+    if _heuristic_only():
         return heuristic(problem, pass_), "heuristic"
     entry = _PLANS.get((problem, _omp.get_max_threads(), pass_))
     if entry is not None and entry[0] not in settings.disabled:
@@ -86,7 +93,7 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
         name = _forced(problem, pass_)
         if name is not None:
             return name, execute(registry.get(name))
-    if settings.deterministic:
+    if _heuristic_only():
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
     key = (problem, _omp.get_max_threads(), pass_)
