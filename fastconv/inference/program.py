@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._config import run_with_kernel_blas
 from .._kernels import _omp
 from .._kernels import depthwise as _dw
 from .._kernels import direct as _direct
@@ -292,73 +293,13 @@ class _Builder:
             path, weight = wvalue.data.path, None
         else:
             weight = self.const(node.inputs[1])
-            path = self.choose_path(problem, weight, bias, allow_packed=self.freeze)
+            path = choose_path(problem, weight, bias, allow_packed=self.freeze)
             if path in PACKED_PATHS:
                 wvalue.data = PackedWeight(path, weight, bias)
         packed = wvalue.data if isinstance(wvalue.data, PackedWeight) else None
         self.conv_paths.append((node.scope or node.where(), path))
-        n, c, h, w = image
-        k = wvalue.shape[0]
-        ho, wo = g.out_h, g.out_w
-        out = n * k * ho * wo
-        geo = [g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw]
-        if path in ("gemm", "shallow"):
-            threads, block, parallel, row_elems = path_gemm.forward_setup(tuple(image), k, g)
-            work = (threads if parallel else 1) * row_elems * block
-            ints = [n, c, h, w, k, ho, wo] + geo + [g.groups, block, int(parallel), int(path == "shallow"),
-                                                     row_elems * block, out]
-            consts = [weight.reshape(k, -1), bias]
-        elif path == "winograd":
-            # the filter is transformed per call into the workspace: at the ≥ 64 tiles the path needs
-            # that is ≤ 2/tiles of its multiply-adds, where a kept copy would cost 16/9 of the weight
-            plan = path_winograd.winograd_plan(n, c, k, ho, wo, 4)
-            threads = plan.threads
-            u = aligned(plan.u_elements)
-            work = u + plan.buffers * (plan.v_elements + plan.m_elements)
-            ints = [n, c, h, w, k, ho, wo, g.ph, g.pw, plan.block_tiles, int(plan.panels), int(plan.parallel),
-                    plan.v_elements, plan.m_elements, plan.buffers * plan.v_elements, u,
-                    _winograd.PANEL_ROWS if plan.panels else 1, 0, 0, 0, out]
-            consts = [weight, bias]
-        elif path == "implicit":
-            plan = path_implicit.direct_plan(tuple(image), k, g)
-            threads = plan.threads
-            work = plan.buffers * plan.forward
-            ints = [n, c, h, w, k, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, ho, wo, int(plan.parallel), plan.forward,
-                    0, 0, 0, 0, 0, out]
-            consts = [weight.reshape(k, -1), bias]
-        elif path == "ocvec":
-            threads = threads_for(problem.flops)
-            frame, copies = _direct.ocvec_frame_elements(n, c, k, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, ho, wo,
-                                                        threads)
-            wt, bp = packed.arrays
-            work = copies * frame
-            ints = [n, c, h, w, k] + geo + [ho, wo, frame, 0, 0, 0, 0, out]
-            consts = [wt, bp]
-        elif path in ("depthwise", "grouped"):
-            cp, copies, threads = DepthwisePath._layout(problem)
-            wt, bias_p = packed.arrays
-            rows = _dw.channel_rows_per_item(n, ho, wo * cp, threads)
-            xt, yt = copies * h * w * cp, copies * ho * wo * cp
-            work = xt + yt + threads * c * _dw.channel_width()
-            ints = [n, c, cp, h, w, ho, wo] + geo + [rows, _group_size(problem), 0, xt, xt + yt, out]
-            consts = [wt, bias_p]
-        elif path == "depthwise_planes":
-            threads = threads_for(problem.flops)
-            work = 0
-            ints = [n, c, h, w, k, ho, wo] + geo + [0, 0, 0, 0, 0, out]
-            consts = [weight.reshape(k, -1), bias]
-        elif path in ("pointwise", "pointwise_batched"):
-            threads = threads_for(problem.flops)
-            strided = g.sh != 1 or g.sw != 1
-            pixels = n * ho * wo
-            work = (n * c * ho * wo if strided else 0) + (
-                (c + k) * pixels if path == "pointwise_batched" else 0)
-            ints = [n, c, h, w, k, ho, wo, g.sh, g.sw, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, out]
-            consts = [weight.reshape(k, -1), bias]
-        else:  # pragma: no cover - CONV_STEPS lists every path choose_path may return
-            raise GraphError(f"inference: no executor step for conv path {path!r}")
-        ints = ints + [c * h * w, k * ho * wo, self.chunk(k * ho * wo)]
-        step = self.emit(CONV_STEPS[path], threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
+        op, threads, ints, consts, work = conv_step(problem, path, weight, bias, packed)
+        step = self.emit(op, threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
                          ints=ints, consts=consts, work=work)
         self.with_epilogue(step, node)
 
@@ -373,32 +314,11 @@ class _Builder:
         work = plan.buffers * plan.row_elements * plan.block_rows
         ints = [n, out[1], out[2], out[3], cin, hin, win, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                 g.groups, plan.block_rows, int(plan.parallel), 0, plan.row_elements * plan.block_rows,
-                _numel(out), cin * hin * win, _numel(out[1:]), self.chunk(_numel(out[1:]))]
+                _numel(out), cin * hin * win, _numel(out[1:]), chunk(_numel(out[1:]))]
         self.conv_paths.append((node.scope or node.where(), "gemm (transposed)"))
         step = self.emit("conv_transpose", plan.threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
                          ints=ints, consts=[weight.reshape(cin, -1), bias], work=work)
         self.with_epilogue(step, node)
-
-    @staticmethod
-    def chunk(image_elements: int) -> int:
-        """Images per chunk of a one-thread convolution whose epilogue runs chunk by chunk: an
-        output chunk of about CHUNK_ELEMENTS stays in cache for the epilogue."""
-        return max(1, CHUNK_ELEMENTS // max(image_elements, 1))
-
-    def choose_path(self, problem: ConvProblem, weight: np.ndarray, bias, allow_packed: bool) -> str:
-        """The planner's path for this forward (measured now when benchmarking and unplanned),
-        among the paths the executor runs (and reading the original weight unless ``allow_packed``)."""
-        unsupported = [name for name in registry.names()
-                       if name not in CONV_STEPS or (name in PACKED_PATHS and not allow_packed)]
-        with planner.disable(*unsupported):
-            name, source = planner.choose(problem, "forward")
-            if source == "pending":
-                rng = np.random.default_rng(0)
-                x = rng.standard_normal(problem.image_shape).astype(np.float32)
-                with _careful_measuring():
-                    name, _ = planner.run(problem, "forward",
-                                          lambda path: path.forward(x, weight, bias, problem))
-        return name
 
     # dense
     def op_linear(self, node: Node) -> None:
@@ -818,6 +738,119 @@ class _Builder:
         return Plan(program, self.batch, self.threads, total, pool,
                     [self.shapes[v] for v in graph.inputs], [self.shapes[v] for v in graph.outputs],
                     self.conv_paths)
+
+
+def chunk(image_elements: int) -> int:
+    """Images per chunk of a one-thread convolution whose epilogue runs chunk by chunk: an output
+    chunk of about CHUNK_ELEMENTS stays in cache for the epilogue."""
+    return max(1, CHUNK_ELEMENTS // max(image_elements, 1))
+
+
+def conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
+              packed: Optional[PackedWeight]):
+    """(operation, threads, integer parameters, constants, workspace elements) of the executor step
+    running ``problem``'s forward on ``path`` (``weight`` the original, or ``packed`` for a packed
+    path); the thread counts and blocks are the path's own plans at the current thread count."""
+    n, c, h, w = problem.image_shape
+    g = problem.geometry
+    k = problem.out_channels
+    ho, wo = g.out_h, g.out_w
+    out = n * k * ho * wo
+    geo = [g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw]
+    image = problem.image_shape
+    if path in ("gemm", "shallow"):
+        threads, block, parallel, row_elems = path_gemm.forward_setup(tuple(image), k, g)
+        work = (threads if parallel else 1) * row_elems * block
+        ints = [n, c, h, w, k, ho, wo] + geo + [g.groups, block, int(parallel), int(path == "shallow"),
+                                                 row_elems * block, out]
+        consts = [weight.reshape(k, -1), bias]
+    elif path == "winograd":
+        # the filter is transformed per call into the workspace: at the ≥ 64 tiles the path needs
+        # that is ≤ 2/tiles of its multiply-adds, where a kept copy would cost 16/9 of the weight
+        plan = path_winograd.winograd_plan(n, c, k, ho, wo, 4)
+        threads = plan.threads
+        u = aligned(plan.u_elements)
+        work = u + plan.buffers * (plan.v_elements + plan.m_elements)
+        ints = [n, c, h, w, k, ho, wo, g.ph, g.pw, plan.block_tiles, int(plan.panels), int(plan.parallel),
+                plan.v_elements, plan.m_elements, plan.buffers * plan.v_elements, u,
+                _winograd.PANEL_ROWS if plan.panels else 1, 0, 0, 0, out]
+        consts = [weight, bias]
+    elif path == "implicit":
+        plan = path_implicit.direct_plan(tuple(image), k, g)
+        threads = plan.threads
+        work = plan.buffers * plan.forward
+        ints = [n, c, h, w, k, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, ho, wo, int(plan.parallel), plan.forward,
+                0, 0, 0, 0, 0, out]
+        consts = [weight.reshape(k, -1), bias]
+    elif path == "ocvec":
+        threads = threads_for(problem.flops)
+        frame, copies = _direct.ocvec_frame_elements(n, c, k, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, ho, wo, threads)
+        work = copies * frame
+        ints = [n, c, h, w, k] + geo + [ho, wo, frame, 0, 0, 0, 0, out]
+        consts = list(packed.arrays)
+    elif path in ("depthwise", "grouped"):
+        cp, copies, threads = DepthwisePath._layout(problem)
+        rows = _dw.channel_rows_per_item(n, ho, wo * cp, threads)
+        xt, yt = copies * h * w * cp, copies * ho * wo * cp
+        work = xt + yt + threads * c * _dw.channel_width()
+        ints = [n, c, cp, h, w, ho, wo] + geo + [rows, _group_size(problem), 0, xt, xt + yt, out]
+        consts = list(packed.arrays)
+    elif path == "depthwise_planes":
+        threads = threads_for(problem.flops)
+        work = 0
+        ints = [n, c, h, w, k, ho, wo] + geo + [0, 0, 0, 0, 0, out]
+        consts = [weight.reshape(k, -1), bias]
+    elif path in ("pointwise", "pointwise_batched"):
+        threads = threads_for(problem.flops)
+        strided = g.sh != 1 or g.sw != 1
+        pixels = n * ho * wo
+        work = (n * c * ho * wo if strided else 0) + ((c + k) * pixels if path == "pointwise_batched" else 0)
+        ints = [n, c, h, w, k, ho, wo, g.sh, g.sw, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, out]
+        consts = [weight.reshape(k, -1), bias]
+    else:  # pragma: no cover - CONV_STEPS lists every path choose_path may return
+        raise GraphError(f"inference: no executor step for conv path {path!r}")
+    ints = ints + [c * h * w, k * ho * wo, chunk(k * ho * wo)]
+    return CONV_STEPS[path], threads, ints, consts, work
+
+
+def _time_conv(problem: ConvProblem, path, weight: np.ndarray, bias, x: np.ndarray, y: np.ndarray) -> None:
+    """Run ``problem``'s forward on ``path`` as the executor runs it (a one-step program, its
+    workspace allocated beforehand): what the planner times for the compiled predictor."""
+    packed = PackedWeight(path.name, weight, bias) if path.name in PACKED_PATHS else None
+    op, threads, ints, consts, work = conv_step(problem, path.name, weight, bias, packed)
+    program = _infer.Program()
+    program.add(op, threads, [(2, 0)], (3, 0), (ARENA, 0) if work else None, ints,
+                [], [None if c is None else np.ascontiguousarray(c) for c in consts])
+    arena = np.empty(max(aligned(work), 1), dtype=np.float32)
+    def run():
+        run_with_kernel_blas(_infer.run, program, [arena, arena, x, y])
+
+    run()  # untimed: first touch of the workspace and output
+    return run
+
+
+def choose_path(problem: ConvProblem, weight: np.ndarray, bias, allow_packed: bool) -> str:
+    """The planner's path for this forward, among the paths the executor runs (and reading the
+    original weight unless ``allow_packed``); measured now when benchmarking and unplanned, by
+    running each candidate as the executor's own step on random data (not the eager op: its
+    per-call allocations and Python would bias the choice)."""
+    unsupported = [name for name in registry.names()
+                   if name not in CONV_STEPS or (name in PACKED_PATHS and not allow_packed)]
+    with planner.disable(*unsupported):
+        name, source = planner.choose(problem, "forward")
+        if source == "pending":
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal(problem.image_shape).astype(np.float32)
+            y = np.empty(problem.out_shape, dtype=np.float32)
+            runs = {path.name: _time_conv(problem, path, weight, bias, x, y)
+                    for path in registry.eligible(problem, "forward") if path.name not in planner.settings.disabled}
+
+            def execute(path):
+                runs[path.name]()
+
+            with _careful_measuring():
+                name, _ = planner.run(problem, "forward", execute)
+    return name
 
 
 def build_plan(graph: Graph, batch: int, threads: int, freeze: bool = False) -> Plan:
