@@ -21,6 +21,7 @@ from .._trace import Call, Trace, record
 from ..nn.functional import activation as A
 from ..nn.functional import normalization as N
 from ..nn.functional import pooling as P
+from ..nn.functional.conv import planner
 from ..nn.functional.conv.function import Conv2dFunction, ConvTranspose2dFunction
 from ..nn.functional.linear import LinearFunction
 from ..tensor import Tensor
@@ -710,7 +711,10 @@ def build_graph(model, inputs: Sequence[np.ndarray]) -> Graph:
     b1, b2 = trace_batches(inputs)
     graphs = []
     for batch in (b1, b2):
-        trace = record(model, _at_batch(inputs, batch))
+        # no convolution is measured while tracing: the plans measure each path as the
+        # executor runs it (the eager op's per-call allocations would bias the choice)
+        with planner.heuristic_only():
+            trace = record(model, _at_batch(inputs, batch))
         graphs.append(_lower_trace(trace, known, table))
         del trace
     return _merge(graphs[0], graphs[1], b1, b2)
