@@ -19,20 +19,21 @@ def aligned(n: int) -> int:
 
 
 def assign_offsets(buffers: Sequence[Tuple[int, int, int]]) -> Tuple[List[int], int]:
-    """(offset per buffer, arena elements) for buffers given as (elements, first step, last step)."""
+    """(offset per buffer, arena elements) for buffers given as (elements, first step, last step).
+    Offsets are multiples of ALIGN; a buffer occupies exactly its elements."""
     order = sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], buffers[i][1], i))
     offsets = [0] * len(buffers)
     placed: List[int] = []
     total = 0
     for i in order:
-        size, first, last = aligned(buffers[i][0]), buffers[i][1], buffers[i][2]
-        busy = sorted((offsets[j], offsets[j] + aligned(buffers[j][0])) for j in placed
+        size, first, last = max(int(buffers[i][0]), 1), buffers[i][1], buffers[i][2]
+        busy = sorted((offsets[j], offsets[j] + max(int(buffers[j][0]), 1)) for j in placed
                       if buffers[j][1] <= last and first <= buffers[j][2])
         offset = 0
         for lo, hi in busy:
             if offset + size <= lo:
                 break
-            offset = max(offset, hi)
+            offset = max(offset, aligned(hi))
         offsets[i] = offset
         placed.append(i)
         total = max(total, offset + size)

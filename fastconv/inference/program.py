@@ -734,7 +734,7 @@ class _Builder:
                         (ARENA, work_at[k]) if k in work_at else None, step.ints, step.floats,
                         [None if c is None else np.ascontiguousarray(c) for c in step.consts],
                         step.act[0], step.act[1], step.act[2], resolve(step.res, k), step.name)
-        pool = (np.concatenate(self.pool_parts) if self.pool_parts else np.zeros(aligned(1), np.float32))
+        pool = np.concatenate(self.pool_parts) if self.pool_parts else np.zeros(1, np.float32)
         return Plan(program, self.batch, self.threads, total, pool,
                     [self.shapes[v] for v in graph.inputs], [self.shapes[v] for v in graph.outputs],
                     self.conv_paths)
