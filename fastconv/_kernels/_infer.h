@@ -284,7 +284,8 @@ static int fc_inf_isa(void) {
     if (level < 0) {
 #ifdef FC_INF_X86
         __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx512f") ? 3 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 2 : 1;
+        level = __builtin_cpu_supports("avx512f") ? 3
+              : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 2 : 1;
 #else
         level = 1;
 #endif

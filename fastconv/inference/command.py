@@ -11,8 +11,6 @@ Inputs are what the model's forward takes: a run's model expects inputs normaliz
 """
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from typing import Callable, Dict, List, Sequence

@@ -666,7 +666,8 @@ def _merge(g1: Graph, g2: Graph, b1: int, b2: int) -> Graph:
         v2 = g2.values[vid]
         what = f"the shape of a value in {_producer_where(g1, vid)}"
         if v1.is_const:
-            if not (v2.is_const and v1.data.shape == v2.data.shape and np.array_equal(v1.data, v2.data, equal_nan=True)):
+            same = v2.is_const and v1.data.shape == v2.data.shape and np.array_equal(v1.data, v2.data, equal_nan=True)
+            if not same:
                 raise GraphError(f"inference.compile: a constant used by {_user_where(g1, vid)} changes with the batch "
                                  "size; compute it with fastconv operations so it can be compiled")
             continue

@@ -107,8 +107,6 @@ def fuse_epilogues(graph: Graph) -> int:
     while changed:
         changed = False
         users = graph.consumers()
-        producer = graph.producer()
-        index = {id(n): i for i, n in enumerate(graph.nodes)}
         for p in list(graph.nodes):
             if p.op not in EPILOGUE_PRODUCERS or p.act is not None:
                 continue

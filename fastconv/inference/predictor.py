@@ -172,7 +172,8 @@ class Predictor:
             if not isinstance(x, np.ndarray):
                 raise TypeError(f"Predictor: expected input {i} as a float32 ndarray or Tensor, got {type(x).__name__}")
             if x.dtype != np.float32:
-                raise TypeError(f"Predictor: expected input {i} of dtype float32 (the compiled predictor runs float32), "
+                raise TypeError(f"Predictor: expected input {i} of dtype float32 (the compiled predictor runs "
+                                f"float32), "
                                 f"got {x.dtype}")
             shape = self._graph.values[vid].shape
             if x.ndim != len(shape) or x.ndim == 0:
@@ -180,7 +181,8 @@ class Predictor:
                                  f"{', '.join(str(d) for d in self.input_shapes[i])}), got shape {x.shape}")
             n = x.shape[0]
             if n < 1:
-                raise ValueError(f"Predictor: expected a batch of at least one sample, got input {i} of shape {x.shape}")
+                raise ValueError(f"Predictor: expected a batch of at least one sample, got input {i} of shape "
+                                 f"{x.shape}")
             want = self._graph.values[vid].shape_at(n)
             if tuple(x.shape) != want:
                 raise ValueError(f"Predictor: expected input {i} of shape {want} at batch {n}, got {x.shape}")

@@ -2,10 +2,12 @@
 
 ``build_plan`` evaluates every shape at the batch, turns each node into executor steps
 (``fastconv/_kernels/infer.pyx``), chooses each convolution's path through the convolution
-planner (frozen from then on: the step calls that path's kernel directly, with its weights
-pre-transformed once: Winograd filters, the output-channel-vectorized packing, the depthwise
-channel-minor filter), runs element-wise operations in place where their input dies, and lays
-every intermediate buffer and workspace out in one arena (``memory.assign_offsets``).
+planner (timing the executor's own step per candidate) and calls that path's kernel directly;
+layers whose path reads a prepared layout (the output-channel-vectorized packing, the depthwise
+channel-minor filter) get it once and keep that path (``PackedWeight``), Winograd filters are
+transformed per call into the workspace. Element-wise operations run in place where their input
+dies, and every intermediate buffer and workspace is laid out in one arena
+(``memory.assign_offsets``).
 
 Operand bases of a program: 0 the arena, 1 the constant pool (constants used as data operands),
 then the graph inputs, then the outputs. Graph inputs are never written.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
