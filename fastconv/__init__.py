@@ -45,6 +45,7 @@ from . import distributed  # mpi4py is imported only under an MPI launcher
 from . import viz  # matplotlib/scikit-learn are imported only by the functions that need them
 from . import vision
 from . import backends  # after nn: backends.conv drives the convolution planner
+from . import inference
 
 globals().update(_DTYPE_ALIASES)  # fastconv.float, .int, .bool, ... (the builtins' names, as in torch)
 Size = tuple  # shapes are tuples (torch.Size is a tuple subclass)
@@ -65,7 +66,8 @@ __all__ = [
     "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "manual_seed", "seed", "initial_seed",
     "Generator", "default_generator", "get_rng_state", "set_rng_state", "set_num_threads",
     "get_num_threads", "show_config", "config", "autograd", "nn", "save", "load", "optim", "profile", "utils", "data",
-    "pretrain", "distributed", "viz", "vision", "onnx", "device", "cuda", "backends", "accelerator", "return_types",
+    "pretrain", "distributed", "viz", "vision", "onnx", "device", "cuda", "backends", "inference", "accelerator",
+    "return_types",
     "float32", "float64", "float16", "half", "double", "int8", "int16", "int32", "int64", "long", "short",
     "uint8", "bool_", "float", "int", "bool", "Size", "get_default_dtype", "is_floating_point",
     "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full_like", "is_tensor", "linspace", "logspace",

@@ -384,8 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     prof.set_defaults(run=_cmd_profile)
 
     from fastconv.viz.command import add_parser as add_viz_parser
+    from fastconv.inference.command import add_parser as add_inference_parsers
 
     add_viz_parser(sub)
+    add_inference_parsers(sub)
 
     config = sub.add_parser("config", help="print versions, BLAS and OpenMP threading")
     config.set_defaults(run=lambda a: (__import__("fastconv").show_config(), 0)[1])

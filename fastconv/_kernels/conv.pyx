@@ -430,3 +430,69 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                 backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
                                dxptr + n * image if need_dx else NULL, dwptr, dbptr, init, cptr, dcptr,
                                &g, K, groups, block_rows, need_dx, need_dw, max(num_threads, 1), small)
+
+
+# ---- nogil entry points (conv.pxd): the compiled predictor's executor calls these -----------------
+
+cdef void conv_forward_f32(const float* x, const float* w, const float* bias, float* y,
+                           float* work, Py_ssize_t work_stride, Py_ssize_t N, Py_ssize_t C,
+                           Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
+                           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                           int groups, int block_rows, bint parallel_items, int num_threads,
+                           bint small) noexcept nogil:
+    """``conv_forward`` on raw contiguous float32 arrays: x (N, C, H, W), w (K, C/groups·kh·kw),
+    bias (K) or NULL, y (N, K, Ho, Wo); ``work`` holds one column buffer per thread,
+    ``work_stride`` elements apart. Serial when ``parallel_items`` is false and
+    ``num_threads`` is 1 (no parallel region: callable from inside one)."""
+    cdef Geometry g
+    g.C = C; g.H = H; g.W = W; g.Ho = Ho; g.Wo = Wo
+    g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
+    cdef Py_ssize_t nblocks = (Ho + block_rows - 1) // block_rows
+    cdef Py_ssize_t item, n, oy0, oy1, image = C * H * W, out = K * Ho * Wo
+    if N == 0 or Ho == 0 or Wo == 0:
+        return
+    if parallel_items:
+        for item in prange(N * nblocks, schedule='static', num_threads=team(num_threads)):
+            n = item // nblocks
+            oy0 = (item % nblocks) * block_rows
+            oy1 = min(oy0 + block_rows, Ho)
+            forward_item(x + n * image, w, bias, y + n * out, work + threadid() * work_stride, &g,
+                         K, groups, oy0, oy1, False, small)
+    else:
+        for item in range(N * nblocks):
+            n = item // nblocks
+            oy0 = (item % nblocks) * block_rows
+            oy1 = min(oy0 + block_rows, Ho)
+            forward_item(x + n * image, w, bias, y + n * out, work, &g, K, groups, oy0, oy1,
+                         num_threads > 1, small)
+
+
+cdef void conv_transpose_forward_f32(const float* x, const float* w, const float* bias, float* y,
+                                     float* dwork, Py_ssize_t work_stride, Py_ssize_t N,
+                                     Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
+                                     Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw, int sh, int sw,
+                                     int ph, int pw, int dh, int dw, int groups, int block_rows,
+                                     bint parallel_items, int num_threads) noexcept nogil:
+    """conv_transpose2d as conv2d's input-gradient pass (``conv_backward`` with dX only): x is
+    conv2d's dY (N, K, Ho, Wo), w its (K, C/groups·kh·kw) weight matrix, y (N, C, H, W) starts
+    from bias (C) or 0; ``dwork``: one column buffer per thread, ``work_stride`` apart."""
+    cdef Geometry g
+    g.C = C; g.H = H; g.W = W; g.Ho = Ho; g.Wo = Wo
+    g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
+    cdef Py_ssize_t n, image = C * H * W, out = K * Ho * Wo
+    if N == 0:
+        return
+    if Ho == 0 or Wo == 0:
+        for n in range(N):
+            fill_channels(y + n * image, 0, C, H * W, 0, H * W, bias)
+        return
+    if parallel_items:
+        for n in prange(N, schedule='static', num_threads=team(num_threads)):
+            backward_image(<const float*>NULL, w, x + n * out, y + n * image, <float*>NULL,
+                           <float*>NULL, bias, <float*>NULL, dwork + threadid() * work_stride, &g,
+                           K, groups, block_rows, True, False, 1, False)
+    else:
+        for n in range(N):
+            backward_image(<const float*>NULL, w, x + n * out, y + n * image, <float*>NULL,
+                           <float*>NULL, bias, <float*>NULL, dwork, &g, K, groups, block_rows,
+                           True, False, max(num_threads, 1), False)

@@ -513,3 +513,76 @@ def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const 
             r1 = min(r0 + dw_rows_per_item, Ho)
             rows_grad_weight(level, G, &xt[n, 0, 0], &dyt[n, 0, 0], zero, &parts[item, 0, 0],
                              need_db, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+
+
+# ---- nogil entry points (depthwise.pxd): the compiled predictor's executor calls these ------------
+
+cdef void channel_forward_f32(const float* x, const float* wt, const float* bias, float* y,
+                              float* xt, float* yt, float* scratch, Py_ssize_t N, Py_ssize_t C,
+                              Py_ssize_t Cp, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
+                              Py_ssize_t Wo, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                              int dw, Py_ssize_t rows_per_item, int threads,
+                              Py_ssize_t G) noexcept nogil:
+    """``channel_forward`` on raw contiguous float32 arrays: wt (taps·G, Cp) and bias (Cp) as
+    there; xt/yt hold channel-minor copies of H·W / Ho·Wo rows of Cp (one per thread when
+    ``channel_images_per_thread``, else one per image), scratch one C·VL block per thread. With
+    one thread nothing opens a parallel region."""
+    cdef int level = fc_ocvec_level()
+    cdef Py_ssize_t P = H * W, Po = Ho * Wo, blocks, item, n, r0, r1, t
+    cdef Py_ssize_t vl = 16 if level == 3 else 8
+    threads = max(threads, 1)
+    if N == 0 or C == 0 or Po == 0 or level < 2:
+        return
+    if threads == 1:
+        for n in range(N):
+            to_channel_minor(level, x + n * C * P, C, P, xt, Cp)
+            rows_forward(level, G, xt, wt, bias, yt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
+                         dh, dw, 0, Ho)
+            from_channel_minor(level, yt, Po, Cp, C, y + n * C * Po, scratch)
+        return
+    if N >= threads:
+        for n in prange(N, schedule="static", num_threads=team(threads)):
+            t = threadid()
+            to_channel_minor(level, x + n * C * P, C, P, xt + t * P * Cp, Cp)
+            rows_forward(level, G, xt + t * P * Cp, wt, bias, yt + t * Po * Cp, Cp, H, W, Ho, Wo,
+                         kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
+            from_channel_minor(level, yt + t * Po * Cp, Po, Cp, C, y + n * C * Po,
+                               scratch + t * C * vl)
+        return
+    blocks = ceil_div(Ho, rows_per_item)
+    for n in prange(N, schedule="static", num_threads=team(threads)):
+        to_channel_minor(level, x + n * C * P, C, P, xt + n * P * Cp, Cp)
+    for item in prange(N * blocks, schedule="static", num_threads=team(threads)):
+        n = item // blocks
+        r0 = (item % blocks) * rows_per_item
+        r1 = min(r0 + rows_per_item, Ho)
+        rows_forward(level, G, xt + n * P * Cp, wt, bias, yt + n * Po * Cp, Cp, H, W, Ho, Wo,
+                     kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+    for n in prange(N, schedule="static", num_threads=team(threads)):
+        from_channel_minor(level, yt + n * Po * Cp, Po, Cp, C, y + n * C * Po,
+                           scratch + threadid() * C * vl)
+
+
+cdef void depthwise_forward_f32(const float* x, const float* w, const float* bias, float* y,
+                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw, int sh,
+                                int sw, int ph, int pw, int dh, int dw, int threads) noexcept nogil:
+    """``depthwise_forward`` (the per-plane loops, channel multiplier K/C) on raw contiguous
+    float32 arrays; w is (K, kh·kw), bias (K) or NULL. One thread: no parallel region."""
+    cdef Py_ssize_t mult = K // C, p, n, k
+    cdef float b
+    if N == 0 or K == 0 or Ho == 0 or Wo == 0:
+        return
+    if threads <= 1:
+        for p in range(N * K):
+            n = p // K
+            k = p % K
+            plane_forward(x + (n * C + k // mult) * H * W, w + k * kh * kw, y + p * Ho * Wo,
+                          bias[k] if bias != NULL else 0, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw)
+        return
+    for p in prange(N * K, schedule="static", num_threads=team(threads)):
+        n = p // K
+        k = p % K
+        b = bias[k] if bias != NULL else 0
+        plane_forward(x + (n * C + k // mult) * H * W, w + k * kh * kw, y + p * Ho * Wo, b,
+                      H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw)

@@ -863,3 +863,96 @@ def ocvec_weight_grad(x, dy, int kh, int kw, int sh, int sw, int ph, int pw, int
         with nogil:
             sum_rows(<const float*>pparts, parts, K * T, pdw)
     return dw_out
+
+
+# ---- nogil entry points (direct.pxd): the compiled predictor's executor calls these ---------------
+
+cdef int direct_forward_f32(const float* x, const float* w, const float* bias, float* y,
+                            float* work, Py_ssize_t stride, Py_ssize_t N, Py_ssize_t C,
+                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, int kh, int kw, int ph,
+                            int pw, int dh, int dw, Py_ssize_t out_h, Py_ssize_t out_w,
+                            bint parallel, int num_threads) noexcept nogil:
+    """``direct_forward`` on raw contiguous float32 arrays into y, with ``work`` holding one
+    scratch row (``forward_scratch`` elements, ``workspace_elements``' first value) per thread,
+    ``stride`` apart. Returns -1 when the tap table cannot be allocated, else 0."""
+    cdef Shape s
+    s.C = C; s.H = H; s.W = W; s.K = K; s.kh = kh; s.kw = kw; s.ph = ph; s.pw = pw
+    s.dh = dh; s.dw = dw; s.Ho = out_h; s.Wo = out_w
+    s.Hp = out_h + dh * (kh - 1); s.Wp = out_w + dw * (kw - 1)
+    s.Hq = H + dh * (kh - 1); s.Wq = W + dw * (kw - 1)
+    s.L = out_h * out_w; s.T = C * kh * kw
+    if N == 0 or K == 0:
+        return 0
+    cdef Py_ssize_t* off = tap_offsets(C, kh, kw, s.Hp * out_w, dh * out_w, C * s.Hp * out_w)
+    if off == NULL:
+        return -1
+    forward_all(x, w, bias, y, work, stride, N, off, &s, parallel, num_threads)
+    free(off)
+    return 0
+
+
+cdef void ocvec_forward_packed_f32(const float* x, const float* wt, const float* bp, float* y,
+                                   float* frames, Py_ssize_t frame_stride, Py_ssize_t N,
+                                   Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, int kh,
+                                   int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                   Py_ssize_t out_h, Py_ssize_t out_w, int num_threads) noexcept nogil:
+    """``ocvec_forward`` with the weights and bias already packed by ``ocvec_pack`` (so nothing
+    is repacked per call): frames holds one zero-padded image per copy of ``ocvec_layout``,
+    ``frame_stride`` apart. With one thread nothing opens a parallel region."""
+    cdef int level = fc_ocvec_level()
+    cdef int threads = max(num_threads, 1)
+    cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, out_h, out_w, threads)
+    cdef Py_ssize_t n, r, rows_per, image = C * H * W, out = K * out_h * out_w
+    if N == 0 or K == 0 or level == 0:
+        return
+    if threads == 1:
+        for n in range(N):
+            fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames)
+            fc_ocvec_image(level, frames, C, f.Hp, f.Wp, wt, bp, K, kh, kw, sh, sw, dh, dw,
+                           out_h, out_w, 0, out_h, y + n * out)
+    elif N >= threads:
+        for n in prange(N, schedule='static', num_threads=team(threads)):
+            fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + threadid() * frame_stride)
+            fc_ocvec_image(level, frames + threadid() * frame_stride, C, f.Hp, f.Wp, wt, bp, K, kh,
+                           kw, sh, sw, dh, dw, out_h, out_w, 0, out_h, y + n * out)
+    else:
+        rows_per = (out_h + threads - 1) // threads
+        for n in range(N):
+            fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames)
+            for r in prange(threads, schedule='static', num_threads=team(threads)):
+                fc_ocvec_image(level, frames, C, f.Hp, f.Wp, wt, bp, K, kh, kw, sh, sw, dh, dw,
+                               out_h, out_w, min(r * rows_per, out_h), min((r + 1) * rows_per, out_h),
+                               y + n * out)
+
+
+def ocvec_pack(w, bias):
+    """(wt, bias_out): w as the (K, T) float32 matrix repacked as ``ocvec_forward`` does per call
+    ([block][tap][channel], zeros past K) and the bias padded to the block (zeros when None),
+    for ``ocvec_forward_packed_f32``."""
+    cdef str op = "ocvec_pack"
+    cdef int level = fc_ocvec_level()
+    if level == 0:
+        raise ValueError(f"{op}: needs a CPU with AVX-512 or AVX2+FMA")
+    check_kind(w, cnp.NPY_FLOAT32, 2, op, "w")
+    cdef Py_ssize_t K = dim(w, 0), T = dim(w, 1)
+    if bias is not None:
+        check_array(bias, cnp.NPY_FLOAT32, (K,), op, "bias")
+    cdef Py_ssize_t KB = fc_ocvec_block(level, K)
+    cdef Py_ssize_t Kp = round_up(K, KB) if KB > 0 else K
+    cdef cnp.ndarray wt = new_array((max(Kp * T, 1),), cnp.NPY_FLOAT32, True)
+    cdef cnp.ndarray bp = new_array((max(Kp, 1),), cnp.NPY_FLOAT32, True)
+    cdef const float* pw_ = <const float*>data(w)
+    cdef const float* pb = <const float*>data(bias) if bias is not None else NULL
+    cdef float* pwt = <float*>data(wt)
+    cdef float* pbp = <float*>data(bp)
+    if K > 0 and T > 0:
+        with nogil:
+            pack_ocvec_weights(level, pw_, pb, K, T, KB, pwt, pbp)
+    return wt, bp
+
+
+def ocvec_frame_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, int kw, int sh, int sw,
+                         int dh, int dw, Py_ssize_t Ho, Py_ssize_t Wo, int num_threads):
+    """(elements of one padded image, copies) of ``ocvec_forward_packed_f32``'s frames."""
+    cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, Ho, Wo, max(num_threads, 1))
+    return f.frame, f.copies

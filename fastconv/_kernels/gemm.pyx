@@ -143,3 +143,53 @@ def gemm_general(bint trans_a, bint trans_b, double alpha, const floating[:, :] 
     with nogil:
         gemm(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], <int>(a.strides[0] // item),
              &b[0, 0], <int>(b.strides[0] // item), <floating>beta, &c[0, 0], <int>(c.strides[0] // item))
+
+
+# ---- nogil entry point (gemm.pxd): the compiled predictor's executor calls it ---------------------
+
+cdef void matmul_f32(bint trans_a, bint trans_b, const float* a, const float* b, float* c, int m,
+                     int n, int k, int threads) noexcept nogil:
+    """``matmul`` on raw contiguous float32 arrays: C (m×n) = op(A)·op(B), A stored m×k (k×m
+    with trans_a), B k×n (n×k with trans_b); row or column panels over ``threads`` as there.
+    One thread (or a small product): no parallel region."""
+    cdef int lda = m if trans_a else k
+    cdef int ldb = n if not trans_b else k
+    cdef int t, lo, hi, panels = threads
+    cdef Py_ssize_t i
+    if m <= 0 or n <= 0:
+        return
+    if k == 0:
+        for i in range(<Py_ssize_t>m * n):
+            c[i] = 0
+        return
+    if <Py_ssize_t>m * n * k < SERIAL_MACS or panels < 1:
+        panels = 1
+    if m == 1:
+        if panels == 1:
+            row_times_matrix(trans_b, n, k, a, lda if trans_a else 1, b, ldb, c)
+            return
+        for t in prange(panels, num_threads=team(panels), schedule="static"):
+            lo = <int>((<Py_ssize_t>t * n) // panels)
+            hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
+            if hi > lo:
+                row_times_matrix(trans_b, hi - lo, k, a, lda if trans_a else 1,
+                                 b + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, c + lo)
+        return
+    if panels == 1:
+        gemm(trans_a, trans_b, m, n, k, <float>1, a, lda, b, ldb, <float>0, c, n)
+        return
+    if m >= n or m >= 8 * panels:
+        for t in prange(panels, num_threads=team(panels), schedule="static"):
+            lo = <int>((<Py_ssize_t>t * m) // panels)
+            hi = <int>((<Py_ssize_t>(t + 1) * m) // panels)
+            if hi > lo:
+                gemm(trans_a, trans_b, hi - lo, n, k, <float>1,
+                     a + (lo if trans_a else <Py_ssize_t>lo * lda), lda, b, ldb,
+                     <float>0, c + <Py_ssize_t>lo * n, n)
+    else:
+        for t in prange(panels, num_threads=team(panels), schedule="static"):
+            lo = <int>((<Py_ssize_t>t * n) // panels)
+            hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
+            if hi > lo:
+                gemm(trans_a, trans_b, m, hi - lo, k, <float>1, a, lda,
+                     b + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, <float>0, c + lo, n)

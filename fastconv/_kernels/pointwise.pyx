@@ -136,3 +136,50 @@ def pointwise_grad_weight(const floating[:, :, ::1] x, const floating[:, :, ::1]
         for n in range(N):
             gemm(False, True, <int>(hi - lo), <int>C, <int>P, one, dyb + (n * K + lo) * P, <int>P,
                  xb + n * C * P, <int>P, zero if n == 0 else one, dwb + lo * C, <int>C)
+
+
+# ---- nogil entry point (pointwise.pxd): the compiled predictor's executor calls it ----------------
+
+cdef void pointwise_forward_f32(const float* w, const float* x, const float* bias, float* y,
+                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K,
+                                int threads) noexcept nogil:
+    """``pointwise_forward`` on raw contiguous float32 arrays: y[n] (K×P) = w (K×C)·x[n] (C×P)
+    (+ bias, K, unless NULL). One thread: no parallel region."""
+    cdef Py_ssize_t panels = 1, item, n, lo, hi, k, q
+    cdef float b
+    threads = max(threads, 1)
+    if N == 0 or K == 0 or P == 0:
+        return
+    if threads > 1 and N < threads:
+        panels = max(1, min((threads + N - 1) // N, P // 64))
+    if threads == 1:
+        for n in range(N):
+            pointwise_item(w, x, bias, y, n, 0, P, C, P, K)
+        return
+    for item in prange(N * panels, schedule="static", num_threads=team(threads)):
+        n = item // panels
+        lo = panel_start(item % panels, P, panels, 16)
+        hi = panel_start(item % panels + 1, P, panels, 16)
+        pointwise_item(w, x, bias, y, n, lo, hi, C, P, K)
+
+
+cdef void pointwise_item(const float* w, const float* x, const float* bias, float* y, Py_ssize_t n,
+                         Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t C, Py_ssize_t P,
+                         Py_ssize_t K) noexcept nogil:
+    """Columns [lo, hi) of image n: y = w·x (+ bias)."""
+    cdef Py_ssize_t k, q
+    cdef float b
+    if hi <= lo:
+        return
+    if C > 0:
+        gemm(False, False, <int>K, <int>(hi - lo), <int>C, <float>1, w, <int>C,
+             x + n * C * P + lo, <int>P, <float>0, y + n * K * P + lo, <int>P)
+    if bias != NULL or C == 0:
+        for k in range(K):
+            b = bias[k] if bias != NULL else 0
+            if C == 0:
+                for q in range(lo, hi):
+                    y[(n * K + k) * P + q] = b
+            else:
+                for q in range(lo, hi):
+                    y[(n * K + k) * P + q] += b

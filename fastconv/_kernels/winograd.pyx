@@ -206,6 +206,30 @@ cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py
     return 0
 
 
+cdef inline void fill_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
+                             Py_ssize_t block_tiles, bint panels, Tiling* t) noexcept nogil:
+    """``make_tiling``'s layout for the nogil entry point (block_tiles ≥ 1, checked by the caller;
+    the two must stay alike)."""
+    cdef Py_ssize_t w
+    t.tiles_w = (Wo + 1) // 2
+    t.tiles_img = ((Ho + 1) // 2) * t.tiles_w
+    t.tiles = N * t.tiles_img
+    t.max_tiles = block_tiles
+    t.vpw = FC_SGEMM_NR if panels else block_tiles
+    t.vxs = C * ((block_tiles + t.vpw - 1) // t.vpw) * t.vpw + XI_PAD
+    t.ldm = block_tiles
+    t.mxs = K * t.ldm + XI_PAD
+    # input transform: one padded input row of a piece (≤ w tiles wide), then 8 arrays
+    # (4 column combinations × even/odd input rows) of (rows + 1)·w ≤ block_tiles + w elements
+    # (+ slack: the vector transforms of _winograd_fwd.h use the same layout)
+    w = min(t.tiles_w, block_tiles)
+    t.v_scratch = 2 * w + 2 + 8 * (block_tiles + w + FC_WF_SLACK)
+    # gradient transform: 4 dY arrays (the output transform needs none)
+    t.m_scratch = 4 * block_tiles
+    t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
+    t.m_elements = 16 * t.mxs + t.m_scratch
+
+
 cdef inline Py_ssize_t piece_at(const Tiling* t, Py_ssize_t p, Py_ssize_t end, Piece* pc) noexcept nogil:
     """The piece starting at tile p (< end): the rest of its tile row when p is not at a row's
     start or fewer than a row's tiles remain before ``end``, else the whole rows of its image up
@@ -907,3 +931,70 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
                 s0 = b * t.max_tiles
                 weight_grad_block(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &du_parts[0, 0], C, H, W, K, Ho, Wo,
                                   ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), &vwork[0, 0], &mwork[0, 0])
+
+
+# ---- nogil entry point (winograd.pxd): the compiled predictor's executor calls it -----------------
+
+cdef void winograd_forward_f32(const float* x, const float* u, const float* bias, float* y,
+                               float* vwork, Py_ssize_t vstride, float* mwork, Py_ssize_t mstride,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
+                               Py_ssize_t Ho, Py_ssize_t Wo, int ph, int pw, Py_ssize_t block_tiles,
+                               bint panels, bint parallel, int num_threads) noexcept nogil:
+    """``winograd_forward`` on raw contiguous float32 arrays (u from ``winograd_filter`` with the
+    same ``panels``; bias NULL: none), V/M buffers one per thread, ``vstride``/``mstride``
+    elements apart, each at least ``work_elements`` long. No parallel region unless
+    ``parallel``."""
+    cdef Tiling t
+    cdef Py_ssize_t nblocks, b, s0, th
+    if N == 0 or Ho == 0 or Wo == 0 or K == 0 or C == 0 or block_tiles < 1:
+        return
+    fill_tiling(N, C, K, Ho, Wo, block_tiles, panels, &t)
+    nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles
+    if panels:  # the columns of the last B panel past L must hold finite values
+        for b in range(num_threads if parallel else 1):
+            memset(vwork + b * vstride, 0, t.v_elements * sizeof(float))
+    if parallel:
+        for b in prange(nblocks, schedule='static', num_threads=team(num_threads)):
+            th = threadid()
+            s0 = b * t.max_tiles
+            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, &t, s0,
+                          min(s0 + t.max_tiles, t.tiles), panels, vwork + th * vstride,
+                          mwork + th * mstride)
+    else:
+        for b in range(nblocks):
+            s0 = b * t.max_tiles
+            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, &t, s0,
+                          min(s0 + t.max_tiles, t.tiles), panels, vwork, mwork)
+
+
+cdef void winograd_filter_f32(const float* w, float* u, Py_ssize_t K, Py_ssize_t C, Py_ssize_t panel_rows,
+                              int num_threads) noexcept nogil:
+    """``winograd_filter`` (forward orientation: c_out = K, c_in = C) on raw float32 arrays, u of
+    ``filter_elements(C, K, panel_rows > 1)`` elements; serial with one thread."""
+    cdef Py_ssize_t panels = (K + panel_rows - 1) // panel_rows, padded, stride, o, i, op, oo
+    padded = panels * panel_rows
+    stride = padded * C
+    if K == 0 or C == 0 or panel_rows < 1:
+        return
+    if padded != K:
+        memset(u, 0, 16 * stride * sizeof(float))
+    if panel_rows > 1:
+        if num_threads > 1:
+            for op in prange(panels, schedule='static', num_threads=team(num_threads)):
+                filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
+        else:
+            for op in range(panels):
+                filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
+    else:
+        for o in range(K):
+            for i in range(0, C, FILTER_BATCH):
+                filter_batch(w + (o * C + i) * 9, 9, min(FILTER_BATCH, C - i), False, u + o * C + i, stride)
+
+
+cdef inline void filter_panel(const float* w, float* u, Py_ssize_t o, Py_ssize_t K, Py_ssize_t C,
+                              Py_ssize_t panel_rows, Py_ssize_t stride) noexcept nogil:
+    cdef Py_ssize_t i, oo
+    for i in range(C):
+        for oo in range(0, min(panel_rows, K - o), FILTER_BATCH):
+            filter_batch(w + ((o + oo) * C + i) * 9, C * 9, min(FILTER_BATCH, panel_rows - oo, K - o - oo),
+                         False, u + o * C + i * panel_rows + oo, stride)

@@ -1,0 +1,647 @@
+# cython: language_level=3
+"""The compiled predictor's executor: a static program of steps run in one loop with the GIL
+released (fastconv/inference builds the programs; docs/design.md "Compiled predictor").
+
+A step is a C struct: an opcode, operand locations, integer and float parameters and pointers
+to constants (packed weights, biases, pooling tables), all fixed when the program is built. The
+loop resolves each operand as a base pointer (the arena, an input, an output) plus an offset
+and calls the operation's nogil entry point: the convolution paths' kernels (conv, winograd,
+direct, depthwise, pointwise through their .pxd entry points), the GEMM, and this module's own
+loops (_infer.h) for everything else. Producers (convolutions, linear, per-channel affine,
+binary arithmetic) run a fused epilogue afterwards: y = act(y [+ residual]).
+
+``run`` executes one program; ``run_split`` runs one program per thread over disjoint parts of
+the batch in a ``prange`` (each with its own arena), the steps of each then calling their
+kernels with one thread. A step's ``threads`` is the thread count its kernel gets; nothing
+here reads global thread settings. Programs are immutable once built, so any number of
+Python threads may run one program at once on different arenas.
+"""
+from ._omp cimport team
+from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+cimport numpy as cnp
+import numpy as np
+
+cnp.import_array()
+
+from .conv cimport conv_forward_f32, conv_transpose_forward_f32
+from .winograd cimport winograd_filter_f32, winograd_forward_f32
+from .direct cimport direct_forward_f32, ocvec_forward_packed_f32
+from .depthwise cimport channel_forward_f32, depthwise_forward_f32
+from .pointwise cimport pointwise_forward_f32
+from .gemm cimport matmul_f32
+
+cdef extern from "_infer.h" nogil:
+    void fc_inf_act(const float* x, const float* r, float* y, Py_ssize_t n, int act, float a0, float a1)
+    void fc_inf_bias_cols(const float* x, const float* bias, const float* r, float* y, Py_ssize_t rows,
+                          Py_ssize_t cols, int act, float a0, float a1)
+    void fc_inf_channel_affine(const float* x, const float* m, const float* s, const float* t,
+                               const float* r, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t C,
+                               Py_ssize_t S, int act, float a0, float a1)
+    void fc_inf_binary(int op, const float* a, const Py_ssize_t* sa, const float* b, const Py_ssize_t* sb,
+                       float* y, const Py_ssize_t* shape, int nd, Py_ssize_t r0, Py_ssize_t r1)
+    void fc_inf_copy(const float* src, const Py_ssize_t* ss, float* dst, const Py_ssize_t* ds,
+                     const Py_ssize_t* shape, int nd, Py_ssize_t r0, Py_ssize_t r1)
+    void fc_inf_fill(float* y, Py_ssize_t n, float v)
+    void fc_inf_max_pool(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, const Py_ssize_t* cols,
+                         Py_ssize_t dh, Py_ssize_t dw)
+    void fc_inf_max_pool_2x2(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t Ho, Py_ssize_t Wo, float* buf)
+    void fc_inf_max_pool_sep(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, Py_ssize_t dh, Py_ssize_t kw,
+                             Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t dw, float* buf)
+    void fc_inf_avg_pool_sep(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, const double* rs,
+                             const double* cs, Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t pw, double* buf)
+    void fc_inf_avg_pool(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* rows, const Py_ssize_t* cols,
+                         const double* rs, const double* cs)
+    void fc_inf_plane_mean(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t S)
+    void fc_inf_normalize(const float* x, float* y, const float* w, const float* bias, Py_ssize_t A,
+                          Py_ssize_t B, Py_ssize_t L, Py_ssize_t cpg, Py_ssize_t channels, int elementwise,
+                          double eps, Py_ssize_t g0, Py_ssize_t g1)
+    void fc_inf_softmax(const float* x, float* y, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t R,
+                        Py_ssize_t inner, int log_form)
+    void fc_inf_reduce(int op, const float* x, float* y, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t R,
+                       Py_ssize_t inner)
+    void fc_inf_nearest(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W,
+                        Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* ri, const Py_ssize_t* ci)
+    void fc_inf_linear2d(const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t H,
+                         Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo, const Py_ssize_t* ri0,
+                         const Py_ssize_t* ri1, const float* rl0, const float* rl1,
+                         const Py_ssize_t* ci0, const Py_ssize_t* ci1, const float* cl0,
+                         const float* cl1)
+
+# opcodes (fastconv/inference/_program.py names them)
+cdef enum:
+    OP_CONV_GEMM = 1
+    OP_CONV_WINOGRAD = 2
+    OP_CONV_IMPLICIT = 3
+    OP_CONV_OCVEC = 4
+    OP_CONV_CHANNEL = 5
+    OP_CONV_PLANES = 6
+    OP_CONV_POINTWISE = 7
+    OP_CONV_PW_BATCHED = 8
+    OP_CONV_TRANSPOSE = 9
+    OP_LINEAR = 10
+    OP_MATMUL = 11
+    OP_CHANNEL_AFFINE = 12
+    OP_BINARY = 13
+    OP_ACT = 14
+    OP_COPY = 15
+    OP_FILL = 16
+    OP_MAX_POOL = 17
+    OP_AVG_POOL = 18
+    OP_PLANE_MEAN = 19
+    OP_NORMALIZE = 20
+    OP_SOFTMAX = 21
+    OP_REDUCE = 22
+    OP_NEAREST = 23
+    OP_LINEAR2D = 24
+
+OPCODES = {
+    "conv_gemm": OP_CONV_GEMM, "conv_winograd": OP_CONV_WINOGRAD, "conv_implicit": OP_CONV_IMPLICIT,
+    "conv_ocvec": OP_CONV_OCVEC, "conv_channel": OP_CONV_CHANNEL, "conv_planes": OP_CONV_PLANES,
+    "conv_pointwise": OP_CONV_POINTWISE, "conv_pw_batched": OP_CONV_PW_BATCHED,
+    "conv_transpose": OP_CONV_TRANSPOSE, "linear": OP_LINEAR, "matmul": OP_MATMUL,
+    "channel_affine": OP_CHANNEL_AFFINE, "binary": OP_BINARY, "act": OP_ACT, "copy": OP_COPY,
+    "fill": OP_FILL, "max_pool": OP_MAX_POOL, "avg_pool": OP_AVG_POOL, "plane_mean": OP_PLANE_MEAN,
+    "normalize": OP_NORMALIZE, "softmax": OP_SOFTMAX, "reduce": OP_REDUCE, "nearest": OP_NEAREST,
+    "linear2d": OP_LINEAR2D,
+}
+
+cdef enum:
+    MAX_SRC = 4
+    NI = 48
+    NF = 6
+    NC = 8
+    MAX_BASES = 64
+    MAX_THREADS = 256
+    # elements of one parallel work item of the flat loops
+    BLOCK = 16384
+
+
+cdef struct Ref:
+    int base              # index into the run's base pointers; -1: absent
+    Py_ssize_t off        # elements from that base's start
+
+
+cdef struct Step:
+    int op
+    int threads
+    Ref src[MAX_SRC]
+    Ref dst
+    Ref work
+    Ref res               # the epilogue's residual (base -1: none)
+    int act
+    float a0, a1
+    Py_ssize_t i[NI]
+    double f[NF]
+    const void* c[NC]
+
+
+cdef inline float* at(float** bases, Ref r) noexcept nogil:
+    return NULL if r.base < 0 else bases[r.base] + r.off
+
+
+cdef inline Py_ssize_t part(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t t) noexcept nogil:
+    return (total * t) // parts
+
+
+cdef void epilogue(const Step* s, float* y, float* r, Py_ssize_t n) noexcept nogil:
+    """y = act(y [+ r]) over n elements, in blocks across the step's threads."""
+    cdef Py_ssize_t blocks, b, lo
+    if s.act == 0 and r == NULL:
+        return
+    if s.threads <= 1 or n < 2 * BLOCK:
+        fc_inf_act(y, r, y, n, s.act, s.a0, s.a1)
+        return
+    blocks = (n + BLOCK - 1) // BLOCK
+    for b in prange(blocks, schedule='static', num_threads=team(s.threads)):
+        lo = b * BLOCK
+        fc_inf_act(y + lo, r + lo if r != NULL else NULL, y + lo, min(BLOCK, n - lo), s.act, s.a0, s.a1)
+
+
+cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
+    cdef const float* x = at(bases, s.src[0])
+    cdef float* y = at(bases, s.dst)
+    cdef float* work = at(bases, s.work)
+    cdef const Py_ssize_t* i = s.i
+    cdef const float* w = <const float*>s.c[0]
+    cdef const float* bias = <const float*>s.c[1]
+    cdef int t = s.threads
+    cdef Py_ssize_t n, k, q, N, C, K, P
+    cdef float* xs
+    if s.op == OP_CONV_GEMM:
+        conv_forward_f32(x, w, bias, y, work, i[19], i[0], i[1], i[2], i[3], i[4], i[5], i[6],
+                         <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11], <int>i[12],
+                         <int>i[13], <int>i[14], <int>i[15], <int>i[16], <bint>i[17], t, <bint>i[18])
+    elif s.op == OP_CONV_WINOGRAD:
+        # the filter transformed into the workspace first (u, i[15] elements), then V and M buffers
+        if first:  # the chunks of one step share the transformed filter
+            winograd_filter_f32(w, work, i[4], i[1], i[16], t)
+        winograd_forward_f32(x, work, bias, y, work + i[15], i[12], work + i[15] + i[14], i[13], i[0], i[1],
+                             i[2], i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], i[9], <bint>i[10],
+                             <bint>i[11], t)
+    elif s.op == OP_CONV_IMPLICIT:
+        if direct_forward_f32(x, w, bias, y, work, i[14], i[0], i[1], i[2], i[3], i[4], <int>i[5],
+                              <int>i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], i[11], i[12],
+                              <bint>i[13], t) != 0:
+            return -1
+    elif s.op == OP_CONV_OCVEC:
+        ocvec_forward_packed_f32(x, w, bias, y, work, i[15], i[0], i[1], i[2], i[3], i[4], <int>i[5],
+                                 <int>i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11],
+                                 <int>i[12], i[13], i[14], t)
+    elif s.op == OP_CONV_CHANNEL:
+        channel_forward_f32(x, w, bias, y, work + i[17], work + i[18], work + i[19], i[0], i[1], i[2],
+                            i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10],
+                            <int>i[11], <int>i[12], <int>i[13], <int>i[14], i[15], t, i[16])
+    elif s.op == OP_CONV_PLANES:
+        depthwise_forward_f32(x, w, bias, y, i[0], i[1], i[2], i[3], i[4], i[5], i[6], <int>i[7],
+                              <int>i[8], <int>i[9], <int>i[10], <int>i[11], <int>i[12], <int>i[13],
+                              <int>i[14], t)
+    elif s.op == OP_CONV_POINTWISE or s.op == OP_CONV_PW_BATCHED:
+        N = i[0]; C = i[1]; K = i[4]; P = i[5] * i[6]
+        if i[7] != 1 or i[8] != 1:  # strided: the pixels a 1×1 filter reads, subsampled first
+            subsample(x, work, N * C, i[2], i[3], i[5], i[6], i[7], i[8], t)
+            x = work
+            work = work + N * C * P
+        if s.op == OP_CONV_POINTWISE:
+            pointwise_forward_f32(w, x, bias, y, N, C, P, K, t)
+        else:
+            pointwise_batched(w, x, bias, y, work, N, C, P, K, t)
+    elif s.op == OP_CONV_TRANSPOSE:
+        conv_transpose_forward_f32(x, w, bias, y, work, i[19], i[0], i[1], i[2], i[3], i[4], i[5],
+                                   i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11],
+                                   <int>i[12], <int>i[13], <int>i[14], <int>i[15], <int>i[16],
+                                   <bint>i[17], t)
+    return 0
+
+
+cdef int run_conv_chunked(const Step* s, float** bases, float* y, float* r) noexcept nogil:
+    """A one-thread convolution over i[23] images at a time, each chunk's epilogue right after it
+    while its output is still in cache (i[21], i[22]: elements of one input and output image)."""
+    cdef Step sub = s[0]
+    cdef Py_ssize_t n0, count, N = s.i[0], chunk = s.i[23], xs = s.i[21], ys = s.i[22]
+    n0 = 0
+    while n0 < N:
+        count = min(chunk, N - n0)
+        sub.i[0] = count
+        sub.src[0].off = s.src[0].off + n0 * xs
+        sub.dst.off = s.dst.off + n0 * ys
+        if run_conv(&sub, bases, n0 == 0) != 0:
+            return -1
+        epilogue(&sub, y + n0 * ys, r + n0 * ys if r != NULL else NULL, count * ys)
+        n0 += count
+    return 0
+
+
+cdef void subsample(const float* x, float* xs, Py_ssize_t planes, Py_ssize_t H, Py_ssize_t W,
+                    Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh, Py_ssize_t sw, int threads) noexcept nogil:
+    """xs (planes, Ho, Wo) = x[:, ::sh, ::sw] cropped."""
+    cdef Py_ssize_t p, oy, ox
+    if threads <= 1:
+        for p in range(planes):
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    xs[(p * Ho + oy) * Wo + ox] = x[(p * H + oy * sh) * W + ox * sw]
+        return
+    for p in prange(planes, schedule='static', num_threads=team(threads)):
+        for oy in range(Ho):
+            for ox in range(Wo):
+                xs[(p * Ho + oy) * Wo + ox] = x[(p * H + oy * sh) * W + ox * sw]
+
+
+cdef void pointwise_batched(const float* w, const float* x, const float* bias, float* y, float* work,
+                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K,
+                            int threads) noexcept nogil:
+    """1×1 convolution as one GEMM over the batch: xc (C, N·P) = x channel-major, yc (K, N·P) =
+    w·xc (+ bias), y (N, K, P) = yc split back into images."""
+    cdef float* xc = work
+    cdef float* yc = work + C * N * P
+    cdef Py_ssize_t n, c, k, q
+    cdef float b
+    for n in range(N):
+        for c in range(C):
+            for q in range(P):
+                xc[c * N * P + n * P + q] = x[(n * C + c) * P + q]
+    matmul_f32(False, False, w, xc, yc, <int>K, <int>(N * P), <int>C, threads)
+    for n in range(N):
+        for k in range(K):
+            b = bias[k] if bias != NULL else 0
+            for q in range(P):
+                y[(n * K + k) * P + q] = yc[k * N * P + n * P + q] + b
+
+
+cdef int run_step(const Step* s, float** bases) noexcept nogil:
+    cdef const float* x = at(bases, s.src[0])
+    cdef float* y = at(bases, s.dst)
+    cdef float* r = at(bases, s.res)
+    cdef const Py_ssize_t* i = s.i
+    cdef int t = s.threads
+    cdef Py_ssize_t j, lo, hi, n
+    if s.op <= OP_CONV_TRANSPOSE:
+        if t <= 1 and 0 < i[23] < i[0] and (s.act != 0 or r != NULL):
+            return run_conv_chunked(s, bases, y, r)
+        if run_conv(s, bases, True) != 0:
+            return -1
+        epilogue(s, y, r, i[20])
+    elif s.op == OP_LINEAR:
+        # y (M, K) = x (M, C) · wᵀ, then bias + residual + activation per row
+        matmul_f32(False, True, x, <const float*>s.c[0], y, <int>i[0], <int>i[2], <int>i[1], t)
+        if s.c[1] != NULL:
+            if t <= 1 or i[0] < 2 * t:
+                fc_inf_bias_cols(y, <const float*>s.c[1], r, y, i[0], i[2], s.act, s.a0, s.a1)
+            else:
+                for j in prange(t, schedule='static', num_threads=team(t)):
+                    lo = part(i[0], t, j)
+                    hi = part(i[0], t, j + 1)
+                    fc_inf_bias_cols(y + lo * i[2], <const float*>s.c[1], r + lo * i[2] if r != NULL else NULL,
+                                     y + lo * i[2], hi - lo, i[2], s.act, s.a0, s.a1)
+        else:
+            epilogue(s, y, r, i[0] * i[2])
+    elif s.op == OP_MATMUL:
+        run_matmul(s, bases)
+        epilogue(s, y, r, i[0] * i[1] * i[2])
+    elif s.op == OP_CHANNEL_AFFINE:
+        if t <= 1 or i[0] < 2 * t:
+            fc_inf_channel_affine(x, <const float*>s.c[0], <const float*>s.c[1], <const float*>s.c[2], r, y,
+                                  0, i[0], i[1], i[2], s.act, s.a0, s.a1)
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_channel_affine(x, <const float*>s.c[0], <const float*>s.c[1], <const float*>s.c[2], r,
+                                      y, part(i[0], t, j), part(i[0], t, j + 1), i[1], i[2], s.act, s.a0, s.a1)
+    elif s.op == OP_BINARY:
+        n = rows_of(i + 2, <int>i[1])
+        if t <= 1 or n < 2 * t:
+            fc_inf_binary(<int>i[0], x, i + 8, at(bases, s.src[1]), i + 14, y, i + 2, <int>i[1], 0, n)
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_binary(<int>i[0], x, i + 8, at(bases, s.src[1]), i + 14, y, i + 2, <int>i[1],
+                              part(n, t, j), part(n, t, j + 1))
+        epilogue(s, y, r, i[20])
+    elif s.op == OP_ACT:
+        if t <= 1 or i[0] < 2 * BLOCK:
+            fc_inf_act(x, r, y, i[0], s.act, s.a0, s.a1)
+        else:
+            for j in prange((i[0] + BLOCK - 1) // BLOCK, schedule='static', num_threads=team(t)):
+                lo = j * BLOCK
+                fc_inf_act(x + lo, r + lo if r != NULL else NULL, y + lo, min(BLOCK, i[0] - lo), s.act,
+                           s.a0, s.a1)
+    elif s.op == OP_COPY:
+        n = rows_of(i + 1, <int>i[0])
+        if t <= 1 or n < 2 * t:
+            fc_inf_copy(x, i + 7, y, i + 13, i + 1, <int>i[0], 0, n)
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_copy(x, i + 7, y, i + 13, i + 1, <int>i[0], part(n, t, j), part(n, t, j + 1))
+    elif s.op == OP_FILL:
+        fc_inf_fill(y, i[0], <float>s.f[0])
+    elif s.op == OP_MAX_POOL or s.op == OP_AVG_POOL:
+        if t <= 1 or i[0] < 2 * t:
+            pool_planes(s, x, y, at(bases, s.work), 0, i[0])
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                pool_planes(s, x, y, at(bases, s.work) + j * i[11], part(i[0], t, j), part(i[0], t, j + 1))
+    elif s.op == OP_PLANE_MEAN:
+        if t <= 1 or i[0] < 2 * t:
+            fc_inf_plane_mean(x, y, 0, i[0], i[1])
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_plane_mean(x, y, part(i[0], t, j), part(i[0], t, j + 1), i[1])
+    elif s.op == OP_NORMALIZE:
+        n = i[1] // i[3]  # groups
+        if t <= 1 or n < 2 * t:
+            fc_inf_normalize(x, y, <const float*>s.c[0], <const float*>s.c[1], i[0], i[1], i[2], i[3], i[4],
+                             <int>i[5], s.f[0], 0, n)
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_normalize(x, y, <const float*>s.c[0], <const float*>s.c[1], i[0], i[1], i[2], i[3],
+                                 i[4], <int>i[5], s.f[0], part(n, t, j), part(n, t, j + 1))
+        epilogue(s, y, r, i[0] * i[1] * i[2])
+    elif s.op == OP_SOFTMAX:
+        if t <= 1 or i[0] < 2 * t:
+            fc_inf_softmax(x, y, 0, i[0], i[1], i[2], <int>i[3])
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_softmax(x, y, part(i[0], t, j), part(i[0], t, j + 1), i[1], i[2], <int>i[3])
+    elif s.op == OP_REDUCE:
+        if t <= 1 or i[1] < 2 * t:
+            fc_inf_reduce(<int>i[0], x, y, 0, i[1], i[2], i[3])
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_reduce(<int>i[0], x, y, part(i[1], t, j), part(i[1], t, j + 1), i[2], i[3])
+    elif s.op == OP_NEAREST:
+        if t <= 1 or i[0] < 2 * t:
+            fc_inf_nearest(x, y, 0, i[0], i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
+                           <const Py_ssize_t*>s.c[1])
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                fc_inf_nearest(x, y, part(i[0], t, j), part(i[0], t, j + 1), i[1], i[2], i[3], i[4],
+                               <const Py_ssize_t*>s.c[0], <const Py_ssize_t*>s.c[1])
+    elif s.op == OP_LINEAR2D:
+        if t <= 1 or i[0] < 2 * t:
+            linear2d(s, x, y, 0, i[0])
+        else:
+            for j in prange(t, schedule='static', num_threads=team(t)):
+                linear2d(s, x, y, part(i[0], t, j), part(i[0], t, j + 1))
+    return 0
+
+
+cdef void pool_planes(const Step* s, const float* x, float* y, float* buf, Py_ssize_t p0,
+                      Py_ssize_t p1) noexcept nogil:
+    """Planes [p0, p1) of a pooling step: i = (planes, H, W, Ho, Wo, dh, dw, kw, sw, pw, separable,
+    buffer elements per thread); c = (row table, column table, row scales, column scales)."""
+    cdef const Py_ssize_t* i = s.i
+    if s.op == OP_MAX_POOL:
+        if i[10] == 2:
+            fc_inf_max_pool_2x2(x, y, p0, p1, i[1], i[2], i[3], i[4], buf)
+        elif i[10]:
+            fc_inf_max_pool_sep(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0], i[5], i[7],
+                                i[8], i[9], i[6], buf)
+        else:
+            fc_inf_max_pool(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
+                            <const Py_ssize_t*>s.c[1], i[5], i[6])
+    elif i[10]:
+        fc_inf_avg_pool_sep(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
+                            <const double*>s.c[2], <const double*>s.c[3], i[7], i[8], i[9], <double*>buf)
+    else:
+        fc_inf_avg_pool(x, y, p0, p1, i[1], i[2], i[3], i[4], <const Py_ssize_t*>s.c[0],
+                        <const Py_ssize_t*>s.c[1], <const double*>s.c[2], <const double*>s.c[3])
+
+
+cdef inline void linear2d(const Step* s, const float* x, float* y, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+    fc_inf_linear2d(x, y, p0, p1, s.i[1], s.i[2], s.i[3], s.i[4], <const Py_ssize_t*>s.c[0],
+                    <const Py_ssize_t*>s.c[1], <const float*>s.c[2], <const float*>s.c[3],
+                    <const Py_ssize_t*>s.c[4], <const Py_ssize_t*>s.c[5], <const float*>s.c[6],
+                    <const float*>s.c[7])
+
+
+cdef inline Py_ssize_t rows_of(const Py_ssize_t* shape, int nd) noexcept nogil:
+    """Rows of a shape: the product of all but its last axis."""
+    cdef Py_ssize_t n = 1
+    cdef int d
+    for d in range(nd - 1):
+        n *= shape[d]
+    return n
+
+
+cdef void run_matmul(const Step* s, float** bases) noexcept nogil:
+    """y[b] (m×n) = a[b] (m×k) · op(B[b]) for i[0] batches; B from src[1] or the constant c[0];
+    i[4], i[5]: batch strides of a and B (0: shared); i[6]: B stored n×k (transposed)."""
+    cdef const float* a = at(bases, s.src[0])
+    cdef const float* b = <const float*>s.c[0] if s.c[0] != NULL else at(bases, s.src[1])
+    cdef float* y = at(bases, s.dst)
+    cdef const Py_ssize_t* i = s.i
+    cdef Py_ssize_t q
+    for q in range(i[0]):
+        matmul_f32(False, <bint>i[6], a + q * i[4], b + q * i[5], y + q * i[1] * i[2], <int>i[1], <int>i[2],
+                   <int>i[3], s.threads)
+
+
+cdef int run_steps(const Step* steps, Py_ssize_t count, float** bases) noexcept nogil:
+    """Run every step; returns the index of a step that failed (out of memory), else -1."""
+    cdef Py_ssize_t k
+    for k in range(count):
+        if run_step(&steps[k], bases) != 0:
+            return <int>k
+    return -1
+
+
+cdef class Program:
+    """A static list of steps (see the module docstring); built once, run many times."""
+
+    cdef Step* steps
+    cdef Py_ssize_t count, capacity
+    cdef list keep          # the constants the steps point into
+    cdef public list names  # a label per step (errors, profiling)
+
+    def __cinit__(self):
+        self.steps = NULL
+        self.count = 0
+        self.capacity = 0
+        self.keep = []
+        self.names = []
+
+    def __dealloc__(self):
+        free(self.steps)
+
+    def __len__(self):
+        return self.count
+
+    def ops(self):
+        """The operation name of every step."""
+        names = {v: k for k, v in OPCODES.items()}
+        return [names[self.steps[k].op] for k in range(self.count)]
+
+    def add(self, str op, int threads, srcs, dst, work=None, ints=(), floats=(), consts=(), int act=0,
+            double a0=0, double a1=0, res=None, str name=""):
+        """Append a step: ``srcs``/``dst``/``work``/``res`` as (base, offset) pairs or None,
+        ``ints``/``floats`` its parameters, ``consts`` contiguous arrays (float32, float64 or
+        intp: the kernel reads their memory for the program's life) or None."""
+        if op not in OPCODES:
+            raise ValueError(f"Program.add: unknown operation {op!r}")
+        if len(srcs) > MAX_SRC or len(ints) > NI or len(floats) > NF or len(consts) > NC:
+            raise ValueError(f"Program.add: too many operands or parameters for {op!r}")
+        cdef Step* grown
+        if self.count == self.capacity:
+            grown = <Step*>realloc(self.steps, max(16, 2 * self.capacity) * sizeof(Step))
+            if grown == NULL:
+                raise MemoryError()
+            self.steps = grown
+            self.capacity = max(16, 2 * self.capacity)
+        cdef Step* s = &self.steps[self.count]
+        memset(s, 0, sizeof(Step))
+        s.op = OPCODES[op]
+        s.threads = max(threads, 1)
+        cdef int k
+        for k in range(MAX_SRC):
+            s.src[k] = make_ref(srcs[k] if k < len(srcs) else None)
+        s.dst = make_ref(dst)
+        s.work = make_ref(work)
+        s.res = make_ref(res)
+        s.act = act
+        s.a0 = <float>a0
+        s.a1 = <float>a1
+        for k, v in enumerate(ints):
+            s.i[k] = v
+        for k, v in enumerate(floats):
+            s.f[k] = v
+        cdef object arr
+        for k, arr in enumerate(consts):
+            if arr is None:
+                continue
+            if not isinstance(arr, np.ndarray) or not arr.flags.c_contiguous or arr.dtype not in (
+                    np.float32, np.float64, np.intp):
+                raise TypeError(f"Program.add: constants of {op!r} must be contiguous float32, float64 "
+                                f"or intp arrays, got {type(arr).__name__} {getattr(arr, 'dtype', '')}")
+            s.c[k] = <const void*>cnp.PyArray_DATA(<cnp.ndarray>arr)
+            self.keep.append(arr)
+        self.count += 1
+        self.names.append(name or op)
+
+
+cdef Ref make_ref(object pair) except *:
+    cdef Ref r
+    if pair is None:
+        r.base = -1
+        r.off = 0
+        return r
+    base, off = pair
+    if not 0 <= base < MAX_BASES or off < 0:
+        raise ValueError(f"Program.add: bad operand location {pair!r}")
+    r.base = base
+    r.off = off
+    return r
+
+
+cdef int fill_bases(list arrays, float** out) except -1:
+    if len(arrays) > MAX_BASES:
+        raise ValueError(f"run: at most {MAX_BASES} buffers")
+    cdef Py_ssize_t k
+    for k, a in enumerate(arrays):
+        if a is None:
+            out[k] = NULL
+            continue
+        if not cnp.PyArray_Check(a) or cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.NPY_FLOAT32 \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+            raise TypeError("run: buffers must be C-contiguous float32 arrays")
+        out[k] = <float*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    return 0
+
+
+def run(Program program, list bases):
+    """Run ``program`` on the buffers ``bases`` (C-contiguous float32: the arena, the inputs,
+    the outputs, as the program numbers them) with the GIL released."""
+    cdef float* ptrs[MAX_BASES]
+    fill_bases(bases, ptrs)
+    cdef int failed
+    with nogil:
+        failed = run_steps(program.steps, program.count, ptrs)
+    if failed >= 0:
+        raise MemoryError(f"inference: out of memory in step {failed} ({program.names[failed]})")
+
+
+def run_jobs(list jobs_per_thread):
+    """Run jobs, each a (program, buffers) pair: the jobs of ``jobs_per_thread[t]`` one after
+    another on thread t, the threads at once in a ``prange`` (one thread: no parallel region).
+    The data-parallel mode gives each thread its part of the batch in micro-batches, each with
+    the thread's own arena."""
+    cdef Py_ssize_t T = len(jobs_per_thread), t, j, total = 0
+    if not 0 < T <= MAX_THREADS:
+        raise ValueError("run_jobs: between 1 and 256 threads")
+    for jobs in jobs_per_thread:
+        total += len(jobs)
+    cdef float** ptrs = <float**>malloc(max(total, 1) * MAX_BASES * sizeof(float*))
+    cdef Step** steps = <Step**>malloc(max(total, 1) * sizeof(Step*))
+    cdef Py_ssize_t* counts = <Py_ssize_t*>malloc(max(total, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* first = <Py_ssize_t*>malloc((T + 1) * sizeof(Py_ssize_t))
+    cdef int* failed = <int*>malloc(max(total, 1) * sizeof(int))
+    cdef Program p
+    if ptrs == NULL or steps == NULL or counts == NULL or first == NULL or failed == NULL:
+        free(ptrs); free(steps); free(counts); free(first); free(failed)
+        raise MemoryError()
+    try:
+        j = 0
+        for t in range(T):
+            first[t] = j
+            for p, bases in jobs_per_thread[t]:
+                steps[j] = p.steps
+                counts[j] = p.count
+                fill_bases(bases, ptrs + j * MAX_BASES)
+                failed[j] = -1
+                j += 1
+        first[T] = j
+        with nogil:
+            if T == 1:
+                run_thread_jobs(steps, counts, ptrs, failed, 0, first[1])
+            else:
+                for t in prange(T, schedule='static', num_threads=team(T)):
+                    run_thread_jobs(steps, counts, ptrs, failed, first[t], first[t + 1])
+        j = 0
+        for t in range(T):
+            for p, _ in jobs_per_thread[t]:
+                if failed[j] >= 0:
+                    raise MemoryError(f"inference: out of memory in step {failed[j]} ({p.names[failed[j]]})")
+                j += 1
+    finally:
+        free(ptrs); free(steps); free(counts); free(first); free(failed)
+
+
+cdef void run_thread_jobs(Step** steps, Py_ssize_t* counts, float** ptrs, int* failed, Py_ssize_t j0,
+                          Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        failed[j] = run_steps(steps[j], counts[j], ptrs + j * MAX_BASES)
+        if failed[j] >= 0:
+            return
+
+
+cdef inline double now() noexcept nogil:
+    cdef timespec t
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return t.tv_sec + 1e-9 * t.tv_nsec
+
+
+def run_timed(Program program, list bases):
+    """``run``, returning the seconds each step took (a profile of the program)."""
+    cdef float* ptrs[MAX_BASES]
+    fill_bases(bases, ptrs)
+    cdef Py_ssize_t k, count = program.count
+    cdef double[::1] seconds = np.zeros(max(count, 1))
+    cdef double t0
+    cdef int failed = -1
+    with nogil:
+        for k in range(count):
+            t0 = now()
+            if run_step(&program.steps[k], ptrs) != 0:
+                failed = <int>k
+                break
+            seconds[k] = now() - t0
+    if failed >= 0:
+        raise MemoryError(f"inference: out of memory in step {failed} ({program.names[failed]})")
+    return np.asarray(seconds)[:count]

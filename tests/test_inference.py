@@ -1,0 +1,557 @@
+"""fastconv.inference: compiled predictors against the eager forward.
+
+Every comparison is against the same model run eagerly under no_grad (float32), with the error
+measured relative to the output's largest magnitude (BN folding and fused epilogues round
+differently from the unfused ops)."""
+import math
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import nn
+from fastconv.inference import GraphError
+from fastconv.vision import models
+
+F = nn.functional
+RTOL = 1e-5
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def randomize_norms(model, seed=0):
+    """Batch-norm statistics and affine parameters away from their identity initialization (else
+    folding them would be checked against an identity)."""
+    rng = np.random.default_rng(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.normalization._BatchNorm):
+            c = m.running_mean.shape[0]
+            m.running_mean.numpy()[...] = rng.normal(0, 0.2, c)
+            m.running_var.numpy()[...] = rng.uniform(0.5, 2.0, c)
+            if m.weight is not None:
+                m.weight.numpy()[...] = rng.uniform(0.5, 1.5, c)
+                m.bias.numpy()[...] = rng.normal(0, 0.2, c)
+    return model
+
+
+def _arrays(out):
+    return tuple(_arrays(o) for o in out) if isinstance(out, (tuple, list)) else out.numpy()
+
+
+def eager(model, *xs):
+    with fc.no_grad():
+        return _arrays(model(*[fc.tensor(x) for x in xs]))
+
+
+def assert_close(got, want, rtol=RTOL):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == np.float32
+    scale = max(float(np.max(np.abs(want))), 1e-30)
+    err = float(np.max(np.abs(got - want))) / scale if want.size else 0.0
+    assert err <= rtol, f"relative error {err:.3g} > {rtol}"
+
+
+def check(model, shape, batches=(2, 1, 3), rtol=RTOL, seed=0):
+    rng = np.random.default_rng(seed)
+    model.eval()
+    example = rng.standard_normal((batches[0],) + shape).astype(np.float32)
+    pred = fc.inference.compile(model, example)
+    for b in batches:
+        x = rng.standard_normal((b,) + shape).astype(np.float32)
+        assert_close(pred(x), eager(model, x), rtol)
+    return pred
+
+
+# ---- the model zoo and the demo networks ---------------------------------------------------------
+
+ZOO = [("lenet", (1, 28, 28), {}), ("resnet20", (3, 32, 32), {}), ("resnet56", (3, 8, 8), {}),
+       ("resnet18", (3, 64, 64), {}), ("resnet34", (3, 32, 32), {}), ("resnet50", (3, 32, 32), {}),
+       ("mobilenet_v2", (3, 48, 48), {}), ("vgg11_bn", (3, 32, 32), {}), ("vgg16_bn", (3, 32, 32), {}),
+       ("alexnet", (3, 64, 64), {}), ("squeezenet1_1", (3, 48, 48), {})]
+
+
+@pytest.mark.parametrize("name,shape,kwargs", ZOO, ids=[z[0] for z in ZOO])
+def test_zoo_model_matches_eager(name, shape, kwargs):
+    fc.manual_seed(0)
+    model = randomize_norms(getattr(models, name)(num_classes=10, **kwargs))
+    pred = check(model, shape, batches=(2, 1))
+    if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        assert pred.info["batch_norm_folded"] > 0
+
+
+def test_demo_blueprint_and_cifar_mobilenet():
+    from fastconv._runs import build_model
+    from fastconv.cli import DEMO_ARCH
+
+    fc.manual_seed(0)
+    check(build_model(DEMO_ARCH, (1, 28, 28), 10), (1, 28, 28), batches=(4, 1, 7))
+    check(randomize_norms(models.mobilenet_v2(num_classes=10)), (3, 32, 32), batches=(2, 5))
+
+
+def test_fusion_counts_on_a_resnet_block():
+    model = randomize_norms(models.resnet18(num_classes=10))
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    pred = fc.inference.compile(model.eval(), x)
+    ops = [n.op for n in pred._graph.nodes]
+    # every batch norm folded, every ReLU and residual add in a producer's epilogue
+    assert "channel_affine" not in ops and "act" not in ops and "binary" not in ops
+    assert pred.info["batch_norm_folded"] == 20
+    fused_adds = [n for n in pred._graph.nodes if n.residual is not None]
+    assert len(fused_adds) == 8 and all(n.act == ("clamp", 0.0, math.inf) for n in fused_adds)
+
+
+# ---- operations ------------------------------------------------------------------------------------
+
+class Everything(nn.Module):
+    """One of every kind of operation the predictor compiles."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.dw = nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=16)
+        self.grouped = nn.Conv2d(16, 32, 3, stride=2, padding=1, groups=4)
+        self.pw = nn.Conv2d(32, 24, 1, stride=2)
+        self.big = nn.Conv2d(24, 16, 5, padding=2)
+        self.up = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+        self.gn = nn.GroupNorm(4, 8)
+        self.inorm = nn.InstanceNorm2d(8, affine=True)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.ln = nn.LayerNorm(8)
+        self.fc1 = nn.Linear(8, 12)
+        self.fc2 = nn.Linear(12 * 4, 5)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.c1(x)))
+        y = F.leaky_relu(self.dw(y), 0.1) + y * 0.5
+        y = F.elu(self.grouped(y))
+        y = self.pw(y)
+        y = F.max_pool2d(y, 3, stride=1, padding=1)
+        y = F.tanh(self.big(y))
+        y = self.up(y)                                    # transposed convolution
+        y = self.bn2(self.inorm(self.gn(y)) + y)           # norms, a batch norm after an add (not folded)
+        y = y * F.sigmoid(y)                                # SiLU as x·sigmoid(x)
+        a = F.avg_pool2d(y, 2, ceil_mode=True, count_include_pad=False)
+        b = F.adaptive_max_pool2d(y, (3, 3))
+        s = fc.cat([a[:, :4], a[:, 4:] - 1.0], 1)           # slicing, scalar arithmetic, cat
+        s = F.adaptive_avg_pool2d(s, (2, 2)) + b.mean((2, 3), keepdims=True)
+        t = s.permute(0, 2, 3, 1)                            # (N, 2, 2, 8): channels last
+        t = self.ln(t)
+        t = self.fc1(t).reshape(t.shape[0], -1)              # linear over a 3-d input, flatten
+        t = F.pad(t, (1, 1))                                 # (N, 50)
+        out = self.fc2(t[:, 1:-1])
+        return F.log_softmax(out, 1), F.softmax(out * 2, -1)
+
+
+def test_every_operation_matches_eager():
+    fc.manual_seed(1)
+    model = randomize_norms(Everything())
+    check(model, (3, 16, 16), batches=(2, 1, 3))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_activations_and_broadcasting(threads):
+    class Acts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Parameter(fc.randn(1, 4, 1, 1).numpy())
+
+        def forward(self, x):
+            outs = [F.relu6(x), F.silu(x), F.gelu(x),
+                    F.gelu(x, approximate="tanh"), F.hardswish(x), F.hardsigmoid(x), F.softplus(x, 2.0, 5.0),
+                    F.mish(x), F.leaky_relu(x, 0.2), F.elu(x, 0.5), x.clip(-0.5, 0.25), x.abs().sqrt(),
+                    (x * x + 1).log(), (-x).exp(), x ** 2, 2.0 / (x.abs() + 1), x / 3 - 1, 1 - x, x * self.bias,
+                    x - x.mean(1, keepdim=True), x.max(3, keepdim=True).values + x, x.amax(2, keepdim=True) * x,
+                    fc.maximum(x, self.bias), x * self.bias.expand(1, 4, 6, 5), x[:, :1].expand(-1, 3, 6, 5) + 1,
+                    *x.split([1, 3], 1), *x.chunk(2, 1)]
+            return fc.cat(outs, 1)
+
+    fc.set_num_threads(threads)
+    try:
+        check(Acts(), (4, 6, 5), batches=(2, 3))
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("mode,kw", [("nearest", {"scale_factor": 2}), ("nearest", {"size": (5, 7)}),
+                                     ("bilinear", {"scale_factor": 1.5, "align_corners": False}),
+                                     ("bilinear", {"size": (9, 4), "align_corners": True})])
+def test_interpolate(mode, kw):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
+
+    class Up(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = model
+
+        def forward(self, x):
+            return F.interpolate(self.body(x), mode=mode, **kw)
+
+    check(Up(), (3, 6, 6))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_modes(mode):
+    class P(nn.Module):
+        def forward(self, x):
+            return F.pad(x, (2, 1, -1, 2), mode=mode) if mode == "constant" else F.pad(x, (2, 1, 1, 2), mode=mode)
+
+    check(P(), (2, 5, 6))
+
+
+def test_prelu_and_max_pool_indices_unused():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.PReLU(4), nn.MaxPool2d(2, ceil_mode=True))
+    check(model, (2, 9, 9))
+
+
+# ---- calling ----------------------------------------------------------------------------------------
+
+def test_tensor_in_tensor_out_numpy_in_numpy_out():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x = np.ones((2, 3, 4), np.float32)
+    pred = fc.inference.compile(model, x)
+    y = pred(x)
+    assert isinstance(y, np.ndarray) and y.shape == (2, 3)
+    t = pred(fc.tensor(x))
+    assert isinstance(t, fc.Tensor) and not t.requires_grad
+    np.testing.assert_array_equal(t.numpy(), y)
+
+
+def test_inputs_are_checked():
+    pred = fc.inference.compile(nn.Sequential(nn.Conv2d(3, 2, 3)), np.zeros((1, 3, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        pred(np.zeros((1, 3, 8, 8)))
+    with pytest.raises(TypeError, match="float32"):
+        pred(np.zeros((1, 3, 8, 8), np.int32))
+    with pytest.raises(ValueError, match=r"\(1, 3, 8, 8\)"):
+        pred(np.zeros((1, 3, 9, 8), np.float32))
+    with pytest.raises(ValueError, match="4 dimensions"):
+        pred(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="1 input"):
+        pred(np.zeros((1, 3, 8, 8), np.float32), np.zeros((1, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="at least one sample"):
+        pred(np.zeros((0, 3, 8, 8), np.float32))
+    # a non-contiguous input is read as its values
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 16)).astype(np.float32)[..., ::2]
+    np.testing.assert_array_equal(pred(x), pred(np.ascontiguousarray(x)))
+
+
+def test_several_inputs_and_nested_outputs():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 3)
+            self.b = nn.Linear(5, 3)
+
+        def forward(self, x, y):
+            s = self.a(x) + self.b(y)
+            return s, (F.relu(s), x)
+
+    rng = np.random.default_rng(0)
+    x, y = (rng.standard_normal((3, n)).astype(np.float32) for n in (4, 5))
+    model = Two()
+    pred = fc.inference.compile(model, (x, y))
+    got, want = pred(x, y), eager(model, x, y)
+    assert isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], tuple)
+    assert_close(got[0], want[0])
+    assert_close(got[1][0], want[1][0])
+    np.testing.assert_array_equal(got[1][1], x)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thread_counts_and_micro_batches_agree(threads):
+    from fastconv.inference.predictor import _Runner
+
+    fc.manual_seed(2)
+    model = randomize_norms(models.resnet20(num_classes=10)).eval()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 3, 32, 32)).astype(np.float32)
+    pred = fc.inference.compile(model, x[:2])
+    want = eager(model, x)
+    fc.set_num_threads(threads)
+    try:
+        assert_close(pred(x), want)
+        assert pred.runner(5).split  # sample-wise: each thread its share, in micro-batches
+        for micro in (1, 2, 3):
+            runner = _Runner(pred, 5, threads, micro=micro)
+            assert runner.micro == min(micro, -(-5 // threads) if threads > 1 else 5)
+            assert_close(runner.run([x])[0], want)
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+
+
+def test_four_python_threads_give_the_serial_outputs():
+    fc.manual_seed(3)
+    model = randomize_norms(models.resnet20(num_classes=10)).eval()
+    rng = np.random.default_rng(4)
+    inputs = [rng.standard_normal((b, 3, 32, 32)).astype(np.float32) for b in (1, 3, 1, 2, 3, 1, 2, 1)]
+    pred = fc.inference.compile(model, inputs[0])
+    serial = [pred(x) for x in inputs]
+    results = [[None] * len(inputs) for _ in range(4)]
+    errors = []
+    start = threading.Barrier(4)
+
+    def work(t):
+        try:
+            start.wait()
+            for rep in range(3):
+                for i in range(len(inputs)):
+                    k = (i + t) % len(inputs)  # threads interleave different batch sizes
+                    results[t][k] = pred(inputs[k])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    for t in range(4):
+        for got, want in zip(results[t], serial):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_samples_mixing_models_do_not_split():
+    class Centered(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(6, 4)
+
+        def forward(self, x):
+            y = self.l(x)
+            return y - y.mean(0, keepdims=True)
+
+    model = Centered()
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    pred = fc.inference.compile(model, x)
+    fc.set_num_threads(2)
+    try:
+        assert not pred.runner(5).split
+        assert_close(pred(x), eager(model, x))
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+
+
+# ---- errors -----------------------------------------------------------------------------------------
+
+def test_unsupported_operation_is_named_with_its_module():
+    class Unpool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(2, return_indices=True)
+            self.unpool = nn.MaxUnpool2d(2)
+
+        def forward(self, x):
+            y, idx = self.pool(x)
+            return self.unpool(y, idx)
+
+    with pytest.raises(GraphError, match=r"indices|MaxUnpool2d.*'unpool'"):
+        fc.inference.compile(Unpool(), np.zeros((1, 2, 4, 4), np.float32))
+
+    class Where(nn.Module):
+        def forward(self, x):
+            return fc.where(x > 0, x, x * 2)
+
+    with pytest.raises(GraphError, match="Where is not supported"):
+        fc.inference.compile(Where(), np.zeros((1, 3), np.float32))
+
+
+def test_values_from_outside_the_tape_are_refused():
+    class Leak(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(3, 3)
+
+        def forward(self, x):
+            y = self.l(x)
+            return y + y.numpy()[:, :1]  # a view of a computed array, not through a fastconv operation
+
+    with pytest.raises(GraphError, match="did not come through a fastconv operation"):
+        fc.inference.compile(Leak(), np.ones((2, 3), np.float32))
+
+    class Copied(Leak):
+        def forward(self, x):
+            y = self.l(x)
+            return y + fc.tensor(y.numpy()[:, :1])  # a copy: a constant that changes with the batch
+
+    with pytest.raises(GraphError, match="changes with the batch size"):
+        fc.inference.compile(Copied(), np.ones((2, 3), np.float32))
+
+
+def test_float64_inputs_and_models_are_refused():
+    with pytest.raises(TypeError, match="runs float32"):
+        fc.inference.compile(nn.Linear(3, 2), np.ones((1, 3)))
+    m64 = nn.Linear(3, 2)
+    m64.weight = nn.Parameter(np.ones((2, 3)))
+    m64.bias = nn.Parameter(np.ones(2))
+
+    class Cast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = m64
+
+        def forward(self, x):
+            return self.l(x.astype(np.float64))
+
+    with pytest.raises(GraphError, match="float32"):
+        fc.inference.compile(Cast(), np.ones((1, 3), np.float32))
+
+
+def test_compile_restores_training_mode():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout(0.5))
+    model.train()
+    fc.inference.compile(model, np.zeros((2, 1, 5, 5), np.float32))
+    assert all(m.training for m in model.modules())
+
+
+# ---- files ------------------------------------------------------------------------------------------
+
+def test_save_and_load_without_the_model_class(tmp_path):
+    fc.manual_seed(5)
+    model = randomize_norms(Everything()).eval()  # a class only this test module defines
+    x = np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    pred = fc.inference.compile(model, x)
+    path = tmp_path / "everything.fcp"
+    pred.save(path)
+    loaded = fc.inference.load(path)
+    for a, b in zip(loaded(x), pred(x)):
+        np.testing.assert_array_equal(a, b)
+    x3 = np.concatenate([x, x[:1]])
+    np.save(tmp_path / "x.npy", x3)
+    np.save(tmp_path / "y.npy", pred(x3)[0])
+    # a fresh interpreter that never sees the model's class, at a batch size never planned before
+    code = ("import numpy as np, fastconv as fc\n"
+            f"p = fc.inference.load({str(path)!r}); x = np.load({str(tmp_path / 'x.npy')!r})\n"
+            f"np.testing.assert_allclose(p(x)[0], np.load({str(tmp_path / 'y.npy')!r}), rtol=1e-6, atol=1e-6)\n")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_load_refuses_other_files(tmp_path):
+    other = tmp_path / "weights.npz"
+    fc.save({"a": np.ones(3, np.float32)}, other)
+    with pytest.raises(ValueError, match="not a valid fastconv predictor file"):
+        fc.inference.load(other)
+    bad = tmp_path / "bad.npz"
+    fc.save({"format": "fastconv-predictor", "version": 1, "graph": "{not json", "constants": {}}, bad)
+    with pytest.raises(ValueError, match="unreadable graph"):
+        fc.inference.load(bad)
+    wrong = tmp_path / "wrong.npz"
+    fc.save({"format": "fastconv-predictor", "version": 1, "constants": {},
+             "graph": '{"values": [{"id": 0, "shape": [1], "const": false}], "nodes": [{"op": "rm -rf", '
+                      '"inputs": [], "output": 0, "attrs": {"map": []}, "scope": "", "act": null, "residual": null}],'
+                      ' "inputs": [0], "outputs": [0], "output_structure": "tensor"}'}, wrong)
+    with pytest.raises(ValueError, match="unknown operation"):
+        fc.inference.load(wrong)
+
+
+# ---- memory -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,shape,batch", [("resnet20", (3, 32, 32), 16), ("mobilenet_v2", (3, 64, 64), 4),
+                                              ("lenet", (1, 28, 28), 64), ("lenet", (1, 28, 28), 1)])
+def test_peak_memory_within_the_eager_inference_peak(name, shape, batch):
+    import tracemalloc
+
+    model = getattr(models, name)(num_classes=10).eval()
+    x = np.random.default_rng(0).standard_normal((batch,) + shape).astype(np.float32)
+    pred = fc.inference.compile(model, x)
+    eager_peak = fc.profile.memory_summary(model, shape, batch, mode="eval").totals["eval_peak_bytes"]
+    declared = pred.memory_bytes(batch)["total"]
+    assert declared <= eager_peak, (declared, eager_peak)
+    pred(x)  # plans built; a second call allocates only its arena (taken from the pool) and output
+    tracemalloc.start()
+    try:
+        pred._runners.clear()
+        pred(x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    params = sum(v.data.nbytes for v in pred._graph.values.values() if v.is_const)
+    assert params + peak <= eager_peak, (params, peak, eager_peak)
+
+
+def test_arena_reuses_memory():
+    model = models.resnet20(num_classes=10).eval()
+    x = np.zeros((8, 3, 32, 32), np.float32)
+    pred = fc.inference.compile(model, x)
+    plan = pred.plan(8, 1)[0]
+    activations = sum(int(np.prod(v.shape_at(8))) for v in pred._graph.values.values() if not v.is_const)
+    assert plan.arena_elements < activations / 2  # without reuse: every value and workspace side by side
+
+
+def test_arena_offsets_never_overlap_live_buffers():
+    from fastconv.inference.memory import assign_offsets
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        buffers = []
+        for _ in range(rng.integers(1, 30)):
+            first = int(rng.integers(0, 20))
+            buffers.append((int(rng.integers(1, 1000)), first, first + int(rng.integers(0, 8))))
+        offsets, total = assign_offsets(buffers)
+        for i, (si, fi, li) in enumerate(buffers):
+            assert offsets[i] % 16 == 0 and offsets[i] + si <= total
+            for j, (sj, fj, lj) in enumerate(buffers[:i]):
+                if fi <= lj and fj <= li:
+                    assert offsets[i] + si <= offsets[j] or offsets[j] + sj <= offsets[i]
+
+
+# ---- command line -----------------------------------------------------------------------------------
+
+def test_cli_export_and_serve(tmp_path, capsys):
+    from fastconv.cli import main
+
+    fc.manual_seed(0)
+    model = models.lenet()
+    fc.save(model.state_dict(), tmp_path / "lenet.npz")
+    out = tmp_path / "lenet.fcp"
+    assert main(["export", "--model", "lenet", "--weights", str(tmp_path / "lenet.npz"), "--out", str(out),
+                 "--batches", "1", "3", "--seconds", "0.05", "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "batch norms folded" in text and "images/s" in text
+    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["serve", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"),
+                 "--batch-size", "2"]) == 0
+    assert_close(np.load(tmp_path / "y.npy"), eager(model.eval(), x))
+    assert main(["serve", str(out), "--batches", "2", "--seconds", "0.05"]) == 0
+    assert "latency ms" in capsys.readouterr().out
+    # errors are one line
+    assert main(["serve", str(tmp_path / "x.npy")]) == 2
+    assert main(["export", "--out", str(out)]) == 2
+    assert "one of --checkpoint" in capsys.readouterr().err
+
+
+def test_in_place_operations_in_the_forward():
+    class TorchStyleBlock(nn.Module):
+        """PyTorch's BasicBlock idiom: out += identity; relu(inplace=True)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            identity = x
+            out = self.bn(self.conv(x))
+            out += identity
+            F.relu(out, inplace=True)
+            y = out * 2
+            out.mul_(0.5)  # out changes after y was computed from it
+            return y + out
+
+    check(randomize_norms(TorchStyleBlock()), (4, 6, 6))
+
+    class ViewWrite(nn.Module):
+        def forward(self, x):
+            y = x * 1
+            y[:, :2] += 1  # an in-place write into a view: not compiled
+            return y
+
+    with pytest.raises(GraphError, match="is not supported"):
+        fc.inference.compile(ViewWrite(), np.zeros((1, 4), np.float32))
