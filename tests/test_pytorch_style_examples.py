@@ -139,6 +139,7 @@ def run_on_fastconv(name: str, args: list, tmp_path: Path) -> dict:
 def run_on_torch(name: str, args: list) -> dict:
     import_torchvision()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["OMP_NUM_THREADS"] = "1"  # two cores shared with the fastconv run and other tests
     done = run([sys.executable, "-c", _TORCH_LAUNCHER, str(EXAMPLES / name)] + args, env=env, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return _metrics(done.stdout)
