@@ -6,6 +6,7 @@ import gzip
 import os
 import pickle
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from _subprocess import run
+from _subprocess import NEUTRAL_CWD, child_env
 from _torchvision import import_torchvision
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "pytorch_style"
@@ -49,19 +50,19 @@ def test_rewrite_touches_only_import_lines():
 
 
 # ---- small data shared by both libraries -----------------------------------------------------------
-def _idx(stem: str, n: int) -> bytes:
-    raw = gzip.decompress((BUNDLED / f"{stem}.gz").read_bytes())
-    dims = raw[3]
-    shape = np.frombuffer(raw[4:4 + 4 * dims], dtype=">u4").copy()
-    shape[0] = min(n, int(shape[0]))
-    header = raw[:4] + shape.astype(">u4").tobytes()
-    return header + raw[4 + 4 * dims:4 + 4 * dims + int(np.prod(shape))]
+def _bundled(prefix: str):
+    """Images (n, 28, 28) and labels of one bundled IDX pair."""
+    images = gzip.decompress((BUNDLED / f"{prefix}-images-idx3-ubyte.gz").read_bytes())
+    labels = gzip.decompress((BUNDLED / f"{prefix}-labels-idx1-ubyte.gz").read_bytes())
+    return np.frombuffer(images, np.uint8, offset=16).reshape(-1, 28, 28), np.frombuffer(labels, np.uint8, offset=8)
 
 
-def _digits(stem_prefix: str, n: int):
-    images = np.frombuffer(_idx(f"{stem_prefix}-images-idx3-ubyte", n)[16:], np.uint8).reshape(-1, 28, 28)
-    labels = np.frombuffer(_idx(f"{stem_prefix}-labels-idx1-ubyte", n)[8:], np.uint8)
-    return images, labels
+def _digits(prefix: str, n: int):
+    """``n`` digits, classes interleaved (the bundled training copy is sorted by class)."""
+    images, labels = _bundled(prefix)
+    by_class = [np.flatnonzero(labels == c) for c in range(10)]
+    order = np.array([by_class[i % 10][i // 10] for i in range(n)])
+    return images[order], labels[order]
 
 
 def write_mnist(root: Path, n_train: int, n_test: int) -> None:
@@ -69,8 +70,9 @@ def write_mnist(root: Path, n_train: int, n_test: int) -> None:
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for src, dst, n in [("train5k", "train", n_train), ("t10k", "t10k", n_test)]:
-        for kind in ("images-idx3", "labels-idx1"):
-            (raw / f"{dst}-{kind}-ubyte").write_bytes(_idx(f"{src}-{kind}-ubyte", n))
+        images, labels = _digits(src, n)
+        (raw / f"{dst}-images-idx3-ubyte").write_bytes(np.array([2051, n, 28, 28], ">u4").tobytes() + images.tobytes())
+        (raw / f"{dst}-labels-idx1-ubyte").write_bytes(np.array([2049, n], ">u4").tobytes() + labels.tobytes())
 
 
 def _tinted(images: np.ndarray, rng) -> np.ndarray:
@@ -128,18 +130,56 @@ def _metrics(output: str) -> dict:
     return {name: float(value) for name, value in _METRIC.findall(output)}
 
 
-def run_on_fastconv(name: str, args: list, tmp_path: Path) -> dict:
+def _start(cmd, env) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, cwd=NEUTRAL_CWD, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(name: str, child: subprocess.Popen, library: str) -> dict:
+    try:
+        out, err = child.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+    assert child.returncode == 0, f"{name} on {library} failed:\n{out[-2000:]}{err[-4000:]}"
+    return _metrics(out)
+
+
+def start_on_fastconv(name: str, args: list, tmp_path: Path) -> subprocess.Popen:
     script = tmp_path / name
     script.write_text(rewrite_imports((EXAMPLES / name).read_text()))
-    done = run([sys.executable, str(script)] + args, timeout=240)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return _metrics(done.stdout)
+    return _start([sys.executable, str(script)] + args, child_env())
 
 
-def run_on_torch(name: str, args: list) -> dict:
+def start_on_torch(name: str, args: list) -> subprocess.Popen:
+    """The untouched script under torch/torchvision (skips without them), single-threaded."""
     import_torchvision()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["OMP_NUM_THREADS"] = "1"  # two cores shared with the fastconv run and other tests
-    done = run([sys.executable, "-c", _TORCH_LAUNCHER, str(EXAMPLES / name)] + args, env=env, timeout=240)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return _metrics(done.stdout)
+    env["OMP_NUM_THREADS"] = "1"  # the fastconv run goes on at the same time on a small machine
+    return _start([sys.executable, "-c", _TORCH_LAUNCHER, str(EXAMPLES / name)] + args, env)
+
+
+# ---- the scripts -------------------------------------------------------------------------------------
+# name, tiny settings, metric, floor both libraries must reach, largest |fastconv - torch| tolerated
+# when either is below the floor of agreement (small data: a few hundred steps from different
+# random initialisations)
+CASES = [
+    ("mnist.py", ["--epochs", "1", "--train-size", "1024", "--test-size", "512", "--batch-size", "32",
+                  "--log-interval", "100"], "accuracy", 0.5, 0.15),
+    ("cifar10_blitz.py", ["--epochs", "4", "--batch-size", "16", "--lr", "0.02"], "accuracy", 0.4, 0.15),
+    ("resnet20_cifar.py", ["--depth", "8", "--epochs", "4", "--batch-size", "32", "--lr", "0.1", "--train-size", "512",
+                           "--test-size", "256", "--schedule", "cosine"], "accuracy", 0.2, 0.15),
+]
+
+
+@pytest.mark.parametrize("name, args, metric, floor, margin", CASES, ids=[c[0] for c in CASES])
+def test_script_runs_on_fastconv_and_matches_torch(name, args, metric, floor, margin, data_root, tmp_path):
+    args = ["--data", str(data_root), "--seed", "0"] + args
+    ours_child = start_on_fastconv(name, args, tmp_path)
+    try:
+        theirs_child = start_on_torch(name, args)
+    finally:
+        ours = _finish(name, ours_child, "fastconv")
+    assert metric in ours, f"{name} printed no final '{metric} <value>' line"
+    assert np.isfinite(ours[metric]) and ours[metric] >= floor, ours
+    theirs = _finish(name, theirs_child, "torch")
+    assert theirs[metric] >= floor and abs(ours[metric] - theirs[metric]) <= margin, (ours, theirs)
