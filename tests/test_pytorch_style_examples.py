@@ -169,15 +169,19 @@ CASES = [
                            "--test-size", "256", "--schedule", "cosine"], {"accuracy": (0.2, 1, 0.15)}),
     ("dcgan.py", ["--epochs", "2", "--train-size", "512", "--batch-size", "32"],
      {"loss_d": (0.3, 2.0, 0.4), "loss_g": (0.4, 3.0, 0.5), "d_accuracy": (0.4, 1, 0.4), "fake_std": (0.02, 1, 0.1)}),
+    ("finetune.py", ["--pretrain-epochs", "2", "--epochs", "5", "--train-size", "200", "--test-size", "100",
+                     "--batch-size", "25", "--lr", "0.02", "--out", "{out}/backbone.pth"], {"accuracy": (0.3, 1, 0.15)}),
 ]
 
 
 @pytest.mark.parametrize("name, args, expected", CASES, ids=[c[0] for c in CASES])
 def test_script_runs_on_fastconv_and_matches_torch(name, args, expected, data_root, tmp_path):
     args = ["--data", str(data_root), "--seed", "0"] + args
-    ours_child = start_on_fastconv(name, args, tmp_path)
+    (tmp_path / "fastconv").mkdir()
+    (tmp_path / "torch").mkdir()
+    ours_child = start_on_fastconv(name, [a.format(out=tmp_path / "fastconv") for a in args], tmp_path)
     try:
-        theirs_child = start_on_torch(name, args)
+        theirs_child = start_on_torch(name, [a.format(out=tmp_path / "torch") for a in args])
     finally:
         ours = _finish(name, ours_child, "fastconv")
     for metric, (low, high, _) in expected.items():
