@@ -343,3 +343,32 @@ def test_copy_pickle_and_deepcopy_of_tensors_and_modules():
     assert not np.all(state["weight"] == 1.0)
     with pytest.raises(RuntimeError, match="deepcopy: only tensors created explicitly by the user"):
         copy.deepcopy(x * 2)
+
+
+# ---- bincount ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("values, minlength", [([0, 2, 2, 5], 0), ([3, 1], 8), ([], 0), ([], 3), ([7], 2)])
+def test_bincount_counts_like_numpy(values, minlength):
+    x = fc.tensor(values, dtype=fc.int64)
+    want = np.bincount(np.array(values, dtype=np.int64), minlength=minlength)
+    for got in (fc.bincount(x, minlength=minlength), x.bincount(minlength=minlength)):
+        assert got.dtype == fc.int64
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_bincount_weights_and_torch(torch):
+    values = np.array([4, 0, 4, 1, 2], dtype=np.int64)
+    weights = np.array([0.5, 1.0, 2.0, -1.0, 3.0], dtype=np.float32)
+    got = fc.bincount(fc.tensor(values), weights=fc.tensor(weights), minlength=6)
+    want = torch.bincount(torch.tensor(values), weights=torch.tensor(weights), minlength=6)
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+    np.testing.assert_allclose(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(fc.bincount(fc.tensor(values)).numpy(), torch.bincount(torch.tensor(values)).numpy())
+
+
+@pytest.mark.parametrize("bad, match", [(fc.tensor([[1, 2]]), "1-D integer"), (fc.tensor([1.0, 2.0]), "1-D integer"),
+                                        (fc.tensor([1, -2]), "non-negative")])
+def test_bincount_rejects_bad_input(bad, match):
+    with pytest.raises(ValueError, match=f"bincount: .*{match}"):
+        fc.bincount(bad)
+    with pytest.raises(ValueError, match="minlength"):
+        fc.bincount(fc.tensor([1]), minlength=-1)
