@@ -1018,6 +1018,21 @@ class Tensor:
         return Tensor._wrap(idx_ops.sort_indices(self._array, _dim(dim, self.ndim, "argsort"),
                                                  bool(descending)).astype(np.int64, copy=False))
 
+    def diag(self, diagonal=0):
+        """A 2-D tensor's ``diagonal``-th diagonal (1-D), or the square matrix holding a 1-D tensor on
+        that diagonal; differentiable (indexing / masking of existing ops)."""
+        if isinstance(diagonal, bool) or not isinstance(diagonal, (int, np.integer)):
+            raise ValueError(f"diag: diagonal must be an int, got {diagonal!r}")
+        k = int(diagonal)
+        if self.ndim == 2:
+            rows = np.arange(max(0, -k), max(0, min(self.shape[0], self.shape[1] - k)), dtype=np.int64)
+            return self[Tensor._wrap(rows), Tensor._wrap(rows + k)]
+        if self.ndim == 1:
+            n = self.shape[0]
+            square = self.unsqueeze(0) * Tensor._wrap(np.eye(n, dtype=self._array.dtype))
+            return pad(square, ((max(0, -k), max(0, k)), (max(0, k), max(0, -k))))
+        raise ValueError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(self.shape)}")
+
     def bincount(self, weights=None, minlength=0):
         """Occurrences of each value of a 1-D non-negative integer tensor (int64), or the sums of
         ``weights`` per value (in the weights' float dtype, else float64); length max(x)+1 or ``minlength``."""

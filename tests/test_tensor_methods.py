@@ -372,3 +372,25 @@ def test_bincount_rejects_bad_input(bad, match):
         fc.bincount(bad)
     with pytest.raises(ValueError, match="minlength"):
         fc.bincount(fc.tensor([1]), minlength=-1)
+
+
+# ---- diag ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(4,), (3, 5), (5, 3), (1,), (2, 2)])
+@pytest.mark.parametrize("k", [0, 1, -2, 4])
+def test_diag_matches_numpy_and_torch(shape, k, torch):
+    a = np.random.default_rng(0).standard_normal(shape)
+    np.testing.assert_array_equal(fc.diag(fc.tensor(a), k).numpy(), np.diag(a, k))
+    np.testing.assert_array_equal(fc.tensor(a).diag(k).numpy(), torch.tensor(a).diag(k).numpy())
+
+
+@pytest.mark.parametrize("shape, k", [((3,), 1), ((3, 4), -1), ((4, 3), 0)])
+def test_diag_gradcheck(shape, k):
+    x = fc.tensor(np.random.default_rng(1).standard_normal(shape), dtype=fc.float64, requires_grad=True)
+    assert gradcheck(lambda t: t.diag(k), (x,))
+
+
+def test_diag_rejects_bad_input():
+    with pytest.raises(ValueError, match="diag: expected a 1-D or 2-D tensor"):
+        fc.diag(fc.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match="diag: diagonal must be an int"):
+        fc.diag(fc.zeros(2), 0.5)
