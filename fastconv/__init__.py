@@ -25,7 +25,7 @@ from ._creation import (
     randint, randint_like, randn_like, randperm,
 )
 from ._functions import (  # noqa: A004 - PyTorch's function names (max, min, sum, abs, all, any, pow)
-    abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, chunk, clamp, clip, clone, detach, div,
+    abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, bincount, chunk, diag, clamp, clip, clone, detach, div,
     eq, equal, exp, flatten, gather, ge, gt, hstack, index_select, isfinite, isinf, isnan, le, log,
     log_softmax, lt, masked_fill, max, maximum, mean, min, minimum, mul, ne, neg, norm, permute, pow, relu,
     reshape, scatter, scatter_add, sigmoid, softmax, sort, split, sqrt, square, squeeze, std, sub, sum, t,
@@ -72,7 +72,7 @@ __all__ = [
     "uint8", "bool_", "float", "int", "bool", "Size", "get_default_dtype", "is_floating_point",
     "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full_like", "is_tensor", "linspace", "logspace",
     "numel", "rand_like", "randint", "randint_like", "randn_like", "randperm",
-    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "chunk", "clamp",
+    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "bincount", "chunk", "diag", "clamp",
     "clip", "clone", "detach", "div", "eq", "equal", "exp", "flatten", "gather", "ge", "gt", "hstack",
     "index_select", "isfinite", "isinf", "isnan", "le", "log", "log_softmax", "lt", "masked_fill", "max",
     "maximum", "mean", "min", "minimum", "mul", "ne", "neg", "norm", "permute", "pow", "relu", "reshape",

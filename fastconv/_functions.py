@@ -13,7 +13,7 @@ __all__ = [
     "clamp", "clip", "sort", "argsort", "topk", "gather", "scatter", "scatter_add", "index_select",
     "masked_fill", "squeeze", "unsqueeze", "transpose", "permute", "reshape", "chunk", "split", "unbind",
     "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "isnan", "isinf", "isfinite", "any", "all",
-    "add", "sub", "mul", "div", "neg", "square", "t", "clone", "detach", "hstack", "vstack",
+    "add", "sub", "mul", "div", "neg", "square", "t", "clone", "detach", "hstack", "vstack", "bincount", "diag",
 ]
 
 
@@ -52,6 +52,14 @@ def amin(input, dim=(), keepdim: bool = False):  # noqa: A002
 
 def argmax(input, dim=None, keepdim: bool = False):  # noqa: A002
     return _t(input, "argmax").argmax(dim, keepdim)
+
+
+def bincount(input, weights=None, minlength: int = 0):  # noqa: A002
+    return _t(input, "bincount").bincount(weights, minlength)
+
+
+def diag(input, diagonal: int = 0):  # noqa: A002
+    return _t(input, "diag").diag(diagonal)
 
 
 def argmin(input, dim=None, keepdim: bool = False):  # noqa: A002

@@ -1018,6 +1018,39 @@ class Tensor:
         return Tensor._wrap(idx_ops.sort_indices(self._array, _dim(dim, self.ndim, "argsort"),
                                                  bool(descending)).astype(np.int64, copy=False))
 
+    def diag(self, diagonal=0):
+        """A 2-D tensor's ``diagonal``-th diagonal (1-D), or the square matrix holding a 1-D tensor on
+        that diagonal; differentiable (indexing / masking of existing ops)."""
+        if isinstance(diagonal, bool) or not isinstance(diagonal, (int, np.integer)):
+            raise ValueError(f"diag: diagonal must be an int, got {diagonal!r}")
+        k = int(diagonal)
+        if self.ndim == 2:
+            rows = np.arange(max(0, -k), max(0, min(self.shape[0], self.shape[1] - k)), dtype=np.int64)
+            return self[Tensor._wrap(rows), Tensor._wrap(rows + k)]
+        if self.ndim == 1:
+            n = self.shape[0]
+            square = self.unsqueeze(0) * Tensor._wrap(np.eye(n, dtype=self._array.dtype))
+            return pad(square, ((max(0, -k), max(0, k)), (max(0, k), max(0, -k))))
+        raise ValueError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(self.shape)}")
+
+    def bincount(self, weights=None, minlength=0):
+        """Occurrences of each value of a 1-D non-negative integer tensor (int64), or the sums of
+        ``weights`` per value (in the weights' float dtype, else float64); length max(x)+1 or ``minlength``."""
+        if self.ndim != 1 or self._array.dtype.kind not in "iu":
+            raise ValueError(f"bincount: expected a 1-D integer tensor, got shape {tuple(self.shape)} of {self.dtype}")
+        if self._array.size and int(self._array.min()) < 0:
+            raise ValueError(f"bincount: expected non-negative values, got minimum {int(self._array.min())}")
+        if isinstance(minlength, bool) or not isinstance(minlength, (int, np.integer)) or minlength < 0:
+            raise ValueError(f"bincount: minlength must be a non-negative int, got {minlength!r}")
+        if weights is None:
+            return Tensor._wrap(np.bincount(self._array, minlength=int(minlength)).astype(np.int64, copy=False))
+        w = weights._array if isinstance(weights, Tensor) else np.asarray(weights)
+        if w.shape != self._array.shape:
+            raise ValueError(f"bincount: weights must have the input's shape {tuple(self.shape)}, got {w.shape}")
+        out_dtype = w.dtype if w.dtype.kind == "f" else np.float64
+        return Tensor._wrap(np.bincount(self._array, weights=w.astype(np.float64), minlength=int(minlength))
+                            .astype(out_dtype, copy=False))
+
     def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002 - PyTorch's argument name
         """(values, indices) of the k largest (smallest) elements along dim, in order."""
         ax = _dim(dim, self.ndim, "topk")

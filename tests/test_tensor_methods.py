@@ -343,3 +343,54 @@ def test_copy_pickle_and_deepcopy_of_tensors_and_modules():
     assert not np.all(state["weight"] == 1.0)
     with pytest.raises(RuntimeError, match="deepcopy: only tensors created explicitly by the user"):
         copy.deepcopy(x * 2)
+
+
+# ---- bincount ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("values, minlength", [([0, 2, 2, 5], 0), ([3, 1], 8), ([], 0), ([], 3), ([7], 2)])
+def test_bincount_counts_like_numpy(values, minlength):
+    x = fc.tensor(values, dtype=fc.int64)
+    want = np.bincount(np.array(values, dtype=np.int64), minlength=minlength)
+    for got in (fc.bincount(x, minlength=minlength), x.bincount(minlength=minlength)):
+        assert got.dtype == fc.int64
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_bincount_weights_and_torch(torch):
+    values = np.array([4, 0, 4, 1, 2], dtype=np.int64)
+    weights = np.array([0.5, 1.0, 2.0, -1.0, 3.0], dtype=np.float32)
+    got = fc.bincount(fc.tensor(values), weights=fc.tensor(weights), minlength=6)
+    want = torch.bincount(torch.tensor(values), weights=torch.tensor(weights), minlength=6)
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+    np.testing.assert_allclose(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(fc.bincount(fc.tensor(values)).numpy(), torch.bincount(torch.tensor(values)).numpy())
+
+
+@pytest.mark.parametrize("bad, match", [(fc.tensor([[1, 2]]), "1-D integer"), (fc.tensor([1.0, 2.0]), "1-D integer"),
+                                        (fc.tensor([1, -2]), "non-negative")])
+def test_bincount_rejects_bad_input(bad, match):
+    with pytest.raises(ValueError, match=f"bincount: .*{match}"):
+        fc.bincount(bad)
+    with pytest.raises(ValueError, match="minlength"):
+        fc.bincount(fc.tensor([1]), minlength=-1)
+
+
+# ---- diag ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(4,), (3, 5), (5, 3), (1,), (2, 2)])
+@pytest.mark.parametrize("k", [0, 1, -2, 4])
+def test_diag_matches_numpy_and_torch(shape, k, torch):
+    a = np.random.default_rng(0).standard_normal(shape)
+    np.testing.assert_array_equal(fc.diag(fc.tensor(a), k).numpy(), np.diag(a, k))
+    np.testing.assert_array_equal(fc.tensor(a).diag(k).numpy(), torch.tensor(a).diag(k).numpy())
+
+
+@pytest.mark.parametrize("shape, k", [((3,), 1), ((3, 4), -1), ((4, 3), 0)])
+def test_diag_gradcheck(shape, k):
+    x = fc.tensor(np.random.default_rng(1).standard_normal(shape), dtype=fc.float64, requires_grad=True)
+    assert gradcheck(lambda t: t.diag(k), (x,))
+
+
+def test_diag_rejects_bad_input():
+    with pytest.raises(ValueError, match="diag: expected a 1-D or 2-D tensor"):
+        fc.diag(fc.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match="diag: diagonal must be an int"):
+        fc.diag(fc.zeros(2), 0.5)
