@@ -1,4 +1,5 @@
-"""The PyTorch-style scripts in examples/pytorch_style run on fastconv with only their import lines
+"""The six PyTorch-style scripts in examples/pytorch_style (MNIST, CIFAR-10 blitz, ResNet CIFAR, DCGAN,
+fine-tuning, U-Net segmentation) run on fastconv with only their import lines
 rewritten (``torch`` -> ``fastconv``, ``torchvision`` -> ``fastconv.vision``), on small data made
 here from fastconv's bundled MNIST; where torch is installed the untouched script runs under
 torch/torchvision with the same settings and both reach comparable metrics."""
@@ -171,6 +172,8 @@ CASES = [
      {"loss_d": (0.3, 2.0, 0.4), "loss_g": (0.4, 3.0, 0.5), "d_accuracy": (0.4, 1, 0.4), "fake_std": (0.02, 1, 0.1)}),
     ("finetune.py", ["--pretrain-epochs", "2", "--epochs", "5", "--train-size", "200", "--test-size", "100",
                      "--batch-size", "25", "--lr", "0.02", "--out", "{out}/backbone.pth"], {"accuracy": (0.3, 1, 0.15)}),
+    ("segmentation.py", ["--epochs", "3", "--train-size", "256", "--test-size", "64", "--batch-size", "16",
+                         "--lr", "0.01"], {"pixel_accuracy": (0.85, 1, 0.08), "miou": (0.5, 1, 0.2)}),
 ]
 
 
