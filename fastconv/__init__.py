@@ -43,9 +43,7 @@ from . import data
 from . import pretrain
 from . import distributed  # mpi4py is imported only under an MPI launcher
 from . import viz  # matplotlib/scikit-learn are imported only by the functions that need them
-from . import vision
 from . import backends  # after nn: backends.conv drives the convolution planner
-from . import inference
 
 globals().update(_DTYPE_ALIASES)  # fastconv.float, .int, .bool, ... (the builtins' names, as in torch)
 Size = tuple  # shapes are tuples (torch.Size is a tuple subclass)
@@ -81,10 +79,14 @@ __all__ = [
 ]
 
 
+_ON_FIRST_USE = ("vision", "inference", "onnx")
+
+
 def __getattr__(name):
-    """``fc.onnx`` is imported on first use: the export/import tooling is not needed to train."""
-    if name == "onnx":
+    """``fc.vision``, ``fc.inference`` and ``fc.onnx`` are imported on first use: a training script
+    that never touches them does not pay for their import (``import fastconv`` stays short)."""
+    if name in _ON_FIRST_USE:
         import importlib
 
-        return importlib.import_module(".onnx", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'fastconv' has no attribute '{name}'")

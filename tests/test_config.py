@@ -69,6 +69,26 @@ def test_import_is_lightweight():
     assert out.stdout.strip() == "[]"
 
 
+def test_import_leaves_heavy_packages_for_first_use():
+    """``import fastconv`` loads scipy's BLAS extension for the kernels without the rest of
+    scipy.linalg, and imports vision, inference and onnx only when first used; all still work."""
+    code = ("import sys, numpy as np, fastconv as fc\n"
+            "unloaded = [m for m in ('scipy.linalg', 'fastconv.vision', 'fastconv.inference', 'fastconv.onnx') "
+            "if m not in sys.modules]\n"
+            "rng = np.random.default_rng(0); x = rng.standard_normal((2, 8, 9, 9)); w = rng.standard_normal((16, 8, 3, 3))\n"
+            "y = fc.nn.functional.conv2d(fc.tensor(x), fc.tensor(w)).numpy()\n"  # float64: the kernels call scipy's dgemm
+            "windows = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))\n"
+            "assert np.allclose(y, np.einsum('nchwij,kcij->nkhw', windows, w))\n"
+            "import scipy.linalg\n"
+            "from scipy.linalg import cython_blas\n"
+            "assert cython_blas is sys.modules['scipy.linalg.cython_blas'] and scipy.linalg.lu is not None\n"
+            "assert fc.vision.models.resnet20 and fc.inference.compile\n"
+            "print(unloaded)")
+    out = run([sys.executable, "-c", code], timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['scipy.linalg', 'fastconv.vision', 'fastconv.inference', 'fastconv.onnx']"
+
+
 def _compiled_twins():
     """(dotted name, extension path, source path) of every module installed both as a compiled
     extension and as the .py it was compiled from (the tape modules setup.py lists)."""
