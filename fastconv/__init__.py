@@ -37,12 +37,8 @@ from . import accelerator
 from . import nn
 from .serialization import load, save
 from . import optim
-from . import profile
 from . import utils
 from . import data
-from . import pretrain
-from . import distributed  # mpi4py is imported only under an MPI launcher
-from . import viz  # matplotlib/scikit-learn are imported only by the functions that need them
 from . import backends  # after nn: backends.conv drives the convolution planner
 
 globals().update(_DTYPE_ALIASES)  # fastconv.float, .int, .bool, ... (the builtins' names, as in torch)
@@ -79,12 +75,13 @@ __all__ = [
 ]
 
 
-_ON_FIRST_USE = ("vision", "inference", "onnx")
+_ON_FIRST_USE = ("vision", "inference", "onnx", "profile", "pretrain", "distributed", "viz")
 
 
 def __getattr__(name):
-    """``fc.vision``, ``fc.inference`` and ``fc.onnx`` are imported on first use: a training script
-    that never touches them does not pay for their import (``import fastconv`` stays short)."""
+    """The tools outside the training path (vision, inference, onnx, profile, pretrain, distributed,
+    viz) are imported on first use: a script that never touches them does not pay for their import
+    (``import fastconv`` stays short)."""
     if name in _ON_FIRST_USE:
         import importlib
 
