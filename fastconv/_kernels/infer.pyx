@@ -265,6 +265,13 @@ cdef void pointwise_batched(const float* w, const float* x, const float* bias, f
     cdef float* yc = work + C * N * P
     cdef Py_ssize_t n, c, k, q
     cdef float b
+    if P == 1:  # the batch is a matrix already: y (N, K) = x (N, C) · wᵀ, nothing to gather or split
+        matmul_f32(False, True, x, w, y, <int>N, <int>K, <int>C, threads)
+        if bias != NULL:
+            for n in range(N):
+                for k in range(K):
+                    y[n * K + k] += bias[k]
+        return
     for n in range(N):
         for c in range(C):
             for q in range(P):
