@@ -553,3 +553,56 @@ def test_in_place_operations_in_the_forward():
 
     with pytest.raises(GraphError, match="is not supported"):
         fc.inference.compile(ViewWrite(), np.zeros((1, 4), np.float32))
+
+
+class _SeparableChains(nn.Module):
+    """1×1 → depthwise → 1×1 chains as MobileNet builds them, plus the cases that must keep NCHW:
+    a depthwise fed by a 3×3 conv, a 1×1 whose output is also read elsewhere, a depthwise with a
+    channel count that leaves vector padding, a 1×1 between two depthwise layers."""
+
+    def __init__(self, width=32, odd=20):
+        super().__init__()
+        bn_relu6 = lambda c: [nn.BatchNorm2d(c), nn.ReLU6()]  # noqa: E731
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), *bn_relu6(width))
+        self.dw0 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False), *bn_relu6(width))
+        self.expand = nn.Sequential(nn.Conv2d(width, 2 * width, 1, bias=False), *bn_relu6(2 * width))
+        self.dw1 = nn.Sequential(nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1, groups=2 * width),
+                                 *bn_relu6(2 * width))
+        self.mid = nn.Conv2d(2 * width, 2 * width, 1)
+        self.dw2 = nn.Conv2d(2 * width, 2 * width, 5, padding=2, groups=2 * width, bias=False)
+        self.project = nn.Sequential(nn.Conv2d(2 * width, width, 1, bias=False), nn.BatchNorm2d(width))
+        self.shared = nn.Conv2d(width, width, 1)
+        self.dw3 = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.to_odd = nn.Conv2d(width, odd, 1)
+        self.dw_odd = nn.Conv2d(odd, odd, 3, padding=1, groups=odd)
+        self.head = nn.Conv2d(odd, 8, 1)
+
+    def forward(self, x):
+        x = self.dw0(self.stem(x))
+        y = self.project(self.dw2(self.mid(self.dw1(self.expand(x)))))
+        y = y + nn.functional.avg_pool2d(x, 2)
+        s = self.shared(y)
+        z = self.dw3(s) + s  # s is read twice: stays NCHW
+        return self.head(self.dw_odd(self.to_odd(z)))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_chains_keep_channel_minor_layouts(threads):
+    """Values between a channel-vectorized depthwise step and its 1×1 neighbours stay channel-minor
+    (no transposes); outputs equal eager at any batch and thread count, and the layers that must
+    keep NCHW do."""
+    from fastconv._kernels import depthwise as dw
+
+    fc.manual_seed(4)
+    model = randomize_norms(_SeparableChains()).eval()
+    fc.set_num_threads(threads)
+    try:
+        pred = check(model, (3, 16, 16), batches=(3, 1, 8, 2))
+        paths = dict(pred.conv_paths(3))
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+    if dw.channel_width() == 0 or paths["dw1.0"] != "depthwise":
+        pytest.skip("no channel-vectorized depthwise path here")
+    minor = {name for name, path in paths.items() if path == "pointwise (channel-minor)"}
+    assert {"expand.0", "mid", "project.0"} <= minor
+    assert not minor & {"shared", "to_odd", "head", "stem.0"}

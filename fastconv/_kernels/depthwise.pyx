@@ -522,45 +522,88 @@ cdef void channel_forward_f32(const float* x, const float* wt, const float* bias
                               Py_ssize_t Cp, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
                               Py_ssize_t Wo, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                               int dw, Py_ssize_t rows_per_item, int threads,
-                              Py_ssize_t G) noexcept nogil:
+                              Py_ssize_t G, bint x_minor, bint y_minor) noexcept nogil:
     """``channel_forward`` on raw contiguous float32 arrays: wt (taps·G, Cp) and bias (Cp) as
     there; xt/yt hold channel-minor copies of H·W / Ho·Wo rows of Cp (one per thread when
     ``channel_images_per_thread``, else one per image), scratch one C·VL block per thread. With
-    one thread nothing opens a parallel region."""
+    one thread nothing opens a parallel region. ``x_minor``/``y_minor``: x or y is itself stored
+    channel-minor (images of H·W / Ho·Wo rows of Cp = C), so that side is read or written in
+    place, without its transpose."""
     cdef int level = fc_ocvec_level()
     cdef Py_ssize_t P = H * W, Po = Ho * Wo, blocks, item, n, r0, r1, t
     cdef Py_ssize_t vl = 16 if level == 3 else 8
+    cdef const float* src
+    cdef float* dst
     threads = max(threads, 1)
     if N == 0 or C == 0 or Po == 0 or level < 2:
         return
     if threads == 1:
         for n in range(N):
-            to_channel_minor(level, x + n * C * P, C, P, xt, Cp)
-            rows_forward(level, G, xt, wt, bias, yt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
-                         dh, dw, 0, Ho)
-            from_channel_minor(level, yt, Po, Cp, C, y + n * C * Po, scratch)
+            channel_image_forward(level, G, x, wt, bias, y, xt, yt, scratch, n, C, Cp, H, W, Ho, Wo,
+                                  kh, kw, sh, sw, ph, pw, dh, dw, x_minor, y_minor)
         return
     if N >= threads:
         for n in prange(N, schedule="static", num_threads=team(threads)):
             t = threadid()
-            to_channel_minor(level, x + n * C * P, C, P, xt + t * P * Cp, Cp)
-            rows_forward(level, G, xt + t * P * Cp, wt, bias, yt + t * Po * Cp, Cp, H, W, Ho, Wo,
-                         kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
-            from_channel_minor(level, yt + t * Po * Cp, Po, Cp, C, y + n * C * Po,
-                               scratch + t * C * vl)
+            channel_image_forward(level, G, x, wt, bias, y, xt + t * P * Cp, yt + t * Po * Cp,
+                                  scratch + t * C * vl, n, C, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
+                                  dh, dw, x_minor, y_minor)
         return
     blocks = ceil_div(Ho, rows_per_item)
-    for n in prange(N, schedule="static", num_threads=team(threads)):
-        to_channel_minor(level, x + n * C * P, C, P, xt + n * P * Cp, Cp)
+    src = xt
+    dst = y if y_minor else yt
+    if x_minor:
+        src = x
+    else:
+        for n in prange(N, schedule="static", num_threads=team(threads)):
+            to_channel_minor(level, x + n * C * P, C, P, xt + n * P * Cp, Cp)
     for item in prange(N * blocks, schedule="static", num_threads=team(threads)):
         n = item // blocks
         r0 = (item % blocks) * rows_per_item
         r1 = min(r0 + rows_per_item, Ho)
-        rows_forward(level, G, xt + n * P * Cp, wt, bias, yt + n * Po * Cp, Cp, H, W, Ho, Wo,
+        rows_forward(level, G, src + n * P * Cp, wt, bias, dst + n * Po * Cp, Cp, H, W, Ho, Wo,
                      kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
+    if not y_minor:
+        for n in prange(N, schedule="static", num_threads=team(threads)):
+            from_channel_minor(level, yt + n * Po * Cp, Po, Cp, C, y + n * C * Po,
+                               scratch + threadid() * C * vl)
+
+
+cdef void transpose_images(const float* src, float* dst, Py_ssize_t N, Py_ssize_t rows,
+                           Py_ssize_t cols, float* scratch, int threads) noexcept nogil:
+    """dst[n] (cols × rows) = src[n] (rows × cols) transposed for N images (any sizes), by the
+    register transposes of ``from_channel_minor``; scratch holds cols·VL floats per thread. The
+    compiled predictor's 1×1 steps beside a channel-minor depthwise step use it."""
+    cdef int level = fc_ocvec_level()
+    cdef Py_ssize_t vl = 16 if level == 3 else 8, n
+    if threads <= 1 or N < 2:
+        for n in range(N):
+            from_channel_minor(level, src + n * rows * cols, rows, cols, cols, dst + n * rows * cols, scratch)
+        return
     for n in prange(N, schedule="static", num_threads=team(threads)):
-        from_channel_minor(level, yt + n * Po * Cp, Po, Cp, C, y + n * C * Po,
-                           scratch + threadid() * C * vl)
+        from_channel_minor(level, src + n * rows * cols, rows, cols, cols, dst + n * rows * cols,
+                           scratch + threadid() * cols * vl)
+
+
+cdef inline void channel_image_forward(int level, Py_ssize_t G, const float* x, const float* wt,
+                                       const float* bias, float* y, float* xt, float* yt,
+                                       float* scratch, Py_ssize_t n, Py_ssize_t C, Py_ssize_t Cp,
+                                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
+                                       int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                       int dw, bint x_minor, bint y_minor) noexcept nogil:
+    """Image n of ``channel_forward_f32`` through one thread's xt/yt (or in place)."""
+    cdef Py_ssize_t P = H * W, Po = Ho * Wo
+    cdef const float* src
+    cdef float* dst
+    if x_minor:
+        src = x + n * P * Cp
+    else:
+        to_channel_minor(level, x + n * C * P, C, P, xt, Cp)
+        src = xt
+    dst = y + n * Po * Cp if y_minor else yt
+    rows_forward(level, G, src, wt, bias, dst, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
+    if not y_minor:
+        from_channel_minor(level, yt, Po, Cp, C, y + n * C * Po, scratch)
 
 
 cdef void depthwise_forward_f32(const float* x, const float* w, const float* bias, float* y,

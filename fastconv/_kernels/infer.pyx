@@ -30,7 +30,7 @@ cnp.import_array()
 from .conv cimport conv_forward_f32, conv_transpose_forward_f32
 from .winograd cimport winograd_filter_f32, winograd_forward_f32
 from .direct cimport direct_forward_f32, ocvec_forward_packed_f32
-from .depthwise cimport channel_forward_f32, depthwise_forward_f32
+from .depthwise cimport channel_forward_f32, depthwise_forward_f32, transpose_images
 from .pointwise cimport pointwise_forward_f32
 from .gemm cimport matmul_f32
 
@@ -87,27 +87,28 @@ cdef enum:
     OP_CONV_POINTWISE = 7
     OP_CONV_PW_BATCHED = 8
     OP_CONV_TRANSPOSE = 9
-    OP_LINEAR = 10
-    OP_MATMUL = 11
-    OP_CHANNEL_AFFINE = 12
-    OP_BINARY = 13
-    OP_ACT = 14
-    OP_COPY = 15
-    OP_FILL = 16
-    OP_MAX_POOL = 17
-    OP_AVG_POOL = 18
-    OP_PLANE_MEAN = 19
-    OP_NORMALIZE = 20
-    OP_SOFTMAX = 21
-    OP_REDUCE = 22
-    OP_NEAREST = 23
-    OP_LINEAR2D = 24
+    OP_CONV_PW_LAYOUT = 10
+    OP_LINEAR = 11
+    OP_MATMUL = 12
+    OP_CHANNEL_AFFINE = 13
+    OP_BINARY = 14
+    OP_ACT = 15
+    OP_COPY = 16
+    OP_FILL = 17
+    OP_MAX_POOL = 18
+    OP_AVG_POOL = 19
+    OP_PLANE_MEAN = 20
+    OP_NORMALIZE = 21
+    OP_SOFTMAX = 22
+    OP_REDUCE = 23
+    OP_NEAREST = 24
+    OP_LINEAR2D = 25
 
 OPCODES = {
     "conv_gemm": OP_CONV_GEMM, "conv_winograd": OP_CONV_WINOGRAD, "conv_implicit": OP_CONV_IMPLICIT,
     "conv_ocvec": OP_CONV_OCVEC, "conv_channel": OP_CONV_CHANNEL, "conv_planes": OP_CONV_PLANES,
     "conv_pointwise": OP_CONV_POINTWISE, "conv_pw_batched": OP_CONV_PW_BATCHED,
-    "conv_transpose": OP_CONV_TRANSPOSE, "linear": OP_LINEAR, "matmul": OP_MATMUL,
+    "conv_transpose": OP_CONV_TRANSPOSE, "conv_pw_layout": OP_CONV_PW_LAYOUT, "linear": OP_LINEAR, "matmul": OP_MATMUL,
     "channel_affine": OP_CHANNEL_AFFINE, "binary": OP_BINARY, "act": OP_ACT, "copy": OP_COPY,
     "fill": OP_FILL, "max_pool": OP_MAX_POOL, "avg_pool": OP_AVG_POOL, "plane_mean": OP_PLANE_MEAN,
     "normalize": OP_NORMALIZE, "softmax": OP_SOFTMAX, "reduce": OP_REDUCE, "nearest": OP_NEAREST,
@@ -199,7 +200,8 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
     elif s.op == OP_CONV_CHANNEL:
         channel_forward_f32(x, w, bias, y, work + i[17], work + i[18], work + i[19], i[0], i[1], i[2],
                             i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10],
-                            <int>i[11], <int>i[12], <int>i[13], <int>i[14], i[15], t, i[16])
+                            <int>i[11], <int>i[12], <int>i[13], <int>i[14], i[15], t, i[16],
+                            <bint>i[24], <bint>i[25])
     elif s.op == OP_CONV_PLANES:
         depthwise_forward_f32(x, w, bias, y, i[0], i[1], i[2], i[3], i[4], i[5], i[6], <int>i[7],
                               <int>i[8], <int>i[9], <int>i[10], <int>i[11], <int>i[12], <int>i[13],
@@ -214,6 +216,8 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
             pointwise_forward_f32(w, x, bias, y, N, C, P, K, t)
         else:
             pointwise_batched(w, x, bias, y, work, N, C, P, K, t)
+    elif s.op == OP_CONV_PW_LAYOUT:
+        pointwise_layout(w, x, bias, y, work, i[0], i[1], i[2] * i[3], i[4], <bint>i[24], <bint>i[25], t)
     elif s.op == OP_CONV_TRANSPOSE:
         conv_transpose_forward_f32(x, w, bias, y, work, i[19], i[0], i[1], i[2], i[3], i[4], i[5],
                                    i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11],
@@ -256,6 +260,38 @@ cdef void subsample(const float* x, float* xs, Py_ssize_t planes, Py_ssize_t H, 
                 xs[(p * Ho + oy) * Wo + ox] = x[(p * H + oy * sh) * W + ox * sw]
 
 
+cdef void pointwise_layout(const float* w, const float* x, const float* bias, float* y, float* work,
+                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K, bint x_minor,
+                           bint y_minor, int threads) noexcept nogil:
+    """1×1 convolution (stride 1) where the input, the output or both are stored channel-minor
+    (each image P × C / P × K) for a neighbouring depthwise step: one GEMM over the whole
+    batch's pixels, (N·P) × C times wᵀ, with only the NCHW side's images transposed (through the
+    workspace: N·P·C or N·P·K floats, then one transpose scratch of C or K × 16 per thread)."""
+    if N == 0 or K == 0 or P == 0:
+        return
+    if x_minor and y_minor:
+        matmul_f32(False, True, x, w, y, <int>(N * P), <int>K, <int>C, threads)
+        add_bias_minor(y, bias, N * P, K)
+    elif y_minor:
+        transpose_images(x, work, N, C, P, work + N * P * C, threads)
+        matmul_f32(False, True, work, w, y, <int>(N * P), <int>K, <int>C, threads)
+        add_bias_minor(y, bias, N * P, K)
+    else:
+        matmul_f32(False, True, x, w, work, <int>(N * P), <int>K, <int>C, threads)
+        add_bias_minor(work, bias, N * P, K)
+        transpose_images(work, y, N, P, K, work + N * P * K, threads)
+
+
+cdef inline void add_bias_minor(float* y, const float* bias, Py_ssize_t rows, Py_ssize_t K) noexcept nogil:
+    """y (rows × K) += bias (K) in every row (nothing when bias is NULL)."""
+    cdef Py_ssize_t r, k
+    if bias == NULL:
+        return
+    for r in range(rows):
+        for k in range(K):
+            y[r * K + k] += bias[k]
+
+
 cdef void pointwise_batched(const float* w, const float* x, const float* bias, float* y, float* work,
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K,
                             int threads) noexcept nogil:
@@ -291,7 +327,7 @@ cdef int run_step(const Step* s, float** bases) noexcept nogil:
     cdef const Py_ssize_t* i = s.i
     cdef int t = s.threads
     cdef Py_ssize_t j, lo, hi, n
-    if s.op <= OP_CONV_TRANSPOSE:
+    if s.op <= OP_CONV_PW_LAYOUT:
         if t <= 1 and 0 < i[23] < i[0] and (s.act != 0 or r != NULL):
             return run_conv_chunked(s, bases, y, r)
         if run_conv(s, bases, True) != 0:

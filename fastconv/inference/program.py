@@ -15,6 +15,7 @@ then the graph inputs, then the outputs. Graph inputs are never written.
 from __future__ import annotations
 
 import contextlib
+import time
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -45,6 +46,9 @@ MAX_DIMS = 6
 PARALLEL_MIN_ELEMENTS = 1 << 15
 # Output elements of one chunk of a one-thread convolution with an epilogue (256 KiB: in L2).
 CHUNK_ELEMENTS = 1 << 16
+# Without measuring, values beside a channel-vectorized depthwise step are kept channel-minor when
+# its output has at least this many pixels over the batch (the 1×1 GEMMs then have enough rows).
+CHANNEL_MINOR_PIXELS = 64
 # Measuring a convolution's candidate paths when a plan is built: the minimum of MEASURE_REPEATS
 # runs for calls shorter than MEASURE_REPEAT_BELOW seconds (one run above).
 MEASURE_REPEAT_BELOW = 0.05
@@ -199,6 +203,7 @@ class _Builder:
         self.node: Optional[Node] = None
         self.inplace: Dict[int, List[int]] = {}  # output value → values whose memory it may take
         self.next_temp = max(graph.values, default=0) + 1
+        self.minor: set = set()  # values stored channel-minor (images of pixels × channels)
 
     # -- operands
     def root(self, vid: int) -> int:
@@ -256,6 +261,7 @@ class _Builder:
 
     # -- nodes
     def build(self) -> None:
+        self.minor = self.channel_minor_values()
         for node in self.graph.nodes:
             node = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
             self.node = node
@@ -283,26 +289,122 @@ class _Builder:
         planner's choice at this batch size among the paths reading the original weight (the
         first plan of a predictor may also choose a packed path, which then freezes it)."""
         x = node.inputs[0]
-        wvalue = self.graph.values[node.inputs[1]]
+        x_minor, y_minor = x in self.minor, node.output in self.minor
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
-        image = self.shapes[x]
-        if len(image) != 4:
-            raise GraphError(f"inference: {node.where()}: expected a 4-d input, got shape {image}")
-        g = ConvGeometry(*node.attrs["geometry"])
-        problem = ConvProblem(tuple(image), tuple(wvalue.shape), g, "float32")
-        if isinstance(wvalue.data, PackedWeight):
-            path, weight = wvalue.data.path, None
+        if (x_minor or y_minor) and _is_pointwise(node, self.graph):
+            problem = self.conv_problem(node)
+            self.conv_paths.append((node.scope or node.where(), "pointwise (channel-minor)"))
+            op, threads, ints, consts, work = pointwise_layout_step(problem, self.const(node.inputs[1]), bias,
+                                                                    x_minor, y_minor)
         else:
-            weight = self.const(node.inputs[1])
-            path = choose_path(problem, weight, bias, allow_packed=self.freeze)
-            if path in PACKED_PATHS:
-                wvalue.data = PackedWeight(path, weight, bias)
-        packed = wvalue.data if isinstance(wvalue.data, PackedWeight) else None
-        self.conv_paths.append((node.scope or node.where(), path))
-        op, threads, ints, consts, work = conv_step(problem, path, weight, bias, packed)
+            problem, path, weight, packed = self.conv_path(node)
+            self.conv_paths.append((node.scope or node.where(), path))
+            op, threads, ints, consts, work = conv_step(problem, path, weight, bias, packed)
+            if x_minor or y_minor:  # a channel-vectorized depthwise step (channel_minor_values)
+                ints = ints + [int(x_minor), int(y_minor)]
         step = self.emit(op, threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
                          ints=ints, consts=consts, work=work)
         self.with_epilogue(step, node)
+
+    def conv_problem(self, node: Node) -> ConvProblem:
+        image = self.shapes[node.inputs[0]]
+        if len(image) != 4:
+            raise GraphError(f"inference: {node.where()}: expected a 4-d input, got shape {image}")
+        g = ConvGeometry(*node.attrs["geometry"])
+        return ConvProblem(tuple(image), tuple(self.graph.values[node.inputs[1]].shape), g, "float32")
+
+    def conv_path(self, node: Node):
+        """(problem, path, original weight or None, packed weight or None) of a convolution: its
+        frozen path when the weight is packed, else the planner's choice at this batch size."""
+        problem = self.conv_problem(node)
+        wvalue = self.graph.values[node.inputs[1]]
+        if isinstance(wvalue.data, PackedWeight):
+            return problem, wvalue.data.path, None, wvalue.data
+        weight = self.const(node.inputs[1])
+        bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
+        path = choose_path(problem, weight, bias, allow_packed=self.freeze)
+        if path in PACKED_PATHS:
+            wvalue.data = PackedWeight(path, weight, bias)
+        return problem, path, weight, wvalue.data if isinstance(wvalue.data, PackedWeight) else None
+
+    def channel_minor_values(self) -> set:
+        """Values kept channel-minor between a depthwise convolution on the channel-vectorized path
+        and the 1×1 convolutions feeding it and fed by it (MobileNet's expand → depthwise →
+        project): each 1×1 then reads or writes that layout through its GEMM's transpose flags and
+        the depthwise step skips its transposes. Only values with that one producer and consumer,
+        that no one else reads and that are not outputs, and only when the channel count fills
+        whole vectors (the channel-minor rows have no padding then)."""
+        graph, minor = self.graph, set()
+        readers: Dict[int, List[Node]] = {}
+        producer: Dict[int, Node] = {}
+        for node in graph.nodes:
+            producer[node.output] = node
+            for vid in node.reads():
+                readers.setdefault(vid, []).append(node)
+        outputs = set(graph.outputs)
+        width = _dw.channel_width()
+        for node in graph.nodes:
+            if node.op != "conv2d" or not width:
+                continue
+            weight_shape = graph.values[node.inputs[1]].shape
+            channels = self.shapes[node.inputs[0]][1] if len(self.shapes[node.inputs[0]]) == 4 else 0
+            g = ConvGeometry(*resolve(node.attrs["geometry"], self.batch))
+            if g.groups != channels or weight_shape[0] != channels or channels % width:
+                continue
+            if self.conv_path(dataclasses.replace(node, attrs=resolve(node.attrs, self.batch)))[1] != "depthwise":
+                continue
+            x, y = node.inputs[0], node.output
+            source = producer.get(x)
+            if (source is not None and x not in outputs and readers.get(x) == [node] and source.residual is None
+                    and _is_pointwise(source, graph)):
+                minor.add(x)
+            users = readers.get(y, [])
+            sink = users[0] if len(users) == 1 else None
+            if (node.residual is None and y not in outputs and sink is not None and sink.inputs[0] == y
+                    and sink.residual != y and y not in sink.inputs[1:] and _is_pointwise(sink, graph)):
+                minor.add(y)
+            for vid in self.layouts_to_keep(node, source if x in minor else None, sink if y in minor else None,
+                                            minor):
+                minor.discard(vid)
+        return minor
+
+    def layouts_to_keep(self, node: Node, source: Optional[Node], sink: Optional[Node], minor: set) -> set:
+        """Of the depthwise ``node``'s input and output values proposed channel-minor (``source``/``sink``:
+        their 1×1 producer and consumer, or None), those to leave NCHW. Measuring, the three steps run
+        for every combination as the executor runs them and the fastest wins (a 1×1 GEMM over few
+        pixels can cost more in the other layout than the transposes it saves); otherwise every
+        proposal stands when the batch has at least CHANNEL_MINOR_PIXELS pixels per image row block."""
+        x, y = node.inputs[0], node.output
+        proposed = [v for v, n in ((x, source), (y, sink)) if n is not None]
+        if not proposed:
+            return set()
+        if not planner.settings.benchmark or planner.settings.deterministic:
+            pixels = self.batch * self.shapes[y][2] * self.shapes[y][3]
+            return set(proposed) if pixels < CHANNEL_MINOR_PIXELS else set()
+        options = [frozenset(c) for c in ([], [x], [y], [x, y]) if set(c) <= set(proposed)]
+        rng = np.random.default_rng(0)
+        runs = {}
+        for option in options:
+            steps = [self.timing_step(n, option | (minor - set(proposed))) for n in (source, node, sink) if n is not None]
+            runs[option] = [_step_runner(*step, rng.standard_normal(self.shapes[n.inputs[0]]).astype(np.float32),
+                                         np.empty(self.shapes[n.output], np.float32))
+                            for step, n in zip(steps, [n for n in (source, node, sink) if n is not None])]
+        best = min(options, key=lambda o: _fastest_total(runs, o))
+        return set(proposed) - best
+
+    def timing_step(self, node: Node, minor: set):
+        """The executor step (op, threads, ints, consts, work) ``node`` gets when ``minor`` holds the
+        channel-minor values."""
+        node = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
+        x_minor, y_minor = node.inputs[0] in minor, node.output in minor
+        bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
+        if (x_minor or y_minor) and _is_pointwise(node, self.graph):
+            return pointwise_layout_step(self.conv_problem(node), self.const(node.inputs[1]), bias, x_minor, y_minor)
+        problem, path, weight, packed = self.conv_path(node)
+        op, threads, ints, consts, work = conv_step(problem, path, weight, bias, packed)
+        if path == "depthwise":
+            ints = ints + [int(x_minor), int(y_minor)]
+        return op, threads, ints, consts, work
 
     def op_conv_transpose2d(self, node: Node) -> None:
         x = node.inputs[0]
@@ -747,6 +849,34 @@ def chunk(image_elements: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(image_elements, 1))
 
 
+def _is_pointwise(node: Node, graph: Graph) -> bool:
+    """A plain 1×1 convolution: stride 1, no padding or dilation, one group, a constant weight."""
+    if node.op != "conv2d" or not graph.values[node.inputs[1]].is_const:
+        return False
+    g = ConvGeometry(*node.attrs["geometry"])
+    return ((g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups) == (1, 1, 1, 1, 0, 0, 1, 1, 1)
+            and all(len(node.inputs) < 3 or graph.values[v].is_const for v in node.inputs[2:]))
+
+
+def pointwise_layout_step(problem: ConvProblem, weight: np.ndarray, bias: Optional[np.ndarray], x_minor: bool,
+                          y_minor: bool):
+    """The executor step of a 1×1 convolution whose input and/or output is channel-minor."""
+    n, c, h, w = problem.image_shape
+    k = problem.out_channels
+    ints = [n, c, h, w, k, h, w] + [0] * 13 + [n * k * h * w] + [c * h * w, k * h * w, chunk(k * h * w)]
+    ints += [int(x_minor), int(y_minor)]
+    threads = threads_for(problem.flops)
+    # the NCHW side's images are transposed through the workspace, with a scratch per thread of
+    # (columns of the transposed matrix) × vector width: pixels for the input, channels for the output
+    if x_minor and y_minor:
+        work = 0
+    elif y_minor:
+        work = n * h * w * c + threads * h * w * _dw.channel_width()
+    else:
+        work = n * h * w * k + threads * k * _dw.channel_width()
+    return "conv_pw_layout", threads, ints, [weight.reshape(k, c), bias], work
+
+
 def conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
               packed: Optional[PackedWeight]):
     """(operation, threads, integer parameters, constants, workspace elements) of the executor step
@@ -818,7 +948,22 @@ def _time_conv(problem: ConvProblem, path, weight: np.ndarray, bias, x: np.ndarr
     """Run ``problem``'s forward on ``path`` as the executor runs it (a one-step program, its
     workspace allocated beforehand): what the planner times for the compiled predictor."""
     packed = PackedWeight(path.name, weight, bias) if path.name in PACKED_PATHS else None
-    op, threads, ints, consts, work = conv_step(problem, path.name, weight, bias, packed)
+    return _step_runner(*conv_step(problem, path.name, weight, bias, packed), x, y)
+
+
+def _fastest_total(runs: Dict[Any, List[Any]], option) -> float:
+    """Fastest of MEASURE_REPEATS runs of the steps of ``option``, summed over its steps."""
+    best = [float("inf")] * len(runs[option])
+    for _ in range(MEASURE_REPEATS):
+        for k, run in enumerate(runs[option]):
+            t0 = time.perf_counter()
+            run()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return sum(best)
+
+
+def _step_runner(op: str, threads: int, ints, consts, work: int, x: np.ndarray, y: np.ndarray):
+    """A function running one executor step from x into y (after one untimed run)."""
     program = _infer.Program()
     program.add(op, threads, [(2, 0)], (3, 0), (ARENA, 0) if work else None, ints,
                 [], [None if c is None else np.ascontiguousarray(c) for c in consts])
