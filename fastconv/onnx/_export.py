@@ -19,7 +19,7 @@ from .._atomic import atomic_write
 from ..tensor import Tensor
 from ._graph import Emit, ExportError, Graph, array_of
 from ._export_ops import EMITTERS, onnx_dtype
-from ._trace import Trace, record
+from .._trace import Trace, record
 
 MIN_OPSET = 13
 
