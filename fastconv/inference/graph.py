@@ -14,21 +14,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._affine import Affine
+
 
 class GraphError(ValueError):
     """A model the compiled predictor cannot represent (an unsupported operation, a constant
     that changes with the batch, ...); the message names the operation and the module."""
-
-
-@dataclass(frozen=True)
-class Affine:
-    """const + slope·batch."""
-
-    const: int
-    slope: int
-
-    def at(self, batch: int) -> int:
-        return self.const + self.slope * batch
 
 
 def fit(v1: Any, v2: Any, b1: int, b2: int, what: str) -> Any:

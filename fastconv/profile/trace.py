@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._affine import Affine
 from ..autograd.function import add_observer, remove_observer
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
@@ -25,17 +26,6 @@ PARAM, INPUT, ACT = "param", "input", "act"
 
 
 # ---- values affine in the batch size ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class Affine:
-    """const + slope·batch: a size that grows linearly with the batch."""
-
-    const: int
-    slope: int
-
-    def at(self, batch: int) -> int:
-        return self.const + self.slope * batch
-
 
 def _fit_int(v2: int, v3: int) -> Affine:
     slope = int(v3) - int(v2)
