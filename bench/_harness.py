@@ -153,3 +153,20 @@ def common_args(description: str) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=7, help="runs per measurement (median reported)")
     p.add_argument("--only", default=None, help="substring filter on case names")
     return p
+
+
+def add_process_round_options(p: argparse.ArgumentParser, peers, min_time: float, warmup: int, what: str) -> None:
+    """The options of the whole-network benchmarks that run every peer in fresh processes,
+    alternated over rounds (bench_nets.py, bench_inference.py), and their hidden worker options."""
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--peers", nargs="+", default=list(peers), choices=list(peers))
+    p.add_argument("--rounds", type=int, default=3, help="fresh processes per peer, alternated")
+    p.add_argument("--samples", type=int, default=5, help="timed samples per process (median)")
+    p.add_argument("--min-time", type=float, default=min_time, help=f"shortest sample, seconds (short {what} repeat)")
+    p.add_argument("--warmup", type=int, default=warmup, help=f"untimed {what} per process (torch.compile compiles)")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")
+    p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--worker", choices=list(peers), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--weights", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)

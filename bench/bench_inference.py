@@ -40,6 +40,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from _harness import add_process_round_options  # noqa: E402
+
 # name: (model, input CxHxW, classes)
 NETS = {
     "lenet": ("lenet", (1, 28, 28), 10),
@@ -242,20 +244,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     p.add_argument("--batches", nargs="+", type=int, default=[1, 64])
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
-    p.add_argument("--rounds", type=int, default=3, help="fresh processes per peer, alternated")
-    p.add_argument("--samples", type=int, default=5, help="timed samples per process (median)")
-    p.add_argument("--min-time", type=float, default=0.2, help="shortest sample, seconds (short calls repeat)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls per process (torch.compile compiles)")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")
-    p.add_argument("--json", default=None, help="also write the rows to this file")
-    p.add_argument("--worker", choices=list(PEERS), default=None, help=argparse.SUPPRESS)
+    add_process_round_options(p, PEERS, min_time=0.2, warmup=3, what="calls")
     p.add_argument("--net", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--weights", default=None, help=argparse.SUPPRESS)
     p.add_argument("--onnx", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         args.peer = args.worker

@@ -35,6 +35,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _harness import add_process_round_options  # noqa: E402
 
 # name: (input CxHxW, large batch, classes)
 MODELS = {
@@ -285,21 +288,10 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--batches", nargs="+", default=None,
                    help="batch sizes (default: 1 and 64, 8 for the 224x224 models)")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--modes", nargs="+", default=["train", "eval"], choices=["train", "eval"])
-    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
-    p.add_argument("--rounds", type=int, default=3, help="fresh processes per peer, alternated")
-    p.add_argument("--samples", type=int, default=5, help="timed samples per process (median)")
-    p.add_argument("--min-time", type=float, default=0.1, help="shortest sample, seconds (short steps repeat)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps per process (torch.compile compiles)")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")
-    p.add_argument("--json", default=None, help="also write the rows to this file")
-    p.add_argument("--worker", choices=list(PEERS), default=None, help=argparse.SUPPRESS)
+    add_process_round_options(p, PEERS, min_time=0.1, warmup=2, what="steps")
     p.add_argument("--model", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--mode", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--weights", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         args.peer = args.worker
