@@ -89,10 +89,12 @@ def test_gemm_contract_alpha_beta_strides(m, n, k, trans_a, trans_b, alpha, beta
 
 # The AVX2 variant's tile classes (6 x 16 sub-tiles of the 12 x 32 panels, 4- and 2-row tails,
 # 12 x 8 tiles for a last half of <= 8 columns), the one-A-block path that packs each B panel just
-# before use (m <= 192) and the all-of-B path (m > 192), on padded operands.
+# before use (m <= 192) and the all-of-B path (m > 192), on padded operands; and the narrow
+# products (n < 32 columns, m >= 64 rows) made transposed in scratch and written back.
 @pytest.mark.parametrize("m,n,k", [(4, 16, 1), (5, 17, 3), (6, 24, 8), (7, 40, 9), (11, 41, 16),
                                    (13, 49, 17), (17, 63, 1), (25, 16, 257), (193, 33, 7),
-                                   (200, 72, 300), (201, 4100, 3)])
+                                   (200, 72, 300), (201, 4100, 3), (64, 16, 5), (96, 31, 300),
+                                   (250, 20, 17), (63, 16, 9)])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
 @pytest.mark.parametrize("beta", [0.0, -0.75])
 def test_gemm_contract_tile_classes(m, n, k, trans_a, trans_b, beta):

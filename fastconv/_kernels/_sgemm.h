@@ -638,6 +638,25 @@ static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
 {
     if (m < FC_SGEMM_MIN_M || n < FC_SGEMM_MIN_N || k < 1) return 0;
     if (!fc_sgemm_supported()) return 0;
+    /* op(B) narrower than a tile's 32 columns while op(A) has many rows (a 1x1 convolution of a
+       small image: K x C times C x 16 pixels): the tiles would be half padding. The product is
+       made as C^T = op(B)^T op(A)^T, the narrow side on the tiles' 12 broadcast rows (short row
+       tails have their own tiles), in a scratch copy written back transposed. */
+    if (n < FC_SGEMM_NR && m >= 2 * FC_SGEMM_NR) {
+        float *t = (float *)malloc(sizeof(float) * (size_t)m * (size_t)n);
+        if (t != NULL && fc_sgemm(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, 0.0f, t, m)) {
+            for (int i = 0; i < m; i++) {
+                float *ci = c + (size_t)i * ldc;
+                if (beta == 0.0f)
+                    for (int j = 0; j < n; j++) ci[j] = t[(size_t)j * m + i];
+                else
+                    for (int j = 0; j < n; j++) ci[j] = t[(size_t)j * m + i] + beta * ci[j];
+            }
+            free(t);
+            return 1;
+        }
+        free(t);
+    }
     {
         size_t kc = k < FC_SGEMM_KC ? (size_t)k : FC_SGEMM_KC;
         size_t nc = n < FC_SGEMM_NC ? (size_t)n : FC_SGEMM_NC;
