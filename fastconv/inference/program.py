@@ -15,8 +15,8 @@ then the graph inputs, then the outputs. Graph inputs are never written.
 from __future__ import annotations
 
 import contextlib
-import time
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -355,7 +355,8 @@ class _Builder:
                 continue
             x, y = node.inputs[0], node.output
             source = producer.get(x)
-            if (source is not None and x not in outputs and readers.get(x) == [node] and source.residual is None
+            only_reader = len(readers.get(x, [])) == 1 and readers[x][0] is node
+            if (source is not None and x not in outputs and only_reader and source.residual is None
                     and _is_pointwise(source, graph)):
                 minor.add(x)
             users = readers.get(y, [])
@@ -373,7 +374,8 @@ class _Builder:
         their 1×1 producer and consumer, or None), those to leave NCHW. Measuring, the three steps run
         for every combination as the executor runs them and the fastest wins (a 1×1 GEMM over few
         pixels can cost more in the other layout than the transposes it saves); otherwise every
-        proposal stands when the batch has at least CHANNEL_MINOR_PIXELS pixels per image row block."""
+        proposal stands when the depthwise output has at least CHANNEL_MINOR_PIXELS pixels over the
+        batch."""
         x, y = node.inputs[0], node.output
         proposed = [v for v, n in ((x, source), (y, sink)) if n is not None]
         if not proposed:
@@ -855,7 +857,7 @@ def _is_pointwise(node: Node, graph: Graph) -> bool:
         return False
     g = ConvGeometry(*node.attrs["geometry"])
     return ((g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups) == (1, 1, 1, 1, 0, 0, 1, 1, 1)
-            and all(len(node.inputs) < 3 or graph.values[v].is_const for v in node.inputs[2:]))
+            and all(graph.values[v].is_const for v in node.inputs[2:]))
 
 
 def pointwise_layout_step(problem: ConvProblem, weight: np.ndarray, bias: Optional[np.ndarray], x_minor: bool,
