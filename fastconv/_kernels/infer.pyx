@@ -266,7 +266,8 @@ cdef void pointwise_layout(const float* w, const float* x, const float* bias, fl
     """1×1 convolution (stride 1) where the input, the output or both are stored channel-minor
     (each image P × C / P × K) for a neighbouring depthwise step: one GEMM over the whole
     batch's pixels, (N·P) × C times wᵀ, with only the NCHW side's images transposed (through the
-    workspace: N·P·C or N·P·K floats, then one transpose scratch of C or K × 16 per thread)."""
+    workspace: N·P·C or N·P·K floats, then a transpose scratch per thread of P or K times the
+    vector width)."""
     if N == 0 or K == 0 or P == 0:
         return
     if x_minor and y_minor:
