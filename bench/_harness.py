@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -170,3 +172,76 @@ def add_process_round_options(p: argparse.ArgumentParser, peers, min_time: float
     p.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--weights", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+
+
+# ---- whole-network benchmarks: one peer per fresh process, rounds alternated -------------------------
+
+def time_worker_step(step: Callable[[], object], out: str, warmup: int, min_time: float, samples: int,
+                     started: float) -> None:
+    """A worker's timing of ``step``: ``warmup`` untimed calls, then ``samples`` samples, each
+    repeating the call until it lasts ``min_time``; writes the median seconds per call, the samples
+    and the set-up time since ``started`` as JSON to ``out``."""
+    for _ in range(warmup):
+        step()
+    setup = time.perf_counter() - started
+    t = time.perf_counter()
+    step()
+    once = time.perf_counter() - t
+    inner = max(1, int(min_time / max(once, 1e-6)) + 1) if once < min_time else 1
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        for _ in range(inner):
+            step()
+        times.append((time.perf_counter() - t) / inner)
+    with open(out, "w") as f:
+        json.dump({"seconds": statistics.median(times), "samples": times, "setup_seconds": setup}, f)
+
+
+def run_worker_process(cmd: List[str], threads: int, timeout: float, out: str) -> dict:
+    """Run a worker command in a fresh process at ``threads`` OpenMP threads: its JSON result from
+    ``out`` plus ``check``, the output it saved as ``out``.npy (None when it saved none), or
+    {"error": its last line of output}."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if proc.returncode != 0 or not os.path.exists(out):
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit code {proc.returncode}"}
+    with open(out) as f:
+        result = json.load(f)
+    os.remove(out)
+    check = out + ".npy"
+    result["check"] = np.load(check) if os.path.exists(check) else None
+    if os.path.exists(check):
+        os.remove(check)
+    return result
+
+
+def alternate_rounds(peers: List[str], rounds: int, run: Callable[[str], dict]):
+    """``run(peer)`` for every peer in each of ``rounds`` rounds, the order rotating every round so
+    that load drifting on a shared machine affects all alike; a peer that fails is not run again.
+    Returns (median seconds per peer or None, errors per peer, first check output per peer)."""
+    times = {p: [] for p in peers}
+    errors, checks = {}, {}
+    for r in range(rounds):
+        for peer in peers[r % len(peers):] + peers[:r % len(peers)]:
+            if peer in errors:
+                continue
+            res = run(peer)
+            if "error" in res:
+                errors[peer] = res["error"]
+                continue
+            times[peer].append(res["seconds"])
+            checks.setdefault(peer, res["check"])
+    medians = {p: statistics.median(t) if t else None for p, t in times.items()}
+    return medians, errors, checks
+
+
+def same_output(a, b) -> bool:
+    """float32 networks: equal up to accumulated rounding, relative to the output's scale."""
+    if a is None or b is None or a.shape != b.shape:
+        return a is None and b is None
+    return float(np.abs(a - b).max()) <= 1e-3 * max(1.0, float(np.abs(b).max()))

@@ -28,8 +28,6 @@ import argparse
 import json
 import math
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from _harness import add_process_round_options  # noqa: E402
+from _harness import (  # noqa: E402
+    add_process_round_options, alternate_rounds, run_worker_process, same_output, time_worker_step,
+)
 
 # name: (model, input CxHxW, classes)
 NETS = {
@@ -143,21 +143,7 @@ def worker(args) -> None:
     t0 = time.perf_counter()
     step = make(args, x, weights)
     np.save(args.out + ".npy", np.asarray(step()))
-    for _ in range(args.warmup):
-        step()
-    setup = time.perf_counter() - t0
-    t = time.perf_counter()
-    step()
-    once = time.perf_counter() - t
-    inner = max(1, int(args.min_time / max(once, 1e-6)) + 1) if once < args.min_time else 1
-    samples = []
-    for _ in range(args.samples):
-        t = time.perf_counter()
-        for _ in range(inner):
-            step()
-        samples.append((time.perf_counter() - t) / inner)
-    with open(args.out, "w") as f:
-        json.dump({"seconds": statistics.median(samples), "samples": samples, "setup_seconds": setup}, f)
+    time_worker_step(step, args.out, args.warmup, args.min_time, args.samples, t0)
 
 
 # ---- the orchestrator ---------------------------------------------------------------------------------
@@ -166,46 +152,16 @@ def run_worker(args, peer, net, batch, threads, files, out) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", peer, "--net", net, "--batch", str(batch),
            "--threads", str(threads), "--weights", files["weights"], "--onnx", files["onnx"], "--out", out,
            "--samples", str(args.samples), "--min-time", str(args.min_time), "--warmup", str(args.warmup)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {args.timeout:.0f} s"}
-    if proc.returncode != 0 or not os.path.exists(out):
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit code {proc.returncode}"}
-    with open(out) as f:
-        result = json.load(f)
-    os.remove(out)
-    result["check"] = np.load(out + ".npy")
-    os.remove(out + ".npy")
-    return result
-
-
-def same_output(a, b) -> bool:
-    """float32 networks: equal up to accumulated rounding, relative to the output's scale."""
-    return a.shape == b.shape and float(np.abs(a - b).max()) <= 1e-3 * max(1.0, float(np.abs(b).max()))
+    return run_worker_process(cmd, threads, args.timeout, out)
 
 
 def measure(args, net, batch, threads, files, tmp) -> dict:
     """Median over rounds of each peer's time; peers alternate, the order rotating every round."""
     peers = list(args.peers)
-    times = {p: [] for p in peers}
-    errors, checks = {}, {}
-    for r in range(args.rounds):
-        order = peers[r % len(peers):] + peers[:r % len(peers)]
-        for peer in order:
-            if peer in errors:
-                continue
-            res = run_worker(args, peer, net, batch, threads, files, os.path.join(tmp, f"{peer}-{net}-{batch}.json"))
-            if "error" in res:
-                errors[peer] = res["error"]
-                continue
-            times[peer].append(res["seconds"])
-            checks.setdefault(peer, res["check"])
-    row = {"net": net, "batch": batch, "threads": threads, "errors": errors}
-    for p in peers:
-        row[p] = statistics.median(times[p]) if times[p] else None
+    medians, errors, checks = alternate_rounds(
+        peers, args.rounds,
+        lambda peer: run_worker(args, peer, net, batch, threads, files, os.path.join(tmp, f"{peer}-{net}-{batch}.json")))
+    row = {"net": net, "batch": batch, "threads": threads, "errors": errors, **medians}
     ref = checks.get("fastconv")
     row["check"] = {p: same_output(ref, c) for p, c in checks.items() if p != "fastconv"} if ref is not None else {}
     return row

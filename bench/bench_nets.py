@@ -25,8 +25,6 @@ import argparse
 import json
 import math
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +35,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from _harness import add_process_round_options  # noqa: E402
+from _harness import (  # noqa: E402
+    add_process_round_options, alternate_rounds, run_worker_process, same_output, time_worker_step,
+)
 
 # name: (input CxHxW, large batch, classes)
 MODELS = {
@@ -169,21 +169,7 @@ def worker(args) -> None:
     step, check = make(args, x, y, weights)
     if args.mode == "eval" or args.model not in HAS_DROPOUT:
         np.save(args.out + ".npy", check())  # before any update: all peers see the same weights
-    for _ in range(args.warmup):
-        step()
-    setup = time.perf_counter() - t0
-    t = time.perf_counter()
-    step()
-    once = time.perf_counter() - t
-    inner = max(1, int(args.min_time / max(once, 1e-6)) + 1) if once < args.min_time else 1
-    samples = []
-    for _ in range(args.samples):
-        t = time.perf_counter()
-        for _ in range(inner):
-            step()
-        samples.append((time.perf_counter() - t) / inner)
-    with open(args.out, "w") as f:
-        json.dump({"seconds": statistics.median(samples), "samples": samples, "setup_seconds": setup}, f)
+    time_worker_step(step, args.out, args.warmup, args.min_time, args.samples, t0)
 
 
 # ---- the orchestrator ---------------------------------------------------------------------------------
@@ -192,48 +178,17 @@ def run_worker(args, peer, model, batch, threads, mode, weights, out) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", peer, "--model", model, "--batch", str(batch),
            "--threads", str(threads), "--mode", mode, "--weights", weights, "--out", out,
            "--samples", str(args.samples), "--min-time", str(args.min_time), "--warmup", str(args.warmup)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-    if proc.returncode != 0 or not os.path.exists(out):
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit code {proc.returncode}"}
-    with open(out) as f:
-        result = json.load(f)
-    os.remove(out)
-    check = out + ".npy"
-    result["check"] = np.load(check) if os.path.exists(check) else None
-    if os.path.exists(check):
-        os.remove(check)
-    return result
-
-
-def same_output(a, b) -> bool:
-    """float32 networks: equal up to accumulated rounding, relative to the output's scale."""
-    if a is None or b is None or a.shape != b.shape:
-        return a is None and b is None
-    return float(np.abs(a - b).max()) <= 1e-3 * max(1.0, float(np.abs(b).max()))
+    return run_worker_process(cmd, threads, args.timeout, out)
 
 
 def measure(args, model, batch, threads, mode, weights, tmp) -> dict:
     """Median over rounds of each peer's time; peers alternate, the order rotating every round."""
     peers = list(args.peers)
-    times = {p: [] for p in peers}
-    errors, checks = {}, {}
-    for r in range(args.rounds):
-        order = peers[r % len(peers):] + peers[:r % len(peers)]
-        for peer in order:
-            if peer in errors:
-                continue
-            res = run_worker(args, peer, model, batch, threads, mode, weights,
-                             os.path.join(tmp, f"{peer}-{model}-{batch}-{threads}-{mode}.json"))
-            if "error" in res:
-                errors[peer] = res["error"]
-                continue
-            times[peer].append(res["seconds"])
-            checks.setdefault(peer, res["check"])
-    row = {"model": model, "batch": batch, "threads": threads, "mode": mode, "errors": errors}
-    for p in peers:
-        row[p] = statistics.median(times[p]) if times[p] else None
+    medians, errors, checks = alternate_rounds(
+        peers, args.rounds,
+        lambda peer: run_worker(args, peer, model, batch, threads, mode, weights,
+                                os.path.join(tmp, f"{peer}-{model}-{batch}-{threads}-{mode}.json")))
+    row = {"model": model, "batch": batch, "threads": threads, "mode": mode, "errors": errors, **medians}
     ref = checks.get("fastconv")
     row["check"] = {p: same_output(ref, checks[p]) for p in checks if p != "fastconv"} if ref is not None else {}
     if "fastconv" in checks and checks["fastconv"] is None:
