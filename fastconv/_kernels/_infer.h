@@ -179,19 +179,28 @@ FC_INF_CLONES static void fc_inf_binary_row(int op, const float *a, ptrdiff_t sa
 #undef FC_BIN_LOOP
 }
 
+/* Offsets through two stride sets of row `row` of the outer axes shape[0..nd-1) (row-major). */
+static inline void fc_inf_row_offsets(ptrdiff_t row, const ptrdiff_t *shape, int nd, const ptrdiff_t *s1,
+                                      const ptrdiff_t *s2, ptrdiff_t *o1, ptrdiff_t *o2) {
+    ptrdiff_t rest = row, a = 0, b = 0;
+    for (int d = nd - 2; d >= 0; d--) {
+        ptrdiff_t i = rest % shape[d];
+        rest /= shape[d];
+        a += i * s1[d];
+        b += i * s2[d];
+    }
+    *o1 = a;
+    *o2 = b;
+}
+
 /* y (contiguous, shape[0..nd)) = a op b, a and b read through strides (0: broadcast); rows
  * [r0, r1) of the outer shape[0..nd-1) (nd ≤ 6; the last axis is the row) */
 static void fc_inf_binary(int op, const float *a, const ptrdiff_t *sa, const float *b, const ptrdiff_t *sb,
                           float *y, const ptrdiff_t *shape, int nd, ptrdiff_t r0, ptrdiff_t r1) {
     ptrdiff_t n = shape[nd - 1];
     for (ptrdiff_t row = r0; row < r1; row++) {
-        ptrdiff_t rest = row, oa = 0, ob = 0;
-        for (int d = nd - 2; d >= 0; d--) {
-            ptrdiff_t i = rest % shape[d];
-            rest /= shape[d];
-            oa += i * sa[d];
-            ob += i * sb[d];
-        }
+        ptrdiff_t oa, ob;
+        fc_inf_row_offsets(row, shape, nd, sa, sb, &oa, &ob);
         fc_inf_binary_row(op, a + oa, sa[nd - 1], b + ob, sb[nd - 1], y + row * n, n);
     }
 }
@@ -202,13 +211,8 @@ static void fc_inf_copy(const float *src, const ptrdiff_t *ss, float *dst, const
                         const ptrdiff_t *shape, int nd, ptrdiff_t r0, ptrdiff_t r1) {
     ptrdiff_t n = shape[nd - 1], s_last = ss[nd - 1], d_last = ds[nd - 1];
     for (ptrdiff_t row = r0; row < r1; row++) {
-        ptrdiff_t rest = row, os = 0, od = 0;
-        for (int d = nd - 2; d >= 0; d--) {
-            ptrdiff_t i = rest % shape[d];
-            rest /= shape[d];
-            os += i * ss[d];
-            od += i * ds[d];
-        }
+        ptrdiff_t os, od;
+        fc_inf_row_offsets(row, shape, nd, ss, ds, &os, &od);
         const float *s = src + os;
         float *t = dst + od;
         if (s_last == 1 && d_last == 1)

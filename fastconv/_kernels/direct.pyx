@@ -763,7 +763,6 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     if N == 0 or K == 0:
         return y
     cdef int threads = max(num_threads, 1)
-    cdef bint by_image = N >= threads
     cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, out_h, out_w, threads)
     cdef Py_ssize_t KB = f.KB, padded_k = f.Kp, frame = f.frame
     cdef cnp.ndarray work = new_array((padded_k * (T + 1) + f.copies * frame,), cnp.NPY_FLOAT32, False)
@@ -774,22 +773,10 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     cdef float* py = <float*>data(y)
     cdef const float* pw_ = <const float*>data(w)
     cdef const float* pb = <const float*>data(bias) if bias is not None else NULL
-    cdef Py_ssize_t n, r, rows_per, image = C * H * W, out = K * out_h * out_w
     with nogil:
         pack_ocvec_weights(level, pw_, pb, K, T, KB, wt, bp)
-        if by_image:
-            for n in prange(N, schedule='dynamic', num_threads=team(threads)):
-                fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + threadid() * frame)
-                fc_ocvec_image(level, frames + threadid() * frame, C, f.Hp, f.Wp, wt, bp, K, kh, kw,
-                               sh, sw, dh, dw, out_h, out_w, 0, out_h, py + n * out)
-        else:
-            rows_per = (out_h + threads - 1) // threads
-            for n in range(N):
-                fc_pad_f(px + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames)
-                for r in prange(threads, schedule='dynamic', num_threads=team(threads)):
-                    fc_ocvec_image(level, frames, C, f.Hp, f.Wp, wt, bp, K, kh, kw, sh, sw, dh, dw,
-                                   out_h, out_w, min(r * rows_per, out_h), min((r + 1) * rows_per, out_h),
-                                   py + n * out)
+        ocvec_forward_packed_f32(px, wt, bp, py, frames, frame, N, C, H, W, K, kh, kw, sh, sw, ph, pw,
+                                 dh, dw, out_h, out_w, threads)
     return y
 
 

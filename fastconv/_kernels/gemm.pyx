@@ -61,64 +61,66 @@ def matmul(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[
     cdef int m = c.shape[0]
     cdef int n = c.shape[1]
     cdef int k = a.shape[0] if trans_a else a.shape[1]
-    cdef int lda = a.shape[1]
-    cdef int ldb = b.shape[1]
-    cdef int ldc = n
-    cdef int t, lo, hi, panels
-    cdef const floating* pa
-    cdef const floating* pb
-    cdef floating* pc
-    cdef floating one = 1
-    cdef floating zero = 0
+    cdef const floating* pa = NULL
+    cdef const floating* pb = NULL
     if m == 0 or n == 0:
         return
-    pc = &c[0, 0]
-    if k == 0:
-        with nogil:
-            for t in range(m):
-                for lo in range(n):
-                    pc[<Py_ssize_t>t * ldc + lo] = 0
+    if k > 0:
+        pa = &a[0, 0]
+        pb = &b[0, 0]
+    with nogil:
+        matmul_raw(trans_a, trans_b, pa, pb, &c[0, 0], m, n, k, threads)
+
+
+cdef void matmul_raw(bint trans_a, bint trans_b, const floating* a, const floating* b, floating* c,
+                     int m, int n, int k, int threads) noexcept nogil:
+    """``matmul`` on raw contiguous arrays: C (m×n) = op(A)·op(B), A stored m×k (k×m with
+    trans_a), B k×n (n×k with trans_b); row or column panels over ``threads``. One thread (or a
+    small product): no parallel region."""
+    cdef int lda = m if trans_a else k
+    cdef int ldb = n if not trans_b else k
+    cdef int t, lo, hi, panels = threads
+    cdef Py_ssize_t i
+    if m <= 0 or n <= 0:
         return
-    pa = &a[0, 0]
-    pb = &b[0, 0]
-    panels = threads
+    if k == 0:
+        for i in range(<Py_ssize_t>m * n):
+            c[i] = 0
+        return
     if <Py_ssize_t>m * n * k < SERIAL_MACS or panels < 1:
         panels = 1
     if m == 1:
         # one row: GEMV, columns split across threads
         if panels == 1:
-            with nogil:
-                row_times_matrix(trans_b, n, k, pa, lda if trans_a else 1, pb, ldb, pc)
+            row_times_matrix(trans_b, n, k, a, lda if trans_a else 1, b, ldb, c)
             return
-        for t in prange(panels, nogil=True, num_threads=team(panels), schedule="dynamic"):
+        for t in prange(panels, num_threads=team(panels), schedule="static"):
             lo = <int>((<Py_ssize_t>t * n) // panels)
             hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
             if hi > lo:
-                row_times_matrix(trans_b, hi - lo, k, pa, lda if trans_a else 1,
-                                 pb + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, pc + lo)
+                row_times_matrix(trans_b, hi - lo, k, a, lda if trans_a else 1,
+                                 b + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, c + lo)
         return
     if panels == 1:
-        with nogil:
-            gemm(trans_a, trans_b, m, n, k, one, pa, lda, pb, ldb, zero, pc, ldc)
+        gemm(trans_a, trans_b, m, n, k, <floating>1, a, lda, b, ldb, <floating>0, c, n)
         return
     if m >= n or m >= 8 * panels:
         # row panels: rows lo..hi of op(A) and of C
-        for t in prange(panels, nogil=True, num_threads=team(panels), schedule="dynamic"):
+        for t in prange(panels, num_threads=team(panels), schedule="static"):
             lo = <int>((<Py_ssize_t>t * m) // panels)
             hi = <int>((<Py_ssize_t>(t + 1) * m) // panels)
             if hi > lo:
-                gemm(trans_a, trans_b, hi - lo, n, k, one,
-                     pa + (lo if trans_a else <Py_ssize_t>lo * lda), lda, pb, ldb,
-                     zero, pc + <Py_ssize_t>lo * ldc, ldc)
+                gemm(trans_a, trans_b, hi - lo, n, k, <floating>1,
+                     a + (lo if trans_a else <Py_ssize_t>lo * lda), lda, b, ldb,
+                     <floating>0, c + <Py_ssize_t>lo * n, n)
     else:
         # column panels: columns lo..hi of op(B) and of C
-        for t in prange(panels, nogil=True, num_threads=team(panels), schedule="dynamic"):
+        for t in prange(panels, num_threads=team(panels), schedule="static"):
             lo = <int>((<Py_ssize_t>t * n) // panels)
             hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
             if hi > lo:
-                gemm(trans_a, trans_b, m, hi - lo, k, one, pa, lda,
-                     pb + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb,
-                     zero, pc + lo, ldc)
+                gemm(trans_a, trans_b, m, hi - lo, k, <floating>1, a, lda,
+                     b + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, <floating>0, c + lo, n)
 
 
 def gemm_general(bint trans_a, bint trans_b, double alpha, const floating[:, :] a,
@@ -149,47 +151,5 @@ def gemm_general(bint trans_a, bint trans_b, double alpha, const floating[:, :] 
 
 cdef void matmul_f32(bint trans_a, bint trans_b, const float* a, const float* b, float* c, int m,
                      int n, int k, int threads) noexcept nogil:
-    """``matmul`` on raw contiguous float32 arrays: C (m×n) = op(A)·op(B), A stored m×k (k×m
-    with trans_a), B k×n (n×k with trans_b); row or column panels over ``threads`` as there.
-    One thread (or a small product): no parallel region."""
-    cdef int lda = m if trans_a else k
-    cdef int ldb = n if not trans_b else k
-    cdef int t, lo, hi, panels = threads
-    cdef Py_ssize_t i
-    if m <= 0 or n <= 0:
-        return
-    if k == 0:
-        for i in range(<Py_ssize_t>m * n):
-            c[i] = 0
-        return
-    if <Py_ssize_t>m * n * k < SERIAL_MACS or panels < 1:
-        panels = 1
-    if m == 1:
-        if panels == 1:
-            row_times_matrix(trans_b, n, k, a, lda if trans_a else 1, b, ldb, c)
-            return
-        for t in prange(panels, num_threads=team(panels), schedule="static"):
-            lo = <int>((<Py_ssize_t>t * n) // panels)
-            hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
-            if hi > lo:
-                row_times_matrix(trans_b, hi - lo, k, a, lda if trans_a else 1,
-                                 b + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, c + lo)
-        return
-    if panels == 1:
-        gemm(trans_a, trans_b, m, n, k, <float>1, a, lda, b, ldb, <float>0, c, n)
-        return
-    if m >= n or m >= 8 * panels:
-        for t in prange(panels, num_threads=team(panels), schedule="static"):
-            lo = <int>((<Py_ssize_t>t * m) // panels)
-            hi = <int>((<Py_ssize_t>(t + 1) * m) // panels)
-            if hi > lo:
-                gemm(trans_a, trans_b, hi - lo, n, k, <float>1,
-                     a + (lo if trans_a else <Py_ssize_t>lo * lda), lda, b, ldb,
-                     <float>0, c + <Py_ssize_t>lo * n, n)
-    else:
-        for t in prange(panels, num_threads=team(panels), schedule="static"):
-            lo = <int>((<Py_ssize_t>t * n) // panels)
-            hi = <int>((<Py_ssize_t>(t + 1) * n) // panels)
-            if hi > lo:
-                gemm(trans_a, trans_b, m, hi - lo, k, <float>1, a, lda,
-                     b + (<Py_ssize_t>lo * ldb if trans_b else lo), ldb, <float>0, c + lo, n)
+    """``matmul_raw`` for float32: the entry point the predictor's executor cimports."""
+    matmul_raw(trans_a, trans_b, a, b, c, m, n, k, threads)

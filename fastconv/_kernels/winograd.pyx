@@ -179,37 +179,10 @@ cdef struct Piece:
     Py_ssize_t n, ty, rows, tx, width
 
 
-cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
-                     Py_ssize_t block_tiles, bint panels, Tiling* t) except -1:
-    """Fill ``t`` for N images, C channels in, K out, an Ho×Wo output and blocks of
-    ``block_tiles`` tiles."""
-    cdef Py_ssize_t w
-    if block_tiles < 1:
-        raise ValueError("winograd: block_tiles must be positive")
-    t.tiles_w = (Wo + 1) // 2
-    t.tiles_img = ((Ho + 1) // 2) * t.tiles_w
-    t.tiles = N * t.tiles_img
-    t.max_tiles = block_tiles
-    t.vpw = FC_SGEMM_NR if panels else block_tiles
-    t.vxs = C * ((block_tiles + t.vpw - 1) // t.vpw) * t.vpw + XI_PAD
-    t.ldm = block_tiles
-    t.mxs = K * t.ldm + XI_PAD
-    # input transform: one padded input row of a piece (≤ w tiles wide), then 8 arrays
-    # (4 column combinations × even/odd input rows) of (rows + 1)·w ≤ block_tiles + w elements
-    # (+ slack: the vector transforms of _winograd_fwd.h use the same layout)
-    w = min(t.tiles_w, block_tiles)
-    t.v_scratch = 2 * w + 2 + 8 * (block_tiles + w + FC_WF_SLACK)
-    # gradient transform: 4 dY arrays (the output transform needs none)
-    t.m_scratch = 4 * block_tiles
-    t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
-    t.m_elements = 16 * t.mxs + t.m_scratch
-    return 0
-
-
 cdef inline void fill_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
                              Py_ssize_t block_tiles, bint panels, Tiling* t) noexcept nogil:
-    """``make_tiling``'s layout for the nogil entry point (block_tiles ≥ 1, checked by the caller;
-    the two must stay alike)."""
+    """Fill ``t`` for N images, C channels in, K out, an Ho×Wo output and blocks of
+    ``block_tiles`` ≥ 1 tiles (checked by the caller: ``make_tiling``, or the nogil entry point's)."""
     cdef Py_ssize_t w
     t.tiles_w = (Wo + 1) // 2
     t.tiles_img = ((Ho + 1) // 2) * t.tiles_w
@@ -228,6 +201,15 @@ cdef inline void fill_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_
     t.m_scratch = 4 * block_tiles
     t.v_elements = ALIGN_SLACK + 16 * t.vxs + t.v_scratch
     t.m_elements = 16 * t.mxs + t.m_scratch
+
+
+cdef int make_tiling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
+                     Py_ssize_t block_tiles, bint panels, Tiling* t) except -1:
+    """``fill_tiling`` after checking ``block_tiles``."""
+    if block_tiles < 1:
+        raise ValueError("winograd: block_tiles must be positive")
+    fill_tiling(N, C, K, Ho, Wo, block_tiles, panels, t)
+    return 0
 
 
 cdef inline Py_ssize_t piece_at(const Tiling* t, Py_ssize_t p, Py_ssize_t end, Piece* pc) noexcept nogil:
