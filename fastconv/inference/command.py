@@ -131,6 +131,16 @@ def _cmd_serve(args) -> int:
     return 0
 
 
+def _add_report_options(parser) -> None:
+    """The latency/throughput report's options, shared by ``export`` and ``serve``."""
+    from ..cli import _positive_int
+
+    parser.add_argument("--batches", type=_positive_int, nargs="+", default=[1, 64],
+                        help="batch sizes of the latency/throughput report")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing per batch size")
+    parser.add_argument("--threads", type=_positive_int, default=None)
+
+
 def add_parser(sub) -> None:
     """Register ``export`` and ``serve`` on the CLI's sub-command parser."""
     from ..cli import _positive_int, _shape
@@ -145,10 +155,7 @@ def add_parser(sub) -> None:
     export.add_argument("--input", type=_shape, default=None, help="per-sample input shape, e.g. 3x224x224")
     export.add_argument("--out", required=True, help="the predictor file to write")
     export.add_argument("--batch", type=_positive_int, default=1, help="batch size to compile for (any works)")
-    export.add_argument("--batches", type=_positive_int, nargs="+", default=[1, 64],
-                        help="batch sizes of the latency/throughput report")
-    export.add_argument("--seconds", type=float, default=1.0, help="timing per batch size")
-    export.add_argument("--threads", type=_positive_int, default=None)
+    _add_report_options(export)
     export.add_argument("--no-report", action="store_true", help="only compile and write the file")
     export.set_defaults(run=_cmd_export)
 
@@ -158,8 +165,5 @@ def add_parser(sub) -> None:
     serve.add_argument("--input", default=None, help=".npy file of inputs (batch axis first)")
     serve.add_argument("--output", default=None, help=".npy file for the outputs")
     serve.add_argument("--batch-size", type=_positive_int, default=64, help="inputs per call with --input")
-    serve.add_argument("--batches", type=_positive_int, nargs="+", default=[1, 64],
-                       help="batch sizes of the latency/throughput report")
-    serve.add_argument("--seconds", type=float, default=1.0, help="timing per batch size")
-    serve.add_argument("--threads", type=_positive_int, default=None)
+    _add_report_options(serve)
     serve.set_defaults(run=_cmd_serve)

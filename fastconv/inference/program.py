@@ -335,12 +335,7 @@ class _Builder:
         that no one else reads and that are not outputs, and only when the channel count fills
         whole vectors (the channel-minor rows have no padding then)."""
         graph, minor = self.graph, set()
-        readers: Dict[int, List[Node]] = {}
-        producer: Dict[int, Node] = {}
-        for node in graph.nodes:
-            producer[node.output] = node
-            for vid in node.reads():
-                readers.setdefault(vid, []).append(node)
+        readers, producer = graph.consumers(), graph.producer()
         outputs = set(graph.outputs)
         width = _dw.channel_width()
         for node in graph.nodes:
