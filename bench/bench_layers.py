@@ -162,8 +162,9 @@ def fastconv_calls(n, layer, rng):
 
     def paths():
         problem = F.conv2d(x, w, stride=s, padding=p, groups=g).grad_fn.problem
-        return "/".join(fc.backends.conv.plan(problem.image_shape, problem.weight_shape, stride=s, padding=p,
-                                              groups=g)[q][0] for q in ("forward", "grad_input", "grad_weight"))
+        shown = fc.backends.conv.plan(problem.image_shape, problem.weight_shape, stride=s, padding=p, groups=g)
+        return "/".join(name + ("@1t" if threads < fc.get_num_threads() else "")
+                        for name, _, threads in (shown[q] for q in ("forward", "grad_input", "grad_weight")))
 
     return forward, forward_backward, paths
 

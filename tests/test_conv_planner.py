@@ -3,6 +3,7 @@ against a numpy reference on hypothesis geometries, the depthwise and pointwise 
 PyTorch and in float64 gradchecks, the planner's measuring, cache, JSON round trip and
 switches, deterministic mode, and each new path's memory declaration against tracemalloc."""
 import json
+import time
 import tracemalloc
 
 import numpy as np
@@ -209,6 +210,55 @@ def test_plans_json_round_trip(rng, tmp_path, monkeypatch):
     assert {p: planner.choose(problem, p) for p in registry.PASSES} == {p: (chosen[p], "loaded") for p in chosen}
 
 
+def test_serial_variant_wins_where_one_thread_is_faster(rng, tmp_path, monkeypatch):
+    """At 2 threads the planner also times each candidate on one thread (``set_thread_cap``):
+    when that is faster, the plan runs the pass serially, ``plan`` shows 1 thread, the memory
+    declaration is the serial run's, and the JSON round trip keeps it."""
+    from fastconv._kernels import _omp
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    monkeypatch.setattr(planner.settings, "serial_variants", True)
+    monkeypatch.setattr(planner, "MEASURE_SERIAL_BELOW", 1.0)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        planner.clear_plans()
+        x = rng.standard_normal((1, 8, 10, 10)).astype(np.float32)
+        w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+        with planner.force("gemm"):
+            problem = F.conv2d(fc.tensor(x, requires_grad=True), fc.tensor(w), padding=1).grad_fn.problem
+        seen = []
+
+        def execute(path):  # a stand-in pass: slow whenever it may use two threads
+            seen.append((path.name, _omp.get_max_threads()))
+            if _omp.get_max_threads() > 1:
+                time.sleep(0.003)
+            return path.name
+
+        name, result = planner.run(problem, "forward", execute)
+        assert {threads for _, threads in seen} == {1, 2} and result == name
+        assert fc.backends.conv.plan(x.shape, w.shape, padding=1)["forward"] == (name, "measured", 1)
+        seen.clear()
+        planner.run(problem, "forward", execute)
+        assert seen == [(name, 1)]  # the cached plan runs under the cap
+        with planner.planned_threads(problem, "forward"):
+            assert _omp.get_max_threads() == 1
+        assert _omp.get_max_threads() == 2
+        path = tmp_path / "plans.json"
+        fc.backends.conv.save_plans(path)
+        assert [r["serial"] for r in json.loads(path.read_text())["plans"]] == [True]
+        planner.clear_plans()
+        fc.backends.conv.load_plans(path)
+        assert fc.backends.conv.plan(x.shape, w.shape, padding=1)["forward"] == (name, "loaded", 1)
+        monkeypatch.setattr(planner.settings, "serial_variants", False)
+        planner.clear_plans()
+        seen.clear()
+        planner.run(problem, "forward", execute)
+        assert {threads for _, threads in seen} == {2}  # switched off: parallel runs only
+    finally:
+        planner.clear_plans()
+        fc.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("text, message", [
     ("not json", "not a readable conv plan file"),
     ("[1, 2]", "not a fastconv conv plan file"),
@@ -238,12 +288,12 @@ def test_backend_switches_and_plan(monkeypatch):
         assert planner.settings.deterministic
         shown = conv.plan((8, 32, 16, 16), (32, 1, 3, 3), stride=1, padding=1, groups=32)
         assert set(shown) == set(registry.PASSES)
-        assert all(source == "heuristic" for _, source in shown.values())
+        assert all(source == "heuristic" and threads == fc.get_num_threads() for _, source, threads in shown.values())
         assert conv.plan((8, 32, 16, 16), (64, 32, 1, 1))["forward"][0] == "pointwise"
     finally:
         conv.deterministic = False
     with conv.force("gemm", passes=["forward"]):
-        assert conv.plan((1, 4, 8, 8), (4, 1, 3, 3), padding=1, groups=4)["forward"] == ("gemm", "forced")
+        assert conv.plan((1, 4, 8, 8), (4, 1, 3, 3), padding=1, groups=4)["forward"][:2] == ("gemm", "forced")
     with conv.disable("depthwise", "depthwise_planes"):
         assert conv.plan((1, 4, 8, 8), (4, 1, 3, 3), padding=1, groups=4)["forward"][0] == "gemm"
     with pytest.raises(ValueError, match="unknown path 'nope'"):

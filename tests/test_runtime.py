@@ -75,6 +75,25 @@ def test_team_size_follows_the_request_and_the_cap(exact_teams):
 
 
 @needs_openmp
+def test_thread_cap_binds_only_the_calling_thread(exact_teams):
+    """set_thread_cap(1) makes the calling thread's calls plan for and run on one thread (what a
+    serial conv plan uses); other Python threads keep the process-wide count; 0 lifts it."""
+    fc.set_num_threads(2)
+    previous = _omp.set_thread_cap(1)
+    try:
+        assert previous == 0
+        assert _omp.get_max_threads() == 1 and _omp.team_size() == 1 and fc.get_num_threads() == 2
+        t, out = _in_thread(lambda: (_omp.get_max_threads(), _omp.team_size()))
+        t.join(30)
+        assert out["value"] == (2, 2)
+    finally:
+        assert _omp.set_thread_cap(previous) == 1
+    assert _omp.get_max_threads() == 2 and _omp.team_size() == 2
+    with pytest.raises(ValueError, match="set_thread_cap"):
+        _omp.set_thread_cap(-1)
+
+
+@needs_openmp
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="the load governor reads /proc/stat")
 def test_load_governor_gives_one_thread_while_other_processes_fill_every_cpu():
     import time

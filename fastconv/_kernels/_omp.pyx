@@ -9,7 +9,8 @@
   partitions, partial buffers and row blocks it makes, which kernel); ``team`` is how many
   threads run those partitions. Results depend only on the plan, so a smaller team never changes
   the bits. The plan is the thread count, or in deterministic mode a fixed partition count
-  whatever the thread setting; never the load.
+  whatever the thread setting; never the load. A calling thread may cap its own calls
+  (``set_thread_cap``): the conv planner runs a pass serially where it measured that faster.
 * **Load.** Every 100 ms (FC_LOAD_WINDOW_NS) the thread starting a region reads the busy time
   of this process's CPUs (``/proc/stat``) minus this process's own CPU time; CPUs that other
   processes keep busy are not given to teams (a region whose second thread shares a core with
@@ -40,6 +41,7 @@ cdef extern from *:
     static int fc_partitions_var = 0;   /* deterministic mode: the fixed plan, 0 = off */
     static int fc_adaptive_var = 1;     /* cap teams by the CPUs other processes leave free */
     static int fc_load_cap = 1 << 30;   /* that cap, refreshed every FC_LOAD_WINDOW_NS */
+    static __thread int fc_thread_cap = 1 << 30;   /* this thread's calls: at most this many */
 
     /* ---- fork: release the forking thread's libgomp pool, or run serially in the child */
     static __thread int fc_pool_lost = 0;   /* this thread's pool died in a fork: one thread */
@@ -134,6 +136,7 @@ cdef extern from *:
     /* ---- team sizes */
     static int fc_team(int requested) {
         int n = requested < fc_threads_var ? requested : fc_threads_var;
+        if (n > fc_thread_cap) n = fc_thread_cap;
         if (n > 1) {
             int cap = fc_current_load_cap();
             if (n > cap) n = cap;
@@ -153,6 +156,9 @@ cdef extern from *:
     #endif
         return seen;
     }
+
+    static int fc_get_thread_cap(void) { return fc_thread_cap; }
+    static void fc_set_thread_cap(int cap) { fc_thread_cap = cap; }
 
     static int fc_openmp_enabled(void) {
     #ifdef _OPENMP
@@ -181,6 +187,8 @@ cdef extern from *:
     int fc_team(int requested) nogil
     int fc_current_load_cap() nogil
     int fc_team_size_probe(int requested) nogil
+    int fc_get_thread_cap() nogil
+    void fc_set_thread_cap(int cap) nogil
     int fc_openmp_enabled()
     int fc_default_threads()
     int fc_register_fork_handlers()
@@ -251,7 +259,20 @@ def get_max_threads():
     plans with smaller teams), so a run and its resumed continuation compute the same bits."""
     if fc_partitions_var > 0:
         return fc_partitions_var
-    return get_num_threads()
+    return min(get_num_threads(), fc_get_thread_cap())
+
+
+def set_thread_cap(int cap):
+    """Cap the calling thread's kernel calls at ``cap`` threads, as if the process-wide count
+    were at most ``cap`` for them (0: no cap); returns the previous cap (0 when none). The conv
+    planner runs a pass serially this way where its measurements found one thread faster: a
+    region too small to pay for the other thread's wake-up and barrier. In deterministic mode
+    the plan stays the fixed partition count (only the team shrinks, so the bits do not change)."""
+    if cap < 0:
+        raise ValueError(f"set_thread_cap: expected a cap >= 0, got {cap}")
+    previous = fc_get_thread_cap()
+    fc_set_thread_cap(cap if cap > 0 else 1 << 30)
+    return 0 if previous >= 1 << 30 else previous
 
 
 def set_deterministic_partitions(int parts):

@@ -689,8 +689,10 @@ cdef struct OcvecLayout:
                            # last pixel tile reaches
     Py_ssize_t frame       # its elements, C·Hp·Wp
     Py_ssize_t KB, Kp      # the loops' channel block, K rounded up to it
-    Py_ssize_t copies      # scratch copies: one per thread when images run in a prange
-                           # (N ≥ threads > 1), else one
+    Py_ssize_t copies      # padded images: one per thread (each thread pads what it reads,
+                           # in its own cache), one when serial
+    bint split_rows        # N < threads > 1: the threads split each image's output rows, and
+                           # ``ocvec_forward`` packs the weights once per thread
 
 
 cdef OcvecLayout ocvec_layout(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize_t kh,
@@ -704,17 +706,18 @@ cdef OcvecLayout ocvec_layout(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, Py_ssize
     f.frame = C * f.Hp * f.Wp
     f.KB = fc_ocvec_block(level, K)
     f.Kp = round_up(K, f.KB) if f.KB > 0 else K
-    f.copies = num_threads if N >= num_threads > 1 else 1
+    f.copies = num_threads if num_threads > 1 else 1
+    f.split_rows = N < num_threads and num_threads > 1
     return f
 
 
 def ocvec_workspace_elements(Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, int kh, int kw, int sh,
                              int sw, int dh, int dw, Py_ssize_t Ho, Py_ssize_t Wo, int num_threads):
     """Scratch elements of ``ocvec_forward``: the repacked weights and bias, and one padded
-    image per thread (images in a prange when N ≥ threads, else one shared image whose rows the
-    threads split)."""
+    image per thread; when the threads split each image's rows (N < threads), the weights are
+    repacked per thread too, so that each thread's loops read them from its own cache."""
     cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, Ho, Wo, num_threads)
-    return f.Kp * (C * kh * kw + 1) + f.copies * f.frame
+    return (f.copies if f.split_rows else 1) * f.Kp * (C * kh * kw + 1) + f.copies * f.frame
 
 
 cdef void pack_ocvec_weights(int level, const float* w, const float* bias, Py_ssize_t K,
@@ -764,8 +767,10 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
         return y
     cdef int threads = max(num_threads, 1)
     cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, out_h, out_w, threads)
-    cdef Py_ssize_t KB = f.KB, padded_k = f.Kp, frame = f.frame
-    cdef cnp.ndarray work = new_array((padded_k * (T + 1) + f.copies * frame,), cnp.NPY_FLOAT32, False)
+    cdef Py_ssize_t KB = f.KB, padded_k = f.Kp, frame = f.frame, packed = f.Kp * (T + 1)
+    cdef cnp.ndarray work = new_array(
+        (ocvec_workspace_elements(N, C, K, kh, kw, sh, sw, dh, dw, out_h, out_w, threads),),
+        cnp.NPY_FLOAT32, False)
     cdef float* wt = <float*>data(work)
     cdef float* bp = wt + padded_k * T
     cdef float* frames = bp + padded_k
@@ -773,10 +778,24 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     cdef float* py = <float*>data(y)
     cdef const float* pw_ = <const float*>data(w)
     cdef const float* pb = <const float*>data(bias) if bias is not None else NULL
+    cdef Py_ssize_t r, n, rows_per = (out_h + threads - 1) // threads
+    cdef float* own
     with nogil:
-        pack_ocvec_weights(level, pw_, pb, K, T, KB, wt, bp)
-        ocvec_forward_packed_f32(px, wt, bp, py, frames, frame, N, C, H, W, K, kh, kw, sh, sw, ph, pw,
-                                 dh, dw, out_h, out_w, threads)
+        if f.split_rows:
+            # each thread packs the weights and pads the image it reads: read from another
+            # core's cache, they cost more than packing them again
+            for r in prange(threads, schedule='static', num_threads=team(threads)):
+                own = wt + r * (packed + frame)
+                pack_ocvec_weights(level, pw_, pb, K, T, KB, own, own + padded_k * T)
+                for n in range(N):
+                    fc_pad_f(px + n * C * H * W, C, H, W, ph, pw, f.Hp, f.Wp, own + packed)
+                    fc_ocvec_image(level, own + packed, C, f.Hp, f.Wp, own, own + padded_k * T, K, kh,
+                                   kw, sh, sw, dh, dw, out_h, out_w, min(r * rows_per, out_h),
+                                   min((r + 1) * rows_per, out_h), py + n * K * out_h * out_w)
+        else:
+            pack_ocvec_weights(level, pw_, pb, K, T, KB, wt, bp)
+            ocvec_forward_packed_f32(px, wt, bp, py, frames, frame, N, C, H, W, K, kh, kw, sh, sw,
+                                     ph, pw, dh, dw, out_h, out_w, threads)
     return y
 
 
@@ -902,14 +921,14 @@ cdef void ocvec_forward_packed_f32(const float* x, const float* wt, const float*
             fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + threadid() * frame_stride)
             fc_ocvec_image(level, frames + threadid() * frame_stride, C, f.Hp, f.Wp, wt, bp, K, kh,
                            kw, sh, sw, dh, dw, out_h, out_w, 0, out_h, y + n * out)
-    else:
+    else:  # the threads split each image's rows, each padding the image into its own frame
         rows_per = (out_h + threads - 1) // threads
-        for n in range(N):
-            fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames)
-            for r in prange(threads, schedule='static', num_threads=team(threads)):
-                fc_ocvec_image(level, frames, C, f.Hp, f.Wp, wt, bp, K, kh, kw, sh, sw, dh, dw,
-                               out_h, out_w, min(r * rows_per, out_h), min((r + 1) * rows_per, out_h),
-                               y + n * out)
+        for r in prange(threads, schedule='static', num_threads=team(threads)):
+            for n in range(N):
+                fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + r * frame_stride)
+                fc_ocvec_image(level, frames + r * frame_stride, C, f.Hp, f.Wp, wt, bp, K, kh, kw,
+                               sh, sw, dh, dw, out_h, out_w, min(r * rows_per, out_h),
+                               min((r + 1) * rows_per, out_h), y + n * out)
 
 
 def ocvec_pack(w, bias):

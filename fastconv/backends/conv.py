@@ -35,9 +35,10 @@ def planning_cost():
 
 
 def plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32"):
-    """{pass: (path, source)} for a conv2d of these shapes: what each pass would run now
-    (source: "forced", "measured", "loaded", "heuristic", or "pending" = measured on first
-    call). ``padding`` is an int or a pair (top/left = bottom/right)."""
+    """{pass: (path, source, threads)} for a conv2d of these shapes: what each pass would run
+    now (source: "forced", "measured", "loaded", "heuristic", or "pending" = measured on first
+    call), on how many threads (1 where the planner measured one thread faster). ``padding``
+    is an int or a pair (top/left = bottom/right)."""
     op = "backends.conv.plan"
     if len(input_shape) != 4 or len(weight_shape) != 4:
         raise ValueError(f"{op}: expected 4-d input and weight shapes, got {input_shape!r} and {weight_shape!r}")
@@ -54,7 +55,7 @@ def plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1, d
         raise ValueError(f"{op}: the filter does not fit the padded input")
     problem = ConvProblem((n, c, h, w), (k, cg, kh, kw),
                           ConvGeometry(kh, kw, sh, sw, ph, pw, dh, dw, groups, out_h, out_w), str(dtype))
-    return {p: planner.choose(problem, p) for p in planner.PASSES}
+    return {p: planner.choose(problem, p) + (planner.pass_threads(problem, p),) for p in planner.PASSES}
 
 
 class _ConvBackend(types.ModuleType):

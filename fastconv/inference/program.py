@@ -878,7 +878,14 @@ def conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bia
               packed: Optional[PackedWeight]):
     """(operation, threads, integer parameters, constants, workspace elements) of the executor step
     running ``problem``'s forward on ``path`` (``weight`` the original, or ``packed`` for a packed
-    path); the thread counts and blocks are the path's own plans at the current thread count."""
+    path); the thread counts and blocks are the path's own plans at the current thread count, or
+    at one thread where the planner measured the pass faster serially."""
+    with planner.planned_threads(problem, "forward"):
+        return _conv_step(problem, path, weight, bias, packed)
+
+
+def _conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
+               packed: Optional[PackedWeight]):
     n, c, h, w = problem.image_shape
     g = problem.geometry
     k = problem.out_channels

@@ -63,8 +63,9 @@ class Conv2dFunction(Function):
             dx_name, dx_source = planner.choose(problem, "grad_input")
             dw_name, dw_source = planner.choose(problem, "grad_weight")
             if dx_name == dw_name and "pending" not in (dx_source, dw_source):
-                # one path for both gradients: its one kernel call when it has one
-                dx, dw, db = registry.get(dx_name).backward(x, weight, dy, problem, True, True, need_db)
+                # one path for both gradients: its one kernel call when it has one, on dX's threads
+                with planner.planned_threads(problem, "grad_input"):
+                    dx, dw, db = registry.get(dx_name).backward(x, weight, dy, problem, True, True, need_db)
                 ctx.dx_path = ctx.dw_path = dx_name
                 if need_db and db is None:
                     db = dy.sum(axis=(0, 2, 3))
@@ -97,28 +98,33 @@ class Conv2dFunction(Function):
         need_dx, need_dw = bool(needs_input_grad[0]), bool(needs_input_grad[1])
         need_db = (len(needs_input_grad) > 2 and bool(needs_input_grad[2]) and len(shapes) > 2
                    and shapes[2] is not None)
-        dx_name = planner.choose(problem, "grad_input")[0]
-        dw_name = planner.choose(problem, "grad_weight")[0]
-        if need_dx and need_dw and dx_name == dw_name:
+        dx_name, dx_source = planner.choose(problem, "grad_input")
+        dw_name, dw_source = planner.choose(problem, "grad_weight")
+        if need_dx and need_dw and dx_name == dw_name and "pending" not in (dx_source, dw_source):
             path = registry.get(dx_name)
             fused = getattr(path, "backward_workspace_bytes", None)
-            if fused is not None:
-                return fused(problem, need_db)
-            if isinstance(path, path_gemm.GemmPath):  # one kernel call holds both column buffers
-                return (path.workspace_bytes(problem, "grad_input")
-                        + path.workspace_bytes(problem, "grad_weight", need_db))
+            with planner.planned_threads(problem, "grad_input"):  # backward runs as dX's plan
+                if fused is not None:
+                    return fused(problem, need_db)
+                if isinstance(path, path_gemm.GemmPath):  # one kernel call holds both column buffers
+                    return (path.workspace_bytes(problem, "grad_input")
+                            + path.workspace_bytes(problem, "grad_weight", need_db))
         total = 0
         if need_dx:
-            total = registry.get(dx_name).workspace_bytes(problem, "grad_input")
+            with planner.planned_threads(problem, "grad_input"):
+                total = registry.get(dx_name).workspace_bytes(problem, "grad_input")
         if need_dw:
-            total = max(total, registry.get(dw_name).workspace_bytes(problem, "grad_weight", need_db))
+            with planner.planned_threads(problem, "grad_weight"):
+                total = max(total, registry.get(dw_name).workspace_bytes(problem, "grad_weight", need_db))
         return total
 
     @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None) -> int:
         """Transient bytes of forward beyond its output and saved arrays."""
         problem = _problem(shapes, dtype, geometry)
-        return registry.get(planner.choose(problem, "forward")[0]).workspace_bytes(problem, "forward")
+        path = registry.get(planner.choose(problem, "forward")[0])
+        with planner.planned_threads(problem, "forward"):
+            return path.workspace_bytes(problem, "forward")
 
     @staticmethod
     def macs(shapes, needs_input_grad, geometry=None) -> Tuple[int, int]:

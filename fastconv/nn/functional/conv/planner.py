@@ -33,19 +33,25 @@ MEASURE_REPEATS = 3
 # fastest candidate takes less than this (seconds): a path 10x slower then costs a few tenths of
 # a second once, and the rules cannot foresee every shape where such a path wins.
 MEASURE_ALL_BELOW = 0.02
+# With several threads, each candidate is also timed on one thread (``_omp.set_thread_cap``)
+# while the fastest call takes less than this (seconds): a short region may not pay for waking
+# the other thread and its barriers, or the other core may be taken; longer calls always do.
+MEASURE_SERIAL_BELOW = 5e-3
 _PLAN_CACHE_SIZE = 4096
 
 
 class _Settings:
     benchmark = True         # measure on first use (else the heuristic)
     deterministic = False    # heuristic only: the same path on every run
+    serial_variants = True   # with several threads, also time each candidate on one
     forced: Dict[str, str] = {}      # pass -> path name, when eligible
     disabled: frozenset = frozenset()
 
 
 settings = _Settings()
-# (problem, threads, pass) -> (path name, how it was chosen: "measured", "loaded")
-_PLANS: Dict[Tuple[ConvProblem, int, str], Tuple[str, str]] = {}
+# (problem, threads, pass) -> (path name, how it was chosen: "measured", "loaded", serial: the
+# pass runs on one thread)
+_PLANS: Dict[Tuple[ConvProblem, int, str], Tuple[str, str, bool]] = {}
 # seconds spent measuring, and candidates timed: the reported planning cost
 stats = {"measure_seconds": 0.0, "measured_plans": 0}
 
@@ -90,8 +96,38 @@ def choose(problem: ConvProblem, pass_: str) -> Tuple[str, str]:
         return heuristic(problem, pass_), "heuristic"
     entry = _PLANS.get((problem, _omp.get_max_threads(), pass_))
     if entry is not None and entry[0] not in settings.disabled:
-        return entry
+        return entry[:2]
     return heuristic(problem, pass_), ("pending" if settings.benchmark else "heuristic")
+
+
+def pass_threads(problem: ConvProblem, pass_: str) -> int:
+    """Threads the pass runs on now: 1 where its measured plan runs it serially, else the
+    calling thread's planned count."""
+    if not settings.forced and not _heuristic_only():
+        entry = _PLANS.get((problem, _omp.get_max_threads(), pass_))
+        if entry is not None and entry[2] and entry[0] not in settings.disabled:
+            return 1
+    return _omp.get_max_threads()
+
+
+@contextlib.contextmanager
+def planned_threads(problem: ConvProblem, pass_: str):
+    """Within the block, the calling thread's kernels use the threads the pass's plan runs on:
+    memory declarations (workspaces depend on the thread count) see what the run allocates."""
+    with _serial(pass_threads(problem, pass_) == 1 and _omp.get_max_threads() > 1):
+        yield
+
+
+@contextlib.contextmanager
+def _serial(on: bool):
+    if not on:
+        yield
+        return
+    previous = _omp.set_thread_cap(1)
+    try:
+        yield
+    finally:
+        _omp.set_thread_cap(previous)
 
 
 def run(problem: ConvProblem, pass_: str, execute: Callable):
@@ -107,41 +143,55 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
     key = (problem, _omp.get_max_threads(), pass_)
     entry = _PLANS.get(key)
     if entry is not None and entry[0] not in settings.disabled:
-        return entry[0], execute(registry.get(entry[0]))
+        with _serial(entry[2]):
+            return entry[0], execute(registry.get(entry[0]))
     if not settings.benchmark:
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
     candidates = _candidates(problem, pass_)
     pick = heuristic(problem, pass_)
-    timed = [p for p in candidates if p.name == pick or p.worth_measuring(problem, pass_)]
-    return _measure(key, timed, execute, [p for p in candidates if p not in timed])
+    timed = [(p, False) for p in candidates if p.name == pick or p.worth_measuring(problem, pass_)]
+    unlikely = [(p, False) for p in candidates if (p, False) not in timed]
+    serial = key[1] > 1 and settings.serial_variants
+    return _measure(key, timed, execute, unlikely, serial)
 
 
-def _measure(key, candidates, execute: Callable, unlikely=()):
-    """Time every candidate on the call's arrays, cache the fastest, return its result. The
-    ``unlikely`` paths (not worth measuring at this shape) join from the second round when the
-    fastest call so far is under MEASURE_ALL_BELOW: even many times slower, they cost little."""
+def _measure(key, candidates, execute: Callable, unlikely=(), serial=False):
+    """Time every (path, serial) candidate on the call's arrays, cache the fastest, return its
+    result. Two groups join from the next round when the fastest call so far is short enough to
+    afford them: the ``unlikely`` paths (not worth measuring at this shape) under
+    MEASURE_ALL_BELOW, and with ``serial`` the one-thread runs of the paths timed so far under
+    MEASURE_SERIAL_BELOW."""
     start = time.perf_counter()
-    best_name, best_time, best_result = None, float("inf"), None
+    best, best_time, best_result = None, float("inf"), None
     active, rounds, round_ = list(candidates), MEASURE_ROUNDS, 0
     while active:
-        for path in active:
-            t0 = time.perf_counter()
-            result = execute(path)
-            elapsed = time.perf_counter() - t0
+        for candidate in active:
+            path, one_thread = candidate
+            with _serial(one_thread):
+                t0 = time.perf_counter()
+                result = execute(path)
+                elapsed = time.perf_counter() - t0
             if elapsed < best_time:
-                best_name, best_time, best_result = path.name, elapsed, result
+                best, best_time, best_result = candidate, elapsed, result
             result = None
         round_ += 1
+        joining = []
         if unlikely and best_time < MEASURE_ALL_BELOW:
-            active, rounds, unlikely = active + list(unlikely), round_ + MEASURE_ROUNDS, ()
+            joining, unlikely = list(unlikely), ()
+        if serial and best_time < MEASURE_SERIAL_BELOW:
+            joining += [(path, True) for path, _ in active + joining]
+            serial = False
+        if joining:
+            active, rounds = active + joining, round_ + MEASURE_ROUNDS
             continue
         if len(active) == 1 or round_ >= MEASURE_REPEATS + rounds - MEASURE_ROUNDS or (
                 round_ >= rounds and best_time >= MEASURE_REPEAT_BELOW):
             break
     if len(_PLANS) >= _PLAN_CACHE_SIZE:
         _PLANS.clear()
-    _PLANS[key] = (best_name, "measured")
+    best_name = best[0].name
+    _PLANS[key] = (best_name, "measured", best[1])
     stats["measure_seconds"] += time.perf_counter() - start
     stats["measured_plans"] += 1
     return best_name, best_result
@@ -198,8 +248,8 @@ def plans():
     """The cached plans as JSON-ready records."""
     return [{"image_shape": list(problem.image_shape), "weight_shape": list(problem.weight_shape),
              "geometry": list(problem.geometry), "dtype": problem.dtype, "threads": threads,
-             "pass": pass_, "path": name}
-            for (problem, threads, pass_), (name, _) in _PLANS.items()]
+             "pass": pass_, "path": name, "serial": serial}
+            for (problem, threads, pass_), (name, _, serial) in _PLANS.items()]
 
 
 def save_plans(path) -> None:
@@ -215,16 +265,17 @@ def _record_key(record, where: str):
         problem = ConvProblem(tuple(int(v) for v in record["image_shape"]),
                               tuple(int(v) for v in record["weight_shape"]), geometry, str(record["dtype"]))
         threads, pass_, name = int(record["threads"]), str(record["pass"]), str(record["path"])
+        serial = record.get("serial", False)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: malformed plan record {record!r} ({exc})") from None
     if len(problem.image_shape) != 4 or len(problem.weight_shape) != 4 or problem.dtype not in (
-            "float32", "float64") or pass_ not in PASSES or threads < 1:
+            "float32", "float64") or pass_ not in PASSES or threads < 1 or not isinstance(serial, bool):
         raise ValueError(f"{where}: malformed plan record {record!r}")
     if name not in registry.names():
         raise ValueError(f"{where}: unknown conv path {name!r} in record {record!r}")
     if not registry.get(name).eligible(problem, pass_):
         raise ValueError(f"{where}: path {name!r} cannot run {pass_} of {record!r}")
-    return (problem, threads, pass_), name
+    return (problem, threads, pass_), name, serial
 
 
 def load_plans(path) -> int:
@@ -240,6 +291,6 @@ def load_plans(path) -> int:
             document.get("plans"), list):
         raise ValueError(f"{where}: not a fastconv conv plan file")
     entries = [_record_key(record, where) for record in document["plans"]]
-    for key, name in entries:
-        _PLANS[key] = (name, "loaded")
+    for key, name, serial in entries:
+        _PLANS[key] = (name, "loaded", serial)
     return len(entries)
