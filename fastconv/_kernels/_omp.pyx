@@ -259,7 +259,9 @@ def get_max_threads():
     plans with smaller teams), so a run and its resumed continuation compute the same bits."""
     if fc_partitions_var > 0:
         return fc_partitions_var
-    return min(get_num_threads(), fc_get_thread_cap())
+    if not fc_openmp_enabled():
+        return 1
+    return min(fc_threads_var, fc_get_thread_cap())
 
 
 def set_thread_cap(int cap):
