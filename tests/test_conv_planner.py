@@ -108,14 +108,15 @@ def test_grouped_path_matches_reference(case):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("path", ["depthwise", "depthwise_planes", "pointwise", "pointwise_batched"])
 def test_new_paths_thread_counts_and_batch_split(rng, monkeypatch, path, threads):
-    """Batch 1 and batch 5 at 1 and 2 threads (images per thread vs row blocks per image)."""
+    """Batch 1 and batch 5 at 1 and 2 threads (images per thread vs row blocks per image, and
+    at batch 1 the transposes split by chunks of pixels, one of them empty on a 3×3 image)."""
     monkeypatch.setattr(cp.common, "MIN_FLOPS_PER_THREAD", 0)
     previous = fc.get_num_threads()
     fc.set_num_threads(threads)
     try:
-        for n in (1, 5):
+        for n, h, w in ((1, 15, 13), (5, 15, 13), (1, 3, 3), (2, 7, 5)):
             one = path.startswith("pointwise")
-            case = dict(n=n, c=32, h=15, w=13, k=32, kh=1 if one else 3, kw=1 if one else 3, stride=2,
+            case = dict(n=n, c=32, h=h, w=w, k=32, kh=1 if one else 3, kw=1 if one else 3, stride=2,
                         padding=0 if one else 1, dilation=1, groups=1 if one else 32, dtype=np.float32,
                         layout="contiguous", bias=True, path=path)
             _check_against_reference(case, monkeypatch)

@@ -346,18 +346,31 @@ cdef void to_channel_minor(int level, const float* src, Py_ssize_t C, Py_ssize_t
 
 cdef void from_channel_minor(int level, const float* src, Py_ssize_t P, Py_ssize_t Cp,
                              Py_ssize_t C, float* dst, float* scratch) noexcept nogil:
-    """dst (C × P) = the first C channels of src (P × Cp) transposed. The register transposes
-    store whole vectors of pixels, so the whole vectors go straight into dst and the last
-    P mod VL pixels of each channel through scratch (C × VL)."""
+    """dst (C × P) = the first C channels of src (P × Cp) transposed."""
+    from_channel_minor_rows(level, src, P, Cp, C, dst, P, scratch)
+
+
+cdef void from_channel_minor_rows(int level, const float* src, Py_ssize_t P, Py_ssize_t Cp,
+                                  Py_ssize_t C, float* dst, Py_ssize_t ld_dst,
+                                  float* scratch) noexcept nogil:
+    """Columns 0..P of dst (C rows, ``ld_dst`` apart) = the first C channels of src (P × Cp)
+    transposed. The register transposes store whole vectors of pixels, so the whole vectors go
+    straight into dst and the last P mod VL pixels of each channel through scratch (C × VL)."""
     cdef Py_ssize_t vl = 16 if level == 3 else 8
     cdef Py_ssize_t full = P - P % vl, c, p
     if full > 0:
-        fc_ocvec_transpose(level, src, full, C, Cp, dst, full, P)
+        fc_ocvec_transpose(level, src, full, C, Cp, dst, full, ld_dst)
     if full < P:
         fc_ocvec_transpose(level, src + full * Cp, P - full, C, Cp, scratch, vl, vl)
         for c in range(C):
             for p in range(full, P):
-                dst[c * P + p] = scratch[c * vl + p - full]
+                dst[c * ld_dst + p] = scratch[c * vl + p - full]
+
+
+cdef inline Py_ssize_t pixel_chunk(Py_ssize_t P, int parts) noexcept nogil:
+    """Pixels per chunk when one image's transposes are split ``parts`` ways: whole vectors of
+    16 (the register transposes' width), so only the last chunk has a partial vector."""
+    return ceil_div(ceil_div(P, parts), 16) * 16
 
 
 def channel_rows_per_item(Py_ssize_t n, Py_ssize_t rows, Py_ssize_t row_elements, int threads):
@@ -421,17 +434,26 @@ def channel_forward(const float[:, :, ::1] x, const float[:, ::1] wt, const floa
                          Wo, kh, kw, sh, sw, ph, pw, dh, dw, 0, Ho)
             from_channel_minor(level, &yt[t, 0, 0], Po, Cp, C, &y[n, 0, 0], &scratch[t, 0])
         return
-    for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
-        to_channel_minor(level, &x[n, 0, 0], C, P, &xt[n, 0, 0], Cp)
+    # fewer images than threads: the transposes too are split, by chunks of pixels
+    cdef Py_ssize_t pin = pixel_chunk(P, threads), pout = pixel_chunk(Po, threads), p0
+    for item in prange(N * threads, nogil=True, schedule="dynamic", num_threads=team(threads)):
+        n = item // threads
+        p0 = (item % threads) * pin
+        if p0 < P:
+            fc_ocvec_transpose(level, &x[n, 0, 0] + p0, C, min(pin, P - p0), P, &xt[n, 0, 0] + p0 * Cp,
+                               Cp, Cp)
     for item in prange(N * blocks, nogil=True, schedule="dynamic", num_threads=team(threads)):
         n = item // blocks
         r0 = (item % blocks) * rows_per_item
         r1 = min(r0 + rows_per_item, Ho)
         rows_forward(level, G, &xt[n, 0, 0], &wt[0, 0], &bias[0], &yt[n, 0, 0], Cp, H, W, Ho, Wo,
                      kh, kw, sh, sw, ph, pw, dh, dw, r0, r1)
-    for n in prange(N, nogil=True, schedule="dynamic", num_threads=team(threads)):
-        from_channel_minor(level, &yt[n, 0, 0], Po, Cp, C, &y[n, 0, 0],
-                           &scratch[threadid(), 0])
+    for item in prange(N * threads, nogil=True, schedule="dynamic", num_threads=team(threads)):
+        n = item // threads
+        p0 = (item % threads) * pout
+        if p0 < Po:
+            from_channel_minor_rows(level, &yt[n, 0, 0] + p0 * Cp, min(pout, Po - p0), Cp, C,
+                                    &y[n, 0, 0] + p0, Po, &scratch[threadid(), 0])
 
 
 def channel_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy, const float[:, ::1] wt,

@@ -50,11 +50,13 @@ def memoized_plan(plan):
     return planned
 
 
-def threads_for(flops: float) -> int:
-    """OpenMP threads worth using for a kernel call of ``flops`` multiply-adds×2."""
+def threads_for(flops: float, flop_cost: float = 1.0) -> int:
+    """OpenMP threads worth using for a kernel call of ``flops`` multiply-adds×2, each taking
+    ``flop_cost`` times a dense GEMM flop's time (memory-bound loops: above 1)."""
     threads = _omp.get_max_threads()
-    if threads > 1 and flops < MIN_FLOPS_PER_THREAD * threads:
-        return max(1, int(flops // MIN_FLOPS_PER_THREAD))
+    work = flops * flop_cost
+    if threads > 1 and work < MIN_FLOPS_PER_THREAD * threads:
+        return max(1, int(work // MIN_FLOPS_PER_THREAD))
     return threads
 
 

@@ -19,8 +19,13 @@ def _is_depthwise(problem: ConvProblem) -> bool:
     return problem.weight_shape[1] == 1 and problem.geometry.groups == problem.in_channels
 
 
+# A depthwise flop takes about this many dense-GEMM flops' time (one multiply-add per loaded
+# value, plus the channel-minor transposes): its calls are worth splitting at fewer flops.
+FLOP_COST = 6.0
+
+
 def _threads(problem: ConvProblem) -> int:
-    return threads_for(problem.flops)
+    return threads_for(problem.flops, FLOP_COST)
 
 
 class DepthwisePlanesPath(ConvPath):
