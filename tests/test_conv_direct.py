@@ -13,6 +13,7 @@ from fastconv.autograd import gradcheck
 from fastconv.nn.functional import conv as conv_module
 import _conv_paths as cp
 from fastconv.nn.functional.conv import Conv2dFunction
+from fastconv.nn.functional.conv import common as conv_common
 from test_conv_small import reference
 
 
@@ -79,7 +80,11 @@ def test_direct_matches_reference(cfg, seed):
     b = fc.tensor(b_np, requires_grad=bool(cfg["needs"][2])) if has_bias else None
     previous = fc.get_num_threads()
     fc.set_num_threads(cfg["threads"])
+    patch = pytest.MonkeyPatch()
     try:
+        # 2 threads on these small shapes for real: images in a prange, or at fewer images than
+        # threads each image's columns split (where there is more than a block of them)
+        patch.setattr(conv_common, "MIN_FLOPS_PER_THREAD", 0)
         y = F.conv2d(x, w, b, padding=cfg["padding"], dilation=cfg["dilation"])
         assert y.grad_fn is None or y.grad_fn.path == "implicit"
         y_ref, grads = reference_asymmetric(x_np, w_np, b_np, cfg["pads"], cfg["dilation"])
@@ -94,6 +99,7 @@ def test_direct_matches_reference(cfg, seed):
                 elif t is not None:
                     assert t.grad is None
     finally:
+        patch.undo()
         fc.set_num_threads(previous)
 
 
@@ -193,14 +199,16 @@ def test_direct_declarations(needs):
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_direct_workspace_matches_tracemalloc(threads):
+@pytest.mark.parametrize("threads, batch", [(1, 4), (2, 4), (2, 1)])
+def test_direct_workspace_matches_tracemalloc(threads, batch, monkeypatch):
     """The declared transient bytes of forward and backward are what numpy allocates beyond the
-    output and the gradients."""
+    output and the gradients (at batch 1 on 2 threads: the forward's split columns, a scratch
+    row per thread)."""
+    monkeypatch.setattr(conv_common, "MIN_FLOPS_PER_THREAD", 0)
     rng = np.random.default_rng(7)
-    shapes = ((4, 3, 11, 9), (5, 3, 3, 3), (5,))
+    shapes = ((batch, 3, 11, 9), (5, 3, 3, 3), (5,))
     x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in shapes)
-    dy = rng.standard_normal((4, 5, 11, 9)).astype(np.float32)
+    dy = rng.standard_normal((batch, 5, 11, 9)).astype(np.float32)
     previous = fc.get_num_threads()
     fc.set_num_threads(threads)
     try:

@@ -385,28 +385,84 @@ cdef void shifted_copies(const floating* x, const Shape* s, floating* v) noexcep
     memset(v + s.kw * size, 0, SLACK * sizeof(floating))
 
 
+cdef void shifted_rows(const floating* x, const Shape* s, floating* v, Py_ssize_t a,
+                       Py_ssize_t b) noexcept nogil:
+    """Rows [a, b) of every plane of ``shifted_copies``' v (the rows a block of output rows
+    reads), and its SLACK zeros: what one thread needs for its chunk of columns."""
+    cdef Py_ssize_t j, c, size = s.C * s.Hp * s.Wo, plane = s.Hp * s.Wo
+    cdef Py_ssize_t src0 = max(a - s.ph, 0), src1 = min(b - s.ph, s.H)
+    cdef Py_ssize_t rows = max(src1 - src0, 0), top = src0 + s.ph - a
+    for j in range(s.kw):
+        for c in range(s.C):
+            if floating is float:
+                fc_pad_f(x + (c * s.H + src0) * s.W, 1, rows, s.W, top, s.pw - j * s.dw, b - a,
+                         s.Wo, v + j * size + c * plane + a * s.Wo)
+            else:
+                fc_pad_d(x + (c * s.H + src0) * s.W, 1, rows, s.W, top, s.pw - j * s.dw, b - a,
+                         s.Wo, v + j * size + c * plane + a * s.Wo)
+    memset(v + s.kw * size, 0, SLACK * sizeof(floating))
+
+
+cdef bint splits_columns(Py_ssize_t N, Py_ssize_t L, int num_threads, bint parallel) noexcept nogil:
+    """Whether the forward splits each image's columns across the threads (fewer images than
+    threads, more than one block of columns): then each thread has a scratch row too."""
+    return not parallel and num_threads > 1 and L > fc_block_columns(sizeof(float))
+
+
+def forward_buffers(Py_ssize_t N, Py_ssize_t out_h, Py_ssize_t out_w, int num_threads, bint parallel):
+    """Scratch rows of ``direct_forward``: one per thread when images run in a prange or the
+    threads split each image's columns, else one."""
+    return max(num_threads, 1) if parallel or splits_columns(N, out_h * out_w, num_threads, parallel) else 1
+
+
 cdef void forward_image(const floating* x, const floating* w, const floating* bias, floating* y,
                         floating* scratch, const Py_ssize_t* off, const Shape* s) noexcept nogil:
     """y (K, Ho·Wo) = w·cols + bias for one image: whole blocks of columns straight into y, a
     last partial block through the tail buffer."""
-    cdef floating* v = scratch
-    cdef floating* tail = scratch + copies_size(s) + SLACK
-    cdef Py_ssize_t block = fc_block_columns(sizeof(floating)), full = s.L - s.L % block
-    shifted_copies(x, s, v)
-    if full > 0:
-        direct_nn(s.K, s.T, full, w, s.T, 1, v, off, bias, y, s.L)
-    if full < s.L:
+    shifted_copies(x, s, scratch)
+    forward_columns(scratch, w, bias, y, scratch + copies_size(s) + SLACK, off, s, 0, s.L)
+
+
+cdef void forward_columns(const floating* v, const floating* w, const floating* bias, floating* y,
+                          floating* tail, const Py_ssize_t* off, const Shape* s, Py_ssize_t c0,
+                          Py_ssize_t c1) noexcept nogil:
+    """Columns [c0, c1) of y (K, Ho·Wo) from the shifted copies v: whole blocks of columns
+    straight into y, a last partial block (only where c1 is the row's end) through ``tail``."""
+    cdef Py_ssize_t block = fc_block_columns(sizeof(floating))
+    cdef Py_ssize_t full = c1 - (c1 - c0) % block
+    if full > c0:
+        direct_nn(s.K, s.T, full - c0, w, s.T, 1, v + c0, off, bias, y + c0, s.L)
+    if full < c1:
         direct_nn(s.K, s.T, block, w, s.T, 1, v + full, off, bias, tail, SLACK)
-        crop_rows(tail, s.K, 1, s.L - full, SLACK, SLACK, y + full, s.L)
+        crop_rows(tail, s.K, 1, c1 - full, SLACK, SLACK, y + full, s.L)
 
 
 cdef void forward_all(const floating* x, const floating* w, const floating* bias, floating* y,
                       floating* work, Py_ssize_t stride, Py_ssize_t N, const Py_ssize_t* off,
                       const Shape* s, bint parallel, int num_threads) noexcept nogil:
-    cdef Py_ssize_t n, xs = s.C * s.H * s.W, ys = s.K * s.Ho * s.Wo
+    cdef Py_ssize_t n, xs = s.C * s.H * s.W, ys = s.K * s.Ho * s.Wo, t, chunk, c0, c1
+    cdef Py_ssize_t block = fc_block_columns(sizeof(floating))
+    cdef floating* own
     if parallel:
         for n in prange(N, schedule='dynamic', num_threads=team(num_threads)):
             forward_image(x + n * xs, w, bias, y + n * ys, work + threadid() * stride, off, s)
+    elif splits_columns(N, s.L, num_threads, parallel):
+        # fewer images than threads: each image's columns in chunks of whole blocks (only the
+        # last chunk has a partial block), each thread copying the rows its chunk reads into
+        # its own scratch (read from the other core's cache, the copies cost more than making
+        # them again)
+        chunk = (s.L + num_threads - 1) // num_threads
+        chunk = (chunk + block - 1) // block * block
+        for n in range(N):
+            for t in prange(num_threads, schedule='static', num_threads=team(num_threads)):
+                c0 = t * chunk
+                if c0 < s.L:
+                    c1 = min(c0 + chunk, s.L)
+                    own = work + t * stride
+                    shifted_rows(x + n * xs, s, own, c0 // s.Wo,
+                                 min((c1 + s.Wo - 1) // s.Wo + (s.kh - 1) * s.dh, s.Hp))
+                    forward_columns(own, w, bias, y + n * ys, own + copies_size(s) + SLACK, off, s,
+                                    c0, c1)
     else:
         for n in range(N):
             forward_image(x + n * xs, w, bias, y + n * ys, work, off, s)
@@ -429,7 +485,8 @@ def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, P
     check_array(w, typenum, (K, s.T), op, "w")
     if bias is not None:
         check_array(bias, typenum, (K,), op, "bias")
-    cdef Py_ssize_t buffers = max(num_threads, 1) if parallel else 1, stride = forward_scratch(&s)
+    cdef Py_ssize_t buffers = forward_buffers(N, out_h, out_w, num_threads, parallel)
+    cdef Py_ssize_t stride = forward_scratch(&s)
     cdef cnp.ndarray y = new_array((N, K, out_h, out_w), typenum, False)
     if N == 0 or K == 0:
         return y

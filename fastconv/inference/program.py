@@ -913,7 +913,7 @@ def _conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bi
     elif path == "implicit":
         plan = path_implicit.direct_plan(tuple(image), k, g)
         threads = plan.threads
-        work = plan.buffers * plan.forward
+        work = plan.forward_buffers * plan.forward
         ints = [n, c, h, w, k, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, ho, wo, int(plan.parallel), plan.forward,
                 0, 0, 0, 0, 0, out]
         consts = [weight.reshape(k, -1), bias]

@@ -38,6 +38,8 @@ class DirectPlan(NamedTuple):
     forward: int          # forward scratch elements per buffer
     backward: int         # backward scratch elements per buffer
     filter: int           # elements of the dX pass's rotated filter
+    forward_buffers: int  # forward scratch rows: one per thread also when the threads split
+                          # each image's columns (fewer images than threads)
 
 
 @memoized_plan
@@ -49,7 +51,7 @@ def direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool =
     fwd, bwd, filt = _direct.workspace_elements(c, h, w, out_channels, g.kh, g.kw, g.dh, g.dw,
                                                 g.out_h, g.out_w, need_dx, need_dw)
     return DirectPlan(out_channels * c * g.kh * g.kw, threads, parallel, threads if parallel else 1,
-                      fwd, bwd, filt)
+                      fwd, bwd, filt, _direct.forward_buffers(n, g.out_h, g.out_w, threads, parallel))
 
 
 class ImplicitPath(ConvPath):
@@ -105,7 +107,7 @@ class ImplicitPath(ConvPath):
         k, g, itemsize = problem.out_channels, problem.geometry, problem.itemsize
         if pass_ == "forward":
             plan = direct_plan(problem.image_shape, k, g)
-            return plan.buffers * plan.forward * itemsize
+            return plan.forward_buffers * plan.forward * itemsize
         need_dx = pass_ == "grad_input"
         plan = direct_plan(problem.image_shape, k, g, need_dx, not need_dx)
         partials = (plan.buffers * (plan.weight_size + (k if need_db else 0))

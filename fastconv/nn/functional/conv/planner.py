@@ -110,24 +110,28 @@ def pass_threads(problem: ConvProblem, pass_: str) -> int:
     return _omp.get_max_threads()
 
 
-@contextlib.contextmanager
-def planned_threads(problem: ConvProblem, pass_: str):
-    """Within the block, the calling thread's kernels use the threads the pass's plan runs on:
+class _Serial:
+    """Within the block, cap the calling thread's kernel calls at one thread when ``on`` (a
+    class, not a generator context manager: it sits on the batch-1 hot path)."""
+
+    __slots__ = ("on", "previous")
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __enter__(self):
+        if self.on:
+            self.previous = _omp.set_thread_cap(1)
+
+    def __exit__(self, *exc):
+        if self.on:
+            _omp.set_thread_cap(self.previous)
+
+
+def planned_threads(problem: ConvProblem, pass_: str) -> _Serial:
+    """A context in which the calling thread's kernels use the threads the pass's plan runs on:
     memory declarations (workspaces depend on the thread count) see what the run allocates."""
-    with _serial(pass_threads(problem, pass_) == 1 and _omp.get_max_threads() > 1):
-        yield
-
-
-@contextlib.contextmanager
-def _serial(on: bool):
-    if not on:
-        yield
-        return
-    previous = _omp.set_thread_cap(1)
-    try:
-        yield
-    finally:
-        _omp.set_thread_cap(previous)
+    return _Serial(pass_threads(problem, pass_) == 1 and _omp.get_max_threads() > 1)
 
 
 def run(problem: ConvProblem, pass_: str, execute: Callable):
@@ -143,13 +147,10 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
     key = (problem, _omp.get_max_threads(), pass_)
     entry = _PLANS.get(key)
     if entry is not None and entry[0] not in settings.disabled:
-        if not entry[2]:  # (no context manager on the hot path: it costs µs per call at batch 1)
+        if not entry[2]:
             return entry[0], execute(registry.get(entry[0]))
-        previous = _omp.set_thread_cap(1)
-        try:
+        with _Serial(True):
             return entry[0], execute(registry.get(entry[0]))
-        finally:
-            _omp.set_thread_cap(previous)
     if not settings.benchmark:
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
@@ -173,7 +174,7 @@ def _measure(key, candidates, execute: Callable, unlikely=(), serial=False):
     while active:
         for candidate in active:
             path, one_thread = candidate
-            with _serial(one_thread):
+            with _Serial(one_thread):
                 t0 = time.perf_counter()
                 result = execute(path)
                 elapsed = time.perf_counter() - t0
