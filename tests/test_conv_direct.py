@@ -114,7 +114,12 @@ def test_every_variant_matches_reference(level):
         for shape, k, kernel, padding in [((1, 1, 1, 1), 1, (1, 1), (0, 0)), ((2, 2, 5, 7), 3, (3, 3), (1, 1)),
                                           ((1, 3, 10, 13), 5, (3, 3), (1, 1)), ((3, 4, 9, 11), 7, (2, 3), (1, 1)),
                                           ((1, 5, 13, 10), 33, (3, 3), (2, 2)), ((2, 3, 4, 33), 16, (1, 3), (0, 1)),
-                                          ((1, 3, 32, 32), 16, (3, 3), (1, 1))]:
+                                          ((1, 3, 32, 32), 16, (3, 3), (1, 1)),
+                                          # rows of 1–3 whole vectors (the narrow tiles: 8 rows and
+                                          # a remainder), 1×1 on small images as MobileNet's tail
+                                          ((1, 40, 4, 4), 19, (1, 1), (0, 0)), ((1, 9, 4, 8), 8, (1, 1), (0, 0)),
+                                          ((2, 17, 6, 8), 27, (1, 1), (0, 0)), ((1, 6, 2, 4), 11, (1, 1), (0, 0)),
+                                          ((1, 5, 4, 4), 9, (3, 3), (1, 1))]:
             for dt in (np.float32, np.float64):
                 arrays = (rng.standard_normal(shape).astype(dt),
                           rng.standard_normal((k, shape[1], *kernel)).astype(dt), rng.standard_normal(k).astype(dt))

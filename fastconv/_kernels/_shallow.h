@@ -80,8 +80,9 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
 
 /* C[m, p] = init + sum_t A[m*as_m + t*as_t] * ROW(t)[p]  (m < M, p < L, t < T);
    init = bias[m] (bias != NULL), C[m, p] (accumulate != 0) or 0. Blocks of 4 vectors of
-   columns, three or two rows at a time, then a last single row, all in registers; columns past
-   the last full block one row at a time (the direct kernels pad their rows so this never runs). */
+   columns, three or two rows at a time, then a last single row, all in registers; a last block
+   of 1–3 whole vectors in tiles of 8 rows × 1 vector; other columns past the last full block
+   one row at a time (the direct kernels pad their rows so this never runs). */
 #define FC_NN_TILE_INIT(VT, c, m, x0, x1, x2, x3)                                           \
     if (accumulate) {                                                                        \
         x0 = FC_LD(VT, c); x1 = FC_LD(VT, c + VL); x2 = FC_LD(VT, c + 2 * VL); x3 = FC_LD(VT, c + 3 * VL); \
@@ -188,6 +189,37 @@ static Py_ssize_t fc_block_columns(size_t real_size) {
                 FC_NN_TILE_STORE(VT, c0, x0, x1, x2, x3)                                     \
                 m++;                                                                         \
             }                                                                                \
+        } else if (r % VL == 0) {                                                            \
+            /* 1–3 whole vectors of columns (a 4×4 image is one): tiles of 8 rows × 1 vector, \
+               each B vector loaded once for 8 FMAs, not a 4-vector block mostly dropped */   \
+            for (Py_ssize_t q0 = p0; q0 < p0 + r; q0 += VL) {                                \
+                Py_ssize_t mm = 0;                                                           \
+                for (; M - mm >= 8; mm += 8) {                                               \
+                    const REAL* a0 = A + mm * as_m;                                          \
+                    REAL* c0 = C + mm * ldc + q0;                                            \
+                    VT s[8];                                                                 \
+                    for (int i = 0; i < 8; i++) {                                            \
+                        if (accumulate) s[i] = FC_LD(VT, c0 + i * ldc);                      \
+                        else s[i] = (VT){0} + (bias ? bias[mm + i] : 0);                     \
+                    }                                                                        \
+                    for (Py_ssize_t t = 0; t < T; t++) {                                     \
+                        VT v = FC_LD(VT, ROW(t) + q0); FC_KEEP(v);                           \
+                        const REAL* at = a0 + t * as_t;                                      \
+                        for (int i = 0; i < 8; i++) s[i] += at[i * as_m] * v;                \
+                    }                                                                        \
+                    for (int i = 0; i < 8; i++) FC_ST(VT, c0 + i * ldc, s[i]);               \
+                }                                                                            \
+                for (; mm < M; mm++) {                                                       \
+                    const REAL* a0 = A + mm * as_m;                                          \
+                    REAL* c0 = C + mm * ldc + q0;                                            \
+                    VT x;                                                                    \
+                    if (accumulate) x = FC_LD(VT, c0);                                       \
+                    else x = (VT){0} + (bias ? bias[mm] : 0);                                \
+                    for (Py_ssize_t t = 0; t < T; t++) x += a0[t * as_t] * FC_LD(VT, ROW(t) + q0); \
+                    FC_ST(VT, c0, x);                                                        \
+                }                                                                            \
+            }                                                                                \
+            m = M;                                                                           \
         }                                                                                    \
         for (; m < M; m++) {                                                                 \
             const REAL* a = A + m * as_m;                                                    \

@@ -266,8 +266,9 @@ cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t block) noexcept nogil:
 
 
 cdef inline Py_ssize_t computed(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
-    """Columns the loops compute for n wanted: whole blocks of the dispatched variant."""
-    return round_up(n, fc_block_columns(itemsize))
+    """Columns the loops compute for n wanted: whole vectors of the dispatched variant (whole
+    blocks, then the narrow tiles' 1–3 vectors)."""
+    return round_up(n, fc_block_columns(itemsize) // 4)
 
 
 cdef inline Py_ssize_t dx_columns(const Shape* s) noexcept nogil:
@@ -427,13 +428,17 @@ cdef void forward_columns(const floating* v, const floating* w, const floating* 
                           floating* tail, const Py_ssize_t* off, const Shape* s, Py_ssize_t c0,
                           Py_ssize_t c1) noexcept nogil:
     """Columns [c0, c1) of y (K, Ho·Wo) from the shifted copies v: whole blocks of columns
-    straight into y, a last partial block (only where c1 is the row's end) through ``tail``."""
-    cdef Py_ssize_t block = fc_block_columns(sizeof(floating))
+    straight into y; a last partial block (only where c1 is the row's end) in whole vectors (the
+    loops' narrow tiles), straight into y when it is whole vectors, else through ``tail`` (its
+    last vector reads into the next plane or the slack, and those columns are dropped)."""
+    cdef Py_ssize_t block = fc_block_columns(sizeof(floating)), vector = block // 4
     cdef Py_ssize_t full = c1 - (c1 - c0) % block
     if full > c0:
         direct_nn(s.K, s.T, full - c0, w, s.T, 1, v + c0, off, bias, y + c0, s.L)
-    if full < c1:
-        direct_nn(s.K, s.T, block, w, s.T, 1, v + full, off, bias, tail, SLACK)
+    if full < c1 and (c1 - full) % vector == 0:
+        direct_nn(s.K, s.T, c1 - full, w, s.T, 1, v + full, off, bias, y + full, s.L)
+    elif full < c1:
+        direct_nn(s.K, s.T, round_up(c1 - full, vector), w, s.T, 1, v + full, off, bias, tail, SLACK)
         crop_rows(tail, s.K, 1, c1 - full, SLACK, SLACK, y + full, s.L)
 
 
