@@ -386,6 +386,20 @@ cdef void shifted_copies(const floating* x, const Shape* s, floating* v) noexcep
     memset(v + s.kw * size, 0, SLACK * sizeof(floating))
 
 
+cdef void shifted_channels(const floating* x, const Shape* s, floating* v, Py_ssize_t c0,
+                           Py_ssize_t c1) noexcept nogil:
+    """Channels [c0, c1) of ``shifted_copies``' v (at their places in it), and its SLACK zeros."""
+    cdef Py_ssize_t j, size = s.C * s.Hp * s.Wo, plane = s.Hp * s.Wo
+    for j in range(s.kw):
+        if floating is float:
+            fc_pad_f(x + c0 * s.H * s.W, c1 - c0, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hp, s.Wo,
+                     v + j * size + c0 * plane)
+        else:
+            fc_pad_d(x + c0 * s.H * s.W, c1 - c0, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hp, s.Wo,
+                     v + j * size + c0 * plane)
+    memset(v + s.kw * size, 0, SLACK * sizeof(floating))
+
+
 cdef void shifted_rows(const floating* x, const Shape* s, floating* v, Py_ssize_t a,
                        Py_ssize_t b) noexcept nogil:
     """Rows [a, b) of every plane of ``shifted_copies``' v (the rows a block of output rows
@@ -408,6 +422,19 @@ cdef bint splits_columns(Py_ssize_t N, Py_ssize_t L, int num_threads, bint paral
     """Whether the forward splits each image's columns across the threads (fewer images than
     threads, more than one block of columns): then each thread has a scratch row too."""
     return not parallel and num_threads > 1 and L > fc_block_columns(sizeof(float))
+
+
+cdef bint splits_channels(Py_ssize_t C, int num_threads, bint parallel) noexcept nogil:
+    """Whether the backward splits each image's input channels across the threads (fewer images
+    than threads, at least one channel per thread): then each thread has a scratch row too."""
+    return not parallel and num_threads > 1 and C >= num_threads
+
+
+def backward_buffers(Py_ssize_t C, int num_threads, bint parallel):
+    """Scratch rows of ``direct_backward``: one per thread when images run in a prange or the
+    threads split each image's channels, else one (dW/db partials: one per thread only when
+    images run in a prange)."""
+    return max(num_threads, 1) if parallel or splits_channels(C, num_threads, parallel) else 1
 
 
 def forward_buffers(Py_ssize_t N, Py_ssize_t out_h, Py_ssize_t out_w, int num_threads, bint parallel):
@@ -536,31 +563,33 @@ cdef void rotated_transpose(const floating* w, const Shape* s, floating* wt) noe
 cdef void backward_image(const floating* x, const floating* wt, const floating* dy, floating* dx,
                          floating* dw_acc, floating* db_acc, floating* scratch,
                          const Py_ssize_t* off_x, const Py_ssize_t* off_dy, const Shape* s,
-                         bint need_dx, bint need_dw) noexcept nogil:
-    """One image: dw_acc (K, C·kh·kw) += dY·colsᵀ, db_acc (unless NULL) += dY's row sums,
-    dx = the rotated filter's convolution of padded dY.
+                         bint need_dx, bint need_dw, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """One image, input channels [c0, c1) (all of them: [0, C)): dw_acc (K, C·kh·kw) += dY·colsᵀ
+    in those channels' columns, db_acc (unless NULL) += dY's row sums, those channels of dx =
+    the rotated filter's convolution of padded dY.
 
     dW reads dY as it is against the forward's shifted copies of x (tap (c, i, j)'s row of the
     column matrix is a contiguous Ho·Wo run of copy j), so its sums run over exactly the Ho·Wo
     pixels. Against a padded x they ran over (Ho − 1)·Wp + Wo, wasting the zero columns between
     rows (6 % of the 1×3×32×32→16 dW loop, 25 % at Wo = 8) and, without dX, needing dY widened."""
     cdef Frame f
-    cdef Py_ssize_t T = s.C * s.kh * s.kw
+    cdef Py_ssize_t taps = s.kh * s.kw, T = s.C * taps, cols = dx_columns(s)
     cdef Py_ssize_t top = s.dh * (s.kh - 1) - s.ph, left = s.dw * (s.kw - 1) - s.pw
     cdef floating* xv = scratch
     cdef floating* dyp = scratch + (copies_size(s) + SLACK if need_dw else 0)
     cdef floating* rest = dyp + (s.K * s.Hq * s.Wq + SLACK if need_dx else 0)
     if need_dw:
-        shifted_copies(x, s, xv)
-        direct_nt(s.K, T, s.L, dy, s.L, xv, off_x, dw_acc, T, db_acc)
+        shifted_channels(x, s, xv, c0, c1)
+        direct_nt(s.K, (c1 - c0) * taps, s.L, dy, s.L, xv, off_x + c0 * taps, dw_acc + c0 * taps,
+                  T, db_acc)
     if need_dx:
         f.C = s.K; f.H = s.Ho; f.W = s.Wo; f.top = top; f.left = left; f.Hp = s.Hq; f.Wp = s.Wq
         pad_into(dy, &f, dyp)
         memset(dyp + s.K * s.Hq * s.Wq, 0, SLACK * sizeof(floating))
-        T = s.K * s.kh * s.kw
-        direct_nn(s.C, T, computed((s.H - 1) * s.Wq + s.W, sizeof(floating)), wt, T, 1, dyp,
-                  off_dy, NULL, rest, dx_columns(s))
-        crop_rows(rest, s.C, s.H, s.W, s.Wq, dx_columns(s), dx, s.H * s.W)
+        T = s.K * taps
+        direct_nn(c1 - c0, T, computed((s.H - 1) * s.Wq + s.W, sizeof(floating)), wt + c0 * T, T, 1,
+                  dyp, off_dy, NULL, rest + c0 * cols, cols)
+        crop_rows(rest + c0 * cols, c1 - c0, s.H, s.W, s.Wq, cols, dx + c0 * s.H * s.W, s.H * s.W)
 
 
 cdef void backward_all(const floating* x, const floating* w, const floating* dy, floating* dx,
@@ -583,12 +612,23 @@ cdef void backward_all(const floating* x, const floating* w, const floating* dy,
                                dx + n * image if need_dx else NULL,
                                dw_parts + p * size if need_dw else NULL,
                                db_parts + p * s.K if db_parts != NULL else NULL,
-                               work + t * stride, off_x, off_dy, s, need_dx, need_dw)
+                               work + t * stride, off_x, off_dy, s, need_dx, need_dw, 0, s.C)
+    elif splits_channels(s.C, num_threads, parallel):
+        # fewer images than threads: each image's input channels in contiguous partitions (dW's
+        # columns and dX's rows of those channels: disjoint outputs, no partial sums), each
+        # partition copying what it reads into its own scratch; partition 0 sums db
+        for n in range(N):
+            for p in prange(num_threads, schedule='static', num_threads=team(num_threads)):
+                backward_image(x + n * image if need_dw else NULL, wt, dy + n * out,
+                               dx + n * image if need_dx else NULL, dw_parts,
+                               db_parts if p == 0 else NULL, work + p * stride, off_x, off_dy, s,
+                               need_dx, need_dw, part_begin(p, num_threads, s.C),
+                               part_begin(p + 1, num_threads, s.C))
     else:
         for n in range(N):
             backward_image(x + n * image if need_dw else NULL, wt, dy + n * out,
                            dx + n * image if need_dx else NULL, dw_parts, db_parts, work,
-                           off_x, off_dy, s, need_dx, need_dw)
+                           off_x, off_dy, s, need_dx, need_dw, 0, s.C)
 
 
 cdef void sum_rows(const floating* parts, Py_ssize_t rows, Py_ssize_t size,
@@ -640,7 +680,7 @@ def direct_backward(x, w, dy, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int kh, 
         dw_parts = new_array((buffers, size), typenum, True) if need_dw else None
         db_parts = new_array((buffers, K), typenum, True) if need_db else None
     cdef Py_ssize_t stride = backward_scratch(&s, need_dx, need_dw)
-    cdef cnp.ndarray work = new_array((buffers, stride), typenum, False)
+    cdef cnp.ndarray work = new_array((backward_buffers(C, num_threads, parallel), stride), typenum, False)
     cdef object wt = new_array((C * K * kh * kw,), typenum, False) if need_dx else None
     cdef Py_ssize_t* off_x = tap_offsets(C, kh, kw, s.Hp * s.Wo, dh * s.Wo, C * s.Hp * s.Wo)
     cdef Py_ssize_t* off_dy = tap_offsets(K, kh, kw, s.Hq * s.Wq, dh * s.Wq, dw)

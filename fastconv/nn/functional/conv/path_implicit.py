@@ -40,6 +40,8 @@ class DirectPlan(NamedTuple):
     filter: int           # elements of the dX pass's rotated filter
     forward_buffers: int  # forward scratch rows: one per thread also when the threads split
                           # each image's columns (fewer images than threads)
+    backward_buffers: int  # backward scratch rows: one per thread also when the threads split
+                           # each image's channels (fewer images than threads)
 
 
 @memoized_plan
@@ -51,7 +53,8 @@ def direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool =
     fwd, bwd, filt = _direct.workspace_elements(c, h, w, out_channels, g.kh, g.kw, g.dh, g.dw,
                                                 g.out_h, g.out_w, need_dx, need_dw)
     return DirectPlan(out_channels * c * g.kh * g.kw, threads, parallel, threads if parallel else 1,
-                      fwd, bwd, filt, _direct.forward_buffers(n, g.out_h, g.out_w, threads, parallel))
+                      fwd, bwd, filt, _direct.forward_buffers(n, g.out_h, g.out_w, threads, parallel),
+                      _direct.backward_buffers(c, threads, parallel))
 
 
 class ImplicitPath(ConvPath):
@@ -112,14 +115,14 @@ class ImplicitPath(ConvPath):
         plan = direct_plan(problem.image_shape, k, g, need_dx, not need_dx)
         partials = (plan.buffers * (plan.weight_size + (k if need_db else 0))
                     if plan.buffers > 1 and not need_dx else 0)
-        return (plan.buffers * plan.backward + (plan.filter if need_dx else 0) + partials) * itemsize
+        return (plan.backward_buffers * plan.backward + (plan.filter if need_dx else 0) + partials) * itemsize
 
     def backward_workspace_bytes(self, problem, need_db=False):
         """Bytes of the fused call computing dX and dW together."""
         k, g, itemsize = problem.out_channels, problem.geometry, problem.itemsize
         plan = direct_plan(problem.image_shape, k, g)
         partials = plan.buffers * (plan.weight_size + (k if need_db else 0)) if plan.buffers > 1 else 0
-        return (plan.buffers * plan.backward + plan.filter + partials) * itemsize
+        return (plan.backward_buffers * plan.backward + plan.filter + partials) * itemsize
 
 
 IMPLICIT = register(ImplicitPath())
