@@ -454,10 +454,11 @@ cdef void forward_image(const floating* x, const floating* w, const floating* bi
 cdef void forward_columns(const floating* v, const floating* w, const floating* bias, floating* y,
                           floating* tail, const Py_ssize_t* off, const Shape* s, Py_ssize_t c0,
                           Py_ssize_t c1) noexcept nogil:
-    """Columns [c0, c1) of y (K, Ho·Wo) from the shifted copies v: whole blocks of columns
-    straight into y; a last partial block (only where c1 is the row's end) in whole vectors (the
-    loops' narrow tiles), straight into y when it is whole vectors, else through ``tail`` (its
-    last vector reads into the next plane or the slack, and those columns are dropped)."""
+    """Columns [c0, c1) of y (K, Ho·Wo) from the shifted copies v (c0 a multiple of the vector
+    width): whole blocks of columns straight into y, the rest in whole vectors (the loops'
+    narrow tiles), straight into y when it is whole vectors, else (only where c1 is the row's
+    end) through ``tail``: its last vector reads into the next plane or the slack, and those
+    columns are dropped."""
     cdef Py_ssize_t block = fc_block_columns(sizeof(floating)), vector = block // 4
     cdef Py_ssize_t full = c1 - (c1 - c0) % block
     if full > c0:
@@ -479,12 +480,11 @@ cdef void forward_all(const floating* x, const floating* w, const floating* bias
         for n in prange(N, schedule='dynamic', num_threads=team(num_threads)):
             forward_image(x + n * xs, w, bias, y + n * ys, work + threadid() * stride, off, s)
     elif splits_columns(N, s.L, num_threads, parallel):
-        # fewer images than threads: each image's columns in chunks of whole blocks (only the
-        # last chunk has a partial block), each thread copying the rows its chunk reads into
-        # its own scratch (read from the other core's cache, the copies cost more than making
-        # them again)
-        chunk = (s.L + num_threads - 1) // num_threads
-        chunk = (chunk + block - 1) // block * block
+        # fewer images than threads: each image's columns in chunks of whole vectors (only the
+        # last chunk ends in a partial vector, through the tail), each thread copying the rows
+        # its chunk reads into its own scratch (read from the other core's cache, the copies
+        # cost more than making them again)
+        chunk = round_up((s.L + num_threads - 1) // num_threads, block // 4)
         for n in range(N):
             for t in prange(num_threads, schedule='static', num_threads=team(num_threads)):
                 c0 = t * chunk
