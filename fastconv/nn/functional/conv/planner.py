@@ -37,6 +37,9 @@ MEASURE_ALL_BELOW = 0.02
 # while the fastest call takes less than this (seconds): a short region may not pay for waking
 # the other thread and its barriers, or the other core may be taken; longer calls always do.
 MEASURE_SERIAL_BELOW = 5e-3
+# ...and one thread is kept only when at least this much faster: a wrong serial pick costs up to
+# the second core's whole share, a wrong parallel pick of so short a call a few µs.
+SERIAL_MARGIN = 0.9
 _PLAN_CACHE_SIZE = 4096
 
 
@@ -169,7 +172,8 @@ def _measure(key, candidates, execute: Callable, unlikely=(), serial=False):
     MEASURE_ALL_BELOW, and with ``serial`` the one-thread runs of the paths timed so far under
     MEASURE_SERIAL_BELOW."""
     start = time.perf_counter()
-    best, best_time, best_result = None, float("inf"), None
+    # the fastest run of each kind (False: the full team, True: one thread): time, candidate, result
+    fastest = {False: (float("inf"), None, None), True: (float("inf"), None, None)}
     active, rounds, round_ = list(candidates), MEASURE_ROUNDS, 0
     while active:
         for candidate in active:
@@ -178,10 +182,11 @@ def _measure(key, candidates, execute: Callable, unlikely=(), serial=False):
                 t0 = time.perf_counter()
                 result = execute(path)
                 elapsed = time.perf_counter() - t0
-            if elapsed < best_time:
-                best, best_time, best_result = candidate, elapsed, result
+            if elapsed < fastest[one_thread][0]:
+                fastest[one_thread] = (elapsed, candidate, result)
             result = None
         round_ += 1
+        best_time = min(fastest[False][0], fastest[True][0])
         joining = []
         if unlikely and best_time < MEASURE_ALL_BELOW:
             joining, unlikely = list(unlikely), ()
@@ -194,10 +199,13 @@ def _measure(key, candidates, execute: Callable, unlikely=(), serial=False):
         if len(active) == 1 or round_ >= MEASURE_REPEATS + rounds - MEASURE_ROUNDS or (
                 round_ >= rounds and best_time >= MEASURE_REPEAT_BELOW):
             break
+    one = fastest[True][0] < SERIAL_MARGIN * fastest[False][0]
+    _, best, best_result = fastest[one]
+    fastest = None
     if len(_PLANS) >= _PLAN_CACHE_SIZE:
         _PLANS.clear()
     best_name = best[0].name
-    _PLANS[key] = (best_name, "measured", best[1])
+    _PLANS[key] = (best_name, "measured", one)
     stats["measure_seconds"] += time.perf_counter() - start
     stats["measured_plans"] += 1
     return best_name, best_result
