@@ -153,6 +153,7 @@ def config() -> dict:
         "openmp": _omp.openmp_enabled(),
         "openmp_threads": get_num_threads(),
         "openmp_wait": _kernels.OPENMP_WAIT_POLICY,
+        "allocator": _kernels.ALLOCATOR_POLICY,
         "openmp_threads_now": min(get_num_threads(), _omp.load_cap()[0]),
         "other_cpus_busy": round(_omp.load_cap()[1], 2),
         "cpu_count": _default_threads(),
@@ -184,6 +185,7 @@ def show_config() -> None:
           f" (cpus available: {c['cpu_count']})")
     print(f"         now: {c['openmp_threads_now']} (other processes keep {c['other_cpus_busy']:.2f} CPUs busy);"
           f" wait policy: {c['openmp_wait']}")
+    print(f"memory   large arrays: {c['allocator']}")
     print(f"sgemm    {c['sgemm']} (float32 products; float64 always on BLAS)")
     print(f"tape     {c['tape']} (autograd, Tensor and nn.functional modules)")
     if not c["blas"]:
