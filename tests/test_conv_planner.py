@@ -260,6 +260,45 @@ def test_serial_variant_wins_where_one_thread_is_faster(rng, tmp_path, monkeypat
         fc.set_num_threads(previous)
 
 
+def test_passes_follow_the_load_outside_deterministic_mode(rng, monkeypatch):
+    """While other processes leave fewer CPUs than the thread setting (the load governor's cap),
+    a pass runs the plan of the threads it gets, not the setting's plan on fewer threads;
+    deterministic mode keeps the setting's plan whatever the load."""
+    from fastconv._kernels import _omp
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    monkeypatch.setattr(planner.settings, "serial_variants", False)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        x = rng.standard_normal((1, 8, 10, 10)).astype(np.float32)
+        w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+        with planner.force("gemm"):
+            problem = F.conv2d(fc.tensor(x, requires_grad=True), fc.tensor(w), padding=1).grad_fn.problem
+        planner.clear_plans()
+        seen = []
+
+        def execute(path):
+            seen.append(_omp.get_max_threads())
+            return path.name
+
+        monkeypatch.setattr(_omp, "load_team_cap", lambda: 1)
+        planner.run(problem, "forward", execute)
+        assert set(seen) == {1} and [r["threads"] for r in planner.plans()] == [1]
+        assert _omp.get_max_threads() == 2  # the cap ends with the pass
+        monkeypatch.setattr(planner.settings, "deterministic", True)
+        seen.clear()
+        planner.run(problem, "forward", execute)
+        assert seen == [2]
+        monkeypatch.setattr(planner.settings, "deterministic", False)
+        monkeypatch.setattr(_omp, "load_team_cap", lambda: 1 << 30)
+        seen.clear()
+        planner.run(problem, "forward", execute)
+        assert set(seen) == {2} and sorted(r["threads"] for r in planner.plans()) == [1, 2]
+    finally:
+        planner.clear_plans()
+        fc.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("text, message", [
     ("not json", "not a readable conv plan file"),
     ("[1, 2]", "not a fastconv conv plan file"),

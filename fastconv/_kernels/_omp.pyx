@@ -9,8 +9,10 @@
   partitions, partial buffers and row blocks it makes, which kernel); ``team`` is how many
   threads run those partitions. Results depend only on the plan, so a smaller team never changes
   the bits. The plan is the thread count, or in deterministic mode a fixed partition count
-  whatever the thread setting; never the load. A calling thread may cap its own calls
-  (``set_thread_cap``): the conv planner runs a pass serially where it measured that faster.
+  whatever the thread setting; never the load, except that outside deterministic mode the conv
+  planner plans its passes for the load's cap (``load_team_cap``). A calling thread may cap its
+  own calls (``set_thread_cap``): the conv planner runs a pass serially where it measured that
+  faster, or on the threads the load leaves.
 * **Load.** Every 100 ms (FC_LOAD_WINDOW_NS) the thread starting a region reads the busy time
   of this process's CPUs (``/proc/stat``) minus this process's own CPU time; CPUs that other
   processes keep busy are not given to teams (a region whose second thread shares a core with
@@ -308,6 +310,15 @@ def load_cap():
     with nogil:
         cap = fc_current_load_cap()
     return cap, fc_load_other
+
+
+def load_team_cap():
+    """The team cap of the latest load sample alone (refreshed when due; 2**30 when the load
+    governor is off): what the conv planner reads to plan a pass for the threads it will get."""
+    cdef int cap
+    with nogil:
+        cap = fc_current_load_cap()
+    return cap
 
 
 def team_size(int requested=0):

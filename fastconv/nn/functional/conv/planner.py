@@ -113,22 +113,27 @@ def pass_threads(problem: ConvProblem, pass_: str) -> int:
     return _omp.get_max_threads()
 
 
-class _Serial:
-    """Within the block, cap the calling thread's kernel calls at one thread when ``on`` (a
+class _Capped:
+    """Within the block, cap the calling thread's kernel calls at ``threads`` (0: no cap; a
     class, not a generator context manager: it sits on the batch-1 hot path)."""
 
-    __slots__ = ("on", "previous")
+    __slots__ = ("threads", "previous")
 
-    def __init__(self, on: bool):
-        self.on = on
+    def __init__(self, threads: int):
+        self.threads = threads
 
     def __enter__(self):
-        if self.on:
-            self.previous = _omp.set_thread_cap(1)
+        if self.threads:
+            self.previous = _omp.set_thread_cap(self.threads)
 
     def __exit__(self, *exc):
-        if self.on:
+        if self.threads:
             _omp.set_thread_cap(self.previous)
+
+
+def _Serial(on: bool) -> _Capped:
+    """Within the block, one thread for the calling thread's kernel calls when ``on``."""
+    return _Capped(1 if on else 0)
 
 
 def planned_threads(problem: ConvProblem, pass_: str) -> _Serial:
@@ -147,7 +152,15 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
     if _heuristic_only():
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
-    key = (problem, _omp.get_max_threads(), pass_)
+    planned = _omp.get_max_threads()
+    if planned > 1:
+        # other processes keep CPUs busy: the plan of the threads the team will get (not the
+        # plan of the setting run on fewer threads; deterministic mode, above, never does this)
+        available = _omp.load_team_cap()
+        if available < planned:
+            with _Capped(available):
+                return run(problem, pass_, execute)
+    key = (problem, planned, pass_)
     entry = _PLANS.get(key)
     if entry is not None and entry[0] not in settings.disabled:
         if not entry[2]:
