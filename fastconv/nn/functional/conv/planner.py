@@ -131,15 +131,15 @@ class _Capped:
             _omp.set_thread_cap(self.previous)
 
 
-def _Serial(on: bool) -> _Capped:
+def _one_thread(on: bool) -> _Capped:
     """Within the block, one thread for the calling thread's kernel calls when ``on``."""
     return _Capped(1 if on else 0)
 
 
-def planned_threads(problem: ConvProblem, pass_: str) -> _Serial:
+def planned_threads(problem: ConvProblem, pass_: str) -> _Capped:
     """A context in which the calling thread's kernels use the threads the pass's plan runs on:
     memory declarations (workspaces depend on the thread count) see what the run allocates."""
-    return _Serial(pass_threads(problem, pass_) == 1 and _omp.get_max_threads() > 1)
+    return _one_thread(pass_threads(problem, pass_) == 1 and _omp.get_max_threads() > 1)
 
 
 def run(problem: ConvProblem, pass_: str, execute: Callable):
@@ -165,7 +165,7 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
     if entry is not None and entry[0] not in settings.disabled:
         if not entry[2]:
             return entry[0], execute(registry.get(entry[0]))
-        with _Serial(True):
+        with _one_thread(True):
             return entry[0], execute(registry.get(entry[0]))
     if not settings.benchmark:
         name = heuristic(problem, pass_)
@@ -191,7 +191,7 @@ def _measure(key, candidates, execute: Callable, unlikely=(), serial=False):
     while active:
         for candidate in active:
             path, one_thread = candidate
-            with _Serial(one_thread):
+            with _one_thread(one_thread):
                 t0 = time.perf_counter()
                 result = execute(path)
                 elapsed = time.perf_counter() - t0
