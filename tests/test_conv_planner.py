@@ -260,6 +260,22 @@ def test_serial_variant_wins_where_one_thread_is_faster(rng, tmp_path, monkeypat
         fc.set_num_threads(previous)
 
 
+class _LoadedRuntime:
+    """``_omp`` as the planner sees it while other processes leave ``busy_cap`` CPUs: its
+    ``cap_to_load`` caps the calling thread there (the real cap, so the kernels see it)."""
+
+    def __init__(self, omp, busy_cap):
+        self._omp, self._busy_cap = omp, busy_cap
+
+    def __getattr__(self, name):
+        return getattr(self._omp, name)
+
+    def cap_to_load(self):
+        if self._omp.get_max_threads() <= self._busy_cap:
+            return -1
+        return self._omp.set_thread_cap(self._busy_cap)
+
+
 def test_passes_follow_the_load_outside_deterministic_mode(rng, monkeypatch):
     """While other processes leave fewer CPUs than the thread setting (the load governor's cap),
     a pass runs the plan of the threads it gets, not the setting's plan on fewer threads;
@@ -281,7 +297,7 @@ def test_passes_follow_the_load_outside_deterministic_mode(rng, monkeypatch):
             seen.append(_omp.get_max_threads())
             return path.name
 
-        monkeypatch.setattr(_omp, "load_team_cap", lambda: 1)
+        monkeypatch.setattr(planner, "_omp", _LoadedRuntime(_omp, busy_cap=1))
         planner.run(problem, "forward", execute)
         assert set(seen) == {1} and [r["threads"] for r in planner.plans()] == [1]
         assert _omp.get_max_threads() == 2  # the cap ends with the pass
@@ -290,7 +306,7 @@ def test_passes_follow_the_load_outside_deterministic_mode(rng, monkeypatch):
         planner.run(problem, "forward", execute)
         assert seen == [2]
         monkeypatch.setattr(planner.settings, "deterministic", False)
-        monkeypatch.setattr(_omp, "load_team_cap", lambda: 1 << 30)
+        monkeypatch.setattr(planner, "_omp", _omp)
         seen.clear()
         planner.run(problem, "forward", execute)
         assert set(seen) == {2} and sorted(r["threads"] for r in planner.plans()) == [1, 2]

@@ -75,6 +75,14 @@ def test_team_size_follows_the_request_and_the_cap(exact_teams):
 
 
 @needs_openmp
+def test_cap_to_load_changes_nothing_on_an_idle_or_ungoverned_machine(exact_teams):
+    fc.set_num_threads(2)
+    assert _omp.cap_to_load() == -1 and _omp.get_max_threads() == 2  # governor off
+    fc.set_num_threads(1)
+    assert _omp.cap_to_load() == -1
+
+
+@needs_openmp
 def test_thread_cap_binds_only_the_calling_thread(exact_teams):
     """set_thread_cap(1) makes the calling thread's calls plan for and run on one thread (what a
     serial conv plan uses); other Python threads keep the process-wide count; 0 lifts it."""
@@ -114,6 +122,18 @@ def test_load_governor_gives_one_thread_while_other_processes_fill_every_cpu():
         assert other > len(cpus) - 0.5 and cap == 1
         assert _omp.team_size() == 1 and fc.get_num_threads() == len(cpus) + 1
         assert _omp.get_max_threads() == len(cpus) + 1  # plans, hence bits, ignore the load
+        # ...except the conv planner's, outside deterministic mode: it caps its pass at the load
+        previous = _omp.cap_to_load()
+        try:
+            assert previous == 0 and _omp.get_max_threads() == 1
+        finally:
+            _omp.set_thread_cap(previous)
+        assert _omp.get_max_threads() == len(cpus) + 1
+        parts = _omp.set_deterministic_partitions(4)
+        try:
+            assert _omp.cap_to_load() == -1 and _omp.get_max_threads() == 4
+        finally:
+            _omp.set_deterministic_partitions(parts)
     finally:
         for hog in hogs:
             hog.kill()

@@ -10,7 +10,7 @@
   threads run those partitions. Results depend only on the plan, so a smaller team never changes
   the bits. The plan is the thread count, or in deterministic mode a fixed partition count
   whatever the thread setting; never the load, except that outside deterministic mode the conv
-  planner plans its passes for the load's cap (``load_team_cap``). A calling thread may cap its
+  planner plans its passes for the load's cap (``cap_to_load``). A calling thread may cap its
   own calls (``set_thread_cap``): the conv planner runs a pass serially where it measured that
   faster, or on the threads the load leaves.
 * **Load.** Every 100 ms (FC_LOAD_WINDOW_NS) the thread starting a region reads the busy time
@@ -310,6 +310,24 @@ def load_cap():
     with nogil:
         cap = fc_current_load_cap()
     return cap, fc_load_other
+
+
+def cap_to_load():
+    """Cap the calling thread's calls at the threads the load leaves when that is fewer than its
+    planned count (outside deterministic mode); returns the previous cap for ``set_thread_cap``
+    (0: none), or -1 when nothing changed. One call: the conv planner asks before every pass."""
+    cdef int load, planned, previous = fc_get_thread_cap()
+    if fc_partitions_var > 0 or not fc_openmp_enabled():
+        return -1
+    planned = min(fc_threads_var, previous)
+    if planned <= 1:
+        return -1
+    with nogil:
+        load = fc_current_load_cap()
+    if load >= planned:
+        return -1
+    fc_set_thread_cap(load)
+    return 0 if previous >= 1 << 30 else previous
 
 
 def load_team_cap():

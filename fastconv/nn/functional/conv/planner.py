@@ -152,14 +152,19 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
     if _heuristic_only():
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
-    planned = _omp.get_max_threads()
-    if planned > 1:
-        # other processes keep CPUs busy: the plan of the threads the team will get (not the
-        # plan of the setting run on fewer threads; deterministic mode, above, never does this)
-        available = _omp.load_team_cap()
-        if available < planned:
-            with _Capped(available):
-                return run(problem, pass_, execute)
+    # other processes keep CPUs busy: the plan of the threads the team will get (not the plan of
+    # the setting run on fewer threads; deterministic mode, above, never does this)
+    previous = _omp.cap_to_load()
+    if previous < 0:
+        return _run_planned(problem, pass_, execute, _omp.get_max_threads())
+    try:
+        return _run_planned(problem, pass_, execute, _omp.get_max_threads())
+    finally:
+        _omp.set_thread_cap(previous)
+
+
+def _run_planned(problem: ConvProblem, pass_: str, execute: Callable, planned: int):
+    """``run`` for a call planned for ``planned`` threads (outside forced and heuristic-only)."""
     key = (problem, planned, pass_)
     entry = _PLANS.get(key)
     if entry is not None and entry[0] not in settings.disabled:
