@@ -330,15 +330,6 @@ def cap_to_load():
     return 0 if previous >= 1 << 30 else previous
 
 
-def load_team_cap():
-    """The team cap of the latest load sample alone (refreshed when due; 2**30 when the load
-    governor is off): what the conv planner reads to plan a pass for the threads it will get."""
-    cdef int cap
-    with nogil:
-        cap = fc_current_load_cap()
-    return cap
-
-
 def team_size(int requested=0):
     """Threads an OpenMP region of the kernels runs with when planned for ``requested``
     partitions (0: the process-wide count), measured inside a real region. For tests."""
