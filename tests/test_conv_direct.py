@@ -204,16 +204,17 @@ def test_direct_declarations(needs):
     assert Conv2dFunction.saved_bytes(shapes, np.float32, needs, geometry=ctx.geometry) == ctx.saved_nbytes
 
 
-@pytest.mark.parametrize("threads, batch", [(1, 4), (2, 4), (2, 1)])
-def test_direct_workspace_matches_tracemalloc(threads, batch, monkeypatch):
+@pytest.mark.parametrize("threads, batch, k, h, w", [(1, 4, 5, 11, 9), (2, 4, 5, 11, 9), (2, 1, 5, 11, 9),
+                                                    (2, 1, 17, 6, 6)])
+def test_direct_workspace_matches_tracemalloc(threads, batch, k, h, w, monkeypatch):
     """The declared transient bytes of forward and backward are what numpy allocates beyond the
-    output and the gradients (at batch 1 on 2 threads: the forward's split columns, a scratch
-    row per thread)."""
+    output and the gradients (at batch 1 on 2 threads: the forward's split columns, or on a small
+    image its split output channels, a scratch row per thread; the backward's split channels)."""
     monkeypatch.setattr(conv_common, "MIN_FLOPS_PER_THREAD", 0)
     rng = np.random.default_rng(7)
-    shapes = ((batch, 3, 11, 9), (5, 3, 3, 3), (5,))
+    shapes = ((batch, 3, h, w), (k, 3, 3, 3), (k,))
     x, w, b = (fc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in shapes)
-    dy = rng.standard_normal((batch, 5, 11, 9)).astype(np.float32)
+    dy = rng.standard_normal((batch, k, h, shapes[0][3])).astype(np.float32)
     previous = fc.get_num_threads()
     fc.set_num_threads(threads)
     try:
@@ -242,6 +243,31 @@ def test_direct_workspace_matches_tracemalloc(threads, batch, monkeypatch):
         assert declared_bwd <= backward_peak - gradient_bytes <= declared_bwd + 4096
     finally:
         fc.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("shape, k, kernel, padding", [((1, 40, 4, 4), 19, 1, 0), ((1, 9, 8, 8), 33, 3, 1),
+                                                      ((1, 5, 3, 5), 16, 3, 1), ((2, 12, 4, 4), 24, 1, 0)])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_forward_splits_output_channels_on_small_images(shape, k, kernel, padding, dt):
+    """Fewer images than threads and at most one block of columns: the threads split the output
+    channels in whole 8-row tiles. Same bits as one thread, and the reference's values."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dt)
+    w = rng.standard_normal((k, shape[1], kernel, kernel)).astype(dt)
+    b = rng.standard_normal(k).astype(dt)
+    ho, wo = shape[2] + 2 * padding - kernel + 1, shape[3] + 2 * padding - kernel + 1
+    args = (x, w.reshape(k, -1), b, kernel, kernel, padding, padding, 1, 1, ho, wo, False)
+    previous = fc.get_num_threads()
+    fc.set_num_threads(2)
+    try:
+        assert direct_kernels.forward_buffers(shape[0], k, ho, wo, 2, False) == 2
+        one, two = direct_kernels.direct_forward(*args, 1), direct_kernels.direct_forward(*args, 2)
+    finally:
+        fc.set_num_threads(previous)
+    np.testing.assert_array_equal(one, two)
+    y_ref, _ = reference(x, w, b, (1, 1), (padding, padding), (1, 1))
+    tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(two, y_ref, **tol)
 
 
 def test_kernels_check_their_arrays():

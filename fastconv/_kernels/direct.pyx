@@ -424,6 +424,14 @@ cdef bint splits_columns(Py_ssize_t N, Py_ssize_t L, int num_threads, bint paral
     return not parallel and num_threads > 1 and L > fc_block_columns(sizeof(float))
 
 
+cdef bint splits_rows(Py_ssize_t L, Py_ssize_t K, int num_threads, bint parallel) noexcept nogil:
+    """Whether the forward splits each image's output channels across the threads instead
+    (fewer images than threads, at most one block of columns, an 8-row tile per thread or more):
+    then each thread has a scratch row too."""
+    return (not parallel and num_threads > 1 and L <= fc_block_columns(sizeof(float))
+            and K >= 8 * num_threads)
+
+
 cdef bint splits_channels(Py_ssize_t C, int num_threads, bint parallel) noexcept nogil:
     """Whether the backward splits each image's input channels across the threads (fewer images
     than threads, at least one channel per thread): then each thread has a scratch row too."""
@@ -437,10 +445,13 @@ def backward_buffers(Py_ssize_t C, int num_threads, bint parallel):
     return max(num_threads, 1) if parallel or splits_channels(C, num_threads, parallel) else 1
 
 
-def forward_buffers(Py_ssize_t N, Py_ssize_t out_h, Py_ssize_t out_w, int num_threads, bint parallel):
+def forward_buffers(Py_ssize_t N, Py_ssize_t K, Py_ssize_t out_h, Py_ssize_t out_w, int num_threads,
+                    bint parallel):
     """Scratch rows of ``direct_forward``: one per thread when images run in a prange or the
-    threads split each image's columns, else one."""
-    return max(num_threads, 1) if parallel or splits_columns(N, out_h * out_w, num_threads, parallel) else 1
+    threads split each image's columns or output channels, else one."""
+    cdef Py_ssize_t L = out_h * out_w
+    return (max(num_threads, 1) if parallel or splits_columns(N, L, num_threads, parallel)
+            or splits_rows(L, K, num_threads, parallel) else 1)
 
 
 cdef void forward_image(const floating* x, const floating* w, const floating* bias, floating* y,
@@ -448,26 +459,32 @@ cdef void forward_image(const floating* x, const floating* w, const floating* bi
     """y (K, Ho·Wo) = w·cols + bias for one image: whole blocks of columns straight into y, a
     last partial block through the tail buffer."""
     shifted_copies(x, s, scratch)
-    forward_columns(scratch, w, bias, y, scratch + copies_size(s) + SLACK, off, s, 0, s.L)
+    forward_columns(scratch, w, bias, y, scratch + copies_size(s) + SLACK, off, s, 0, s.L, 0, s.K)
 
 
 cdef void forward_columns(const floating* v, const floating* w, const floating* bias, floating* y,
                           floating* tail, const Py_ssize_t* off, const Shape* s, Py_ssize_t c0,
-                          Py_ssize_t c1) noexcept nogil:
-    """Columns [c0, c1) of y (K, Ho·Wo) from the shifted copies v (c0 a multiple of the vector
-    width): whole blocks of columns straight into y, the rest in whole vectors (the loops'
-    narrow tiles), straight into y when it is whole vectors, else (only where c1 is the row's
-    end) through ``tail``: its last vector reads into the next plane or the slack, and those
-    columns are dropped."""
+                          Py_ssize_t c1, Py_ssize_t k0, Py_ssize_t k1) noexcept nogil:
+    """Columns [c0, c1) of output channels [k0, k1) of y (K, Ho·Wo) from the shifted copies v
+    (c0 a multiple of the vector width): whole blocks of columns straight into y, the rest in
+    whole vectors (the loops' narrow tiles), straight into y when it is whole vectors, else
+    (only where c1 is the row's end) through ``tail`` (K × SLACK): its last vector reads into
+    the next plane or the slack, and those columns are dropped."""
     cdef Py_ssize_t block = fc_block_columns(sizeof(floating)), vector = block // 4
-    cdef Py_ssize_t full = c1 - (c1 - c0) % block
+    cdef Py_ssize_t full = c1 - (c1 - c0) % block, m = k1 - k0
+    cdef const floating* wk = w + k0 * s.T
+    cdef const floating* bk = bias + k0 if bias != NULL else NULL
+    cdef floating* yk = y + k0 * s.L
+    if m <= 0:
+        return
     if full > c0:
-        direct_nn(s.K, s.T, full - c0, w, s.T, 1, v + c0, off, bias, y + c0, s.L)
+        direct_nn(m, s.T, full - c0, wk, s.T, 1, v + c0, off, bk, yk + c0, s.L)
     if full < c1 and (c1 - full) % vector == 0:
-        direct_nn(s.K, s.T, c1 - full, w, s.T, 1, v + full, off, bias, y + full, s.L)
+        direct_nn(m, s.T, c1 - full, wk, s.T, 1, v + full, off, bk, yk + full, s.L)
     elif full < c1:
-        direct_nn(s.K, s.T, round_up(c1 - full, vector), w, s.T, 1, v + full, off, bias, tail, SLACK)
-        crop_rows(tail, s.K, 1, c1 - full, SLACK, SLACK, y + full, s.L)
+        direct_nn(m, s.T, round_up(c1 - full, vector), wk, s.T, 1, v + full, off, bk,
+                  tail + k0 * SLACK, SLACK)
+        crop_rows(tail + k0 * SLACK, m, 1, c1 - full, SLACK, SLACK, yk + full, s.L)
 
 
 cdef void forward_all(const floating* x, const floating* w, const floating* bias, floating* y,
@@ -494,7 +511,20 @@ cdef void forward_all(const floating* x, const floating* w, const floating* bias
                     shifted_rows(x + n * xs, s, own, c0 // s.Wo,
                                  min((c1 + s.Wo - 1) // s.Wo + (s.kh - 1) * s.dh, s.Hp))
                     forward_columns(own, w, bias, y + n * ys, own + copies_size(s) + SLACK, off, s,
-                                    c0, c1)
+                                    c0, c1, 0, s.K)
+    elif splits_rows(s.L, s.K, num_threads, parallel):
+        # fewer images than threads and at most one block of columns (small images): each
+        # image's output channels in contiguous partitions of whole 8-row tiles, each thread
+        # making its own shifted copies (small here) and reading only its rows of the weights
+        for n in range(N):
+            for t in prange(num_threads, schedule='static', num_threads=team(num_threads)):
+                own = work + t * stride
+                c0 = t * s.K // num_threads // 8 * 8
+                c1 = (t + 1) * s.K // num_threads // 8 * 8 if t + 1 < num_threads else s.K
+                if c1 > c0:
+                    shifted_copies(x + n * xs, s, own)
+                    forward_columns(own, w, bias, y + n * ys, own + copies_size(s) + SLACK, off, s,
+                                    0, s.L, c0, c1)
     else:
         for n in range(N):
             forward_image(x + n * xs, w, bias, y + n * ys, work, off, s)
@@ -517,7 +547,7 @@ def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, P
     check_array(w, typenum, (K, s.T), op, "w")
     if bias is not None:
         check_array(bias, typenum, (K,), op, "bias")
-    cdef Py_ssize_t buffers = forward_buffers(N, out_h, out_w, num_threads, parallel)
+    cdef Py_ssize_t buffers = forward_buffers(N, K, out_h, out_w, num_threads, parallel)
     cdef Py_ssize_t stride = forward_scratch(&s)
     cdef cnp.ndarray y = new_array((N, K, out_h, out_w), typenum, False)
     if N == 0 or K == 0:

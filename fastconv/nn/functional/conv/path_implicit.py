@@ -39,7 +39,7 @@ class DirectPlan(NamedTuple):
     backward: int         # backward scratch elements per buffer
     filter: int           # elements of the dX pass's rotated filter
     forward_buffers: int  # forward scratch rows: one per thread also when the threads split
-                          # each image's columns (fewer images than threads)
+                          # each image's columns or output channels (fewer images than threads)
     backward_buffers: int  # backward scratch rows: one per thread also when the threads split
                            # each image's channels (fewer images than threads)
 
@@ -53,7 +53,7 @@ def direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool =
     fwd, bwd, filt = _direct.workspace_elements(c, h, w, out_channels, g.kh, g.kw, g.dh, g.dw,
                                                 g.out_h, g.out_w, need_dx, need_dw)
     return DirectPlan(out_channels * c * g.kh * g.kw, threads, parallel, threads if parallel else 1,
-                      fwd, bwd, filt, _direct.forward_buffers(n, g.out_h, g.out_w, threads, parallel),
+                      fwd, bwd, filt, _direct.forward_buffers(n, out_channels, g.out_h, g.out_w, threads, parallel),
                       _direct.backward_buffers(c, threads, parallel))
 
 
