@@ -260,7 +260,7 @@ def test_forward_splits_output_channels_on_small_images(shape, k, kernel, paddin
     previous = fc.get_num_threads()
     fc.set_num_threads(2)
     try:
-        assert direct_kernels.forward_buffers(shape[0], k, ho, wo, 2, False) == 2
+        assert direct_kernels.forward_buffers(k, ho, wo, 2, False) == 2
         one, two = direct_kernels.direct_forward(*args, 1), direct_kernels.direct_forward(*args, 2)
     finally:
         fc.set_num_threads(previous)

@@ -266,6 +266,11 @@ def get_max_threads():
     return min(fc_threads_var, fc_get_thread_cap())
 
 
+cdef inline int _as_set_cap(int raw) noexcept:
+    """A thread cap as ``set_thread_cap`` takes it: 0 for none (stored as 2**30)."""
+    return 0 if raw >= 1 << 30 else raw
+
+
 def set_thread_cap(int cap):
     """Cap the calling thread's kernel calls at ``cap`` threads, as if the process-wide count
     were at most ``cap`` for them (0: no cap); returns the previous cap (0 when none). The conv
@@ -276,7 +281,7 @@ def set_thread_cap(int cap):
         raise ValueError(f"set_thread_cap: expected a cap >= 0, got {cap}")
     previous = fc_get_thread_cap()
     fc_set_thread_cap(cap if cap > 0 else 1 << 30)
-    return 0 if previous >= 1 << 30 else previous
+    return _as_set_cap(previous)
 
 
 def set_deterministic_partitions(int parts):
@@ -327,7 +332,7 @@ def cap_to_load():
     if load >= planned:
         return -1
     fc_set_thread_cap(load)
-    return 0 if previous >= 1 << 30 else previous
+    return _as_set_cap(previous)
 
 
 def team_size(int requested=0):

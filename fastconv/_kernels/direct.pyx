@@ -377,13 +377,7 @@ cdef int check_geometry(str op, int kh, int kw, int dh, int dw, Py_ssize_t out_h
 cdef void shifted_copies(const floating* x, const Shape* s, floating* v) noexcept nogil:
     """v = the kw shifted copies V_j of image x (C, H, W), then SLACK zeros (read only by a
     last block's dropped columns)."""
-    cdef Py_ssize_t j, size = s.C * s.Hp * s.Wo
-    for j in range(s.kw):
-        if floating is float:
-            fc_pad_f(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hp, s.Wo, v + j * size)
-        else:
-            fc_pad_d(x, s.C, s.H, s.W, s.ph, s.pw - j * s.dw, s.Hp, s.Wo, v + j * size)
-    memset(v + s.kw * size, 0, SLACK * sizeof(floating))
+    shifted_channels(x, s, v, 0, s.C)
 
 
 cdef void shifted_channels(const floating* x, const Shape* s, floating* v, Py_ssize_t c0,
@@ -418,7 +412,7 @@ cdef void shifted_rows(const floating* x, const Shape* s, floating* v, Py_ssize_
     memset(v + s.kw * size, 0, SLACK * sizeof(floating))
 
 
-cdef bint splits_columns(Py_ssize_t N, Py_ssize_t L, int num_threads, bint parallel) noexcept nogil:
+cdef bint splits_columns(Py_ssize_t L, int num_threads, bint parallel) noexcept nogil:
     """Whether the forward splits each image's columns across the threads (fewer images than
     threads, more than one block of columns): then each thread has a scratch row too."""
     return not parallel and num_threads > 1 and L > fc_block_columns(sizeof(float))
@@ -445,12 +439,11 @@ def backward_buffers(Py_ssize_t C, int num_threads, bint parallel):
     return max(num_threads, 1) if parallel or splits_channels(C, num_threads, parallel) else 1
 
 
-def forward_buffers(Py_ssize_t N, Py_ssize_t K, Py_ssize_t out_h, Py_ssize_t out_w, int num_threads,
-                    bint parallel):
+def forward_buffers(Py_ssize_t K, Py_ssize_t out_h, Py_ssize_t out_w, int num_threads, bint parallel):
     """Scratch rows of ``direct_forward``: one per thread when images run in a prange or the
     threads split each image's columns or output channels, else one."""
     cdef Py_ssize_t L = out_h * out_w
-    return (max(num_threads, 1) if parallel or splits_columns(N, L, num_threads, parallel)
+    return (max(num_threads, 1) if parallel or splits_columns(L, num_threads, parallel)
             or splits_rows(L, K, num_threads, parallel) else 1)
 
 
@@ -496,7 +489,7 @@ cdef void forward_all(const floating* x, const floating* w, const floating* bias
     if parallel:
         for n in prange(N, schedule='dynamic', num_threads=team(num_threads)):
             forward_image(x + n * xs, w, bias, y + n * ys, work + threadid() * stride, off, s)
-    elif splits_columns(N, s.L, num_threads, parallel):
+    elif splits_columns(s.L, num_threads, parallel):
         # fewer images than threads: each image's columns in chunks of whole vectors (only the
         # last chunk ends in a partial vector, through the tail), each thread copying the rows
         # its chunk reads into its own scratch (read from the other core's cache, the copies
@@ -547,7 +540,7 @@ def direct_forward(x, w, bias, int kh, int kw, int ph, int pw, int dh, int dw, P
     check_array(w, typenum, (K, s.T), op, "w")
     if bias is not None:
         check_array(bias, typenum, (K,), op, "bias")
-    cdef Py_ssize_t buffers = forward_buffers(N, K, out_h, out_w, num_threads, parallel)
+    cdef Py_ssize_t buffers = forward_buffers(K, out_h, out_w, num_threads, parallel)
     cdef Py_ssize_t stride = forward_scratch(&s)
     cdef cnp.ndarray y = new_array((N, K, out_h, out_w), typenum, False)
     if N == 0 or K == 0:

@@ -27,11 +27,8 @@ from ...autograd.function import Function, shape_nbytes
 from ...tensor import Tensor
 from ._args import as_float_tensor
 from .normalization import (
-    _STAT_ITEMSIZE, _Layout, _per_channel_args, _save_plan, _update_running, normalize_backward,
+    _EMPTY, _STAT_ITEMSIZE, _Layout, _per_channel_args, _save_plan, _update_running, normalize_backward,
 )
-
-_EMPTY = {np.dtype(np.float32): np.empty(0, dtype=np.float32),  # "absent" weight, bias (and residual, 3-D)
-          np.dtype(np.float64): np.empty(0, dtype=np.float64)}
 
 
 def _clamp_gradient(g: np.ndarray, y: np.ndarray, hi: float) -> np.ndarray:

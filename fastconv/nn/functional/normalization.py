@@ -36,7 +36,9 @@ _STAT_ITEMSIZE = 8  # mean and 1/σ are float64 whatever the input dtype
 _GROUP_CACHE_BYTES = 1 << 20  # a group this small stays in a core's L2 between two passes over it
 _BAND_CACHE_BYTES = 4 << 20  # a thread's band of rows of dy and x stays in its share of the L3 until dx
 _BAND_MAX_ROWS = 64  # column sums run in the input type over at most this many rows
-_NO_RESIDUAL = {np.dtype(t): np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
+# "absent" arrays per dtype for the kernels' optional arguments (weight, bias; a residual reshaped
+# to 3-D), shared with the fused batch norm + activation
+_EMPTY = {np.dtype(t): np.empty(0, dtype=t) for t in (np.float32, np.float64)}
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ class Normalize(Function):
             # batch norm in eval: per-channel scale and shift from the statistics, one pass
             mean, var = fixed_stats
             rstd = np.empty(layout.groups, dtype=np.float64)
-            _ew.batch_norm_act(x3, _NO_RESIDUAL[x3.dtype], y, mean, var, eps, w, b, rstd, False, 0.0,
+            _ew.batch_norm_act(x3, _EMPTY[x3.dtype].reshape(0, 0, 0), y, mean, var, eps, w, b, rstd, False, 0.0,
                                elementwise_threads(y.size))
         elif fixed_stats is None and _fits_in_cache(layout, x.itemsize, 1):
             mean, var, rstd = (np.empty(layout.groups, dtype=np.float64) for _ in range(3))

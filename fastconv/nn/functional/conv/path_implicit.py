@@ -53,7 +53,7 @@ def direct_plan(image_shape, out_channels: int, g: ConvGeometry, need_dx: bool =
     fwd, bwd, filt = _direct.workspace_elements(c, h, w, out_channels, g.kh, g.kw, g.dh, g.dw,
                                                 g.out_h, g.out_w, need_dx, need_dw)
     return DirectPlan(out_channels * c * g.kh * g.kw, threads, parallel, threads if parallel else 1,
-                      fwd, bwd, filt, _direct.forward_buffers(n, out_channels, g.out_h, g.out_w, threads, parallel),
+                      fwd, bwd, filt, _direct.forward_buffers(out_channels, g.out_h, g.out_w, threads, parallel),
                       _direct.backward_buffers(c, threads, parallel))
 
 

@@ -113,30 +113,25 @@ def pass_threads(problem: ConvProblem, pass_: str) -> int:
     return _omp.get_max_threads()
 
 
-class _Capped:
-    """Within the block, cap the calling thread's kernel calls at ``threads`` (0: no cap; a
-    class, not a generator context manager: it sits on the batch-1 hot path)."""
+class _one_thread:
+    """Within the block, one thread for the calling thread's kernel calls when ``on`` (a class,
+    not a generator context manager: it sits on the batch-1 hot path)."""
 
-    __slots__ = ("threads", "previous")
+    __slots__ = ("on", "previous")
 
-    def __init__(self, threads: int):
-        self.threads = threads
+    def __init__(self, on: bool):
+        self.on = on
 
     def __enter__(self):
-        if self.threads:
-            self.previous = _omp.set_thread_cap(self.threads)
+        if self.on:
+            self.previous = _omp.set_thread_cap(1)
 
     def __exit__(self, *exc):
-        if self.threads:
+        if self.on:
             _omp.set_thread_cap(self.previous)
 
 
-def _one_thread(on: bool) -> _Capped:
-    """Within the block, one thread for the calling thread's kernel calls when ``on``."""
-    return _Capped(1 if on else 0)
-
-
-def planned_threads(problem: ConvProblem, pass_: str) -> _Capped:
+def planned_threads(problem: ConvProblem, pass_: str) -> _one_thread:
     """A context in which the calling thread's kernels use the threads the pass's plan runs on:
     memory declarations (workspaces depend on the thread count) see what the run allocates."""
     return _one_thread(pass_threads(problem, pass_) == 1 and _omp.get_max_threads() > 1)
