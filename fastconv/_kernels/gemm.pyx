@@ -49,6 +49,9 @@ cdef inline void row_times_matrix(bint trans_b, int n, int k, const floating* a,
 
 # Below this many multiply-adds a fork/join costs more than it saves.
 cdef Py_ssize_t SERIAL_MACS = 1 << 20
+# A GEMV streams its matrix once (memory-bound, ~1 µs per 64K weights), so a smaller one pays
+# for splitting its columns across threads.
+cdef Py_ssize_t SERIAL_GEMV_MACS = 1 << 16
 
 
 def matmul(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[:, ::1] b,
@@ -87,7 +90,7 @@ cdef void matmul_raw(bint trans_a, bint trans_b, const floating* a, const floati
         for i in range(<Py_ssize_t>m * n):
             c[i] = 0
         return
-    if <Py_ssize_t>m * n * k < SERIAL_MACS or panels < 1:
+    if <Py_ssize_t>m * n * k < (SERIAL_GEMV_MACS if m == 1 else SERIAL_MACS) or panels < 1:
         panels = 1
     if m == 1:
         # one row: GEMV, columns split across threads

@@ -112,33 +112,34 @@ class _Runner:
         self.plans = [p for p in cache.values()]
         self.micro = max(size for work in self.jobs for _, _, size in work)
         self.output_shapes = [(batch,) + tuple(s[1:]) for s in self.jobs[0][0][0].output_shapes]
+        # one program over the whole batch: the call passes the caller's arrays as they are
+        self._whole = self.jobs[0][0][0] if len(self.jobs) == 1 and len(self.jobs[0]) == 1 else None
+        # idle arenas; list.pop and list.append are atomic under the GIL, so no lock is needed
         self._free: List[List[np.ndarray]] = []
-        self._lock = threading.Lock()
 
     def arena_elements(self) -> int:
         """Elements of the arenas of one call: per thread, the largest of its plans."""
         return sum(max(p.arena_elements for p, _, _ in work) for work in self.jobs)
 
     def _take(self) -> List[np.ndarray]:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return [np.empty(max(max(p.arena_elements for p, _, _ in work), 1), dtype=np.float32)
-                for work in self.jobs]
-
-    def _give(self, arenas: List[np.ndarray]) -> None:
-        with self._lock:
-            self._free.append(arenas)
+        try:
+            return self._free.pop()
+        except IndexError:
+            return [np.empty(max(max(p.arena_elements for p, _, _ in work), 1), dtype=np.float32)
+                    for work in self.jobs]
 
     def run(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
         outputs = [np.empty(shape, dtype=np.float32) for shape in self.output_shapes]
         arenas = self._take()
         try:
-            jobs = [[(p.program, [arena, p.pool] + [a[lo:lo + n] for a in inputs] + [o[lo:lo + n] for o in outputs])
-                     for p, lo, n in work] for arena, work in zip(arenas, self.jobs)]
-            run_with_kernel_blas(_infer.run_jobs, jobs)
+            if self._whole is not None:
+                run_with_kernel_blas(_infer.run, self._whole.program, [arenas[0], self._whole.pool, *inputs, *outputs])
+            else:
+                jobs = [[(p.program, [arena, p.pool] + [a[lo:lo + n] for a in inputs] + [o[lo:lo + n] for o in outputs])
+                         for p, lo, n in work] for arena, work in zip(arenas, self.jobs)]
+                run_with_kernel_blas(_infer.run_jobs, jobs)
         finally:
-            self._give(arenas)
+            self._free.append(arenas)
         return outputs
 
 
@@ -151,6 +152,7 @@ class Predictor:
         self._samplewise = samplewise(graph)
         self._sample_bytes = _sample_bytes(graph)
         self._runners: Dict[Tuple[int, int], _Runner] = {}
+        self._input_shapes: Dict[int, List[Tuple[int, ...]]] = {}  # batch -> every input's full shape
         self._build_lock = threading.Lock()
         self.info = dict(info or {})
 
@@ -175,22 +177,32 @@ class Predictor:
                 raise TypeError(f"Predictor: expected input {i} of dtype float32 (the compiled predictor runs "
                                 f"float32), "
                                 f"got {x.dtype}")
-            shape = self._graph.values[vid].shape
-            if x.ndim != len(shape) or x.ndim == 0:
-                raise ValueError(f"Predictor: expected input {i} with {len(shape)} dimensions (batch, "
-                                 f"{', '.join(str(d) for d in self.input_shapes[i])}), got shape {x.shape}")
-            n = x.shape[0]
-            if n < 1:
-                raise ValueError(f"Predictor: expected a batch of at least one sample, got input {i} of shape "
-                                 f"{x.shape}")
-            want = self._graph.values[vid].shape_at(n)
-            if tuple(x.shape) != want:
-                raise ValueError(f"Predictor: expected input {i} of shape {want} at batch {n}, got {x.shape}")
+            n = x.shape[0] if x.ndim else 0
+            want = self._wanted_shapes(n)[i] if n >= 1 else None
+            if x.shape != want:
+                self._shape_error(i, vid, x, n, want)
             if batch is not None and n != batch:
                 raise ValueError(f"Predictor: inputs have different batch sizes ({batch} and {n})")
             batch = n
             arrays.append(np.ascontiguousarray(x))
         return arrays, any_tensor, batch
+
+    def _wanted_shapes(self, batch: int) -> List[Tuple[int, ...]]:
+        """Every input's full shape at ``batch`` (cached: the call checks shapes against it)."""
+        shapes = self._input_shapes.get(batch)
+        if shapes is None:
+            shapes = self._input_shapes[batch] = [self._graph.values[v].shape_at(batch) for v in self._graph.inputs]
+        return shapes
+
+    def _shape_error(self, i: int, vid: int, x: np.ndarray, n: int, want) -> None:
+        shape = self._graph.values[vid].shape
+        if x.ndim != len(shape) or x.ndim == 0:
+            raise ValueError(f"Predictor: expected input {i} with {len(shape)} dimensions (batch, "
+                             f"{', '.join(str(d) for d in self.input_shapes[i])}), got shape {x.shape}")
+        if n < 1:
+            raise ValueError(f"Predictor: expected a batch of at least one sample, got input {i} of shape "
+                             f"{x.shape}")
+        raise ValueError(f"Predictor: expected input {i} of shape {want} at batch {n}, got {x.shape}")
 
     def runner(self, batch: int, threads: Optional[int] = None) -> _Runner:
         """The plans for ``batch`` samples on ``threads`` threads (built on first use)."""
