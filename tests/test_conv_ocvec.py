@@ -45,7 +45,7 @@ def out_size(size, kernel, stride, padding, dilation):
        dw=st.integers(1, 2), bias=st.booleans(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 9999))
 def test_ocvec_kernel_matches_reference(n, c, h, w, k, kh, kw, sh, sw, ph, pw, dh, dw, bias, threads, seed):
     """Any stride, padding, dilation and channel count (blocks of 64, 32 or 16 channels partly
-    used, pixel tiles of 4–12 cut by the row end), images split over threads or rows split
+    used, pixel tiles of 4–16 cut by the row end), images split over threads or rows split
     within one image, on each variant."""
     ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
     if ho < 1 or wo < 1:
@@ -59,6 +59,27 @@ def test_ocvec_kernel_matches_reference(n, c, h, w, k, kh, kw, sh, sw, ph, pw, d
     for level, y in on_each_variant(lambda: direct_kernels.ocvec_forward(
             x, wt.reshape(k, -1), b, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, threads)):
         np.testing.assert_allclose(y, ref, rtol=0, atol=1e-6 * scale, err_msg=f"variant {level}")
+
+
+@pytest.mark.parametrize("k", [1, 9, 16])
+@pytest.mark.parametrize("wo", [7, 8, 10, 12, 14, 16, 27, 32])
+def test_ocvec_one_vector_blocks_on_every_tile(k, wo):
+    """At most 16 output channels (AVX-512: one vector a block, tiles of 8–16 pixels): forward
+    and weight gradient on every tile width, rows ending inside a tile, against the reference."""
+    rng = np.random.default_rng(k * 100 + wo)
+    x = rng.standard_normal((2, 3, 5, wo)).astype(np.float32)
+    wt = rng.standard_normal((k, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dy = rng.standard_normal((2, k, 5, wo)).astype(np.float32)
+    ref, grads = reference(x, wt, b, (1, 1), (1, 1), (1, 1))
+    ref_dw = grads(dy)[1].reshape(k, -1)
+    for level, (y, dwt) in on_each_variant(lambda: (
+            direct_kernels.ocvec_forward(x, wt.reshape(k, -1), b, 3, 3, 1, 1, 1, 1, 1, 1, 5, wo, 1),
+            direct_kernels.ocvec_weight_grad(x, dy, 3, 3, 1, 1, 1, 1, 1, 1, 1))):
+        if level == 3:
+            assert direct_kernels.ocvec_block(k) == 16
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-4, err_msg=f"variant {level}")
+        np.testing.assert_allclose(dwt.reshape(k, -1), ref_dw, rtol=0, atol=1e-4, err_msg=f"variant {level}")
 
 
 def test_ocvec_forward_refuses_bad_arrays():

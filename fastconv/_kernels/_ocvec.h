@@ -21,20 +21,23 @@
 /* Output channels per block for the variant `level` (3 AVX-512, 2 AVX2; 0 when not supported)
    and K output channels: on AVX-512 4 vectors (64 channels) unless K is a multiple of 32 but not
    of 64, or at most 32, then 2 vectors (32 channels): a block's lanes past K are computed in
-   vain (K = 32 in blocks of 64: 0.65-0.78x im2col, Zen 4). */
+   vain (K = 32 in blocks of 64: 0.65-0.78x im2col, Zen 4); at most 16 channels, one vector
+   (16 channels in blocks of 32 left half of every multiply-add idle). */
 static ptrdiff_t fc_ocvec_block(int level, ptrdiff_t K)
 {
-    if (level == 3) return (K % 64 != 0 && (K % 32 == 0 || K <= 32)) ? 32 : 64;
+    if (level == 3) return K <= 16 ? 16 : (K % 64 != 0 && (K % 32 == 0 || K <= 32)) ? 32 : 64;
     return level == 2 ? 16 : 0;
 }
 
 /* Output pixels per register tile for rows of Wo: among 4, 5, 6 (blocks of 4 vectors: 24
-   accumulators and 4 weight vectors fill the 32 AVX-512 registers at 6) or 8, 10, 12 (blocks
-   of 2 AVX-512 vectors), the one whose tiles overshoot the row least (Wo = 55: 5). */
+   accumulators and 4 weight vectors fill the 32 AVX-512 registers at 6), 8, 10, 12 (blocks
+   of 2 AVX-512 vectors) or 8 to 16 in steps of 2 (one vector), the one whose tiles overshoot
+   the row least (Wo = 55: 5), the longest among equals. */
 static int fc_ocvec_tile(int level, ptrdiff_t K, ptrdiff_t Wo)
 {
-    const int wide = level == 3 && fc_ocvec_block(level, K) == 32;
-    const int step = wide ? 2 : 1, rmin = 4 * step, rmax = 6 * step;
+    const ptrdiff_t block = level == 3 ? fc_ocvec_block(level, K) : 0;
+    const int step = block == 32 || block == 16 ? 2 : 1;
+    const int rmin = block == 16 ? 8 : 4 * step, rmax = block == 16 ? 16 : 6 * step;
     int r, best = rmax;
     ptrdiff_t best_cols = (Wo + rmax - 1) / rmax * rmax;
     for (r = rmax - step; r >= rmin; r -= step) {
@@ -91,6 +94,12 @@ static int fc_ocvec_tile(int level, ptrdiff_t K, ptrdiff_t Wo)
 #define FC_OCVEC_PARAMS (const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp, const float *wt, \
     const float *bias, ptrdiff_t K, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,          \
     ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
+/* The same loops with the column stride fixed at 1: the R broadcasts of a tap then address
+   the input at constant offsets instead of R computed ones (more registers than x86 has). */
+#define FC_OCVEC_PARAMS_S1 (const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp, const float *wt, \
+    const float *bias, ptrdiff_t K, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw_one,     \
+    ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
+#define FC_OCVEC_BODY_S1(VT, KV, RT) { const ptrdiff_t sw = 1; (void)sw_one; FC_OCVEC_BODY(VT, KV, RT) }
 
 /* The weight gradient the same way: dw[k * T + t] += sum over the output pixels p = (oy, ox) of
    dyt[p * Kp + k] * xp[tapoff[t] + oy * sh * Wp + ox * sw] for one image, t < T, k < K, with
@@ -146,6 +155,7 @@ static int fc_ocvec_tile(int level, ptrdiff_t K, ptrdiff_t Wo)
 #if FC_X86
 static FC_AVX512 void fc_ocvec_dw_avx512 FC_OCVEC_DW_PARAMS FC_OCVEC_DW_BODY(fc_vf64, 4, 6)
 static FC_AVX512 void fc_ocvec_dw_avx512_2 FC_OCVEC_DW_PARAMS FC_OCVEC_DW_BODY(fc_vf64, 2, 12)
+static FC_AVX512 void fc_ocvec_dw_avx512_1 FC_OCVEC_DW_PARAMS FC_OCVEC_DW_BODY(fc_vf64, 1, 16)
 static FC_AVX2 void fc_ocvec_dw_avx2 FC_OCVEC_DW_PARAMS FC_OCVEC_DW_BODY(fc_vf32, 2, 6)
 
 /* One image's weight gradient on the variant `level`, blocks of fc_ocvec_block(level, K). */
@@ -153,7 +163,9 @@ static void fc_ocvec_dw(int level, const float *xp, ptrdiff_t Wp, const ptrdiff_
                         ptrdiff_t T, const float *dyt, ptrdiff_t Kp, ptrdiff_t K, ptrdiff_t sh,
                         ptrdiff_t sw, ptrdiff_t Ho, ptrdiff_t Wo, float *dw)
 {
-    if (level == 3 && fc_ocvec_block(level, K) == 32)
+    if (level == 3 && fc_ocvec_block(level, K) == 16)
+        fc_ocvec_dw_avx512_1(xp, Wp, tapoff, T, dyt, Kp, K, sh, sw, Ho, Wo, dw);
+    else if (level == 3 && fc_ocvec_block(level, K) == 32)
         fc_ocvec_dw_avx512_2(xp, Wp, tapoff, T, dyt, Kp, K, sh, sw, Ho, Wo, dw);
     else if (level == 3)
         fc_ocvec_dw_avx512(xp, Wp, tapoff, T, dyt, Kp, K, sh, sw, Ho, Wo, dw);
@@ -162,14 +174,33 @@ static void fc_ocvec_dw(int level, const float *xp, ptrdiff_t Wp, const ptrdiff_
 }
 
 static FC_AVX512 void fc_ocvec_image_avx512_4 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 4)
+static FC_AVX512 void fc_ocvec_image_avx512_4_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 4, 4)
 static FC_AVX512 void fc_ocvec_image_avx512_5 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 5)
+static FC_AVX512 void fc_ocvec_image_avx512_5_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 4, 5)
 static FC_AVX512 void fc_ocvec_image_avx512_6 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 4, 6)
+static FC_AVX512 void fc_ocvec_image_avx512_6_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 4, 6)
+static FC_AVX512 void fc_ocvec_image_avx512_1x8 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 1, 8)
+static FC_AVX512 void fc_ocvec_image_avx512_1x8_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 1, 8)
+static FC_AVX512 void fc_ocvec_image_avx512_1x10 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 1, 10)
+static FC_AVX512 void fc_ocvec_image_avx512_1x10_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 1, 10)
+static FC_AVX512 void fc_ocvec_image_avx512_1x12 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 1, 12)
+static FC_AVX512 void fc_ocvec_image_avx512_1x12_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 1, 12)
+static FC_AVX512 void fc_ocvec_image_avx512_1x14 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 1, 14)
+static FC_AVX512 void fc_ocvec_image_avx512_1x14_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 1, 14)
+static FC_AVX512 void fc_ocvec_image_avx512_1x16 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 1, 16)
+static FC_AVX512 void fc_ocvec_image_avx512_1x16_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 1, 16)
 static FC_AVX512 void fc_ocvec_image_avx512_2x8 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 2, 8)
+static FC_AVX512 void fc_ocvec_image_avx512_2x8_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 2, 8)
 static FC_AVX512 void fc_ocvec_image_avx512_2x10 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 2, 10)
+static FC_AVX512 void fc_ocvec_image_avx512_2x10_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 2, 10)
 static FC_AVX512 void fc_ocvec_image_avx512_2x12 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf64, 2, 12)
+static FC_AVX512 void fc_ocvec_image_avx512_2x12_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf64, 2, 12)
 static FC_AVX2 void fc_ocvec_image_avx2_4 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32, 2, 4)
+static FC_AVX2 void fc_ocvec_image_avx2_4_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf32, 2, 4)
 static FC_AVX2 void fc_ocvec_image_avx2_5 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32, 2, 5)
+static FC_AVX2 void fc_ocvec_image_avx2_5_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf32, 2, 5)
 static FC_AVX2 void fc_ocvec_image_avx2_6 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32, 2, 6)
+static FC_AVX2 void fc_ocvec_image_avx2_6_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf32, 2, 6)
 
 /* One image on the variant `level` from fc_ocvec_level, with the block of
    fc_ocvec_block(level, K) channels the weights were packed for and fc_ocvec_tile(level, K, Wo)
@@ -179,9 +210,19 @@ static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp
                            ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
                            ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
 {
-#define FC_OCVEC_CALL(NAME) NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y)
+#define FC_OCVEC_CALL(NAME)                                                                        \
+    do {                                                                                           \
+        if (sw == 1) NAME##_s1(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, 1, dh, dw, Ho, Wo, oy0, oy1, y); \
+        else NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y);        \
+    } while (0)
     const int r = fc_ocvec_tile(level, K, Wo);
-    if (level == 3 && fc_ocvec_block(level, K) == 32) {
+    if (level == 3 && fc_ocvec_block(level, K) == 16) {
+        if (r == 8) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x8);
+        else if (r == 10) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x10);
+        else if (r == 12) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x12);
+        else if (r == 14) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x14);
+        else FC_OCVEC_CALL(fc_ocvec_image_avx512_1x16);
+    } else if (level == 3 && fc_ocvec_block(level, K) == 32) {
         if (r == 8) FC_OCVEC_CALL(fc_ocvec_image_avx512_2x8);
         else if (r == 10) FC_OCVEC_CALL(fc_ocvec_image_avx512_2x10);
         else FC_OCVEC_CALL(fc_ocvec_image_avx512_2x12);

@@ -13,12 +13,14 @@ runs with every kernel parallel inside.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._config import get_num_threads, run_with_kernel_blas
 from .._kernels import infer as _infer
+from ..nn.functional.conv import planner
 from ..tensor import Tensor
 from . import fileformat
 from .graph import Affine, Graph
@@ -67,6 +69,12 @@ def _chunks(n: int, parts: int) -> List[Tuple[int, int]]:
 # so one sample's way through the network stays in cache instead of every layer streaming the
 # whole batch through memory.
 MICROBATCH_BYTES = 16 << 20
+# The smaller candidate, about a core's L2: it wins where each layer's kernels do as well on a
+# few samples (direct and Winograd convolutions), and loses where they need many (pointwise
+# GEMMs), so the runner measures both.
+L2_MICROBATCH_BYTES = 2 << 20
+# Timed runs of each micro-batch candidate (the fastest counts).
+MICRO_TRIALS = 3
 
 
 def _sizes(total: int, micro: int) -> List[int]:
@@ -80,9 +88,10 @@ class _Runner:
 
     Sample-wise graphs run in micro-batches: each thread takes its share of the batch (with
     several threads and at least as many samples) and runs it micro-batch by micro-batch, with
-    one-thread kernels and its own arena; the micro-batch is the largest whose arena fits
-    ``MICROBATCH_BYTES`` (at least one sample). Other graphs run the whole batch as one program,
-    kernels threaded inside."""
+    one-thread kernels and its own arena; the micro-batch is the largest whose two biggest
+    activations fit ``MICROBATCH_BYTES`` or ``L2_MICROBATCH_BYTES`` (at least one sample),
+    whichever runs the batch faster when measured. Other graphs run the whole batch as one
+    program, kernels threaded inside."""
 
     def __init__(self, predictor: "Predictor", batch: int, threads: int, micro: Optional[int] = None):
         graph = predictor._graph
@@ -98,24 +107,56 @@ class _Runner:
         if self.split:
             shares = _chunks(batch, threads if batch >= threads else 1)
             kernel_threads = 1 if len(shares) > 1 else threads
-            if micro is None:
-                micro = max(1, MICROBATCH_BYTES // predictor._sample_bytes)
-            self.jobs = []  # per thread: (plan, first sample, samples)
-            for lo, hi in shares:
-                start, work = lo, []
-                for size in _sizes(hi - lo, min(micro, hi - lo)):
-                    work.append((plan(size, kernel_threads), start, size))
-                    start += size
-                self.jobs.append(work)
+            share = max(hi - lo for lo, hi in shares)
+            if micro is not None:
+                candidates = [min(micro, share)]
+            else:
+                candidates = sorted({min(share, max(1, limit // predictor._sample_bytes))
+                                     for limit in (MICROBATCH_BYTES, L2_MICROBATCH_BYTES)}, reverse=True)
+            options = []
+            for size in candidates:
+                jobs = []  # per thread: (plan, first sample, samples)
+                for lo, hi in shares:
+                    start, work = lo, []
+                    for part in _sizes(hi - lo, min(size, hi - lo)):
+                        work.append((plan(part, kernel_threads), start, part))
+                        start += part
+                    jobs.append(work)
+                options.append(jobs)
+            self._set_output_shapes(options[0], batch)
+            self.jobs = options[0] if len(options) == 1 else self._fastest(options, predictor, batch)
         else:
             self.jobs = [[(plan(batch, threads), 0, batch)]]
-        self.plans = [p for p in cache.values()]
+            self._set_output_shapes(self.jobs, batch)
+        used = {id(p) for work in self.jobs for p, _, _ in work}
+        self.plans = [p for p in cache.values() if id(p) in used]
         self.micro = max(size for work in self.jobs for _, _, size in work)
-        self.output_shapes = [(batch,) + tuple(s[1:]) for s in self.jobs[0][0][0].output_shapes]
         # one program over the whole batch: the call passes the caller's arrays as they are
         self._whole = self.jobs[0][0][0] if len(self.jobs) == 1 and len(self.jobs[0]) == 1 else None
         # idle arenas; list.pop and list.append are atomic under the GIL, so no lock is needed
         self._free: List[List[np.ndarray]] = []
+
+    def _set_output_shapes(self, jobs: list, batch: int) -> None:
+        self.output_shapes = [(batch,) + tuple(s[1:]) for s in jobs[0][0][0].output_shapes]
+
+    def _fastest(self, options: List[list], predictor: "Predictor", batch: int) -> list:
+        """The micro-batching (jobs) that runs the batch fastest, timed on random inputs, the
+        candidates alternating (unless the planner is off: deterministic or not measuring,
+        where the first, largest micro-batch is kept)."""
+        if not planner.measuring():
+            return options[0]
+        rng = np.random.default_rng(0)
+        inputs = [rng.standard_normal(shape).astype(np.float32) for shape in predictor._wanted_shapes(batch)]
+        best = [float("inf")] * len(options)
+        arenas: List[list] = [[] for _ in options]
+        for trial in range(MICRO_TRIALS + 1):  # the first round untimed: arenas and caches warm
+            for k, jobs in enumerate(options):
+                self.jobs, self._whole, self._free = jobs, None, arenas[k]
+                t0 = time.perf_counter()
+                self.run(inputs)
+                if trial:
+                    best[k] = min(best[k], time.perf_counter() - t0)
+        return options[min(range(len(options)), key=best.__getitem__)]
 
     def arena_elements(self) -> int:
         """Elements of the arenas of one call: per thread, the largest of its plans."""

@@ -87,6 +87,12 @@ def _heuristic_only() -> bool:
     return settings.deterministic or _omp.deterministic_partitions() > 0
 
 
+def measuring() -> bool:
+    """Whether choices are measured now: ``benchmark`` on and no deterministic mode (the
+    compiled predictor's micro-batch choice follows the same switches)."""
+    return settings.benchmark and not _heuristic_only()
+
+
 def choose(problem: ConvProblem, pass_: str) -> Tuple[str, str]:
     """(path name, source) without measuring: "forced", a cached plan ("measured" or
     "loaded"), else the heuristic's choice: "heuristic" when that is what ``run`` will use,
