@@ -586,20 +586,25 @@ class _SeparableChains(nn.Module):
         return self.head(self.dw_odd(self.to_odd(z)))
 
 
-@pytest.mark.parametrize("threads,measure", [(1, False), (2, False), (1, True)])
-def test_depthwise_chains_keep_channel_minor_layouts(threads, measure, monkeypatch):
+@pytest.mark.parametrize("threads,measure,size", [(1, False, 16), (2, False, 16), (1, True, 16), (1, False, 64),
+                                                (2, False, 64)])
+def test_depthwise_chains_keep_channel_minor_layouts(threads, measure, size, monkeypatch):
     """Values between a channel-vectorized depthwise step and its 1×1 neighbours stay channel-minor
     (no transposes); outputs equal eager at any batch and thread count, and the layers that must
-    keep NCHW do. Measuring, the layouts are the fastest measured ones: outputs still equal."""
+    keep NCHW do. Measuring, the layouts are the fastest measured ones: outputs still equal.
+    64×64 images: the 1×1 steps with one NCHW side run a GEMM per image (PW_PER_IMAGE_PIXELS)."""
     from fastconv._kernels import depthwise as dw
+    from fastconv.inference import program
     from fastconv.nn.functional.conv import planner
 
+    if size == 64:
+        assert 32 * 32 >= program.PW_PER_IMAGE_PIXELS > 16 * 16  # both branches reached
     monkeypatch.setattr(planner.settings, "benchmark", measure)
     fc.manual_seed(4)
     model = randomize_norms(_SeparableChains()).eval()
     fc.set_num_threads(threads)
     try:
-        pred = check(model, (3, 16, 16), batches=(3, 1, 8, 2))
+        pred = check(model, (3, size, size), batches=(3, 1, 8, 2) if size == 16 else (2, 1, 3))
         paths = dict(pred.conv_paths(3))
     finally:
         fc.set_num_threads(os.cpu_count() or 1)
@@ -612,3 +617,40 @@ def test_depthwise_chains_keep_channel_minor_layouts(threads, measure, monkeypat
     minor = {name for name, path in paths.items() if path == "pointwise (channel-minor)"}
     assert {"expand.0", "mid", "project.0"} <= minor
     assert not minor & {"shared", "to_odd", "head", "stem.0"}
+
+
+def test_depthwise_losing_alone_is_timed_in_its_chain(monkeypatch):
+    """When the planner's standalone pick for a depthwise layer is another path, the first plan
+    times the depthwise path with channel-minor neighbours against it; a chain that wins (forced
+    here by the timing) runs the depthwise path and keeps its layouts, outputs equal eager."""
+    from fastconv._kernels import depthwise as dw
+    from fastconv.inference import program
+    from fastconv.nn.functional.conv import planner
+
+    if dw.channel_width() == 0:
+        pytest.skip("no channel-vectorized depthwise path here")
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    real_choose = program.choose_path
+
+    def standalone(problem, weight, bias, allow_packed):
+        name = real_choose(problem, weight, bias, allow_packed)
+        return "depthwise_planes" if name == "depthwise" else name
+
+    tried = []
+
+    def trial_fastest(runs, option):
+        tried.append(option)
+        return 0.0 if option[0] == "depthwise" and option[1] else 1.0
+
+    monkeypatch.setattr(program, "choose_path", standalone)
+    monkeypatch.setattr(program, "_fastest_total", trial_fastest)
+    fc.manual_seed(4)
+    model = randomize_norms(_SeparableChains()).eval()
+    try:
+        pred = check(model, (3, 16, 16), batches=(3, 1, 2))
+        paths = dict(pred.conv_paths(3))
+    finally:
+        planner.clear_plans()
+    assert (None, frozenset()) in tried  # the standalone pick was timed against the chain
+    assert paths["dw1.0"] == paths["dw2"] == "depthwise"
+    assert "pointwise (channel-minor)" in {paths["expand.0"], paths["mid"], paths["project.0"]}

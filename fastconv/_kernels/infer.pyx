@@ -217,7 +217,8 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
         else:
             pointwise_batched(w, x, bias, y, work, N, C, P, K, t)
     elif s.op == OP_CONV_PW_LAYOUT:
-        pointwise_layout(w, x, bias, y, work, i[0], i[1], i[2] * i[3], i[4], <bint>i[24], <bint>i[25], t)
+        pointwise_layout(w, x, bias, y, work, i[0], i[1], i[2] * i[3], i[4], <bint>i[24], <bint>i[25], <bint>i[26],
+                         t)
     elif s.op == OP_CONV_TRANSPOSE:
         conv_transpose_forward_f32(x, w, bias, y, work, i[19], i[0], i[1], i[2], i[3], i[4], i[5],
                                    i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11],
@@ -262,17 +263,32 @@ cdef void subsample(const float* x, float* xs, Py_ssize_t planes, Py_ssize_t H, 
 
 cdef void pointwise_layout(const float* w, const float* x, const float* bias, float* y, float* work,
                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K, bint x_minor,
-                           bint y_minor, int threads) noexcept nogil:
+                           bint y_minor, bint per_image, int threads) noexcept nogil:
     """1×1 convolution (stride 1) where the input, the output or both are stored channel-minor
-    (each image P × C / P × K) for a neighbouring depthwise step: one GEMM over the whole
-    batch's pixels, (N·P) × C times wᵀ, with only the NCHW side's images transposed (through the
-    workspace: N·P·C or N·P·K floats, then a transpose scratch per thread of P or K times the
-    vector width)."""
+    (each image P × C / P × K) for a neighbouring depthwise step. Both minor: one GEMM over the
+    whole batch's pixels, (N·P) × C times wᵀ. One side NCHW: with ``per_image`` (large images)
+    one GEMM per image that reads that side in place through a transposed operand; else the
+    NCHW side's images are transposed through the workspace (N·P·C or N·P·K floats, then a
+    transpose scratch per thread of P or K times the vector width) for one GEMM over the batch."""
+    cdef Py_ssize_t n, k, q
     if N == 0 or K == 0 or P == 0:
         return
     if x_minor and y_minor:
         matmul_f32(False, True, x, w, y, <int>(N * P), <int>K, <int>C, threads)
         add_bias_minor(y, bias, N * P, K)
+    elif per_image and y_minor:
+        # y_n (P × K) = x_nᵀ · wᵀ, x_n stored C × P
+        for n in range(N):
+            matmul_f32(True, True, x + n * C * P, w, y + n * P * K, <int>P, <int>K, <int>C, threads)
+        add_bias_minor(y, bias, N * P, K)
+    elif per_image:
+        # y_n (K × P) = w · x_nᵀ, x_n stored P × C
+        for n in range(N):
+            matmul_f32(False, True, w, x + n * P * C, y + n * K * P, <int>K, <int>P, <int>C, threads)
+            if bias != NULL:
+                for k in range(K):
+                    for q in range(P):
+                        y[(n * K + k) * P + q] += bias[k]
     elif y_minor:
         transpose_images(x, work, N, C, P, work + N * P * C, threads)
         matmul_f32(False, True, work, w, y, <int>(N * P), <int>K, <int>C, threads)

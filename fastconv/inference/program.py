@@ -204,6 +204,7 @@ class _Builder:
         self.inplace: Dict[int, List[int]] = {}  # output value → values whose memory it may take
         self.next_temp = max(graph.values, default=0) + 1
         self.minor: set = set()  # values stored channel-minor (images of pixels × channels)
+        self.forced: Dict[int, str] = {}  # convolution output → the path its chain's timing chose
 
     # -- operands
     def root(self, vid: int) -> int:
@@ -322,7 +323,7 @@ class _Builder:
             return problem, wvalue.data.path, None, wvalue.data
         weight = self.const(node.inputs[1])
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
-        path = choose_path(problem, weight, bias, allow_packed=self.freeze)
+        path = self.forced.get(node.output) or choose_path(problem, weight, bias, allow_packed=self.freeze)
         if path in PACKED_PATHS:
             wvalue.data = PackedWeight(path, weight, bias)
         return problem, path, weight, wvalue.data if isinstance(wvalue.data, PackedWeight) else None
@@ -346,8 +347,13 @@ class _Builder:
             g = ConvGeometry(*resolve(node.attrs["geometry"], self.batch))
             if g.groups != channels or weight_shape[0] != channels or channels % width:
                 continue
-            if self.conv_path(dataclasses.replace(node, attrs=resolve(node.attrs, self.batch)))[1] != "depthwise":
-                continue
+            resolved = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
+            trial = None  # the depthwise path, timed in the chain against the planner's standalone pick
+            if self.conv_path(resolved)[1] != "depthwise":
+                if not (self.freeze and planner.measuring()
+                        and registry.get("depthwise").eligible(self.conv_problem(resolved), "forward")):
+                    continue
+                trial = "depthwise"
             x, y = node.inputs[0], node.output
             source = producer.get(x)
             only_reader = len(readers.get(x, [])) == 1 and readers[x][0] is node
@@ -359,45 +365,62 @@ class _Builder:
             if (node.residual is None and y not in outputs and sink is not None and sink.inputs[0] == y
                     and sink.residual != y and y not in sink.inputs[1:] and _is_pointwise(sink, graph)):
                 minor.add(y)
-            for vid in self.layouts_to_keep(node, source if x in minor else None, sink if y in minor else None,
-                                            minor):
-                minor.discard(vid)
+            keep, use_trial = self.layouts_to_keep(node, source if x in minor else None,
+                                                   sink if y in minor else None, minor, trial)
+            minor -= keep
+            if use_trial:
+                self.forced[node.output] = trial
         return minor
 
-    def layouts_to_keep(self, node: Node, source: Optional[Node], sink: Optional[Node], minor: set) -> set:
+    def layouts_to_keep(self, node: Node, source: Optional[Node], sink: Optional[Node], minor: set,
+                        trial: Optional[str] = None) -> Tuple[set, bool]:
         """Of the depthwise ``node``'s input and output values proposed channel-minor (``source``/``sink``:
-        their 1×1 producer and consumer, or None), those to leave NCHW. Measuring, the three steps run
-        for every combination as the executor runs them and the fastest wins (a 1×1 GEMM over few
-        pixels can cost more in the other layout than the transposes it saves); otherwise every
-        proposal stands when the depthwise output has at least CHANNEL_MINOR_PIXELS pixels over the
-        batch."""
+        their 1×1 producer and consumer, or None), those to leave NCHW, and whether ``node`` takes
+        the ``trial`` path (the depthwise path when the planner's standalone pick for it, with
+        NCHW on both sides, was another). Measuring, the steps run for every combination as the
+        executor runs them and the fastest wins (a 1×1 GEMM over few pixels can cost more in the
+        other layout than the transposes it saves; a depthwise step that loses alone can win in
+        the chain); otherwise every proposal stands when the depthwise output has at least
+        CHANNEL_MINOR_PIXELS pixels over the batch, and no trial path is taken."""
         x, y = node.inputs[0], node.output
         proposed = [v for v, n in ((x, source), (y, sink)) if n is not None]
-        if not proposed:
-            return set()
-        if not planner.settings.benchmark or planner.settings.deterministic:
+        if not proposed and trial is None:
+            return set(), False
+        if not planner.measuring():
+            if trial is not None:
+                return set(proposed), False
             pixels = self.batch * self.shapes[y][2] * self.shapes[y][3]
-            return set(proposed) if pixels < CHANNEL_MINOR_PIXELS else set()
-        options = [frozenset(c) for c in ([], [x], [y], [x, y]) if set(c) <= set(proposed)]
+            return (set(proposed) if pixels < CHANNEL_MINOR_PIXELS else set()), False
+        subsets = [frozenset(c) for c in ([], [x], [y], [x, y]) if set(c) <= set(proposed)]
+        options = [(trial, c) for c in subsets]
+        if trial is not None:
+            options.insert(0, (None, frozenset()))  # the planner's path, NCHW around it
         rng = np.random.default_rng(0)
+        chain = [n for n in (source, node, sink) if n is not None]
         runs = {}
         for option in options:
-            steps = [self.timing_step(n, option | (minor - set(proposed))) for n in (source, node, sink) if n is not None]
+            path, layout = option
+            steps = [self.timing_step(n, layout | (minor - set(proposed)), path if n is node else None)
+                     for n in chain]
             runs[option] = [_step_runner(*step, rng.standard_normal(self.shapes[n.inputs[0]]).astype(np.float32),
                                          np.empty(self.shapes[n.output], np.float32))
-                            for step, n in zip(steps, [n for n in (source, node, sink) if n is not None])]
-        best = min(options, key=lambda o: _fastest_total(runs, o))
-        return set(proposed) - best
+                            for step, n in zip(steps, chain)]
+        path, layout = min(options, key=lambda o: _fastest_total(runs, o))
+        return set(proposed) - layout, path is not None
 
-    def timing_step(self, node: Node, minor: set):
+    def timing_step(self, node: Node, minor: set, path: Optional[str] = None):
         """The executor step (op, threads, ints, consts, work) ``node`` gets when ``minor`` holds the
-        channel-minor values."""
+        channel-minor values (on ``path`` when given: a trial, its weight packed for it alone)."""
         node = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
         x_minor, y_minor = node.inputs[0] in minor, node.output in minor
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
         if (x_minor or y_minor) and _is_pointwise(node, self.graph):
             return pointwise_layout_step(self.conv_problem(node), self.const(node.inputs[1]), bias, x_minor, y_minor)
-        problem, path, weight, packed = self.conv_path(node)
+        if path is None:
+            problem, path, weight, packed = self.conv_path(node)
+        else:
+            problem, weight = self.conv_problem(node), self.const(node.inputs[1])
+            packed = PackedWeight(path, weight, bias) if path in PACKED_PATHS else None
         op, threads, ints, consts, work = conv_step(problem, path, weight, bias, packed)
         if path == "depthwise":
             ints = ints + [int(x_minor), int(y_minor)]
@@ -855,17 +878,24 @@ def _is_pointwise(node: Node, graph: Graph) -> bool:
             and all(graph.values[v].is_const for v in node.inputs[2:]))
 
 
+# From this many pixels an image, a channel-minor 1×1 convolution with one NCHW side runs one
+# GEMM per image reading that side in place (a transposed operand): the image fills the GEMM's
+# tiles, and the batch-wide GEMM's extra pass transposing that side through memory costs more.
+PW_PER_IMAGE_PIXELS = 1024
+
+
 def pointwise_layout_step(problem: ConvProblem, weight: np.ndarray, bias: Optional[np.ndarray], x_minor: bool,
                           y_minor: bool):
     """The executor step of a 1×1 convolution whose input and/or output is channel-minor."""
     n, c, h, w = problem.image_shape
     k = problem.out_channels
     ints = [n, c, h, w, k, h, w] + [0] * 13 + [n * k * h * w] + [c * h * w, k * h * w, chunk(k * h * w)]
-    ints += [int(x_minor), int(y_minor)]
+    per_image = h * w >= PW_PER_IMAGE_PIXELS
+    ints += [int(x_minor), int(y_minor), int(per_image)]
     threads = threads_for(problem.flops)
     # the NCHW side's images are transposed through the workspace, with a scratch per thread of
     # (columns of the transposed matrix) × vector width: pixels for the input, channels for the output
-    if x_minor and y_minor:
+    if x_minor and y_minor or per_image:
         work = 0
     elif y_minor:
         work = n * h * w * c + threads * h * w * _dw.channel_width()
