@@ -33,6 +33,7 @@ from .direct cimport direct_forward_f32, ocvec_forward_packed_f32
 from .depthwise cimport channel_forward_f32, depthwise_forward_f32, transpose_images
 from .pointwise cimport pointwise_forward_f32
 from .gemm cimport matmul_f32
+from ._blas cimport gemm
 
 cdef extern from "_infer.h" nogil:
     void fc_inf_act(const float* x, const float* r, float* y, Py_ssize_t n, int act, float a0, float a1)
@@ -124,6 +125,9 @@ cdef enum:
     MAX_THREADS = 256
     # elements of one parallel work item of the flat loops
     BLOCK = 16384
+    PW_BLOCK_FLOATS = 32768  # a channel-minor 1×1 step's output block, finished while in L2
+    PW_BLOCK_MIN_ROWS = 384  # and at least this many pixels: each block's GEMM packs the whole
+                             # weight again, ~1/10 of its multiply-adds' time at 384 rows
 
 
 cdef struct Ref:
@@ -217,8 +221,7 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
         else:
             pointwise_batched(w, x, bias, y, work, N, C, P, K, t)
     elif s.op == OP_CONV_PW_LAYOUT:
-        pointwise_layout(w, x, bias, y, work, i[0], i[1], i[2] * i[3], i[4], <bint>i[24], <bint>i[25], <bint>i[26],
-                         t)
+        pointwise_layout(w, x, bias, y, work, i[0], i[1], i[2] * i[3], i[4], <bint>i[24], <bint>i[25], t)
     elif s.op == OP_CONV_TRANSPOSE:
         conv_transpose_forward_f32(x, w, bias, y, work, i[19], i[0], i[1], i[2], i[3], i[4], i[5],
                                    i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11],
@@ -263,32 +266,16 @@ cdef void subsample(const float* x, float* xs, Py_ssize_t planes, Py_ssize_t H, 
 
 cdef void pointwise_layout(const float* w, const float* x, const float* bias, float* y, float* work,
                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K, bint x_minor,
-                           bint y_minor, bint per_image, int threads) noexcept nogil:
-    """1×1 convolution (stride 1) where the input, the output or both are stored channel-minor
-    (each image P × C / P × K) for a neighbouring depthwise step. Both minor: one GEMM over the
-    whole batch's pixels, (N·P) × C times wᵀ. One side NCHW: with ``per_image`` (large images)
-    one GEMM per image that reads that side in place through a transposed operand; else the
-    NCHW side's images are transposed through the workspace (N·P·C or N·P·K floats, then a
-    transpose scratch per thread of P or K times the vector width) for one GEMM over the batch."""
-    cdef Py_ssize_t n, k, q
+                           bint y_minor, int threads) noexcept nogil:
+    """1×1 convolution (stride 1) of small images with one side stored channel-minor (each image
+    P × C or P × K): the batch's pixels in one GEMM, (N·P) × C times wᵀ, an NCHW side's images
+    transposed through the workspace (N·P·C or N·P·K floats, then a transpose scratch per thread
+    of P or K times the vector width). Large images: ``pointwise_blocks``."""
     if N == 0 or K == 0 or P == 0:
         return
     if x_minor and y_minor:
         matmul_f32(False, True, x, w, y, <int>(N * P), <int>K, <int>C, threads)
         add_bias_minor(y, bias, N * P, K)
-    elif per_image and y_minor:
-        # y_n (P × K) = x_nᵀ · wᵀ, x_n stored C × P
-        for n in range(N):
-            matmul_f32(True, True, x + n * C * P, w, y + n * P * K, <int>P, <int>K, <int>C, threads)
-        add_bias_minor(y, bias, N * P, K)
-    elif per_image:
-        # y_n (K × P) = w · x_nᵀ, x_n stored P × C
-        for n in range(N):
-            matmul_f32(False, True, w, x + n * P * C, y + n * K * P, <int>K, <int>P, <int>C, threads)
-            if bias != NULL:
-                for k in range(K):
-                    for q in range(P):
-                        y[(n * K + k) * P + q] += bias[k]
     elif y_minor:
         transpose_images(x, work, N, C, P, work + N * P * C, threads)
         matmul_f32(False, True, work, w, y, <int>(N * P), <int>K, <int>C, threads)
@@ -297,6 +284,64 @@ cdef void pointwise_layout(const float* w, const float* x, const float* bias, fl
         matmul_f32(False, True, x, w, work, <int>(N * P), <int>K, <int>C, threads)
         add_bias_minor(work, bias, N * P, K)
         transpose_images(work, y, N, P, K, work + N * P * K, threads)
+
+
+cdef void pointwise_block(const Step* s, const float* w, const float* x, const float* bias, float* y,
+                          const float* r, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K, bint x_minor,
+                          bint y_minor, Py_ssize_t n, Py_ssize_t p0, Py_ssize_t count) noexcept nogil:
+    """Pixels p0 … p0+count of image n (of P pixels; both sides channel-minor: of the batch seen as
+    one image) on one thread: the GEMM reading either layout in place, then bias, residual and
+    activation while the block is in cache."""
+    cdef Py_ssize_t k, q
+    cdef float* yb
+    cdef const float* rb
+    if y_minor:
+        yb = y + (n * P + p0) * K
+        rb = r + (n * P + p0) * K if r != NULL else NULL
+        if x_minor:  # y (count × K) = x rows · wᵀ
+            gemm(False, True, <int>count, <int>K, <int>C, <float>1, x + (n * P + p0) * C, <int>C, w,
+                 <int>C, <float>0, yb, <int>K)
+        else:  # y (count × K) = (x columns p0… of the C × P image)ᵀ · wᵀ
+            gemm(True, True, <int>count, <int>K, <int>C, <float>1, x + n * C * P + p0, <int>P, w,
+                 <int>C, <float>0, yb, <int>K)
+        if bias != NULL or rb != NULL or s.act != 0:
+            fc_inf_bias_cols(yb, bias, rb, yb, count, K, s.act, s.a0, s.a1)
+        return
+    # y_n (K × P, NCHW) columns p0… = w · (x rows p0…)ᵀ
+    yb = y + n * K * P + p0
+    gemm(False, True, <int>K, <int>count, <int>C, <float>1, w, <int>C, x + (n * P + p0) * C, <int>C,
+         <float>0, yb, <int>P)
+    for k in range(K):
+        if bias != NULL:
+            for q in range(count):
+                yb[k * P + q] += bias[k]
+        if s.act != 0 or r != NULL:
+            fc_inf_act(yb + k * P, r + n * K * P + k * P + p0 if r != NULL else NULL, yb + k * P, count,
+                       s.act, s.a0, s.a1)
+
+
+cdef void pointwise_blocks(const Step* s, const float* w, const float* x, const float* bias, float* y,
+                           const float* r, Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K,
+                           bint x_minor, bint y_minor, int threads) noexcept nogil:
+    """A channel-minor 1×1 convolution (stride 1) with its epilogue, in blocks of about
+    PW_BLOCK_FLOATS outputs across the threads (``pointwise_block``): no transposes and no pass
+    over the whole output after the GEMM. Both sides minor, the batch is one long image."""
+    cdef Py_ssize_t images = 1 if x_minor and y_minor else N
+    cdef Py_ssize_t pixels = N * P if x_minor and y_minor else P
+    cdef Py_ssize_t rows = max(PW_BLOCK_MIN_ROWS, PW_BLOCK_FLOATS // max(K, 1))
+    cdef Py_ssize_t per_image = (pixels + rows - 1) // rows, b, n, p0
+    if images == 0 or K == 0 or pixels == 0:
+        return
+    if threads <= 1 or images * per_image < 2:
+        for b in range(images * per_image):
+            n = b // per_image
+            p0 = (b - n * per_image) * rows
+            pointwise_block(s, w, x, bias, y, r, C, pixels, K, x_minor, y_minor, n, p0, min(rows, pixels - p0))
+        return
+    for b in prange(images * per_image, schedule='static', num_threads=team(threads)):
+        n = b // per_image
+        p0 = (b - n * per_image) * rows
+        pointwise_block(s, w, x, bias, y, r, C, pixels, K, x_minor, y_minor, n, p0, min(rows, pixels - p0))
 
 
 cdef inline void add_bias_minor(float* y, const float* bias, Py_ssize_t rows, Py_ssize_t K) noexcept nogil:
@@ -344,7 +389,10 @@ cdef int run_step(const Step* s, float** bases) noexcept nogil:
     cdef const Py_ssize_t* i = s.i
     cdef int t = s.threads
     cdef Py_ssize_t j, lo, hi, n
-    if s.op <= OP_CONV_PW_LAYOUT:
+    if s.op == OP_CONV_PW_LAYOUT and i[26]:  # blocks with their epilogue
+        pointwise_blocks(s, <const float*>s.c[0], x, <const float*>s.c[1], y, r, i[0], i[1], i[2] * i[3], i[4],
+                         <bint>i[24], <bint>i[25], t)
+    elif s.op <= OP_CONV_PW_LAYOUT:
         if t <= 1 and 0 < i[23] < i[0] and (s.act != 0 or r != NULL):
             return run_conv_chunked(s, bases, y, r)
         if run_conv(s, bases, True) != 0:

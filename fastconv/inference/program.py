@@ -878,9 +878,10 @@ def _is_pointwise(node: Node, graph: Graph) -> bool:
             and all(graph.values[v].is_const for v in node.inputs[2:]))
 
 
-# From this many pixels an image, a channel-minor 1×1 convolution with one NCHW side runs one
-# GEMM per image reading that side in place (a transposed operand): the image fills the GEMM's
-# tiles, and the batch-wide GEMM's extra pass transposing that side through memory costs more.
+# A channel-minor 1×1 convolution runs in blocks of pixels, each GEMM reading both layouts in place
+# and finishing with the epilogue while in cache, from this many pixels an image (both sides
+# channel-minor: over the batch, which is one long image then); below, one GEMM over the batch,
+# a transpose of the NCHW side and a separate epilogue cost less.
 PW_PER_IMAGE_PIXELS = 1024
 
 
@@ -890,12 +891,13 @@ def pointwise_layout_step(problem: ConvProblem, weight: np.ndarray, bias: Option
     n, c, h, w = problem.image_shape
     k = problem.out_channels
     ints = [n, c, h, w, k, h, w] + [0] * 13 + [n * k * h * w] + [c * h * w, k * h * w, chunk(k * h * w)]
-    per_image = h * w >= PW_PER_IMAGE_PIXELS
-    ints += [int(x_minor), int(y_minor), int(per_image)]
+    blocks = (n if x_minor and y_minor else 1) * h * w >= PW_PER_IMAGE_PIXELS
+    ints += [int(x_minor), int(y_minor), int(blocks)]
     threads = threads_for(problem.flops)
-    # the NCHW side's images are transposed through the workspace, with a scratch per thread of
-    # (columns of the transposed matrix) × vector width: pixels for the input, channels for the output
-    if x_minor and y_minor or per_image:
+    # in blocks: no workspace; else (small images) the NCHW side's images are transposed through the
+    # workspace, with a scratch per thread of (columns of the transposed matrix) × vector width:
+    # pixels for the input, channels for the output
+    if blocks:
         work = 0
     elif y_minor:
         work = n * h * w * c + threads * h * w * _dw.channel_width()
