@@ -51,7 +51,7 @@ class OcvecPath(ConvPath):
         block, tile = _direct.ocvec_block(k), _direct.ocvec_tile(k, g.out_w)
         tiles = -(-g.out_w // tile) * tile
         taps = problem.in_channels * g.kh * g.kw
-        if block in (16, 32) and _direct.ocvec_block(64) == 64:  # AVX-512 blocks of 1–2 vectors, tiles of 8–16 pixels
+        if block == 32:  # AVX-512 blocks of 2 vectors, tiles of 8–12 pixels
             min_taps = MIN_TAPS_WIDE
         else:
             min_taps = MIN_TAPS_STRIDE1 if g.sh == 1 and g.sw == 1 else MIN_TAPS
