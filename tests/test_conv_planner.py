@@ -99,6 +99,30 @@ def test_depthwise_paths_match_reference(case):
             _check_against_reference(dict(case, path=path), mp)
 
 
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0), (2, 0), (1, 2), (2, 2), ((2, 1), 1),
+                                             ((1, 2), 1)])
+@pytest.mark.parametrize("c, h, w", [(16, 9, 12), (80, 6, 15), (48, 3, 3), (64, 8, 21)])
+def test_depthwise_3x3_interior_loops_match_reference(stride, padding, c, h, w):
+    """The channel-vectorized 3×3 forward's interior loops (column stride 1 or 2, four pixels a
+    step and the rest one by one, the border pixels on the checked loop): rows and columns
+    cut at every remainder, channel counts of 1 to 5 vectors, row strides other than the column's."""
+    if isinstance(stride, int):
+        case = dict(n=2, c=c, h=h, w=w, k=c, kh=3, kw=3, stride=stride, padding=padding, dilation=1, groups=c,
+                    dtype=np.float32, layout="contiguous", bias=True, path="depthwise")
+        with pytest.MonkeyPatch.context() as mp:
+            _check_against_reference(case, mp)
+        return
+    rng = np.random.default_rng(c + h)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    with pytest.MonkeyPatch.context() as mp:
+        cp.switch(mp, "depthwise", True)
+        y = F.conv2d(fc.tensor(x), fc.tensor(wt), fc.tensor(b), stride=stride, padding=padding, groups=c)
+    ref, _ = ref_conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, padding, (1, 1), c)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=1e-5 * (1 + np.abs(ref).max()))
+
+
 @given(geometries(depthwise="grouped"))
 def test_grouped_path_matches_reference(case):
     with pytest.MonkeyPatch.context() as mp:

@@ -23,13 +23,9 @@
         a2 += FC_LD(VT, wp_ + 2 * VL) * FC_LD(VT, xp_ + 2 * VL);                               \
         a3 += FC_LD(VT, wp_ + 3 * VL) * FC_LD(VT, xp_ + 3 * VL); }
 
-/* Output rows [oy0, oy1) of one image: yt (Ho·Wo × Cp) from xt (H·W × Cp), wt (taps × Cp),
-   bias (Cp, zeros when the layer has none). */
-#define FC_DWC_FWD_BODY(VT)                                                                    \
-{                                                                                              \
-    const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
-    for (ptrdiff_t oy = oy0; oy < oy1; oy++)                                                   \
-    for (ptrdiff_t ox = 0; ox < Wo; ox++) {                                                    \
+/* Output pixels [oxa, oxb) of row oy: any geometry, every tap checked against the borders. */
+#define FC_DWC_FWD_PIXELS(VT, OXA, OXB)                                                        \
+    for (ptrdiff_t ox = (OXA); ox < (OXB); ox++) {                                             \
         float *out = yt + (oy * Wo + ox) * Cp;                                                 \
         ptrdiff_t c = 0;                                                                       \
         for (; c + 4 * VL <= Cp; c += 4 * VL) {                                                \
@@ -60,6 +56,84 @@
                 }                                                                              \
             }                                                                                  \
             FC_ST(VT, out + c, a0);                                                            \
+        }                                                                                      \
+    }
+
+/* Output pixels [oxa, oxb) of row oy of a 3×3 filter (dilation 1, column stride S, a constant)
+   whose taps all lie inside the image: per channel vector the nine weights stay in registers
+   and four neighbouring pixels share their input loads (4·S + 2 a filter row, not 12), so the
+   loop does ~0.5-0.75 loads per multiply-add instead of 2. */
+#define FC_DWC_FWD_3X3(VT, S, OXA, OXB)                                                        \
+    for (ptrdiff_t c = 0; c < Cp; c += VL) {                                                   \
+        const float *wc = wt + c;                                                              \
+        const VT w0 = FC_LD(VT, wc), w1 = FC_LD(VT, wc + Cp), w2 = FC_LD(VT, wc + 2 * Cp);     \
+        const VT w3 = FC_LD(VT, wc + 3 * Cp), w4 = FC_LD(VT, wc + 4 * Cp);                     \
+        const VT w5 = FC_LD(VT, wc + 5 * Cp), w6 = FC_LD(VT, wc + 6 * Cp);                     \
+        const VT w7 = FC_LD(VT, wc + 7 * Cp), w8 = FC_LD(VT, wc + 8 * Cp);                     \
+        const VT b = FC_LD(VT, bias + c);                                                      \
+        const float *r0 = xt + ((oy * sh - ph) * W - pw) * Cp + c;                             \
+        ptrdiff_t ox = (OXA);                                                                  \
+        for (; ox + 4 <= (OXB); ox += 4) {                                                     \
+            VT a0 = b, a1 = b, a2 = b, a3 = b;                                                 \
+            for (int ky = 0; ky < 3; ky++) {                                                   \
+                const float *q = r0 + (ky * W + ox * (S)) * Cp;                                \
+                const VT wa = ky == 0 ? w0 : ky == 1 ? w3 : w6;                                \
+                const VT wb = ky == 0 ? w1 : ky == 1 ? w4 : w7;                                \
+                const VT wc_ = ky == 0 ? w2 : ky == 1 ? w5 : w8;                               \
+                const VT x0 = FC_LD(VT, q), x1 = FC_LD(VT, q + Cp), x2 = FC_LD(VT, q + 2 * Cp); \
+                const VT x3 = FC_LD(VT, q + 3 * Cp), x4 = FC_LD(VT, q + 4 * Cp);               \
+                const VT x5 = FC_LD(VT, q + 5 * Cp);                                           \
+                if ((S) == 1) {                                                                \
+                    a0 += wa * x0 + wb * x1 + wc_ * x2;                                        \
+                    a1 += wa * x1 + wb * x2 + wc_ * x3;                                        \
+                    a2 += wa * x2 + wb * x3 + wc_ * x4;                                        \
+                    a3 += wa * x3 + wb * x4 + wc_ * x5;                                        \
+                } else {                                                                       \
+                    const VT x6 = FC_LD(VT, q + 6 * Cp), x7 = FC_LD(VT, q + 7 * Cp);           \
+                    const VT x8 = FC_LD(VT, q + 8 * Cp);                                       \
+                    a0 += wa * x0 + wb * x1 + wc_ * x2;                                        \
+                    a1 += wa * x2 + wb * x3 + wc_ * x4;                                        \
+                    a2 += wa * x4 + wb * x5 + wc_ * x6;                                        \
+                    a3 += wa * x6 + wb * x7 + wc_ * x8;                                        \
+                }                                                                              \
+            }                                                                                  \
+            float *out = yt + (oy * Wo + ox) * Cp + c;                                         \
+            FC_ST(VT, out, a0); FC_ST(VT, out + Cp, a1);                                       \
+            FC_ST(VT, out + 2 * Cp, a2); FC_ST(VT, out + 3 * Cp, a3);                          \
+        }                                                                                      \
+        for (; ox < (OXB); ox++) {                                                             \
+            VT a0 = b;                                                                         \
+            for (int ky = 0; ky < 3; ky++) {                                                   \
+                const float *q = r0 + (ky * W + ox * (S)) * Cp;                                \
+                a0 += (ky == 0 ? w0 : ky == 1 ? w3 : w6) * FC_LD(VT, q)                        \
+                      + (ky == 0 ? w1 : ky == 1 ? w4 : w7) * FC_LD(VT, q + Cp)                 \
+                      + (ky == 0 ? w2 : ky == 1 ? w5 : w8) * FC_LD(VT, q + 2 * Cp);            \
+            }                                                                                  \
+            FC_ST(VT, yt + (oy * Wo + ox) * Cp + c, a0);                                       \
+        }                                                                                      \
+    }
+
+/* Output rows [oy0, oy1) of one image: yt (Ho·Wo × Cp) from xt (H·W × Cp), wt (taps × Cp),
+   bias (Cp, zeros when the layer has none). 3×3 filters at column stride 1 or 2 (dilation 1)
+   take FC_DWC_FWD_3X3 on the pixels whose taps are all inside the image, the rest the
+   checked loop. */
+#define FC_DWC_FWD_BODY(VT)                                                                    \
+{                                                                                              \
+    const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
+    const int fast = kh == 3 && kw == 3 && dh == 1 && dw == 1 && (sw == 1 || sw == 2);         \
+    /* the pixels whose three columns lie inside the image: ox·sw − pw ≥ 0 and ≤ W − 3 */      \
+    const ptrdiff_t ox_lo = fast ? (pw + sw - 1) / sw : 0;                                     \
+    ptrdiff_t ox_hi = fast && W - 3 + pw >= 0 ? (W - 3 + pw) / sw + 1 : 0;                     \
+    if (ox_hi > Wo) ox_hi = Wo;                                                                \
+    for (ptrdiff_t oy = oy0; oy < oy1; oy++) {                                                 \
+        const ptrdiff_t top = oy * sh - ph;                                                    \
+        if (fast && top >= 0 && top + 2 < H && ox_lo < ox_hi) {                                \
+            FC_DWC_FWD_PIXELS(VT, 0, ox_lo)                                                    \
+            if (sw == 1) { FC_DWC_FWD_3X3(VT, 1, ox_lo, ox_hi) }                              \
+            else { FC_DWC_FWD_3X3(VT, 2, ox_lo, ox_hi) }                                       \
+            FC_DWC_FWD_PIXELS(VT, ox_hi, Wo)                                                   \
+        } else {                                                                               \
+            FC_DWC_FWD_PIXELS(VT, 0, Wo)                                                       \
         }                                                                                      \
     }                                                                                          \
 }
