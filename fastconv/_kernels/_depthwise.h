@@ -59,24 +59,30 @@
         }                                                                                      \
     }
 
-/* Output pixels [oxa, oxb) of row oy of a 3×3 filter (dilation 1, column stride S, a constant)
-   whose taps all lie inside the image: per channel vector the nine weights stay in registers
-   and four neighbouring pixels share their input loads (4·S + 2 a filter row, not 12), so the
-   loop does ~0.5-0.75 loads per multiply-add instead of 2. */
-#define FC_DWC_FWD_3X3(VT, S, OXA, OXB)                                                        \
+/* Output pixels [OXA, OXB) of one output row of a 3×3 filter (dilation 1, column stride S, a
+   constant) whose taps all lie inside the input: per channel vector the nine weights stay in
+   registers and four neighbouring pixels share their input loads (4·S + 2 a filter row, not 12),
+   ~0.5-0.75 loads per multiply-add instead of 2. X/Y: the channel-minor input and output rows
+   (pixel 0 of the input row the filter's first row reads, of the output row); LEFT: the
+   columns output pixel 0's first tap lies left of input column 0 (the padding); tap t's weights at WT + t·WSTEP (a negative
+   step reads the filter rotated by 180°, as dX needs); BIAS: Cp values or NULL. */
+#define FC_DWC_3X3_ROW(VT, S, OXA, OXB, X, WIN, LEFT, Y, WT, WSTEP, BIAS)                     \
     for (ptrdiff_t c = 0; c < Cp; c += VL) {                                                   \
-        const float *wc = wt + c;                                                              \
-        const VT w0 = FC_LD(VT, wc), w1 = FC_LD(VT, wc + Cp), w2 = FC_LD(VT, wc + 2 * Cp);     \
-        const VT w3 = FC_LD(VT, wc + 3 * Cp), w4 = FC_LD(VT, wc + 4 * Cp);                     \
-        const VT w5 = FC_LD(VT, wc + 5 * Cp), w6 = FC_LD(VT, wc + 6 * Cp);                     \
-        const VT w7 = FC_LD(VT, wc + 7 * Cp), w8 = FC_LD(VT, wc + 8 * Cp);                     \
-        const VT b = FC_LD(VT, bias + c);                                                      \
-        const float *r0 = xt + ((oy * sh - ph) * W - pw) * Cp + c;                             \
+        const float *wc = (WT) + c;                                                            \
+        const ptrdiff_t ws_ = (WSTEP);                                                         \
+        const VT w0 = FC_LD(VT, wc), w1 = FC_LD(VT, wc + ws_), w2 = FC_LD(VT, wc + 2 * ws_);   \
+        const VT w3 = FC_LD(VT, wc + 3 * ws_), w4 = FC_LD(VT, wc + 4 * ws_);                   \
+        const VT w5 = FC_LD(VT, wc + 5 * ws_), w6 = FC_LD(VT, wc + 6 * ws_);                   \
+        const VT w7 = FC_LD(VT, wc + 7 * ws_), w8 = FC_LD(VT, wc + 8 * ws_);                   \
+        VT b = w0 - w0;                                                                        \
+        if ((BIAS) != NULL) b = FC_LD(VT, (BIAS) + c);                                         \
+        const float *r0 = (X) - (LEFT) * Cp + c;                                               \
+        float *yrow_ = (Y) + c;                                                                \
         ptrdiff_t ox = (OXA);                                                                  \
         for (; ox + 4 <= (OXB); ox += 4) {                                                     \
             VT a0 = b, a1 = b, a2 = b, a3 = b;                                                 \
             for (int ky = 0; ky < 3; ky++) {                                                   \
-                const float *q = r0 + (ky * W + ox * (S)) * Cp;                                \
+                const float *q = r0 + (ky * (WIN) + ox * (S)) * Cp;                            \
                 const VT wa = ky == 0 ? w0 : ky == 1 ? w3 : w6;                                \
                 const VT wb = ky == 0 ? w1 : ky == 1 ? w4 : w7;                                \
                 const VT wc_ = ky == 0 ? w2 : ky == 1 ? w5 : w8;                               \
@@ -97,25 +103,25 @@
                     a3 += wa * x6 + wb * x7 + wc_ * x8;                                        \
                 }                                                                              \
             }                                                                                  \
-            float *out = yt + (oy * Wo + ox) * Cp + c;                                         \
+            float *out = yrow_ + ox * Cp;                                                      \
             FC_ST(VT, out, a0); FC_ST(VT, out + Cp, a1);                                       \
             FC_ST(VT, out + 2 * Cp, a2); FC_ST(VT, out + 3 * Cp, a3);                          \
         }                                                                                      \
         for (; ox < (OXB); ox++) {                                                             \
             VT a0 = b;                                                                         \
             for (int ky = 0; ky < 3; ky++) {                                                   \
-                const float *q = r0 + (ky * W + ox * (S)) * Cp;                                \
+                const float *q = r0 + (ky * (WIN) + ox * (S)) * Cp;                            \
                 a0 += (ky == 0 ? w0 : ky == 1 ? w3 : w6) * FC_LD(VT, q)                        \
                       + (ky == 0 ? w1 : ky == 1 ? w4 : w7) * FC_LD(VT, q + Cp)                 \
                       + (ky == 0 ? w2 : ky == 1 ? w5 : w8) * FC_LD(VT, q + 2 * Cp);            \
             }                                                                                  \
-            FC_ST(VT, yt + (oy * Wo + ox) * Cp + c, a0);                                       \
+            FC_ST(VT, yrow_ + ox * Cp, a0);                                                    \
         }                                                                                      \
     }
 
 /* Output rows [oy0, oy1) of one image: yt (Ho·Wo × Cp) from xt (H·W × Cp), wt (taps × Cp),
    bias (Cp, zeros when the layer has none). 3×3 filters at column stride 1 or 2 (dilation 1)
-   take FC_DWC_FWD_3X3 on the pixels whose taps are all inside the image, the rest the
+   take FC_DWC_3X3_ROW on the pixels whose taps are all inside the image, the rest the
    checked loop. */
 #define FC_DWC_FWD_BODY(VT)                                                                    \
 {                                                                                              \
@@ -129,8 +135,10 @@
         const ptrdiff_t top = oy * sh - ph;                                                    \
         if (fast && top >= 0 && top + 2 < H && ox_lo < ox_hi) {                                \
             FC_DWC_FWD_PIXELS(VT, 0, ox_lo)                                                    \
-            if (sw == 1) { FC_DWC_FWD_3X3(VT, 1, ox_lo, ox_hi) }                              \
-            else { FC_DWC_FWD_3X3(VT, 2, ox_lo, ox_hi) }                                       \
+            const float *xrow = xt + top * W * Cp;                                             \
+            float *yrow = yt + oy * Wo * Cp;                                                   \
+            if (sw == 1) { FC_DWC_3X3_ROW(VT, 1, ox_lo, ox_hi, xrow, W, pw, yrow, wt, Cp, bias) } \
+            else { FC_DWC_3X3_ROW(VT, 2, ox_lo, ox_hi, xrow, W, pw, yrow, wt, Cp, bias) }      \
             FC_DWC_FWD_PIXELS(VT, ox_hi, Wo)                                                   \
         } else {                                                                               \
             FC_DWC_FWD_PIXELS(VT, 0, Wo)                                                       \
@@ -138,14 +146,11 @@
     }                                                                                          \
 }
 
-/* Input rows [iy0, iy1) of one image's dX: dxt (H·W × Cp) from dyt (Ho·Wo × Cp): the output
-   pixels that read input pixel (iy, ix) through tap (ky, kx) are oy = (iy + ph − ky·dh) / sh
+/* Input pixels [IXA, IXB) of row iy of one image's dX: dxt (H·W × Cp) from dyt (Ho·Wo × Cp): the
+   output pixels that read input pixel (iy, ix) through tap (ky, kx) are oy = (iy + ph − ky·dh) / sh
    when that divides exactly and lies in [0, Ho), the same across. */
-#define FC_DWC_DX_BODY(VT)                                                                     \
-{                                                                                              \
-    const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
-    for (ptrdiff_t iy = iy0; iy < iy1; iy++)                                                   \
-    for (ptrdiff_t ix = 0; ix < W; ix++) {                                                     \
+#define FC_DWC_DX_PIXELS(VT, IXA, IXB)                                                         \
+    for (ptrdiff_t ix = (IXA); ix < (IXB); ix++) {                                             \
         float *out = dxt + (iy * W + ix) * Cp;                                                 \
         for (ptrdiff_t c = 0; c < Cp; c += VL) {                                               \
             VT a0 = FC_LD(VT, zero);                                                           \
@@ -164,6 +169,30 @@
                 }                                                                              \
             }                                                                                  \
             FC_ST(VT, out + c, a0);                                                            \
+        }                                                                                      \
+    }
+
+/* Input rows [iy0, iy1) of one image's dX. A stride-1 3×3 filter's dX is the forward of dY with
+   the filter rotated by 180° and padding 2 − p: its interior pixels take FC_DWC_3X3_ROW. */
+#define FC_DWC_DX_BODY(VT)                                                                     \
+{                                                                                              \
+    const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
+    const int fast = kh == 3 && kw == 3 && dh == 1 && dw == 1 && sh == 1 && sw == 1;           \
+    /* input columns whose nine taps read dY inside: 0 ≤ ix + pw − 2 and ix + pw < Wo */      \
+    const ptrdiff_t ix_lo = fast && pw < 2 ? 2 - pw : 0;                                       \
+    ptrdiff_t ix_hi = fast ? Wo - pw : 0;                                                      \
+    if (ix_hi > W) ix_hi = W;                                                                  \
+    for (ptrdiff_t iy = iy0; iy < iy1; iy++) {                                                 \
+        const ptrdiff_t top = iy + ph - 2;                                                     \
+        if (fast && top >= 0 && top + 2 < Ho && ix_lo < ix_hi) {                               \
+            FC_DWC_DX_PIXELS(VT, 0, ix_lo)                                                     \
+            const float *dyrow = dyt + top * Wo * Cp;                                          \
+            float *dxrow = dxt + iy * W * Cp;                                                  \
+            FC_DWC_3X3_ROW(VT, 1, ix_lo, ix_hi, dyrow, Wo, 2 - pw, dxrow, wt + 8 * Cp, -Cp,    \
+                           (const float *)NULL)                                                \
+            FC_DWC_DX_PIXELS(VT, ix_hi, W)                                                     \
+        } else {                                                                               \
+            FC_DWC_DX_PIXELS(VT, 0, W)                                                         \
         }                                                                                      \
     }                                                                                          \
 }
