@@ -350,8 +350,9 @@ class _Builder:
             resolved = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
             trial = None  # the depthwise path, timed in the chain against the planner's standalone pick
             if self.conv_path(resolved)[1] != "depthwise":
-                if not (self.freeze and planner.measuring()
-                        and registry.get("depthwise").eligible(self.conv_problem(resolved), "forward")):
+                frozen = isinstance(self.graph.values[node.inputs[1]].data, PackedWeight)
+                if frozen or not (self.freeze and planner.measuring()
+                                  and registry.get("depthwise").eligible(self.conv_problem(resolved), "forward")):
                     continue
                 trial = "depthwise"
             x, y = node.inputs[0], node.output
