@@ -76,13 +76,13 @@
         const VT w7 = FC_LD(VT, wc + 7 * ws_), w8 = FC_LD(VT, wc + 8 * ws_);                   \
         VT b = w0 - w0;                                                                        \
         if ((BIAS) != NULL) b = FC_LD(VT, (BIAS) + c);                                         \
-        const float *r0 = (X) - (LEFT) * Cp + c;                                               \
+        const float *r0 = (X) + c;                                                             \
         float *yrow_ = (Y) + c;                                                                \
         ptrdiff_t ox = (OXA);                                                                  \
         for (; ox + 4 <= (OXB); ox += 4) {                                                     \
             VT a0 = b, a1 = b, a2 = b, a3 = b;                                                 \
             for (int ky = 0; ky < 3; ky++) {                                                   \
-                const float *q = r0 + (ky * (WIN) + ox * (S)) * Cp;                            \
+                const float *q = r0 + (ky * (WIN) + ox * (S) - (LEFT)) * Cp;                   \
                 const VT wa = ky == 0 ? w0 : ky == 1 ? w3 : w6;                                \
                 const VT wb = ky == 0 ? w1 : ky == 1 ? w4 : w7;                                \
                 const VT wc_ = ky == 0 ? w2 : ky == 1 ? w5 : w8;                               \
@@ -110,7 +110,7 @@
         for (; ox < (OXB); ox++) {                                                             \
             VT a0 = b;                                                                         \
             for (int ky = 0; ky < 3; ky++) {                                                   \
-                const float *q = r0 + (ky * (WIN) + ox * (S)) * Cp;                            \
+                const float *q = r0 + (ky * (WIN) + ox * (S) - (LEFT)) * Cp;                   \
                 a0 += (ky == 0 ? w0 : ky == 1 ? w3 : w6) * FC_LD(VT, q)                        \
                       + (ky == 0 ? w1 : ky == 1 ? w4 : w7) * FC_LD(VT, q + Cp)                 \
                       + (ky == 0 ? w2 : ky == 1 ? w5 : w8) * FC_LD(VT, q + 2 * Cp);            \
@@ -198,25 +198,37 @@
 }
 
 /* dW/db partial sums of output rows [oy0, oy1) of one image: part ((taps + 1) × Cp, the last
-   row db) = Σ dY[p] · x[p's tap] over those rows, tap by tap with the sums in registers. */
+   row db) = Σ dY[p] · x[p's tap] over those rows, tap by tap with the sums in registers. Each
+   tap's columns inside the image are computed once (no per-pixel border test), and four
+   accumulators take the pixels in turn (one would wait on each multiply-add's latency); their
+   order is fixed, so the sums do not depend on the thread count. */
 #define FC_DWC_DW_BODY(VT)                                                                     \
 {                                                                                              \
     const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
     for (ptrdiff_t c = 0; c < Cp; c += VL) {                                                   \
         for (ptrdiff_t ky = 0; ky < kh; ky++)                                                  \
         for (ptrdiff_t kx = 0; kx < kw; kx++) {                                                \
-            VT a0 = FC_LD(VT, zero);                                                           \
+            /* ix = ox·sw − pw + kx·dw inside [0, W) for ox in [lo, hi) */                     \
+            const ptrdiff_t off = kx * dw - pw;                                                \
+            const ptrdiff_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;                          \
+            ptrdiff_t hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;                       \
+            if (hi > Wo) hi = Wo;                                                              \
+            VT a0 = FC_LD(VT, zero), a1 = a0, a2 = a0, a3 = a0;                                \
             for (ptrdiff_t oy = oy0; oy < oy1; oy++) {                                         \
                 ptrdiff_t iy = oy * sh - ph + ky * dh;                                         \
                 if (iy < 0 || iy >= H) continue;                                               \
-                for (ptrdiff_t ox = 0; ox < Wo; ox++) {                                        \
-                    ptrdiff_t ix = ox * sw - pw + kx * dw;                                     \
-                    if (ix < 0 || ix >= W) continue;                                           \
-                    a0 += FC_LD(VT, dyt + (oy * Wo + ox) * Cp + c)                             \
-                          * FC_LD(VT, xt + (iy * W + ix) * Cp + c);                            \
+                const float *d = dyt + oy * Wo * Cp + c;                                       \
+                const float *xr = xt + iy * W * Cp + c;                                        \
+                ptrdiff_t ox = lo;                                                             \
+                for (; ox + 4 <= hi; ox += 4) {                                                \
+                    a0 += FC_LD(VT, d + ox * Cp) * FC_LD(VT, xr + (ox * sw + off) * Cp);       \
+                    a1 += FC_LD(VT, d + (ox + 1) * Cp) * FC_LD(VT, xr + ((ox + 1) * sw + off) * Cp); \
+                    a2 += FC_LD(VT, d + (ox + 2) * Cp) * FC_LD(VT, xr + ((ox + 2) * sw + off) * Cp); \
+                    a3 += FC_LD(VT, d + (ox + 3) * Cp) * FC_LD(VT, xr + ((ox + 3) * sw + off) * Cp); \
                 }                                                                              \
+                for (; ox < hi; ox++) a0 += FC_LD(VT, d + ox * Cp) * FC_LD(VT, xr + (ox * sw + off) * Cp); \
             }                                                                                  \
-            FC_ST(VT, part + (ky * kw + kx) * Cp + c, a0);                                     \
+            FC_ST(VT, part + (ky * kw + kx) * Cp + c, (a0 + a1) + (a2 + a3));                  \
         }                                                                                      \
         if (need_db) {                                                                         \
             VT a0 = FC_LD(VT, zero);                                                           \
