@@ -1032,7 +1032,7 @@ def choose_path(problem: ConvProblem, weight: np.ndarray, bias, allow_packed: bo
                 runs[path.name]()
 
             with _careful_measuring():
-                name, _ = planner.run(problem, "forward", execute)
+                name, _ = planner.run(problem, "forward", execute, follow_load=False)
     return name
 
 

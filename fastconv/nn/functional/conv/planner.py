@@ -143,9 +143,11 @@ def planned_threads(problem: ConvProblem, pass_: str) -> _one_thread:
     return _one_thread(pass_threads(problem, pass_) == 1 and _omp.get_max_threads() > 1)
 
 
-def run(problem: ConvProblem, pass_: str, execute: Callable):
+def run(problem: ConvProblem, pass_: str, execute: Callable, follow_load: bool = True):
     """Run ``pass_`` of ``problem`` by its planned path: ``execute(path)`` computes the pass on
-    the call's arrays. Returns (path name, result). Measures first when no plan exists yet."""
+    the call's arrays. Returns (path name, result). Measures first when no plan exists yet.
+    ``follow_load=False`` plans for the thread setting whatever the load (a compiled predictor
+    freezes its plans: a moment's load while it compiles must not pick them)."""
     if settings.forced:
         name = _forced(problem, pass_)
         if name is not None:
@@ -153,6 +155,8 @@ def run(problem: ConvProblem, pass_: str, execute: Callable):
     if _heuristic_only():
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
+    if not follow_load:
+        return _run_planned(problem, pass_, execute, _omp.get_max_threads())
     # other processes keep CPUs busy: the plan of the threads the team will get (not the plan of
     # the setting run on fewer threads; deterministic mode, above, never does this)
     previous = _omp.cap_to_load()
