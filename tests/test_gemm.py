@@ -18,7 +18,8 @@ def two_threads():
 
 
 # row panels (m large), column panels (m small), one row as GEMV (split or serial), below the threshold
-@pytest.mark.parametrize("m,n,k", [(512, 64, 40), (3, 700, 600), (1, 2000, 600), (1, 7, 5), (257, 129, 65), (5, 3, 7)])
+@pytest.mark.parametrize("m,n,k", [(512, 64, 40), (3, 700, 600), (1, 2000, 600), (1, 128, 1568), (1, 7, 5), (257, 129, 65),
+                                   (5, 3, 7)])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

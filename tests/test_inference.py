@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -280,6 +281,47 @@ def test_thread_counts_and_micro_batches_agree(threads):
             assert_close(runner.run([x])[0], want)
     finally:
         fc.set_num_threads(os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("slow", ["small", "large", None])
+def test_micro_batch_is_the_measured_faster_candidate(slow, monkeypatch):
+    """Two micro-batch candidates (the L3- and the L2-sized): measuring, the runner keeps the
+    one whose timed runs were faster (a delay injected into the other's runs); not measuring,
+    the larger. Outputs equal eager either way."""
+    from fastconv.inference import predictor as predictor_module
+    from fastconv.nn.functional.conv import planner
+
+    fc.manual_seed(5)
+    model = randomize_norms(models.resnet20(num_classes=10)).eval()
+    x = np.random.default_rng(6).standard_normal((6, 3, 32, 32)).astype(np.float32)
+    pred = fc.inference.compile(model, x[:1])
+    sample = pred._sample_bytes
+    monkeypatch.setattr(predictor_module, "MICROBATCH_BYTES", 6 * sample)     # candidate 6
+    monkeypatch.setattr(predictor_module, "L2_MICROBATCH_BYTES", 2 * sample)  # candidate 2
+    monkeypatch.setattr(planner.settings, "benchmark", slow is not None)
+    real = predictor_module._infer
+
+    class Delayed:
+        """The executor, slower for the jobs of the candidate named ``slow``."""
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def run_jobs(jobs):
+            parts = sum(len(work) for work in jobs)
+            if (slow == "small") == (parts > 1):
+                time.sleep(0.02)
+            return real.run_jobs(jobs)
+
+    monkeypatch.setattr(predictor_module, "_infer", Delayed())
+    previous = fc.get_num_threads()
+    fc.set_num_threads(1)
+    try:
+        runner = predictor_module._Runner(pred, 6, 1)
+        assert runner.micro == {"small": 6, "large": 2, None: 6}[slow]
+        assert_close(runner.run([x])[0], eager(model, x))
+    finally:
+        fc.set_num_threads(previous)
 
 
 def test_four_python_threads_give_the_serial_outputs():
