@@ -499,3 +499,20 @@ def test_planner_times_paths_far_outside_their_shapes_only_when_calls_are_cheap(
         assert timed.index("shallow") > timed.index("gemm") and timed.index("implicit") > timed.index("gemm")
     else:
         assert "shallow" not in timed and "implicit" not in timed
+
+
+def test_depthwise_dx_interior_keeps_infinite_weights_infinite(monkeypatch):
+    """An infinite weight gives infinite input gradients where its tap reaches and finite ones
+    elsewhere, in the interior loop as in the checked one (its accumulators start at zero, not
+    at a weight minus itself, which is NaN for an infinite weight)."""
+    cp.switch(monkeypatch, "depthwise", True)
+    x = fc.tensor(np.ones((1, 16, 8, 8), np.float32), requires_grad=True)
+    w = np.ones((16, 1, 3, 3), np.float32)
+    w[:, :, 0, 0] = np.inf
+    y = F.conv2d(x, fc.tensor(w), padding=1, groups=16)
+    y.backward(np.ones(y.shape, np.float32))
+    dx = x.grad.numpy()
+    reached = np.zeros((8, 8), bool)
+    reached[:7, :7] = True  # tap (0, 0) of output (oy, ox) reads input (oy − 1, ox − 1)
+    assert not np.isnan(dx).any()
+    assert np.isinf(dx[:, :, reached]).all() and np.isfinite(dx[:, :, ~reached]).all()

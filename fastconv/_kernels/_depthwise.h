@@ -64,8 +64,9 @@
    registers and four neighbouring pixels share their input loads (4·S + 2 a filter row, not 12),
    ~0.5-0.75 loads per multiply-add instead of 2. X/Y: the channel-minor input and output rows
    (pixel 0 of the input row the filter's first row reads, of the output row); LEFT: the
-   columns output pixel 0's first tap lies left of input column 0 (the padding); tap t's weights at WT + t·WSTEP (a negative
-   step reads the filter rotated by 180°, as dX needs); BIAS: Cp values or NULL. */
+   columns output pixel 0's first tap lies left of input column 0 (the padding); tap t's
+   weights at WT + t·WSTEP (a negative step reads the filter rotated by 180°, as dX needs);
+   BIAS: Cp values or NULL (zeros). */
 #define FC_DWC_3X3_ROW(VT, S, OXA, OXB, X, WIN, LEFT, Y, WT, WSTEP, BIAS)                     \
     for (ptrdiff_t c = 0; c < Cp; c += VL) {                                                   \
         const float *wc = (WT) + c;                                                            \
@@ -74,7 +75,7 @@
         const VT w3 = FC_LD(VT, wc + 3 * ws_), w4 = FC_LD(VT, wc + 4 * ws_);                   \
         const VT w5 = FC_LD(VT, wc + 5 * ws_), w6 = FC_LD(VT, wc + 6 * ws_);                   \
         const VT w7 = FC_LD(VT, wc + 7 * ws_), w8 = FC_LD(VT, wc + 8 * ws_);                   \
-        VT b = w0 - w0;                                                                        \
+        VT b = (VT){0};                                                                        \
         if ((BIAS) != NULL) b = FC_LD(VT, (BIAS) + c);                                         \
         const float *r0 = (X) + c;                                                             \
         float *yrow_ = (Y) + c;                                                                \
