@@ -155,11 +155,9 @@ def run(problem: ConvProblem, pass_: str, execute: Callable, follow_load: bool =
     if _heuristic_only():
         name = heuristic(problem, pass_)
         return name, execute(registry.get(name))
-    if not follow_load:
-        return _run_planned(problem, pass_, execute, _omp.get_max_threads())
     # other processes keep CPUs busy: the plan of the threads the team will get (not the plan of
     # the setting run on fewer threads; deterministic mode, above, never does this)
-    previous = _omp.cap_to_load()
+    previous = _omp.cap_to_load() if follow_load else -1
     if previous < 0:
         return _run_planned(problem, pass_, execute, _omp.get_max_threads())
     try:
