@@ -693,6 +693,105 @@ def test_depthwise_losing_alone_is_timed_in_its_chain(monkeypatch):
         paths = dict(pred.conv_paths(3))
     finally:
         planner.clear_plans()
-    assert (None, frozenset()) in tried  # the standalone pick was timed against the chain
+    assert (None, frozenset(), None) in tried  # the standalone pick was timed against the chain
     assert paths["dw1.0"] == paths["dw2"] == "depthwise"
     assert "pointwise (channel-minor)" in {paths["expand.0"], paths["mid"], paths["project.0"]}
+
+
+class _InvertedResiduals(nn.Module):
+    """MobileNetV2's inverted residual blocks in the forms a band chain takes: stride 1 with the
+    residual add, stride 2 on an odd size, a 5×5 depthwise, and a last block on so few pixels that
+    its values stay NCHW (no chain)."""
+
+    def __init__(self):
+        super().__init__()
+
+        def block(cin, cout, stride, k):
+            hidden = 6 * cin
+            return nn.Sequential(
+                nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+                nn.Conv2d(hidden, hidden, k, stride, k // 2, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+                nn.ReLU6(), nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU6())
+        self.b1, self.b2 = block(16, 16, 1, 3), block(16, 24, 2, 3)
+        self.b3, self.b4 = block(24, 24, 1, 5), block(24, 32, 2, 3)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.b1(x)
+        x = self.b2(x)
+        x = x + self.b3(x)
+        return self.b4(x)
+
+
+def _chains(pred, batch):
+    return sum(plan.program.ops().count("band_chain") for plan in pred.plan(batch))
+
+
+@pytest.mark.parametrize("threads,band_floats", [(1, 1), (1, 1 << 30), (2, 1), (2, 1 << 12), (3, 1)])
+def test_band_chains_equal_their_steps_and_eager(threads, band_floats, monkeypatch):
+    """expand → depthwise → project run band by band (one output row per band up to the whole
+    image) give the outputs of the same steps run whole, and eager's, at 1 to 3 threads: batch 1
+    splits each image's rows between the threads (rows read by two parts computed once), larger
+    batches give each thread whole images."""
+    from fastconv._kernels import depthwise as dw
+    from fastconv.inference import bands
+    from fastconv.nn.functional.conv import planner
+
+    if dw.channel_width() == 0:
+        pytest.skip("no channel-vectorized depthwise path here")
+    monkeypatch.setattr(planner.settings, "benchmark", False)
+    monkeypatch.setattr(bands, "CHAIN_BAND_FLOATS", (band_floats,))
+    fc.manual_seed(7)
+    model = randomize_norms(_InvertedResiduals()).eval()
+    rng = np.random.default_rng(1)
+    fc.set_num_threads(threads)
+    try:
+        monkeypatch.setattr(bands, "CHAIN_MIN_FLOATS", 0)
+        chained = fc.inference.compile(model, np.zeros((1, 3, 19, 19), np.float32))
+        monkeypatch.setattr(bands, "CHAIN_MIN_FLOATS", 1 << 40)
+        apart = fc.inference.compile(model, np.zeros((1, 3, 19, 19), np.float32))
+        for batch in (1, 3, 4):
+            x = rng.standard_normal((batch, 3, 19, 19)).astype(np.float32)
+            got = chained(x)
+            assert_close(got, apart(x), rtol=1e-6)
+            assert_close(got, eager(model, x))
+        assert _chains(chained, 1) == 3 and _chains(apart, 1) == 0
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("choice", [1, None])
+def test_band_chains_are_measured(choice, monkeypatch):
+    """Measuring, a chain's layouts are timed with the chain among the options, and the chain
+    itself against its steps for each band length; the measured choice is what runs."""
+    from fastconv._kernels import depthwise as dw
+    from fastconv.inference import bands, program
+    from fastconv.nn.functional.conv import planner
+
+    if dw.channel_width() == 0:
+        pytest.skip("no channel-vectorized depthwise path here")
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    tried, picks = [], []
+
+    def chain_fastest(runs, option):
+        tried.append(option)
+        return 0.0 if option[2] is not None else 1.0
+
+    def pick(runs, repeats):
+        picks.append(list(runs))
+        return choice
+
+    monkeypatch.setattr(program, "_fastest_total", chain_fastest)
+    monkeypatch.setattr(bands, "fastest", pick)
+    fc.manual_seed(7)
+    model = randomize_norms(_InvertedResiduals()).eval()
+    try:
+        pred = check(model, (3, 19, 19), batches=(1, 2))
+    finally:
+        planner.clear_plans()
+    assert any(option[2] is not None for option in tried)
+    assert picks and all(keys == [0, 1, None] for keys in picks)
+    # every block chains when the timing says so, the last too (measured layouts have no pixel floor)
+    assert _chains(pred, 1) == (4 if choice is not None else 0)

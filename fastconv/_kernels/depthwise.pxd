@@ -9,6 +9,11 @@ cdef void channel_forward_f32(const float* x, const float* wt, const float* bias
                               int dw, Py_ssize_t rows_per_item, int threads,
                               Py_ssize_t G, bint x_minor, bint y_minor) noexcept nogil
 
+cdef void channel_rows_f32(const float* xt, const float* wt, const float* bias, float* yt,
+                           Py_ssize_t Cp, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
+                           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                           Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+
 cdef void depthwise_forward_f32(const float* x, const float* w, const float* bias, float* y,
                                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                 Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw, int sh,

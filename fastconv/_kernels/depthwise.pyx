@@ -628,6 +628,17 @@ cdef inline void channel_image_forward(int level, Py_ssize_t G, const float* x, 
         from_channel_minor(level, yt, Po, Cp, C, y + n * C * Po, scratch)
 
 
+cdef void channel_rows_f32(const float* xt, const float* wt, const float* bias, float* yt,
+                           Py_ssize_t Cp, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
+                           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                           Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Output rows [r0, r1) of one channel-minor image (H·W rows of Cp in, Ho·Wo out) by the
+    depthwise loops, with bias, on the calling thread: for callers that interleave the rows with
+    their producer and consumer (the compiled predictor's band chains)."""
+    rows_forward(fc_ocvec_level(), 1, xt, wt, bias, yt, Cp, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh,
+                 dw, r0, r1)
+
+
 cdef void depthwise_forward_f32(const float* x, const float* w, const float* bias, float* y,
                                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                 Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw, int sh,

@@ -30,7 +30,7 @@ cnp.import_array()
 from .conv cimport conv_forward_f32, conv_transpose_forward_f32
 from .winograd cimport winograd_filter_f32, winograd_forward_f32
 from .direct cimport direct_forward_f32, ocvec_forward_packed_f32
-from .depthwise cimport channel_forward_f32, depthwise_forward_f32, transpose_images
+from .depthwise cimport channel_forward_f32, channel_rows_f32, depthwise_forward_f32, transpose_images
 from .pointwise cimport pointwise_forward_f32
 from .gemm cimport matmul_f32
 from ._blas cimport gemm
@@ -104,6 +104,7 @@ cdef enum:
     OP_REDUCE = 23
     OP_NEAREST = 24
     OP_LINEAR2D = 25
+    OP_BAND_CHAIN = 26
 
 OPCODES = {
     "conv_gemm": OP_CONV_GEMM, "conv_winograd": OP_CONV_WINOGRAD, "conv_implicit": OP_CONV_IMPLICIT,
@@ -113,7 +114,7 @@ OPCODES = {
     "channel_affine": OP_CHANNEL_AFFINE, "binary": OP_BINARY, "act": OP_ACT, "copy": OP_COPY,
     "fill": OP_FILL, "max_pool": OP_MAX_POOL, "avg_pool": OP_AVG_POOL, "plane_mean": OP_PLANE_MEAN,
     "normalize": OP_NORMALIZE, "softmax": OP_SOFTMAX, "reduce": OP_REDUCE, "nearest": OP_NEAREST,
-    "linear2d": OP_LINEAR2D,
+    "linear2d": OP_LINEAR2D, "band_chain": OP_BAND_CHAIN,
 }
 
 cdef enum:
@@ -389,7 +390,9 @@ cdef int run_step(const Step* s, float** bases) noexcept nogil:
     cdef const Py_ssize_t* i = s.i
     cdef int t = s.threads
     cdef Py_ssize_t j, lo, hi, n
-    if s.op == OP_CONV_PW_LAYOUT and i[26]:  # blocks with their epilogue
+    if s.op == OP_BAND_CHAIN:
+        run_band_chain(s, bases)
+    elif s.op == OP_CONV_PW_LAYOUT and i[26]:  # blocks with their epilogue
         pointwise_blocks(s, <const float*>s.c[0], x, <const float*>s.c[1], y, r, i[0], i[1], i[2] * i[3], i[4],
                          <bint>i[24], <bint>i[25], t)
     elif s.op <= OP_CONV_PW_LAYOUT:
@@ -553,11 +556,119 @@ cdef void run_matmul(const Step* s, float** bases) noexcept nogil:
 
 cdef int run_steps(const Step* steps, Py_ssize_t count, float** bases) noexcept nogil:
     """Run every step; returns the index of a step that failed (out of memory), else -1."""
-    cdef Py_ssize_t k
-    for k in range(count):
+    cdef Py_ssize_t k = 0
+    while k < count:
         if run_step(&steps[k], bases) != 0:
             return <int>k
+        k += span(&steps[k])
     return -1
+
+
+cdef inline Py_ssize_t span(const Step* s) noexcept nogil:
+    """Steps a step runs: a band chain its own and the i[0] steps after it, any other step 1."""
+    return 1 + s.i[0] if s.op == OP_BAND_CHAIN else 1
+
+
+# ---- band chains: expand 1×1 → depthwise → project 1×1 (MobileNet's inverted residual) -------
+#
+# Header step (i[0] = 3 steps follow, i[1] = depthwise output rows per band) followed by the three
+# steps as the plan built them: a conv_pw_layout writing channel-minor, a conv_channel reading and
+# writing channel-minor, a conv_pw_layout reading it. The chain runs them band by band of the
+# depthwise output's rows, each band's expanded rows computed just before the depthwise reads
+# them and projected right after, so the expanded activations (6× the block's channels) are used
+# while in cache instead of streaming through memory three times. Same steps, same bits.
+
+cdef inline Py_ssize_t rows_from(const Step* d, Py_ssize_t oy) noexcept nogil:
+    """First depthwise input row that output row ``oy`` reads (clipped to the image)."""
+    return max(0, oy * d.i[9] - d.i[11])
+
+
+cdef inline Py_ssize_t rows_until(const Step* d, Py_ssize_t oy_end) noexcept nogil:
+    """Input rows the depthwise outputs before row ``oy_end`` need: [0, rows_until)."""
+    if oy_end <= 0:
+        return 0
+    return min(d.i[3], (oy_end - 1) * d.i[9] - d.i[11] + (d.i[7] - 1) * d.i[13] + 1)
+
+
+cdef void chain_expand(const Step* e, float** bases, Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows [r0, r1) of image n's expanded (channel-minor) activations, with their epilogue."""
+    if r1 > r0:
+        pointwise_block(e, <const float*>e.c[0], at(bases, e.src[0]), <const float*>e.c[1], at(bases, e.dst),
+                        at(bases, e.res), e.i[1], e.i[2] * e.i[3], e.i[4], <bint>e.i[24], <bint>e.i[25], n,
+                        r0 * e.i[3], (r1 - r0) * e.i[3])
+
+
+cdef void chain_band(const Step* d, const Step* p, float** bases, Py_ssize_t n, Py_ssize_t oy0,
+                     Py_ssize_t oy1) noexcept nogil:
+    """Depthwise output rows [oy0, oy1) of image n (bias, then activation), then their projection."""
+    cdef const Py_ssize_t* i = d.i
+    cdef Py_ssize_t Cp = i[2], Po = i[5] * i[6]
+    cdef float* y = at(bases, d.dst) + n * Po * Cp
+    channel_rows_f32(at(bases, d.src[0]) + n * i[3] * i[4] * Cp, <const float*>d.c[0], <const float*>d.c[1], y,
+                     Cp, i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11],
+                     <int>i[12], <int>i[13], <int>i[14], oy0, oy1)
+    if d.act != 0:
+        fc_inf_act(y + oy0 * i[6] * Cp, NULL, y + oy0 * i[6] * Cp, (oy1 - oy0) * i[6] * Cp, d.act, d.a0, d.a1)
+    pointwise_block(p, <const float*>p.c[0], at(bases, p.src[0]), <const float*>p.c[1], at(bases, p.dst),
+                    at(bases, p.res), p.i[1], Po, p.i[4], <bint>p.i[24], <bint>p.i[25], n, oy0 * i[6],
+                    (oy1 - oy0) * i[6])
+
+
+cdef void chain_rows(const Step* h, float** bases, Py_ssize_t n, Py_ssize_t oy0, Py_ssize_t oy1,
+                     Py_ssize_t done, Py_ssize_t limit) noexcept nogil:
+    """Depthwise output rows [oy0, oy1) of image n band by band, expanding the input rows each band
+    needs from ``done`` on but none from ``limit`` on (another part computed those)."""
+    cdef const Step* d = h + 2
+    cdef Py_ssize_t oy = oy0, ob, need
+    while oy < oy1:
+        ob = min(oy1, oy + h.i[1])
+        need = min(rows_until(d, ob), limit)
+        if need > done:
+            chain_expand(h + 1, bases, n, done, need)
+            done = need
+        chain_band(d, h + 3, bases, n, oy, ob)
+        oy = ob
+
+
+cdef inline Py_ssize_t own_from(const Step* d, Py_ssize_t t, Py_ssize_t T) noexcept nogil:
+    """First input row part t of T expands (its output rows' first input row; the image's end for
+    t = T): parts own contiguous, disjoint row ranges."""
+    if t >= T:
+        return d.i[3]
+    return 0 if t == 0 else rows_from(d, part(d.i[5], T, t))
+
+
+cdef inline Py_ssize_t shared_until(const Step* d, Py_ssize_t t, Py_ssize_t T) noexcept nogil:
+    """End of part t's own rows that the part before it reads too (expanded before the parts run)."""
+    return max(own_from(d, t, T), min(rows_until(d, part(d.i[5], T, t)), own_from(d, t + 1, T)))
+
+
+cdef void run_band_chain(const Step* h, float** bases) noexcept nogil:
+    """A band chain (see above). Images go to threads whole when there are enough of them; else
+    each image's output rows are cut into one part per thread, each part expanding only the input
+    rows it owns: the rows two parts read are expanded first, on the calling thread, so no row is
+    computed twice or read before it is written."""
+    cdef const Step* d = h + 2
+    cdef Py_ssize_t N = d.i[0], Ho = d.i[5], H = d.i[3], n, t, T = h.threads
+    cdef bint split = T > 1 and N < T and Ho >= 2 * T
+    if split:
+        for t in range(1, T):  # the rows a part shares must lie in the next part's own rows
+            if rows_until(d, part(Ho, T, t)) > own_from(d, t + 1, T):
+                split = False
+    if not split:
+        if T <= 1 or N < 2:
+            for n in range(N):
+                chain_rows(h, bases, n, 0, Ho, 0, H)
+        else:
+            for n in prange(N, schedule='static', num_threads=team(T)):
+                chain_rows(h, bases, n, 0, Ho, 0, H)
+        return
+    for n in range(N):
+        for t in range(1, T):
+            chain_expand(h + 1, bases, n, own_from(d, t, T), shared_until(d, t, T))
+        for t in prange(T, schedule='static', num_threads=team(T)):
+            chain_rows(h, bases, n, part(Ho, T, t), part(Ho, T, t + 1), shared_until(d, t, T),
+                       own_from(d, t + 1, T))
 
 
 cdef class Program:
@@ -744,12 +855,14 @@ def run_timed(Program program, list bases):
     cdef double t0
     cdef int failed = -1
     with nogil:
-        for k in range(count):
+        k = 0
+        while k < count:  # a band chain's time is its header's, its steps' 0
             t0 = now()
             if run_step(&program.steps[k], ptrs) != 0:
                 failed = <int>k
                 break
             seconds[k] = now() - t0
+            k += span(&program.steps[k])
     if failed >= 0:
         raise MemoryError(f"inference: out of memory in step {failed} ({program.names[failed]})")
     return np.asarray(seconds)[:count]

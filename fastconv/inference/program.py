@@ -32,6 +32,7 @@ from ..nn.functional.conv import path_gemm, path_implicit, path_winograd, planne
 from ..nn.functional.conv.common import threads_for
 from ..nn.functional.conv.geometry import ConvGeometry, ConvProblem
 from ..nn.functional.conv.path_depthwise import DepthwisePath, _group_size
+from . import bands
 from .graph import Graph, GraphError, Node, resolve
 from .memory import aligned, assign_offsets
 
@@ -271,6 +272,42 @@ class _Builder:
                 raise GraphError(f"inference: no executor step for {node.where()}")
             handler(node)
         self.node = None
+        self.fuse_bands()
+
+    def fuse_bands(self) -> None:
+        """Put a band-chain header before each expand → depthwise → project triple of steps
+        (``bands.py``) that runs faster as one: measured against the three steps for each band
+        length, or without measuring when an image's expanded activations reach CHAIN_MIN_FLOATS.
+        The three steps stay in the plan, without workspace (the chain calls their kernels
+        directly); the last reads every value of the chain, which keeps them all alive, and apart
+        in the arena, while the chain runs."""
+        steps, j = [], 0
+        while j < len(self.steps):
+            header = self.chain_header(j) if bands.is_chain(self.steps, j) else None
+            if header is not None:
+                a, b, c = chain = self.steps[j:j + 3]
+                for step in chain:
+                    step.work = 0
+                c.reads = c.reads + a.reads + a.writes + b.writes
+                steps += [header] + chain
+                j += 3
+                continue
+            steps.append(self.steps[j])
+            j += 1
+        self.steps = steps
+
+    def chain_header(self, j: int) -> Optional[_Step]:
+        """The header of the band chain at step j, or None when the steps run faster apart."""
+        chain = self.steps[j:j + 3]
+        headers = [_Step("band_chain", max(s.threads for s in chain), [], None,
+                         ints=bands.header_ints(self.steps, j, floats), name=f"band chain to {chain[2].name}")
+                   for floats in bands.CHAIN_BAND_FLOATS]
+        if not planner.measuring():
+            return headers[0] if bands.expanded_floats(self.steps, j) >= bands.CHAIN_MIN_FLOATS else None
+        runs = {k: bands.chain_timer(self.steps, j, self.shapes, h) for k, h in enumerate(headers)}
+        runs[None] = bands.chain_timer(self.steps, j, self.shapes, None)
+        best = bands.fastest(runs, MEASURE_REPEATS)
+        return None if best is None else headers[best]
 
     def op_reshape(self, node: Node) -> None:
         src = node.inputs[0]
@@ -393,21 +430,36 @@ class _Builder:
             pixels = self.batch * self.shapes[y][2] * self.shapes[y][3]
             return (set(proposed) if pixels < CHANNEL_MINOR_PIXELS else set()), False
         subsets = [frozenset(c) for c in ([], [x], [y], [x, y]) if set(c) <= set(proposed)]
-        options = [(trial, c) for c in subsets]
+        options = [(trial, c, None) for c in subsets]
         if trial is not None:
-            options.insert(0, (None, frozenset()))  # the planner's path, NCHW around it
+            options.insert(0, (None, frozenset(), None))  # the planner's path, NCHW around it
+        if source is not None and sink is not None:  # both sides channel-minor, run as a band chain
+            options += [(trial, frozenset([x, y]), k) for k in range(len(bands.CHAIN_BAND_FLOATS))]
         rng = np.random.default_rng(0)
         chain = [n for n in (source, node, sink) if n is not None]
         runs = {}
         for option in options:
-            path, layout = option
+            path, layout, band = option
             steps = [self.timing_step(n, layout | (minor - set(proposed)), path if n is node else None)
                      for n in chain]
+            if band is not None:
+                runs[option] = [self.chain_timer(chain, steps, band)]
+                continue
             runs[option] = [_step_runner(*step, rng.standard_normal(self.shapes[n.inputs[0]]).astype(np.float32),
                                          np.empty(self.shapes[n.output], np.float32))
                             for step, n in zip(steps, chain)]
-        path, layout = min(options, key=lambda o: _fastest_total(runs, o))
+        path, layout, _ = min(options, key=lambda o: _fastest_total(runs, o))
         return set(proposed) - layout, path is not None
+
+    def chain_timer(self, nodes: Sequence[Node], steps: Sequence[tuple], band: int):
+        """A timer of ``nodes`` (expand, depthwise, project) as a band chain of their timing
+        ``steps`` with the ``band``-th band length."""
+        chain = [_Step(op, threads, [("v", n.inputs[0], 0)], ("v", n.output, 0), ints=ints, consts=consts,
+                       work=work, res=None if n.residual is None else ("v", n.residual, 0))
+                 for (op, threads, ints, consts, work), n in zip(steps, nodes)]
+        header = _Step("band_chain", max(s.threads for s in chain), [], None,
+                       ints=bands.header_ints(chain, 0, bands.CHAIN_BAND_FLOATS[band]))
+        return bands.chain_timer(chain, 0, self.shapes, header)
 
     def timing_step(self, node: Node, minor: set, path: Optional[str] = None):
         """The executor step (op, threads, ints, consts, work) ``node`` gets when ``minor`` holds the
