@@ -232,6 +232,44 @@ FC_SGEMM_TARGET static void fc_sgemm_tile(int kc, const float *restrict pa, cons
     }
 }
 
+/* fc_sgemm_tile for a tail panel of at most R (4 or 8) rows: same packed layout (MR-float
+   steps), but only R rows of multiply-adds instead of MR (K = 64 would otherwise compute 72). */
+#define FC_SGEMM_SHORT_TILE(R)                                                                    \
+FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa,                   \
+                                              const float *restrict pb, float *restrict c,       \
+                                              ptrdiff_t ldc, int h, int w, int accumulate)       \
+{                                                                                                 \
+    __m512 lo[R], hi[R];                                                                          \
+    __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);                                \
+    int i, p;                                                                                     \
+    for (i = 0; i < R; i++) {                                                                     \
+        lo[i] = _mm512_setzero_ps();                                                              \
+        hi[i] = _mm512_setzero_ps();                                                              \
+    }                                                                                             \
+    for (p = 0; p < kc; p++) {                                                                    \
+        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);                             \
+        for (i = 0; i < R; i++) {                                                                 \
+            __m512 ai = _mm512_set1_ps(pa[i]);                                                    \
+            lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);                                               \
+            hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);                                               \
+        }                                                                                         \
+        pa += FC_SGEMM_MR;                                                                        \
+        pb += FC_SGEMM_NR;                                                                        \
+    }                                                                                             \
+    for (i = 0; i < R && i < h; i++) {                                                            \
+        float *ci = c + (ptrdiff_t)i * ldc;                                                       \
+        if (accumulate) {                                                                         \
+            lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(m0, ci));                          \
+            hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(m1, ci + 16));                     \
+        }                                                                                         \
+        _mm512_mask_storeu_ps(ci, m0, lo[i]);                                                     \
+        _mm512_mask_storeu_ps(ci + 16, m1, hi[i]);                                                \
+    }                                                                                             \
+}
+FC_SGEMM_SHORT_TILE(4)
+FC_SGEMM_SHORT_TILE(8)
+#undef FC_SGEMM_SHORT_TILE
+
 FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n, int k, float alpha,
                                          const float *a, int lda, const float *b, int ldb,
                                          float beta, float *c, int ldc)
@@ -266,8 +304,17 @@ FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n,
                     int w = nc - jr < FC_SGEMM_NR ? nc - jr : FC_SGEMM_NR;
                     for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
                         int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
-                        fc_sgemm_tile(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc,
-                                      c + ((ptrdiff_t)ic + ir) * ldc + jc + jr, ldc, h, w, accumulate);
+                        float *ct = c + ((ptrdiff_t)ic + ir) * ldc + jc + jr;
+                        /* a tail of few rows runs only their multiply-adds (49 rows: 52, not 60) */
+                        if (h <= 4)
+                            fc_sgemm_tile_4(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc, ct, ldc, h, w,
+                                            accumulate);
+                        else if (h <= 8)
+                            fc_sgemm_tile_8(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc, ct, ldc, h, w,
+                                            accumulate);
+                        else
+                            fc_sgemm_tile(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc, ct, ldc, h, w,
+                                          accumulate);
                     }
                 }
             }
@@ -688,43 +735,6 @@ static int fc_sgemm_packed_available(void)
     return fc_sgemm_supported();
 }
 
-/* fc_sgemm_tile for a tail panel of at most R (4 or 8) rows: same packed layout (MR-float
-   steps), but only R rows of multiply-adds instead of MR (K = 64 would otherwise compute 72). */
-#define FC_SGEMM_SHORT_TILE(R)                                                                    \
-FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa,                   \
-                                              const float *restrict pb, float *restrict c,       \
-                                              ptrdiff_t ldc, int h, int w, int accumulate)       \
-{                                                                                                 \
-    __m512 lo[R], hi[R];                                                                          \
-    __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);                                \
-    int i, p;                                                                                     \
-    for (i = 0; i < R; i++) {                                                                     \
-        lo[i] = _mm512_setzero_ps();                                                              \
-        hi[i] = _mm512_setzero_ps();                                                              \
-    }                                                                                             \
-    for (p = 0; p < kc; p++) {                                                                    \
-        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);                             \
-        for (i = 0; i < R; i++) {                                                                 \
-            __m512 ai = _mm512_set1_ps(pa[i]);                                                    \
-            lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);                                               \
-            hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);                                               \
-        }                                                                                         \
-        pa += FC_SGEMM_MR;                                                                        \
-        pb += FC_SGEMM_NR;                                                                        \
-    }                                                                                             \
-    for (i = 0; i < R && i < h; i++) {                                                            \
-        float *ci = c + (ptrdiff_t)i * ldc;                                                       \
-        if (accumulate) {                                                                         \
-            lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(m0, ci));                          \
-            hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(m1, ci + 16));                     \
-        }                                                                                         \
-        _mm512_mask_storeu_ps(ci, m0, lo[i]);                                                     \
-        _mm512_mask_storeu_ps(ci + 16, m1, hi[i]);                                                \
-    }                                                                                             \
-}
-FC_SGEMM_SHORT_TILE(4)
-FC_SGEMM_SHORT_TILE(8)
-#undef FC_SGEMM_SHORT_TILE
 
 FC_SGEMM_TARGET static void fc_sgemm_packed512(int m, int n, int k, const float *pa, const float *pb,
                                                float *c, int ldc, int accumulate)
