@@ -767,7 +767,7 @@ def test_band_chains_are_measured(choice, monkeypatch):
     """Measuring, a chain's layouts are timed with the chain among the options, and the chain
     itself against its steps for each band length; the measured choice is what runs."""
     from fastconv._kernels import depthwise as dw
-    from fastconv.inference import bands, program
+    from fastconv.inference import program, timing
     from fastconv.nn.functional.conv import planner
 
     if dw.channel_width() == 0:
@@ -784,7 +784,7 @@ def test_band_chains_are_measured(choice, monkeypatch):
         return choice
 
     monkeypatch.setattr(program, "_fastest_total", chain_fastest)
-    monkeypatch.setattr(bands, "fastest", pick)
+    monkeypatch.setattr(timing, "fastest", pick)
     fc.manual_seed(7)
     model = randomize_norms(_InvertedResiduals()).eval()
     try:

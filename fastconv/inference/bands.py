@@ -9,14 +9,12 @@ and times a chain against the same three steps run one after another. The plan b
 """
 from __future__ import annotations
 
-import time
+import dataclasses
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .._config import run_with_kernel_blas
-from .._kernels import infer as _infer
-from .memory import aligned
+from . import timing
 
 # Expanded activations one band computes, the candidates measured: a band's expanded rows and
 # depthwise output rows should stay in a core's L2 between the three steps, but each band's two
@@ -67,57 +65,9 @@ def header_ints(steps: Sequence[Any], j: int, band_floats: int) -> List[int]:
 
 
 def chain_timer(steps: Sequence[Any], j: int, shapes: Dict[int, Sequence[int]], header: Optional[Any]) -> Callable:
-    """A function running the chain at j into scratch buffers: as a band chain under ``header``,
-    or (``header`` None) as its three steps one after another. One untimed run first."""
+    """A function running the chain at j on scratch buffers: as a band chain under ``header``, or
+    (``header`` None) as its three steps one after another (each with its workspace)."""
     chain = list(steps[j:j + 3])
-    a, b, c = chain
-    x, y = _value(a.srcs[0]), _value(c.dst)
-    rng = np.random.default_rng(0)
-    bases: List[Any] = [None, None, rng.standard_normal(shapes[x]).astype(np.float32),
-                        np.empty(shapes[y], np.float32)]
-    where: Dict[int, Any] = {x: 2, y: 3}
-    if c.res is not None:
-        where[_value(c.res)] = len(bases)
-        bases.append(rng.standard_normal(shapes[_value(c.res)]).astype(np.float32))
-    size = 0
-    for vid in (_value(a.dst), _value(b.dst)):
-        where[vid] = (0, size)
-        size += aligned(int(np.prod(shapes[vid])))
-    work = {}
-    for k, step in enumerate(chain):
-        if step.work and header is None:
-            work[k] = size
-            size += aligned(step.work)
-    bases[0] = bases[1] = np.empty(max(size, 1), np.float32)
-
-    def resolve(ref):
-        if ref is None:
-            return None
-        place = where[ref[1]]
-        return (place[0], place[1] + ref[2]) if isinstance(place, tuple) else (place, ref[2])
-
-    program = _infer.Program()
     if header is not None:
-        program.add(header.op, header.threads, [], None, None, header.ints)
-    for k, step in enumerate(chain):
-        program.add(step.op, step.threads, [resolve(s) for s in step.srcs], resolve(step.dst),
-                    (0, work[k]) if k in work else None, step.ints, step.floats,
-                    [None if v is None else np.ascontiguousarray(v) for v in step.consts],
-                    step.act[0], step.act[1], step.act[2], resolve(step.res))
-
-    def run():
-        run_with_kernel_blas(_infer.run, program, bases)
-
-    run()
-    return run
-
-
-def fastest(runs: Dict[Any, Callable], repeats: int) -> Any:
-    """The key of ``runs`` whose function ran fastest (best of ``repeats``, options alternated)."""
-    best = {key: float("inf") for key in runs}
-    for _ in range(repeats):
-        for key, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            best[key] = min(best[key], time.perf_counter() - t0)
-    return min(best, key=best.get)
+        chain = [header] + [dataclasses.replace(step, work=0) for step in chain]
+    return timing.steps_timer(chain, shapes, np.zeros(1, np.float32))

@@ -32,7 +32,7 @@ from ..nn.functional.conv import path_gemm, path_implicit, path_winograd, planne
 from ..nn.functional.conv.common import threads_for
 from ..nn.functional.conv.geometry import ConvGeometry, ConvProblem
 from ..nn.functional.conv.path_depthwise import DepthwisePath, _group_size
-from . import bands
+from . import bands, timing
 from .graph import Graph, GraphError, Node, resolve
 from .memory import aligned, assign_offsets
 
@@ -306,7 +306,7 @@ class _Builder:
             return headers[0] if bands.expanded_floats(self.steps, j) >= bands.CHAIN_MIN_FLOATS else None
         runs = {k: bands.chain_timer(self.steps, j, self.shapes, h) for k, h in enumerate(headers)}
         runs[None] = bands.chain_timer(self.steps, j, self.shapes, None)
-        best = bands.fastest(runs, MEASURE_REPEATS)
+        best = timing.fastest(runs, MEASURE_REPEATS)
         return None if best is None else headers[best]
 
     def op_reshape(self, node: Node) -> None:
