@@ -289,10 +289,11 @@ class Predictor:
                 "total": consts + tables + arena + io}
 
     def profile(self, *inputs, repeats: int = 5) -> List[Tuple[str, str, float]]:
-        """(step, operation, median seconds) of every step of the program a call on ``inputs`` runs
-        (the whole batch as one program on the current thread count, kernels threaded inside)."""
+        """(step, operation, median seconds) of every step of the program a call on ``inputs`` runs:
+        the call's own plan when it runs the whole batch as one program, else such a plan built
+        now (the whole batch, kernels threaded inside on the current thread count)."""
         arrays, _, batch = self._arrays(inputs)
-        plan = build_plan(self._graph, batch, get_num_threads())
+        plan = self.runner(batch)._whole or build_plan(self._graph, batch, get_num_threads())
         arena = np.empty(max(plan.arena_elements, 1), dtype=np.float32)
         outputs = [np.empty(s, dtype=np.float32) for s in plan.output_shapes]
         bases = [arena, plan.pool] + list(arrays) + outputs
