@@ -185,6 +185,41 @@ FC_SGEMM_TARGET static void fc_sgemm_pack_b(int trans_b, const float *b, ptrdiff
     }
 }
 
+/* Rows [0, min(h, R)) of a tile's accumulators lo (columns 0-15) and hi (16-31) into C, added
+   to it with ``accumulate``; columns past w untouched. A statement macro with R constant, so the
+   loops unroll and the accumulators stay in registers (a loop with an early exit made GCC keep
+   them in a stack array, cleared with rep stos on every tile). */
+#define FC_SGEMM_STORE_TILE(R)                                                                    \
+    if (w == FC_SGEMM_NR) {                                                                       \
+        _Pragma("GCC unroll 12")                                                                  \
+        for (i = 0; i < (R); i++) {                                                               \
+            if (i < h) {                                                                          \
+                float *ci = c + (ptrdiff_t)i * ldc;                                               \
+                if (accumulate) {                                                                 \
+                    lo[i] = _mm512_add_ps(lo[i], _mm512_loadu_ps(ci));                            \
+                    hi[i] = _mm512_add_ps(hi[i], _mm512_loadu_ps(ci + 16));                       \
+                }                                                                                 \
+                _mm512_storeu_ps(ci, lo[i]);                                                      \
+                _mm512_storeu_ps(ci + 16, hi[i]);                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    } else {                                                                                      \
+        __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);                            \
+        _Pragma("GCC unroll 12")                                                                  \
+        for (i = 0; i < (R); i++) {                                                               \
+            if (i < h) {                                                                          \
+                float *ci = c + (ptrdiff_t)i * ldc;                                               \
+                if (accumulate) {                                                                 \
+                    lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(m0, ci));                  \
+                    hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(m1, ci + 16));             \
+                }                                                                                 \
+                _mm512_mask_storeu_ps(ci, m0, lo[i]);                                             \
+                _mm512_mask_storeu_ps(ci + 16, m1, hi[i]);                                        \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+
 /* C tile (h x w, h <= MR, w <= NR) = [C +] packed_a (MR x kc) . packed_b (kc x NR). */
 FC_SGEMM_TARGET static void fc_sgemm_tile(int kc, const float *restrict pa, const float *restrict pb,
                                           float *restrict c, ptrdiff_t ldc, int h, int w,
@@ -192,12 +227,14 @@ FC_SGEMM_TARGET static void fc_sgemm_tile(int kc, const float *restrict pa, cons
 {
     __m512 lo[FC_SGEMM_MR], hi[FC_SGEMM_MR];
     int i, p;
+#pragma GCC unroll 12
     for (i = 0; i < FC_SGEMM_MR; i++) {
         lo[i] = _mm512_setzero_ps();
         hi[i] = _mm512_setzero_ps();
     }
     for (p = 0; p < kc; p++) {
         __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);
+#pragma GCC unroll 12
         for (i = 0; i < FC_SGEMM_MR; i++) {
             __m512 ai = _mm512_set1_ps(pa[i]);
             lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
@@ -206,30 +243,7 @@ FC_SGEMM_TARGET static void fc_sgemm_tile(int kc, const float *restrict pa, cons
         pa += FC_SGEMM_MR;
         pb += FC_SGEMM_NR;
     }
-    if (w == FC_SGEMM_NR) {
-        for (i = 0; i < FC_SGEMM_MR; i++) {
-            float *ci = c + (ptrdiff_t)i * ldc;
-            if (i >= h) break;
-            if (accumulate) {
-                lo[i] = _mm512_add_ps(lo[i], _mm512_loadu_ps(ci));
-                hi[i] = _mm512_add_ps(hi[i], _mm512_loadu_ps(ci + 16));
-            }
-            _mm512_storeu_ps(ci, lo[i]);
-            _mm512_storeu_ps(ci + 16, hi[i]);
-        }
-    } else {
-        __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);
-        for (i = 0; i < FC_SGEMM_MR; i++) {
-            float *ci = c + (ptrdiff_t)i * ldc;
-            if (i >= h) break;
-            if (accumulate) {
-                lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(m0, ci));
-                hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-            }
-            _mm512_mask_storeu_ps(ci, m0, lo[i]);
-            _mm512_mask_storeu_ps(ci + 16, m1, hi[i]);
-        }
-    }
+    FC_SGEMM_STORE_TILE(FC_SGEMM_MR)
 }
 
 /* fc_sgemm_tile for a tail panel of at most R (4 or 8) rows: same packed layout (MR-float
@@ -240,14 +254,15 @@ FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa, 
                                               ptrdiff_t ldc, int h, int w, int accumulate)       \
 {                                                                                                 \
     __m512 lo[R], hi[R];                                                                          \
-    __mmask16 m0 = fc_sgemm_lanes(w), m1 = fc_sgemm_lanes(w - 16);                                \
     int i, p;                                                                                     \
+    _Pragma("GCC unroll 12")                                                                      \
     for (i = 0; i < R; i++) {                                                                     \
         lo[i] = _mm512_setzero_ps();                                                              \
         hi[i] = _mm512_setzero_ps();                                                              \
     }                                                                                             \
     for (p = 0; p < kc; p++) {                                                                    \
         __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);                             \
+        _Pragma("GCC unroll 12")                                                                  \
         for (i = 0; i < R; i++) {                                                                 \
             __m512 ai = _mm512_set1_ps(pa[i]);                                                    \
             lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);                                               \
@@ -256,15 +271,7 @@ FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa, 
         pa += FC_SGEMM_MR;                                                                        \
         pb += FC_SGEMM_NR;                                                                        \
     }                                                                                             \
-    for (i = 0; i < R && i < h; i++) {                                                            \
-        float *ci = c + (ptrdiff_t)i * ldc;                                                       \
-        if (accumulate) {                                                                         \
-            lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(m0, ci));                          \
-            hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(m1, ci + 16));                     \
-        }                                                                                         \
-        _mm512_mask_storeu_ps(ci, m0, lo[i]);                                                     \
-        _mm512_mask_storeu_ps(ci + 16, m1, hi[i]);                                                \
-    }                                                                                             \
+    FC_SGEMM_STORE_TILE(R)                                                                        \
 }
 FC_SGEMM_SHORT_TILE(4)
 FC_SGEMM_SHORT_TILE(8)
