@@ -220,35 +220,11 @@ FC_SGEMM_TARGET static void fc_sgemm_pack_b(int trans_b, const float *b, ptrdiff
     }
 
 
-/* C tile (h x w, h <= MR, w <= NR) = [C +] packed_a (MR x kc) . packed_b (kc x NR). */
-FC_SGEMM_TARGET static void fc_sgemm_tile(int kc, const float *restrict pa, const float *restrict pb,
-                                          float *restrict c, ptrdiff_t ldc, int h, int w,
-                                          int accumulate)
-{
-    __m512 lo[FC_SGEMM_MR], hi[FC_SGEMM_MR];
-    int i, p;
-#pragma GCC unroll 12
-    for (i = 0; i < FC_SGEMM_MR; i++) {
-        lo[i] = _mm512_setzero_ps();
-        hi[i] = _mm512_setzero_ps();
-    }
-    for (p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);
-#pragma GCC unroll 12
-        for (i = 0; i < FC_SGEMM_MR; i++) {
-            __m512 ai = _mm512_set1_ps(pa[i]);
-            lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
-            hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);
-        }
-        pa += FC_SGEMM_MR;
-        pb += FC_SGEMM_NR;
-    }
-    FC_SGEMM_STORE_TILE(FC_SGEMM_MR)
-}
-
-/* fc_sgemm_tile for a tail panel of at most R (4 or 8) rows: same packed layout (MR-float
-   steps), but only R rows of multiply-adds instead of MR (K = 64 would otherwise compute 72). */
-#define FC_SGEMM_SHORT_TILE(R)                                                                    \
+/* C tile (h x w, h <= R, w <= NR) = [C +] R rows of packed_a (an MR-row panel, kc deep) .
+   packed_b (kc x NR). R = MR for whole panels; R = 4 or 8 for a tail panel of at most that many
+   rows (same packed layout, MR-float steps): only R rows of multiply-adds instead of MR (K = 64
+   would otherwise compute 72). */
+#define FC_SGEMM_TILE(R)                                                                          \
 FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa,                   \
                                               const float *restrict pb, float *restrict c,       \
                                               ptrdiff_t ldc, int h, int w, int accumulate)       \
@@ -273,9 +249,10 @@ FC_SGEMM_TARGET static void fc_sgemm_tile_##R(int kc, const float *restrict pa, 
     }                                                                                             \
     FC_SGEMM_STORE_TILE(R)                                                                        \
 }
-FC_SGEMM_SHORT_TILE(4)
-FC_SGEMM_SHORT_TILE(8)
-#undef FC_SGEMM_SHORT_TILE
+FC_SGEMM_TILE(4)
+FC_SGEMM_TILE(8)
+FC_SGEMM_TILE(12)
+#undef FC_SGEMM_TILE
 
 FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n, int k, float alpha,
                                          const float *a, int lda, const float *b, int ldb,
@@ -320,8 +297,8 @@ FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n,
                             fc_sgemm_tile_8(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc, ct, ldc, h, w,
                                             accumulate);
                         else
-                            fc_sgemm_tile(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc, ct, ldc, h, w,
-                                          accumulate);
+                            fc_sgemm_tile_12(kc, pa + (ptrdiff_t)ir * kc, pb + (ptrdiff_t)jr * kc, ct, ldc, h,
+                                             w, accumulate);
                     }
                 }
             }
@@ -763,7 +740,7 @@ FC_SGEMM_TARGET static void fc_sgemm_packed512(int m, int n, int k, const float 
                 else if (h <= 8 && kblocks == 1)
                     fc_sgemm_tile_8(kc, a, b, ct, ldc, h, w, accumulate);
                 else
-                    fc_sgemm_tile(kc, a, b, ct, ldc, h, w, pc > 0 || accumulate);
+                    fc_sgemm_tile_12(kc, a, b, ct, ldc, h, w, pc > 0 || accumulate);
             }
         }
     }
