@@ -795,3 +795,24 @@ def test_band_chains_are_measured(choice, monkeypatch):
     assert picks and all(keys == [0, 1, None] for keys in picks)
     # every block chains when the timing says so, the last too (measured layouts have no pixel floor)
     assert _chains(pred, 1) == (4 if choice is not None else 0)
+
+
+def test_only_expand_depthwise_project_steps_form_a_chain():
+    """The executor runs a chain's three steps on their layout without checking it, so the plan
+    builder accepts only a channel-minor 1×1 → pure channel-minor depthwise → 1×1 over the same
+    values (a 3×3 producer, a padded channel count or a value between them is refused)."""
+    from fastconv.inference import bands
+    from fastconv.inference.program import _Step
+
+    def step(op, src, dst, x_minor, y_minor, groups=1, channels=32, padded=32):
+        ints = [1, channels, padded] + [0] * 13 + [groups] + [0] * 7 + [x_minor, y_minor, 1]
+        return _Step(op, 1, [("v", src, 0)], ("v", dst, 0), ints=ints)
+
+    good = [step("conv_pw_layout", 1, 2, 0, 1), step("conv_channel", 2, 3, 1, 1), step("conv_pw_layout", 3, 4, 1, 0)]
+    assert bands.is_chain(good, 0) and not bands.is_chain(good, 1)
+    for k, bad in [(0, step("conv_gemm", 1, 2, 0, 1)), (1, step("conv_channel", 2, 3, 1, 1, groups=2)),
+                   (1, step("conv_channel", 2, 3, 1, 1, padded=48)), (1, step("conv_channel", 2, 3, 0, 1)),
+                   (2, step("conv_pw_layout", 9, 4, 1, 0)), (0, step("conv_pw_layout", 1, 2, 0, 0))]:
+        steps = list(good)
+        steps[k] = bad
+        assert not bands.is_chain(steps, 0), (k, bad.op)

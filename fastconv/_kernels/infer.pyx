@@ -576,7 +576,8 @@ cdef inline Py_ssize_t span(const Step* s) noexcept nogil:
 # writing channel-minor, a conv_pw_layout reading it. The chain runs them band by band of the
 # depthwise output's rows, each band's expanded rows computed just before the depthwise reads
 # them and projected right after, so the expanded activations (6× the block's channels) are used
-# while in cache instead of streaming through memory three times. Same steps, same bits.
+# while in cache instead of streaming through memory three times. The plan builder forms a chain
+# only from steps that ``inference/bands.is_chain`` accepts: the kernels here trust their layout.
 
 cdef inline Py_ssize_t rows_from(const Step* d, Py_ssize_t oy) noexcept nogil:
     """First depthwise input row that output row ``oy`` reads (clipped to the image)."""

@@ -443,20 +443,25 @@ class _Builder:
             steps = [self.timing_step(n, layout | (minor - set(proposed)), path if n is node else None)
                      for n in chain]
             if band is not None:
-                runs[option] = [self.chain_timer(chain, steps, band)]
+                timer = self.chain_timer(chain, steps, band)
+                if timer is not None:
+                    runs[option] = [timer]
                 continue
             runs[option] = [_step_runner(*step, rng.standard_normal(self.shapes[n.inputs[0]]).astype(np.float32),
                                          np.empty(self.shapes[n.output], np.float32))
                             for step, n in zip(steps, chain)]
-        path, layout, _ = min(options, key=lambda o: _fastest_total(runs, o))
+        path, layout, _ = min((o for o in options if o in runs), key=lambda o: _fastest_total(runs, o))
         return set(proposed) - layout, path is not None
 
     def chain_timer(self, nodes: Sequence[Node], steps: Sequence[tuple], band: int):
         """A timer of ``nodes`` (expand, depthwise, project) as a band chain of their timing
-        ``steps`` with the ``band``-th band length."""
+        ``steps`` with the ``band``-th band length; None when the steps do not form a chain (the
+        executor would read them as one: never run it on others)."""
         chain = [_Step(op, threads, [("v", n.inputs[0], 0)], ("v", n.output, 0), ints=ints, consts=consts,
                        work=work, res=None if n.residual is None else ("v", n.residual, 0))
                  for (op, threads, ints, consts, work), n in zip(steps, nodes)]
+        if not bands.is_chain(chain, 0):
+            return None
         header = _Step("band_chain", max(s.threads for s in chain), [], None,
                        ints=bands.header_ints(chain, 0, bands.CHAIN_BAND_FLOATS[band]))
         return bands.chain_timer(chain, 0, self.shapes, header)
