@@ -324,6 +324,37 @@ def test_micro_batch_is_the_measured_faster_candidate(slow, monkeypatch):
         fc.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("pick", [0, 1])
+def test_batch_below_the_thread_count_is_timed_with_one_thread_kernels(pick, monkeypatch):
+    """With fewer samples than threads the whole batch runs as one program; measuring, the runner
+    times it with threaded kernels against one-thread kernels and keeps the faster (here: the
+    one picked), outputs equal eager either way. Not measuring, the threaded one is kept."""
+    from fastconv.inference import predictor as predictor_module
+    from fastconv.nn.functional.conv import planner
+
+    fc.manual_seed(5)
+    model = randomize_norms(models.resnet20(num_classes=10)).eval()
+    x = np.random.default_rng(6).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    pred = fc.inference.compile(model, x)
+    offered = []
+    real_fastest = predictor_module._Runner._fastest
+
+    def choose(self, options, predictor, batch):
+        offered.append([[plan.threads for plan, _, _ in work] for jobs in options for work in jobs])
+        real_fastest(self, options, predictor, batch)  # the real timing runs too
+        return options[pick]
+
+    monkeypatch.setattr(predictor_module._Runner, "_fastest", choose)
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    runner = predictor_module._Runner(pred, 1, 2)
+    assert offered == [[[2], [1]]]
+    assert runner._whole.threads == (2, 1)[pick]
+    assert_close(runner.run([x])[0], eager(model, x))
+    monkeypatch.setattr(predictor_module._Runner, "_fastest", real_fastest)
+    monkeypatch.setattr(planner.settings, "benchmark", False)
+    assert predictor_module._Runner(pred, 1, 2)._whole.threads == 2
+
+
 def test_four_python_threads_give_the_serial_outputs():
     fc.manual_seed(3)
     model = randomize_norms(models.resnet20(num_classes=10)).eval()

@@ -90,8 +90,11 @@ class _Runner:
     several threads and at least as many samples) and runs it micro-batch by micro-batch, with
     one-thread kernels and its own arena; the micro-batch is the largest whose two biggest
     activations fit ``MICROBATCH_BYTES`` or ``L2_MICROBATCH_BYTES`` (at least one sample),
-    whichever runs the batch faster when measured. Other graphs run the whole batch as one
-    program, kernels threaded inside."""
+    whichever runs the batch faster when measured. Other graphs, and batches smaller than the
+    thread count, run the whole batch as one program, kernels threaded inside; for a batch
+    smaller than the thread count that program is timed against one with one-thread kernels
+    and the faster kept (measuring): a small net's steps at batch 1 can cost more in waking
+    threads than they gain."""
 
     def __init__(self, predictor: "Predictor", batch: int, threads: int, micro: Optional[int] = None):
         graph = predictor._graph
@@ -128,6 +131,8 @@ class _Runner:
         else:
             self.jobs = [[(plan(batch, threads), 0, batch)]]
             self._set_output_shapes(self.jobs, batch)
+            if threads > 1 and batch < threads:  # batch 1 of a small net: threads may not pay
+                self.jobs = self._fastest([self.jobs, [[(plan(batch, 1), 0, batch)]]], predictor, batch)
         used = {id(p) for work in self.jobs for p, _, _ in work}
         self.plans = [p for p in cache.values() if id(p) in used]
         self.micro = max(size for work in self.jobs for _, _, size in work)
@@ -140,9 +145,10 @@ class _Runner:
         self.output_shapes = [(batch,) + tuple(s[1:]) for s in jobs[0][0][0].output_shapes]
 
     def _fastest(self, options: List[list], predictor: "Predictor", batch: int) -> list:
-        """The micro-batching (jobs) that runs the batch fastest, timed on random inputs, the
-        candidates alternating (unless the planner is off: deterministic or not measuring,
-        where the first, largest micro-batch is kept)."""
+        """The jobs (micro-batching, or kernel thread count) that run the batch fastest, timed on
+        random inputs, the candidates alternating, each timed on the second of two back-to-back
+        runs (unless the planner is off: deterministic or not measuring, where the first option
+        is kept)."""
         if not planner.measuring():
             return options[0]
         rng = np.random.default_rng(0)
@@ -152,6 +158,7 @@ class _Runner:
         for trial in range(MICRO_TRIALS + 1):  # the first round untimed: arenas and caches warm
             for k, jobs in enumerate(options):
                 self.jobs, self._whole, self._free = jobs, None, arenas[k]
+                self.run(inputs)  # untimed: back-to-back calls find the threads awake, as served calls do
                 t0 = time.perf_counter()
                 self.run(inputs)
                 if trial:
