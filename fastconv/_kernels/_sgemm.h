@@ -253,6 +253,7 @@ FC_SGEMM_TILE(4)
 FC_SGEMM_TILE(8)
 FC_SGEMM_TILE(12)
 #undef FC_SGEMM_TILE
+#undef FC_SGEMM_STORE_TILE
 
 FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n, int k, float alpha,
                                          const float *a, int lda, const float *b, int ldb,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 ALIGN = 16  # float32 elements: 64 bytes
+ARENA, POOL = 0, 1  # operand bases of every program: the arena, then the constant pool
 
 
 def aligned(n: int) -> int:

@@ -34,9 +34,7 @@ from ..nn.functional.conv.geometry import ConvGeometry, ConvProblem
 from ..nn.functional.conv.path_depthwise import DepthwisePath, _group_size
 from . import bands, timing
 from .graph import Graph, GraphError, Node, resolve
-from .memory import aligned, assign_offsets
-
-ARENA, POOL = 0, 1
+from .memory import ARENA, POOL, aligned, assign_offsets
 ACT_CODES = {None: 0, "clamp": 1, "leaky": 2, "elu": 3, "sigmoid": 4, "tanh": 5, "silu": 6, "gelu": 7,
              "gelu_tanh": 8, "hardswish": 9, "hardsigmoid": 10, "affine": 11, "exp": 12, "log": 13, "sqrt": 14,
              "abs": 15, "pow": 16, "rdiv": 17, "rpow": 18, "softplus": 19, "mish": 20}
@@ -298,10 +296,7 @@ class _Builder:
 
     def chain_header(self, j: int) -> Optional[_Step]:
         """The header of the band chain at step j, or None when the steps run faster apart."""
-        chain = self.steps[j:j + 3]
-        headers = [_Step("band_chain", max(s.threads for s in chain), [], None,
-                         ints=bands.header_ints(self.steps, j, floats), name=f"band chain to {chain[2].name}")
-                   for floats in bands.CHAIN_BAND_FLOATS]
+        headers = [_band_header(self.steps, j, floats) for floats in bands.CHAIN_BAND_FLOATS]
         if not planner.measuring():
             return headers[0] if bands.expanded_floats(self.steps, j) >= bands.CHAIN_MIN_FLOATS else None
         runs = {k: bands.chain_timer(self.steps, j, self.shapes, h) for k, h in enumerate(headers)}
@@ -462,9 +457,7 @@ class _Builder:
                  for (op, threads, ints, consts, work), n in zip(steps, nodes)]
         if not bands.is_chain(chain, 0):
             return None
-        header = _Step("band_chain", max(s.threads for s in chain), [], None,
-                       ints=bands.header_ints(chain, 0, bands.CHAIN_BAND_FLOATS[band]))
-        return bands.chain_timer(chain, 0, self.shapes, header)
+        return bands.chain_timer(chain, 0, self.shapes, _band_header(chain, 0, bands.CHAIN_BAND_FLOATS[band]))
 
     def timing_step(self, node: Node, minor: set, path: Optional[str] = None):
         """The executor step (op, threads, ints, consts, work) ``node`` gets when ``minor`` holds the
@@ -919,6 +912,14 @@ class _Builder:
         return Plan(program, self.batch, self.threads, total, pool,
                     [self.shapes[v] for v in graph.inputs], [self.shapes[v] for v in graph.outputs],
                     self.conv_paths)
+
+
+def _band_header(steps: Sequence[_Step], j: int, band_floats: int) -> _Step:
+    """The header step of the band chain at steps j … j+2, bands of about ``band_floats``
+    expanded floats, on the most threads its steps have."""
+    chain = steps[j:j + 3]
+    return _Step("band_chain", max(s.threads for s in chain), [], None,
+                 ints=bands.header_ints(steps, j, band_floats), name=f"band chain to {chain[2].name}")
 
 
 def chunk(image_elements: int) -> int:

@@ -10,9 +10,7 @@ import numpy as np
 
 from .._config import run_with_kernel_blas
 from .._kernels import infer as _infer
-from .memory import aligned
-
-ARENA, POOL = 0, 1
+from .memory import ARENA, POOL, aligned
 
 
 def steps_timer(steps: Sequence[Any], shapes: Dict[int, Sequence[int]], pool: np.ndarray) -> Callable:
