@@ -137,3 +137,78 @@ def test_gemm_general_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="gemm_general"):
         gemm.gemm_general(False, False, 1.0, a, np.zeros((5, 2), np.float32), 0.0,
                           np.zeros((3, 2), np.float32))
+
+
+# ---- prepacked B panels (a constant weight packed once: the compiled predictor's 1x1 layers) ----
+
+@given(m=st.integers(1, 40), n=st.integers(1, 100), k=st.integers(1, 600), trans_a=st.booleans(),
+       trans_b=st.booleans(), seed=st.integers(0, 1000))
+def test_prepacked_b_panels_match_numpy(m, n, k, trans_a, trans_b, seed):
+    """op(A)·B with B packed once: one row (the panel GEMV), 4-/8-/12-row tiles, partial panels,
+    several depth blocks (k > 256)."""
+    if not gemm.packed_sgemm_available():
+        pytest.skip("fastconv's packed sgemm does not run here")
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    panels = gemm.pack_b_panels(trans_b, b)
+    assert panels.size == gemm.b_panels_size(k, n) and panels.ctypes.data % 64 == 0
+    out = np.full((m, n), np.nan, np.float32)  # every element written (NaN would survive otherwise)
+    gemm.matmul_b_prepacked(trans_a, a, panels, out)
+    ref = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    np.testing.assert_allclose(out, ref, rtol=2e-5, atol=2e-5 * np.sqrt(k) * 4)
+
+
+def test_prepacked_b_panels_reject_bad_operands():
+    if not gemm.packed_sgemm_available():
+        pytest.skip("fastconv's packed sgemm does not run here")
+    b = np.ones((40, 7), np.float32)
+    panels = gemm.pack_b_panels(True, b)  # op(B) 7 x 40
+    with pytest.raises(ValueError, match="matmul_b_prepacked: op\\(A\\) 3x6"):
+        gemm.matmul_b_prepacked(False, np.ones((3, 6), np.float32), panels, np.empty((3, 40), np.float32))
+    shifted = np.empty(panels.size + 1, np.float32)
+    start = 1 if shifted.ctypes.data % 64 == 0 else 0
+    view = shifted[start:start + panels.size]
+    view[:] = panels
+    if view.ctypes.data % 64:
+        with pytest.raises(ValueError, match="64-byte boundary"):
+            gemm.matmul_b_prepacked(False, np.ones((3, 7), np.float32), view, np.empty((3, 40), np.float32))
+
+
+_CAPPED_ISA_CHECK = """
+import numpy as np
+from fastconv._kernels import gemm
+assert gemm.packed_sgemm_variant() == {variant!r}, gemm.packed_sgemm_variant()
+rng = np.random.default_rng(0)
+for m, n, k in [(1, 40, 300), (2, 33, 7), (5, 64, 19), (13, 70, 300), (200, 72, 17), (64, 16, 9), (7, 40, 9)]:
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+            ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+            c = np.full((m, n), np.nan, np.float32)
+            gemm.gemm_general(ta, tb, 1.0, a, b, 0.0, c)
+            np.testing.assert_allclose(c, ref, rtol=2e-5, atol=1e-4 * np.sqrt(k))
+            panels = gemm.pack_b_panels(tb, b)
+            assert (panels is None) == (gemm.packed_sgemm_variant() is None)
+            if panels is not None:
+                c[...] = np.nan
+                gemm.matmul_b_prepacked(ta, a, panels, c)
+                np.testing.assert_allclose(c, ref, rtol=2e-5, atol=1e-4 * np.sqrt(k))
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa,variant", [("avx2", "AVX2"), ("blas", None)])
+def test_sgemm_isa_cap_runs_the_lower_kernels(isa, variant):
+    """FASTCONV_SGEMM_ISA lowers the sgemm's kernels, so the AVX2 ones (and the BLAS fallback, where
+    nothing is prepacked) are checked on AVX-512 machines too."""
+    import sys
+
+    from _subprocess import child_env, run
+
+    if variant == "AVX2" and gemm.packed_sgemm_variant() is None:
+        pytest.skip("this CPU has no AVX2 + FMA")
+    done = run([sys.executable, "-c", _CAPPED_ISA_CHECK.format(variant=variant)],
+               env=child_env(FASTCONV_SGEMM_ISA=isa))
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr

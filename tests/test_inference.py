@@ -687,7 +687,7 @@ def test_depthwise_chains_keep_channel_minor_layouts(threads, measure, size, mon
         return
     if dw.channel_width() == 0 or paths["dw1.0"] != "depthwise":
         pytest.skip("no channel-vectorized depthwise path here")
-    minor = {name for name, path in paths.items() if path == "pointwise (channel-minor)"}
+    minor = {name for name, path in paths.items() if path.startswith("pointwise") and "channel-minor" in path}
     assert {"expand.0", "mid", "project.0"} <= minor
     assert not minor & {"shared", "to_odd", "head", "stem.0"}
 
@@ -726,7 +726,7 @@ def test_depthwise_losing_alone_is_timed_in_its_chain(monkeypatch):
         planner.clear_plans()
     assert (None, frozenset(), None) in tried  # the standalone pick was timed against the chain
     assert paths["dw1.0"] == paths["dw2"] == "depthwise"
-    assert "pointwise (channel-minor)" in {paths["expand.0"], paths["mid"], paths["project.0"]}
+    assert any("channel-minor" in paths[name] for name in ("expand.0", "mid", "project.0"))
 
 
 class _InvertedResiduals(nn.Module):
@@ -760,18 +760,21 @@ def _chains(pred, batch):
     return sum(plan.program.ops().count("band_chain") for plan in pred.plan(batch))
 
 
+@pytest.mark.parametrize("panels", [True, False])
 @pytest.mark.parametrize("threads,band_floats", [(1, 1), (1, 1 << 30), (2, 1), (2, 1 << 12), (3, 1)])
-def test_band_chains_equal_their_steps_and_eager(threads, band_floats, monkeypatch):
+def test_band_chains_equal_their_steps_and_eager(threads, band_floats, panels, monkeypatch):
     """expand → depthwise → project run band by band (one output row per band up to the whole
     image) give the outputs of the same steps run whole, and eager's, at 1 to 3 threads: batch 1
     splits each image's rows between the threads (rows read by two parts computed once), larger
-    batches give each thread whole images."""
+    batches give each thread whole images. The 1×1 steps on prepacked panels and on the weights."""
     from fastconv._kernels import depthwise as dw
-    from fastconv.inference import bands
+    from fastconv.inference import bands, program
     from fastconv.nn.functional.conv import planner
 
     if dw.channel_width() == 0:
         pytest.skip("no channel-vectorized depthwise path here")
+    if not panels:
+        monkeypatch.setattr(program, "PANEL_MIN_CHANNELS", 1 << 30)
     monkeypatch.setattr(planner.settings, "benchmark", False)
     monkeypatch.setattr(bands, "CHAIN_BAND_FLOATS", (band_floats,))
     fc.manual_seed(7)
@@ -847,3 +850,95 @@ def test_only_expand_depthwise_project_steps_form_a_chain():
         steps = list(good)
         steps[k] = bad
         assert not bands.is_chain(steps, 0), (k, bad.op)
+
+
+# ---- 1×1 and linear layers on prepacked weight panels ------------------------------------------
+
+class _Pointwise(nn.Module):
+    """1×1 convolutions on small NCHW images in every epilogue form (bias, none, ReLU, residual add
+    + ReLU; output counts of whole and partial 32-column panels and below one panel), one on a
+    one-pixel image, and linear layers above and below a panel's width."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 24, 3, padding=1)
+        self.up = nn.Sequential(nn.Conv2d(24, 40, 1), nn.ReLU())
+        self.same = nn.Conv2d(40, 40, 1, bias=False)
+        self.wide = nn.Sequential(nn.Conv2d(40, 72, 1), nn.BatchNorm2d(72), nn.ReLU6())
+        self.narrow = nn.Conv2d(72, 20, 1)
+        self.pixel = nn.Conv2d(20, 48, 1)
+        self.fc1 = nn.Linear(48, 36)
+        self.fc2 = nn.Linear(36, 10)
+
+    def forward(self, x):
+        x = self.up(self.stem(x))
+        x = nn.functional.relu(self.same(x) + x)
+        x = self.narrow(self.wide(x))
+        x = self.pixel(nn.functional.adaptive_avg_pool2d(x, 1))
+        return self.fc2(nn.functional.relu(self.fc1(x.flatten(1))))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_prepacked_pointwise_and_linear_layers_equal_eager(threads, tmp_path):
+    """Prepacked 1×1 steps (NCHW in and out through the transposed scratch block, every epilogue,
+    column parts when blocks are fewer than threads) and linear layers equal eager at 1–3 threads
+    and batches 1–5; the predictor holds the panels in place of the weights, and a saved file
+    gives back the original weights exactly."""
+    from fastconv._kernels import gemm
+    from fastconv.inference import program
+
+    if not gemm.packed_sgemm_available():
+        pytest.skip("fastconv's packed sgemm does not run here")
+    fc.manual_seed(11)
+    model = randomize_norms(_Pointwise()).eval()
+    fc.set_num_threads(threads)
+    try:
+        pred = check(model, (3, 6, 5), batches=(2, 1, 5, 3))
+        paths = dict(pred.conv_paths(2))
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+    assert {paths["up.0"], paths["same"], paths["wide.0"], paths["pixel"]} == {"pointwise (prepacked)"}
+    assert paths["narrow"] != "pointwise (prepacked)"  # 20 outputs: below one panel
+    packed = [v.data for v in pred._graph.values.values() if isinstance(v.data, program.PackedWeight)
+              and v.data.path == "panels"]
+    assert len(packed) == 5  # four 1×1 weights and fc1's
+    weights = {tuple(m.weight.shape): m.weight.numpy() for m in (model.up[0], model.same, model.pixel, model.fc1)}
+    for p in packed:
+        if p.shape in weights:
+            np.testing.assert_array_equal(np.asarray(p), weights[p.shape])
+    path = tmp_path / "pointwise.fcp"
+    pred.save(path)
+    x = np.random.default_rng(2).standard_normal((4, 3, 6, 5)).astype(np.float32)
+    np.testing.assert_array_equal(fc.inference.load(path)(x), pred(x))
+
+
+_PANELS_UNDER_CAP = """
+import numpy as np, fastconv as fc
+from fastconv.vision import models
+fc.manual_seed(3)
+for name, shape in (("mobilenet_v2", (3, 32, 32)), ("lenet", (1, 28, 28))):
+    model = models.__dict__[name](num_classes=10).eval()
+    x = np.random.default_rng(0).standard_normal((3,) + shape).astype(np.float32)
+    pred = fc.inference.compile(model, x)
+    with fc.no_grad():
+        want = model(fc.tensor(x)).numpy()
+    err = np.abs(pred(x) - want).max() / np.abs(want).max()
+    assert err < 1e-5, (name, err)
+    panels = [v for v in pred._graph.values.values() if getattr(v.data, "path", None) == "panels"]
+    assert bool(panels) == {expect_panels}, (name, len(panels))
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa,expect_panels", [("avx2", True), ("blas", False)])
+def test_prepacked_layers_under_a_capped_sgemm(isa, expect_panels):
+    """The AVX2 kernels run the prepacked steps too; without fastconv's sgemm (BLAS), the 1×1 and
+    linear layers keep their weights and their previous steps."""
+    from fastconv._kernels import gemm
+    from _subprocess import child_env
+
+    if gemm.packed_sgemm_variant() is None:
+        pytest.skip("fastconv's packed sgemm does not run here")
+    done = run_child([sys.executable, "-c", _PANELS_UNDER_CAP.format(expect_panels=expect_panels)],
+                     env=child_env(FASTCONV_SGEMM_ISA=isa))
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr

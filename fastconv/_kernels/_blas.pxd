@@ -19,6 +19,12 @@ cdef extern from "_sgemm.h" nogil:
     int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                  const float* a, int lda, const float* b, int ldb,
                  float beta, float* c, int ldc)
+    int fc_sgemm_pack_b_panels(int trans_b, int k, int n, const float* b, int ldb, float* dst)
+    int fc_sgemm_b_prepacked(int trans_a, int m, int n, int k, const float* a, int lda,
+                             const float* pb, float* c, int ldc)
+    void fc_sgemm_transpose_store(int rows, int cols, const float* t, Py_ssize_t ldt, float* y,
+                                  Py_ssize_t ldy)
+    float* fc_sgemm_scratch(size_t floats)
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,

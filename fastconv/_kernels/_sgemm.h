@@ -25,6 +25,8 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
@@ -46,6 +48,24 @@
 /* Which micro-kernels this CPU runs (fc_sgemm_available()): AVX-512, AVX2 + FMA, or 0 = BLAS. */
 #define FC_SGEMM_AVX512 2
 #define FC_SGEMM_AVX2 1
+
+/* A calling thread's scratch of at least ``floats`` floats (kept, grown on demand, like the
+   packing buffers): the staging block of a product written in another layout. NULL when out of
+   memory. */
+static __thread float *fc_sgemm_scratch_buf = NULL;
+static __thread size_t fc_sgemm_scratch_floats = 0;
+
+static float *fc_sgemm_scratch(size_t floats)
+{
+    void *p = NULL;
+    if (fc_sgemm_scratch_floats < floats) {
+        if (posix_memalign(&p, 64, sizeof(float) * floats) != 0) return NULL;
+        free(fc_sgemm_scratch_buf);
+        fc_sgemm_scratch_buf = (float *)p;
+        fc_sgemm_scratch_floats = floats;
+    }
+    return fc_sgemm_scratch_buf;
+}
 
 #if FC_SGEMM_X86
 
@@ -75,16 +95,25 @@ static int fc_sgemm_buffers(size_t b_floats)
 
 static int fc_sgemm_cpu_level = -1;
 
+/* The CPU's level, lowered by FASTCONV_SGEMM_ISA=avx2 or =blas (never raised): the tests run the
+   AVX2 kernels and the BLAS fallback on AVX-512 machines through it. */
 static int fc_sgemm_supported(void)
 {
     if (fc_sgemm_cpu_level < 0) {
+        const char *cap = getenv("FASTCONV_SGEMM_ISA");
+        int level;
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f"))
-            fc_sgemm_cpu_level = FC_SGEMM_AVX512;
+            level = FC_SGEMM_AVX512;
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            fc_sgemm_cpu_level = FC_SGEMM_AVX2;
+            level = FC_SGEMM_AVX2;
         else
-            fc_sgemm_cpu_level = 0;
+            level = 0;
+        if (cap != NULL && strcmp(cap, "avx2") == 0 && level > FC_SGEMM_AVX2)
+            level = FC_SGEMM_AVX2;
+        else if (cap != NULL && strcmp(cap, "blas") == 0)
+            level = 0;
+        fc_sgemm_cpu_level = level;
     }
     return fc_sgemm_cpu_level;
 }
@@ -772,6 +801,192 @@ static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *p
     fc_sgemm_packed_acc(m, n, k, pa, pb, c, ldc, 0);
 }
 
+/* ---- Prepacked B: a constant operand packed once (the compiled predictor's 1x1 weights) ----
+
+   fc_sgemm_pack_b_panels packs op(B) (k x n) whole in the B layout of fc_sgemm_packed
+   (ceil(n / NR) * NR * k floats at a 64-byte aligned dst, columns past n zero);
+   fc_sgemm_b_prepacked then sets C (m x n) = op(A) . B, packing only A. A weight multiplied by
+   many small products (a 7x7 image's 49 pixels, an image's blocks of pixels) is then packed once,
+   not once per product: its k x n floats cost as much to pack as ~30 rows of multiply-adds. Both
+   return 0 (nothing done) where the packed kernels do not run; callers then keep op(B). */
+
+static int fc_sgemm_pack_b_panels(int trans_b, int k, int n, const float *b, int ldb, float *dst)
+{
+    int jr, level = fc_sgemm_supported();
+    if (k < 1 || n < 1 || level == 0 || ((uintptr_t)dst & 63u) != 0) return 0;
+    for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
+        int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
+        if (level == FC_SGEMM_AVX512)
+            fc_sgemm_pack_b(trans_b, b, ldb, 0, jr, k, w, dst + (ptrdiff_t)jr * k);
+        else
+            fc_sgemm2_pack_b(trans_b, b, ldb, 0, jr, k, w, dst + (ptrdiff_t)jr * k);
+    }
+    return 1;
+}
+
+FC_SGEMM_TARGET static void fc_sgemm_b_prepacked512(int trans_a, int m, int n, int k, const float *a,
+                                                    int lda, const float *pb, float *c, int ldc)
+{
+    float *pa = fc_sgemm_packed_a;
+    int pc, ic, jr, ir, kblocks, kstep;
+    kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
+    kstep = (k + kblocks - 1) / kblocks;
+    for (pc = 0; pc < k; pc += kstep) {
+        int kc = k - pc < kstep ? k - pc : kstep;
+        for (ic = 0; ic < m; ic += FC_SGEMM_MC) {
+            int mc = m - ic < FC_SGEMM_MC ? m - ic : FC_SGEMM_MC;
+            for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+                int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+                fc_sgemm_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, 1.0f, pa + (ptrdiff_t)ir * kc);
+            }
+            for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
+                int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
+                const float *b = pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR;
+                for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+                    int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+                    float *ct = c + ((ptrdiff_t)ic + ir) * ldc + jr;
+                    if (h <= 4)
+                        fc_sgemm_tile_4(kc, pa + (ptrdiff_t)ir * kc, b, ct, ldc, h, w, pc > 0);
+                    else if (h <= 8)
+                        fc_sgemm_tile_8(kc, pa + (ptrdiff_t)ir * kc, b, ct, ldc, h, w, pc > 0);
+                    else
+                        fc_sgemm_tile_12(kc, pa + (ptrdiff_t)ir * kc, b, ct, ldc, h, w, pc > 0);
+                }
+            }
+        }
+    }
+}
+
+FC_SGEMM2_TARGET static void fc_sgemm2_b_prepacked(int trans_a, int m, int n, int k, const float *a,
+                                                   int lda, const float *pb, float *c, int ldc)
+{
+    float *pa = fc_sgemm_packed_a;
+    int pc, ic, jr, ir, kblocks, kstep;
+    kblocks = (k + FC_SGEMM2_KC - 1) / FC_SGEMM2_KC;
+    kstep = (k + kblocks - 1) / kblocks;
+    for (pc = 0; pc < k; pc += kstep) {
+        int kc = k - pc < kstep ? k - pc : kstep;
+        for (ic = 0; ic < m; ic += FC_SGEMM2_MC) {
+            int mc = m - ic < FC_SGEMM2_MC ? m - ic : FC_SGEMM2_MC;
+            for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+                int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+                fc_sgemm2_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, 1.0f, pa + (ptrdiff_t)ir * kc);
+            }
+            for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
+                int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
+                fc_sgemm2_panel(kc, mc, pa, (ptrdiff_t)FC_SGEMM_MR * kc,
+                                pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR,
+                                c + (ptrdiff_t)ic * ldc + jr, ldc, w, pc > 0);
+            }
+        }
+    }
+}
+
+/* c (n) = a (k, element stride inc) . B packed: one row, memory-bound on B, so four partial sums
+   per vector keep the loads streaming instead of waiting on one chain of multiply-adds. */
+FC_SGEMM_TARGET static void fc_sgemv_panels512(int n, int k, const float *a, ptrdiff_t inc,
+                                               const float *pb, float *c)
+{
+    int jr, p, q;
+    for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
+        int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
+        const float *b = pb + (ptrdiff_t)jr * k;
+        __m512 lo[4], hi[4];
+        for (q = 0; q < 4; q++) {
+            lo[q] = _mm512_setzero_ps();
+            hi[q] = _mm512_setzero_ps();
+        }
+        for (p = 0; p + 4 <= k; p += 4) {
+            _Pragma("GCC unroll 4")
+            for (q = 0; q < 4; q++) {
+                __m512 ap = _mm512_set1_ps(a[(ptrdiff_t)(p + q) * inc]);
+                lo[q] = _mm512_fmadd_ps(ap, _mm512_load_ps(b + (ptrdiff_t)(p + q) * FC_SGEMM_NR), lo[q]);
+                hi[q] = _mm512_fmadd_ps(ap, _mm512_load_ps(b + (ptrdiff_t)(p + q) * FC_SGEMM_NR + 16), hi[q]);
+            }
+        }
+        for (; p < k; p++) {
+            __m512 ap = _mm512_set1_ps(a[(ptrdiff_t)p * inc]);
+            lo[0] = _mm512_fmadd_ps(ap, _mm512_load_ps(b + (ptrdiff_t)p * FC_SGEMM_NR), lo[0]);
+            hi[0] = _mm512_fmadd_ps(ap, _mm512_load_ps(b + (ptrdiff_t)p * FC_SGEMM_NR + 16), hi[0]);
+        }
+        lo[0] = _mm512_add_ps(_mm512_add_ps(lo[0], lo[1]), _mm512_add_ps(lo[2], lo[3]));
+        hi[0] = _mm512_add_ps(_mm512_add_ps(hi[0], hi[1]), _mm512_add_ps(hi[2], hi[3]));
+        _mm512_mask_storeu_ps(c + jr, fc_sgemm_lanes(w), lo[0]);
+        _mm512_mask_storeu_ps(c + jr + 16, fc_sgemm_lanes(w - 16), hi[0]);
+    }
+}
+
+FC_SGEMM2_TARGET static void fc_sgemv_panels2(int n, int k, const float *a, ptrdiff_t inc,
+                                              const float *pb, float *c)
+{
+    int jr, p, q, j;
+    for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
+        int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
+        const float *b = pb + (ptrdiff_t)jr * k;
+        __m256 acc[2][4];
+        float out[FC_SGEMM_NR];
+        for (q = 0; q < 2; q++)
+            for (j = 0; j < 4; j++) acc[q][j] = _mm256_setzero_ps();
+        for (p = 0; p < k; p++) {
+            __m256 ap = _mm256_set1_ps(a[(ptrdiff_t)p * inc]);
+            const float *bp = b + (ptrdiff_t)p * FC_SGEMM_NR;
+            _Pragma("GCC unroll 4")
+            for (j = 0; j < 4; j++)
+                acc[p & 1][j] = _mm256_fmadd_ps(ap, _mm256_load_ps(bp + 8 * j), acc[p & 1][j]);
+        }
+        for (j = 0; j < 4; j++) _mm256_storeu_ps(out + 8 * j, _mm256_add_ps(acc[0][j], acc[1][j]));
+        for (j = 0; j < w; j++) c[jr + j] = out[j];
+    }
+}
+
+static int fc_sgemm_b_prepacked(int trans_a, int m, int n, int k, const float *a, int lda,
+                                const float *pb, float *c, int ldc)
+{
+    int level = fc_sgemm_supported();
+    if (m < 1 || n < 1 || k < 1 || level == 0 || !fc_sgemm_buffers(0)) return 0;
+    if (m == 1) {  /* a row: op(A) is a (stride 1) or, stored k x 1, a column of stride lda */
+        if (level == FC_SGEMM_AVX512)
+            fc_sgemv_panels512(n, k, a, trans_a ? lda : 1, pb, c);
+        else
+            fc_sgemv_panels2(n, k, a, trans_a ? lda : 1, pb, c);
+        return 1;
+    }
+    if (level == FC_SGEMM_AVX512)
+        fc_sgemm_b_prepacked512(trans_a, m, n, k, a, lda, pb, c, ldc);
+    else
+        fc_sgemm2_b_prepacked(trans_a, m, n, k, a, lda, pb, c, ldc);
+    return 1;
+}
+
+/* y[j * ldy + i] = t[i * ldt + j] for i < rows, j < cols: a block computed pixel-major (rows of
+   channels) written channel-major (NCHW), 16 x 16 at a time through registers. */
+FC_SGEMM_TARGET static void fc_sgemm_transpose_store512(int rows, int cols, const float *t, ptrdiff_t ldt,
+                                                        float *y, ptrdiff_t ldy)
+{
+    __m512 col[16];
+    int i0, j0, j;
+    for (i0 = 0; i0 < rows; i0 += 16) {
+        int h = rows - i0 < 16 ? rows - i0 : 16;
+        __mmask16 m = fc_sgemm_lanes(h);
+        for (j0 = 0; j0 < cols; j0 += 16) {
+            int w = cols - j0 < 16 ? cols - j0 : 16;
+            fc_sgemm_transpose16(t + (ptrdiff_t)i0 * ldt + j0, ldt, h, w, col);
+            for (j = 0; j < w; j++) _mm512_mask_storeu_ps(y + (ptrdiff_t)(j0 + j) * ldy + i0, m, col[j]);
+        }
+    }
+}
+
+static void fc_sgemm_transpose_store(int rows, int cols, const float *t, ptrdiff_t ldt, float *y, ptrdiff_t ldy)
+{
+    int i, j;
+    if (fc_sgemm_supported() == FC_SGEMM_AVX512) {
+        fc_sgemm_transpose_store512(rows, cols, t, ldt, y, ldy);
+        return;
+    }
+    for (j = 0; j < cols; j++)
+        for (i = 0; i < rows; i++) y[(ptrdiff_t)j * ldy + i] = t[(ptrdiff_t)i * ldt + j];
+}
+
 #else  /* not x86: always defer to BLAS */
 
 static int fc_sgemm_available(void)
@@ -802,6 +1017,26 @@ static void fc_sgemm_packed_acc(int m, int n, int k, const float *pa, const floa
 static void fc_sgemm_packed(int m, int n, int k, const float *pa, const float *pb, float *c, int ldc)
 {
     (void)m; (void)n; (void)k; (void)pa; (void)pb; (void)c; (void)ldc;
+}
+
+static void fc_sgemm_transpose_store(int rows, int cols, const float *t, ptrdiff_t ldt, float *y, ptrdiff_t ldy)
+{
+    int i, j;
+    for (j = 0; j < cols; j++)
+        for (i = 0; i < rows; i++) y[(ptrdiff_t)j * ldy + i] = t[(ptrdiff_t)i * ldt + j];
+}
+
+static int fc_sgemm_pack_b_panels(int trans_b, int k, int n, const float *b, int ldb, float *dst)
+{
+    (void)trans_b; (void)k; (void)n; (void)b; (void)ldb; (void)dst;
+    return 0;
+}
+
+static int fc_sgemm_b_prepacked(int trans_a, int m, int n, int k, const float *a, int lda,
+                                const float *pb, float *c, int ldc)
+{
+    (void)trans_a; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)pb; (void)c; (void)ldc;
+    return 0;
 }
 
 #endif

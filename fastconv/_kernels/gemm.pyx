@@ -11,7 +11,9 @@ from cython.parallel cimport prange
 
 from scipy.linalg.cython_blas cimport dgemv, sgemv
 
-from ._blas cimport gemm
+import numpy as np
+
+from ._blas cimport fc_sgemm_b_prepacked, fc_sgemm_pack_b_panels, gemm
 from ._omp cimport team
 
 
@@ -27,6 +29,51 @@ def packed_sgemm_available():
 def packed_sgemm_variant():
     """Which micro-kernels fastconv's sgemm runs here: "AVX-512", "AVX2" or None (scipy's BLAS)."""
     return {2: "AVX-512", 1: "AVX2"}.get(fc_sgemm_available())
+
+
+PANEL_COLUMNS = 32  # columns of a packed B panel (the register tile's width, _sgemm.h NR)
+
+
+def b_panels_size(int k, int n):
+    """Floats of op(B) (k×n) packed by ``pack_b_panels``: whole 32-column panels, k deep."""
+    return -(-n // PANEL_COLUMNS) * PANEL_COLUMNS * k
+
+
+def pack_b_panels(bint trans_b, const float[:, ::1] b):
+    """op(B) (k×n; B stored n×k with ``trans_b``) packed once in the packed sgemm's panel layout
+    (a 64-byte aligned float32 array of ``b_panels_size`` floats), for ``matmul_b_prepacked``; None
+    where fastconv's packed kernels do not run (the caller keeps B)."""
+    cdef int k = b.shape[1] if trans_b else b.shape[0]
+    cdef int n = b.shape[0] if trans_b else b.shape[1]
+    if k == 0 or n == 0:
+        return None
+    size = b_panels_size(k, n)
+    buf = np.empty(size + 16, dtype=np.float32)
+    start = (-buf.ctypes.data % 64) // 4
+    panels = buf[start:start + size]
+    cdef float[::1] dst = panels
+    if not fc_sgemm_pack_b_panels(trans_b, k, n, &b[0, 0], <int>b.shape[1], &dst[0]):
+        return None
+    return panels
+
+
+def matmul_b_prepacked(bint trans_a, const float[:, ::1] a, const float[::1] panels, float[:, ::1] c):
+    """C (m×n) = op(A)·B on one thread, B packed by ``pack_b_panels`` (k = op(A)'s columns)."""
+    cdef int m = c.shape[0], n = c.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    if (a.shape[1] if trans_a else a.shape[0]) != m or panels.shape[0] != b_panels_size(k, n):
+        raise ValueError(f"matmul_b_prepacked: op(A) {m}x{k}, C {c.shape[0]}x{n} and "
+                         f"{panels.shape[0]} packed floats disagree")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("matmul_b_prepacked: empty operands")
+    if (<size_t>&panels[0]) % 64:
+        raise ValueError("matmul_b_prepacked: packed panels must start on a 64-byte boundary")
+    cdef int done
+    with nogil:
+        done = fc_sgemm_b_prepacked(trans_a, m, n, k, &a[0, 0], <int>a.shape[1], &panels[0], &c[0, 0],
+                                    <int>c.shape[1])
+    if not done:
+        raise RuntimeError("matmul_b_prepacked: fastconv's packed sgemm does not run on this CPU")
 
 
 cdef inline void row_times_matrix(bint trans_b, int n, int k, const floating* a, int inca,

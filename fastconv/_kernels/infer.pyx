@@ -33,7 +33,7 @@ from .direct cimport direct_forward_f32, ocvec_forward_packed_f32
 from .depthwise cimport channel_forward_f32, channel_rows_f32, depthwise_forward_f32, transpose_images
 from .pointwise cimport pointwise_forward_f32
 from .gemm cimport matmul_f32
-from ._blas cimport gemm
+from ._blas cimport fc_sgemm_b_prepacked, fc_sgemm_scratch, fc_sgemm_transpose_store, gemm
 
 cdef extern from "_infer.h" nogil:
     void fc_inf_act(const float* x, const float* r, float* y, Py_ssize_t n, int act, float a0, float a1)
@@ -287,6 +287,50 @@ cdef void pointwise_layout(const float* w, const float* x, const float* bias, fl
         transpose_images(work, y, N, P, K, work + N * P * K, threads)
 
 
+cdef void panel_block(const Step* s, const float* panels, const float* x, const float* bias, float* y,
+                      const float* r, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K, bint x_minor, bint y_minor,
+                      Py_ssize_t n, Py_ssize_t p0, Py_ssize_t count, Py_ssize_t k0, Py_ssize_t k1) noexcept nogil:
+    """``pointwise_block`` on the weight's prepacked panels (i[27] > 0), output channels [k0, k1)
+    only (k0 on a panel boundary): the pixels' rows times the panels, read in either layout; an
+    NCHW output goes through a per-thread scratch block, written transposed, then the epilogue."""
+    cdef Py_ssize_t kc = k1 - k0, q, k
+    cdef const float* a = x + (n * P + p0) * C if x_minor else x + n * C * P + p0
+    cdef const float* pb = panels + k0 * C
+    cdef const float* bk = bias + k0 if bias != NULL else NULL
+    cdef float* yb
+    cdef float* t
+    if kc <= 0 or count <= 0:
+        return
+    if y_minor:
+        yb = y + (n * P + p0) * K + k0
+        fc_sgemm_b_prepacked(not x_minor, <int>count, <int>kc, <int>C, a, <int>(C if x_minor else P), pb, yb, <int>K)
+        if bias == NULL and r == NULL and s.act == 0:
+            return
+        if kc == K and bk != NULL:  # whole rows: one pass
+            fc_inf_bias_cols(yb, bk, r + (n * P + p0) * K if r != NULL else NULL, yb, count, K, s.act, s.a0, s.a1)
+            return
+        for q in range(count):
+            if bk != NULL:
+                fc_inf_bias_cols(yb + q * K, bk, r + (n * P + p0 + q) * K + k0 if r != NULL else NULL, yb + q * K,
+                                 1, kc, s.act, s.a0, s.a1)
+            else:
+                fc_inf_act(yb + q * K, r + (n * P + p0 + q) * K + k0 if r != NULL else NULL, yb + q * K, kc,
+                           s.act, s.a0, s.a1)
+        return
+    t = fc_sgemm_scratch(<size_t>(count * kc))
+    fc_sgemm_b_prepacked(not x_minor, <int>count, <int>kc, <int>C, a, <int>(C if x_minor else P), pb, t, <int>kc)
+    if bk != NULL and r == NULL:  # bias and activation on the block while it is in cache
+        fc_inf_bias_cols(t, bk, NULL, t, count, kc, s.act, s.a0, s.a1)
+    elif bk != NULL:
+        fc_inf_bias_cols(t, bk, NULL, t, count, kc, 0, 0, 0)
+    yb = y + (n * K + k0) * P + p0
+    fc_sgemm_transpose_store(<int>count, <int>kc, t, kc, yb, P)
+    if r != NULL or (bk == NULL and s.act != 0):
+        for k in range(kc):
+            fc_inf_act(yb + k * P, r + (n * K + k0 + k) * P + p0 if r != NULL else NULL, yb + k * P, count,
+                       s.act, s.a0, s.a1)
+
+
 cdef void pointwise_block(const Step* s, const float* w, const float* x, const float* bias, float* y,
                           const float* r, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K, bint x_minor,
                           bint y_minor, Py_ssize_t n, Py_ssize_t p0, Py_ssize_t count) noexcept nogil:
@@ -296,6 +340,9 @@ cdef void pointwise_block(const Step* s, const float* w, const float* x, const f
     cdef Py_ssize_t k, q
     cdef float* yb
     cdef const float* rb
+    if s.i[27] > 0:
+        panel_block(s, w, x, bias, y, r, C, P, K, x_minor, y_minor, n, p0, count, 0, K)
+        return
     if y_minor:
         yb = y + (n * P + p0) * K
         rb = r + (n * P + p0) * K if r != NULL else NULL
@@ -330,8 +377,21 @@ cdef void pointwise_blocks(const Step* s, const float* w, const float* x, const 
     cdef Py_ssize_t images = 1 if x_minor and y_minor else N
     cdef Py_ssize_t pixels = N * P if x_minor and y_minor else P
     cdef Py_ssize_t rows = max(PW_BLOCK_MIN_ROWS, PW_BLOCK_FLOATS // max(K, 1))
-    cdef Py_ssize_t per_image = (pixels + rows - 1) // rows, b, n, p0
+    cdef Py_ssize_t per_image, b, n, p0, parts = 1, item, j, panels = (K + 31) // 32
+    if s.i[27] > 0:  # prepacked panels: the plan's block rows, and column parts for few blocks
+        rows = s.i[27]
+        parts = max(1, min(s.i[28], panels))
+    per_image = (pixels + rows - 1) // rows
     if images == 0 or K == 0 or pixels == 0:
+        return
+    if parts > 1:
+        for item in prange(images * per_image * parts, schedule='static', num_threads=team(threads)):
+            b = item // parts
+            j = item - b * parts
+            n = b // per_image
+            p0 = (b - n * per_image) * rows
+            panel_block(s, w, x, bias, y, r, C, pixels, K, x_minor, y_minor, n, p0, min(rows, pixels - p0),
+                        part(panels, parts, j) * 32, min(K, part(panels, parts, j + 1) * 32))
         return
     if threads <= 1 or images * per_image < 2:
         for b in range(images * per_image):

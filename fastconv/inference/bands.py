@@ -31,6 +31,11 @@ def _value(ref) -> Optional[int]:
     return ref[1] if ref is not None and ref[0] == "v" else None
 
 
+def _flag(step, i: int) -> int:
+    """Layout flag i of a step (x_minor 24, y_minor 25); 0 when the step has none (an NCHW step)."""
+    return step.ints[i] if len(step.ints) > i else 0
+
+
 def is_chain(steps: Sequence[Any], j: int) -> bool:
     """Whether steps j, j+1, j+2 are expand → depthwise → project: a channel-minor 1×1 writing the
     depthwise step's channel-minor input, a pure depthwise step (one channel per group, no
@@ -40,7 +45,7 @@ def is_chain(steps: Sequence[Any], j: int) -> bool:
     a, b, c = steps[j], steps[j + 1], steps[j + 2]
     if (a.op, b.op, c.op) != ("conv_pw_layout", "conv_channel", "conv_pw_layout"):
         return False
-    if not (a.ints[25] and b.ints[24] and b.ints[25] and c.ints[24]):
+    if not (_flag(a, 25) and _flag(b, 24) and _flag(b, 25) and _flag(c, 24)):
         return False
     if b.ints[16] != 1 or b.ints[2] != b.ints[1] or a.res is not None or b.res is not None:
         return False

@@ -26,6 +26,7 @@ from .._config import run_with_kernel_blas
 from .._kernels import _omp
 from .._kernels import depthwise as _dw
 from .._kernels import direct as _direct
+from .._kernels import gemm as _gemm
 from .._kernels import infer as _infer
 from .._kernels import winograd as _winograd
 from ..nn.functional.conv import path_gemm, path_implicit, path_winograd, planner, registry
@@ -77,6 +78,18 @@ class Plan:
 # dropped: one copy of each weight in memory); every other path reads the original weight.
 PACKED_PATHS = ("ocvec", "depthwise", "grouped")
 
+# A 1×1 convolution's weight is held as the sgemm's prepacked B panels (PackedWeight "panels") when
+# its images have at most this many pixels and it has at least PANEL_MIN_CHANNELS outputs: a product
+# over few pixels spends 3–60 % of its time repacking the weight (the fewer pixels, the more; see
+# docs/design.md §16), a larger image next to nothing, and fewer outputs than a panel's 32 columns
+# would be half padding. Linear layers always qualify by their outputs.
+PANEL_MAX_PIXELS = 1024
+PANEL_MIN_CHANNELS = 32
+PANEL_COLUMNS = _gemm.PANEL_COLUMNS
+# Outputs of one block of a prepacked 1×1 step: the block and its input rows stay in L2.
+PANEL_BLOCK_FLOATS = 32768
+PANEL_MIN_ROWS = 12  # a register tile's rows
+
 
 class PackedWeight:
     """A convolution weight held only in the layout its layer's frozen path reads (``PACKED_PATHS``):
@@ -90,7 +103,9 @@ class PackedWeight:
         self.shape = tuple(weight.shape)
         self.dtype = np.dtype(np.float32)
         k = weight.shape[0]
-        if path == "ocvec":
+        if path == "panels":  # a 1×1 or linear weight (K, C) as op(B) = wᵀ, C × K in 32-column panels
+            self.arrays = (_gemm.pack_b_panels(True, np.ascontiguousarray(weight, np.float32).reshape(k, -1)),)
+        elif path == "ocvec":
             self.block = _direct.ocvec_block(k)
             self.arrays = _direct.ocvec_pack(np.ascontiguousarray(weight.reshape(k, -1)), bias)
         else:
@@ -112,7 +127,10 @@ class PackedWeight:
     def __array__(self, dtype=None, copy=None):
         k = self.shape[0]
         taps = int(np.prod(self.shape[1:]))
-        if self.path == "ocvec":
+        if self.path == "panels":
+            panels = -(-k // PANEL_COLUMNS)
+            out = self.arrays[0].reshape(panels, taps, PANEL_COLUMNS).transpose(0, 2, 1).reshape(-1, taps)[:k]
+        elif self.path == "ocvec":
             blocks = -(-k // self.block)
             w = self.arrays[0][:blocks * self.block * taps].reshape(blocks, taps, self.block)
             out = w.transpose(0, 2, 1).reshape(blocks * self.block, taps)[:k]
@@ -324,11 +342,12 @@ class _Builder:
         x = node.inputs[0]
         x_minor, y_minor = x in self.minor, node.output in self.minor
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
-        if (x_minor or y_minor) and _is_pointwise(node, self.graph):
-            problem = self.conv_problem(node)
-            self.conv_paths.append((node.scope or node.where(), "pointwise (channel-minor)"))
-            op, threads, ints, consts, work = pointwise_layout_step(problem, self.const(node.inputs[1]), bias,
-                                                                    x_minor, y_minor)
+        panels = self.panel_weight(node)
+        if panels is not None or ((x_minor or y_minor) and _is_pointwise(node, self.graph)):
+            layout = ", channel-minor" if x_minor or y_minor else ""
+            self.conv_paths.append((node.scope or node.where(),
+                                    f"pointwise (prepacked{layout})" if panels is not None else "pointwise (channel-minor)"))
+            op, threads, ints, consts, work = self.pointwise_step(node, x_minor, y_minor)
         else:
             problem, path, weight, packed = self.conv_path(node)
             self.conv_paths.append((node.scope or node.where(), path))
@@ -338,6 +357,38 @@ class _Builder:
         step = self.emit(op, threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
                          ints=ints, consts=consts, work=work)
         self.with_epilogue(step, node)
+
+    def panel_weight(self, node: Node) -> Optional[PackedWeight]:
+        """The prepacked panels of a 1×1 convolution's or linear layer's weight when it qualifies
+        (PANEL_MAX_PIXELS, PANEL_MIN_CHANNELS; made on first use and kept in place of the weight),
+        else None. The rule reads only the layer's shapes, so every plan agrees."""
+        wvalue = self.graph.values[node.inputs[1]]
+        if isinstance(wvalue.data, PackedWeight):
+            return wvalue.data if wvalue.data.path == "panels" else None
+        if not wvalue.is_const or wvalue.shape[0] < PANEL_MIN_CHANNELS or not _gemm.packed_sgemm_available():
+            return None
+        if node.op == "conv2d":
+            image = self.shapes[node.inputs[0]]
+            if not _is_pointwise(node, self.graph) or image[2] * image[3] > PANEL_MAX_PIXELS:
+                return None
+        elif node.op != "linear":
+            return None
+        packed = PackedWeight("panels", self.const(node.inputs[1]), None)
+        if packed.arrays[0] is None:
+            return None
+        wvalue.data = packed
+        return packed
+
+    def pointwise_step(self, node: Node, x_minor: bool, y_minor: bool):
+        """The executor step of a 1×1 convolution (stride 1) with the given layouts: on the weight's
+        prepacked panels when it has them, else ``pointwise_layout_step`` (one side channel-minor)."""
+        problem = self.conv_problem(node)
+        bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
+        panels = self.panel_weight(node)
+        if panels is not None:
+            return panel_step(problem.image_shape, problem.out_channels, panels, bias, x_minor, y_minor,
+                              threads_for(problem.flops))
+        return pointwise_layout_step(problem, self.const(node.inputs[1]), bias, x_minor, y_minor)
 
     def conv_problem(self, node: Node) -> ConvProblem:
         image = self.shapes[node.inputs[0]]
@@ -465,8 +516,8 @@ class _Builder:
         node = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
         x_minor, y_minor = node.inputs[0] in minor, node.output in minor
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
-        if (x_minor or y_minor) and _is_pointwise(node, self.graph):
-            return pointwise_layout_step(self.conv_problem(node), self.const(node.inputs[1]), bias, x_minor, y_minor)
+        if _is_pointwise(node, self.graph) and (x_minor or y_minor or self.panel_weight(node) is not None):
+            return self.pointwise_step(node, x_minor, y_minor)
         if path is None:
             problem, path, weight, packed = self.conv_path(node)
         else:
@@ -497,13 +548,19 @@ class _Builder:
     # dense
     def op_linear(self, node: Node) -> None:
         x = node.inputs[0]
-        weight = self.const(node.inputs[1])
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
         shape = self.shapes[x]
-        k, c = weight.shape
+        k, c = self.graph.values[node.inputs[1]].shape
         m = _numel(shape[:-1])
-        step = self.emit("linear", self.threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
-                         ints=[m, c, k], consts=[weight, bias])
+        panels = self.panel_weight(node)
+        if panels is not None:  # the rows as pixels of a channel-minor 1×1 convolution
+            op, threads, ints, consts, work = panel_step((m, c, 1, 1), k, panels, bias, True, True,
+                                                         threads_for(2 * m * c * k))
+            step = self.emit(op, threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
+                             ints=ints, consts=consts, work=work)
+        else:
+            step = self.emit("linear", self.threads, [self.ref(x)], self.ref(node.output), [x], [node.output],
+                             ints=[m, c, k], consts=[self.const(node.inputs[1]), bias])
         self.with_epilogue(step, node)
 
     def op_matmul(self, node: Node) -> None:
@@ -963,6 +1020,29 @@ def pointwise_layout_step(problem: ConvProblem, weight: np.ndarray, bias: Option
     else:
         work = n * h * w * k + threads * k * _dw.channel_width()
     return "conv_pw_layout", threads, ints, [weight.reshape(k, c), bias], work
+
+
+def panel_step(image: Sequence[int], k: int, packed: PackedWeight, bias: Optional[np.ndarray], x_minor: bool,
+               y_minor: bool, threads: int):
+    """The executor step of a 1×1 convolution (stride 1) of ``image`` (N, C, H, W) to ``k`` channels
+    on prepacked panels, either side channel-minor or NCHW: blocks of pixels of about
+    PANEL_BLOCK_FLOATS outputs (one pixel per image: the layouts coincide, the batch is one block
+    of rows); too few blocks for the threads, each block's output channels split in parts too."""
+    n, c, h, w = (int(d) for d in image)
+    if h * w == 1:
+        x_minor = y_minor = True
+    images = 1 if x_minor and y_minor else n
+    pixels = (n if x_minor and y_minor else 1) * h * w
+    rows = max(PANEL_MIN_ROWS, PANEL_BLOCK_FLOATS // k // PANEL_MIN_ROWS * PANEL_MIN_ROWS)
+    if threads > 1 and images * -(-pixels // rows) < threads:  # smaller blocks, one per thread at least
+        per_image = -(-threads // images)
+        rows = max(PANEL_MIN_ROWS, -(-pixels // per_image))
+    rows = min(rows, pixels)
+    blocks = images * -(-pixels // rows)
+    parts = min(-(-threads // blocks), -(-k // PANEL_COLUMNS)) if blocks < threads else 1
+    ints = [n, c, h, w, k, h, w] + [0] * 13 + [n * k * h * w] + [c * h * w, k * h * w, chunk(k * h * w)]
+    ints += [int(x_minor), int(y_minor), 1, rows, parts]
+    return "conv_pw_layout", threads, ints, [packed.arrays[0], bias], 0
 
 
 def conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
