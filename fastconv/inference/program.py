@@ -89,6 +89,7 @@ PANEL_COLUMNS = _gemm.PANEL_COLUMNS
 # Outputs of one block of a prepacked 1×1 step: the block and its input rows stay in L2.
 PANEL_BLOCK_FLOATS = 32768
 PANEL_MIN_ROWS = 12  # a register tile's rows
+PANEL_BALANCED_ITEMS = 4  # below this many blocks per thread, blocks are made to divide evenly
 
 
 class PackedWeight:
@@ -1034,12 +1035,13 @@ def panel_step(image: Sequence[int], k: int, packed: PackedWeight, bias: Optiona
     images = 1 if x_minor and y_minor else n
     pixels = (n if x_minor and y_minor else 1) * h * w
     rows = max(PANEL_MIN_ROWS, PANEL_BLOCK_FLOATS // k // PANEL_MIN_ROWS * PANEL_MIN_ROWS)
-    if threads > 1 and images * -(-pixels // rows) < threads:  # smaller blocks, one per thread at least
-        per_image = -(-threads // images)
-        rows = max(PANEL_MIN_ROWS, -(-pixels // per_image))
-    rows = min(rows, pixels)
-    blocks = images * -(-pixels // rows)
-    parts = min(-(-threads // blocks), -(-k // PANEL_COLUMNS)) if blocks < threads else 1
+    per_image = -(-pixels // rows)
+    rows = -(-pixels // per_image)  # blocks of equal size
+    parts = 1
+    if threads > 1 and (images * per_image) % threads and images * per_image < PANEL_BALANCED_ITEMS * threads:
+        # few blocks that the threads cannot share equally: each split in one part of whole
+        # output-channel panels per thread, so every thread gets the same share of every block
+        parts = min(threads, -(-k // PANEL_COLUMNS))
     ints = [n, c, h, w, k, h, w] + [0] * 13 + [n * k * h * w] + [c * h * w, k * h * w, chunk(k * h * w)]
     ints += [int(x_minor), int(y_minor), 1, rows, parts]
     return "conv_pw_layout", threads, ints, [packed.arrays[0], bias], 0
