@@ -113,6 +113,27 @@ def test_gemm_contract_tile_classes(m, n, k, trans_a, trans_b, beta):
     assert np.isnan(c_base[:, n:]).all(), "wrote into C's row padding"
 
 
+# Products that fill the tiles better transposed (49 or 196 columns: a 7×7 or 14×14 image's pixels
+# as 32-column panels) run as Cᵀ = op(B)ᵀ·op(A)ᵀ and are written back transposed; with beta ≠ 0 or
+# alpha ≠ 1 (or a shallow product) they keep their orientation.
+@pytest.mark.parametrize("m,n,k", [(512, 49, 300), (100, 49, 64), (64, 196, 70), (37, 49, 600), (33, 17, 65)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (0.5, 0.0)])
+def test_gemm_contract_transposed_orientation(m, n, k, trans_a, trans_b, alpha, beta):
+    rng = np.random.default_rng(m + 7 * n + k)
+    a_base, a = _strided(rng, *((k, m) if trans_a else (m, k)), np.float32, 2)
+    b_base, b = _strided(rng, *((n, k) if trans_b else (k, n)), np.float32, 2)
+    c_base, c = _strided(rng, m, n, np.float32, 3)
+    ref = alpha * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    if beta != 0:
+        ref += beta * c.astype(np.float64)
+    else:
+        c[...] = np.nan  # beta 0 must not read C
+    gemm.gemm_general(trans_a, trans_b, alpha, a, b, beta, c)
+    np.testing.assert_allclose(c, ref, rtol=2e-5, atol=2e-5 * np.sqrt(k) * 8)
+    assert np.isnan(c_base[:, n:]).all(), "wrote into C's row padding"
+
+
 def test_config_names_the_sgemm_variant():
     name = fc.config()["sgemm"]
     assert name in ("fastconv AVX-512", "fastconv AVX2", "BLAS")
@@ -180,7 +201,8 @@ import numpy as np
 from fastconv._kernels import gemm
 assert gemm.packed_sgemm_variant() == {variant!r}, gemm.packed_sgemm_variant()
 rng = np.random.default_rng(0)
-for m, n, k in [(1, 40, 300), (2, 33, 7), (5, 64, 19), (13, 70, 300), (200, 72, 17), (64, 16, 9), (7, 40, 9)]:
+for m, n, k in [(1, 40, 300), (2, 33, 7), (5, 64, 19), (13, 70, 300), (200, 72, 17), (64, 16, 9), (7, 40, 9),
+                (512, 49, 300), (100, 49, 64)]:
     for ta in (False, True):
         for tb in (False, True):
             a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)

@@ -693,12 +693,80 @@ FC_SGEMM2_TARGET static void fc_sgemm2_packed(int m, int n, int k, const float *
     }
 }
 
+/* y[j * ldy + i] = t[i * ldt + j] for i < rows, j < cols: a block computed pixel-major (rows of
+   channels) written channel-major (NCHW), 16 x 16 at a time through registers. */
+FC_SGEMM_TARGET static void fc_sgemm_transpose_store512(int rows, int cols, const float *t, ptrdiff_t ldt,
+                                                        float *y, ptrdiff_t ldy)
+{
+    __m512 col[16];
+    int i0, j0, j;
+    for (i0 = 0; i0 < rows; i0 += 16) {
+        int h = rows - i0 < 16 ? rows - i0 : 16;
+        __mmask16 m = fc_sgemm_lanes(h);
+        for (j0 = 0; j0 < cols; j0 += 16) {
+            int w = cols - j0 < 16 ? cols - j0 : 16;
+            fc_sgemm_transpose16(t + (ptrdiff_t)i0 * ldt + j0, ldt, h, w, col);
+            for (j = 0; j < w; j++) _mm512_mask_storeu_ps(y + (ptrdiff_t)(j0 + j) * ldy + i0, m, col[j]);
+        }
+    }
+}
+
+static void fc_sgemm_transpose_store(int rows, int cols, const float *t, ptrdiff_t ldt, float *y, ptrdiff_t ldy)
+{
+    int i, j;
+    if (fc_sgemm_supported() == FC_SGEMM_AVX512) {
+        fc_sgemm_transpose_store512(rows, cols, t, ldt, y, ldy);
+        return;
+    }
+    for (j = 0; j < cols; j++)
+        for (i = 0; i < rows; i++) y[(ptrdiff_t)j * ldy + i] = t[(ptrdiff_t)i * ldt + j];
+}
+
+/* Multiply-add rows a tile pass computes for h rows: whole 12-row tiles, a tail on a 4-, 8- or
+   12-row tile. */
+static int fc_sgemm_rows_run(int h)
+{
+    int tail = h % FC_SGEMM_MR;
+    return h - tail + (tail == 0 ? 0 : tail <= 4 ? 4 : tail <= 8 ? 8 : FC_SGEMM_MR);
+}
+
+/* Useful fraction of the multiply-adds when C (m x n) runs m on the tiles' rows and n on their
+   32-column panels. */
+static double fc_sgemm_fill(int m, int n)
+{
+    int panels = (n + FC_SGEMM_NR - 1) / FC_SGEMM_NR;
+    return (double)m / fc_sgemm_rows_run(m) * (double)n / ((double)panels * FC_SGEMM_NR);
+}
+
+/* Whether C = op(A) op(B) should run as C^T = op(B)^T op(A)^T, written back transposed: when the
+   other orientation fills the tiles better by TRANSPOSE_GAIN (a 7x7 image's 49 pixels as columns
+   fill 49/64 of two panels, as rows 49/52 of the row tiles), the product is deep enough for the
+   write-back to be small (TRANSPOSE_MIN_K), and alpha = 1, beta = 0, so both orientations sum
+   every element in the same order: the bits do not depend on the orientation (nor on how the
+   threads cut a product). */
+#define FC_SGEMM_TRANSPOSE_GAIN 1.12
+#define FC_SGEMM_TRANSPOSE_MIN_K 64
+static int fc_sgemm_transposed_better(int m, int n, int k, float alpha, float beta)
+{
+    return alpha == 1.0f && beta == 0.0f && k >= FC_SGEMM_TRANSPOSE_MIN_K && n >= FC_SGEMM_MIN_N
+           && m >= FC_SGEMM_NR && fc_sgemm_fill(n, m) > FC_SGEMM_TRANSPOSE_GAIN * fc_sgemm_fill(m, n);
+}
+
 static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb,
                     float beta, float *c, int ldc)
 {
     if (m < FC_SGEMM_MIN_M || n < FC_SGEMM_MIN_N || k < 1) return 0;
     if (!fc_sgemm_supported()) return 0;
+    if (fc_sgemm_transposed_better(m, n, k, alpha, beta)) {
+        float *t = (float *)malloc(sizeof(float) * (size_t)m * (size_t)n);
+        if (t != NULL && fc_sgemm(!trans_b, !trans_a, n, m, k, 1.0f, b, ldb, a, lda, 0.0f, t, m)) {
+            fc_sgemm_transpose_store(n, m, t, m, c, ldc);
+            free(t);
+            return 1;
+        }
+        free(t);
+    }
     /* op(B) narrower than a tile's 32 columns while op(A) has many rows (a 1x1 convolution of a
        small image: K x C times C x 16 pixels): the tiles would be half padding. The product is
        made as C^T = op(B)^T op(A)^T, the narrow side on the tiles' 12 broadcast rows (short row
@@ -956,35 +1024,6 @@ static int fc_sgemm_b_prepacked(int trans_a, int m, int n, int k, const float *a
     else
         fc_sgemm2_b_prepacked(trans_a, m, n, k, a, lda, pb, c, ldc);
     return 1;
-}
-
-/* y[j * ldy + i] = t[i * ldt + j] for i < rows, j < cols: a block computed pixel-major (rows of
-   channels) written channel-major (NCHW), 16 x 16 at a time through registers. */
-FC_SGEMM_TARGET static void fc_sgemm_transpose_store512(int rows, int cols, const float *t, ptrdiff_t ldt,
-                                                        float *y, ptrdiff_t ldy)
-{
-    __m512 col[16];
-    int i0, j0, j;
-    for (i0 = 0; i0 < rows; i0 += 16) {
-        int h = rows - i0 < 16 ? rows - i0 : 16;
-        __mmask16 m = fc_sgemm_lanes(h);
-        for (j0 = 0; j0 < cols; j0 += 16) {
-            int w = cols - j0 < 16 ? cols - j0 : 16;
-            fc_sgemm_transpose16(t + (ptrdiff_t)i0 * ldt + j0, ldt, h, w, col);
-            for (j = 0; j < w; j++) _mm512_mask_storeu_ps(y + (ptrdiff_t)(j0 + j) * ldy + i0, m, col[j]);
-        }
-    }
-}
-
-static void fc_sgemm_transpose_store(int rows, int cols, const float *t, ptrdiff_t ldt, float *y, ptrdiff_t ldy)
-{
-    int i, j;
-    if (fc_sgemm_supported() == FC_SGEMM_AVX512) {
-        fc_sgemm_transpose_store512(rows, cols, t, ldt, y, ldy);
-        return;
-    }
-    for (j = 0; j < cols; j++)
-        for (i = 0; i < rows; i++) y[(ptrdiff_t)j * ldy + i] = t[(ptrdiff_t)i * ldt + j];
 }
 
 #else  /* not x86: always defer to BLAS */
