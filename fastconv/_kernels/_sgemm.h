@@ -126,6 +126,14 @@ FC_SGEMM_TARGET static inline __mmask16 fc_sgemm_lanes(int w)
     return (__mmask16)((1u << w) - 1u);
 }
 
+/* Depth of each block of a k-deep product: k cut into equal blocks of at most KC (k = 288 runs as
+   144 + 144, not 256 + 32). */
+static inline int fc_sgemm_depth_step(int k)
+{
+    int blocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
+    return (k + blocks - 1) / blocks;
+}
+
 /* Transpose a block of up to 16 x 16 floats: rows [0, rows) of src (row stride ld), columns
    [0, cols); missing rows and columns read as zero. On return out[j] holds column j. */
 FC_SGEMM_TARGET static inline void fc_sgemm_transpose16(const float *src, ptrdiff_t ld, int rows,
@@ -290,14 +298,12 @@ FC_SGEMM_TARGET static void fc_sgemm_run(int trans_a, int trans_b, int m, int n,
 {
     float *pa = fc_sgemm_packed_a, *pb = fc_sgemm_packed_b;
     ptrdiff_t i, j;
-    int jc, pc, ic, jr, ir, kblocks, kstep;
+    int jc, pc, ic, jr, ir, kstep;
     if (beta != 0.0f && beta != 1.0f) {
         for (i = 0; i < m; i++)
             for (j = 0; j < n; j++) c[i * ldc + j] *= beta;
     }
-    /* equal depth blocks (k = 288 runs as 144 + 144, not 256 + 32) */
-    kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
-    kstep = (k + kblocks - 1) / kblocks;
+    kstep = fc_sgemm_depth_step(k);
     for (jc = 0; jc < n; jc += FC_SGEMM_NC) {
         int nc = n - jc < FC_SGEMM_NC ? n - jc : FC_SGEMM_NC;
         for (pc = 0; pc < k; pc += kstep) {
@@ -627,13 +633,12 @@ FC_SGEMM2_TARGET static void fc_sgemm2_run(int trans_a, int trans_b, int m, int 
 {
     float *pa = fc_sgemm_packed_a, *pb = fc_sgemm_packed_b;
     ptrdiff_t i, j;
-    int jc, pc, ic, jr, ir, kblocks, kstep;
+    int jc, pc, ic, jr, ir, kstep;
     if (beta != 0.0f && beta != 1.0f) {
         for (i = 0; i < m; i++)
             for (j = 0; j < n; j++) c[i * ldc + j] *= beta;
     }
-    kblocks = (k + FC_SGEMM2_KC - 1) / FC_SGEMM2_KC;
-    kstep = (k + kblocks - 1) / kblocks;
+    kstep = fc_sgemm_depth_step(k);
     for (jc = 0; jc < n; jc += FC_SGEMM_NC) {
         int nc = n - jc < FC_SGEMM_NC ? n - jc : FC_SGEMM_NC;
         for (pc = 0; pc < k; pc += kstep) {
@@ -679,9 +684,8 @@ FC_SGEMM2_TARGET static void fc_sgemm2_run(int trans_a, int trans_b, int m, int 
 FC_SGEMM2_TARGET static void fc_sgemm2_packed(int m, int n, int k, const float *pa, const float *pb,
                                               float *c, int ldc, int accumulate)
 {
-    int pc, jr, kblocks, kstep;
-    kblocks = (k + FC_SGEMM2_KC - 1) / FC_SGEMM2_KC;
-    kstep = (k + kblocks - 1) / kblocks;
+    int pc, jr, kstep;
+    kstep = fc_sgemm_depth_step(k);
     for (pc = 0; pc < k; pc += kstep) {
         int kc = k - pc < kstep ? k - pc : kstep;
         for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
@@ -821,9 +825,8 @@ static int fc_sgemm_packed_available(void)
 FC_SGEMM_TARGET static void fc_sgemm_packed512(int m, int n, int k, const float *pa, const float *pb,
                                                float *c, int ldc, int accumulate)
 {
-    int pc, jr, ir, kblocks, kstep;
-    kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
-    kstep = (k + kblocks - 1) / kblocks;
+    int pc, jr, ir, kstep;
+    kstep = fc_sgemm_depth_step(k);
     for (pc = 0; pc < k; pc += kstep) {
         int kc = k - pc < kstep ? k - pc : kstep;
         for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
@@ -833,9 +836,9 @@ FC_SGEMM_TARGET static void fc_sgemm_packed512(int m, int n, int k, const float 
                 int h = m - ir < FC_SGEMM_MR ? m - ir : FC_SGEMM_MR;
                 const float *a = pa + (ptrdiff_t)ir * k + (ptrdiff_t)pc * FC_SGEMM_MR;
                 float *ct = c + (ptrdiff_t)ir * ldc + jr;
-                if (h <= 4 && kblocks == 1)
+                if (h <= 4 && kstep == k)
                     fc_sgemm_tile_4(kc, a, b, ct, ldc, h, w, accumulate);
-                else if (h <= 8 && kblocks == 1)
+                else if (h <= 8 && kstep == k)
                     fc_sgemm_tile_8(kc, a, b, ct, ldc, h, w, accumulate);
                 else
                     fc_sgemm_tile_12(kc, a, b, ct, ldc, h, w, pc > 0 || accumulate);
@@ -892,59 +895,51 @@ static int fc_sgemm_pack_b_panels(int trans_b, int k, int n, const float *b, int
     return 1;
 }
 
-FC_SGEMM_TARGET static void fc_sgemm_b_prepacked512(int trans_a, int m, int n, int k, const float *a,
-                                                    int lda, const float *pb, float *c, int ldc)
+/* Rows [0, mc) of a packed A block (12-row panels, kc deep) times one packed B panel (kc x NR) into
+   C (w columns), on the AVX-512 tiles; the AVX2 counterpart is fc_sgemm2_panel. */
+FC_SGEMM_TARGET static void fc_sgemm_panel512(int kc, int mc, const float *pa, const float *pb, float *c,
+                                              ptrdiff_t ldc, int w, int accumulate)
+{
+    int ir;
+    for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
+        int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
+        const float *a = pa + (ptrdiff_t)ir * kc;
+        float *ct = c + (ptrdiff_t)ir * ldc;
+        if (h <= 4)
+            fc_sgemm_tile_4(kc, a, pb, ct, ldc, h, w, accumulate);
+        else if (h <= 8)
+            fc_sgemm_tile_8(kc, a, pb, ct, ldc, h, w, accumulate);
+        else
+            fc_sgemm_tile_12(kc, a, pb, ct, ldc, h, w, accumulate);
+    }
+}
+
+/* C = op(A) . B packed, on either ISA's packing and tiles (the same layouts and block sizes). */
+static void fc_sgemm_b_prepacked_run(int level, int trans_a, int m, int n, int k, const float *a, int lda,
+                                     const float *pb, float *c, int ldc)
 {
     float *pa = fc_sgemm_packed_a;
-    int pc, ic, jr, ir, kblocks, kstep;
-    kblocks = (k + FC_SGEMM_KC - 1) / FC_SGEMM_KC;
-    kstep = (k + kblocks - 1) / kblocks;
+    int pc, ic, jr, ir, kstep;
+    kstep = fc_sgemm_depth_step(k);
     for (pc = 0; pc < k; pc += kstep) {
         int kc = k - pc < kstep ? k - pc : kstep;
         for (ic = 0; ic < m; ic += FC_SGEMM_MC) {
             int mc = m - ic < FC_SGEMM_MC ? m - ic : FC_SGEMM_MC;
             for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
                 int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
-                fc_sgemm_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, 1.0f, pa + (ptrdiff_t)ir * kc);
+                if (level == FC_SGEMM_AVX512)
+                    fc_sgemm_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, 1.0f, pa + (ptrdiff_t)ir * kc);
+                else
+                    fc_sgemm2_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, 1.0f, pa + (ptrdiff_t)ir * kc);
             }
             for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
                 int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
                 const float *b = pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR;
-                for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
-                    int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
-                    float *ct = c + ((ptrdiff_t)ic + ir) * ldc + jr;
-                    if (h <= 4)
-                        fc_sgemm_tile_4(kc, pa + (ptrdiff_t)ir * kc, b, ct, ldc, h, w, pc > 0);
-                    else if (h <= 8)
-                        fc_sgemm_tile_8(kc, pa + (ptrdiff_t)ir * kc, b, ct, ldc, h, w, pc > 0);
-                    else
-                        fc_sgemm_tile_12(kc, pa + (ptrdiff_t)ir * kc, b, ct, ldc, h, w, pc > 0);
-                }
-            }
-        }
-    }
-}
-
-FC_SGEMM2_TARGET static void fc_sgemm2_b_prepacked(int trans_a, int m, int n, int k, const float *a,
-                                                   int lda, const float *pb, float *c, int ldc)
-{
-    float *pa = fc_sgemm_packed_a;
-    int pc, ic, jr, ir, kblocks, kstep;
-    kblocks = (k + FC_SGEMM2_KC - 1) / FC_SGEMM2_KC;
-    kstep = (k + kblocks - 1) / kblocks;
-    for (pc = 0; pc < k; pc += kstep) {
-        int kc = k - pc < kstep ? k - pc : kstep;
-        for (ic = 0; ic < m; ic += FC_SGEMM2_MC) {
-            int mc = m - ic < FC_SGEMM2_MC ? m - ic : FC_SGEMM2_MC;
-            for (ir = 0; ir < mc; ir += FC_SGEMM_MR) {
-                int h = mc - ir < FC_SGEMM_MR ? mc - ir : FC_SGEMM_MR;
-                fc_sgemm2_pack_a(trans_a, a, lda, (ptrdiff_t)ic + ir, pc, h, kc, 1.0f, pa + (ptrdiff_t)ir * kc);
-            }
-            for (jr = 0; jr < n; jr += FC_SGEMM_NR) {
-                int w = n - jr < FC_SGEMM_NR ? n - jr : FC_SGEMM_NR;
-                fc_sgemm2_panel(kc, mc, pa, (ptrdiff_t)FC_SGEMM_MR * kc,
-                                pb + (ptrdiff_t)jr * k + (ptrdiff_t)pc * FC_SGEMM_NR,
-                                c + (ptrdiff_t)ic * ldc + jr, ldc, w, pc > 0);
+                float *ct = c + (ptrdiff_t)ic * ldc + jr;
+                if (level == FC_SGEMM_AVX512)
+                    fc_sgemm_panel512(kc, mc, pa, b, ct, ldc, w, pc > 0);
+                else
+                    fc_sgemm2_panel(kc, mc, pa, (ptrdiff_t)FC_SGEMM_MR * kc, b, ct, ldc, w, pc > 0);
             }
         }
     }
@@ -1019,10 +1014,7 @@ static int fc_sgemm_b_prepacked(int trans_a, int m, int n, int k, const float *a
             fc_sgemv_panels2(n, k, a, trans_a ? lda : 1, pb, c);
         return 1;
     }
-    if (level == FC_SGEMM_AVX512)
-        fc_sgemm_b_prepacked512(trans_a, m, n, k, a, lda, pb, c, ldc);
-    else
-        fc_sgemm2_b_prepacked(trans_a, m, n, k, a, lda, pb, c, ldc);
+    fc_sgemm_b_prepacked_run(level, trans_a, m, n, k, a, lda, pb, c, ldc);
     return 1;
 }
 
