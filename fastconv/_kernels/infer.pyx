@@ -292,9 +292,10 @@ cdef void panel_block(const Step* s, const float* panels, const float* x, const 
                       Py_ssize_t n, Py_ssize_t p0, Py_ssize_t count, Py_ssize_t k0, Py_ssize_t k1) noexcept nogil:
     """``pointwise_block`` on the weight's prepacked panels (i[27] > 0), output channels [k0, k1)
     only (k0 on a panel boundary): the pixels' rows times the panels, read in either layout; an
-    NCHW output goes through a per-thread scratch block, written transposed, then the epilogue."""
-    cdef Py_ssize_t kc = k1 - k0, q, k
+    NCHW output goes through the calling thread's scratch block (``panel_nchw_piece``)."""
+    cdef Py_ssize_t kc = k1 - k0, q, q0, c0, lda = C if x_minor else P
     cdef const float* a = x + (n * P + p0) * C if x_minor else x + n * C * P + p0
+    cdef float piece[12 * 32]
     cdef const float* pb = panels + k0 * C
     cdef const float* bk = bias + k0 if bias != NULL else NULL
     cdef float* yb
@@ -318,12 +319,30 @@ cdef void panel_block(const Step* s, const float* panels, const float* x, const 
                            s.act, s.a0, s.a1)
         return
     t = fc_sgemm_scratch(<size_t>(count * kc))
-    fc_sgemm_b_prepacked(not x_minor, <int>count, <int>kc, <int>C, a, <int>(C if x_minor else P), pb, t, <int>kc)
-    if bk != NULL and r == NULL:  # bias and activation on the block while it is in cache
+    if t != NULL:
+        panel_nchw_piece(s, pb, a, <int>lda, not x_minor, bk, y, r, C, P, K, n, p0, count, k0, kc, t)
+        return
+    # no memory for the scratch block: pieces of one register tile through a stack buffer
+    for q0 in range(0, count, 12):
+        for c0 in range(k0, k1, 32):
+            panel_nchw_piece(s, panels + c0 * C, a + (q0 * C if x_minor else q0), <int>lda, not x_minor,
+                             bias + c0 if bias != NULL else NULL, y, r, C, P, K, n, p0 + q0, min(12, count - q0),
+                             c0, min(32, k1 - c0), piece)
+
+
+cdef void panel_nchw_piece(const Step* s, const float* pb, const float* a, int lda, bint trans_a, const float* bk,
+                           float* y, const float* r, Py_ssize_t C, Py_ssize_t P, Py_ssize_t K, Py_ssize_t n,
+                           Py_ssize_t p0, Py_ssize_t count, Py_ssize_t k0, Py_ssize_t kc, float* t) noexcept nogil:
+    """Pixels p0 … p0+count times output channels k0 … k0+kc of ``panel_block`` into an NCHW y: the
+    product into ``t`` (count × kc), bias and activation there while it is in cache, written
+    transposed, then the residual."""
+    cdef Py_ssize_t k
+    cdef float* yb = y + (n * K + k0) * P + p0
+    fc_sgemm_b_prepacked(trans_a, <int>count, <int>kc, <int>C, a, lda, pb, t, <int>kc)
+    if bk != NULL and r == NULL:
         fc_inf_bias_cols(t, bk, NULL, t, count, kc, s.act, s.a0, s.a1)
     elif bk != NULL:
         fc_inf_bias_cols(t, bk, NULL, t, count, kc, 0, 0, 0)
-    yb = y + (n * K + k0) * P + p0
     fc_sgemm_transpose_store(<int>count, <int>kc, t, kc, yb, P)
     if r != NULL or (bk == NULL and s.act != 0):
         for k in range(kc):

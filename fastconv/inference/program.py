@@ -95,7 +95,8 @@ PANEL_BALANCED_ITEMS = 4  # below this many blocks per thread, blocks are made t
 class PackedWeight:
     """A convolution weight held only in the layout its layer's frozen path reads (``PACKED_PATHS``):
     the output-channel-vectorized blocks ([block][tap][channel], bias padded to the block) or the
-    channel-minor depthwise/grouped filter ((taps·G, Cp), bias padded to Cp). ``np.asarray`` of it
+    channel-minor depthwise/grouped filter ((taps·G, Cp), bias padded to Cp); or a 1×1 or linear
+    weight as the sgemm's prepacked B panels ("panels", PANEL_MAX_PIXELS; the bias stays apart). ``np.asarray`` of it
     gives back the original (K, C/groups, kh, kw) weight exactly (files store that: the layouts
     depend on the CPU's vector width)."""
 
