@@ -343,6 +343,9 @@ def test_ctrl_c_stops_the_workers_at_once():
         import os, signal, time, threading
         import fastconv.utils.data as D
         import _loader_datasets as L
+        # Ctrl-C as in a terminal, even when the test run inherited SIGINT ignored (a job started
+        # in the background by a non-interactive shell), where Python would not raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         it = iter(D.DataLoader(L.Slow(50, delay=0.3), batch_size=1, num_workers=2))
         print(*it.worker_pids, flush=True)
         threading.Timer(0.8, lambda: os.killpg(os.getpgid(0), signal.SIGINT)).start()  # Ctrl-C: the whole group
