@@ -49,22 +49,28 @@
 #define FC_SGEMM_AVX512 2
 #define FC_SGEMM_AVX2 1
 
-/* A calling thread's scratch of at least ``floats`` floats (kept, grown on demand, like the
-   packing buffers): the staging block of a product written in another layout. NULL when out of
-   memory. */
+/* *buf made to hold at least ``floats`` floats (64-byte aligned, grown on demand and never shrunk;
+   *have its size): the per-thread buffers below. NULL when out of memory (*buf unchanged). */
+static float *fc_sgemm_grow(float **buf, size_t *have, size_t floats)
+{
+    void *p = NULL;
+    if (*have < floats) {
+        if (posix_memalign(&p, 64, sizeof(float) * floats) != 0) return NULL;
+        free(*buf);
+        *buf = (float *)p;
+        *have = floats;
+    }
+    return *buf;
+}
+
+/* A calling thread's scratch of at least ``floats`` floats (kept, like the packing buffers): the
+   staging block of a product written in another layout. NULL when out of memory. */
 static __thread float *fc_sgemm_scratch_buf = NULL;
 static __thread size_t fc_sgemm_scratch_floats = 0;
 
 static float *fc_sgemm_scratch(size_t floats)
 {
-    void *p = NULL;
-    if (fc_sgemm_scratch_floats < floats) {
-        if (posix_memalign(&p, 64, sizeof(float) * floats) != 0) return NULL;
-        free(fc_sgemm_scratch_buf);
-        fc_sgemm_scratch_buf = (float *)p;
-        fc_sgemm_scratch_floats = floats;
-    }
-    return fc_sgemm_scratch_buf;
+    return fc_sgemm_grow(&fc_sgemm_scratch_buf, &fc_sgemm_scratch_floats, floats);
 }
 
 #if FC_SGEMM_X86
@@ -74,23 +80,14 @@ static float *fc_sgemm_scratch(size_t floats)
 /* Per-thread packing buffers, grown on demand and kept for the thread's lifetime (OpenMP
    worker threads persist): at most MC*KC + KC*NC floats = 4.2 MiB per thread and module. */
 static __thread float *fc_sgemm_packed_a = NULL;
+static __thread size_t fc_sgemm_packed_a_floats = 0;
 static __thread float *fc_sgemm_packed_b = NULL;
 static __thread size_t fc_sgemm_packed_b_floats = 0;
 
 static int fc_sgemm_buffers(size_t b_floats)
 {
-    void *p = NULL;
-    if (fc_sgemm_packed_a == NULL) {
-        if (posix_memalign(&p, 64, sizeof(float) * FC_SGEMM_MC * FC_SGEMM_KC) != 0) return 0;
-        fc_sgemm_packed_a = (float *)p;
-    }
-    if (fc_sgemm_packed_b_floats < b_floats) {
-        if (posix_memalign(&p, 64, sizeof(float) * b_floats) != 0) return 0;
-        free(fc_sgemm_packed_b);
-        fc_sgemm_packed_b = (float *)p;
-        fc_sgemm_packed_b_floats = b_floats;
-    }
-    return 1;
+    return fc_sgemm_grow(&fc_sgemm_packed_a, &fc_sgemm_packed_a_floats, (size_t)FC_SGEMM_MC * FC_SGEMM_KC) != NULL
+           && (b_floats == 0 || fc_sgemm_grow(&fc_sgemm_packed_b, &fc_sgemm_packed_b_floats, b_floats) != NULL);
 }
 
 static int fc_sgemm_cpu_level = -1;
@@ -758,38 +755,44 @@ static int fc_sgemm_transposed_better(int m, int n, int k, float alpha, float be
 
 static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb,
+                    float beta, float *c, int ldc);
+
+/* C = alpha op(A) op(B) + beta C made as C^T = alpha op(B)^T op(A)^T in a scratch copy, written
+   back transposed (16 x 16 through registers when beta is 0); 0 when out of memory. */
+static int fc_sgemm_via_transpose(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                                  const float *a, int lda, const float *b, int ldb,
+                                  float beta, float *c, int ldc)
+{
+    float *t = (float *)malloc(sizeof(float) * (size_t)m * (size_t)n);
+    if (t == NULL || !fc_sgemm(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, 0.0f, t, m)) {
+        free(t);
+        return 0;
+    }
+    if (beta == 0.0f)
+        fc_sgemm_transpose_store(n, m, t, m, c, ldc);
+    else
+        for (int i = 0; i < m; i++) {
+            float *ci = c + (size_t)i * ldc;
+            for (int j = 0; j < n; j++) ci[j] = t[(size_t)j * m + i] + beta * ci[j];
+        }
+    free(t);
+    return 1;
+}
+
+static int fc_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb,
                     float beta, float *c, int ldc)
 {
     if (m < FC_SGEMM_MIN_M || n < FC_SGEMM_MIN_N || k < 1) return 0;
     if (!fc_sgemm_supported()) return 0;
-    if (fc_sgemm_transposed_better(m, n, k, alpha, beta)) {
-        float *t = (float *)malloc(sizeof(float) * (size_t)m * (size_t)n);
-        if (t != NULL && fc_sgemm(!trans_b, !trans_a, n, m, k, 1.0f, b, ldb, a, lda, 0.0f, t, m)) {
-            fc_sgemm_transpose_store(n, m, t, m, c, ldc);
-            free(t);
-            return 1;
-        }
-        free(t);
-    }
-    /* op(B) narrower than a tile's 32 columns while op(A) has many rows (a 1x1 convolution of a
-       small image: K x C times C x 16 pixels): the tiles would be half padding. The product is
-       made as C^T = op(B)^T op(A)^T, the narrow side on the tiles' 12 broadcast rows (short row
-       tails have their own tiles), in a scratch copy written back transposed. */
-    if (n < FC_SGEMM_NR && m >= 2 * FC_SGEMM_NR) {
-        float *t = (float *)malloc(sizeof(float) * (size_t)m * (size_t)n);
-        if (t != NULL && fc_sgemm(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, 0.0f, t, m)) {
-            for (int i = 0; i < m; i++) {
-                float *ci = c + (size_t)i * ldc;
-                if (beta == 0.0f)
-                    for (int j = 0; j < n; j++) ci[j] = t[(size_t)j * m + i];
-                else
-                    for (int j = 0; j < n; j++) ci[j] = t[(size_t)j * m + i] + beta * ci[j];
-            }
-            free(t);
-            return 1;
-        }
-        free(t);
-    }
+    /* The transposed orientation when it fills the tiles better (fc_sgemm_transposed_better), or
+       when op(B) is narrower than a tile's 32 columns while op(A) has many rows (a 1x1
+       convolution of a small image: K x C times C x 16 pixels), where the tiles would be half
+       padding: the narrow side goes on the tiles' 12 broadcast rows (short row tails have their
+       own tiles). */
+    if ((fc_sgemm_transposed_better(m, n, k, alpha, beta) || (n < FC_SGEMM_NR && m >= 2 * FC_SGEMM_NR))
+        && fc_sgemm_via_transpose(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        return 1;
     {
         size_t kc = k < FC_SGEMM_KC ? (size_t)k : FC_SGEMM_KC;
         size_t nc = n < FC_SGEMM_NC ? (size_t)n : FC_SGEMM_NC;

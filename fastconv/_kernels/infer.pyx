@@ -129,6 +129,7 @@ cdef enum:
     PW_BLOCK_FLOATS = 32768  # a channel-minor 1×1 step's output block, finished while in L2
     PW_BLOCK_MIN_ROWS = 384  # and at least this many pixels: each block's GEMM packs the whole
                              # weight again, ~1/10 of its multiply-adds' time at 384 rows
+    PANEL_COLUMNS = 32       # output channels of one prepacked weight panel (_sgemm.h's NR)
 
 
 cdef struct Ref:
@@ -295,7 +296,7 @@ cdef void panel_block(const Step* s, const float* panels, const float* x, const 
     NCHW output goes through the calling thread's scratch block (``panel_nchw_piece``)."""
     cdef Py_ssize_t kc = k1 - k0, q, q0, c0, lda = C if x_minor else P
     cdef const float* a = x + (n * P + p0) * C if x_minor else x + n * C * P + p0
-    cdef float piece[12 * 32]
+    cdef float piece[12 * PANEL_COLUMNS]
     cdef const float* pb = panels + k0 * C
     cdef const float* bk = bias + k0 if bias != NULL else NULL
     cdef float* yb
@@ -304,7 +305,7 @@ cdef void panel_block(const Step* s, const float* panels, const float* x, const 
         return
     if y_minor:
         yb = y + (n * P + p0) * K + k0
-        fc_sgemm_b_prepacked(not x_minor, <int>count, <int>kc, <int>C, a, <int>(C if x_minor else P), pb, yb, <int>K)
+        fc_sgemm_b_prepacked(not x_minor, <int>count, <int>kc, <int>C, a, <int>lda, pb, yb, <int>K)
         if bias == NULL and r == NULL and s.act == 0:
             return
         if kc == K and bk != NULL:  # whole rows: one pass
@@ -324,10 +325,10 @@ cdef void panel_block(const Step* s, const float* panels, const float* x, const 
         return
     # no memory for the scratch block: pieces of one register tile through a stack buffer
     for q0 in range(0, count, 12):
-        for c0 in range(k0, k1, 32):
+        for c0 in range(k0, k1, 32):  # PANEL_COLUMNS (a literal: Cython needs a step of known sign)
             panel_nchw_piece(s, panels + c0 * C, a + (q0 * C if x_minor else q0), <int>lda, not x_minor,
                              bias + c0 if bias != NULL else NULL, y, r, C, P, K, n, p0 + q0, min(12, count - q0),
-                             c0, min(32, k1 - c0), piece)
+                             c0, min(PANEL_COLUMNS, k1 - c0), piece)
 
 
 cdef void panel_nchw_piece(const Step* s, const float* pb, const float* a, int lda, bint trans_a, const float* bk,
@@ -396,7 +397,7 @@ cdef void pointwise_blocks(const Step* s, const float* w, const float* x, const 
     cdef Py_ssize_t images = 1 if x_minor and y_minor else N
     cdef Py_ssize_t pixels = N * P if x_minor and y_minor else P
     cdef Py_ssize_t rows = max(PW_BLOCK_MIN_ROWS, PW_BLOCK_FLOATS // max(K, 1))
-    cdef Py_ssize_t per_image, b, n, p0, parts = 1, item, j, panels = (K + 31) // 32
+    cdef Py_ssize_t per_image, b, n, p0, parts = 1, item, j, panels = (K + PANEL_COLUMNS - 1) // PANEL_COLUMNS
     if s.i[27] > 0:  # prepacked panels: the plan's block rows, and column parts for few blocks
         rows = s.i[27]
         parts = max(1, min(s.i[28], panels))
@@ -410,7 +411,7 @@ cdef void pointwise_blocks(const Step* s, const float* w, const float* x, const 
             n = b // per_image
             p0 = (b - n * per_image) * rows
             panel_block(s, w, x, bias, y, r, C, pixels, K, x_minor, y_minor, n, p0, min(rows, pixels - p0),
-                        part(panels, parts, j) * 32, min(K, part(panels, parts, j + 1) * 32))
+                        part(panels, parts, j) * PANEL_COLUMNS, min(K, part(panels, parts, j + 1) * PANEL_COLUMNS))
         return
     if threads <= 1 or images * per_image < 2:
         for b in range(images * per_image):

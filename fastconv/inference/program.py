@@ -343,7 +343,6 @@ class _Builder:
         first plan of a predictor may also choose a packed path, which then freezes it)."""
         x = node.inputs[0]
         x_minor, y_minor = x in self.minor, node.output in self.minor
-        bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
         panels = self.panel_weight(node)
         if panels is not None or ((x_minor or y_minor) and _is_pointwise(node, self.graph)):
             layout = ", channel-minor" if x_minor or y_minor else ""
@@ -353,6 +352,7 @@ class _Builder:
         else:
             problem, path, weight, packed = self.conv_path(node)
             self.conv_paths.append((node.scope or node.where(), path))
+            bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
             op, threads, ints, consts, work = conv_step(problem, path, weight, bias, packed)
             if x_minor or y_minor:  # a channel-vectorized depthwise step (channel_minor_values)
                 ints = ints + [int(x_minor), int(y_minor)]
@@ -517,9 +517,9 @@ class _Builder:
         channel-minor values (on ``path`` when given: a trial, its weight packed for it alone)."""
         node = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
         x_minor, y_minor = node.inputs[0] in minor, node.output in minor
-        bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
         if _is_pointwise(node, self.graph) and (x_minor or y_minor or self.panel_weight(node) is not None):
             return self.pointwise_step(node, x_minor, y_minor)
+        bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
         if path is None:
             problem, path, weight, packed = self.conv_path(node)
         else:
