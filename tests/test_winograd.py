@@ -22,7 +22,7 @@ from fastconv._kernels import winograd as winograd_kernels
 from fastconv.autograd import gradcheck
 from fastconv.nn.functional import conv as conv_module
 import _conv_paths as cp
-from fastconv.nn.functional.conv import Conv2dFunction
+from fastconv.nn.functional.conv import Conv2dFunction, path_winograd
 
 
 @pytest.fixture
@@ -327,14 +327,15 @@ def check_winograd_kernels(kernels, x, wt, b, dy, ref, ref_dw, block, threads, e
 
 @given(n=st.integers(1, 3), c=st.integers(1, 40), k=st.integers(1, 70), h=st.integers(1, 13),
    w=st.integers(1, 13), ph=st.integers(-1, 3), pw=st.integers(-1, 3), block=st.integers(1, 60),
-   threads=st.sampled_from([1, 2]), seed=st.integers(0, 10_000))
+   threads=st.sampled_from([1, 2]), parts=st.integers(1, 8), seed=st.integers(0, 10_000))
 @pytest.mark.skipif(not winograd_kernels.sgemm_variants(), reason="no packed sgemm on this CPU")
-def test_winograd_panels_any_geometry(n, c, k, h, w, ph, pw, block, threads, seed):
+def test_winograd_panels_any_geometry(n, c, k, h, w, ph, pw, block, threads, parts, seed):
     """The panel layout's forward (vector transforms of ``_winograd_fwd.h``) and weight gradient
     (``_winograd_dw.h``), on every sgemm variant the CPU runs, against float64 direct ones for
     any image, padding (negative: a crop), channel counts off the 16/12/32 steps and blocks
     cutting rows and images; NaN-filled buffers show that every output is written and no
-    scratch entry is used before it is written."""
+    scratch entry is used before it is written. With 2 threads the forward also splits the
+    output channels into 1–8 parts (more parts than 12-row panels leave some empty)."""
     ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
     if ho < 1 or wo < 1:
         return
@@ -363,7 +364,7 @@ def test_winograd_panels_any_geometry(n, c, k, h, w, ph, pw, block, threads, see
             y = np.full((n, k, ho, wo), np.nan, np.float32)
             winograd_kernels.winograd_forward(x, u, bias, True, y, np.full((threads, fv_el), np.nan, np.float32),
                                               np.full((threads, fm_el), np.nan, np.float32), ph, pw, block,
-                                              True, threads > 1, threads)
+                                              True, threads > 1, threads, parts if threads > 1 else 1)
         np.testing.assert_allclose(y, ref_y, rtol=0, atol=64 * eps * (abs_y.max() + np.abs(bias).max() + 1),
                                    err_msg=f"forward, sgemm variant {variant}")
         du = np.zeros((threads, 16 * k * c), np.float32)
@@ -375,6 +376,35 @@ def test_winograd_panels_any_geometry(n, c, k, h, w, ph, pw, block, threads, see
         winograd_kernels.winograd_filter_grad(du.sum(axis=0).reshape(16, c, k), dw, threads, True)
         np.testing.assert_allclose(dw, ref, rtol=0, atol=64 * eps * (np.abs(dy).sum() * np.abs(x).max() + 1),
                                    err_msg=f"sgemm variant {variant}")
+
+
+@pytest.mark.skipif(not winograd_kernels.panel_layout(True), reason="no packed sgemm on this CPU")
+@pytest.mark.parametrize("n, c, k, size", [(1, 40, 64, 6), (1, 24, 50, 9), (2, 16, 96, 4)])
+def test_winograd_channel_split_same_bits(rng, winograd, monkeypatch, n, c, k, size):
+    """At 2 threads a forward over few tile blocks splits the output channels between the threads
+    (the rule picks it for these shapes): the same bits as splitting the blocks, and as 1 thread,
+    with the bias, padding 1 and K off the 12-row panels (50)."""
+    x = fc.tensor(rng.standard_normal((n, c, size, size)).astype(np.float32))
+    w = fc.tensor(rng.standard_normal((k, c, 3, 3)).astype(np.float32))
+    b = fc.tensor(rng.standard_normal(k).astype(np.float32))
+    previous = fc.get_num_threads()
+    try:
+        outputs = {}
+        for threads, split in ((1, True), (2, False), (2, True)):
+            fc.set_num_threads(threads)
+            monkeypatch.setattr(cp.common, "WINOGRAD_SPLIT_CHANNELS", split)
+            plan = path_winograd.winograd_plan(n, c, k, size, size, 4)
+            assert plan.channel_parts == (2 if threads == 2 and split else 1)
+            with fc.no_grad():
+                y = F.conv2d(x, w, b, padding=1)
+            outputs[threads, split] = y.numpy()
+    finally:
+        fc.set_num_threads(previous)
+    ref, _ = ref_conv3x3(x.numpy(), w.numpy(), b.numpy(), 1)
+    eps = np.finfo(np.float32).eps
+    np.testing.assert_allclose(outputs[2, True], ref, rtol=0, atol=16 * eps * (abs_terms(x.numpy(), w.numpy(), 1).max() + 8))
+    assert np.array_equal(outputs[2, True], outputs[2, False])
+    assert np.array_equal(outputs[2, True], outputs[1, True])
 
 
 def test_winograd_deep_channels_float32(rng, winograd):
@@ -438,3 +468,6 @@ def test_winograd_panels_refuse_float64():
     with pytest.raises(ValueError, match="winograd_forward: the panel layout needs float32"):
         winograd_kernels.winograd_forward(x, u, np.zeros(3), False, np.empty((1, 3, 6, 6)),
                                           np.empty((1, v_el)), np.empty((1, m_el)), 1, 1, 9, True, False, 1)
+    with pytest.raises(ValueError, match="winograd_forward: expected channel_parts 1, or more with parallel"):
+        winograd_kernels.winograd_forward(x, u, np.zeros(3), False, np.empty((1, 3, 6, 6)),
+                                          np.empty((1, v_el)), np.empty((1, m_el)), 1, 1, 9, False, False, 1, 2)

@@ -193,7 +193,7 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
             winograd_filter_f32(w, work, i[4], i[1], i[16], t)
         winograd_forward_f32(x, work, bias, y, work + i[15], i[12], work + i[15] + i[14], i[13], i[0], i[1],
                              i[2], i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], i[9], <bint>i[10],
-                             <bint>i[11], t)
+                             <bint>i[11], i[17], t)
     elif s.op == OP_CONV_IMPLICIT:
         if direct_forward_f32(x, w, bias, y, work, i[14], i[0], i[1], i[2], i[3], i[4], <int>i[5],
                               <int>i[6], <int>i[7], <int>i[8], <int>i[9], <int>i[10], i[11], i[12],

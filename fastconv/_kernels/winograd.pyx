@@ -694,9 +694,11 @@ cdef inline floating* aligned_v(floating* v) noexcept nogil:
 cdef void forward_block(const floating* x, const floating* u, const floating* bias, floating* y,
                         Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho,
                         Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, const Tiling* t,
-                        Py_ssize_t s0, Py_ssize_t s1, bint panels, floating* vbuf,
-                        floating* m) noexcept nogil:
-    """Tiles [s0, s1): transform, 16 GEMMs M_ξ = U_ξ·V_ξ, inverse transform into y."""
+                        Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t k0, Py_ssize_t k1, bint panels,
+                        floating* vbuf, floating* m) noexcept nogil:
+    """Tiles [s0, s1): transform, 16 GEMMs M_ξ = U_ξ·V_ξ, inverse transform into y; output
+    channels [k0, k1) only (k0 a multiple of the panel rows; a part other than [0, K) needs
+    ``panels``)."""
     cdef Py_ssize_t xi, L = s1 - s0
     cdef Py_ssize_t ustride = (K + FC_SGEMM_MR - 1) // FC_SGEMM_MR * FC_SGEMM_MR * C if panels else K * C
     cdef floating* v = aligned_v(vbuf)
@@ -713,14 +715,15 @@ cdef void forward_block(const floating* x, const floating* u, const floating* bi
                              v, t.vxs, scratch)
                 q0 += p.rows * p.width
             for xi in range(16):
-                fc_sgemm_packed(<int>K, <int>L, <int>C, u + xi * ustride, v + xi * t.vxs,
-                                m + xi * t.mxs, <int>t.ldm)
+                fc_sgemm_packed(<int>(k1 - k0), <int>L, <int>C, u + xi * ustride + k0 * C, v + xi * t.vxs,
+                                m + xi * t.mxs + k0 * t.ldm, <int>t.ldm)
             s = s0
             q0 = 0
             while s < s1:
                 s += piece_at(t, s, s1, &p)
-                fc_wf_outputs(m, K, Ho, Wo, t.ldm, t.mxs, q0, p.ty, p.rows, p.tx, p.width, bias,
-                              y + p.n * K * Ho * Wo)
+                fc_wf_outputs(m + k0 * t.ldm, k1 - k0, Ho, Wo, t.ldm, t.mxs, q0, p.ty, p.rows, p.tx,
+                              p.width, bias + k0 if bias != NULL else NULL,
+                              y + (p.n * K + k0) * Ho * Wo)
                 q0 += p.rows * p.width
             return
     transform_inputs(x, C, H, W, ph, pw, t, s0, s1, v, scratch)
@@ -729,6 +732,43 @@ cdef void forward_block(const floating* x, const floating* u, const floating* bi
             gemm(False, False, <int>K, <int>L, <int>C, <floating>1, u + xi * ustride, <int>C,
                  v + xi * t.vxs, <int>t.vpw, <floating>0, m + xi * t.mxs, <int>t.ldm)
     transform_outputs(m, K, Ho, Wo, t, s0, s1, bias, y)
+
+
+cdef void forward_blocks(const floating* x, const floating* u, const floating* bias, floating* y,
+                         floating* vwork, Py_ssize_t vstride, floating* mwork, Py_ssize_t mstride,
+                         Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho,
+                         Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, const Tiling* t, bint panels,
+                         bint parallel, Py_ssize_t channel_parts, int num_threads) noexcept nogil:
+    """Every block of tiles, on V/M buffers ``vstride``/``mstride`` elements apart (one per
+    thread when ``parallel``). ``parallel`` runs the blocks in a prange; with ``channel_parts`` > 1
+    (``panels`` only) it runs that many parts of the output channels instead (whole U panels),
+    each part every block: each thread then reads only its share of U and the threads' shares
+    are equal however few the tiles, for one input transform per thread and block."""
+    cdef Py_ssize_t nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles, b, s0, th, q
+    cdef Py_ssize_t kpanels = (K + FC_SGEMM_MR - 1) // FC_SGEMM_MR, k0, k1
+    if panels:  # the columns of the last B panel past L must hold finite values
+        for b in range(num_threads if parallel else 1):
+            memset(vwork + b * vstride, 0, t.v_elements * sizeof(floating))
+    if parallel and panels and channel_parts > 1:
+        for q in prange(channel_parts, schedule='dynamic', num_threads=team(num_threads)):
+            th = threadid()
+            k0 = part_begin(q, channel_parts, kpanels) * FC_SGEMM_MR
+            k1 = min(K, part_begin(q + 1, channel_parts, kpanels) * FC_SGEMM_MR)
+            for b in range(nblocks if k1 > k0 else 0):  # more parts than panels: some are empty
+                s0 = b * t.max_tiles
+                forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, t, s0, min(s0 + t.max_tiles, t.tiles),
+                              k0, k1, panels, vwork + th * vstride, mwork + th * mstride)
+    elif parallel:
+        for b in prange(nblocks, schedule='dynamic', num_threads=team(num_threads)):
+            th = threadid()
+            s0 = b * t.max_tiles
+            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, t, s0, min(s0 + t.max_tiles, t.tiles),
+                          0, K, panels, vwork + th * vstride, mwork + th * mstride)
+    else:
+        for b in range(nblocks):
+            s0 = b * t.max_tiles
+            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, t, s0, min(s0 + t.max_tiles, t.tiles),
+                          0, K, panels, vwork, mwork)
 
 
 cdef int check_work(floating[:, ::1] vwork, floating[:, ::1] mwork, const Tiling* t, bint parallel,
@@ -743,7 +783,8 @@ cdef int check_work(floating[:, ::1] vwork, floating[:, ::1] mwork, const Tiling
 def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
                      const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                      floating[:, ::1] vwork, floating[:, ::1] mwork, int ph, int pw,
-                     Py_ssize_t block_tiles, bint panels, bint parallel, int num_threads):
+                     Py_ssize_t block_tiles, bint panels, bint parallel, int num_threads,
+                     Py_ssize_t channel_parts=1):
     """y = conv2d(x, g) + bias for 3×3 filters given as u = winograd_filter(g) (16 K×C matrices,
     in 12-row panels when ``panels``, else plain).
 
@@ -751,11 +792,11 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
     output size. Blocks are ``block_tiles`` consecutive tiles; ``vwork``/``mwork`` hold one buffer per thread of ``work_elements`` elements. With
     ``parallel`` blocks run in a prange (BLAS must be single-threaded), otherwise one after
     another. ``panels`` (float32 with the packed sgemm only, see ``panel_layout``) selects the
-    packed layouts.
+    packed layouts. ``channel_parts`` > 1 (``parallel`` with ``panels``) splits the output
+    channels into that many parts instead of the blocks (``forward_blocks``).
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = y.shape[1], Ho = y.shape[2], Wo = y.shape[3]
-    cdef Py_ssize_t nblocks, b, s0, th
     cdef Tiling t
     cdef const floating* bptr = &bias[0] if has_bias else NULL
     if N == 0 or Ho == 0 or Wo == 0 or K == 0:
@@ -764,31 +805,17 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[::1] u,
         raise ValueError("winograd_forward: the panel layout needs float32 and AVX-512 or AVX2+FMA")
     if y.shape[0] != N or u.shape[0] < filter_elements(C, K, panels):
         raise ValueError("winograd_forward: shapes of u, x and y disagree")
+    if channel_parts < 1 or (channel_parts > 1 and not (parallel and panels)):
+        raise ValueError(f"winograd_forward: expected channel_parts 1, or more with parallel panels, got "
+                         f"{channel_parts}")
     if C == 0:
         return
     make_tiling(N, C, K, Ho, Wo, block_tiles, panels, &t)
     check_work(vwork, mwork, &t, parallel, num_threads)
-    nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles
     with nogil:
-        if panels:  # the columns of the last B panel past L must hold finite values
-            if parallel:
-                for b in range(num_threads):
-                    memset(&vwork[b, 0], 0, t.v_elements * sizeof(floating))
-            else:
-                memset(&vwork[0, 0], 0, t.v_elements * sizeof(floating))
-        if parallel:
-            for b in prange(nblocks, schedule='dynamic', num_threads=team(num_threads)):
-                th = threadid()
-                s0 = b * t.max_tiles
-                forward_block(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
-                              ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), panels,
-                              &vwork[th, 0], &mwork[th, 0])
-        else:
-            for b in range(nblocks):
-                s0 = b * t.max_tiles
-                forward_block(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], C, H, W, K, Ho, Wo,
-                              ph, pw, &t, s0, min(s0 + t.max_tiles, t.tiles), panels,
-                              &vwork[0, 0], &mwork[0, 0])
+        forward_blocks(&x[0, 0, 0, 0], &u[0], bptr, &y[0, 0, 0, 0], &vwork[0, 0], vwork.shape[1], &mwork[0, 0],
+                       mwork.shape[1], C, H, W, K, Ho, Wo, ph, pw, &t, panels, parallel, channel_parts,
+                       num_threads)
 
 
 cdef void weight_grad_block(const floating* x, const floating* dy, floating* du,
@@ -921,32 +948,18 @@ cdef void winograd_forward_f32(const float* x, const float* u, const float* bias
                                float* vwork, Py_ssize_t vstride, float* mwork, Py_ssize_t mstride,
                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
                                Py_ssize_t Ho, Py_ssize_t Wo, int ph, int pw, Py_ssize_t block_tiles,
-                               bint panels, bint parallel, int num_threads) noexcept nogil:
+                               bint panels, bint parallel, Py_ssize_t channel_parts,
+                               int num_threads) noexcept nogil:
     """``winograd_forward`` on raw contiguous float32 arrays (u from ``winograd_filter`` with the
     same ``panels``; bias NULL: none), V/M buffers one per thread, ``vstride``/``mstride``
     elements apart, each at least ``work_elements`` long. No parallel region unless
     ``parallel``."""
     cdef Tiling t
-    cdef Py_ssize_t nblocks, b, s0, th
     if N == 0 or Ho == 0 or Wo == 0 or K == 0 or C == 0 or block_tiles < 1:
         return
     fill_tiling(N, C, K, Ho, Wo, block_tiles, panels, &t)
-    nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles
-    if panels:  # the columns of the last B panel past L must hold finite values
-        for b in range(num_threads if parallel else 1):
-            memset(vwork + b * vstride, 0, t.v_elements * sizeof(float))
-    if parallel:
-        for b in prange(nblocks, schedule='static', num_threads=team(num_threads)):
-            th = threadid()
-            s0 = b * t.max_tiles
-            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, &t, s0,
-                          min(s0 + t.max_tiles, t.tiles), panels, vwork + th * vstride,
-                          mwork + th * mstride)
-    else:
-        for b in range(nblocks):
-            s0 = b * t.max_tiles
-            forward_block(x, u, bias, y, C, H, W, K, Ho, Wo, ph, pw, &t, s0,
-                          min(s0 + t.max_tiles, t.tiles), panels, vwork, mwork)
+    forward_blocks(x, u, bias, y, vwork, vstride, mwork, mstride, C, H, W, K, Ho, Wo, ph, pw, &t, panels,
+                   parallel, channel_parts if parallel and panels else 1, num_threads)
 
 
 cdef void winograd_filter_f32(const float* w, float* u, Py_ssize_t K, Py_ssize_t C, Py_ssize_t panel_rows,

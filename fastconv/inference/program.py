@@ -1082,7 +1082,7 @@ def _conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bi
         work = u + plan.buffers * (plan.v_elements + plan.m_elements)
         ints = [n, c, h, w, k, ho, wo, g.ph, g.pw, plan.block_tiles, int(plan.panels), int(plan.parallel),
                 plan.v_elements, plan.m_elements, plan.buffers * plan.v_elements, u,
-                _winograd.PANEL_ROWS if plan.panels else 1, 0, 0, 0, out]
+                _winograd.PANEL_ROWS if plan.panels else 1, plan.channel_parts, 0, 0, out]
         consts = [weight, bias]
     elif path == "implicit":
         plan = path_implicit.direct_plan(tuple(image), k, g)

@@ -15,13 +15,17 @@ COLUMN_BLOCK_ELEMENTS = 1 << 18
 # Elements of the Winograd transformed tiles of one block (V and M together) per thread: like
 # COLUMN_BLOCK_ELEMENTS, bounds memory and keeps a block near the caches (docs/design.md §3).
 WINOGRAD_BLOCK_ELEMENTS = 1 << 19
+# Whether a parallel Winograd forward over few blocks splits the output channels between the
+# threads instead (path_winograd.channel_parts); a switch so tests compare both schemes.
+WINOGRAD_SPLIT_CHANNELS = True
 
 _PLAN_CACHE_SIZE = 512
 
 
 def tunables():
     """The thread count and the tunables every memoized plan reads (tests change them)."""
-    return (_omp.get_max_threads(), MIN_FLOPS_PER_THREAD, COLUMN_BLOCK_ELEMENTS, WINOGRAD_BLOCK_ELEMENTS)
+    return (_omp.get_max_threads(), MIN_FLOPS_PER_THREAD, COLUMN_BLOCK_ELEMENTS, WINOGRAD_BLOCK_ELEMENTS,
+            WINOGRAD_SPLIT_CHANNELS)
 
 
 def memoized_plan(plan):

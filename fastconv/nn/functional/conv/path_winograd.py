@@ -34,6 +34,7 @@ class WinogradPlan(NamedTuple):
     u_elements: int       # elements of the transformed filter
     v_elements: int       # elements of one V buffer (with its scratch)
     m_elements: int       # elements of one M buffer (with its scratch)
+    channel_parts: int = 1  # >1: threads split the output channels, not the blocks (forward)
 
 
 @memoized_plan
@@ -75,7 +76,17 @@ def winograd_plan(n: int, c_in: int, c_out: int, out_h: int, out_w: int, itemsiz
         return WinogradPlan(threads, parallel, threads if parallel else 1, block, panels, 0, v, m)
     v, m = _winograd.work_elements(c_in, c_out, out_h, out_w, block, panels)
     return WinogradPlan(threads, parallel, threads if parallel else 1, block, panels,
-                        _winograd.filter_elements(c_in, c_out, panels), v, m)
+                        _winograd.filter_elements(c_in, c_out, panels), v, m,
+                        channel_parts(threads, parallel, panels, c_out, -(-tiles // block)))
+
+
+def channel_parts(threads: int, parallel: bool, panels: bool, c_out: int, blocks: int) -> int:
+    """Parts of the output channels a parallel forward splits into (1: it splits the blocks)."""
+    panel_rows = _winograd.PANEL_ROWS
+    if not (parallel and panels and common.WINOGRAD_SPLIT_CHANNELS) or c_out < 2 * panel_rows * threads:
+        return 1
+    return threads if blocks < 4 * threads else 1
+
 
 
 def pass_bytes(plan: WinogradPlan, itemsize: int) -> int:
@@ -100,7 +111,7 @@ def forward_kernel(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
     has_bias = bias is not None
     run_with_kernel_blas(_winograd.winograd_forward, x, u, bias if has_bias else dummy(x.dtype, 1),
                          has_bias, y, vwork, mwork, ph, pw, plan.block_tiles, plan.panels,
-                         plan.parallel, plan.threads)
+                         plan.parallel, plan.threads, plan.channel_parts)
     return y
 
 
