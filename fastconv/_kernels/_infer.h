@@ -120,8 +120,10 @@ FC_INF_CLONES static void fc_inf_act(const float *x, const float *r, float *y, p
     for (i = 0; i < n; i++) y[i] = fc_inf_act1(r ? x[i] + r[i] : x[i], act, a0, a1);
 }
 
-/* rows of n elements: y = act(x + bias[row % channels] (+ r)), bias per row (linear layers
- * with inner = 1 call it per element through fc_inf_bias_cols) */
+/* rows × cols: y = act(x + bias[col] (+ r)) (bias NULL: act(x (+ r))), in one pass over each row
+ * for the clamp (ReLU, ReLU6) and no activation, so that GEMM blocks' epilogues (channel-minor:
+ * a bias per column) do not loop twice and call per row; linear layers with inner = 1 call it
+ * per element. */
 FC_INF_CLONES static void fc_inf_bias_cols(const float *x, const float *bias, const float *r, float *y,
                                            ptrdiff_t rows, ptrdiff_t cols, int act, float a0,
                                            float a1) {
@@ -129,8 +131,29 @@ FC_INF_CLONES static void fc_inf_bias_cols(const float *x, const float *bias, co
         const float *xr = x + m * cols;
         float *yr = y + m * cols;
         const float *rr = r ? r + m * cols : NULL;
-        for (ptrdiff_t k = 0; k < cols; k++) yr[k] = xr[k] + bias[k] + (rr ? rr[k] : 0.0f);
-        if (act != FC_ACT_NONE) fc_inf_act(yr, NULL, yr, cols, act, a0, a1);
+        ptrdiff_t k;
+        if (!bias) {
+            fc_inf_act(xr, rr, yr, cols, act, a0, a1);
+        } else if (act == FC_ACT_CLAMP) {
+            if (rr)
+                for (k = 0; k < cols; k++) {
+                    float z = xr[k] + bias[k] + rr[k];
+                    z = z < a0 ? a0 : z;
+                    yr[k] = z > a1 ? a1 : z;
+                }
+            else
+                for (k = 0; k < cols; k++) {
+                    float z = xr[k] + bias[k];
+                    z = z < a0 ? a0 : z;
+                    yr[k] = z > a1 ? a1 : z;
+                }
+        } else {
+            if (rr)
+                for (k = 0; k < cols; k++) yr[k] = xr[k] + bias[k] + rr[k];
+            else
+                for (k = 0; k < cols; k++) yr[k] = xr[k] + bias[k];
+            if (act != FC_ACT_NONE) fc_inf_act(yr, NULL, yr, cols, act, a0, a1);
+        }
     }
 }
 
