@@ -729,6 +729,27 @@ def test_depthwise_losing_alone_is_timed_in_its_chain(monkeypatch):
     assert any("channel-minor" in paths[name] for name in ("expand.0", "mid", "project.0"))
 
 
+@pytest.mark.parametrize("forced", ["depthwise_planes", "depthwise"])
+def test_forced_depthwise_path_reaches_the_predictor(forced, monkeypatch):
+    """``fc.backends.conv.force`` binds the predictor's depthwise layers too, measuring or not: the
+    chain trial does not replace a forced path. Outputs equal eager."""
+    from fastconv._kernels import depthwise as dw
+    from fastconv.nn.functional.conv import planner
+
+    if forced == "depthwise" and dw.channel_width() == 0:
+        pytest.skip("no channel-vectorized depthwise path here")
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    fc.manual_seed(4)
+    model = randomize_norms(_SeparableChains()).eval()
+    try:
+        with fc.backends.conv.force(forced):
+            pred = check(model, (3, 16, 16), batches=(3, 1))
+            paths = dict(pred.conv_paths(3))
+    finally:
+        planner.clear_plans()
+    assert {paths[name] for name in ("dw0.0", "dw1.0", "dw2", "dw3", "dw_odd")} == {forced}
+
+
 class _InvertedResiduals(nn.Module):
     """MobileNetV2's inverted residual blocks in the forms a band chain takes: stride 1 with the
     residual add, stride 2 on an odd size, a 5×5 depthwise, and a last block on so few pixels that

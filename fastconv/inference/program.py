@@ -435,9 +435,11 @@ class _Builder:
             resolved = dataclasses.replace(node, attrs=resolve(node.attrs, self.batch))
             trial = None  # the depthwise path, timed in the chain against the planner's standalone pick
             if self.conv_path(resolved)[1] != "depthwise":
+                problem = self.conv_problem(resolved)
                 frozen = isinstance(self.graph.values[node.inputs[1]].data, PackedWeight)
-                if frozen or not (self.freeze and planner.measuring()
-                                  and registry.get("depthwise").eligible(self.conv_problem(resolved), "forward")):
+                forced = planner.choose(problem, "forward")[1] == "forced"  # backends.conv.force binds here too
+                if frozen or forced or not (self.freeze and planner.measuring()
+                                            and registry.get("depthwise").eligible(problem, "forward")):
                     continue
                 trial = "depthwise"
             x, y = node.inputs[0], node.output
