@@ -691,6 +691,20 @@ cdef inline floating* aligned_v(floating* v) noexcept nogil:
     return v + (64 - misalign) // sizeof(floating)
 
 
+cdef inline void zero_panel_tails(floating* v, Py_ssize_t vxs, Py_ssize_t C, Py_ssize_t L,
+                                  Py_ssize_t pw) noexcept nogil:
+    """Zero the columns past L of the last B panel of each V_ξ: the micro-kernel multiplies whole
+    panels, so those columns must hold finite values (garbage could be slow denormals). The
+    thread that owns the buffer writes them, once per block, instead of a memset of every
+    thread's buffer before the region, whose lines the other threads then fetch from its cache."""
+    cdef Py_ssize_t xi, r, last = (L - 1) // pw, used = L - last * pw
+    if used == pw:
+        return
+    for xi in range(16):
+        for r in range(C):
+            memset(v + xi * vxs + (last * C + r) * pw + used, 0, (pw - used) * sizeof(floating))
+
+
 cdef void forward_block(const floating* x, const floating* u, const floating* bias, floating* y,
                         Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho,
                         Py_ssize_t Wo, Py_ssize_t ph, Py_ssize_t pw, const Tiling* t,
@@ -707,6 +721,7 @@ cdef void forward_block(const floating* x, const floating* u, const floating* bi
     cdef Py_ssize_t s, q0
     if floating is float:
         if panels:  # vector transforms (_winograd_fwd.h), products on the panels they write
+            zero_panel_tails(v, t.vxs, C, L, t.vpw)
             s = s0
             q0 = 0
             while s < s1:
@@ -746,9 +761,6 @@ cdef void forward_blocks(const floating* x, const floating* u, const floating* b
     are equal however few the tiles, for one input transform per thread and block."""
     cdef Py_ssize_t nblocks = (t.tiles + t.max_tiles - 1) // t.max_tiles, b, s0, th, q
     cdef Py_ssize_t kpanels = (K + FC_SGEMM_MR - 1) // FC_SGEMM_MR, k0, k1
-    if panels:  # the columns of the last B panel past L must hold finite values
-        for b in range(num_threads if parallel else 1):
-            memset(vwork + b * vstride, 0, t.v_elements * sizeof(floating))
     if parallel and panels and channel_parts > 1:
         for q in prange(channel_parts, schedule='dynamic', num_threads=team(num_threads)):
             th = threadid()
