@@ -585,6 +585,19 @@ cdef inline void filter_batch(const floating* g9, Py_ssize_t src_stride, Py_ssiz
             d[q] = t[r * 3 + 2][q]
 
 
+cdef inline void zero_panel_rows(floating* u, Py_ssize_t o, Py_ssize_t K, Py_ssize_t C,
+                                 Py_ssize_t panel_rows, Py_ssize_t stride) noexcept nogil:
+    """Zero the rows past K of the 12-row A panel starting at filter o, in each of the 16 U_ξ:
+    written by the thread that transforms that panel (a memset of all of U before the region
+    left its lines in the first core's cache for the others to fetch)."""
+    cdef Py_ssize_t xi, i, used = K - o
+    if used >= panel_rows:
+        return
+    for xi in range(16):
+        for i in range(C):
+            memset(u + xi * stride + o * C + i * panel_rows + used, 0, (panel_rows - used) * sizeof(floating))
+
+
 def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_transpose,
                     Py_ssize_t panel_rows, int num_threads):
     """u = G g Gᵀ per filter: 16 matrices (one per ξ) of the pass's c_out × c_in filters, each in
@@ -609,11 +622,10 @@ def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_t
     if K == 0 or C == 0:
         return
     with nogil:
-        if padded != c_out:
-            memset(u0, 0, 16 * stride * sizeof(floating))
         if panel_rows > 1:  # the ≤ panel_rows filters of a panel at one input channel are contiguous
             for op in prange(panels, schedule='guided', num_threads=team(num_threads)):
                 o = op * panel_rows
+                zero_panel_rows(u0, o, c_out, c_in, panel_rows, stride)
                 for i in range(c_in):
                     for oo in range(0, min(panel_rows, c_out - o), FILTER_BATCH):
                         filter_batch(w0 + ((i * C + o + oo) if flip_transpose else ((o + oo) * C + i)) * 9,
@@ -983,14 +995,14 @@ cdef void winograd_filter_f32(const float* w, float* u, Py_ssize_t K, Py_ssize_t
     stride = padded * C
     if K == 0 or C == 0 or panel_rows < 1:
         return
-    if padded != K:
-        memset(u, 0, 16 * stride * sizeof(float))
     if panel_rows > 1:
         if num_threads > 1:
             for op in prange(panels, schedule='static', num_threads=team(num_threads)):
+                zero_panel_rows(u, op * panel_rows, K, C, panel_rows, stride)
                 filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
         else:
             for op in range(panels):
+                zero_panel_rows(u, op * panel_rows, K, C, panel_rows, stride)
                 filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
     else:
         for o in range(K):
