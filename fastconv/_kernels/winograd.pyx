@@ -598,6 +598,43 @@ cdef inline void zero_panel_rows(floating* u, Py_ssize_t o, Py_ssize_t K, Py_ssi
             memset(u + xi * stride + o * C + i * panel_rows + used, 0, (panel_rows - used) * sizeof(floating))
 
 
+cdef inline void filter_unit(const floating* w0, floating* u0, Py_ssize_t j, Py_ssize_t K, Py_ssize_t C,
+                             bint flip_transpose, Py_ssize_t panel_rows, Py_ssize_t stride) noexcept nogil:
+    """Unit j of ``transform_filters``: the 12-row panel j (its padding rows zeroed), or with plain
+    rows (panel_rows 1) output row j."""
+    cdef Py_ssize_t c_out = C if flip_transpose else K, c_in = K if flip_transpose else C, i, oo
+    cdef Py_ssize_t o = j * panel_rows
+    if panel_rows > 1:  # the ≤ panel_rows filters of a panel at one input channel are contiguous
+        zero_panel_rows(u0, o, c_out, c_in, panel_rows, stride)
+        for i in range(c_in):
+            for oo in range(0, min(panel_rows, c_out - o), FILTER_BATCH):
+                filter_batch(w0 + ((i * C + o + oo) if flip_transpose else ((o + oo) * C + i)) * 9,
+                             (1 if flip_transpose else C) * 9,
+                             min(FILTER_BATCH, panel_rows - oo, c_out - o - oo), flip_transpose,
+                             u0 + o * c_in + i * panel_rows + oo, stride)
+    else:  # plain rows: a row's filters (all input channels) are contiguous
+        for i in range(0, c_in, FILTER_BATCH):
+            filter_batch(w0 + ((i * C + j) if flip_transpose else (j * C + i)) * 9,
+                         (C if flip_transpose else 1) * 9, min(FILTER_BATCH, c_in - i), flip_transpose,
+                         u0 + j * c_in + i, stride)
+
+
+cdef void transform_filters(const floating* w0, floating* u0, Py_ssize_t K, Py_ssize_t C, bint flip_transpose,
+                            Py_ssize_t panel_rows, int num_threads) noexcept nogil:
+    """``winograd_filter`` on raw arrays (w K×C×3×3, u of 16 panel-padded matrices), panels (or
+    rows) in a prange with several threads, in a plain loop (no region) with one."""
+    cdef Py_ssize_t c_out = C if flip_transpose else K, c_in = K if flip_transpose else C
+    cdef Py_ssize_t units = (c_out + panel_rows - 1) // panel_rows, stride = units * panel_rows * c_in, j
+    if K == 0 or C == 0:
+        return
+    if num_threads > 1:
+        for j in prange(units, schedule='guided', num_threads=team(num_threads)):
+            filter_unit(w0, u0, j, K, C, flip_transpose, panel_rows, stride)
+    else:
+        for j in range(units):
+            filter_unit(w0, u0, j, K, C, flip_transpose, panel_rows, stride)
+
+
 def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_transpose,
                     Py_ssize_t panel_rows, int num_threads):
     """u = G g Gᵀ per filter: 16 matrices (one per ξ) of the pass's c_out × c_in filters, each in
@@ -607,37 +644,16 @@ def winograd_filter(const floating[:, :, :, ::1] w, floating[::1] u, bint flip_t
     input-gradient convolution. Panels are filled in storage order (contiguous writes), split
     over ``num_threads`` threads.
     """
-    cdef Py_ssize_t K = w.shape[0], C = w.shape[1], o, i, op, oo, panels
+    cdef Py_ssize_t K = w.shape[0], C = w.shape[1]
     cdef Py_ssize_t c_out = C if flip_transpose else K, c_in = K if flip_transpose else C
-    cdef Py_ssize_t stride, padded
-    cdef const floating* w0 = &w[0, 0, 0, 0]
-    cdef floating* u0 = &u[0]
     if panel_rows < 1:
         raise ValueError("winograd_filter: panel_rows must be positive")
-    panels = (c_out + panel_rows - 1) // panel_rows
-    padded = panels * panel_rows
-    stride = padded * c_in
-    if u.shape[0] < 16 * stride:
+    if u.shape[0] < 16 * ((c_out + panel_rows - 1) // panel_rows) * panel_rows * c_in:
         raise ValueError("winograd_filter: u too small")
     if K == 0 or C == 0:
         return
     with nogil:
-        if panel_rows > 1:  # the ≤ panel_rows filters of a panel at one input channel are contiguous
-            for op in prange(panels, schedule='guided', num_threads=team(num_threads)):
-                o = op * panel_rows
-                zero_panel_rows(u0, o, c_out, c_in, panel_rows, stride)
-                for i in range(c_in):
-                    for oo in range(0, min(panel_rows, c_out - o), FILTER_BATCH):
-                        filter_batch(w0 + ((i * C + o + oo) if flip_transpose else ((o + oo) * C + i)) * 9,
-                                     (1 if flip_transpose else C) * 9,
-                                     min(FILTER_BATCH, panel_rows - oo, c_out - o - oo), flip_transpose,
-                                     u0 + o * c_in + i * panel_rows + oo, stride)
-        else:  # plain rows: a row's filters (all input channels) are contiguous
-            for o in prange(c_out, schedule='guided', num_threads=team(num_threads)):
-                for i in range(0, c_in, FILTER_BATCH):
-                    filter_batch(w0 + ((i * C + o) if flip_transpose else (o * C + i)) * 9,
-                                 (C if flip_transpose else 1) * 9, min(FILTER_BATCH, c_in - i), flip_transpose,
-                                 u0 + o * c_in + i, stride)
+        transform_filters(&w[0, 0, 0, 0], &u[0], K, C, flip_transpose, panel_rows, num_threads)
 
 
 cdef inline void filter_grad_batch(const floating* a16, Py_ssize_t stride, Py_ssize_t n,
@@ -990,30 +1006,5 @@ cdef void winograd_filter_f32(const float* w, float* u, Py_ssize_t K, Py_ssize_t
                               int num_threads) noexcept nogil:
     """``winograd_filter`` (forward orientation: c_out = K, c_in = C) on raw float32 arrays, u of
     ``filter_elements(C, K, panel_rows > 1)`` elements; serial with one thread."""
-    cdef Py_ssize_t panels = (K + panel_rows - 1) // panel_rows, padded, stride, o, i, op, oo
-    padded = panels * panel_rows
-    stride = padded * C
-    if K == 0 or C == 0 or panel_rows < 1:
-        return
-    if panel_rows > 1:
-        if num_threads > 1:
-            for op in prange(panels, schedule='static', num_threads=team(num_threads)):
-                zero_panel_rows(u, op * panel_rows, K, C, panel_rows, stride)
-                filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
-        else:
-            for op in range(panels):
-                zero_panel_rows(u, op * panel_rows, K, C, panel_rows, stride)
-                filter_panel(w, u, op * panel_rows, K, C, panel_rows, stride)
-    else:
-        for o in range(K):
-            for i in range(0, C, FILTER_BATCH):
-                filter_batch(w + (o * C + i) * 9, 9, min(FILTER_BATCH, C - i), False, u + o * C + i, stride)
-
-
-cdef inline void filter_panel(const float* w, float* u, Py_ssize_t o, Py_ssize_t K, Py_ssize_t C,
-                              Py_ssize_t panel_rows, Py_ssize_t stride) noexcept nogil:
-    cdef Py_ssize_t i, oo
-    for i in range(C):
-        for oo in range(0, min(panel_rows, K - o), FILTER_BATCH):
-            filter_batch(w + ((o + oo) * C + i) * 9, C * 9, min(FILTER_BATCH, panel_rows - oo, K - o - oo),
-                         False, u + o * C + i * panel_rows + oo, stride)
+    if panel_rows >= 1:
+        transform_filters(w, u, K, C, False, panel_rows, num_threads)
