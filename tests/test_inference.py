@@ -711,12 +711,12 @@ def test_depthwise_losing_alone_is_timed_in_its_chain(monkeypatch):
 
     tried = []
 
-    def trial_fastest(runs, option):
-        tried.append(option)
-        return 0.0 if option[0] == "depthwise" and option[1] else 1.0
+    def trial_fastest(runs):
+        tried.extend(runs)
+        return next((option for option in runs if option[0] == "depthwise" and option[1]), next(iter(runs)))
 
     monkeypatch.setattr(program, "choose_path", standalone)
-    monkeypatch.setattr(program, "_fastest_total", trial_fastest)
+    monkeypatch.setattr(program, "_fastest_option", trial_fastest)
     fc.manual_seed(4)
     model = randomize_norms(_SeparableChains()).eval()
     try:
@@ -830,15 +830,15 @@ def test_band_chains_are_measured(choice, monkeypatch):
     monkeypatch.setattr(planner.settings, "benchmark", True)
     tried, picks = [], []
 
-    def chain_fastest(runs, option):
-        tried.append(option)
-        return 0.0 if option[2] is not None else 1.0
+    def chain_fastest(runs):
+        tried.extend(runs)
+        return next((option for option in runs if option[2] is not None), next(iter(runs)))
 
     def pick(runs, repeats):
         picks.append(list(runs))
         return choice
 
-    monkeypatch.setattr(program, "_fastest_total", chain_fastest)
+    monkeypatch.setattr(program, "_fastest_option", chain_fastest)
     monkeypatch.setattr(timing, "fastest", pick)
     fc.manual_seed(7)
     model = randomize_norms(_InvertedResiduals()).eval()

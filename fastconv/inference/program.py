@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -500,7 +499,7 @@ class _Builder:
             runs[option] = [_step_runner(*step, rng.standard_normal(self.shapes[n.inputs[0]]).astype(np.float32),
                                          np.empty(self.shapes[n.output], np.float32))
                             for step, n in zip(steps, chain)]
-        path, layout, _ = min((o for o in options if o in runs), key=lambda o: _fastest_total(runs, o))
+        path, layout, _ = _fastest_option(runs)
         return set(proposed) - layout, path is not None
 
     def chain_timer(self, nodes: Sequence[Node], steps: Sequence[tuple], band: int):
@@ -1131,15 +1130,16 @@ def _time_conv(problem: ConvProblem, path, weight: np.ndarray, bias, x: np.ndarr
     return _step_runner(*conv_step(problem, path.name, weight, bias, packed), x, y)
 
 
-def _fastest_total(runs: Dict[Any, List[Any]], option) -> float:
-    """Fastest of MEASURE_REPEATS runs of the steps of ``option``, summed over its steps."""
-    best = [float("inf")] * len(runs[option])
-    for _ in range(MEASURE_REPEATS):
-        for k, run in enumerate(runs[option]):
-            t0 = time.perf_counter()
-            run()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return sum(best)
+def _fastest_option(runs: Dict[Any, List[Any]]) -> Any:
+    """The option whose steps run fastest one after another (best of MEASURE_REPEATS; the options
+    alternate round by round, so a burst of load on a shared machine does not fall on one)."""
+    def in_turn(steps):
+        def run():
+            for step in steps:
+                step()
+        return run
+
+    return timing.fastest({option: in_turn(steps) for option, steps in runs.items()}, MEASURE_REPEATS)
 
 
 def _step_runner(op: str, threads: int, ints, consts, work: int, x: np.ndarray, y: np.ndarray):
