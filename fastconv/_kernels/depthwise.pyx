@@ -63,6 +63,29 @@ def _check(x_shape, w_shape, y_shape, int sh, int sw, int ph, int pw, int dh, in
         raise ValueError("depthwise: stride and dilation must be >= 1, padding >= 0")
 
 
+cdef extern from "_dwplanes.h" nogil:
+    int fc_isa_level()
+    int fc_isa_cap
+    int fc_dwp_plane(const float* x, const float* w, float bias, float* y, ptrdiff_t H, ptrdiff_t W,
+                     ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw)
+
+
+def plane_variants():
+    """Variants of the vector plane loops this CPU runs (1 baseline, 2 AVX2+FMA, 3 AVX-512)."""
+    return list(range(1, fc_isa_level() + 1))
+
+
+def set_variant_cap(int level):
+    """Let this module's vector loops (the plane loops and the channel-vectorized ones) use at most
+    variant ``level`` (tests); returns the previous cap."""
+    global fc_isa_cap
+    if level < 1 or level > 3:
+        raise ValueError(f"depthwise.set_variant_cap: expected a level in 1..3, got {level}")
+    previous = fc_isa_cap
+    fc_isa_cap = level
+    return previous
+
+
 cdef void plane_forward(const floating* xp, const floating* wp, floating* yp, floating b,
                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
@@ -71,6 +94,10 @@ cdef void plane_forward(const floating* xp, const floating* wp, floating* yp, fl
     cdef floating wv
     cdef floating* yrow
     cdef const floating* xrow
+    if floating is float:  # MobileNet's 3×3 layers: the vector loops of _dwplanes.h
+        if KH == 3 and KW == 3 and dh == 1 and dw == 1 and sh <= 2 and sw <= 2:
+            if fc_dwp_plane(xp, wp, b, yp, H, W, OH, OW, sh, sw, ph, pw) == 0:
+                return
     for oy in range(OH):
         yrow = yp + oy * OW
         for ox in range(OW):
