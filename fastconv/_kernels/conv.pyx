@@ -82,6 +82,12 @@ cdef inline void small_nt(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floati
 
 # dst[i] += src[i]: the rows of col2im. In C with restrict-qualified pointers so gcc vectorizes
 # the loop (Cython's two floating* could alias, which kept it scalar: ~4 instructions per element).
+cdef extern from "_dwplanes.h" nogil:
+    int fc_scv_rows(const float* xs, const float* w, const float* bias, float* y, ptrdiff_t C, ptrdiff_t H,
+                    ptrdiff_t W, ptrdiff_t K, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
+                    ptrdiff_t pw, ptrdiff_t oy0, ptrdiff_t oy1)
+
+
 cdef extern from *:
     """
     static inline void fc_add_row_f(float* __restrict__ dst, const float* __restrict__ src, Py_ssize_t n)
@@ -214,12 +220,18 @@ cdef void forward_item(const floating* x, const floating* w, const floating* bia
                        Py_ssize_t oy0, Py_ssize_t oy1, int channel_threads,
                        bint small) noexcept nogil:
     """y (one image, K×Ho×Wo) rows [oy0, oy1) = W·im2col(x) + bias, group by group
-    (``small``: groups 1, the shallow GEMM instead of BLAS); im2col split over channels among
-    ``channel_threads`` threads when > 1."""
+    (``small``: groups 1, the shallow GEMM instead of BLAS, or for float32 3×3 filters at
+    dilation 1 and stride ≤ 2 on one thread the direct plane loops); im2col split over channels
+    among ``channel_threads`` threads when > 1."""
     cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
     cdef Py_ssize_t R = Cg * g.kh * g.kw, L = (oy1 - oy0) * g.Wo, plane = g.Ho * g.Wo
     cdef Py_ssize_t c, grp
     cdef floating beta = 0
+    if floating is float:  # 3×3 on few channels: the plane loops of _dwplanes.h, no column buffer
+        if (small and channel_threads <= 1 and g.kh == 3 and g.kw == 3 and g.dh == 1 and g.dw == 1
+                and g.sh <= 2 and g.sw <= 2):
+            if fc_scv_rows(x, w, bias, y, g.C, g.H, g.W, K, g.Ho, g.Wo, g.sh, g.sw, g.ph, g.pw, oy0, oy1) == 0:
+                return
     if channel_threads > 1:
         for c in prange(g.C, schedule='guided', num_threads=team(channel_threads)):
             im2col_block(x, g, c, c + 1, oy0, oy1, cols)
