@@ -155,11 +155,18 @@ def test_dispatch_rule(monkeypatch):
     assert F.conv2d(z(1, 1, 8, 8), z(64, 1, 3, 3)).grad_fn.path == "shallow"                 # any K
     monkeypatch.setattr(cp.path_gemm, "PACKED_SGEMM", False)                            # BLAS sgemm:
     assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path == "shallow"       # 27, K 32
-    assert F.conv2d(z(1, 3, 8, 8), z(33, 3, 3, 3)).grad_fn.path != "shallow"             # 27, K 33
+    assert F.conv2d(z(1, 3, 9, 9), z(33, 3, 3, 3), dilation=2).grad_fn.path != "shallow" # 27, K 33
     monkeypatch.setattr(cp.path_gemm, "PACKED_SGEMM", True)                             # packed sgemm:
-    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path != "shallow"   # depth 9 only
-    assert F.conv2d(z(1, 4, 8, 8), z(4, 4, 3, 3)).grad_fn.path != "shallow"              # depth 36
+    assert F.conv2d(z(1, 3, 9, 9), z(32, 3, 3, 3), dilation=2).grad_fn.path != "shallow" # depth 9 only
+    assert F.conv2d(z(1, 4, 9, 9), z(4, 4, 3, 3), dilation=2).grad_fn.path != "shallow"  # depth 36
     assert F.conv2d(z(1, 3, 16, 16), z(4, 3, 5, 5)).grad_fn.path != "shallow"            # depth 75
+    # float32 3×3 forward on ≤ 4 channels, stride ≤ 2, dilation 1: the plane loops
+    assert F.conv2d(z(1, 3, 8, 8), z(32, 3, 3, 3), stride=2).grad_fn.path == "shallow"
+    assert F.conv2d(z(1, 4, 8, 8), z(64, 4, 3, 3), padding=1).grad_fn.path == "shallow"
+    assert F.conv2d(z(1, 5, 8, 8), z(4, 5, 3, 3)).grad_fn.path != "shallow"              # 5 channels
+    assert F.conv2d(z(1, 3, 9, 9), z(4, 3, 3, 3), stride=3).grad_fn.path != "shallow"    # stride 3
+    z64 = lambda *s: fc.tensor(np.zeros(s), requires_grad=True)  # noqa: E731
+    assert F.conv2d(z64(1, 3, 8, 8), z64(32, 3, 3, 3)).grad_fn.path != "shallow"        # float64
     assert F.conv2d(z(1, 2, 8, 8), z(4, 1, 3, 3), groups=2).grad_fn.path != "shallow"    # groups
     cp.switch(monkeypatch, "shallow", False)
     assert F.conv2d(z(2, 1, 8, 8), z(4, 1, 3, 3)).grad_fn.path != "shallow"

@@ -23,6 +23,9 @@ from .registry import ConvPath, register
 SMALL_DEPTH = 9
 SMALL_DEPTH_NARROW = 27
 SMALL_NARROW_K = 32
+# Forward of 3×3 filters (dilation 1, stride ≤ 2) on at most SMALL_PLANE_CHANNELS input channels in
+# float32: the shallow path's plane loops, without a column buffer, beat im2col + GEMM (design §3).
+SMALL_PLANE_CHANNELS = 4
 PACKED_SGEMM = packed_sgemm_available()
 
 
@@ -200,7 +203,11 @@ class ShallowPath(GemmPath):
         return problem.in_channels * problem.geometry.kh * problem.geometry.kw <= 4 * SMALL_DEPTH_NARROW
 
     def preferred(self, problem, pass_):
-        depth = problem.in_channels * problem.geometry.kh * problem.geometry.kw
+        g = problem.geometry
+        depth = problem.in_channels * g.kh * g.kw
+        if (pass_ == "forward" and problem.dtype == "float32" and (g.kh, g.kw, g.dh, g.dw) == (3, 3, 1, 1)
+                and max(g.sh, g.sw) <= 2 and problem.in_channels <= SMALL_PLANE_CHANNELS):
+            return True
         return (depth <= SMALL_DEPTH or (not PACKED_SGEMM and depth <= SMALL_DEPTH_NARROW
                                          and problem.out_channels <= SMALL_NARROW_K))
 
