@@ -503,6 +503,45 @@ def test_save_and_load_without_the_model_class(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_small_winograd_filters_are_kept_transformed(threads, tmp_path, monkeypatch):
+    """A Winograd layer whose transformed filter is small keeps it from the first plan on (no
+    transform per call) and stays on Winograd at every batch; a large one is transformed per call.
+    Outputs equal eager at 1 and 2 threads and after save/load, whose file holds the original
+    weights exactly."""
+    from fastconv.inference import program
+    from fastconv.nn.functional.conv import planner
+
+    if not program.keeps_winograd_filter(program.ConvProblem((1, 16, 8, 8), (16, 16, 3, 3), None, "float32")):
+        pytest.skip("no packed sgemm here: Winograd filters are transformed per call")
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    fc.manual_seed(3)
+    model = randomize_norms(nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 24, 3, padding=1), nn.ReLU(),          # kept: 16·24·16 floats
+        nn.Conv2d(24, 80, 3, padding=1), nn.ReLU(),          # kept: 16·84·24
+        nn.Conv2d(80, 88, 3, padding=1))).eval()             # transformed per call: 16·96·80 > 2¹⁶
+    fc.set_num_threads(threads)
+    try:
+        with fc.backends.conv.force("winograd"):
+            pred = check(model, (3, 9, 10), batches=(2, 1, 5))
+        weights = {v.shape: v.data for v in pred._graph.values.values() if v.is_const and len(v.shape) == 4}
+        kept = {shape for shape, data in weights.items() if isinstance(data, program.PackedWeight)}
+        assert kept == {(16, 3, 3, 3), (24, 16, 3, 3), (80, 24, 3, 3)}  # the first one with its norm folded in
+        assert [path for _, path in pred.conv_paths(1)] == ["winograd"] * 4
+        path = tmp_path / "winograd.fcp"
+        pred.save(path)
+        loaded = fc.inference.load(path)
+        x = np.random.default_rng(1).standard_normal((3, 3, 9, 10)).astype(np.float32)
+        assert_close(loaded(x), eager(model, x))
+        for name in ("3.weight", "5.weight", "7.weight"):  # the convolutions without a norm to fold
+            param = model.state_dict()[name]
+            assert np.array_equal(np.asarray(weights[tuple(param.shape)]), np.asarray(param)), name
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+        planner.clear_plans()
+
+
 def test_load_refuses_other_files(tmp_path):
     other = tmp_path / "weights.npz"
     fc.save({"a": np.ones(3, np.float32)}, other)

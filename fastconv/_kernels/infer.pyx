@@ -188,10 +188,11 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
                          <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11], <int>i[12],
                          <int>i[13], <int>i[14], <int>i[15], <int>i[16], <bint>i[17], t, <bint>i[18])
     elif s.op == OP_CONV_WINOGRAD:
-        # the filter transformed into the workspace first (u, i[15] elements), then V and M buffers
-        if first:  # the chunks of one step share the transformed filter
+        # the filter transformed into the workspace first (u, i[15] elements), then V and M buffers;
+        # a layer that keeps its transformed filter (i[18]) has it as its weight constant
+        if first and not i[18]:  # the chunks of one step share the transformed filter
             winograd_filter_f32(w, work, i[4], i[1], i[16], t)
-        winograd_forward_f32(x, work, bias, y, work + i[15], i[12], work + i[15] + i[14], i[13], i[0], i[1],
+        winograd_forward_f32(x, w if i[18] else work, bias, y, work + i[15], i[12], work + i[15] + i[14], i[13], i[0], i[1],
                              i[2], i[3], i[4], i[5], i[6], <int>i[7], <int>i[8], i[9], <bint>i[10],
                              <bint>i[11], i[17], t)
     elif s.op == OP_CONV_IMPLICIT:

@@ -91,11 +91,34 @@ PANEL_MIN_ROWS = 12  # a register tile's rows
 PANEL_BALANCED_ITEMS = 4  # below this many blocks per thread, blocks are made to divide evenly
 
 
+# A Winograd layer chosen by a predictor's first plan keeps its transformed filter (PackedWeight
+# "winograd") when that holds at most this many floats: transforming a small filter on every call
+# costs a third of a 32×16×16→32 batch-1 forward (12 of 37 µs), while the kept copy (16/9 of the
+# weight, plus the original for files) adds little; large filters are transformed per call, where
+# it is at most 2/tiles of the work and a kept copy would weigh on weight-dominated models.
+WINOGRAD_KEEP_FLOATS = 1 << 16
+
+
+def keeps_winograd_filter(problem: ConvProblem) -> bool:
+    """Whether the Winograd path keeps ``problem``'s transformed filter (see WINOGRAD_KEEP_FLOATS)."""
+    return (_winograd.panel_layout(problem.dtype == "float32")
+            and _winograd.filter_elements(problem.in_channels, problem.out_channels, True) <= WINOGRAD_KEEP_FLOATS)
+
+
+def _aligned_floats(n: int) -> np.ndarray:
+    """A float32 array of n elements starting on a 64-byte boundary (the sgemm's panel loads)."""
+    raw = np.empty(n + 16, np.float32)
+    start = (-raw.ctypes.data // 4) % 16
+    return raw[start:start + n]
+
+
 class PackedWeight:
     """A convolution weight held only in the layout its layer's frozen path reads (``PACKED_PATHS``):
     the output-channel-vectorized blocks ([block][tap][channel], bias padded to the block) or the
     channel-minor depthwise/grouped filter ((taps·G, Cp), bias padded to Cp); or a 1×1 or linear
-    weight as the sgemm's prepacked B panels ("panels", PANEL_MAX_PIXELS; the bias stays apart). ``np.asarray`` of it
+    weight as the sgemm's prepacked B panels ("panels", PANEL_MAX_PIXELS; the bias stays apart); or
+    a small 3×3 filter Winograd-transformed ("winograd", WINOGRAD_KEEP_FLOATS; the original kept
+    too: the transform is not exactly invertible). ``np.asarray`` of it
     gives back the original (K, C/groups, kh, kw) weight exactly (files store that: the layouts
     depend on the CPU's vector width)."""
 
@@ -104,7 +127,12 @@ class PackedWeight:
         self.shape = tuple(weight.shape)
         self.dtype = np.dtype(np.float32)
         k = weight.shape[0]
-        if path == "panels":  # a 1×1 or linear weight (K, C) as op(B) = wᵀ, C × K in 32-column panels
+        if path == "winograd":  # the transformed filter in the sgemm's A panels, and the original
+            c = weight.shape[1]
+            u = _aligned_floats(_winograd.filter_elements(c, k, True))
+            _winograd.winograd_filter(np.ascontiguousarray(weight, np.float32), u, False, _winograd.PANEL_ROWS, 1)
+            self.arrays = (u, np.ascontiguousarray(weight, np.float32).copy())
+        elif path == "panels":  # a 1×1 or linear weight (K, C) as op(B) = wᵀ, C × K in 32-column panels
             self.arrays = (_gemm.pack_b_panels(True, np.ascontiguousarray(weight, np.float32).reshape(k, -1)),)
         elif path == "ocvec":
             self.block = _direct.ocvec_block(k)
@@ -128,7 +156,9 @@ class PackedWeight:
     def __array__(self, dtype=None, copy=None):
         k = self.shape[0]
         taps = int(np.prod(self.shape[1:]))
-        if self.path == "panels":
+        if self.path == "winograd":
+            out = self.arrays[1]
+        elif self.path == "panels":
             panels = -(-k // PANEL_COLUMNS)
             out = self.arrays[0].reshape(panels, taps, PANEL_COLUMNS).transpose(0, 2, 1).reshape(-1, taps)[:k]
         elif self.path == "ocvec":
@@ -408,7 +438,7 @@ class _Builder:
         weight = self.const(node.inputs[1])
         bias = self.const(node.inputs[2]) if len(node.inputs) > 2 else None
         path = self.forced.get(node.output) or choose_path(problem, weight, bias, allow_packed=self.freeze)
-        if path in PACKED_PATHS:
+        if packs_weight(path, problem, self.freeze):
             wvalue.data = PackedWeight(path, weight, bias)
         return problem, path, weight, wvalue.data if isinstance(wvalue.data, PackedWeight) else None
 
@@ -1075,16 +1105,16 @@ def _conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bi
                                                  row_elems * block, out]
         consts = [weight.reshape(k, -1), bias]
     elif path == "winograd":
-        # the filter is transformed per call into the workspace: at the ≥ 64 tiles the path needs
-        # that is ≤ 2/tiles of its multiply-adds, where a kept copy would cost 16/9 of the weight
+        # the filter is transformed per call into the workspace unless the layer keeps it (int 18)
         plan = path_winograd.winograd_plan(n, c, k, ho, wo, 4)
         threads = plan.threads
-        u = aligned(plan.u_elements)
+        kept = packed is not None and plan.panels
+        u = 0 if kept else aligned(plan.u_elements)
         work = u + plan.buffers * (plan.v_elements + plan.m_elements)
         ints = [n, c, h, w, k, ho, wo, g.ph, g.pw, plan.block_tiles, int(plan.panels), int(plan.parallel),
                 plan.v_elements, plan.m_elements, plan.buffers * plan.v_elements, u,
-                _winograd.PANEL_ROWS if plan.panels else 1, plan.channel_parts, 0, 0, out]
-        consts = [weight, bias]
+                _winograd.PANEL_ROWS if plan.panels else 1, plan.channel_parts, int(kept), 0, out]
+        consts = [packed.arrays[0] if kept else (weight if weight is not None else np.asarray(packed)), bias]
     elif path == "implicit":
         plan = path_implicit.direct_plan(tuple(image), k, g)
         threads = plan.threads
@@ -1123,10 +1153,17 @@ def _conv_step(problem: ConvProblem, path: str, weight: Optional[np.ndarray], bi
     return CONV_STEPS[path], threads, ints, consts, work
 
 
-def _time_conv(problem: ConvProblem, path, weight: np.ndarray, bias, x: np.ndarray, y: np.ndarray) -> None:
+def packs_weight(path: str, problem: ConvProblem, allow_packed: bool) -> bool:
+    """Whether ``path`` holds ``problem``'s weight in its own layout: the PACKED_PATHS, and with
+    ``allow_packed`` (a first plan, which may freeze a layer) Winograd when it keeps the filter."""
+    return path in PACKED_PATHS or (allow_packed and path == "winograd" and keeps_winograd_filter(problem))
+
+
+def _time_conv(problem: ConvProblem, path, weight: np.ndarray, bias, x: np.ndarray, y: np.ndarray,
+               allow_packed: bool) -> None:
     """Run ``problem``'s forward on ``path`` as the executor runs it (a one-step program, its
     workspace allocated beforehand): what the planner times for the compiled predictor."""
-    packed = PackedWeight(path.name, weight, bias) if path.name in PACKED_PATHS else None
+    packed = PackedWeight(path.name, weight, bias) if packs_weight(path.name, problem, allow_packed) else None
     return _step_runner(*conv_step(problem, path.name, weight, bias, packed), x, y)
 
 
@@ -1168,7 +1205,7 @@ def choose_path(problem: ConvProblem, weight: np.ndarray, bias, allow_packed: bo
             rng = np.random.default_rng(0)
             x = rng.standard_normal(problem.image_shape).astype(np.float32)
             y = np.empty(problem.out_shape, dtype=np.float32)
-            runs = {path.name: _time_conv(problem, path, weight, bias, x, y)
+            runs = {path.name: _time_conv(problem, path, weight, bias, x, y, allow_packed)
                     for path in registry.eligible(problem, "forward") if path.name not in planner.settings.disabled}
 
             def execute(path):
