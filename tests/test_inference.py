@@ -542,6 +542,44 @@ def test_small_winograd_filters_are_kept_transformed(threads, tmp_path, monkeypa
         planner.clear_plans()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", ["gemm", "shallow", "depthwise_planes"])
+def test_clamps_fused_into_the_kernels_equal_eager(path, threads, monkeypatch):
+    """ReLU, ReLU6 and hardtanh after a convolution on the paths whose kernels clamp their own
+    outputs (im2col GEMM, the shallow loops and their 3×3 plane loops, the depthwise planes): no
+    second pass, the same outputs as eager; a residual keeps the separate epilogue."""
+    from fastconv.nn.functional.conv import planner
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 3, padding=1)
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.b = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+            self.c = nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x):
+            y = nn.functional.relu6(self.a(x))
+            y = nn.functional.relu(self.dw(y))
+            y = fc.clamp(self.b(y), -0.5, 0.5)
+            return nn.functional.relu(self.c(y) + y)  # residual: the epilogue pass
+
+    monkeypatch.setattr(planner.settings, "benchmark", True)
+    fc.manual_seed(9)
+    model = Net().eval()
+    for p in model.parameters():
+        p.data = p.data * 4  # outputs well past the clamps
+    fc.set_num_threads(threads)
+    try:
+        with fc.backends.conv.force(path):
+            pred = check(model, (3, 11, 13), batches=(2, 1, 3))
+        paths = dict(pred.conv_paths(2))
+        assert paths["dw"] == path if path == "depthwise_planes" else paths["a"] == path
+    finally:
+        fc.set_num_threads(os.cpu_count() or 1)
+        planner.clear_plans()
+
+
 def test_load_refuses_other_files(tmp_path):
     other = tmp_path / "weights.npz"
     fc.save({"a": np.ones(3, np.float32)}, other)

@@ -13,6 +13,7 @@
 #ifndef FC_DWPLANES_H
 #define FC_DWPLANES_H
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "_shallow.h"
@@ -78,7 +79,14 @@ static float *fc_dwp_scratch(size_t n)
 #define FC_DWP_ONE_ROW(VT, WT)                                                                 \
     FC_DWP_IN(VT, 0, 3, WT) FC_DWP_IN(VT, 1, 3, WT) FC_DWP_IN(VT, 2, 3, WT)                    \
     (void)a1; (void)a2; (void)a3;
+/* A clamped to [lo, hi] (NaN kept, as the executor's clamp): the fused ReLU/ReLU6 of the
+   compiled predictor; ±inf for none. Bit selects through the comparison masks (C has no vector ?:). */
+#define FC_DWP_CLAMP(A) {                                                                      \
+    __typeof__((A) < (A)) below_ = (A) < lov, above_ = (A) > hiv;                               \
+    A = (__typeof__(A))(((__typeof__(below_))(A) & ~below_) | ((__typeof__(below_))lov & below_)); \
+    A = (__typeof__(A))(((__typeof__(above_))(A) & ~above_) | ((__typeof__(above_))hiv & above_)); }
 #define FC_DWP_STORE(VT, A, Y, ROW)                                                            \
+    if (clamp) FC_DWP_CLAMP(A)                                                                 \
     if (ox + VL <= Wo) FC_ST(VT, (Y) + (ROW) * Wo + ox, A);                                    \
     else { float last_[64]; FC_ST(VT, last_, A);                                               \
            for (ptrdiff_t k_ = 0; k_ < Wo - ox; k_++) (Y)[(ROW) * Wo + ox + k_] = last_[k_]; }
@@ -98,11 +106,14 @@ static float *fc_dwp_scratch(size_t n)
 
 /* One output plane y (Ho × Wo) = bias + 3×3 depthwise conv of x (H × W) with w (9 taps), stride
    (sh, sw), top/left padding (ph, pw), any bottom/right extent (rows and columns past the input
-   read zeros). Output rows go four at a time, each padded input row's tap vectors loaded once
-   for all four (at row stride 1, 18 loads for 36 multiply-adds, not 36). Returns 0, or -1
-   without touching y when its scratch cannot be allocated. */
+   read zeros), each output clamped to [lo, hi] (±inf: none). Output rows go four at a time,
+   each padded input row's tap vectors loaded once for all four (at row stride 1, 18 loads for
+   36 multiply-adds, not 36). Returns 0, or -1 without touching y when its scratch cannot be
+   allocated. */
 #define FC_DWP_BODY(REAL, VT) {                                                                \
     const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
+    const VT lov = (VT){0} + lo, hiv = (VT){0} + hi;                                           \
+    const int clamp = lo > -INFINITY || hi < INFINITY;                                         \
     const ptrdiff_t half = (Wo + VL - 1) / VL * VL + VL;  /* padded row (per phase at stride 2) */ \
     const ptrdiff_t rs = sw == 2 ? 2 * half : half;      /* one padded row in the scratch */    \
     const ptrdiff_t hp = (Ho - 1) * sh + 3;                                                     \
@@ -130,7 +141,7 @@ static float *fc_dwp_scratch(size_t n)
 
 /* y rows [oy0, oy1) of K output planes (Ho × Wo, y the first) = bias[k] (bias may be NULL) + Σ_c
    the 3×3 convolution of x's input plane c (C planes of H × W) with w[k, c] (w: K × C·9), stride
-   (sh, sw), top/left padding (ph, pw). The padded rows the block reads, of every input plane, go
+   (sh, sw), top/left padding (ph, pw), clamped to [lo, hi]. The padded rows the block reads, of every input plane, go
    to the thread's scratch once; then each output channel in turn (its rows written in order:
    interleaving the channels' planes touched a page per channel and row) sums, per group of four
    output rows and output vector, its C·9 taps in four registers, the input vectors read from
@@ -148,6 +159,8 @@ static float *fc_dwp_scratch(size_t n)
     }
 #define FC_SCV_BODY(REAL, VT) {                                                                \
     const ptrdiff_t VL = sizeof(VT) / sizeof(float);                                           \
+    const VT lov = (VT){0} + lo, hiv = (VT){0} + hi;                                           \
+    const int clamp = lo > -INFINITY || hi < INFINITY;                                         \
     const ptrdiff_t half = (Wo + VL - 1) / VL * VL + VL;                                        \
     const ptrdiff_t rs = sw == 2 ? 2 * half : half;                                             \
     const ptrdiff_t hp = (oy1 - oy0 - 1) * sh + 3;  /* padded rows of each plane the block reads */ \
@@ -201,12 +214,12 @@ static int NAME PARAMS {                                                        
 
 FC_DWP_VARIANTS(fc_dwp_plane,
                 (const float *x, const float *w, float bias, float *y, ptrdiff_t H, ptrdiff_t W, ptrdiff_t Ho,
-                 ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw),
-                (x, w, bias, y, H, W, Ho, Wo, sh, sw, ph, pw), FC_DWP_BODY)
+                 ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw, float lo, float hi),
+                (x, w, bias, y, H, W, Ho, Wo, sh, sw, ph, pw, lo, hi), FC_DWP_BODY)
 FC_DWP_VARIANTS(fc_scv_rows,
                 (const float *xs, const float *w, const float *bias, float *y, ptrdiff_t C, ptrdiff_t H,
                  ptrdiff_t W, ptrdiff_t K, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
-                 ptrdiff_t pw, ptrdiff_t oy0, ptrdiff_t oy1),
-                (xs, w, bias, y, C, H, W, K, Ho, Wo, sh, sw, ph, pw, oy0, oy1), FC_SCV_BODY)
+                 ptrdiff_t pw, ptrdiff_t oy0, ptrdiff_t oy1, float lo, float hi),
+                (xs, w, bias, y, C, H, W, K, Ho, Wo, sh, sw, ph, pw, oy0, oy1, lo, hi), FC_SCV_BODY)
 
 #endif /* FC_DWPLANES_H */

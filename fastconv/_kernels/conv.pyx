@@ -17,6 +17,7 @@ read or write outside the arrays they are given.
 """
 cimport cython
 from cython cimport floating
+from libc.math cimport INFINITY
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
@@ -85,7 +86,7 @@ cdef inline void small_nt(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floati
 cdef extern from "_dwplanes.h" nogil:
     int fc_scv_rows(const float* xs, const float* w, const float* bias, float* y, ptrdiff_t C, ptrdiff_t H,
                     ptrdiff_t W, ptrdiff_t K, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
-                    ptrdiff_t pw, ptrdiff_t oy0, ptrdiff_t oy1)
+                    ptrdiff_t pw, ptrdiff_t oy0, ptrdiff_t oy1, float lo, float hi)
 
 
 cdef extern from *:
@@ -218,11 +219,12 @@ cdef Geometry make_geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t
 cdef void forward_item(const floating* x, const floating* w, const floating* bias, floating* y,
                        floating* cols, const Geometry* g, Py_ssize_t K, Py_ssize_t groups,
                        Py_ssize_t oy0, Py_ssize_t oy1, int channel_threads,
-                       bint small) noexcept nogil:
+                       bint small, float clamp_lo=-INFINITY, float clamp_hi=INFINITY) noexcept nogil:
     """y (one image, K×Ho×Wo) rows [oy0, oy1) = W·im2col(x) + bias, group by group
     (``small``: groups 1, the shallow GEMM instead of BLAS, or for float32 3×3 filters at
     dilation 1 and stride ≤ 2 on one thread the direct plane loops); im2col split over channels
-    among ``channel_threads`` threads when > 1."""
+    among ``channel_threads`` threads when > 1. Outputs clamped to [clamp_lo, clamp_hi] (±inf:
+    none; the compiled predictor's fused ReLU/ReLU6)."""
     cdef Py_ssize_t Cg = g.C // groups, Kg = K // groups
     cdef Py_ssize_t R = Cg * g.kh * g.kw, L = (oy1 - oy0) * g.Wo, plane = g.Ho * g.Wo
     cdef Py_ssize_t c, grp
@@ -230,7 +232,8 @@ cdef void forward_item(const floating* x, const floating* w, const floating* bia
     if floating is float:  # 3×3 on few channels: the plane loops of _dwplanes.h, no column buffer
         if (small and channel_threads <= 1 and g.kh == 3 and g.kw == 3 and g.dh == 1 and g.dw == 1
                 and g.sh <= 2 and g.sw <= 2):
-            if fc_scv_rows(x, w, bias, y, g.C, g.H, g.W, K, g.Ho, g.Wo, g.sh, g.sw, g.ph, g.pw, oy0, oy1) == 0:
+            if fc_scv_rows(x, w, bias, y, g.C, g.H, g.W, K, g.Ho, g.Wo, g.sh, g.sw, g.ph, g.pw, oy0, oy1,
+                           clamp_lo, clamp_hi) == 0:
                 return
     if channel_threads > 1:
         for c in prange(g.C, schedule='guided', num_threads=team(channel_threads)):
@@ -239,13 +242,27 @@ cdef void forward_item(const floating* x, const floating* w, const floating* bia
         im2col_block(x, g, 0, g.C, oy0, oy1, cols)
     if small:
         small_nn(K, R, L, w, R, 1, cols, L, bias, False, y + oy0 * g.Wo, plane)
-        return
-    if bias != NULL:
-        fill_channels(y, 0, K, plane, oy0 * g.Wo, L, bias)
-        beta = 1
-    for grp in range(groups):
-        gemm(False, False, <int>Kg, <int>L, <int>R, <floating>1, w + grp * Kg * R, <int>R,
-             cols + grp * R * L, <int>L, beta, y + grp * Kg * plane + oy0 * g.Wo, <int>plane)
+    else:
+        if bias != NULL:
+            fill_channels(y, 0, K, plane, oy0 * g.Wo, L, bias)
+            beta = 1
+        for grp in range(groups):
+            gemm(False, False, <int>Kg, <int>L, <int>R, <floating>1, w + grp * Kg * R, <int>R,
+                 cols + grp * R * L, <int>L, beta, y + grp * Kg * plane + oy0 * g.Wo, <int>plane)
+    if clamp_lo > -INFINITY or clamp_hi < INFINITY:  # the item's rows, while in cache
+        clamp_rows(y + oy0 * g.Wo, K, plane, L, clamp_lo, clamp_hi)
+
+
+cdef inline void clamp_rows(floating* y, Py_ssize_t K, Py_ssize_t plane, Py_ssize_t L, float lo,
+                            float hi) noexcept nogil:
+    """y[k·plane + i] clamped to [lo, hi] for k < K, i < L (NaN kept)."""
+    cdef Py_ssize_t k, i
+    cdef floating v
+    for k in range(K):
+        for i in range(L):
+            v = y[k * plane + i]
+            v = lo if v < lo else v
+            y[k * plane + i] = hi if v > hi else v
 
 
 def shallow_variants():
@@ -451,11 +468,12 @@ cdef void conv_forward_f32(const float* x, const float* w, const float* bias, fl
                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo,
                            int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                            int groups, int block_rows, bint parallel_items, int num_threads,
-                           bint small) noexcept nogil:
+                           bint small, float clamp_lo, float clamp_hi) noexcept nogil:
     """``conv_forward`` on raw contiguous float32 arrays: x (N, C, H, W), w (K, C/groups·kh·kw),
-    bias (K) or NULL, y (N, K, Ho, Wo); ``work`` holds one column buffer per thread,
-    ``work_stride`` elements apart. Serial when ``parallel_items`` is false and
-    ``num_threads`` is 1 (no parallel region: callable from inside one)."""
+    bias (K) or NULL, y (N, K, Ho, Wo), clamped to [clamp_lo, clamp_hi] (±inf: none); ``work``
+    holds one column buffer per thread, ``work_stride`` elements apart. Serial when
+    ``parallel_items`` is false and ``num_threads`` is 1 (no parallel region: callable from
+    inside one)."""
     cdef Geometry g
     g.C = C; g.H = H; g.W = W; g.Ho = Ho; g.Wo = Wo
     g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
@@ -469,14 +487,14 @@ cdef void conv_forward_f32(const float* x, const float* w, const float* bias, fl
             oy0 = (item % nblocks) * block_rows
             oy1 = min(oy0 + block_rows, Ho)
             forward_item(x + n * image, w, bias, y + n * out, work + threadid() * work_stride, &g,
-                         K, groups, oy0, oy1, False, small)
+                         K, groups, oy0, oy1, False, small, clamp_lo, clamp_hi)
     else:
         for item in range(N * nblocks):
             n = item // nblocks
             oy0 = (item % nblocks) * block_rows
             oy1 = min(oy0 + block_rows, Ho)
             forward_item(x + n * image, w, bias, y + n * out, work, &g, K, groups, oy0, oy1,
-                         num_threads > 1, small)
+                         num_threads > 1, small, clamp_lo, clamp_hi)
 
 
 cdef void conv_transpose_forward_f32(const float* x, const float* w, const float* bias, float* y,

@@ -17,6 +17,7 @@ cdef void channel_rows_f32(const float* xt, const float* wt, const float* bias, 
 cdef void depthwise_forward_f32(const float* x, const float* w, const float* bias, float* y,
                                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                 Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw, int sh,
-                                int sw, int ph, int pw, int dh, int dw, int threads) noexcept nogil
+                                int sw, int ph, int pw, int dh, int dw, int threads, float clamp_lo,
+                                float clamp_hi) noexcept nogil
 cdef void transpose_images(const float* src, float* dst, Py_ssize_t N, Py_ssize_t rows,
                            Py_ssize_t cols, float* scratch, int threads) noexcept nogil

@@ -19,6 +19,7 @@ The entry points check that the arrays agree (dtype and layout through the memor
 shapes here), so no input makes them read or write out of bounds.
 """
 from cython cimport floating
+from libc.math cimport INFINITY
 from cython.parallel cimport prange, threadid
 
 from ._omp cimport team
@@ -67,7 +68,8 @@ cdef extern from "_dwplanes.h" nogil:
     int fc_isa_level()
     int fc_isa_cap
     int fc_dwp_plane(const float* x, const float* w, float bias, float* y, ptrdiff_t H, ptrdiff_t W,
-                     ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw)
+                     ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
+                     float lo, float hi)
 
 
 def plane_variants():
@@ -89,14 +91,17 @@ def set_variant_cap(int level):
 cdef void plane_forward(const floating* xp, const floating* wp, floating* yp, floating b,
                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                        float clamp_lo, float clamp_hi) noexcept nogil:
+    """One output plane; each output clamped to [clamp_lo, clamp_hi] (±inf: none; the compiled
+    predictor's fused ReLU/ReLU6)."""
     cdef Py_ssize_t oy, ox, ky, kx, iy, off, lo, hi
-    cdef floating wv
+    cdef floating wv, v
     cdef floating* yrow
     cdef const floating* xrow
     if floating is float:  # MobileNet's 3×3 layers: the vector loops of _dwplanes.h
         if KH == 3 and KW == 3 and dh == 1 and dw == 1 and sh <= 2 and sw <= 2:
-            if fc_dwp_plane(xp, wp, b, yp, H, W, OH, OW, sh, sw, ph, pw) == 0:
+            if fc_dwp_plane(xp, wp, b, yp, H, W, OH, OW, sh, sw, ph, pw, clamp_lo, clamp_hi) == 0:
                 return
     for oy in range(OH):
         yrow = yp + oy * OW
@@ -117,6 +122,11 @@ cdef void plane_forward(const floating* xp, const floating* wp, floating* yp, fl
                 else:
                     for ox in range(lo, hi):
                         yrow[ox] += wv * xrow[ox * sw + off]
+    if clamp_lo > -INFINITY or clamp_hi < INFINITY:
+        for ox in range(OH * OW):
+            v = yp[ox]
+            v = clamp_lo if v < clamp_lo else v
+            yp[ox] = clamp_hi if v > clamp_hi else v
 
 
 def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
@@ -140,7 +150,7 @@ def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
         k = p % K
         b = bias[k] if has_bias else 0
         plane_forward(xb + (n * C + k // mult) * H * W, wb + k * kh * kw, yb + p * OH * OW, b,
-                      H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw)
+                      H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, -INFINITY, INFINITY)
 
 
 cdef void plane_grad_input(const floating* dyp, const floating* wp, floating* dxp,
@@ -669,9 +679,11 @@ cdef void channel_rows_f32(const float* xt, const float* wt, const float* bias, 
 cdef void depthwise_forward_f32(const float* x, const float* w, const float* bias, float* y,
                                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                 Py_ssize_t K, Py_ssize_t Ho, Py_ssize_t Wo, int kh, int kw, int sh,
-                                int sw, int ph, int pw, int dh, int dw, int threads) noexcept nogil:
+                                int sw, int ph, int pw, int dh, int dw, int threads, float clamp_lo,
+                                float clamp_hi) noexcept nogil:
     """``depthwise_forward`` (the per-plane loops, channel multiplier K/C) on raw contiguous
-    float32 arrays; w is (K, kh·kw), bias (K) or NULL. One thread: no parallel region."""
+    float32 arrays; w is (K, kh·kw), bias (K) or NULL, outputs clamped to [clamp_lo, clamp_hi]
+    (±inf: none). One thread: no parallel region."""
     cdef Py_ssize_t mult = K // C, p, n, k
     cdef float b
     if N == 0 or K == 0 or Ho == 0 or Wo == 0:
@@ -681,11 +693,12 @@ cdef void depthwise_forward_f32(const float* x, const float* w, const float* bia
             n = p // K
             k = p % K
             plane_forward(x + (n * C + k // mult) * H * W, w + k * kh * kw, y + p * Ho * Wo,
-                          bias[k] if bias != NULL else 0, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw)
+                          bias[k] if bias != NULL else 0, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw,
+                          clamp_lo, clamp_hi)
         return
     for p in prange(N * K, schedule="static", num_threads=team(threads)):
         n = p // K
         k = p % K
         b = bias[k] if bias != NULL else 0
         plane_forward(x + (n * C + k // mult) * H * W, w + k * kh * kw, y + p * Ho * Wo, b,
-                      H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw)
+                      H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, clamp_lo, clamp_hi)

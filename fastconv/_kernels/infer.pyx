@@ -19,6 +19,7 @@ Python threads may run one program at once on different arenas.
 from ._omp cimport team
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc, realloc
+from libc.math cimport INFINITY
 from libc.string cimport memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -106,6 +107,10 @@ cdef enum:
     OP_LINEAR2D = 25
     OP_BAND_CHAIN = 26
 
+# activation codes (_infer.h's FC_ACT_*) the executor itself tests
+cdef enum:
+    ACT_CLAMP = 1
+
 OPCODES = {
     "conv_gemm": OP_CONV_GEMM, "conv_winograd": OP_CONV_WINOGRAD, "conv_implicit": OP_CONV_IMPLICIT,
     "conv_ocvec": OP_CONV_OCVEC, "conv_channel": OP_CONV_CHANNEL, "conv_planes": OP_CONV_PLANES,
@@ -159,10 +164,17 @@ cdef inline Py_ssize_t part(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t t) no
     return (total * t) // parts
 
 
+cdef inline bint clamp_in_kernel(const Step* s, const float* r) noexcept nogil:
+    """Whether the step's kernel applies its activation: a clamp (ReLU, ReLU6) with no residual
+    on the paths whose kernels take clamp bounds (the im2col/shallow forward, the depthwise
+    planes), so the output is written once instead of clamped in a second pass."""
+    return s.act == ACT_CLAMP and r == NULL and (s.op == OP_CONV_GEMM or s.op == OP_CONV_PLANES)
+
+
 cdef void epilogue(const Step* s, float* y, float* r, Py_ssize_t n) noexcept nogil:
     """y = act(y [+ r]) over n elements, in blocks across the step's threads."""
     cdef Py_ssize_t blocks, b, lo
-    if s.act == 0 and r == NULL:
+    if (s.act == 0 and r == NULL) or clamp_in_kernel(s, r):
         return
     if s.threads <= 1 or n < 2 * BLOCK:
         fc_inf_act(y, r, y, n, s.act, s.a0, s.a1)
@@ -183,10 +195,13 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
     cdef int t = s.threads
     cdef Py_ssize_t n, k, q, N, C, K, P
     cdef float* xs
+    cdef bint clamp = clamp_in_kernel(s, at(bases, s.res))
+    cdef float lo = <float>s.a0 if clamp else -INFINITY, hi = <float>s.a1 if clamp else INFINITY
     if s.op == OP_CONV_GEMM:
         conv_forward_f32(x, w, bias, y, work, i[19], i[0], i[1], i[2], i[3], i[4], i[5], i[6],
                          <int>i[7], <int>i[8], <int>i[9], <int>i[10], <int>i[11], <int>i[12],
-                         <int>i[13], <int>i[14], <int>i[15], <int>i[16], <bint>i[17], t, <bint>i[18])
+                         <int>i[13], <int>i[14], <int>i[15], <int>i[16], <bint>i[17], t, <bint>i[18],
+                         lo, hi)
     elif s.op == OP_CONV_WINOGRAD:
         # the filter transformed into the workspace first (u, i[15] elements), then V and M buffers;
         # a layer that keeps its transformed filter (i[18]) has it as its weight constant
@@ -212,7 +227,7 @@ cdef int run_conv(const Step* s, float** bases, bint first) noexcept nogil:
     elif s.op == OP_CONV_PLANES:
         depthwise_forward_f32(x, w, bias, y, i[0], i[1], i[2], i[3], i[4], i[5], i[6], <int>i[7],
                               <int>i[8], <int>i[9], <int>i[10], <int>i[11], <int>i[12], <int>i[13],
-                              <int>i[14], t)
+                              <int>i[14], t, lo, hi)
     elif s.op == OP_CONV_POINTWISE or s.op == OP_CONV_PW_BATCHED:
         N = i[0]; C = i[1]; K = i[4]; P = i[5] * i[6]
         if i[7] != 1 or i[8] != 1:  # strided: the pixels a 1×1 filter reads, subsampled first
