@@ -1,4 +1,4 @@
-"""ReLU6, GELU, SiLU, Hardswish, Hardsigmoid, Mish, Softplus, PReLU: numpy references, gradchecks,
+"""ReLU6, Hardtanh, GELU, SiLU, Hardswish, Hardsigmoid, Mish, Softplus, PReLU: numpy references, gradchecks,
 PyTorch cross-checks (float32 and float64, boundaries included), kernels' thread independence."""
 import numpy as np
 import pytest
@@ -14,7 +14,8 @@ from fastconv.nn.functional import activation as A
 F = fc.nn.functional
 nn = fc.nn
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5)
-KINKS = {"relu6": (0.0, 6.0), "hardswish": (-3.0, 3.0), "hardsigmoid": (-3.0, 3.0), "softplus": (2.5,)}
+KINKS = {"relu6": (0.0, 6.0), "hardtanh": (-2.5, 1.5), "hardswish": (-3.0, 3.0), "hardsigmoid": (-3.0, 3.0),
+         "softplus": (2.5,)}
 
 
 def _sigmoid(x):
@@ -28,6 +29,8 @@ def _softplus(x):
 # name: (ours, numpy reference, torch reference)
 CASES = {
     "relu6": (F.relu6, lambda x: np.clip(x, 0, 6), lambda t, x: t.nn.functional.relu6(x)),
+    "hardtanh": (lambda x: F.hardtanh(x, -2.5, 1.5), lambda x: np.clip(x, -2.5, 1.5),
+                 lambda t, x: t.nn.functional.hardtanh(x, -2.5, 1.5)),
     "silu": (F.silu, lambda x: x * _sigmoid(x), lambda t, x: t.nn.functional.silu(x)),
     "gelu": (F.gelu, lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))), lambda t, x: t.nn.functional.gelu(x)),
     "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"),
@@ -61,7 +64,7 @@ def test_matches_numpy_reference_and_gradchecks(name, shape, seed):
 
 def _edge_values(dtype):
     """Random values plus the boundaries where the formulas switch branches and extreme inputs."""
-    special = [0.0, -0.0, 6.0, -3.0, 3.0, 2.5, 1e-30, -1e-30, 40.0, -40.0, 90.0, -90.0, 1e4, -1e4]
+    special = [0.0, -0.0, 6.0, -3.0, 3.0, 2.5, -2.5, 1.5, 1e-30, -1e-30, 40.0, -40.0, 90.0, -90.0, 1e4, -1e4]
     x = np.concatenate([np.random.default_rng(3).standard_normal(300) * 4, special])
     return x.astype(dtype)
 
@@ -96,7 +99,7 @@ def test_float32_kernels_are_accurate(name):
 
 
 # float32 GELU: PyTorch's vectorized erf gives NaN at +inf; its float64 path (std::erf) gives inf, as ours
-@pytest.mark.parametrize("name,dtype", [("relu6", np.float32), ("hardswish", np.float32),
+@pytest.mark.parametrize("name,dtype", [("relu6", np.float32), ("hardtanh", np.float32), ("hardswish", np.float32),
                                         ("hardsigmoid", np.float32), ("silu", np.float32), ("gelu", np.float64),
                                         ("gelu_tanh", np.float32), ("gelu_tanh", np.float64)])
 def test_nan_and_infinity_like_torch(torch, name, dtype):
@@ -109,7 +112,7 @@ def test_nan_and_infinity_like_torch(torch, name, dtype):
     tout = tfn(torch, tx)
     tout.sum().backward()
     np.testing.assert_array_equal(out.numpy(), tout.detach().numpy())
-    if name in ("relu6", "hardswish", "hardsigmoid"):  # the gradient's branch at NaN and ±inf
+    if name in ("relu6", "hardtanh", "hardswish", "hardsigmoid"):  # the gradient's branch at NaN and ±inf
         np.testing.assert_array_equal(ours.grad.numpy(), tx.grad.numpy())
 
 
@@ -263,3 +266,15 @@ def test_softplus_never_overflows_where_the_linear_branch_is_off():
         out.sum().backward()
     np.testing.assert_allclose(out.numpy(), [1e4, 0.0, np.log(2)])
     np.testing.assert_allclose(x.grad.numpy(), [1.0, 0.0, 0.5])
+
+
+def test_hardtanh_module_and_bad_bounds():
+    layer = nn.Hardtanh(-0.5, 2.0)
+    assert repr(layer) == "Hardtanh(min_val=-0.5, max_val=2.0)"
+    np.testing.assert_array_equal(layer(fc.tensor(np.array([-1.0, 0.3, 3.0]))).numpy(), [-0.5, 0.3, 2.0])
+    with pytest.raises(ValueError, match="Hardtanh: expected min_val <= max_val, got min_val 1 and max_val 0"):
+        nn.Hardtanh(1, 0)
+    with pytest.raises(ValueError, match="hardtanh: expected min_val <= max_val"):
+        F.hardtanh(fc.tensor(np.ones(2)), 2.0, 1.0)
+    with pytest.raises(TypeError, match="hardtanh: expected min_val as a number, got str"):
+        F.hardtanh(fc.tensor(np.ones(2)), "a", 1.0)

@@ -162,7 +162,7 @@ def test_activations_and_broadcasting(threads):
         def forward(self, x):
             outs = [F.relu6(x), F.silu(x), F.gelu(x),
                     F.gelu(x, approximate="tanh"), F.hardswish(x), F.hardsigmoid(x), F.softplus(x, 2.0, 5.0),
-                    F.mish(x), F.leaky_relu(x, 0.2), F.elu(x, 0.5), x.clip(-0.5, 0.25), x.abs().sqrt(),
+                    F.mish(x), F.leaky_relu(x, 0.2), F.elu(x, 0.5), x.clip(-0.5, 0.25), F.hardtanh(x, -0.3, 0.7), x.abs().sqrt(),
                     (x * x + 1).log(), (-x).exp(), x ** 2, 2.0 / (x.abs() + 1), x / 3 - 1, 1 - x, x * self.bias,
                     x - x.mean(1, keepdim=True), x.max(3, keepdim=True).values + x, x.amax(2, keepdim=True) * x,
                     fc.maximum(x, self.bias), x * self.bias.expand(1, 4, 6, 5), x[:, :1].expand(-1, 3, 6, 5) + 1,

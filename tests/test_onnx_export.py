@@ -362,7 +362,7 @@ def test_opsets(tmp_path, opset):
     (nn.ReLU6(), 17), (nn.SiLU(), 17), (nn.GELU(), 17), (nn.GELU(approximate="tanh"), 17), (nn.GELU(), 20),
     (nn.GELU(approximate="tanh"), 20), (nn.Hardswish(), 17), (nn.Hardsigmoid(), 17), (nn.Mish(), 17),
     (nn.Mish(), 18), (nn.Softplus(), 17), (nn.Softplus(beta=2.0, threshold=3.0), 17), (nn.PReLU(), 17),
-    (nn.PReLU(3, init=0.1), 17),
+    (nn.PReLU(3, init=0.1), 17), (nn.Hardtanh(), 17), (nn.Hardtanh(-2.5, 1.5), 17),
 ], ids=lambda v: repr(v))
 def test_dropin_activations(tmp_path, layer, opset):
     check(layer, randn(2, 3, 4, 5) * 4, tmp_path, opset=opset)

@@ -250,6 +250,11 @@ def _relu6_like(call: Call, b: _Builder) -> None:
     b.node("act", [b.value(call.args[0])], _out(call), act=("clamp", 0.0, 6.0))
 
 
+def _hardtanh(call: Call, b: _Builder) -> None:
+    a = _bound(call)
+    b.node("act", [b.value(a["x"])], _out(call), act=("clamp", float(a["min_val"]), float(a["max_val"])))
+
+
 def _leaky_relu(call: Call, b: _Builder) -> None:
     a = _bound(call)
     b.node("act", [b.value(a["x"])], _out(call), act=("leaky", float(a["slope"]), 0.0))
@@ -570,6 +575,7 @@ _OPTIONAL = {
     "fastconv.nn.functional.activation:GELU": _gelu,
     "fastconv.nn.functional.activation:Hardswish": _act("hardswish"),
     "fastconv.nn.functional.activation:Hardsigmoid": _act("hardsigmoid"),
+    "fastconv.nn.functional.activation:Hardtanh": _hardtanh,
     "fastconv.nn.functional.activation:Softplus": _softplus,
     "fastconv.nn.functional.activation:Mish": _act("mish"),
     "fastconv.nn.functional.activation:PReLU": _prelu,

@@ -515,6 +515,12 @@ def _relu6(e: Emit) -> None:
     e.bind(e.one("Clip", [e.value(0), e.scalar(0.0), e.scalar(6.0)]))
 
 
+@emits(act.Hardtanh)
+def _hardtanh(e: Emit) -> None:
+    e.bind(e.one("Clip", [e.value(0), e.scalar(float(e.kw.get("min_val", -1.0))),
+                          e.scalar(float(e.kw.get("max_val", 1.0)))]))
+
+
 @emits(act.SiLU)
 def _silu(e: Emit) -> None:
     x = e.value(0)

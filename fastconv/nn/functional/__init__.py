@@ -1,6 +1,6 @@
 """Functional ops (PyTorch names and arguments): each validates in Python, then runs a Function."""
 from .activation import (
-    elu, gelu, hardsigmoid, hardswish, leaky_relu, leaky_relu_, log_softmax, mish, prelu, relu, relu_, relu6,
+    elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, leaky_relu_, log_softmax, mish, prelu, relu, relu_, relu6,
     sigmoid, silu, softmax, softplus, tanh,
 )
 from .loss import (

@@ -443,6 +443,38 @@ class Hardsigmoid(Function):
         return g * g.dtype.type(1 / 6) * mask
 
 
+class Hardtanh(Function):
+    """min(max(x, min_val), max_val) with PyTorch's gradient: 0 at and beyond the bounds, 1 elsewhere
+    (NaN included; ReLU6 is the kernel-backed case 0, 6); saves that mask, one byte per element."""
+
+    @staticmethod
+    def forward(ctx, x, min_val=-1.0, max_val=1.0):
+        lo, hi = x.dtype.type(min_val), x.dtype.type(max_val)
+        ctx.save_for_backward(~((x <= lo) | (x >= hi)))  # NaN passes its gradient, as PyTorch's
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The boolean mask min_val < x < max_val: one byte per element."""
+        return _elements(shapes) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: none (g·mask)."""
+        return 0
+
+    @staticmethod
+    def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """Transient bytes of forward beyond output and saved arrays: the two compares and their or."""
+        n = _elements(shapes)
+        return 3 * n + (0 if needs_input_grad[0] else n)
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return g * mask
+
+
 def _softplus_of(z: np.ndarray) -> np.ndarray:
     """log(1 + exp(z)) without overflow."""
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
@@ -568,6 +600,18 @@ def _sigmoid_of(z: np.ndarray) -> np.ndarray:
 def relu6(x, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6). ``inplace`` is accepted for PyTorch compatibility (the result is a new tensor)."""
     return ReLU6.apply(as_float_tensor(x, "relu6"))
+
+
+def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """min(max(x, min_val), max_val), gradient 0 at the bounds as PyTorch's. ``inplace`` is accepted
+    for PyTorch compatibility (the result is a new tensor)."""
+    x = as_float_tensor(x, "hardtanh")
+    for name, v in (("min_val", min_val), ("max_val", max_val)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"hardtanh: expected {name} as a number, got {type(v).__name__}")
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: expected min_val <= max_val, got min_val {min_val} and max_val {max_val}")
+    return Hardtanh.apply(x, min_val=float(min_val), max_val=float(max_val))
 
 
 def silu(x, inplace: bool = False) -> Tensor:

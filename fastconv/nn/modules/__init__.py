@@ -1,6 +1,6 @@
 """Layer modules, one file per family (mirroring ``fastconv.nn.functional``)."""
 from .activation import (
-    ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, LogSoftmax, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
+    ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSoftmax, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
     Softplus, Tanh,
 )
 from .loss import (
@@ -25,7 +25,7 @@ __all__ = [
     "Identity", "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
     "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "InstanceNorm2d", "GroupNorm", "Dropout", "Dropout2d",
-    "ReLU6", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "Mish", "PReLU", "Softplus",
+    "ReLU6", "Hardtanh", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "Mish", "PReLU", "Softplus",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
     "ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "ConstantPad1d", "ConstantPad2d", "ZeroPad1d", "ZeroPad2d", "Upsample", "UpsamplingNearest2d",

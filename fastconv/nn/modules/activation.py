@@ -135,6 +135,22 @@ class ReLU6(_InplaceFlag):
     _fused_max_value = 6.0
 
 
+class Hardtanh(Module):
+    """min(max(x, min_val), max_val) (``inplace`` accepted; the result is always a new tensor)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: expected min_val <= max_val, got min_val {min_val} and max_val {max_val}")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
 class SiLU(_InplaceFlag):
     """x·sigmoid(x) (swish)."""
 
