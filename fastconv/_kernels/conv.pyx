@@ -81,14 +81,15 @@ cdef inline void small_nt(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floati
         fc_small_nt_d(M, T, L, A, lda, B, ldb, D, ldd, rowsum)
 
 
-# dst[i] += src[i]: the rows of col2im. In C with restrict-qualified pointers so gcc vectorizes
-# the loop (Cython's two floating* could alias, which kept it scalar: ~4 instructions per element).
+# the few-channel 3×3 forward on plane loops (the shallow path's, float32)
 cdef extern from "_dwplanes.h" nogil:
     int fc_scv_rows(const float* xs, const float* w, const float* bias, float* y, ptrdiff_t C, ptrdiff_t H,
                     ptrdiff_t W, ptrdiff_t K, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,
                     ptrdiff_t pw, ptrdiff_t oy0, ptrdiff_t oy1, float lo, float hi)
 
 
+# dst[i] += src[i]: the rows of col2im. In C with restrict-qualified pointers so gcc vectorizes
+# the loop (Cython's two floating* could alias, which kept it scalar: ~4 instructions per element).
 cdef extern from *:
     """
     static inline void fc_add_row_f(float* __restrict__ dst, const float* __restrict__ src, Py_ssize_t n)
