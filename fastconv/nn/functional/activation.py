@@ -306,7 +306,26 @@ def _elements(shapes) -> int:
     return int(np.prod(shapes[0], dtype=np.int64))
 
 
-class ReLU6(Function):
+class _SavesMask(Function):
+    """An activation whose gradient is g where a saved boolean mask is set, 0 elsewhere."""
+
+    @staticmethod
+    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
+        """The boolean mask: one byte per element."""
+        return _elements(shapes) if needs_input_grad[0] else 0
+
+    @staticmethod
+    def workspace_bytes(shapes, dtype, **options) -> int:
+        """Transient bytes of backward beyond its result: none (g·mask)."""
+        return 0
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return g * mask
+
+
+class ReLU6(_SavesMask):
     """min(max(x, 0), 6); saves the mask 0 < x < 6 (one byte per element), as ReLU does."""
 
     @staticmethod
@@ -320,24 +339,9 @@ class ReLU6(Function):
         return out
 
     @staticmethod
-    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
-        """The boolean mask 0 < x < 6: one byte per element."""
-        return _elements(shapes) if needs_input_grad[0] else 0
-
-    @staticmethod
-    def workspace_bytes(shapes, dtype, **options) -> int:
-        """Transient bytes of backward beyond its result: none (g·mask)."""
-        return 0
-
-    @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """Transient bytes of forward beyond output and saved arrays: none."""
         return 0
-
-    @staticmethod
-    def backward(ctx, g):
-        (mask,) = ctx.saved_tensors
-        return g * mask
 
 
 class _SavesInput(Function):
@@ -443,7 +447,7 @@ class Hardsigmoid(Function):
         return g * g.dtype.type(1 / 6) * mask
 
 
-class Hardtanh(Function):
+class Hardtanh(_SavesMask):
     """min(max(x, min_val), max_val) with PyTorch's gradient: 0 at and beyond the bounds, 1 elsewhere
     (NaN included; ReLU6 is the kernel-backed case 0, 6); saves that mask, one byte per element."""
 
@@ -454,25 +458,10 @@ class Hardtanh(Function):
         return np.clip(x, lo, hi)
 
     @staticmethod
-    def saved_bytes(shapes, dtype, needs_input_grad, **options) -> int:
-        """The boolean mask min_val < x < max_val: one byte per element."""
-        return _elements(shapes) if needs_input_grad[0] else 0
-
-    @staticmethod
-    def workspace_bytes(shapes, dtype, **options) -> int:
-        """Transient bytes of backward beyond its result: none (g·mask)."""
-        return 0
-
-    @staticmethod
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, **options) -> int:
         """Transient bytes of forward beyond output and saved arrays: the two compares and their or."""
         n = _elements(shapes)
         return 3 * n + (0 if needs_input_grad[0] else n)
-
-    @staticmethod
-    def backward(ctx, g):
-        (mask,) = ctx.saved_tensors
-        return g * mask
 
 
 def _softplus_of(z: np.ndarray) -> np.ndarray:
