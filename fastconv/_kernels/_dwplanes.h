@@ -14,9 +14,9 @@
 #define FC_DWPLANES_H
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #include "_shallow.h"
+#include "_sgemm.h"   /* fc_sgemm_grow: the per-thread buffers' grow-on-demand */
 
 static __thread float *fc_dwp_buffer = NULL;
 static __thread size_t fc_dwp_floats = 0;
@@ -24,14 +24,7 @@ static __thread size_t fc_dwp_floats = 0;
 /* The calling thread's scratch of at least n floats, kept for its next calls (NULL: no memory). */
 static float *fc_dwp_scratch(size_t n)
 {
-    if (n > fc_dwp_floats) {
-        float *grown = (float *)malloc(n * sizeof(float));
-        if (grown == NULL) return NULL;
-        free(fc_dwp_buffer);
-        fc_dwp_buffer = grown;
-        fc_dwp_floats = n;
-    }
-    return fc_dwp_buffer;
+    return fc_sgemm_grow(&fc_dwp_buffer, &fc_dwp_floats, n);
 }
 
 /* Padded input row r (input row r − ph, columns shifted right by pw), zeros where it lies outside

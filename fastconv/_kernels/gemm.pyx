@@ -39,6 +39,13 @@ def b_panels_size(int k, int n):
     return -(-n // PANEL_COLUMNS) * PANEL_COLUMNS * k
 
 
+def aligned_floats(Py_ssize_t n):
+    """A float32 array of n elements starting on a 64-byte boundary (the packed sgemm's panels)."""
+    buf = np.empty(n + 16, dtype=np.float32)
+    start = (-buf.ctypes.data % 64) // 4
+    return buf[start:start + n]
+
+
 def pack_b_panels(bint trans_b, const float[:, ::1] b):
     """op(B) (k×n; B stored n×k with ``trans_b``) packed once in the packed sgemm's panel layout
     (a 64-byte aligned float32 array of ``b_panels_size`` floats), for ``matmul_b_prepacked``; None
@@ -47,10 +54,7 @@ def pack_b_panels(bint trans_b, const float[:, ::1] b):
     cdef int n = b.shape[0] if trans_b else b.shape[1]
     if k == 0 or n == 0:
         return None
-    size = b_panels_size(k, n)
-    buf = np.empty(size + 16, dtype=np.float32)
-    start = (-buf.ctypes.data % 64) // 4
-    panels = buf[start:start + size]
+    panels = aligned_floats(b_panels_size(k, n))
     cdef float[::1] dst = panels
     if not fc_sgemm_pack_b_panels(trans_b, k, n, &b[0, 0], <int>b.shape[1], &dst[0]):
         return None

@@ -105,13 +105,6 @@ def keeps_winograd_filter(problem: ConvProblem) -> bool:
             and _winograd.filter_elements(problem.in_channels, problem.out_channels, True) <= WINOGRAD_KEEP_FLOATS)
 
 
-def _aligned_floats(n: int) -> np.ndarray:
-    """A float32 array of n elements starting on a 64-byte boundary (the sgemm's panel loads)."""
-    raw = np.empty(n + 16, np.float32)
-    start = (-raw.ctypes.data // 4) % 16
-    return raw[start:start + n]
-
-
 class PackedWeight:
     """A convolution weight held only in the layout its layer's frozen path reads (``PACKED_PATHS``):
     the output-channel-vectorized blocks ([block][tap][channel], bias padded to the block) or the
@@ -129,7 +122,7 @@ class PackedWeight:
         k = weight.shape[0]
         if path == "winograd":  # the transformed filter in the sgemm's A panels, and the original
             c = weight.shape[1]
-            u = _aligned_floats(_winograd.filter_elements(c, k, True))
+            u = _gemm.aligned_floats(_winograd.filter_elements(c, k, True))
             _winograd.winograd_filter(np.ascontiguousarray(weight, np.float32), u, False, _winograd.PANEL_ROWS, 1)
             self.arrays = (u, np.ascontiguousarray(weight, np.float32).copy())
         elif path == "panels":  # a 1×1 or linear weight (K, C) as op(B) = wᵀ, C × K in 32-column panels
