@@ -82,6 +82,25 @@ def test_ocvec_one_vector_blocks_on_every_tile(k, wo):
         np.testing.assert_allclose(dwt.reshape(k, -1), ref_dw, rtol=0, atol=1e-4, err_msg=f"variant {level}")
 
 
+@pytest.mark.parametrize("k", [16, 32, 64, 70])
+@pytest.mark.parametrize("wo", [1, 2, 3, 7, 9, 13])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("n, threads", [(2, 1), (1, 2), (3, 2)])
+def test_ocvec_tiles_across_rows(k, wo, stride, n, threads):
+    """Narrow outputs (7 x 7: rows of 4 + 3 pixels) run tiles of consecutive pixels across rows,
+    each pixel at its own input offset, the last tile's spare lanes repeating its last pixel:
+    every block width, column stride 1 and 2, one image split over threads by rows."""
+    rng = np.random.default_rng(k * 1000 + wo * 10 + stride)
+    h = w = (wo - 1) * stride + 1
+    x = rng.standard_normal((n, 5, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    ref, _ = reference(x, wt, b, (stride, stride), (1, 1), (1, 1))
+    for level, y in on_each_variant(lambda: direct_kernels.ocvec_forward(
+            x, wt.reshape(k, -1), b, 3, 3, stride, stride, 1, 1, 1, 1, wo, wo, threads)):
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-4, err_msg=f"variant {level}")
+
+
 def test_ocvec_forward_refuses_bad_arrays():
     x = np.zeros((1, 2, 8, 8), np.float32)
     w = np.zeros((64, 2 * 9), np.float32)

@@ -423,6 +423,8 @@ def test_deterministic_mode_same_bits_across_thread_counts(rng, monkeypatch, thr
     ("pointwise_batched", (4, 32, 6, 6), (64, 32, 1, 1), dict(stride=1)),
     ("pointwise_batched", (4, 32, 12, 12), (64, 32, 1, 1), dict(stride=2)),
     ("gemm", (2, 8, 12, 12), (16, 8, 3, 3), dict(stride=2, padding=1)),
+    ("gemm", (6, 16, 7, 7), (24, 16, 3, 3), dict(stride=1, padding=1)),  # dX side by side
+    ("gemm", (5, 16, 2, 2), (24, 16, 3, 3), dict(stride=1, padding=1)),  # dX and dW side by side
     ("grouped", (2, 64, 12, 12), (64, 4, 3, 3), dict(padding=1, groups=16)),
     ("gemm", (2, 8, 12, 12), (16, 4, 3, 3), dict(padding=1, groups=2)),
     ("shallow", (2, 1, 12, 12), (16, 1, 3, 3), dict(padding=1)),

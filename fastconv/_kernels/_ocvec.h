@@ -202,9 +202,81 @@ static FC_AVX2 void fc_ocvec_image_avx2_5_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1
 static FC_AVX2 void fc_ocvec_image_avx2_6 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32, 2, 6)
 static FC_AVX2 void fc_ocvec_image_avx2_6_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf32, 2, 6)
 
+/* The same sum over output pixels taken in row-major order across rows: a tile holds R
+   consecutive pixels of the flattened Ho x Wo range [oy0 * Wo, oy1 * Wo), each at its own input
+   offset, so rows narrower than a few tiles (a 7 x 7 output: rows of 4 + 3 pixels) waste no
+   accumulators. A last tile's lanes past the range repeat its last pixel (never read outside xp). */
+#define FC_OCVEC_FLAT_BODY(VT, KV, RT)                                                             \
+{                                                                                                  \
+    enum { VL = sizeof(VT) / sizeof(float), KB = KV * VL, R = RT };                                \
+    const ptrdiff_t T = C * kh * kw, blocks = (K + KB - 1) / KB, plane = Ho * Wo, p1 = oy1 * Wo;  \
+    ptrdiff_t kb, p0, c, i, j, r, q, l;                                                            \
+    for (kb = 0; kb < blocks; kb++) {                                                              \
+        const float *wb = wt + kb * T * KB;                                                        \
+        for (p0 = oy0 * Wo; p0 < p1; p0 += R) {                                                    \
+            const ptrdiff_t nr = p1 - p0 < R ? p1 - p0 : R;                                        \
+            const float *w = wb;                                                                   \
+            ptrdiff_t off[R];                                                                      \
+            VT acc[R][KV];                                                                         \
+            for (r = 0; r < R; r++) {                                                              \
+                const ptrdiff_t p = p0 + (r < nr ? r : nr - 1);                                    \
+                off[r] = p / Wo * sh * Wp + p % Wo * sw;                                           \
+                for (q = 0; q < KV; q++) acc[r][q] = FC_LD(VT, bias + kb * KB + q * VL);           \
+            }                                                                                      \
+            for (c = 0; c < C; c++)                                                                \
+                for (i = 0; i < kh; i++) {                                                         \
+                    const float *row = xp + (c * Hp + i * dh) * Wp;                                \
+                    for (j = 0; j < kw; j++, w += KB) {                                            \
+                        VT wv[KV];                                                                 \
+                        const float *px = row + j * dw;                                            \
+                        for (q = 0; q < KV; q++) { wv[q] = FC_LD(VT, w + q * VL); FC_KEEP(wv[q]); } \
+                        for (r = 0; r < R; r++) {                                                  \
+                            const float a = px[off[r]];                                            \
+                            for (q = 0; q < KV; q++) acc[r][q] += a * wv[q];                       \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+            for (q = 0; q < KV; q++)                                                               \
+                for (l = 0; l < VL; l++) {                                                         \
+                    const ptrdiff_t k = kb * KB + q * VL + l;                                      \
+                    float *out = y + k * plane + p0;                                               \
+                    if (k >= K) break;                                                             \
+                    for (r = 0; r < nr; r++) out[r] = acc[r][q][l];                                \
+                }                                                                                  \
+        }                                                                                          \
+    }                                                                                              \
+}
+
+static FC_AVX512 void fc_ocvec_flat_avx512_4 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 4, 4)
+static FC_AVX512 void fc_ocvec_flat_avx512_5 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 4, 5)
+static FC_AVX512 void fc_ocvec_flat_avx512_6 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 4, 6)
+static FC_AVX512 void fc_ocvec_flat_avx512_1x8 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 1, 8)
+static FC_AVX512 void fc_ocvec_flat_avx512_1x10 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 1, 10)
+static FC_AVX512 void fc_ocvec_flat_avx512_1x12 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 1, 12)
+static FC_AVX512 void fc_ocvec_flat_avx512_1x14 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 1, 14)
+static FC_AVX512 void fc_ocvec_flat_avx512_1x16 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 1, 16)
+static FC_AVX512 void fc_ocvec_flat_avx512_2x8 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 2, 8)
+static FC_AVX512 void fc_ocvec_flat_avx512_2x10 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 2, 10)
+static FC_AVX512 void fc_ocvec_flat_avx512_2x12 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf64, 2, 12)
+static FC_AVX2 void fc_ocvec_flat_avx2_4 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf32, 2, 4)
+static FC_AVX2 void fc_ocvec_flat_avx2_5 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf32, 2, 5)
+static FC_AVX2 void fc_ocvec_flat_avx2_6 FC_OCVEC_PARAMS FC_OCVEC_FLAT_BODY(fc_vf32, 2, 6)
+
+/* Whether rows [oy0, oy1) of Wo pixels run as flattened tiles: when those need fewer tile
+   slots than whole-row tiles (7 x 7: 50 slots against 56). At column stride 1 the row tiles
+   keep their constant-offset twins unless the flattened ones save at least 1/16 of the slots. */
+static int fc_ocvec_flat(int level, ptrdiff_t K, ptrdiff_t sw, ptrdiff_t Wo, ptrdiff_t oy0,
+                         ptrdiff_t oy1)
+{
+    const ptrdiff_t rows = oy1 - oy0, pixels = rows * Wo;
+    const ptrdiff_t rt = fc_ocvec_tile(level, K, Wo), ft = fc_ocvec_tile(level, K, pixels);
+    const ptrdiff_t row_slots = rows * ((Wo + rt - 1) / rt * rt), flat_slots = (pixels + ft - 1) / ft * ft;
+    return sw == 1 ? flat_slots * 16 <= row_slots * 15 : flat_slots < row_slots;
+}
+
 /* One image on the variant `level` from fc_ocvec_level, with the block of
-   fc_ocvec_block(level, K) channels the weights were packed for and fc_ocvec_tile(level, K, Wo)
-   pixels per tile. */
+   fc_ocvec_block(level, K) channels the weights were packed for: row tiles of
+   fc_ocvec_tile(level, K, Wo) pixels, or flattened tiles (fc_ocvec_flat). */
 static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
                            const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
                            ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
@@ -212,28 +284,30 @@ static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp
 {
 #define FC_OCVEC_CALL(NAME)                                                                        \
     do {                                                                                           \
-        if (sw == 1) NAME##_s1(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, 1, dh, dw, Ho, Wo, oy0, oy1, y); \
-        else NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y);        \
+        if (flat) fc_ocvec_flat_##NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y); \
+        else if (sw == 1) fc_ocvec_image_##NAME##_s1(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, 1, dh, dw, Ho, Wo, oy0, oy1, y); \
+        else fc_ocvec_image_##NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y); \
     } while (0)
-    const int r = fc_ocvec_tile(level, K, Wo);
+    const int flat = oy1 > oy0 && fc_ocvec_flat(level, K, sw, Wo, oy0, oy1);
+    const int r = fc_ocvec_tile(level, K, flat ? (oy1 - oy0) * Wo : Wo);
     if (level == 3 && fc_ocvec_block(level, K) == 16) {
-        if (r == 8) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x8);
-        else if (r == 10) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x10);
-        else if (r == 12) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x12);
-        else if (r == 14) FC_OCVEC_CALL(fc_ocvec_image_avx512_1x14);
-        else FC_OCVEC_CALL(fc_ocvec_image_avx512_1x16);
+        if (r == 8) FC_OCVEC_CALL(avx512_1x8);
+        else if (r == 10) FC_OCVEC_CALL(avx512_1x10);
+        else if (r == 12) FC_OCVEC_CALL(avx512_1x12);
+        else if (r == 14) FC_OCVEC_CALL(avx512_1x14);
+        else FC_OCVEC_CALL(avx512_1x16);
     } else if (level == 3 && fc_ocvec_block(level, K) == 32) {
-        if (r == 8) FC_OCVEC_CALL(fc_ocvec_image_avx512_2x8);
-        else if (r == 10) FC_OCVEC_CALL(fc_ocvec_image_avx512_2x10);
-        else FC_OCVEC_CALL(fc_ocvec_image_avx512_2x12);
+        if (r == 8) FC_OCVEC_CALL(avx512_2x8);
+        else if (r == 10) FC_OCVEC_CALL(avx512_2x10);
+        else FC_OCVEC_CALL(avx512_2x12);
     } else if (level == 3) {
-        if (r == 4) FC_OCVEC_CALL(fc_ocvec_image_avx512_4);
-        else if (r == 5) FC_OCVEC_CALL(fc_ocvec_image_avx512_5);
-        else FC_OCVEC_CALL(fc_ocvec_image_avx512_6);
+        if (r == 4) FC_OCVEC_CALL(avx512_4);
+        else if (r == 5) FC_OCVEC_CALL(avx512_5);
+        else FC_OCVEC_CALL(avx512_6);
     } else if (level == 2) {
-        if (r == 4) FC_OCVEC_CALL(fc_ocvec_image_avx2_4);
-        else if (r == 5) FC_OCVEC_CALL(fc_ocvec_image_avx2_5);
-        else FC_OCVEC_CALL(fc_ocvec_image_avx2_6);
+        if (r == 4) FC_OCVEC_CALL(avx2_4);
+        else if (r == 5) FC_OCVEC_CALL(avx2_5);
+        else FC_OCVEC_CALL(avx2_6);
     }
 #undef FC_OCVEC_CALL
 }

@@ -138,9 +138,9 @@ cdef inline void valid_outputs(Py_ssize_t off, Py_ssize_t stride, Py_ssize_t siz
 
 
 cdef void im2col_block(const floating* x, const Geometry* g, Py_ssize_t c0, Py_ssize_t c1,
-                       Py_ssize_t oy0, Py_ssize_t oy1, floating* cols) noexcept nogil:
-    """Columns of channels [c0, c1) for output rows [oy0, oy1); zero where padding is read."""
-    cdef Py_ssize_t L = (oy1 - oy0) * g.Wo
+                       Py_ssize_t oy0, Py_ssize_t oy1, floating* cols, Py_ssize_t L) noexcept nogil:
+    """Columns of channels [c0, c1) for output rows [oy0, oy1), rows of cols L apart (at least
+    the block's (oy1 - oy0)·Wo columns); zero where padding is read."""
     cdef Py_ssize_t c, i, j, oy, ox, iy, off, xlo, xhi, base
     cdef const floating* plane
     cdef floating* dst
@@ -170,9 +170,9 @@ cdef void im2col_block(const floating* x, const Geometry* g, Py_ssize_t c0, Py_s
 
 
 cdef void col2im_block(const floating* cols, const Geometry* g, Py_ssize_t c0, Py_ssize_t c1,
-                       Py_ssize_t oy0, Py_ssize_t oy1, floating* x) noexcept nogil:
-    """Scatter-add columns of channels [c0, c1), output rows [oy0, oy1), into image x."""
-    cdef Py_ssize_t L = (oy1 - oy0) * g.Wo
+                       Py_ssize_t oy0, Py_ssize_t oy1, floating* x, Py_ssize_t L) noexcept nogil:
+    """Scatter-add columns of channels [c0, c1), output rows [oy0, oy1), rows of cols L apart,
+    into image x."""
     cdef Py_ssize_t c, i, j, oy, ox, iy, off, xlo, xhi, base
     cdef floating* plane
     cdef const floating* src
@@ -238,9 +238,9 @@ cdef void forward_item(const floating* x, const floating* w, const floating* bia
                 return
     if channel_threads > 1:
         for c in prange(g.C, schedule='guided', num_threads=team(channel_threads)):
-            im2col_block(x, g, c, c + 1, oy0, oy1, cols)
+            im2col_block(x, g, c, c + 1, oy0, oy1, cols, L)
     else:
-        im2col_block(x, g, 0, g.C, oy0, oy1, cols)
+        im2col_block(x, g, 0, g.C, oy0, oy1, cols, L)
     if small:
         small_nn(K, R, L, w, R, 1, cols, L, bias, False, y + oy0 * g.Wo, plane)
     else:
@@ -378,12 +378,12 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
         if need_dw:
             if parallel_channels:
                 for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
-                    im2col_block(x, g, c, c + 1, oy0, oy1, cols)
+                    im2col_block(x, g, c, c + 1, oy0, oy1, cols, L)
                 for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
                     dw_panel(dy + oy0 * g.Wo, cols, dw_acc, db_acc, p * Kg // panels,
                              (p + 1) * Kg // panels, Kg, R, L, plane_out, groups, small)
             else:
-                im2col_block(x, g, 0, g.C, oy0, oy1, cols)
+                im2col_block(x, g, 0, g.C, oy0, oy1, cols, L)
                 dw_panel(dy + oy0 * g.Wo, cols, dw_acc, db_acc, 0, Kg, Kg, R, L, plane_out,
                          groups, small)
         if need_dx:
@@ -392,21 +392,106 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
                     dx_panel(w, dy + oy0 * g.Wo, dcols, p * L // panels, (p + 1) * L // panels,
                              Kg, R, L, plane_out, groups, small)
                 for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
-                    col2im_block(dcols, g, c, c + 1, oy0, oy1, dx)
+                    col2im_block(dcols, g, c, c + 1, oy0, oy1, dx, L)
             else:
                 dx_panel(w, dy + oy0 * g.Wo, dcols, 0, L, Kg, R, L, plane_out, groups, small)
-                col2im_block(dcols, g, 0, g.C, oy0, oy1, dx)
+                col2im_block(dcols, g, 0, g.C, oy0, oy1, dx, L)
         oy0 = oy1
+
+
+cdef void backward_images(const floating* x, const floating* w, const floating* dy, floating* dx,
+                          floating* dw_acc, const floating* dx_init, floating* cols, floating* dcols,
+                          floating* dyb, const Geometry* g, Py_ssize_t K, Py_ssize_t nb,
+                          bint need_dx, bint need_dw, Py_ssize_t panels) noexcept nogil:
+    """nb images side by side (groups 1, GEMM): dY gathered into one K × nb·P matrix ``dyb`` and
+    the images' columns into one R × nb·P buffer (P = Ho·Wo), so the dW product is nb·P deep and
+    the dX product nb·P wide instead of nb products over P pixels each (a 7×7 output: 49 deep,
+    the K × R gradient read and written once per image). ``panels`` > 1 threads split the gather
+    over channels, im2col/col2im over channels and the products as ``backward_image`` does."""
+    cdef Py_ssize_t R = g.C * g.kh * g.kw, P = g.Ho * g.Wo, L = nb * P, image = g.C * g.H * g.W
+    cdef Py_ssize_t i, k, c, p, q0, q1
+    cdef bint par = panels > 1
+    if par:
+        for k in prange(K, schedule='guided', num_threads=team(<int>panels)):
+            for i in range(nb):
+                memcpy(dyb + k * L + i * P, dy + (i * K + k) * P, P * sizeof(floating))
+    else:
+        for k in range(K):
+            for i in range(nb):
+                memcpy(dyb + k * L + i * P, dy + (i * K + k) * P, P * sizeof(floating))
+    if need_dw:
+        for i in range(nb):
+            if par:
+                for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
+                    im2col_block(x + i * image, g, c, c + 1, 0, g.Ho, cols + i * P, L)
+            else:
+                im2col_block(x + i * image, g, 0, g.C, 0, g.Ho, cols + i * P, L)
+        if par:
+            for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
+                q0 = p * K // panels
+                q1 = (p + 1) * K // panels
+                if q1 > q0:
+                    gemm(False, True, <int>(q1 - q0), <int>R, <int>L, <floating>1, dyb + q0 * L, <int>L,
+                         cols, <int>L, <floating>1, dw_acc + q0 * R, <int>R)
+        else:
+            gemm(False, True, <int>K, <int>R, <int>L, <floating>1, dyb, <int>L, cols, <int>L,
+                 <floating>1, dw_acc, <int>R)
+    if need_dx:
+        if par:
+            for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
+                q0 = p * L // panels
+                q1 = (p + 1) * L // panels
+                if q1 > q0:
+                    gemm(True, False, <int>R, <int>(q1 - q0), <int>K, <floating>1, w, <int>R,
+                         dyb + q0, <int>L, <floating>0, dcols + q0, <int>L)
+            for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
+                for i in range(nb):
+                    fill_channels(dx + i * image, c, c + 1, g.H * g.W, 0, g.H * g.W, dx_init)
+                    col2im_block(dcols + i * P, g, c, c + 1, 0, g.Ho, dx + i * image, L)
+        else:
+            gemm(True, False, <int>R, <int>L, <int>K, <floating>1, w, <int>R, dyb, <int>L,
+                 <floating>0, dcols, <int>L)
+            for i in range(nb):
+                fill_channels(dx + i * image, 0, g.C, g.H * g.W, 0, g.H * g.W, dx_init)
+                col2im_block(dcols + i * P, g, 0, g.C, 0, g.Ho, dx + i * image, L)
+
+
+cdef void backward_range(const floating* x, const floating* w, const floating* dy, floating* dx,
+                         floating* dw_acc, floating* db_acc, const floating* dx_init, floating* cols,
+                         floating* dcols, floating* dyb, const Geometry* g, Py_ssize_t K,
+                         Py_ssize_t groups, Py_ssize_t block_rows, Py_ssize_t n0, Py_ssize_t n1,
+                         Py_ssize_t images, bint side_dw, bint need_dx, bint need_dw,
+                         Py_ssize_t panels, bint small) noexcept nogil:
+    """Images [n0, n1) in order: ``images`` at a time side by side (``backward_images``) when
+    more than one, the dW product too only with ``side_dw``; else one by one (``backward_image``)."""
+    cdef Py_ssize_t n = n0, m, i, image = g.C * g.H * g.W, out = K * g.Ho * g.Wo
+    while n < n1:
+        m = min(images, n1 - n)
+        if m > 1:
+            if need_dx or side_dw:
+                backward_images(x + n * image if need_dw else NULL, w, dy + n * out,
+                                dx + n * image if need_dx else NULL, dw_acc, dx_init, cols, dcols,
+                                dyb, g, K, m, need_dx, need_dw and side_dw, panels)
+            if need_dw and not side_dw:
+                for i in range(n, n + m):
+                    backward_image(x + i * image, w, dy + i * out, NULL, dw_acc, db_acc, dx_init,
+                                   cols, dcols, g, K, groups, block_rows, False, True, panels, small)
+        else:
+            backward_image(x + n * image if need_dw else NULL, w, dy + n * out,
+                           dx + n * image if need_dx else NULL, dw_acc, db_acc, dx_init, cols, dcols,
+                           g, K, groups, block_rows, need_dx, need_dw, panels, small)
+        n += m
 
 
 def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
                   const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
                   floating[:, ::1] dw_parts, floating[:, ::1] db_parts, bint need_db,
                   const floating[::1] dx_init, bint has_dx_init,
-                  floating[:, ::1] work, floating[:, ::1] dwork,
+                  floating[:, ::1] work, floating[:, ::1] dwork, floating[:, ::1] gather,
                   bint need_dx, bint need_dw, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                   int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                  int block_rows, bint parallel_items, int num_threads, bint small=False):
+                  int block_rows, bint parallel_items, int num_threads, bint small=False,
+                  Py_ssize_t images=1, bint side_dw=False):
     """Gradients of y = conv2d(x, w): dw_parts[p] += dY·colsᵀ per partition p, dx = col2im(Wᵀ·dY).
 
     The image (x and dx) is N×C×H×W with N from dy; ``x`` is read only when ``need_dw``,
@@ -417,7 +502,10 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
     ``dw_parts`` by whichever thread takes it, so the sums do not depend on how many threads run;
     the caller adds the rows up in order. ``small`` (groups 1 only) replaces BLAS by the shallow
     GEMM loops above; with it and ``need_dw``, ``need_db`` also accumulates dY's channel sums
-    into ``db_parts[p]`` (K each).
+    into ``db_parts[p]`` (K each). ``images`` > 1 (groups 1, not ``small``, whole images per
+    column buffer): that many images at a time side by side (``backward_images``), for the dW
+    product only with ``side_dw``; ``work`` and ``dwork`` then hold R × images·Ho·Wo columns and
+    ``gather`` K × images·Ho·Wo per thread.
     """
     cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
     cdef Geometry g = make_geometry(C, H, W, Ho, Wo,
@@ -434,7 +522,20 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
     cdef floating* cptr = &work[0, 0] if need_dw else NULL
     cdef floating* dcptr = &dwork[0, 0] if need_dx else NULL
     cdef const floating* init = &dx_init[0] if has_dx_init else NULL
+    cdef floating* gptr = &gather[0, 0] if images > 1 else NULL
     cdef Py_ssize_t wstride = work.shape[1], dwstride = dwork.shape[1], pstride = dw_parts.shape[1]
+    cdef Py_ssize_t gstride = gather.shape[1]
+    cdef Py_ssize_t span = images * Ho * Wo
+    if images > 1 and (groups != 1 or small or block_rows < Ho
+                       or gather.shape[1] < K * span
+                       or (need_dw and side_dw and work.shape[1] < C * kh * kw * span)
+                       or (need_dw and work.shape[1] < C * kh * kw * Ho * Wo)
+                       or (need_dx and dwork.shape[1] < C * kh * kw * span)):
+        raise ValueError(f"conv_backward: {images} images side by side need groups 1, GEMM products, "
+                         f"whole images per block and buffers of {C * kh * kw * span} columns and "
+                         f"{K * span} gathered values per thread; got groups {groups}, small {small}, "
+                         f"block_rows {block_rows} of {Ho}, buffers {work.shape[1]}, {dwork.shape[1]}, "
+                         f"{gather.shape[1]}")
     if N == 0 or not (need_dx or need_dw):
         return
     if Ho == 0 or Wo == 0:
@@ -447,19 +548,18 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
         if parallel_items:
             for p in prange(num_threads, schedule='dynamic', num_threads=team(num_threads)):
                 t = threadid()
-                for n in range(part_begin(p, num_threads, N), part_begin(p + 1, num_threads, N)):
-                    backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
-                                   dxptr + n * image if need_dx else NULL,
-                                   dwptr + p * pstride if need_dw else NULL,
-                                   dbptr + p * bstride if fuse_db else NULL, init,
-                                   cptr + t * wstride if need_dw else NULL,
-                                   dcptr + t * dwstride if need_dx else NULL,
-                                   &g, K, groups, block_rows, need_dx, need_dw, 1, small)
+                backward_range(xptr, wptr, &dy[0, 0, 0, 0], dxptr,
+                               dwptr + p * pstride if need_dw else NULL,
+                               dbptr + p * bstride if fuse_db else NULL, init,
+                               cptr + t * wstride if need_dw else NULL,
+                               dcptr + t * dwstride if need_dx else NULL,
+                               gptr + t * gstride if images > 1 else NULL, &g, K, groups, block_rows,
+                               part_begin(p, num_threads, N), part_begin(p + 1, num_threads, N),
+                               images, side_dw, need_dx, need_dw, 1, small)
         else:
-            for n in range(N):
-                backward_image(xptr + n * image if need_dw else NULL, wptr, &dy[n, 0, 0, 0],
-                               dxptr + n * image if need_dx else NULL, dwptr, dbptr, init, cptr, dcptr,
-                               &g, K, groups, block_rows, need_dx, need_dw, max(num_threads, 1), small)
+            backward_range(xptr, wptr, &dy[0, 0, 0, 0], dxptr, dwptr, dbptr, init, cptr, dcptr,
+                           gptr if images > 1 else NULL, &g, K, groups, block_rows, 0, N, images,
+                           side_dw, need_dx, need_dw, max(num_threads, 1), small)
 
 
 # ---- nogil entry points (conv.pxd): the compiled predictor's executor calls these -----------------

@@ -106,9 +106,6 @@ class Conv2dFunction(Function):
             with planner.planned_threads(problem, "grad_input"):  # backward runs as dX's plan
                 if fused is not None:
                     return fused(problem, need_db)
-                if isinstance(path, path_gemm.GemmPath):  # one kernel call holds both column buffers
-                    return (path.workspace_bytes(problem, "grad_input")
-                            + path.workspace_bytes(problem, "grad_weight", need_db))
         total = 0
         if need_dx:
             with planner.planned_threads(problem, "grad_input"):
@@ -171,7 +168,8 @@ class ConvTranspose2dFunction(Function):
     def forward_workspace_bytes(shapes, dtype, needs_input_grad, geometry=None, out_shape=None) -> int:
         """Transient bytes of forward beyond its output and saved arrays: the column buffers of
         the input-gradient pass."""
-        return ConvTranspose2dFunction.workspace_bytes(shapes, dtype, geometry, out_shape) // 2
+        return path_gemm.backward_workspace(out_shape, shapes[0][1], geometry, np.dtype(dtype).itemsize,
+                                            need_dx=True, need_dw=False)
 
     @staticmethod
     def macs(shapes, needs_input_grad, geometry=None, out_shape=None) -> Tuple[int, int]:

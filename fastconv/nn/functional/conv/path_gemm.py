@@ -27,6 +27,15 @@ SMALL_NARROW_K = 32
 # float32: the shallow path's plane loops, without a column buffer, beat im2col + GEMM (design §3).
 SMALL_PLANE_CHANNELS = 4
 PACKED_SGEMM = packed_sgemm_available()
+# Backward of images with fewer output pixels than this: images side by side in one column buffer
+# until it has this many columns, so the dW product is that deep and the dX product that wide
+# (a 7×7 output alone gives GEMMs 49 deep or wide); the buffer stays within the larger of
+# COLUMN_BLOCK_ELEMENTS and the weight's size, which the gradient holds anyway.
+SIDE_BY_SIDE_COLUMNS = 256
+# The dW product side by side only for images of at most this many output pixels: deeper than
+# that, image-by-image products (the gradient accumulated P deep each) were as fast or faster
+# than gathering dY and writing the columns apart.
+SIDE_BY_SIDE_DW_PIXELS = 8
 
 
 def _row_block(rows_total: int, elements_per_row: int) -> int:
@@ -69,16 +78,23 @@ class BackwardPlan(NamedTuple):
     buffers: int          # column buffers (one per thread when parallel)
     block_rows: int       # output rows per column buffer
     row_elements: int     # column-buffer elements per output row
+    images: int = 1       # images side by side in one column buffer (1: image by image)
 
 
 @memoized_plan
-def backward_plan(image_shape, out_channels: int, g: ConvGeometry) -> BackwardPlan:
+def backward_plan(image_shape, out_channels: int, g: ConvGeometry, small: bool = False) -> BackwardPlan:
     n, c = image_shape[0], image_shape[1]
     row_elems = c * g.kh * g.kw * g.out_w
     threads = threads_for(2.0 * n * out_channels * row_elems * g.out_h / g.groups)
     parallel = threads > 1 and n >= threads
-    return BackwardPlan(threads, parallel, threads if parallel else 1, _row_block(g.out_h, row_elems),
-                        row_elems)
+    block = _row_block(g.out_h, row_elems)
+    images = 1
+    pixels = g.out_h * g.out_w
+    if g.groups == 1 and not small and block == g.out_h and 0 < pixels < SIDE_BY_SIDE_COLUMNS:
+        per_buffer = -(-n // threads) if parallel else n
+        budget = max(common.COLUMN_BLOCK_ELEMENTS, out_channels * c * g.kh * g.kw)
+        images = max(1, min(per_buffer, -(-SIDE_BY_SIDE_COLUMNS // pixels), budget // (row_elems * g.out_h)))
+    return BackwardPlan(threads, parallel, threads if parallel else 1, block, row_elems, images)
 
 
 def forward_kernel(x: np.ndarray, w2: np.ndarray, bias: Optional[np.ndarray],
@@ -108,20 +124,24 @@ def backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy: np.nd
     channel) is fused into the dW pass when ``small``, ``need_dw`` and ``need_db``; else None."""
     dtype = dy.dtype
     n, c, h, w = image_shape
-    threads, parallel, used, block, row_elems = backward_plan(image_shape, dy.shape[1], g)
+    plan = backward_plan(image_shape, dy.shape[1], g, small)
+    threads, parallel, used, block = plan.threads, plan.parallel, plan.buffers, plan.block_rows
+    images, dw_columns, dx_columns, gathered = backward_buffers(plan, g, dy.shape[1], need_dx, need_dw)
     dx = np.empty(image_shape, dtype=dtype) if need_dx else dummy(dtype, 4)
     dw_parts = (np.zeros((used, weight_matrix_shape[0] * weight_matrix_shape[1]), dtype=dtype)
                 if need_dw else dummy(dtype, 2))
-    work = work_buffer(used, row_elems * block, dtype) if need_dw else dummy(dtype, 2)
-    dwork = work_buffer(used, row_elems * block, dtype) if need_dx else dummy(dtype, 2)
+    work = work_buffer(used, dw_columns, dtype) if need_dw else dummy(dtype, 2)
+    dwork = work_buffer(used, dx_columns, dtype) if need_dx else dummy(dtype, 2)
+    gather = work_buffer(used, gathered, dtype) if gathered else dummy(dtype, 2)
     fuse_db = small and need_dw and need_db
     db_parts = np.zeros((used, dy.shape[1]), dtype=dtype) if fuse_db else dummy(dtype, 2)
     has_init = dx_init is not None
     run_with_kernel_blas(_conv.conv_backward, x if need_dw else dummy(dtype, 4),
                          w2 if need_dx else dummy(dtype, 2), dy, dx, dw_parts, db_parts, fuse_db,
-                         dx_init if has_init else dummy(dtype, 1), has_init, work, dwork,
+                         dx_init if has_init else dummy(dtype, 1), has_init, work, dwork, gather,
                          need_dx, need_dw, c, h, w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                         g.groups, block, parallel, threads, small)
+                         g.groups, block, parallel, threads, small, images,
+                         g.out_h * g.out_w <= SIDE_BY_SIDE_DW_PIXELS)
     dw2 = None
     if need_dw:
         dw2 = (dw_parts[0] if used == 1 else dw_parts.sum(axis=0)).reshape(weight_matrix_shape)
@@ -129,11 +149,30 @@ def backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy: np.nd
     return (dx if need_dx else None), dw2, db
 
 
+def backward_buffers(plan: BackwardPlan, g: ConvGeometry, out_channels: int, need_dx: bool,
+                     need_dw: bool) -> Tuple[int, int, int, int]:
+    """(images side by side, dW column elements, dX column elements, gathered dY elements) of a
+    backward call, per buffer: the plan's images when it computes dX or its dW product runs side
+    by side (at most SIDE_BY_SIDE_DW_PIXELS output pixels), else 1."""
+    pixels = g.out_h * g.out_w
+    side_dw = pixels <= SIDE_BY_SIDE_DW_PIXELS
+    images = plan.images if need_dx or side_dw else 1
+    per_image = plan.row_elements * plan.block_rows
+    dw_columns = per_image * (images if side_dw else 1) if need_dw else 0
+    dx_columns = per_image * images if need_dx else 0
+    gathered = out_channels * images * pixels if images > 1 else 0
+    return images, dw_columns, dx_columns, gathered
+
+
 def backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int,
-                       need_dx: bool = True, need_dw: bool = True) -> int:
-    """Bytes of the column buffers (im2col for dW, Wᵀ·dY for dX) of one backward kernel call."""
-    plan = backward_plan(image_shape, out_channels, g)
-    return (int(need_dx) + int(need_dw)) * plan.buffers * plan.row_elements * plan.block_rows * itemsize
+                       need_dx: bool = True, need_dw: bool = True, small: bool = False) -> int:
+    """Bytes of the column buffers (im2col for dW, Wᵀ·dY for dX) of one backward kernel call, and
+    of the gathered dY of images side by side."""
+    plan = backward_plan(image_shape, out_channels, g, small)
+    _, dw_columns, dx_columns, gathered = backward_buffers(plan, g, out_channels, need_dx, need_dw)
+    # with several partitions, dW's partial sums too (one partition's row is the gradient itself)
+    partials = out_channels * (image_shape[1] // g.groups) * g.kh * g.kw if need_dw and plan.buffers > 1 else 0
+    return ((dw_columns + dx_columns + gathered) * plan.buffers + partials * plan.buffers) * itemsize
 
 
 def forward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int) -> int:
@@ -179,10 +218,17 @@ class GemmPath(ConvPath):
         if pass_ == "forward":
             return forward_workspace(problem.image_shape, problem.out_channels, problem.geometry,
                                      problem.itemsize)
+        return self._backward_bytes(problem, pass_ == "grad_input", pass_ == "grad_weight", need_db)
+
+    def backward_workspace_bytes(self, problem, need_db=False):
+        """dX and dW in one kernel call: both column buffers (and one gathered dY) at once."""
+        return self._backward_bytes(problem, True, True, need_db)
+
+    def _backward_bytes(self, problem, need_dx, need_dw, need_db):
         total = backward_workspace(problem.image_shape, problem.out_channels, problem.geometry,
-                                   problem.itemsize, pass_ == "grad_input", pass_ == "grad_weight")
-        if pass_ == "grad_weight" and self.small and need_db:
-            used = backward_plan(problem.image_shape, problem.out_channels, problem.geometry).buffers
+                                   problem.itemsize, need_dx, need_dw, self.small)
+        if need_dw and self.small and need_db:
+            used = backward_plan(problem.image_shape, problem.out_channels, problem.geometry, True).buffers
             if used > 1:  # per-thread bias-gradient partials of the fused db (summed afterwards)
                 total += used * problem.out_channels * problem.itemsize
         return total
