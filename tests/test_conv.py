@@ -475,3 +475,38 @@ def test_gemm_backward_images_side_by_side(n, c, h, w, k, kh, kw, stride, paddin
         np.testing.assert_allclose(dx, ref_dx, **tol)
     if need != "dx":
         np.testing.assert_allclose(dw2.reshape(wt.shape), ref_dw, **tol)
+
+
+@pytest.mark.parametrize("c, groups, stride", [(8, 1, 1), (8, 1, 2), (12, 3, 1), (3, 1, 1)])
+@pytest.mark.parametrize("path", ["gemm", "shallow"])
+def test_gemm_backward_of_one_image_on_two_threads(monkeypatch, c, groups, stride, path):
+    """Batch 1 on 2 threads: the im2col backward splits one image's work inside it, the dX
+    product by input channels (each thread then scatters its own channels; fewer than 2 per
+    thread: by columns), against the reference, the result equal to 1 thread's bit for bit."""
+    import _conv_paths as cp
+    from fastconv.nn.functional.conv import common
+    if path == "shallow" and groups != 1:
+        return
+    monkeypatch.setattr(common, "MIN_FLOPS_PER_THREAD", 0.0)  # parallel however small
+    cp.switch(monkeypatch, path, True)
+    rng = np.random.default_rng(c * 10 + groups + stride)
+    x = rng.standard_normal((1, c, 9, 9))
+    w = rng.standard_normal((6, c // groups, 3, 3))
+    _, ref_grads = ref_conv2d(x, w, None, (stride, stride), 1, (1, 1), groups)
+    results = []
+    previous = fc.get_num_threads()
+    try:
+        for threads in (1, 2):
+            fc.set_num_threads(threads)
+            X, W = fc.tensor(x, requires_grad=True), fc.tensor(w, requires_grad=True)
+            y = F.conv2d(X, W, padding=1, stride=stride, groups=groups)
+            dy = np.random.default_rng(3).standard_normal(y.shape)
+            y.backward(fc.tensor(dy))
+            results.append((X.grad.numpy().copy(), W.grad.numpy().copy()))
+    finally:
+        fc.set_num_threads(previous)
+    dx, dw, _ = ref_grads(dy)
+    for got_dx, got_dw in results:
+        np.testing.assert_allclose(got_dx, dx, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got_dw, dw, rtol=1e-10, atol=1e-10)
+    assert np.array_equal(results[0][0], results[1][0])

@@ -351,6 +351,25 @@ cdef void dx_panel(const floating* w, const floating* dy, floating* dcols, Py_ss
              <floating>0, dcols + grp * R * L + l0, <int>L)
 
 
+cdef void dx_channels(const floating* w, const floating* dy, floating* dcols, Py_ssize_t c0,
+                      Py_ssize_t c1, Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t taps, Py_ssize_t L,
+                      Py_ssize_t plane_out, Py_ssize_t groups, bint small) noexcept nogil:
+    """The dcols = Wᵀ·dY rows of input channels [c0, c1) (taps rows each), group by group."""
+    cdef Py_ssize_t grp, a, b, R = Cg * taps
+    for grp in range(c0 // Cg, (c1 + Cg - 1) // Cg):
+        a = max(c0, grp * Cg) - grp * Cg
+        b = min(c1, (grp + 1) * Cg) - grp * Cg
+        if b <= a:
+            continue
+        if small:
+            small_nn((b - a) * taps, Kg, L, w + a * taps, 1, R, dy, plane_out, NULL, False,
+                     dcols + a * taps * L, L)
+        else:
+            gemm(True, False, <int>((b - a) * taps), <int>L, <int>Kg, <floating>1,
+                 w + grp * Kg * R + a * taps, <int>R, dy + grp * Kg * plane_out, <int>plane_out,
+                 <floating>0, dcols + (grp * R + a * taps) * L, <int>L)
+
+
 cdef void backward_image(const floating* x, const floating* w, const floating* dy,
                          floating* dx, floating* dw_acc, floating* db_acc, const floating* dx_init,
                          floating* cols, floating* dcols, const Geometry* g, Py_ssize_t K,
@@ -387,7 +406,14 @@ cdef void backward_image(const floating* x, const floating* w, const floating* d
                 dw_panel(dy + oy0 * g.Wo, cols, dw_acc, db_acc, 0, Kg, Kg, R, L, plane_out,
                          groups, small)
         if need_dx:
-            if parallel_channels:
+            if parallel_channels and g.C >= 2 * panels:
+                # each thread the column rows of its channels, then their col2im: no barrier
+                # between the two, and a block of few columns (a 7×7 image) stays whole
+                for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
+                    dx_channels(w, dy + oy0 * g.Wo, dcols, p * g.C // panels, (p + 1) * g.C // panels,
+                                Cg, Kg, g.kh * g.kw, L, plane_out, groups, small)
+                    col2im_block(dcols, g, p * g.C // panels, (p + 1) * g.C // panels, oy0, oy1, dx, L)
+            elif parallel_channels:
                 for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
                     dx_panel(w, dy + oy0 * g.Wo, dcols, p * L // panels, (p + 1) * L // panels,
                              Kg, R, L, plane_out, groups, small)
