@@ -3,7 +3,8 @@
 
    For few input channels and large or strided filters (an 11x11/4 first layer), im2col + GEMM
    spends much of its time building and streaming the column buffer (C*kh*kw rows, one column per
-   output pixel). Here a register tile holds R consecutive output pixels of one output row times
+   output pixel). Here a register tile holds R consecutive output pixels of one output row (or,
+   for narrow outputs, of the rows taken in order: FC_OCVEC_FLAT_BODY) times
    one block of KB output channels (AVX-512: up to 6 pixels x 4 vectors of 16 channels or 12 x
    2, 24 accumulators; AVX2: up to 6 x 2 vectors of 8); for every filter tap it loads the block's KB weights
    (contiguous: the weights are repacked per call as [block][tap][KB]) and broadcasts the R input

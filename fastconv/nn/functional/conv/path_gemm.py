@@ -32,10 +32,13 @@ PACKED_SGEMM = packed_sgemm_available()
 # (a 7×7 output alone gives GEMMs 49 deep or wide); the buffer stays within the larger of
 # COLUMN_BLOCK_ELEMENTS and the weight's size, which the gradient holds anyway.
 SIDE_BY_SIDE_COLUMNS = 256
-# The dW product side by side only for images of at most this many output pixels: deeper than
-# that, image-by-image products (the gradient accumulated P deep each) were as fast or faster
-# than gathering dY and writing the columns apart.
+# The dW product side by side only for images of at most this many output pixels, or for a
+# gradient of at least SIDE_BY_SIDE_DW_FLOATS: otherwise image-by-image products (the gradient
+# accumulated P deep each) were as fast or faster than gathering dY and writing the columns
+# apart; a gradient that large (8 MiB: 512×512 3×3) is read and written from beyond the caches
+# once per image, which side by side does once per 256 columns.
 SIDE_BY_SIDE_DW_PIXELS = 8
+SIDE_BY_SIDE_DW_FLOATS = 1 << 21
 
 
 def _row_block(rows_total: int, elements_per_row: int) -> int:
@@ -141,12 +144,17 @@ def backward_kernel(x: Optional[np.ndarray], w2: Optional[np.ndarray], dy: np.nd
                          dx_init if has_init else dummy(dtype, 1), has_init, work, dwork, gather,
                          need_dx, need_dw, c, h, w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                          g.groups, block, parallel, threads, small, images,
-                         g.out_h * g.out_w <= SIDE_BY_SIDE_DW_PIXELS)
+                         side_by_side_dw(g, dy.shape[1], weight_matrix_shape[1]))
     dw2 = None
     if need_dw:
         dw2 = (dw_parts[0] if used == 1 else dw_parts.sum(axis=0)).reshape(weight_matrix_shape)
     db = (db_parts[0] if used == 1 else db_parts.sum(axis=0)) if fuse_db else None
     return (dx if need_dx else None), dw2, db
+
+
+def side_by_side_dw(g: ConvGeometry, out_channels: int, depth: int) -> bool:
+    """Whether images side by side share one dW product too (``depth``: C/groups·kh·kw)."""
+    return g.out_h * g.out_w <= SIDE_BY_SIDE_DW_PIXELS or out_channels * depth >= SIDE_BY_SIDE_DW_FLOATS
 
 
 def backward_buffers(plan: BackwardPlan, g: ConvGeometry, out_channels: int, need_dx: bool,
@@ -155,7 +163,7 @@ def backward_buffers(plan: BackwardPlan, g: ConvGeometry, out_channels: int, nee
     backward call, per buffer: the plan's images when it computes dX or its dW product runs side
     by side (at most SIDE_BY_SIDE_DW_PIXELS output pixels), else 1."""
     pixels = g.out_h * g.out_w
-    side_dw = pixels <= SIDE_BY_SIDE_DW_PIXELS
+    side_dw = side_by_side_dw(g, out_channels, plan.row_elements // max(1, g.out_w))
     images = plan.images if need_dx or side_dw else 1
     per_image = plan.row_elements * plan.block_rows
     dw_columns = per_image * (images if side_dw else 1) if need_dw else 0
