@@ -204,17 +204,18 @@ static FC_AVX2 void fc_ocvec_image_avx2_6 FC_OCVEC_PARAMS FC_OCVEC_BODY(fc_vf32,
 static FC_AVX2 void fc_ocvec_image_avx2_6_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1(fc_vf32, 2, 6)
 
 /* The same sum over output pixels taken in row-major order across rows: a tile holds R
-   consecutive pixels of the flattened Ho x Wo range [oy0 * Wo, oy1 * Wo), each at its own input
-   offset, so rows narrower than a few tiles (a 7 x 7 output: rows of 4 + 3 pixels) waste no
-   accumulators. A last tile's lanes past the range repeat its last pixel (never read outside xp). */
+   consecutive pixels of the flattened Ho x Wo range [q0, q1) (the oy0, oy1 parameters), each at
+   its own input offset, so rows narrower than a few tiles (a 7 x 7 output: rows of 4 + 3 pixels)
+   waste no accumulators. A last tile's lanes past the range repeat its last pixel (never read
+   outside xp). */
 #define FC_OCVEC_FLAT_BODY(VT, KV, RT)                                                             \
 {                                                                                                  \
     enum { VL = sizeof(VT) / sizeof(float), KB = KV * VL, R = RT };                                \
-    const ptrdiff_t T = C * kh * kw, blocks = (K + KB - 1) / KB, plane = Ho * Wo, p1 = oy1 * Wo;  \
+    const ptrdiff_t T = C * kh * kw, blocks = (K + KB - 1) / KB, plane = Ho * Wo, p1 = oy1;       \
     ptrdiff_t kb, p0, c, i, j, r, q, l;                                                            \
     for (kb = 0; kb < blocks; kb++) {                                                              \
         const float *wb = wt + kb * T * KB;                                                        \
-        for (p0 = oy0 * Wo; p0 < p1; p0 += R) {                                                    \
+        for (p0 = oy0; p0 < p1; p0 += R) {                                                         \
             const ptrdiff_t nr = p1 - p0 < R ? p1 - p0 : R;                                        \
             const float *w = wb;                                                                   \
             ptrdiff_t off[R];                                                                      \
@@ -275,22 +276,25 @@ static int fc_ocvec_flat(int level, ptrdiff_t K, ptrdiff_t sw, ptrdiff_t Wo, ptr
     return sw == 1 ? flat_slots * 16 <= row_slots * 15 : flat_slots < row_slots;
 }
 
-/* One image on the variant `level` from fc_ocvec_level, with the block of
+/* Rows [oy0, oy1) of one image on the variant `level` from fc_ocvec_level, with the block of
    fc_ocvec_block(level, K) channels the weights were packed for: row tiles of
-   fc_ocvec_tile(level, K, Wo) pixels, or flattened tiles (fc_ocvec_flat). */
-static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
-                           const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
-                           ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
-                           ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
+   fc_ocvec_tile(level, K, Wo) pixels, or flattened tiles (fc_ocvec_flat); with `pixels`, oy0 and
+   oy1 bound a range of the flattened Ho x Wo pixels instead, always in flattened tiles. */
+static void fc_ocvec_run(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
+                         const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
+                         ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
+                         ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, int pixels, float *y)
 {
 #define FC_OCVEC_CALL(NAME)                                                                        \
     do {                                                                                           \
-        if (flat) fc_ocvec_flat_##NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y); \
+        if (flat) fc_ocvec_flat_##NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, q0, q1, y); \
         else if (sw == 1) fc_ocvec_image_##NAME##_s1(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, 1, dh, dw, Ho, Wo, oy0, oy1, y); \
         else fc_ocvec_image_##NAME(xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, y); \
     } while (0)
-    const int flat = oy1 > oy0 && fc_ocvec_flat(level, K, sw, Wo, oy0, oy1);
-    const int r = fc_ocvec_tile(level, K, flat ? (oy1 - oy0) * Wo : Wo);
+    const int flat = pixels || (oy1 > oy0 && fc_ocvec_flat(level, K, sw, Wo, oy0, oy1));
+    const ptrdiff_t q0 = pixels ? oy0 : oy0 * Wo, q1 = pixels ? oy1 : oy1 * Wo;
+    const int r = fc_ocvec_tile(level, K, flat ? q1 - q0 : Wo);
+    if (q1 <= q0) return;
     if (level == 3 && fc_ocvec_block(level, K) == 16) {
         if (r == 8) FC_OCVEC_CALL(avx512_1x8);
         else if (r == 10) FC_OCVEC_CALL(avx512_1x10);
@@ -312,6 +316,29 @@ static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp
     }
 #undef FC_OCVEC_CALL
 }
+
+static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
+                           const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
+                           ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
+                           ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
+{
+    fc_ocvec_run(level, xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo, oy0, oy1, 0, y);
+}
+
+/* Part t of `parts` of one image: its share of the rows when they divide evenly, else its even
+   share of the flattened pixels (7 x 7 on 2 threads: 24 and 25 pixels, not rows of 28 and 21). */
+static void fc_ocvec_part(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
+                          const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
+                          ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
+                          ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t t, ptrdiff_t parts, float *y)
+{
+    if (Ho % parts == 0)
+        fc_ocvec_run(level, xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo,
+                     Ho * t / parts, Ho * (t + 1) / parts, 0, y);
+    else
+        fc_ocvec_run(level, xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo,
+                     Ho * Wo * t / parts, Ho * Wo * (t + 1) / parts, 1, y);
+}
 #else
 static void fc_ocvec_dw(int level, const float *xp, ptrdiff_t Wp, const ptrdiff_t *tapoff,
                         ptrdiff_t T, const float *dyt, ptrdiff_t Kp, ptrdiff_t K, ptrdiff_t sh,
@@ -328,6 +355,16 @@ static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp
 {
     (void)level; (void)xp; (void)C; (void)Hp; (void)Wp; (void)wt; (void)bias; (void)K; (void)kh;
     (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)Ho; (void)Wo; (void)oy0; (void)oy1;
+    (void)y;
+}
+
+static void fc_ocvec_part(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
+                          const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
+                          ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
+                          ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t t, ptrdiff_t parts, float *y)
+{
+    (void)level; (void)xp; (void)C; (void)Hp; (void)Wp; (void)wt; (void)bias; (void)K; (void)kh;
+    (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)Ho; (void)Wo; (void)t; (void)parts;
     (void)y;
 }
 #endif

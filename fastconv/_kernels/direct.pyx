@@ -162,6 +162,10 @@ cdef extern from "_ocvec.h" nogil:
                         const float* wt, const float* bias, Py_ssize_t K, Py_ssize_t kh,
                         Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                         Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t oy0, Py_ssize_t oy1, float* y)
+    void fc_ocvec_part(int level, const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                       const float* wt, const float* bias, Py_ssize_t K, Py_ssize_t kh,
+                       Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                       Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t t, Py_ssize_t parts, float* y)
 
 
 cdef inline void direct_nn(Py_ssize_t M, Py_ssize_t T, Py_ssize_t L, const floating* A,
@@ -903,7 +907,7 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
     cdef float* py = <float*>data(y)
     cdef const float* pw_ = <const float*>data(w)
     cdef const float* pb = <const float*>data(bias) if bias is not None else NULL
-    cdef Py_ssize_t r, n, rows_per = (out_h + threads - 1) // threads
+    cdef Py_ssize_t r, n
     cdef float* own
     with nogil:
         if f.split_rows:
@@ -914,9 +918,8 @@ def ocvec_forward(x, w, bias, int kh, int kw, int sh, int sw, int ph, int pw, in
                 pack_ocvec_weights(level, pw_, pb, K, T, KB, own, own + padded_k * T)
                 for n in range(N):
                     fc_pad_f(px + n * C * H * W, C, H, W, ph, pw, f.Hp, f.Wp, own + packed)
-                    fc_ocvec_image(level, own + packed, C, f.Hp, f.Wp, own, own + padded_k * T, K, kh,
-                                   kw, sh, sw, dh, dw, out_h, out_w, min(r * rows_per, out_h),
-                                   min((r + 1) * rows_per, out_h), py + n * K * out_h * out_w)
+                    fc_ocvec_part(level, own + packed, C, f.Hp, f.Wp, own, own + padded_k * T, K, kh,
+                                  kw, sh, sw, dh, dw, out_h, out_w, r, threads, py + n * K * out_h * out_w)
         else:
             pack_ocvec_weights(level, pw_, pb, K, T, KB, wt, bp)
             ocvec_forward_packed_f32(px, wt, bp, py, frames, frame, N, C, H, W, K, kh, kw, sh, sw,
@@ -1033,7 +1036,7 @@ cdef void ocvec_forward_packed_f32(const float* x, const float* wt, const float*
     cdef int level = fc_ocvec_level()
     cdef int threads = max(num_threads, 1)
     cdef OcvecLayout f = ocvec_layout(N, C, K, kh, kw, sh, sw, dh, dw, out_h, out_w, threads)
-    cdef Py_ssize_t n, r, rows_per, image = C * H * W, out = K * out_h * out_w
+    cdef Py_ssize_t n, r, image = C * H * W, out = K * out_h * out_w
     if N == 0 or K == 0 or level == 0:
         return
     if threads == 1:
@@ -1046,14 +1049,12 @@ cdef void ocvec_forward_packed_f32(const float* x, const float* wt, const float*
             fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + threadid() * frame_stride)
             fc_ocvec_image(level, frames + threadid() * frame_stride, C, f.Hp, f.Wp, wt, bp, K, kh,
                            kw, sh, sw, dh, dw, out_h, out_w, 0, out_h, y + n * out)
-    else:  # the threads split each image's rows, each padding the image into its own frame
-        rows_per = (out_h + threads - 1) // threads
+    else:  # the threads split each image (fc_ocvec_part), each padding it into its own frame
         for r in prange(threads, schedule='static', num_threads=team(threads)):
             for n in range(N):
                 fc_pad_f(x + n * image, C, H, W, ph, pw, f.Hp, f.Wp, frames + r * frame_stride)
-                fc_ocvec_image(level, frames + r * frame_stride, C, f.Hp, f.Wp, wt, bp, K, kh, kw,
-                               sh, sw, dh, dw, out_h, out_w, min(r * rows_per, out_h),
-                               min((r + 1) * rows_per, out_h), y + n * out)
+                fc_ocvec_part(level, frames + r * frame_stride, C, f.Hp, f.Wp, wt, bp, K, kh, kw,
+                              sh, sw, dh, dw, out_h, out_w, r, threads, y + n * out)
 
 
 def ocvec_pack(w, bias):
