@@ -441,14 +441,15 @@ def test_repeated_calls_are_validated_like_the_first(rng):
 @given(n=st.integers(2, 9), c=st.integers(1, 6), h=st.integers(1, 7), w=st.integers(1, 7),
        k=st.integers(1, 9), kh=st.integers(1, 3), kw=st.integers(1, 3), stride=st.integers(1, 2),
        padding=st.integers(0, 2), dilation=st.integers(1, 2), dtype=st.sampled_from([np.float32, np.float64]),
-       need=st.sampled_from(["dx", "dw", "both"]), threads=st.sampled_from([1, 2]),
+       need=st.sampled_from(["dx", "dw", "both"]), threads=st.sampled_from([1, 2, 3]),
        large_gradient=st.booleans(), seed=st.integers(0, 999))
 def test_gemm_backward_images_side_by_side(n, c, h, w, k, kh, kw, stride, padding, dilation, dtype,
                                            need, threads, large_gradient, seed):
     """The im2col backward of small images, several images side by side in one column buffer
     (dY gathered, one product per group of images), against the reference, for dX only, dW
     only and both (dW per image above SIDE_BY_SIDE_DW_PIXELS unless the gradient counts as large:
-    the threshold lowered to 0), on 1 and 2 threads."""
+    the threshold lowered to 0), on 1, 2 and 3 threads (3 threads and 2 images: the images side by
+    side with each product split between the threads)."""
     from fastconv.nn.functional.conv import path_gemm
     from fastconv.nn.functional.conv.geometry import ConvGeometry
     ho = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
@@ -463,18 +464,22 @@ def test_gemm_backward_images_side_by_side(n, c, h, w, k, kh, kw, stride, paddin
                               padding, (dilation, dilation), 1)
     ref_dx, ref_dw, _ = ref_grads(dy.astype(np.float64))
     g = ConvGeometry(kh, kw, stride, stride, padding, padding, dilation, dilation, 1, ho, wo)
-    previous, floats = fc.get_num_threads(), path_gemm.SIDE_BY_SIDE_DW_FLOATS
+    from fastconv.nn.functional.conv import common
+    previous, floats, min_flops = fc.get_num_threads(), path_gemm.SIDE_BY_SIDE_DW_FLOATS, common.MIN_FLOPS_PER_THREAD
     try:
         fc.set_num_threads(threads)
+        common.MIN_FLOPS_PER_THREAD = 0.0  # every thread takes part, however small the problem
         path_gemm.SIDE_BY_SIDE_DW_FLOATS = 0 if large_gradient else floats
         assert path_gemm.side_by_side_dw(g, k, c * kh * kw) == (large_gradient or ho * wo <= 8)
         plan = path_gemm.backward_plan(x.shape, k, g)
+        assert plan.threads == threads
         assert plan.images > 1 or (plan.parallel and -(-n // threads) == 1)
         dx, dw2, _ = path_gemm.backward_kernel(x, wt.reshape(k, -1), dy, x.shape, (k, c * kh * kw), g,
                                                need != "dw", need != "dx")
     finally:
         fc.set_num_threads(previous)
         path_gemm.SIDE_BY_SIDE_DW_FLOATS = floats
+        common.MIN_FLOPS_PER_THREAD = min_flops
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     if need != "dw":
         np.testing.assert_allclose(dx, ref_dx, **tol)

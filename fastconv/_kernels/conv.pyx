@@ -446,11 +446,12 @@ cdef void backward_images(const floating* x, const floating* w, const floating* 
             for i in range(nb):
                 memcpy(dyb + k * L + i * P, dy + (i * K + k) * P, P * sizeof(floating))
     if need_dw:
-        for i in range(nb):
-            if par:
-                for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
+        if par:
+            for c in prange(g.C, schedule='guided', num_threads=team(<int>panels)):
+                for i in range(nb):
                     im2col_block(x + i * image, g, c, c + 1, 0, g.Ho, cols + i * P, L)
-            else:
+        else:
+            for i in range(nb):
                 im2col_block(x + i * image, g, 0, g.C, 0, g.Ho, cols + i * P, L)
         if par:
             for p in prange(panels, schedule='dynamic', num_threads=team(<int>panels)):
