@@ -50,10 +50,76 @@ cdef extern from *:
         Py_ssize_t m = -(Py_ssize_t)(c != 0);
         return (a & m) | (b & ~m);
     }
+    /* 2x2 windows at stride 2 on AVX-512 (float32): outputs [0, n) of one row from input rows
+       r0, r1 (window ow reads columns 2ow, 2ow+1), 16 at a time, with PyTorch's max rule in
+       row-major tap order; the switches (r0's row index h0 in the plane of width W) as int32
+       (i32) or int64 (i64), or none. The loops that compilers make of the scalar code load the
+       even and odd columns one element at a time; here two loads and two permutes a row. */
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <immintrin.h>
+    #define FC_POOL_X86 1
+    __attribute__((target("avx512f"))) static void fc_max2x2_row512(
+            const float *r0, const float *r1, ptrdiff_t n, float *o, int32_t *i32, int64_t *i64,
+            ptrdiff_t base, ptrdiff_t W) {
+        const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        const __m512i two = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        for (ptrdiff_t ow = 0; ow < n; ow += 16) {
+            ptrdiff_t m = n - ow < 16 ? n - ow : 16;
+            __mmask16 lo = m >= 8 ? 0xFFFF : (__mmask16)((1u << (2 * m)) - 1u);
+            __mmask16 hi = m > 8 ? (__mmask16)((1u << (2 * m - 16)) - 1u) : 0;
+            if (m == 16) hi = 0xFFFF;
+            __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ow + 16);
+            __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ow + 16);
+            __m512 best = _mm512_permutex2var_ps(a0, ev, a1), v;
+            __m512i k = _mm512_setzero_si512();
+            __mmask16 up;
+            v = _mm512_permutex2var_ps(a0, od, a1);
+            up = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            best = _mm512_mask_mov_ps(best, up, v); k = _mm512_mask_mov_epi32(k, up, _mm512_set1_epi32(1));
+            v = _mm512_permutex2var_ps(b0, ev, b1);
+            up = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            best = _mm512_mask_mov_ps(best, up, v); k = _mm512_mask_mov_epi32(k, up, _mm512_set1_epi32((int)W));
+            v = _mm512_permutex2var_ps(b0, od, b1);
+            up = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            best = _mm512_mask_mov_ps(best, up, v); k = _mm512_mask_mov_epi32(k, up, _mm512_set1_epi32((int)W + 1));
+            __mmask16 out = (__mmask16)((m == 16) ? 0xFFFF : ((1u << m) - 1u));
+            _mm512_mask_storeu_ps(o + ow, out, best);
+            if (i32 != NULL || i64 != NULL) {
+                /* switch = base + 2 ow + tap offset (0, 1, W, W + 1); base + 2 ow fits int32 when
+                   the caller asks for int32 switches */
+                __m512i idx = _mm512_add_epi32(_mm512_add_epi32(two, k), _mm512_set1_epi32((int)(2 * ow)));
+                if (i32 != NULL) {
+                    _mm512_mask_storeu_epi32(i32 + ow, out, _mm512_add_epi32(idx, _mm512_set1_epi32((int)base)));
+                } else {
+                    __m512i q0 = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)), _mm512_set1_epi64(base));
+                    __m512i q1 = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)), _mm512_set1_epi64(base));
+                    _mm512_mask_storeu_epi64(i64 + ow, (__mmask8)(out & 0xFF), q0);
+                    _mm512_mask_storeu_epi64(i64 + ow + 8, (__mmask8)(out >> 8), q1);
+                }
+            }
+        }
+    }
+    static int fc_pool_avx512(void) {
+        static int level = -1;
+        if (level < 0) level = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        return level;
+    }
+    #else
+    #define FC_POOL_X86 0
+    static void fc_max2x2_row512(const float *r0, const float *r1, ptrdiff_t n, float *o, int32_t *i32,
+                                 int64_t *i64, ptrdiff_t base, ptrdiff_t W) {
+        (void)r0; (void)r1; (void)n; (void)o; (void)i32; (void)i64; (void)base; (void)W;
+    }
+    static int fc_pool_avx512(void) { return 0; }
+    #endif
     """
     float fc_select_float(int c, float a, float b) noexcept nogil
     double fc_select_double(int c, double a, double b) noexcept nogil
     Py_ssize_t fc_select_index(int c, Py_ssize_t a, Py_ssize_t b) noexcept nogil
+    void fc_max2x2_row512(const float* r0, const float* r1, Py_ssize_t n, float* o, int32_t* i32,
+                          int64_t* i64, Py_ssize_t base, Py_ssize_t W) noexcept nogil
+    int fc_pool_avx512() noexcept nogil
 
 
 cdef inline floating _select(int c, floating a, floating b) noexcept nogil:
@@ -173,6 +239,16 @@ cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t W, Py_ssize_t h0
     cdef Py_ssize_t ow, w
     cdef floating best, v
     cdef int upd, k
+    if floating is float:  # stride 2, no padding inside [c0, c1): the AVX-512 loop
+        if sw == 2 and c1 > c0 and fc_pool_avx512():
+            w = c0 * 2 - pw
+            if index_t is int32_t:
+                fc_max2x2_row512(r0 + w, r1 + w, c1 - c0, o_row + c0, i_row + c0 if i_row != NULL else NULL,
+                                 NULL, h0 * W + w, W)
+            else:
+                fc_max2x2_row512(r0 + w, r1 + w, c1 - c0, o_row + c0, NULL,
+                                 i_row + c0 if i_row != NULL else NULL, h0 * W + w, W)
+            return
     if i_row != NULL:
         for ow in range(c0, c1):
             w = ow * sw - pw
