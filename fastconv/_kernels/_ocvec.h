@@ -48,6 +48,24 @@ static int fc_ocvec_tile(int level, ptrdiff_t K, ptrdiff_t Wo)
     return best;
 }
 
+/* The multiply-adds of one register tile: for every tap t = (c, i, j) the block's KV weight
+   vectors (w, advancing KB a tap) times the tile's R input pixels px[OFF] (r the pixel), px the
+   tap's pixel at offset BASE of channel c's row i * dh. */
+#define FC_OCVEC_TAPS(VT, KV, BASE, OFF)                                                           \
+    for (c = 0; c < C; c++)                                                                        \
+        for (i = 0; i < kh; i++) {                                                                 \
+            const float *row = xp + (c * Hp + i * dh) * Wp + (BASE);                               \
+            for (j = 0; j < kw; j++, w += KB) {                                                    \
+                VT wv[KV];                                                                         \
+                const float *px = row + j * dw;                                                    \
+                for (q = 0; q < KV; q++) { wv[q] = FC_LD(VT, w + q * VL); FC_KEEP(wv[q]); }        \
+                for (r = 0; r < R; r++) {                                                          \
+                    const float a = px[OFF];                                                       \
+                    for (q = 0; q < KV; q++) acc[r][q] += a * wv[q];                               \
+                }                                                                                  \
+            }                                                                                      \
+        }
+
 /* Rows [oy0, oy1) of y[k, oy, ox] (one image, K planes Ho x Wo) = bias[k] + sum over the taps
    t = (c, i, j) of wt[kb][t][k % KB] * xp[c, oy * sh + i * dh, ox * sw + j * dw], k = kb * KB + k % KB < K.
    xp: C planes Hp x Wp holding at least ((Wo + R - 1) / R * R - 1) * sw + (kw - 1) * dw + 1
@@ -67,19 +85,7 @@ static int fc_ocvec_tile(int level, ptrdiff_t K, ptrdiff_t Wo)
                 VT acc[R][KV];                                                                     \
                 for (r = 0; r < R; r++)                                                            \
                     for (q = 0; q < KV; q++) acc[r][q] = FC_LD(VT, bias + kb * KB + q * VL);       \
-                for (c = 0; c < C; c++)                                                            \
-                    for (i = 0; i < kh; i++) {                                                     \
-                        const float *row = xp + (c * Hp + oy * sh + i * dh) * Wp + ox0 * sw;       \
-                        for (j = 0; j < kw; j++, w += KB) {                                        \
-                            VT wv[KV];                                                             \
-                            const float *px = row + j * dw;                                        \
-                            for (q = 0; q < KV; q++) { wv[q] = FC_LD(VT, w + q * VL); FC_KEEP(wv[q]); } \
-                            for (r = 0; r < R; r++) {                                              \
-                                const float a = px[r * sw];                                        \
-                                for (q = 0; q < KV; q++) acc[r][q] += a * wv[q];                   \
-                            }                                                                      \
-                        }                                                                          \
-                    }                                                                              \
+                FC_OCVEC_TAPS(VT, KV, (oy * sh * Wp + ox0 * sw), r * sw)                             \
                 for (q = 0; q < KV; q++)                                                           \
                     for (l = 0; l < VL; l++) {                                                     \
                         const ptrdiff_t k = kb * KB + q * VL + l;                                  \
@@ -225,19 +231,7 @@ static FC_AVX2 void fc_ocvec_image_avx2_6_s1 FC_OCVEC_PARAMS_S1 FC_OCVEC_BODY_S1
                 off[r] = p / Wo * sh * Wp + p % Wo * sw;                                           \
                 for (q = 0; q < KV; q++) acc[r][q] = FC_LD(VT, bias + kb * KB + q * VL);           \
             }                                                                                      \
-            for (c = 0; c < C; c++)                                                                \
-                for (i = 0; i < kh; i++) {                                                         \
-                    const float *row = xp + (c * Hp + i * dh) * Wp;                                \
-                    for (j = 0; j < kw; j++, w += KB) {                                            \
-                        VT wv[KV];                                                                 \
-                        const float *px = row + j * dw;                                            \
-                        for (q = 0; q < KV; q++) { wv[q] = FC_LD(VT, w + q * VL); FC_KEEP(wv[q]); } \
-                        for (r = 0; r < R; r++) {                                                  \
-                            const float a = px[off[r]];                                            \
-                            for (q = 0; q < KV; q++) acc[r][q] += a * wv[q];                       \
-                        }                                                                          \
-                    }                                                                              \
-                }                                                                                  \
+            FC_OCVEC_TAPS(VT, KV, 0, off[r])                                                       \
             for (q = 0; q < KV; q++)                                                               \
                 for (l = 0; l < VL; l++) {                                                         \
                     const ptrdiff_t k = kb * KB + q * VL + l;                                      \
@@ -317,6 +311,26 @@ static void fc_ocvec_run(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, 
 #undef FC_OCVEC_CALL
 }
 
+#else
+static void fc_ocvec_dw(int level, const float *xp, ptrdiff_t Wp, const ptrdiff_t *tapoff,
+                        ptrdiff_t T, const float *dyt, ptrdiff_t Kp, ptrdiff_t K, ptrdiff_t sh,
+                        ptrdiff_t sw, ptrdiff_t Ho, ptrdiff_t Wo, float *dw)
+{
+    (void)level; (void)xp; (void)Wp; (void)tapoff; (void)T; (void)dyt; (void)Kp; (void)K;
+    (void)sh; (void)sw; (void)Ho; (void)Wo; (void)dw;
+}
+
+static void fc_ocvec_run(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
+                         const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
+                         ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
+                         ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, int pixels, float *y)
+{
+    (void)level; (void)xp; (void)C; (void)Hp; (void)Wp; (void)wt; (void)bias; (void)K; (void)kh;
+    (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)Ho; (void)Wo; (void)oy0; (void)oy1;
+    (void)pixels; (void)y;
+}
+#endif
+
 static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
                            const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
                            ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
@@ -339,35 +353,6 @@ static void fc_ocvec_part(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp,
         fc_ocvec_run(level, xp, C, Hp, Wp, wt, bias, K, kh, kw, sh, sw, dh, dw, Ho, Wo,
                      Ho * Wo * t / parts, Ho * Wo * (t + 1) / parts, 1, y);
 }
-#else
-static void fc_ocvec_dw(int level, const float *xp, ptrdiff_t Wp, const ptrdiff_t *tapoff,
-                        ptrdiff_t T, const float *dyt, ptrdiff_t Kp, ptrdiff_t K, ptrdiff_t sh,
-                        ptrdiff_t sw, ptrdiff_t Ho, ptrdiff_t Wo, float *dw)
-{
-    (void)level; (void)xp; (void)Wp; (void)tapoff; (void)T; (void)dyt; (void)Kp; (void)K;
-    (void)sh; (void)sw; (void)Ho; (void)Wo; (void)dw;
-}
-
-static void fc_ocvec_image(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
-                           const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
-                           ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
-                           ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t oy0, ptrdiff_t oy1, float *y)
-{
-    (void)level; (void)xp; (void)C; (void)Hp; (void)Wp; (void)wt; (void)bias; (void)K; (void)kh;
-    (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)Ho; (void)Wo; (void)oy0; (void)oy1;
-    (void)y;
-}
-
-static void fc_ocvec_part(int level, const float *xp, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,
-                          const float *wt, const float *bias, ptrdiff_t K, ptrdiff_t kh,
-                          ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,
-                          ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t t, ptrdiff_t parts, float *y)
-{
-    (void)level; (void)xp; (void)C; (void)Hp; (void)Wp; (void)wt; (void)bias; (void)K; (void)kh;
-    (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)Ho; (void)Wo; (void)t; (void)parts;
-    (void)y;
-}
-#endif
 
 /* dst[c * ld_dst + r] = r < rows ? src[r * ld_src + c] : 0, for r < rows_out and c < cols
    (rows_out a multiple of the variant's vector width: 16 floats for `level` 3, 8 for 2): the
