@@ -161,7 +161,7 @@ def backward_buffers(plan: BackwardPlan, g: ConvGeometry, out_channels: int, nee
                      need_dw: bool) -> Tuple[int, int, int, int]:
     """(images side by side, dW column elements, dX column elements, gathered dY elements) of a
     backward call, per buffer: the plan's images when it computes dX or its dW product runs side
-    by side (at most SIDE_BY_SIDE_DW_PIXELS output pixels), else 1."""
+    by side (``side_by_side_dw``), else 1."""
     pixels = g.out_h * g.out_w
     side_dw = side_by_side_dw(g, out_channels, plan.row_elements // max(1, g.out_w))
     images = plan.images if need_dx or side_dw else 1
@@ -180,7 +180,7 @@ def backward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize
     _, dw_columns, dx_columns, gathered = backward_buffers(plan, g, out_channels, need_dx, need_dw)
     # with several partitions, dW's partial sums too (one partition's row is the gradient itself)
     partials = out_channels * (image_shape[1] // g.groups) * g.kh * g.kw if need_dw and plan.buffers > 1 else 0
-    return ((dw_columns + dx_columns + gathered) * plan.buffers + partials * plan.buffers) * itemsize
+    return (dw_columns + dx_columns + gathered + partials) * plan.buffers * itemsize
 
 
 def forward_workspace(image_shape, out_channels: int, g: ConvGeometry, itemsize: int) -> int:
