@@ -1040,3 +1040,17 @@ def test_prepacked_layers_under_a_capped_sgemm(isa, expect_panels):
     done = run_child([sys.executable, "-c", _PANELS_UNDER_CAP.format(expect_panels=expect_panels)],
                      env=child_env(FASTCONV_SGEMM_ISA=isa))
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 8, 9, 14, 16, 17, 33])
+def test_max_pool_2x2_planes_of_every_width(size):
+    """The executor's 2×2/2 max pooling: narrow planes two output rows a vector (odd row counts
+    end with one row), wider ones a row at a time, against eager's (PyTorch's) rule with ties and
+    NaNs, including a window of NaNs only."""
+    rng = np.random.default_rng(size)
+    x = rng.integers(-2, 3, size=(3, 4, size, size)).astype(np.float32)
+    x.reshape(-1)[rng.choice(x.size, max(2, x.size // 20), replace=False)] = np.nan
+    x[0, 0, :2, :2] = np.nan
+    predictor = fc.inference.compile(nn.Sequential(nn.MaxPool2d(2)), x)
+    expected = F.max_pool2d(fc.tensor(x), 2).numpy()
+    np.testing.assert_array_equal(predictor(x), expected)

@@ -441,6 +441,31 @@ __attribute__((target("avx512f"))) static void fc_pool2x2_512(const float *a, co
     }
 }
 
+/* A narrow plane (Wo <= 8): two output rows a vector, from the row pairs (a, a + W) and
+   (a + 2W, a + 3W), whose outputs are contiguous in y: lanes [0, Wo) take the even/odd columns of
+   the first pair, lanes [Wo, 2Wo) those of the second; an odd last row as fc_pool2x2_512 does. */
+__attribute__((target("avx512f"))) static void fc_pool2x2_plane512(const float *x, ptrdiff_t W, ptrdiff_t Ho,
+                                                                  ptrdiff_t Wo, float *y) {
+    int ev[16], od[16];
+    for (int l = 0; l < 16; l++) {
+        int pick = l < Wo ? 2 * l : 16 + 2 * (l - (int)Wo);
+        ev[l] = pick < 32 ? pick : 0;
+        od[l] = pick + 1 < 32 ? pick + 1 : 0;
+    }
+    const __m512i e = _mm512_loadu_si512(ev), d = _mm512_loadu_si512(od);
+    const __mmask16 m = fc_mask16(2 * Wo);
+    ptrdiff_t oy = 0;
+    for (; oy + 1 < Ho; oy += 2) {
+        const float *a = x + 2 * oy * W;
+        __m512 v0 = fc_nanmax16(_mm512_maskz_loadu_ps(m, a), _mm512_maskz_loadu_ps(m, a + W));
+        __m512 v1 = fc_nanmax16(_mm512_maskz_loadu_ps(m, a + 2 * W), _mm512_maskz_loadu_ps(m, a + 3 * W));
+        __m512 r = fc_nanmax16(_mm512_permutex2var_ps(v0, e, v1), _mm512_permutex2var_ps(v0, d, v1));
+        _mm512_mask_storeu_ps(y + oy * Wo, m, r);
+    }
+    if (oy < Ho)
+        fc_pool2x2_512(x + 2 * oy * W, x + (2 * oy + 1) * W, y + oy * Wo, Wo);
+}
+
 __attribute__((target("avx2,fma"))) static void fc_pool2x2_256(const float *a, const float *b, float *o, ptrdiff_t Wo) {
     ptrdiff_t ox = 0;
     for (; ox + 8 <= Wo; ox += 8) {
@@ -463,7 +488,10 @@ static void fc_inf_max_pool_2x2(const float *x, float *y, ptrdiff_t p0, ptrdiff_
                                 ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo, float *buf) {
     int isa = fc_inf_isa();
     (void)buf;
-    for (ptrdiff_t p = p0; p < p1; p++)
+    for (ptrdiff_t p = p0; p < p1; p++) {
+#ifdef FC_INF_X86
+        if (isa == 3 && Wo <= 8) { fc_pool2x2_plane512(x + p * H * W, W, Ho, Wo, y + p * Ho * Wo); continue; }
+#endif
         for (ptrdiff_t oy = 0; oy < Ho; oy++) {
             const float *a = x + (p * H + 2 * oy) * W, *b = a + W;
             float *o = y + (p * Ho + oy) * Wo;
@@ -474,6 +502,7 @@ static void fc_inf_max_pool_2x2(const float *x, float *y, ptrdiff_t p0, ptrdiff_
             for (ptrdiff_t ox = 0; ox < Wo; ox++)
                 o[ox] = fc_inf_nanmax(fc_inf_nanmax(a[2 * ox], a[2 * ox + 1]), fc_inf_nanmax(b[2 * ox], b[2 * ox + 1]));
         }
+    }
 }
 
 /* average pooling with one window shape: window sums down the rows into buf (double, 0 outside
