@@ -441,17 +441,23 @@ __attribute__((target("avx512f"))) static void fc_pool2x2_512(const float *a, co
     }
 }
 
-/* A narrow plane (Wo <= 8): two output rows a vector, from the row pairs (a, a + W) and
-   (a + 2W, a + 3W), whose outputs are contiguous in y: lanes [0, Wo) take the even/odd columns of
-   the first pair, lanes [Wo, 2Wo) those of the second; an odd last row as fc_pool2x2_512 does. */
-__attribute__((target("avx512f"))) static void fc_pool2x2_plane512(const float *x, ptrdiff_t W, ptrdiff_t Ho,
-                                                                  ptrdiff_t Wo, float *y) {
-    int ev[16], od[16];
+/* The lanes of fc_pool2x2_plane512's permutes for Wo <= 8 outputs a row: ev[l] and od[l] the
+   even and odd input columns of output l (lanes [Wo, 2Wo): the second row pair's, from 16 on). */
+static void fc_pool2x2_lanes(ptrdiff_t Wo, int *ev, int *od) {
     for (int l = 0; l < 16; l++) {
         int pick = l < Wo ? 2 * l : 16 + 2 * (l - (int)Wo);
         ev[l] = pick < 32 ? pick : 0;
         od[l] = pick + 1 < 32 ? pick + 1 : 0;
     }
+}
+
+/* A narrow plane (Wo <= 8): two output rows a vector, from the row pairs (a, a + W) and
+   (a + 2W, a + 3W), whose outputs are contiguous in y: lanes [0, Wo) take the even/odd columns of
+   the first pair, lanes [Wo, 2Wo) those of the second (ev, od from fc_pool2x2_lanes); an odd last
+   row as fc_pool2x2_512 does. */
+__attribute__((target("avx512f"))) static void fc_pool2x2_plane512(const float *x, ptrdiff_t W, ptrdiff_t Ho,
+                                                                  ptrdiff_t Wo, const int *ev, const int *od,
+                                                                  float *y) {
     const __m512i e = _mm512_loadu_si512(ev), d = _mm512_loadu_si512(od);
     const __mmask16 m = fc_mask16(2 * Wo);
     ptrdiff_t oy = 0;
@@ -488,9 +494,13 @@ static void fc_inf_max_pool_2x2(const float *x, float *y, ptrdiff_t p0, ptrdiff_
                                 ptrdiff_t W, ptrdiff_t Ho, ptrdiff_t Wo, float *buf) {
     int isa = fc_inf_isa();
     (void)buf;
+#ifdef FC_INF_X86
+    int ev[16], od[16];
+    if (isa == 3 && Wo <= 8) fc_pool2x2_lanes(Wo, ev, od);  /* once for all planes */
+#endif
     for (ptrdiff_t p = p0; p < p1; p++) {
 #ifdef FC_INF_X86
-        if (isa == 3 && Wo <= 8) { fc_pool2x2_plane512(x + p * H * W, W, Ho, Wo, y + p * Ho * Wo); continue; }
+        if (isa == 3 && Wo <= 8) { fc_pool2x2_plane512(x + p * H * W, W, Ho, Wo, ev, od, y + p * Ho * Wo); continue; }
 #endif
         for (ptrdiff_t oy = 0; oy < Ho; oy++) {
             const float *a = x + (p * H + 2 * oy) * W, *b = a + W;
